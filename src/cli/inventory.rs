@@ -1,0 +1,60 @@
+//! `tend inventory`: what the inventory says, the way `ansible-inventory` shows it.
+
+use super::CliError;
+use super::common::InventoryOpts;
+use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::exit::Code;
+use anyhow::Context;
+use clap::Args;
+use std::io::Write;
+
+/// Show the inventory: groups, hosts and their merged variables.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("view").args(["list", "graph", "host"])))]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub inventory: InventoryOpts,
+    /// All groups and hosts with their variables, as JSON (the default)
+    #[arg(long)]
+    pub list: bool,
+    /// A tree of groups and hosts, from `all` or from the given group
+    #[arg(long, value_name = "GROUP", num_args = 0..=1, default_missing_value = "all")]
+    pub graph: Option<String>,
+    /// The merged variables of one host, as JSON
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+/// Runs `tend inventory`.
+pub fn run(args: InventoryArgs) -> Result<Code, CliError> {
+    let inv = args.inventory.load()?;
+    let text = if let Some(group) = &args.graph {
+        let g = inv.group_index(group).ok_or_else(|| {
+            let d = Diagnostic::plain(format!("no group `{group}` in the inventory"));
+            match did_you_mean(group, inv.groups.iter().map(|g| g.name.as_str())) {
+                Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                None => d,
+            }
+        })?;
+        inv.to_graph(g)
+    } else if let Some(name) = &args.host {
+        let host = inv.host(name).ok_or_else(|| {
+            let d = Diagnostic::plain(format!("no host `{name}` in the inventory"));
+            match did_you_mean(name, inv.hosts.iter().map(|h| h.name.as_str())) {
+                Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                None => d,
+            }
+        })?;
+        pretty(&serde_json::Value::Object(host.vars.clone()))?
+    } else {
+        pretty(&inv.to_list_json())?
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error worth reporting.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    Ok(Code::Ok)
+}
+
+fn pretty(v: &serde_json::Value) -> Result<String, CliError> {
+    Ok(serde_json::to_string_pretty(v).context("cannot render JSON")? + "\n")
+}

@@ -1,0 +1,89 @@
+//! The command line: parse flags, run one command, turn its outcome into an exit code.
+//! This is the edge where typed errors become messages.
+
+mod common;
+mod exec;
+mod inventory;
+mod upload;
+
+use crate::diagnostic::Diagnostic;
+use crate::exit::Code;
+use crate::inventory::PatternError;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Run a shop's MariaDB + Nginx + Tomcat fleet over SSH.
+///
+/// Reads an Ansible-style YAML inventory and works on its hosts concurrently over one SSH
+/// connection per host, with strict host-key checking.
+///
+/// Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable (none failed),
+/// 4 invalid input (inventory, pattern, flags; nothing was run), 99 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "tend", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a shell command on every host matching a pattern
+    Exec(exec::ExecArgs),
+    /// Copy a local file to every host matching a pattern, atomically
+    Upload(upload::UploadArgs),
+    /// Show the inventory: groups, hosts and their merged variables
+    Inventory(inventory::InventoryArgs),
+}
+
+/// Why a command stopped before finishing its work.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input: exit 4.
+    #[error(transparent)]
+    Input(#[from] Diagnostic),
+    /// Bad host pattern: exit 4.
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// Anything else: exit 1.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Code::Ok,
+                _ => Code::InvalidInput,
+            }
+            .exit_code();
+        }
+    };
+    let result = match cli.command {
+        Command::Exec(args) => exec::run(args),
+        Command::Upload(args) => upload::run(args),
+        Command::Inventory(args) => inventory::run(args),
+    };
+    match result {
+        Ok(code) => code.exit_code(),
+        Err(e) => {
+            let code = match &e {
+                CliError::Input(_) | CliError::Pattern(_) => Code::InvalidInput,
+                CliError::Internal(_) => Code::Internal,
+            };
+            let style = crate::output::Style::stderr();
+            let text = match &e {
+                CliError::Internal(e) => format!("{e:#}"),
+                other => other.to_string(),
+            };
+            eprintln!("{}: {text}", style.red("error"));
+            code.exit_code()
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Exit codes are part of the interface: CI pipelines branch on them, so they live in one place.
+
+use std::process::ExitCode;
+
+/// The documented exit codes of every `tend` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Code {
+    /// Everything succeeded.
+    Ok = 0,
+    /// `tend` itself failed (local I/O, a bug): not the hosts' fault.
+    Internal = 1,
+    /// At least one host failed a command or task.
+    HostFailed = 2,
+    /// At least one host was unreachable and none failed.
+    Unreachable = 3,
+    /// The input (inventory, playbook, pattern, flags) is invalid; nothing was run.
+    InvalidInput = 4,
+    /// Interrupted by Ctrl-C or SIGTERM.
+    Interrupted = 99,
+}
+
+impl Code {
+    /// The process exit code for this outcome.
+    pub fn exit_code(self) -> ExitCode {
+        ExitCode::from(self as u8)
+    }
+}

@@ -1,0 +1,209 @@
+//! SSH through OpenSSH: one authenticated master per host, commands as multiplexed channels
+//! (native mux protocol, no `ssh` process per command). Honours `~/.ssh/config`.
+
+use super::{ConnectOptions, HostKeyPolicy, Output, SshTarget, TransportError};
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{RwLock, Semaphore};
+
+/// An SSH master connection to one host.
+#[derive(Debug)]
+pub struct SshConnection {
+    target: SshTarget,
+    options: ConnectOptions,
+    session: RwLock<Arc<Session>>,
+    channels: Semaphore,
+}
+
+impl SshConnection {
+    /// Starts the master connection and authenticates.
+    pub async fn open(
+        target: &SshTarget,
+        options: &ConnectOptions,
+    ) -> Result<Self, TransportError> {
+        let session = connect(target, options).await?;
+        Ok(Self {
+            target: target.clone(),
+            options: options.clone(),
+            session: RwLock::new(Arc::new(session)),
+            channels: Semaphore::new(options.channels_per_host.max(1)),
+        })
+    }
+
+    /// Runs a command line through the host's login shell.
+    pub async fn run(&self, line: &str, stdin: Option<&[u8]>) -> Result<Output, TransportError> {
+        let _permit = self
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| TransportError::Local("connection is closing".into()))?;
+        let session = self.session.read().await.clone();
+        match run_on(&session, line, stdin).await {
+            // The master went away while idle (ControlPersist expired, host rebooted): nothing
+            // was started on the host, so reconnect once and run the command then.
+            Err(Spawn::NotStarted(_)) if session.check().await.is_err() => {
+                let fresh = Arc::new(connect(&self.target, &self.options).await?);
+                *self.session.write().await = fresh.clone();
+                run_on(&fresh, line, stdin).await.map_err(Spawn::into_error)
+            }
+            other => other.map_err(Spawn::into_error),
+        }
+    }
+
+    /// Stops the master.
+    pub async fn close(self) {
+        self.channels.close();
+        let session = self.session.into_inner();
+        if let Ok(session) = Arc::try_unwrap(session) {
+            let _ = session.close().await;
+        }
+    }
+}
+
+enum Spawn {
+    NotStarted(openssh::Error),
+    Failed(TransportError),
+}
+
+impl Spawn {
+    fn into_error(self) -> TransportError {
+        match self {
+            Spawn::NotStarted(e) => TransportError::Disconnected(error_chain(&e)),
+            Spawn::Failed(e) => e,
+        }
+    }
+}
+
+async fn run_on(session: &Session, line: &str, stdin: Option<&[u8]>) -> Result<Output, Spawn> {
+    let mut cmd = session.raw_command(line);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().await.map_err(Spawn::NotStarted)?;
+    let writer = child.stdin().take();
+    let feed = async move {
+        if let (Some(mut w), Some(data)) = (writer, stdin) {
+            // A command that exits without reading its input is not an error of ours.
+            let _ = w.write_all(data).await;
+            let _ = w.shutdown().await;
+        }
+    };
+    let (_, result) = tokio::join!(feed, child.wait_with_output());
+    match result {
+        Ok(out) => Ok(Output {
+            rc: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }),
+        Err(openssh::Error::RemoteProcessTerminated) => Ok(Output {
+            rc: None,
+            ..Output::default()
+        }),
+        Err(e) => Err(Spawn::Failed(TransportError::Disconnected(error_chain(&e)))),
+    }
+}
+
+async fn connect(target: &SshTarget, options: &ConnectOptions) -> Result<Session, TransportError> {
+    let mut b = SessionBuilder::default();
+    let policy = target.host_keys.unwrap_or(options.host_keys);
+    b.known_hosts_check(match policy {
+        HostKeyPolicy::Strict => KnownHosts::Strict,
+        HostKeyPolicy::AcceptNew => KnownHosts::Add,
+        HostKeyPolicy::Off => KnownHosts::Accept,
+    })
+    .connect_timeout(target.connect_timeout.unwrap_or(options.connect_timeout))
+    .server_alive_interval(std::time::Duration::from_secs(15))
+    .control_directory(&options.control_dir)
+    // A backstop only: tend closes its masters on exit and on Ctrl-C.
+    .control_persist(ControlPersist::IdleFor(
+        NonZeroUsize::new(300).unwrap_or(NonZeroUsize::MIN),
+    ));
+    if let Some(user) = &target.user {
+        b.user(user.clone());
+    }
+    if let Some(port) = target.port {
+        b.port(port);
+    }
+    if let Some(key) = &target.key_file {
+        b.keyfile(key);
+    }
+    if let Some(file) = &target.known_hosts_file {
+        b.user_known_hosts_file(file);
+    }
+    if let Some(file) = &target.config_file {
+        b.config_file(file);
+    }
+    if !target.jump_hosts.is_empty() {
+        b.jump_hosts(&target.jump_hosts);
+    }
+    b.connect_mux(&target.address)
+        .await
+        .map_err(|e| classify(&e, target))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Turns ssh's stderr into one line and a hint the operator can act on.
+fn classify(e: &openssh::Error, target: &SshTarget) -> TransportError {
+    let raw = match e {
+        openssh::Error::Connect(io) | openssh::Error::Master(io) => io.to_string(),
+        other => error_chain(other),
+    };
+    let lines: Vec<&str> = raw
+        .lines()
+        .map(|l| l.trim().trim_start_matches("ssh: "))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('@') && !l.starts_with("Warning: Permanently added")
+        })
+        .collect();
+    let known_hosts = target
+        .known_hosts_file
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "~/.ssh/known_hosts".into());
+    let port = target.port.map(|p| format!(" -p {p}")).unwrap_or_default();
+    let addr = &target.address;
+    let (message, hint) = if raw.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        (
+            format!("host key verification failed: the host key of `{addr}` has changed"),
+            Some(format!(
+                "if the host was reinstalled, remove the old key with `ssh-keygen -f {known_hosts} -R {addr}` and rerun with `--accept-new-host-keys`; otherwise someone may be intercepting the connection"
+            )),
+        )
+    } else if raw.contains("Host key verification failed") {
+        (
+            format!("host key verification failed: no known host key for `{addr}`"),
+            Some(format!(
+                "after checking the key, rerun with `--accept-new-host-keys` to trust it on first use, or add it with `ssh-keyscan{port} {addr} >> {known_hosts}`"
+            )),
+        )
+    } else if raw.contains("Permission denied") {
+        (
+            lines.join("; "),
+            Some("check `ansible_user` and `ansible_ssh_private_key_file` for this host".into()),
+        )
+    } else {
+        let text = if lines.is_empty() {
+            raw.trim().to_string()
+        } else {
+            lines.join("; ")
+        };
+        (text, None)
+    };
+    TransportError::Unreachable { message, hint }
+}

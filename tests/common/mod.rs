@@ -1,0 +1,161 @@
+//! Helpers shared by the integration tests: run the real `tend` binary, reach the lab.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `tend` binary under test, with a clean environment for its settings.
+pub fn tend() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tend"));
+    cmd.env_remove("TEND_INVENTORY").env("NO_COLOR", "1");
+    cmd
+}
+
+/// Output of a finished command, with helpers for assertions.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// One JSON object per stdout line.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect()
+    }
+
+    /// The JSON line of one host.
+    pub fn host(&self, name: &str) -> serde_json::Value {
+        self.json_lines()
+            .into_iter()
+            .find(|v| v["host"] == name)
+            .unwrap_or_else(|| panic!("no line for {name} in:\n{}", self.stdout))
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `tend` with arguments.
+pub fn run(args: &[&str]) -> Run {
+    run_in(&repo(), args)
+}
+
+/// Runs `tend` with arguments in a directory.
+pub fn run_in(dir: &Path, args: &[&str]) -> Run {
+    Run::of(
+        tend()
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("start tend"),
+    )
+}
+
+/// The lab started by `tests/lab/lab.sh up`; tests that need it fail loudly without it.
+pub struct Lab {
+    pub dir: PathBuf,
+}
+
+impl Lab {
+    pub fn get() -> Self {
+        let dir = repo().join("tests/lab");
+        assert!(
+            dir.join("inventory.yaml").exists(),
+            "the lab is not up: run `tests/lab/lab.sh up 4` as root (tests/run.sh does it)"
+        );
+        Self { dir }
+    }
+
+    pub fn inventory(&self) -> String {
+        self.dir.join("inventory.yaml").display().to_string()
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+
+    pub fn key(&self) -> PathBuf {
+        self.dir.join("id_ed25519")
+    }
+
+    /// Runs a command inside host `hI` without ssh, to look at its state independently of tend.
+    pub fn on_host(&self, i: u32, argv: &[&str]) -> Run {
+        Run::of(
+            Command::new(self.dir.join("lab.sh"))
+                .arg("exec")
+                .arg(i.to_string())
+                .args(argv)
+                .output()
+                .expect("run lab.sh exec"),
+        )
+    }
+
+    /// Shell text inside host `hI`; panics unless it exits 0.
+    pub fn sh(&self, i: u32, script: &str) -> String {
+        let r = self.on_host(i, &["sh", "-c", script]);
+        assert_eq!(r.code, 0, "on h{i}: {script}\n{r:?}");
+        r.stdout
+    }
+
+    pub fn address(&self, i: u32) -> String {
+        let out = Command::new(self.dir.join("lab.sh"))
+            .args(["address", &i.to_string()])
+            .output()
+            .expect("lab.sh");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn lab_sh(&self, args: &[&str]) -> Run {
+        Run::of(
+            Command::new(self.dir.join("lab.sh"))
+                .args(args)
+                .output()
+                .expect("run lab.sh"),
+        )
+    }
+}
+
+/// A fresh scratch directory.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// A one-host inventory for lab host `hI` with its own known_hosts file and extra vars.
+pub fn single_host_inventory(lab: &Lab, dir: &Path, i: u32, known_hosts: &Path) -> PathBuf {
+    let inv = dir.join("inventory.yaml");
+    std::fs::write(
+        &inv,
+        format!(
+            "all:\n  hosts:\n    h{i}:\n      ansible_host: {}\n      ansible_user: root\n      ansible_ssh_private_key_file: {}\n      ansible_ssh_common_args: \"-o UserKnownHostsFile={}\"\n",
+            lab.address(i),
+            lab.key().display(),
+            known_hosts.display()
+        ),
+    )
+    .expect("write inventory");
+    inv
+}

@@ -46,6 +46,43 @@ impl Source {
     }
 }
 
+/// Where a value was written, kept on loaded items so later checks can point back at them.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// The file.
+    pub source: Source,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+impl Span {
+    /// The span of a YAML node in `source`.
+    pub fn of(source: &Source, node: &crate::yaml::Node) -> Self {
+        Self {
+            source: source.clone(),
+            line: node.line,
+            column: node.column,
+        }
+    }
+
+    /// An error pointing here.
+    pub fn error(&self, message: impl Into<String>) -> Diagnostic {
+        self.source.error(self.line, self.column, message)
+    }
+
+    /// `file:line:column`, for hints and output.
+    pub fn short(&self) -> String {
+        format!("{}:{}:{}", self.source.path.display(), self.line, self.column)
+    }
+
+    /// `file:line`, the way task locations are shown.
+    pub fn file_line(&self) -> String {
+        format!("{}:{}", self.source.path.display(), self.line)
+    }
+}
+
 /// Where in which file a problem is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {

@@ -2,49 +2,18 @@
 
 use super::range::expand_host_range;
 use super::{Group, Host, Inventory, Vars};
-use crate::diagnostic::{Diagnostic, Source, did_you_mean};
+use crate::diagnostic::{Diagnostic, Source, Span, did_you_mean};
 use crate::yaml::{self, Node, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const GROUP_KEYS: [&str; 3] = ["hosts", "vars", "children"];
 
-/// Where something was written, for messages that point back at it.
-#[derive(Debug, Clone)]
-struct Origin {
-    source: Source,
-    line: u32,
-    column: u32,
-}
-
-impl Origin {
-    fn of(source: &Source, node: &Node) -> Self {
-        Self {
-            source: source.clone(),
-            line: node.line,
-            column: node.column,
-        }
-    }
-
-    fn error(&self, message: impl Into<String>) -> Diagnostic {
-        self.source.error(self.line, self.column, message)
-    }
-
-    fn short(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.source.path.display(),
-            self.line,
-            self.column
-        )
-    }
-}
-
 #[derive(Debug, Default)]
 struct GroupDef {
     name: String,
     hosts: Vec<usize>,
-    children: Vec<(usize, Origin)>,
+    children: Vec<(usize, Span)>,
     inline_vars: Vars,
     file_vars: Vars,
 }
@@ -53,7 +22,7 @@ struct GroupDef {
 struct HostDef {
     name: String,
     inline_vars: Vars,
-    var_origins: HashMap<String, Origin>,
+    var_origins: HashMap<String, Span>,
     file_vars: Vars,
 }
 
@@ -230,7 +199,7 @@ impl Builder {
                         if !self.groups[g].children.iter().any(|(x, _)| *x == c) {
                             self.groups[g]
                                 .children
-                                .push((c, Origin::of(source, child_key)));
+                                .push((c, Span::of(source, child_key)));
                         }
                     }
                 }
@@ -276,16 +245,16 @@ impl Builder {
         let def = &mut self.hosts[h];
         for (var, node) in vars {
             let value = node.to_json();
-            let origin = Origin::of(source, node);
+            let origin = Span::of(source, node);
             if let Some(old) = def.inline_vars.get(var)
                 && *old != value
             {
                 let first = def
                     .var_origins
                     .get(var)
-                    .map(Origin::short)
+                    .map(Span::short)
                     .unwrap_or_default();
-                return Err(Origin::of(source, at)
+                return Err(Span::of(source, at)
                     .error(format!("host `{name}` is defined again with a different value for `{var}`"))
                     .with_hint(format!(
                         "first defined at {first}; write host variables once, or move them to a group's `vars`"

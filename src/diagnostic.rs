@@ -74,7 +74,12 @@ impl Span {
 
     /// `file:line:column`, for hints and output.
     pub fn short(&self) -> String {
-        format!("{}:{}:{}", self.source.path.display(), self.line, self.column)
+        format!(
+            "{}:{}:{}",
+            self.source.path.display(),
+            self.line,
+            self.column
+        )
     }
 
     /// `file:line`, the way task locations are shown.

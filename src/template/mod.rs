@@ -1,0 +1,213 @@
+//! Jinja2 templating the way playbooks use it: strict undefined variables (but `is defined` and
+//! `default()` work), variables that refer to other variables resolved on demand, and a string
+//! that is one `{{ expression }}` keeping the expression's type (a list stays a list).
+
+mod scope;
+
+pub use scope::Scope;
+
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::Value as Json;
+use std::collections::HashSet;
+
+/// Why a template could not be rendered; the message names the variable or expression.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+/// The placeholder `omit` stands for: a module argument equal to it is dropped.
+pub const OMIT: &str = "__omit_place_holder__tend";
+
+/// The template environment shared by a whole run.
+#[derive(Debug)]
+pub struct Engine {
+    env: Environment<'static>,
+    files: Environment<'static>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn environment(trim_blocks: bool) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Ansible keeps a template's trailing newline and trims the newline after a block tag in files.
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .trim_blocks(trim_blocks)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    env
+}
+
+/// True when a string holds template syntax and so needs rendering.
+pub fn is_template(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
+}
+
+/// The inner expression of a string that is exactly one `{{ ... }}`.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
+        .then_some(inner.trim())
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    let mut text = match e.kind() {
+        minijinja::ErrorKind::UndefinedError => "undefined variable".to_string(),
+        _ => e.to_string(),
+    };
+    if let Some(detail) = e.detail()
+        && !text.contains(detail)
+    {
+        text = format!("{text}: {detail}");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+impl Engine {
+    /// An engine for strings in playbooks (`trim_blocks` off) and template files (on, as Ansible).
+    pub fn new() -> Self {
+        Self {
+            env: environment(false),
+            files: environment(true),
+        }
+    }
+
+    /// Checks template syntax without rendering.
+    pub fn check(&self, text: &str) -> Result<(), TemplateError> {
+        if !is_template(text) {
+            return Ok(());
+        }
+        self.env
+            .template_from_str(text)
+            .map(|_| ())
+            .map_err(|e| TemplateError(describe(&e)))
+    }
+
+    /// Checks an expression (`when:`, `that:`) without evaluating it.
+    pub fn check_expression(&self, expr: &str) -> Result<(), TemplateError> {
+        self.env
+            .compile_expression(expr)
+            .map(|_| ())
+            .map_err(|e| TemplateError(describe(&e)))
+    }
+
+    /// Renders a string; one whole `{{ expr }}` keeps the type of its value.
+    pub fn render(&self, text: &str, scope: &Scope) -> Result<Json, TemplateError> {
+        if !is_template(text) {
+            return Ok(Json::String(text.to_string()));
+        }
+        if let Some(expr) = single_expression(text) {
+            return self.eval(expr, scope);
+        }
+        self.render_string(text, scope, false).map(Json::String)
+    }
+
+    /// Renders to text (template files use `files = true`: Ansible's `trim_blocks`).
+    pub fn render_string(
+        &self,
+        text: &str,
+        scope: &Scope,
+        files: bool,
+    ) -> Result<String, TemplateError> {
+        let env = if files { &self.files } else { &self.env };
+        let tmpl = env
+            .template_from_str(text)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        let ctx = scope.context(self, &tmpl.undeclared_variables(false))?;
+        tmpl.render(ctx).map_err(|e| TemplateError(describe(&e)))
+    }
+
+    /// Evaluates a bare expression (`when: x is defined and x > 1`).
+    pub fn eval(&self, expr: &str, scope: &Scope) -> Result<Json, TemplateError> {
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        let ctx = scope.context(self, &compiled.undeclared_variables(false))?;
+        let value = compiled
+            .eval(ctx)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        to_json(&value)
+    }
+
+    /// Evaluates a condition: Ansible truthiness, with bare strings like `"yes"` read as booleans.
+    pub fn condition(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
+        let expr = single_expression(expr).unwrap_or(expr);
+        Ok(truthy(&self.eval(expr, scope)?))
+    }
+
+    /// Renders every string inside a value (module arguments, vars).
+    pub fn render_value(&self, value: &Json, scope: &Scope) -> Result<Json, TemplateError> {
+        Ok(match value {
+            Json::String(s) => self.render(s, scope)?,
+            Json::Array(items) => Json::Array(
+                items
+                    .iter()
+                    .map(|v| self.render_value(v, scope))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Json::Object(map) => {
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let key = match self.render(k, scope)? {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    out.insert(key, self.render_value(v, scope)?);
+                }
+                Json::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    pub(crate) fn variables_of(&self, text: &str) -> Result<HashSet<String>, TemplateError> {
+        if let Some(expr) = single_expression(text) {
+            let compiled = self
+                .env
+                .compile_expression(expr)
+                .map_err(|e| TemplateError(describe(&e)))?;
+            return Ok(compiled.undeclared_variables(false));
+        }
+        let tmpl = self
+            .env
+            .template_from_str(text)
+            .map_err(|e| TemplateError(describe(&e)))?;
+        Ok(tmpl.undeclared_variables(false))
+    }
+}
+
+/// Ansible's truthiness for conditions.
+pub fn truthy(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Json::String(s) => !matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "" | "false" | "no" | "off" | "0" | "n"
+        ),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
+}
+
+fn to_json(value: &Value) -> Result<Json, TemplateError> {
+    if value.is_undefined() {
+        return Err(TemplateError("undefined variable".into()));
+    }
+    serde_json::to_value(value)
+        .map_err(|e| TemplateError(format!("cannot convert template result: {e}")))
+}

@@ -8,6 +8,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod fleet;
 pub mod inventory;
+pub mod modules;
 pub mod output;
 pub mod template;
 pub mod transport;

@@ -87,13 +87,14 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
                 (content.clone(), dest.clone(), owner.clone(), group.clone());
             async move {
                 let spec = FileSpec {
-                    dest: &dest,
-                    content: &content,
                     mode,
                     owner: owner.as_deref(),
                     group: group.as_deref(),
+                    ..FileSpec::new(&dest, &content)
                 };
-                conn.upload(&spec, target.escalate.as_ref(), check).await
+                conn.upload(&spec, target.escalate.as_ref(), check)
+                    .await
+                    .map(|r| r.outcome)
             }
         };
         run_on_hosts(

@@ -8,7 +8,6 @@ pub use scope::Scope;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::Value as Json;
-use std::collections::HashSet;
 
 /// Why a template could not be rendered; the message names the variable or expression.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -171,21 +170,6 @@ impl Engine {
             }
             other => other.clone(),
         })
-    }
-
-    pub(crate) fn variables_of(&self, text: &str) -> Result<HashSet<String>, TemplateError> {
-        if let Some(expr) = single_expression(text) {
-            let compiled = self
-                .env
-                .compile_expression(expr)
-                .map_err(|e| TemplateError(describe(&e)))?;
-            return Ok(compiled.undeclared_variables(false));
-        }
-        let tmpl = self
-            .env
-            .template_from_str(text)
-            .map_err(|e| TemplateError(describe(&e)))?;
-        Ok(tmpl.undeclared_variables(false))
     }
 }
 

@@ -9,7 +9,7 @@ mod upload;
 
 pub use shell::Become;
 pub use target::{ConnectionKind, SshTarget, Target, TargetOverrides};
-pub use upload::{FileSpec, UploadError, UploadOutcome};
+pub use upload::{FileSpec, UploadError, UploadOutcome, UploadReport};
 
 use std::path::PathBuf;
 use std::time::Duration;

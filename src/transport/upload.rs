@@ -21,6 +21,48 @@ pub struct FileSpec<'a> {
     pub owner: Option<&'a str>,
     /// Group name or id.
     pub group: Option<&'a str>,
+    /// A command that must accept the new file before it replaces the old one; `%s` is the
+    /// new file's path (e.g. `nginx -t -c %s`).
+    pub validate: Option<&'a str>,
+    /// Keep a timestamped copy of the old file when replacing it.
+    pub backup: bool,
+    /// Replace a file whose content differs (`false`: only create missing files).
+    pub force: bool,
+    /// When the destination is a directory, the file name to use inside it.
+    pub name_in_dir: Option<&'a str>,
+    /// Return the old content (text up to 256 KiB) for `--diff`.
+    pub want_before: bool,
+}
+
+impl<'a> FileSpec<'a> {
+    /// A plain file: replaced when different, no validation, no backup.
+    pub fn new(dest: &'a str, content: &'a [u8]) -> Self {
+        Self {
+            dest,
+            content,
+            mode: None,
+            owner: None,
+            group: None,
+            validate: None,
+            backup: false,
+            force: true,
+            name_in_dir: None,
+            want_before: false,
+        }
+    }
+}
+
+/// What placing a file did, with what `--diff` and `backup` need.
+#[derive(Debug, Clone)]
+pub struct UploadReport {
+    /// The outcome.
+    pub outcome: UploadOutcome,
+    /// The destination actually used (inside a directory destination).
+    pub dest: String,
+    /// The old content, when asked for and small enough.
+    pub before: Option<Vec<u8>>,
+    /// Where the backup copy went.
+    pub backup_file: Option<String>,
 }
 
 /// What placing a file did (or, in check mode, would do).
@@ -54,20 +96,23 @@ impl UploadOutcome {
 }
 
 /// The remote half. `$1`: probe only (`1`) or apply (`0`); content on stdin when applying.
+/// Exit codes: 3 bad destination, 4 damaged transfer, 5 validation refused the new file.
 const SCRIPT: &str = r#"set -eu
 probe=$1
+if [ -n "$name" ] && [ -d "$dest" ]; then dest="${dest%/}/$name"; fi
+echo "dest $dest"
 dir=$(dirname -- "$dest")
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 3; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 3; fi
 state=created
 if [ -f "$dest" ]; then
   state=replaced
-  if [ "$(sha256sum < "$dest" | cut -d' ' -f1)" = "$sum" ]; then state=same; fi
+  if [ "$force" = 0 ] || [ "$(sha256sum < "$dest" | cut -d' ' -f1)" = "$sum" ]; then state=same; fi
 fi
 if [ "$state" = same ]; then
   [ "$probe" = 1 ] || cat > /dev/null
   attrs=unchanged
-  if [ -n "$mode" ] && [ "$(stat -c %a "$dest")" != "$(printf %o "0$mode")" ]; then attrs=attributes; fi
+  if [ -n "$mode" ] && [ "$(stat -c %a "$dest")" != "$(printf %o "0$mode" 2>/dev/null || echo "$mode")" ]; then attrs=attributes; fi
   if [ -n "$owner" ] && [ "$(stat -c %U "$dest")" != "$owner" ] && [ "$(stat -c %u "$dest")" != "$owner" ]; then attrs=attributes; fi
   if [ -n "$group" ] && [ "$(stat -c %G "$dest")" != "$group" ] && [ "$(stat -c %g "$dest")" != "$group" ]; then attrs=attributes; fi
   if [ "$probe" != 1 ] && [ "$attrs" = attributes ]; then
@@ -76,6 +121,9 @@ if [ "$state" = same ]; then
     [ -z "$group" ] || chgrp "$group" "$dest"
   fi
   echo "$attrs"; exit 0
+fi
+if [ "$want_before" = 1 ] && [ "$state" = replaced ] && [ "$(stat -c %s "$dest")" -le 262144 ]; then
+  printf 'before '; base64 -w0 < "$dest"; echo
 fi
 if [ "$probe" = 1 ]; then echo "$state"; exit 0; fi
 tmp=$(mktemp "$dir/.tend.XXXXXXXX")
@@ -88,6 +136,10 @@ elif [ "$state" = replaced ]; then chmod "$(stat -c %a "$dest")" "$tmp"
 else chmod 644 "$tmp"; fi
 [ -z "$owner" ] || chown "$owner" "$tmp"
 [ -z "$group" ] || chgrp "$group" "$tmp"
+validate
+if [ "$state" = replaced ] && [ "$backup" = 1 ]; then
+  bk="$dest.$(date +%Y-%m-%d@%H:%M:%S).$$~"; cp -p "$dest" "$bk"; echo "backup $bk"
+fi
 mv -f "$tmp" "$dest"
 trap - EXIT
 echo "$state"
@@ -118,26 +170,40 @@ impl Connection {
         file: &FileSpec<'_>,
         escalate: Option<&super::Become>,
         check: bool,
-    ) -> Result<UploadOutcome, UploadError> {
+    ) -> Result<UploadReport, UploadError> {
         let sum = hex::encode(Sha256::digest(file.content));
+        let flag = |b: bool| if b { "1" } else { "0" };
         let vars = format!(
-            "dest={} sum={} mode={} owner={} group={}\n",
+            "dest={} sum={} mode={} owner={} group={} force={} backup={} want_before={} name={}\n",
             quote(file.dest),
             sum,
             quote(&file.mode.map(|m| format!("{m:o}")).unwrap_or_default()),
             quote(file.owner.unwrap_or("")),
             quote(file.group.unwrap_or("")),
+            flag(file.force),
+            flag(file.backup),
+            flag(file.want_before),
+            quote(file.name_in_dir.unwrap_or("")),
         );
+        // The validation command is the user's own shell text; `%s` becomes the new file.
+        let validate = match file.validate {
+            Some(cmd) => format!(
+                "if ! out=$({} 2>&1); then printf 'validation failed: %s\\n' \"$out\" >&2; exit 5; fi",
+                cmd.replace("%s", "\"$tmp\"")
+            ),
+            None => ":".into(),
+        };
+        let script = SCRIPT.replacen("\nvalidate\n", &format!("\n{validate}\n"), 1);
         let run = |probe: bool| RemoteCommand {
-            script: format!("set -- {}\n{vars}{SCRIPT}", if probe { 1 } else { 0 }),
+            script: format!("set -- {}\n{vars}{script}", if probe { 1 } else { 0 }),
             stdin: (!probe).then(|| file.content.to_vec()),
             escalate: escalate.cloned(),
             timeout: None,
         };
         if check || file.content.len() > INLINE_LIMIT {
-            let outcome = self.upload_step(run(true), file.dest).await?;
-            if check || outcome == UploadOutcome::Unchanged {
-                return Ok(outcome);
+            let report = self.upload_step(run(true), file.dest).await?;
+            if check || report.outcome == UploadOutcome::Unchanged {
+                return Ok(report);
             }
         }
         self.upload_step(run(false), file.dest).await
@@ -147,16 +213,45 @@ impl Connection {
         &self,
         command: RemoteCommand,
         dest: &str,
-    ) -> Result<UploadOutcome, UploadError> {
+    ) -> Result<UploadReport, UploadError> {
         let out = self.run(&command).await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        match (out.rc, stdout.lines().last().and_then(UploadOutcome::parse)) {
-            (Some(0), Some(outcome)) => Ok(outcome),
+        let mut report = UploadReport {
+            outcome: UploadOutcome::Unchanged,
+            dest: dest.to_string(),
+            before: None,
+            backup_file: None,
+        };
+        let mut outcome = None;
+        for line in stdout.lines() {
+            if let Some(d) = line.strip_prefix("dest ") {
+                report.dest = d.to_string();
+            } else if let Some(b) = line.strip_prefix("before ") {
+                report.before = base64_decode(b);
+            } else if let Some(b) = line.strip_prefix("backup ") {
+                report.backup_file = Some(b.to_string());
+            } else {
+                outcome = UploadOutcome::parse(line).or(outcome);
+            }
+        }
+        match (out.rc, outcome) {
+            (Some(0), Some(outcome)) => {
+                report.outcome = outcome;
+                Ok(report)
+            }
             (rc, _) => Err(UploadError::Remote {
-                dest: dest.to_string(),
+                dest: report.dest,
                 rc: rc.unwrap_or(-1),
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             }),
         }
     }
+}
+
+/// Decodes what `base64 -w0` prints; `None` when malformed.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
 }

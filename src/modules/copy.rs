@@ -1,0 +1,186 @@
+//! `copy` and `template`: content decided on the control node, placed with the transport's
+//! atomic upload (checksum first, temp file + rename, optional `validate` before the rename).
+
+use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param};
+use crate::transport::{FileSpec, UploadError, UploadOutcome};
+
+/// `copy`: a local file or inline `content` to a path on the host.
+pub struct Copy;
+/// `template`: a Jinja2 file rendered with the host's variables, then placed like `copy`.
+pub struct Template;
+
+const COPY_PARAMS: &[Param] = &[
+    Param::new("src", Kind::Str),
+    Param::new("content", Kind::Any),
+    Param::new("dest", Kind::Str).required(),
+    Param::new("mode", Kind::Mode),
+    Param::new("owner", Kind::Str),
+    Param::new("group", Kind::Str),
+    Param::new("backup", Kind::Bool),
+    Param::new("force", Kind::Bool),
+    Param::new("validate", Kind::Str),
+];
+
+const TEMPLATE_PARAMS: &[Param] = &[
+    Param::new("src", Kind::Str).required(),
+    Param::new("dest", Kind::Str).required(),
+    Param::new("mode", Kind::Mode),
+    Param::new("owner", Kind::Str),
+    Param::new("group", Kind::Str),
+    Param::new("backup", Kind::Bool),
+    Param::new("force", Kind::Bool),
+    Param::new("validate", Kind::Str),
+];
+
+impl Module for Copy {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+    fn params(&self) -> &'static [Param] {
+        COPY_PARAMS
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        Box::pin(async move {
+            let (content, name) = match (args.get("content"), args.str("src")) {
+                (Some(c), None) => {
+                    let text = match c {
+                        serde_json::Value::String(s) => s.clone(),
+                        // Ansible writes structured content as JSON.
+                        other => serde_json::to_string(other).unwrap_or_default(),
+                    };
+                    (text.into_bytes(), None)
+                }
+                (None, Some(src)) => {
+                    let path = ctx.find_file(src, "files")?;
+                    if path.is_dir() {
+                        return Err(ModuleError::Args(format!(
+                            "`src: {src}` is a directory; copying directories is not supported"
+                        )));
+                    }
+                    let data = std::fs::read(&path).map_err(|e| {
+                        ModuleError::Failed(format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                    (data, name)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ModuleError::Args(
+                        "`copy` takes `src` or `content`, not both".into(),
+                    ));
+                }
+                (None, None) => {
+                    return Err(ModuleError::Args("`copy` needs `src` or `content`".into()));
+                }
+            };
+            place(ctx, args, &content, name.as_deref()).await
+        })
+    }
+}
+
+impl Module for Template {
+    fn name(&self) -> &'static str {
+        "template"
+    }
+    fn params(&self) -> &'static [Param] {
+        TEMPLATE_PARAMS
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        Box::pin(async move {
+            let src = args.str("src").unwrap_or_default();
+            let path = ctx.find_file(src, "templates")?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
+            let rendered = ctx
+                .engine
+                .render_string(&text, ctx.scope, true)
+                .map_err(|e| ModuleError::Failed(format!("template {}: {e}", path.display())))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().trim_end_matches(".j2").to_string());
+            place(ctx, args, rendered.as_bytes(), name.as_deref()).await
+        })
+    }
+}
+
+/// Puts content at `dest` with the common file parameters, reporting a diff when asked.
+pub(super) async fn place(
+    ctx: &Ctx<'_>,
+    args: &Args,
+    content: &[u8],
+    name: Option<&str>,
+) -> Result<ModuleResult, ModuleError> {
+    let conn = ctx
+        .conn
+        .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
+    let dest = args.str("dest").unwrap_or_default();
+    let mode = match args.str("mode") {
+        Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
+            ModuleError::Args(format!("mode `{m}`: only octal modes are supported for file content; use `file` for symbolic modes"))
+        })?),
+        None => None,
+    };
+    let spec = FileSpec {
+        mode,
+        owner: args.str("owner"),
+        group: args.str("group"),
+        validate: args.str("validate"),
+        backup: args.bool("backup", false),
+        force: args.bool("force", true),
+        name_in_dir: name,
+        want_before: ctx.diff,
+        ..FileSpec::new(dest, content)
+    };
+    let report = conn
+        .upload(&spec, ctx.escalate.as_ref(), ctx.check)
+        .await
+        .map_err(|e| match e {
+            UploadError::Transport(t) => ModuleError::Transport(t),
+            UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
+                msg: match rc {
+                    5 => format!(
+                        "the new content of {dest} failed validation; the old file was kept"
+                    ),
+                    _ => format!("could not place {dest}"),
+                },
+                cmd: spec
+                    .validate
+                    .filter(|_| rc == 5)
+                    .map_or_else(|| format!("write {dest}"), str::to_string),
+                rc: Some(rc),
+                stdout: String::new(),
+                stderr,
+            },
+        })?;
+    let mut r = ModuleResult::changed(report.outcome.changed());
+    r.data.insert("dest".into(), report.dest.clone().into());
+    if let Some(b) = &report.backup_file {
+        r.data.insert("backup_file".into(), b.clone().into());
+    }
+    if ctx.diff
+        && matches!(
+            report.outcome,
+            UploadOutcome::Created | UploadOutcome::Replaced
+        )
+    {
+        let before = report
+            .before
+            .as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let after = String::from_utf8_lossy(content).into_owned();
+        r.diff.push(Diff {
+            path: report.dest.clone(),
+            before,
+            after,
+        });
+    }
+    Ok(r)
+}

@@ -1,0 +1,198 @@
+//! `file`: files, directories, symlinks, hard links, removal, touch, and their mode/owner —
+//! probed and applied by one remote script. Symlinks are replaced atomically (new link + rename),
+//! so a `current` link is never missing.
+
+use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param};
+use crate::transport::shell::quote;
+
+/// `file`.
+pub struct File;
+
+const PARAMS: &[Param] = &[
+    Param::new("path", Kind::Str)
+        .required()
+        .aliases(&["dest", "name"]),
+    Param::new("state", Kind::Str).choices(&[
+        "file",
+        "directory",
+        "link",
+        "hard",
+        "absent",
+        "touch",
+    ]),
+    Param::new("src", Kind::Str),
+    Param::new("mode", Kind::Mode),
+    Param::new("owner", Kind::Str),
+    Param::new("group", Kind::Str),
+    Param::new("recurse", Kind::Bool),
+    Param::new("force", Kind::Bool),
+    Param::new("follow", Kind::Bool),
+];
+
+const SCRIPT: &str = r#"set -u
+changes=""
+note() { changes="$changes $1"; }
+kind() {
+  if [ -L "$1" ]; then echo link; elif [ -d "$1" ]; then echo directory; elif [ -f "$1" ]; then echo file;
+  elif [ -e "$1" ]; then echo other; else echo absent; fi
+}
+cur=$(kind "$path")
+echo "before $cur"
+[ -n "$state" ] || { if [ "$cur" = directory ]; then state=directory; else state=file; fi; }
+attrs() {
+  t=$1; R=""; [ "$recurse" = 1 ] && [ -d "$t" ] && R=-R
+  if [ -n "$mode" ]; then
+    case "$mode" in
+      *[!0-7]*)
+        if [ "$check" = 1 ]; then
+          probe=$(mktemp); chmod "$(stat -c %a "$t")" "$probe"; chmod "$mode" "$probe"
+          [ "$(stat -c %a "$probe")" = "$(stat -c %a "$t")" ] || note mode; rm -f "$probe"
+        else
+          b=$(stat -c %a "$t"); chmod $R "$mode" "$t" || exit 4; [ "$b" = "$(stat -c %a "$t")" ] || note mode
+        fi ;;
+      *)
+        want=$(printf %o "0$mode")
+        if [ -n "$R" ]; then
+          if [ -n "$(find "$t" ! -perm "$want" -print -quit)" ]; then note mode; [ "$check" = 1 ] || chmod -R "$mode" "$t" || exit 4; fi
+        elif [ "$(stat -c %a "$t")" != "$want" ]; then note mode; [ "$check" = 1 ] || chmod "$mode" "$t" || exit 4; fi ;;
+    esac
+  fi
+  if [ -n "$owner" ]; then
+    if [ -n "$R" ]; then
+      if [ -n "$(find "$t" ! -user "$owner" -print -quit)" ]; then note owner; [ "$check" = 1 ] || chown -R "$owner" "$t" || exit 4; fi
+    elif [ "$(stat -c %U "$t")" != "$owner" ] && [ "$(stat -c %u "$t")" != "$owner" ]; then note owner; [ "$check" = 1 ] || chown "$owner" "$t" || exit 4; fi
+  fi
+  if [ -n "$group" ]; then
+    if [ -n "$R" ]; then
+      if [ -n "$(find "$t" ! -group "$group" -print -quit)" ]; then note group; [ "$check" = 1 ] || chgrp -R "$group" "$t" || exit 4; fi
+    elif [ "$(stat -c %G "$t")" != "$group" ] && [ "$(stat -c %g "$t")" != "$group" ]; then note group; [ "$check" = 1 ] || chgrp "$group" "$t" || exit 4; fi
+  fi
+}
+case "$state" in
+  absent)
+    if [ "$cur" != absent ]; then note removed; [ "$check" = 1 ] || rm -rf -- "$path" || exit 4; fi ;;
+  directory)
+    if [ "$cur" = absent ]; then note created; [ "$check" = 1 ] || mkdir -p -- "$path" || exit 4
+    elif [ "$cur" != directory ]; then echo "$path exists and is a $cur, not a directory" >&2; exit 3; fi
+    [ "$check" = 1 ] && [ "$cur" = absent ] || attrs "$path" ;;
+  file)
+    if [ "$cur" = absent ]; then echo "file $path does not exist (state: touch creates it)" >&2; exit 3; fi
+    if [ "$cur" = directory ]; then echo "$path is a directory (state: directory manages directories)" >&2; exit 3; fi
+    attrs "$path" ;;
+  touch)
+    if [ "$cur" = absent ]; then note created; else note touched; fi
+    [ "$check" = 1 ] || touch -- "$path" || exit 4
+    [ "$check" = 1 ] && [ "$cur" = absent ] || attrs "$path" ;;
+  link|hard)
+    [ -n "$src" ] || { echo "state: $state needs src" >&2; exit 3; }
+    if [ "$state" = link ]; then
+      if [ "$cur" = link ] && [ "$(readlink -- "$path")" = "$src" ]; then :; else
+        if [ "$cur" = file ] || [ "$cur" = other ] || [ "$cur" = directory ]; then
+          [ "$force" = 1 ] || { echo "$path exists as a $cur; refusing to replace it with a link (force: yes does)" >&2; exit 3; }
+        fi
+        note linked
+        if [ "$check" != 1 ]; then
+          [ "$cur" = directory ] && { rm -rf -- "$path" || exit 4; }
+          tmp="$(dirname -- "$path")/.tend-link.$$"
+          ln -sfn -- "$src" "$tmp" && mv -Tf -- "$tmp" "$path" || { rm -f -- "$tmp"; exit 4; }
+        fi
+      fi
+    else
+      [ -e "$src" ] || { echo "src $src does not exist" >&2; exit 3; }
+      if [ "$cur" != absent ] && [ "$path" -ef "$src" ]; then :; else
+        if [ "$cur" != absent ] && [ "$force" != 1 ]; then echo "$path exists; refusing to replace it with a hard link (force: yes does)" >&2; exit 3; fi
+        note linked; [ "$check" = 1 ] || ln -f -- "$src" "$path" || exit 4
+      fi
+    fi
+    if [ "$check" != 1 ] && [ -e "$path" ]; then attrs "$path"; fi ;;
+esac
+echo "changes$changes"
+"#;
+
+impl Module for File {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+    fn params(&self) -> &'static [Param] {
+        PARAMS
+    }
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        Box::pin(async move {
+            let path = args.str("path").unwrap_or_default();
+            let state = args.str("state").unwrap_or("");
+            let flag = |b: bool| if b { "1" } else { "0" };
+            let script = format!(
+                "path={} state={} src={} mode={} owner={} group={} recurse={} force={} check={}\n{SCRIPT}",
+                quote(path),
+                quote(state),
+                quote(args.str("src").unwrap_or("")),
+                quote(args.str("mode").unwrap_or("")),
+                quote(args.str("owner").unwrap_or("")),
+                quote(args.str("group").unwrap_or("")),
+                flag(args.bool("recurse", false)),
+                flag(args.bool("force", false)),
+                flag(ctx.check),
+            );
+            let out = ctx.run(&script, None).await?;
+            if !out.success() {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                return Err(ModuleError::remote(
+                    format!(
+                        "file {path}: {}",
+                        stderr.trim().lines().last().unwrap_or("failed")
+                    ),
+                    format!(
+                        "file state={}",
+                        if state.is_empty() { "file" } else { state }
+                    ),
+                    &out,
+                ));
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let before = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("before "))
+                .unwrap_or("absent")
+                .to_string();
+            let changes: Vec<&str> = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("changes"))
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            let mut r = ModuleResult::changed(!changes.is_empty());
+            r.data.insert("path".into(), path.into());
+            r.data.insert(
+                "state".into(),
+                if state.is_empty() {
+                    before.clone()
+                } else {
+                    state.to_string()
+                }
+                .into(),
+            );
+            if !changes.is_empty() {
+                r.msg = Some(changes.join(", "));
+                if ctx.diff {
+                    r.diff.push(Diff {
+                        path: path.to_string(),
+                        before: format!("state: {before}\n"),
+                        after: format!(
+                            "state: {}\n{}",
+                            if state.is_empty() { &before } else { state },
+                            changes
+                                .iter()
+                                .map(|c| format!("# {c}\n"))
+                                .collect::<String>()
+                        ),
+                    });
+                }
+            }
+            Ok(r)
+        })
+    }
+}

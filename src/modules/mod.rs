@@ -1,0 +1,264 @@
+//! Modules: what a task does. Each module declares its parameters (checked before anything
+//! connects), then at run time first probes "what would change" and applies only outside check
+//! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
+
+mod args;
+mod command;
+mod copy;
+mod debug;
+mod file;
+mod stat;
+
+pub use args::{Args, Kind, Param, check_literal_args, coerce};
+
+use crate::template::{Engine, Scope};
+use crate::transport::{Become, Connection, Output, RemoteCommand, TransportError, shell::quote};
+use serde_json::{Map, Value as Json};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// A boxed future, so modules can live in one registry.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a module does its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// On the host, through its connection.
+    Host,
+    /// On the control node only (no connection needed: `debug`, `set_fact`, `uri`, ...).
+    Controller,
+}
+
+/// A module: a name, its parameters and how it runs.
+pub trait Module: Send + Sync + 'static {
+    /// The Ansible name (`copy`, `file`, ...).
+    fn name(&self) -> &'static str;
+    /// Accepted parameters.
+    fn params(&self) -> &'static [Param];
+    /// The parameter that receives free-form text (`command: ls -l`), if any.
+    fn free_form(&self) -> Option<&'static str> {
+        None
+    }
+    /// Accepts any parameter name (`set_fact`).
+    fn open_params(&self) -> bool {
+        false
+    }
+    /// Where it runs.
+    fn runs(&self) -> Runs {
+        Runs::Host
+    }
+    /// Probes and (outside check mode) applies.
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx<'a>,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>>;
+}
+
+/// Everything a module may use while it runs on one host.
+pub struct Ctx<'a> {
+    /// The host's connection (`None` for controller modules).
+    pub conn: Option<&'a Connection>,
+    /// The inventory name of the host.
+    pub host: &'a str,
+    /// Check mode: probe only.
+    pub check: bool,
+    /// Report diffs.
+    pub diff: bool,
+    /// Privilege escalation for commands.
+    pub escalate: Option<Become>,
+    /// Time limit per command.
+    pub timeout: Option<Duration>,
+    /// Environment variables for commands (`environment:`).
+    pub environment: &'a [(String, String)],
+    /// Templates, for modules that render (`template`, `debug var=`, `assert`).
+    pub engine: &'a Engine,
+    /// The host's variables.
+    pub scope: &'a Scope,
+    /// Where `src:` files are looked up (role files/templates, playbook dir).
+    pub search_paths: &'a [PathBuf],
+}
+
+impl Ctx<'_> {
+    /// Runs a shell script on the host, with the task's environment, become and timeout.
+    pub async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<Output, ModuleError> {
+        let conn = self.conn.ok_or_else(|| {
+            ModuleError::Failed("this module needs a connection to the host".into())
+        })?;
+        let mut text = String::new();
+        for (k, v) in self.environment {
+            text.push_str(&format!("export {k}={}\n", quote(v)));
+        }
+        text.push_str(script);
+        let command = RemoteCommand {
+            script: text,
+            stdin,
+            escalate: self.escalate.clone(),
+            timeout: self.timeout,
+        };
+        Ok(conn.run(&command).await?)
+    }
+
+    /// Finds a local file for `src:` in the search paths (absolute paths as given).
+    pub fn find_file(&self, name: &str, subdir: &str) -> Result<PathBuf, ModuleError> {
+        let path = PathBuf::from(name);
+        if path.is_absolute() {
+            return if path.exists() {
+                Ok(path)
+            } else {
+                Err(ModuleError::Failed(format!(
+                    "`{name}` not found on the control node"
+                )))
+            };
+        }
+        for base in self.search_paths {
+            for candidate in [base.join(subdir).join(name), base.join(name)] {
+                if candidate.exists() {
+                    return Ok(candidate);
+                }
+            }
+        }
+        let searched: Vec<String> = self
+            .search_paths
+            .iter()
+            .map(|p| p.join(subdir).display().to_string())
+            .collect();
+        Err(ModuleError::Failed(format!(
+            "`{name}` not found (searched {})",
+            searched.join(", ")
+        )))
+    }
+}
+
+/// A before/after pair for `--diff`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Diff {
+    /// What the diff is about (a path, `state`).
+    pub path: String,
+    /// Old text.
+    pub before: String,
+    /// New text.
+    pub after: String,
+}
+
+/// What a module did (or would do, in check mode).
+#[derive(Debug, Clone, Default)]
+pub struct ModuleResult {
+    /// The host changed (or would change).
+    pub changed: bool,
+    /// The module failed (a command's non-zero exit, a failed assertion).
+    pub failed: bool,
+    /// Nothing was done on purpose (`creates` exists, command in check mode).
+    pub skipped: bool,
+    /// Human message.
+    pub msg: Option<String>,
+    /// Exit code of the command the module ran, when it matters.
+    pub rc: Option<i32>,
+    /// Its stdout.
+    pub stdout: String,
+    /// Its stderr.
+    pub stderr: String,
+    /// The command that ran, for failure reports.
+    pub cmd: Option<String>,
+    /// Diffs for `--diff`.
+    pub diff: Vec<Diff>,
+    /// Extra fields for `register` (`stat`, `content`, ...).
+    pub data: Map<String, Json>,
+    /// Variables the module sets on the host (`set_fact`).
+    pub facts: Map<String, Json>,
+}
+
+impl ModuleResult {
+    /// A result that changed (or not) with nothing else.
+    pub fn changed(changed: bool) -> Self {
+        Self {
+            changed,
+            ..Self::default()
+        }
+    }
+
+    /// Fills stdout, stderr and rc from a command's output.
+    pub fn with_output(mut self, out: &Output) -> Self {
+        self.rc = out.rc;
+        self.stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        self.stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        self
+    }
+}
+
+/// Why a module could not do its job.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ModuleError {
+    /// The connection failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Arguments were wrong after templating.
+    #[error("{0}")]
+    Args(String),
+    /// The module failed with a message.
+    #[error("{0}")]
+    Failed(String),
+    /// A remote step failed: the command, its exit code and the tail of its stderr.
+    #[error("{msg}")]
+    Remote {
+        /// What failed.
+        msg: String,
+        /// The command or step.
+        cmd: String,
+        /// Exit code.
+        rc: Option<i32>,
+        /// Its stdout.
+        stdout: String,
+        /// Its stderr.
+        stderr: String,
+    },
+}
+
+impl ModuleError {
+    /// A failed remote step, from its output.
+    pub fn remote(msg: impl Into<String>, cmd: impl Into<String>, out: &Output) -> Self {
+        Self::Remote {
+            msg: msg.into(),
+            cmd: cmd.into(),
+            rc: out.rc,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+static REGISTRY: &[&dyn Module] = &[
+    &command::Command,
+    &command::Shell,
+    &command::Raw,
+    &debug::Debug,
+    &debug::SetFact,
+    &debug::Assert,
+    &debug::Fail,
+    &copy::Copy,
+    &copy::Template,
+    &file::File,
+    &stat::Stat,
+];
+
+/// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.
+pub fn lookup(name: &str) -> Option<&'static dyn Module> {
+    let short = name
+        .strip_prefix("ansible.builtin.")
+        .or_else(|| name.strip_prefix("ansible.legacy."))
+        .unwrap_or(name);
+    REGISTRY.iter().copied().find(|m| m.name() == short)
+}
+
+/// Every module name, for "did you mean" hints.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    REGISTRY.iter().map(|m| m.name())
+}
+
+/// The last `n` lines of a text, for failure reports.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

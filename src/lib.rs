@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod inventory;
 pub mod modules;
 pub mod output;
+pub mod playbook;
 pub mod template;
 pub mod transport;
 pub mod yaml;

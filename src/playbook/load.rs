@@ -1,0 +1,787 @@
+//! From YAML to a checked [`Playbook`]: keywords, modules and their parameters, templates,
+//! roles, imports and includes, handlers. The first problem found is returned with its location.
+
+use super::words::parse_kv;
+use super::{Meta, Play, Playbook, Serial, Strategy, Task, TaskKind, TaskOpts, Vars};
+use crate::diagnostic::{Diagnostic, Source, Span, did_you_mean};
+use crate::modules::{self, check_literal_args};
+use crate::template::Engine;
+use crate::yaml::{self, Node, Value};
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+
+/// What loading needs besides the files.
+pub struct LoadOptions<'a> {
+    /// Used to check template syntax.
+    pub engine: &'a Engine,
+}
+
+const PLAY_KEYS: &[&str] = &[
+    "name", "hosts", "vars", "vars_files", "gather_facts", "become", "become_user", "become_method", "serial",
+    "max_fail_percentage", "any_errors_fatal", "strategy", "tasks", "handlers", "pre_tasks", "post_tasks", "roles",
+    "tags", "environment", "ignore_errors", "ignore_unreachable", "no_log", "check_mode", "timeout",
+];
+
+const TASK_KEYS: &[&str] = &[
+    "name", "when", "loop", "with_items", "with_list", "loop_control", "register", "notify", "changed_when",
+    "failed_when", "ignore_errors", "ignore_unreachable", "until", "retries", "delay", "become", "become_user",
+    "become_method", "delegate_to", "run_once", "no_log", "tags", "timeout", "vars", "environment", "check_mode",
+    "listen", "args", "block", "rescue", "always", "include_tasks", "import_tasks", "meta",
+];
+
+/// Loads and checks a playbook file (and everything it imports).
+pub fn load(path: &Path, options: &LoadOptions<'_>) -> Result<Playbook, Diagnostic> {
+    let mut loader = Loader {
+        engine: options.engine,
+        stack: Vec::new(),
+    };
+    let plays = loader.playbook(path)?;
+    Ok(Playbook {
+        path: path.to_path_buf(),
+        plays,
+    })
+}
+
+struct Loader<'a> {
+    engine: &'a Engine,
+    /// Files being loaded, to refuse cyclic imports.
+    stack: Vec<PathBuf>,
+}
+
+/// The place tasks are loaded from: the file, where relative paths start, where `src:` is found.
+#[derive(Clone)]
+struct Place {
+    source: Source,
+    dir: PathBuf,
+    search_paths: Vec<PathBuf>,
+}
+
+fn entries<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [(Node, Node)], Diagnostic> {
+    match &node.value {
+        Value::Map(e) => Ok(e),
+        Value::Null => Ok(&[]),
+        _ => Err(source.error(node.line, node.column, format!("{what} must be a mapping, found {}", node.kind()))),
+    }
+}
+
+fn items<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [Node], Diagnostic> {
+    match &node.value {
+        Value::Seq(i) => Ok(i),
+        Value::Null => Ok(&[]),
+        _ => Err(source.error(node.line, node.column, format!("{what} must be a list, found {}", node.kind()))),
+    }
+}
+
+fn text(node: &Node, source: &Source, what: &str) -> Result<String, Diagnostic> {
+    match &node.value {
+        Value::Str(s) => Ok(s.clone()),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => Ok(node.scalar_text().unwrap_or_default()),
+        _ => Err(source.error(node.line, node.column, format!("{what} must be a string, found {}", node.kind()))),
+    }
+}
+
+fn boolean(node: &Node, source: &Source, what: &str) -> Result<bool, Diagnostic> {
+    match &node.value {
+        Value::Bool(b) => Ok(*b),
+        Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "y" => Ok(true),
+            "no" | "false" | "off" | "n" => Ok(false),
+            _ => Err(source
+                .error(node.line, node.column, format!("{what} must be a boolean, found `{s}`"))
+                .with_hint("write yes/no or true/false; templated values are not supported for this keyword")),
+        },
+        _ => Err(source.error(node.line, node.column, format!("{what} must be a boolean, found {}", node.kind()))),
+    }
+}
+
+fn number(node: &Node, source: &Source, what: &str) -> Result<f64, Diagnostic> {
+    match &node.value {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        Value::Str(s) => s.trim().parse().map_err(|_| source.error(node.line, node.column, format!("{what} must be a number, found `{s}`"))),
+        _ => Err(source.error(node.line, node.column, format!("{what} must be a number, found {}", node.kind()))),
+    }
+}
+
+/// A string or a list of strings (`tags: a,b` splits on commas when `split_commas`).
+fn strings(node: &Node, source: &Source, what: &str, split_commas: bool) -> Result<Vec<String>, Diagnostic> {
+    match &node.value {
+        Value::Seq(list) => list.iter().map(|i| text(i, source, what)).collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => {
+            let t = text(node, source, what)?;
+            Ok(if split_commas { t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() } else { vec![t] })
+        }
+    }
+}
+
+fn vars_map(node: &Node, source: &Source, what: &str) -> Result<Vars, Diagnostic> {
+    let mut vars = Vars::new();
+    for (k, v) in entries(node, source, what)? {
+        let name = text(k, source, "a variable name")?;
+        if !valid_identifier(&name) {
+            return Err(source
+                .error(k.line, k.column, format!("`{name}` is not a valid variable name"))
+                .with_hint("variable names are letters, digits and `_`, not starting with a digit"));
+        }
+        vars.insert(name, v.to_json());
+    }
+    Ok(vars)
+}
+
+fn valid_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn unknown_key(source: &Source, key: &Node, name: &str, keys: &[&str], what: &str) -> Diagnostic {
+    let d = source.error(key.line, key.column, format!("unknown {what} keyword `{name}`"));
+    match did_you_mean(name, keys.iter().copied()) {
+        Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+        None if what == "play" && modules::lookup(name).is_some() => d.with_hint("tasks go in a list under `tasks:`"),
+        None => d,
+    }
+}
+
+impl Loader<'_> {
+    fn enter(&mut self, path: &Path, at: Option<&Span>) -> Result<(), Diagnostic> {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if let Some(i) = self.stack.iter().position(|p| *p == canonical) {
+            let mut chain: Vec<String> = self.stack[i..].iter().map(|p| p.display().to_string()).collect();
+            chain.push(canonical.display().to_string());
+            let message = format!("cyclic include: {}", chain.join(" -> "));
+            return Err(match at {
+                Some(span) => span.error(message),
+                None => Diagnostic::in_file(path, message),
+            });
+        }
+        self.stack.push(canonical);
+        Ok(())
+    }
+
+    fn check_template(&self, s: &str, source: &Source, node: &Node) -> Result<(), Diagnostic> {
+        self.engine
+            .check(s)
+            .map_err(|e| source.error(node.line, node.column, format!("bad template: {e}")))
+    }
+
+    fn check_templates_in(&self, node: &Node, source: &Source) -> Result<(), Diagnostic> {
+        match &node.value {
+            Value::Str(s) => self.check_template(s, source, node),
+            Value::Seq(items) => items.iter().try_for_each(|i| self.check_templates_in(i, source)),
+            Value::Map(entries) => entries.iter().try_for_each(|(k, v)| {
+                self.check_templates_in(k, source)?;
+                self.check_templates_in(v, source)
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn conditions(&self, node: &Node, source: &Source, what: &str) -> Result<Vec<String>, Diagnostic> {
+        let list: Vec<(String, &Node)> = match &node.value {
+            Value::Seq(items) => items.iter().map(|i| Ok((condition_text(i, source, what)?, i))).collect::<Result<_, Diagnostic>>()?,
+            _ => vec![(condition_text(node, source, what)?, node)],
+        };
+        for (expr, n) in &list {
+            let inner = expr.trim().strip_prefix("{{").and_then(|e| e.strip_suffix("}}")).unwrap_or(expr);
+            self.engine
+                .check_expression(inner)
+                .map_err(|e| source.error(n.line, n.column, format!("bad condition in `{what}`: {e}")))?;
+        }
+        Ok(list.into_iter().map(|(e, _)| e).collect())
+    }
+
+    fn playbook(&mut self, path: &Path) -> Result<Vec<Play>, Diagnostic> {
+        self.enter(path, None)?;
+        let (source, root) = yaml::load_file(path)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let list = items(&root, &source, "a playbook").map_err(|d| d.with_hint("a playbook is a list of plays: `- hosts: all`"))?;
+        if list.is_empty() {
+            return Err(Diagnostic::in_file(path, "the playbook holds no play").with_hint("a playbook is a list of plays: `- hosts: all`"));
+        }
+        let mut plays = Vec::new();
+        for node in list {
+            let map = entries(node, &source, "a play")?;
+            if let Some((k, v)) = map.iter().find(|(k, _)| k.scalar_text().as_deref() == Some("import_playbook")) {
+                let file = dir.join(text(v, &source, "`import_playbook`")?);
+                if !file.exists() {
+                    return Err(source.error(v.line, v.column, format!("playbook `{}` not found", file.display())));
+                }
+                let _ = k;
+                plays.extend(self.playbook(&file).map_err(|d| {
+                    if d.location.is_none() { Span::of(&source, v).error(d.message) } else { d }
+                })?);
+                continue;
+            }
+            plays.push(self.play(&source, &dir, node, map)?);
+        }
+        self.stack.pop();
+        Ok(plays)
+    }
+
+    fn play(&mut self, source: &Source, dir: &Path, node: &Node, map: &[(Node, Node)]) -> Result<Play, Diagnostic> {
+        let span = Span::of(source, node);
+        let mut play = Play {
+            name: String::new(),
+            hosts: String::new(),
+            span: span.clone(),
+            role_defaults: Vars::new(),
+            vars: Vars::new(),
+            role_vars: Vars::new(),
+            gather_facts: true,
+            serial: Vec::new(),
+            max_fail_percentage: None,
+            any_errors_fatal: false,
+            strategy: Strategy::Linear,
+            sections: vec![Vec::new(), Vec::new(), Vec::new()],
+            handlers: Vec::new(),
+        };
+        let mut opts = TaskOpts {
+            search_paths: vec![dir.to_path_buf()],
+            ..TaskOpts::default()
+        };
+        let place = Place {
+            source: source.clone(),
+            dir: dir.to_path_buf(),
+            search_paths: vec![dir.to_path_buf()],
+        };
+        let mut hosts_seen = false;
+        let (mut pre, mut tasks, mut post, mut handlers, mut role_tasks, mut role_handlers) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut vars_files = Vars::new();
+        for (k, v) in map {
+            let key = text(k, source, "a play keyword")?;
+            match key.as_str() {
+                "name" => {
+                    play.name = text(v, source, "`name`")?;
+                    self.check_template(&play.name, source, v)?;
+                }
+                "hosts" => {
+                    hosts_seen = true;
+                    play.hosts = strings(v, source, "`hosts`", false)?.join(":");
+                    self.check_template(&play.hosts, source, v)?;
+                }
+                "vars" => {
+                    self.check_templates_in(v, source)?;
+                    play.vars = vars_map(v, source, "`vars`")?;
+                }
+                "vars_files" => {
+                    for f in items(v, source, "`vars_files`")? {
+                        let name = text(f, source, "a vars file")?;
+                        if crate::template::is_template(&name) {
+                            return Err(source
+                                .error(f.line, f.column, "templated `vars_files` paths are not supported")
+                                .with_hint("name the file directly, or load it with `include_vars` in a task"));
+                        }
+                        let file = dir.join(&name);
+                        if !file.exists() {
+                            return Err(source.error(f.line, f.column, format!("vars file `{}` not found", file.display())));
+                        }
+                        let (vs, vn) = yaml::load_file(&file)?;
+                        self.check_templates_in(&vn, &vs)?;
+                        vars_files.extend(vars_map(&vn, &vs, "a vars file")?);
+                    }
+                }
+                "gather_facts" => play.gather_facts = boolean(v, source, "`gather_facts`")?,
+                "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
+                "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
+                "become_method" => check_become_method(v, source)?,
+                "serial" => play.serial = serial(v, source)?,
+                "max_fail_percentage" => {
+                    let p = number(v, source, "`max_fail_percentage`")?;
+                    if !(0.0..=100.0).contains(&p) {
+                        return Err(source.error(v.line, v.column, "`max_fail_percentage` must be between 0 and 100"));
+                    }
+                    play.max_fail_percentage = Some(p);
+                }
+                "any_errors_fatal" => play.any_errors_fatal = boolean(v, source, "`any_errors_fatal`")?,
+                "strategy" => {
+                    play.strategy = match text(v, source, "`strategy`")?.as_str() {
+                        "linear" => Strategy::Linear,
+                        "free" => Strategy::Free,
+                        other => {
+                            return Err(source
+                                .error(v.line, v.column, format!("unknown strategy `{other}`"))
+                                .with_hint("use `linear` (the default) or `free`"));
+                        }
+                    }
+                }
+                "tags" => opts.tags = strings(v, source, "`tags`", true)?,
+                "environment" => {
+                    self.check_templates_in(v, source)?;
+                    opts.environment = vars_map(v, source, "`environment`")?;
+                }
+                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
+                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
+                "no_log" => opts.no_log = Some(boolean(v, source, "`no_log`")?),
+                "check_mode" => opts.check_mode = Some(boolean(v, source, "`check_mode`")?),
+                "timeout" => opts.timeout = Some(number(v, source, "`timeout`")? as u64),
+                "pre_tasks" => pre = self.tasks(v, &place)?,
+                "tasks" => tasks = self.tasks(v, &place)?,
+                "post_tasks" => post = self.tasks(v, &place)?,
+                "handlers" => handlers = self.tasks(v, &place)?,
+                "roles" => {
+                    for entry in items(v, source, "`roles`")? {
+                        let role = self.role(source, dir, entry)?;
+                        play.role_defaults.extend(role.defaults);
+                        play.role_vars.extend(role.vars);
+                        role_tasks.extend(role.tasks);
+                        role_handlers.extend(role.handlers);
+                    }
+                }
+                other => return Err(unknown_key(source, k, other, PLAY_KEYS, "play")),
+            }
+        }
+        if !hosts_seen || play.hosts.is_empty() {
+            return Err(span.error("play has no `hosts`").with_hint("say which hosts the play runs on, e.g. `hosts: all`"));
+        }
+        if play.name.is_empty() {
+            play.name = play.hosts.clone();
+        }
+        play.vars.extend(vars_files);
+        role_tasks.extend(tasks);
+        role_handlers.extend(handlers);
+        for (i, list) in [pre, role_tasks, post].into_iter().enumerate() {
+            play.sections[i] = inherit_all(list, &opts, true);
+        }
+        play.handlers = inherit_all(role_handlers, &opts, true);
+        check_notify(&play)?;
+        Ok(play)
+    }
+
+    fn tasks(&mut self, node: &Node, place: &Place) -> Result<Vec<Task>, Diagnostic> {
+        let mut out = Vec::new();
+        for item in items(node, &place.source, "a task list")? {
+            out.extend(self.task(item, place)?);
+        }
+        Ok(out)
+    }
+
+    /// One task entry; imports expand to several tasks.
+    fn task(&mut self, node: &Node, place: &Place) -> Result<Vec<Task>, Diagnostic> {
+        let source = &place.source;
+        let span = Span::of(source, node);
+        let map = entries(node, source, "a task")?;
+        let mut opts = TaskOpts {
+            search_paths: place.search_paths.clone(),
+            ..TaskOpts::default()
+        };
+        let mut name = None;
+        let mut action: Option<(&Node, &Node, &'static dyn modules::Module)> = None;
+        let mut extra_args: Option<&Node> = None;
+        let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) = (None, None, None);
+        let mut include: Option<(&Node, bool)> = None;
+        let mut meta: Option<&Node> = None;
+        let mut loop_control: Option<&Node> = None;
+        for (k, v) in map {
+            let key = text(k, source, "a task keyword")?;
+            match key.as_str() {
+                "name" => {
+                    let n = text(v, source, "`name`")?;
+                    self.check_template(&n, source, v)?;
+                    name = Some(n);
+                }
+                "when" => opts.when = self.conditions(v, source, "when")?,
+                "changed_when" => opts.changed_when = Some(self.conditions(v, source, "changed_when")?),
+                "failed_when" => opts.failed_when = Some(self.conditions(v, source, "failed_when")?),
+                "until" => opts.until = Some(self.conditions(v, source, "until")?),
+                "loop" | "with_items" | "with_list" => {
+                    if opts.loop_items.is_some() {
+                        return Err(source.error(k.line, k.column, "a task can have only one loop"));
+                    }
+                    match &v.value {
+                        Value::Seq(_) | Value::Str(_) => {}
+                        _ => return Err(source.error(v.line, v.column, format!("`{key}` must be a list or a template of one, found {}", v.kind()))),
+                    }
+                    self.check_templates_in(v, source)?;
+                    opts.loop_items = Some(v.to_json());
+                    opts.loop_flatten = key == "with_items";
+                }
+                "loop_control" => loop_control = Some(v),
+                "register" => {
+                    let r = text(v, source, "`register`")?;
+                    if !valid_identifier(&r) {
+                        return Err(source.error(v.line, v.column, format!("`register: {r}` is not a valid variable name")));
+                    }
+                    opts.register = Some(r);
+                }
+                "notify" => opts.notify = strings(v, source, "`notify`", false)?,
+                "listen" => opts.listen = strings(v, source, "`listen`", false)?,
+                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
+                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
+                "retries" => opts.retries = Some(number(v, source, "`retries`")? as u32),
+                "delay" => opts.delay = Some(number(v, source, "`delay`")?),
+                "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
+                "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
+                "become_method" => check_become_method(v, source)?,
+                "delegate_to" => {
+                    let d = text(v, source, "`delegate_to`")?;
+                    self.check_template(&d, source, v)?;
+                    opts.delegate_to = Some(d);
+                }
+                "run_once" => opts.run_once = Some(boolean(v, source, "`run_once`")?),
+                "no_log" => opts.no_log = Some(boolean(v, source, "`no_log`")?),
+                "tags" => opts.tags = strings(v, source, "`tags`", true)?,
+                "timeout" => opts.timeout = Some(number(v, source, "`timeout`")? as u64),
+                "vars" => {
+                    self.check_templates_in(v, source)?;
+                    opts.vars = vars_map(v, source, "`vars`")?;
+                }
+                "environment" => {
+                    self.check_templates_in(v, source)?;
+                    opts.environment = vars_map(v, source, "`environment`")?;
+                }
+                "check_mode" => opts.check_mode = Some(boolean(v, source, "`check_mode`")?),
+                "args" => extra_args = Some(v),
+                "block" => block = Some(v),
+                "rescue" => rescue = Some(v),
+                "always" => always = Some(v),
+                "include_tasks" => include = Some((v, false)),
+                "import_tasks" => include = Some((v, true)),
+                "meta" => meta = Some(v),
+                other => {
+                    let Some(module) = modules::lookup(other) else {
+                        let known = TASK_KEYS.iter().copied().chain(modules::names());
+                        let d = source.error(k.line, k.column, format!("unknown module or keyword `{other}`"));
+                        return Err(match did_you_mean(other, known) {
+                            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                            None => d.with_hint("see `tend modules` for the modules tend has"),
+                        });
+                    };
+                    if let Some((prev, _, _)) = action {
+                        let first = prev.scalar_text().unwrap_or_default();
+                        return Err(source
+                            .error(k.line, k.column, format!("a task runs one module, but this one has `{first}` and `{other}`"))
+                            .with_hint("split it into two tasks, or fix the indentation of the module's arguments"));
+                    }
+                    action = Some((k, v, module));
+                }
+            }
+        }
+        if let Some(lc) = loop_control {
+            for (k, v) in entries(lc, source, "`loop_control`")? {
+                match text(k, source, "a loop_control keyword")?.as_str() {
+                    "loop_var" => opts.loop_var = Some(text(v, source, "`loop_var`")?),
+                    "index_var" => opts.index_var = Some(text(v, source, "`index_var`")?),
+                    "label" => {
+                        let l = text(v, source, "`label`")?;
+                        self.check_template(&l, source, v)?;
+                        opts.label = Some(l);
+                    }
+                    "pause" | "extended" => {}
+                    other => return Err(unknown_key(source, k, other, &["loop_var", "index_var", "label", "pause", "extended"], "loop_control")),
+                }
+            }
+        }
+        let kinds = [action.is_some(), block.is_some(), include.is_some(), meta.is_some()].iter().filter(|b| **b).count();
+        if kinds == 0 {
+            let d = span.error("task has no module");
+            return Err(if rescue.is_some() || always.is_some() {
+                d.with_hint("`rescue` and `always` go with a `block`")
+            } else {
+                d.with_hint("a task names one module, e.g. `command: uptime`")
+            });
+        }
+        if kinds > 1 {
+            return Err(span.error("a task is either a module, a `block`, an include or a `meta`, not several"));
+        }
+        if (rescue.is_some() || always.is_some()) && block.is_none() {
+            return Err(span.error("`rescue` and `always` need a `block`"));
+        }
+
+        if let Some(b) = block {
+            let mut block_opts = opts.clone();
+            block_opts.loop_items = None;
+            let inherit = |list: Vec<Task>| inherit_all(list, &block_opts, true);
+            let kind = TaskKind::Block {
+                block: inherit(self.tasks(b, place)?),
+                rescue: inherit(rescue.map(|r| self.tasks(r, place)).transpose()?.unwrap_or_default()),
+                always: inherit(always.map(|a| self.tasks(a, place)).transpose()?.unwrap_or_default()),
+            };
+            if opts.loop_items.is_some() {
+                return Err(span.error("a `block` cannot loop").with_hint("loop over an `include_tasks` file instead"));
+            }
+            // The block's conditions now live on each of its tasks.
+            opts.when.clear();
+            return Ok(vec![Task { name, span, kind, opts }]);
+        }
+        if let Some(m) = meta {
+            let word = text(m, source, "`meta`")?;
+            let action = match word.as_str() {
+                "flush_handlers" => Meta::FlushHandlers,
+                "end_play" => Meta::EndPlay,
+                "end_host" => Meta::EndHost,
+                "noop" => Meta::Noop,
+                other => {
+                    return Err(source
+                        .error(m.line, m.column, format!("unsupported meta action `{other}`"))
+                        .with_hint("tend supports flush_handlers, end_play, end_host and noop"));
+                }
+            };
+            return Ok(vec![Task { name, span, kind: TaskKind::Meta(action), opts }]);
+        }
+        if let Some((node, is_import)) = include {
+            let file_text = match &node.value {
+                Value::Map(m) => {
+                    let file = m.iter().find(|(k, _)| k.scalar_text().as_deref() == Some("file"));
+                    let (_, f) = file.ok_or_else(|| source.error(node.line, node.column, "include needs `file:`"))?;
+                    text(f, source, "`file`")?
+                }
+                _ => text(node, source, "an include")?,
+            };
+            if crate::template::is_template(&file_text) {
+                return Err(source
+                    .error(node.line, node.column, "templated include paths are not supported")
+                    .with_hint("name the file directly and choose with `when:` instead"));
+            }
+            let file = [place.dir.join(&file_text), place.search_paths.first().map(|p| p.join(&file_text)).unwrap_or_default()]
+                .into_iter()
+                .find(|p| p.is_file())
+                .ok_or_else(|| source.error(node.line, node.column, format!("tasks file `{file_text}` not found (looked in {})", place.dir.display())))?;
+            let at = Span::of(source, node);
+            self.enter(&file, Some(&at))?;
+            let (inc_source, inc_root) = yaml::load_file(&file)?;
+            let inc_place = Place {
+                source: inc_source,
+                dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+                search_paths: place.search_paths.clone(),
+            };
+            let children = self.tasks(&inc_root, &inc_place)?;
+            self.stack.pop();
+            if is_import {
+                if opts.loop_items.is_some() {
+                    return Err(at.error("`import_tasks` cannot loop").with_hint("use `include_tasks` to loop over a tasks file"));
+                }
+                return Ok(inherit_all(children, &opts, true));
+            }
+            let mut child_opts = opts.clone();
+            child_opts.when.clear();
+            child_opts.loop_items = None;
+            let tasks = inherit_all(children, &child_opts, false);
+            return Ok(vec![Task {
+                name,
+                span,
+                kind: TaskKind::Include { file, tasks },
+                opts,
+            }]);
+        }
+        let Some((key, value, module)) = action else {
+            return Err(span.error("task has no module"));
+        };
+        let args = self.module_args(module, key, value, extra_args, source, &span)?;
+        Ok(vec![Task {
+            name,
+            span,
+            kind: TaskKind::Module { module, args },
+            opts,
+        }])
+    }
+
+    fn module_args(
+        &self,
+        module: &'static dyn modules::Module,
+        key: &Node,
+        value: &Node,
+        extra: Option<&Node>,
+        source: &Source,
+        task: &Span,
+    ) -> Result<Vars, Diagnostic> {
+        let name = module.name();
+        let mut args: Vec<(String, Json, Span)> = Vec::new();
+        if let Some(extra) = extra {
+            self.check_templates_in(extra, source)?;
+            for (k, v) in entries(extra, source, "`args`")? {
+                args.push((text(k, source, "a parameter name")?, v.to_json(), Span::of(source, k)));
+            }
+        }
+        let mut inline: Vec<(String, Json, Span)> = Vec::new();
+        match &value.value {
+            Value::Map(map) => {
+                self.check_templates_in(value, source)?;
+                for (k, v) in map {
+                    inline.push((text(k, source, "a parameter name")?, v.to_json(), Span::of(source, k)));
+                }
+            }
+            Value::Str(s) => {
+                self.check_template(s, source, value)?;
+                let is_param = |k: &str| module.open_params() || module.params().iter().any(|p| p.name == k || p.aliases.contains(&k));
+                let (pairs, rest) = parse_kv(s, is_param, module.free_form().is_some())
+                    .map_err(|m| source.error(value.line, value.column, format!("arguments of `{name}`: {m}")))?;
+                let at = Span::of(source, value);
+                for (k, v) in pairs {
+                    inline.push((k, Json::String(v), at.clone()));
+                }
+                if let (Some(rest), Some(param)) = (rest, module.free_form()) {
+                    inline.push((param.to_string(), Json::String(rest), at));
+                }
+            }
+            Value::Null => {}
+            _ => {
+                return Err(source
+                    .error(value.line, value.column, format!("arguments of `{name}` must be a mapping or `key=value` text, found {}", value.kind())));
+            }
+        }
+        // Arguments written on the module win over `args:`.
+        args.retain(|(k, _, _)| !inline.iter().any(|(i, _, _)| i == k));
+        args.extend(inline);
+        if !module.open_params() {
+            check_literal_args(name, module.params(), &args, task)?;
+            if let Some(free) = module.free_form()
+                && !args.iter().any(|(k, _, _)| k == free || k == "argv" || k == "_raw_params")
+            {
+                return Err(Span::of(source, key).error(format!("`{name}` needs a command")).with_hint(format!("e.g. `{name}: uptime`")));
+            }
+        } else if let Some((k, _, span)) = args.iter().find(|(k, _, _)| !valid_identifier(k)) {
+            return Err(span.error(format!("`{k}` is not a valid variable name")));
+        }
+        Ok(args.into_iter().map(|(k, v, _)| (k, v)).collect())
+    }
+
+    fn role(&mut self, source: &Source, play_dir: &Path, entry: &Node) -> Result<Role, Diagnostic> {
+        let mut opts = TaskOpts::default();
+        let name = match &entry.value {
+            Value::Str(s) => s.clone(),
+            Value::Map(map) => {
+                let mut name = None;
+                for (k, v) in map {
+                    match text(k, source, "a role keyword")?.as_str() {
+                        "role" | "name" => name = Some(text(v, source, "`role`")?),
+                        "tags" => opts.tags = strings(v, source, "`tags`", true)?,
+                        "when" => opts.when = self.conditions(v, source, "when")?,
+                        "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
+                        "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
+                        "vars" => opts.vars.extend(vars_map(v, source, "`vars`")?),
+                        param => {
+                            // Role parameters are variables of the role's tasks.
+                            self.check_templates_in(v, source)?;
+                            opts.vars.insert(param.to_string(), v.to_json());
+                        }
+                    }
+                }
+                name.ok_or_else(|| source.error(entry.line, entry.column, "role entry needs `role: NAME`"))?
+            }
+            _ => return Err(source.error(entry.line, entry.column, format!("a role is a name or a mapping, found {}", entry.kind()))),
+        };
+        let candidates = [play_dir.join("roles").join(&name), play_dir.join(&name), PathBuf::from("roles").join(&name)];
+        let dir = candidates.iter().find(|d| d.is_dir()).cloned().ok_or_else(|| {
+            source.error(entry.line, entry.column, format!("role `{name}` not found")).with_hint(format!(
+                "looked for {}",
+                candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let main = |sub: &str| ["main.yaml", "main.yml"].iter().map(|f| dir.join(sub).join(f)).find(|p| p.is_file());
+        let read_vars = |sub: &str, me: &Self| -> Result<Vars, Diagnostic> {
+            match main(sub) {
+                Some(f) => {
+                    let (s, n) = yaml::load_file(&f)?;
+                    me.check_templates_in(&n, &s)?;
+                    vars_map(&n, &s, "a role variables file")
+                }
+                None => Ok(Vars::new()),
+            }
+        };
+        let defaults = read_vars("defaults", self)?;
+        let vars = read_vars("vars", self)?;
+        opts.search_paths = vec![dir.clone(), play_dir.to_path_buf()];
+        let mut load_list = |sub: &str| -> Result<Vec<Task>, Diagnostic> {
+            let Some(file) = main(sub) else { return Ok(Vec::new()) };
+            self.enter(&file, None)?;
+            let (s, n) = yaml::load_file(&file)?;
+            let place = Place {
+                source: s,
+                dir: dir.join(sub),
+                search_paths: vec![dir.clone(), play_dir.to_path_buf()],
+            };
+            let tasks = self.tasks(&n, &place)?;
+            self.stack.pop();
+            Ok(tasks)
+        };
+        let tasks = inherit_all(load_list("tasks")?, &opts, true);
+        let handlers = inherit_all(load_list("handlers")?, &opts, false);
+        Ok(Role { defaults, vars, tasks, handlers })
+    }
+}
+
+struct Role {
+    defaults: Vars,
+    vars: Vars,
+    tasks: Vec<Task>,
+    handlers: Vec<Task>,
+}
+
+fn condition_text(node: &Node, source: &Source, what: &str) -> Result<String, Diagnostic> {
+    match &node.value {
+        Value::Bool(b) => Ok(b.to_string()),
+        _ => text(node, source, &format!("`{what}`")),
+    }
+}
+
+fn check_become_method(v: &Node, source: &Source) -> Result<(), Diagnostic> {
+    let m = text(v, source, "`become_method`")?;
+    if m != "sudo" {
+        return Err(source.error(v.line, v.column, format!("`become_method: {m}` is not supported")).with_hint("tend escalates with `sudo`"));
+    }
+    Ok(())
+}
+
+fn serial(v: &Node, source: &Source) -> Result<Vec<Serial>, Diagnostic> {
+    let one = |n: &Node| -> Result<Serial, Diagnostic> {
+        let bad = || source.error(n.line, n.column, "`serial` takes a number of hosts or a percentage such as `30%`");
+        match &n.value {
+            Value::Int(i) if *i > 0 => Ok(Serial::Count(*i as usize)),
+            Value::Str(s) => match s.trim().strip_suffix('%') {
+                Some(p) => p.trim().parse::<f64>().ok().filter(|p| *p > 0.0 && *p <= 100.0).map(Serial::Percent).ok_or_else(bad),
+                None => s.trim().parse::<usize>().ok().filter(|c| *c > 0).map(Serial::Count).ok_or_else(bad),
+            },
+            _ => Err(bad()),
+        }
+    };
+    match &v.value {
+        Value::Seq(list) => list.iter().map(one).collect(),
+        _ => Ok(vec![one(v)?]),
+    }
+}
+
+fn inherit_all(mut tasks: Vec<Task>, parent: &TaskOpts, with_when: bool) -> Vec<Task> {
+    for t in &mut tasks {
+        t.opts.inherit(parent, with_when);
+    }
+    tasks
+}
+
+/// Every `notify` names a handler (by name or `listen`) of the play.
+fn check_notify(play: &Play) -> Result<(), Diagnostic> {
+    let mut names: Vec<String> = Vec::new();
+    for h in &play.handlers {
+        names.extend(h.name.clone());
+        names.extend(h.opts.listen.iter().cloned());
+    }
+    fn walk(tasks: &[Task], names: &[String]) -> Result<(), Diagnostic> {
+        for t in tasks {
+            for n in &t.opts.notify {
+                if !names.contains(n) {
+                    let d = t.span.error(format!("task notifies `{n}`, which is not a handler of this play"));
+                    return Err(match did_you_mean(n, names.iter().map(String::as_str)) {
+                        Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                        None if names.is_empty() => d.with_hint("the play has no `handlers:`"),
+                        None => d.with_hint(format!("handlers: {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))),
+                    });
+                }
+            }
+            match &t.kind {
+                TaskKind::Block { block, rescue, always } => {
+                    walk(block, names)?;
+                    walk(rescue, names)?;
+                    walk(always, names)?;
+                }
+                TaskKind::Include { tasks, .. } => walk(tasks, names)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    for section in &play.sections {
+        walk(section, &names)?;
+    }
+    walk(&play.handlers, &names)
+}

@@ -1,0 +1,250 @@
+//! Playbooks in Ansible's language: plays, tasks, blocks, roles, handlers, includes. Everything
+//! is loaded and checked (modules, parameters, templates, handlers, files) before any host is
+//! contacted; the executor only ever sees a valid [`Playbook`].
+
+mod load;
+mod words;
+
+pub use load::{LoadOptions, load};
+
+use crate::diagnostic::Span;
+use crate::modules::Module;
+use serde_json::{Map, Value as Json};
+use std::path::PathBuf;
+
+/// Variables as written (templates rendered later, per host).
+pub type Vars = Map<String, Json>;
+
+/// A loaded, validated playbook file.
+#[derive(Debug)]
+pub struct Playbook {
+    /// The file.
+    pub path: PathBuf,
+    /// Its plays in order.
+    pub plays: Vec<Play>,
+}
+
+/// How many hosts a batch holds (`serial`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Serial {
+    /// A number of hosts.
+    Count(usize),
+    /// A percentage of the play's hosts (at least one).
+    Percent(f64),
+}
+
+/// Task ordering across hosts (`strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Every host finishes a task before any host starts the next.
+    #[default]
+    Linear,
+    /// Each host runs its tasks as fast as it can.
+    Free,
+}
+
+/// One play.
+#[derive(Debug)]
+pub struct Play {
+    /// `name`, or the host pattern.
+    pub name: String,
+    /// `hosts` pattern (may be a template of extra vars).
+    pub hosts: String,
+    /// Where the play starts.
+    pub span: Span,
+    /// Role defaults (lowest precedence of the play's variables).
+    pub role_defaults: Vars,
+    /// `vars`, then `vars_files` over them.
+    pub vars: Vars,
+    /// Role `vars/` (above play vars).
+    pub role_vars: Vars,
+    /// `gather_facts` (default true).
+    pub gather_facts: bool,
+    /// `serial` batch sizes; the last one repeats.
+    pub serial: Vec<Serial>,
+    /// `max_fail_percentage`.
+    pub max_fail_percentage: Option<f64>,
+    /// `any_errors_fatal`.
+    pub any_errors_fatal: bool,
+    /// `strategy`.
+    pub strategy: Strategy,
+    /// `pre_tasks`, roles + `tasks`, `post_tasks`: handlers are flushed after each section.
+    pub sections: Vec<Vec<Task>>,
+    /// `handlers` (play and roles).
+    pub handlers: Vec<Task>,
+}
+
+/// A task, a block, an include or a meta action, with the keywords that apply to it.
+#[derive(Debug, Clone)]
+pub struct Task {
+    /// `name`.
+    pub name: Option<String>,
+    /// Where it was written.
+    pub span: Span,
+    /// What it is.
+    pub kind: TaskKind,
+    /// Keywords (`when`, `loop`, `register`, ...), with those of enclosing blocks folded in.
+    pub opts: TaskOpts,
+}
+
+/// What a task does.
+#[derive(Clone)]
+pub enum TaskKind {
+    /// Run a module.
+    Module {
+        /// The module.
+        module: &'static dyn Module,
+        /// Its arguments as written.
+        args: Vars,
+    },
+    /// `block`, with `rescue` and `always`.
+    Block {
+        /// The tasks tried.
+        block: Vec<Task>,
+        /// Run on hosts where a `block` task failed.
+        rescue: Vec<Task>,
+        /// Run in any case.
+        always: Vec<Task>,
+    },
+    /// `include_tasks`: its `when` and `loop` apply to the include as a whole.
+    Include {
+        /// The included file.
+        file: PathBuf,
+        /// Its tasks.
+        tasks: Vec<Task>,
+    },
+    /// `meta`.
+    Meta(Meta),
+}
+
+impl std::fmt::Debug for TaskKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskKind::Module { module, args } => write!(f, "Module({}, {args:?})", module.name()),
+            TaskKind::Block { block, rescue, always } => write!(f, "Block({block:?}, {rescue:?}, {always:?})"),
+            TaskKind::Include { file, tasks } => write!(f, "Include({}, {tasks:?})", file.display()),
+            TaskKind::Meta(m) => write!(f, "Meta({m:?})"),
+        }
+    }
+}
+
+/// `meta` actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    /// Run notified handlers now.
+    FlushHandlers,
+    /// Stop the play for all hosts.
+    EndPlay,
+    /// Stop the play for this host.
+    EndHost,
+    /// Do nothing.
+    Noop,
+}
+
+/// Task keywords.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOpts {
+    /// `when`: all must hold.
+    pub when: Vec<String>,
+    /// `loop` / `with_items` (a list or a template of one).
+    pub loop_items: Option<Json>,
+    /// `with_items`: nested lists are flattened one level.
+    pub loop_flatten: bool,
+    /// `loop_control.loop_var` (default `item`).
+    pub loop_var: Option<String>,
+    /// `loop_control.index_var`.
+    pub index_var: Option<String>,
+    /// `loop_control.label`.
+    pub label: Option<String>,
+    /// `register`.
+    pub register: Option<String>,
+    /// `notify`.
+    pub notify: Vec<String>,
+    /// `changed_when`.
+    pub changed_when: Option<Vec<String>>,
+    /// `failed_when`.
+    pub failed_when: Option<Vec<String>>,
+    /// `ignore_errors`.
+    pub ignore_errors: Option<bool>,
+    /// `ignore_unreachable`.
+    pub ignore_unreachable: Option<bool>,
+    /// `until`.
+    pub until: Option<Vec<String>>,
+    /// `retries` (default 3 with `until`).
+    pub retries: Option<u32>,
+    /// `delay` in seconds (default 5).
+    pub delay: Option<f64>,
+    /// `become`.
+    pub escalate: Option<bool>,
+    /// `become_user`.
+    pub become_user: Option<String>,
+    /// `delegate_to`.
+    pub delegate_to: Option<String>,
+    /// `run_once`.
+    pub run_once: Option<bool>,
+    /// `no_log`.
+    pub no_log: Option<bool>,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// `timeout` in seconds.
+    pub timeout: Option<u64>,
+    /// `vars`.
+    pub vars: Vars,
+    /// `environment`.
+    pub environment: Vars,
+    /// `check_mode`.
+    pub check_mode: Option<bool>,
+    /// `listen` (handlers).
+    pub listen: Vec<String>,
+    /// Where `src:` files are looked up: the role, then the playbook's directory.
+    pub search_paths: Vec<PathBuf>,
+}
+
+impl TaskOpts {
+    /// Folds the keywords of an enclosing block, import or role into this task's.
+    pub fn inherit(&mut self, parent: &TaskOpts, with_when: bool) {
+        if with_when {
+            let mut when = parent.when.clone();
+            when.append(&mut self.when);
+            self.when = when;
+        }
+        let mut vars = parent.vars.clone();
+        vars.extend(std::mem::take(&mut self.vars));
+        self.vars = vars;
+        let mut env = parent.environment.clone();
+        env.extend(std::mem::take(&mut self.environment));
+        self.environment = env;
+        for t in &parent.tags {
+            if !self.tags.contains(t) {
+                self.tags.push(t.clone());
+            }
+        }
+        self.ignore_errors = self.ignore_errors.or(parent.ignore_errors);
+        self.ignore_unreachable = self.ignore_unreachable.or(parent.ignore_unreachable);
+        self.escalate = self.escalate.or(parent.escalate);
+        self.become_user = self.become_user.clone().or_else(|| parent.become_user.clone());
+        self.delegate_to = self.delegate_to.clone().or_else(|| parent.delegate_to.clone());
+        self.run_once = self.run_once.or(parent.run_once);
+        self.no_log = self.no_log.or(parent.no_log);
+        self.timeout = self.timeout.or(parent.timeout);
+        self.check_mode = self.check_mode.or(parent.check_mode);
+        if self.search_paths.is_empty() {
+            self.search_paths = parent.search_paths.clone();
+        }
+    }
+}
+
+impl Task {
+    /// `name`, or `module` for unnamed tasks (as Ansible shows them).
+    pub fn display_name(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        match &self.kind {
+            TaskKind::Module { module, .. } => module.name().to_string(),
+            TaskKind::Block { .. } => "block".into(),
+            TaskKind::Include { file, .. } => format!("include_tasks {}", file.display()),
+            TaskKind::Meta(m) => format!("meta: {m:?}"),
+        }
+    }
+}

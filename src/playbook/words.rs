@@ -1,0 +1,90 @@
+//! Ansible's `module: k=v k2="v 2" free form text` argument strings.
+
+/// One word of the string: its text as written and, for `k=v`, the key and unquoted value.
+#[derive(Debug, PartialEq)]
+struct Word<'a> {
+    raw: &'a str,
+    kv: Option<(String, String)>,
+}
+
+fn unquote(s: &str) -> String {
+    shlex::split(s).map(|w| w.join(" ")).unwrap_or_else(|| s.to_string())
+}
+
+/// Splits on whitespace outside quotes, keeping each word's original text.
+fn words(text: &str) -> Result<Vec<Word<'_>>, String> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        let start = i;
+        let mut quote: Option<u8> = None;
+        while i < bytes.len() {
+            let c = bytes[i];
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) if c == b'\\' => i += 1,
+                Some(_) => {}
+                None if c == b'"' || c == b'\'' => quote = Some(c),
+                None if c == b'\\' => i += 1,
+                None if c.is_ascii_whitespace() => break,
+                None => {}
+            }
+            i += 1;
+        }
+        if quote.is_some() {
+            return Err(format!("unbalanced quotes in `{text}`"));
+        }
+        let raw = &text[start..i.min(text.len())];
+        let kv = raw.split_once('=').and_then(|(k, v)| {
+            (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| (k.to_string(), unquote(v)))
+        });
+        out.push(Word { raw, kv });
+    }
+    Ok(out)
+}
+
+/// Splits `k=v` arguments from free-form text. Keys that are not parameters of the module stay
+/// in the free-form text (`echo a=b` is a command); without free form every word must be `k=v`.
+pub fn parse_kv(text: &str, is_param: impl Fn(&str) -> bool, free_form: bool) -> Result<(Vec<(String, String)>, Option<String>), String> {
+    let mut args = Vec::new();
+    let mut rest = Vec::new();
+    for w in words(text)? {
+        match w.kv {
+            Some((k, v)) if is_param(&k) => args.push((k, v)),
+            Some((k, _)) if !free_form => return Err(format!("unknown parameter `{k}`")),
+            _ if !free_form => return Err(format!("`{}` is not of the form key=value", w.raw)),
+            _ => rest.push(w.raw),
+        }
+    }
+    let rest = (!rest.is_empty()).then(|| rest.join(" "));
+    Ok((args, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_kv;
+
+    #[test]
+    fn splits_params_from_free_form() {
+        let (args, rest) = parse_kv(r#"echo "a  b" x=1 chdir=/tmp creates="/x y""#, |k| k == "chdir" || k == "creates", true).unwrap();
+        assert_eq!(args, [("chdir".into(), "/tmp".into()), ("creates".into(), "/x y".into())]);
+        assert_eq!(rest.as_deref(), Some(r#"echo "a  b" x=1"#));
+    }
+
+    #[test]
+    fn key_values_only_without_free_form() {
+        let (args, rest) = parse_kv("src=a.conf dest='/etc/my app.conf' mode=0644", |_| true, false).unwrap();
+        assert_eq!(args[1], ("dest".into(), "/etc/my app.conf".into()));
+        assert_eq!(args[2], ("mode".into(), "0644".into()));
+        assert!(rest.is_none());
+        assert_eq!(parse_kv("src=a oops", |_| true, false).unwrap_err(), "`oops` is not of the form key=value");
+        assert!(parse_kv("msg='unclosed", |_| true, false).unwrap_err().contains("unbalanced"));
+    }
+}

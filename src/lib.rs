@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod diagnostic;
+pub mod executor;
 pub mod exit;
 pub mod fleet;
 pub mod inventory;

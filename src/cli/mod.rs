@@ -4,6 +4,7 @@
 mod common;
 mod exec;
 mod inventory;
+mod run;
 mod upload;
 
 use crate::diagnostic::Diagnostic;
@@ -32,8 +33,14 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Copy a local file to every host matching a pattern, atomically
     Upload(upload::UploadArgs),
+    /// Run playbooks against the inventory
+    Run(run::RunArgs),
+    /// Check playbooks without connecting to any host
+    Validate(run::ValidateArgs),
     /// Show the inventory: groups, hosts and their merged variables
     Inventory(inventory::InventoryArgs),
+    /// List the modules tend has, with their parameters
+    Modules,
 }
 
 /// Why a command stopped before finishing its work.
@@ -68,7 +75,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Exec(args) => exec::run(args),
         Command::Upload(args) => upload::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => run::validate(args),
         Command::Inventory(args) => inventory::run(args),
+        Command::Modules => Ok(list_modules()),
     };
     match result {
         Ok(code) => code.exit_code(),
@@ -86,4 +96,32 @@ pub fn main() -> ExitCode {
             code.exit_code()
         }
     }
+}
+
+fn list_modules() -> Code {
+    let mut names: Vec<&str> = crate::modules::names().collect();
+    names.sort_unstable();
+    for name in names {
+        let Some(m) = crate::modules::lookup(name) else {
+            continue;
+        };
+        let params: Vec<String> = m
+            .params()
+            .iter()
+            .map(|p| {
+                if p.required {
+                    format!("{}*", p.name)
+                } else {
+                    p.name.to_string()
+                }
+            })
+            .collect();
+        let params = if m.open_params() {
+            "any variable names".to_string()
+        } else {
+            params.join(" ")
+        };
+        println!("{name:<14} {params}");
+    }
+    Code::Ok
 }

@@ -1,18 +1,25 @@
 //! What users and CI see: per-host reports (human or JSON Lines), the summary line, and the
 //! exit code they imply. Data goes to stdout, messages for humans to stderr.
 
+pub mod events;
+pub mod monitor;
 mod report;
 mod style;
 
 pub use report::{HostReport, Printer, Status, Summary};
 pub use style::Style;
 
+/// The current UTC time as RFC 3339, for logs.
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
 /// How results are printed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Readable text grouped by host.
+    /// Readable text on stderr.
     #[default]
     Human,
-    /// One JSON object per host per line on stdout.
+    /// JSON Lines on stdout.
     Json,
 }

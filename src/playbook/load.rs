@@ -17,16 +17,67 @@ pub struct LoadOptions<'a> {
 }
 
 const PLAY_KEYS: &[&str] = &[
-    "name", "hosts", "vars", "vars_files", "gather_facts", "become", "become_user", "become_method", "serial",
-    "max_fail_percentage", "any_errors_fatal", "strategy", "tasks", "handlers", "pre_tasks", "post_tasks", "roles",
-    "tags", "environment", "ignore_errors", "ignore_unreachable", "no_log", "check_mode", "timeout",
+    "name",
+    "hosts",
+    "vars",
+    "vars_files",
+    "gather_facts",
+    "become",
+    "become_user",
+    "become_method",
+    "serial",
+    "max_fail_percentage",
+    "any_errors_fatal",
+    "strategy",
+    "tasks",
+    "handlers",
+    "pre_tasks",
+    "post_tasks",
+    "roles",
+    "tags",
+    "environment",
+    "ignore_errors",
+    "ignore_unreachable",
+    "no_log",
+    "check_mode",
+    "timeout",
 ];
 
 const TASK_KEYS: &[&str] = &[
-    "name", "when", "loop", "with_items", "with_list", "loop_control", "register", "notify", "changed_when",
-    "failed_when", "ignore_errors", "ignore_unreachable", "until", "retries", "delay", "become", "become_user",
-    "become_method", "delegate_to", "run_once", "no_log", "tags", "timeout", "vars", "environment", "check_mode",
-    "listen", "args", "block", "rescue", "always", "include_tasks", "import_tasks", "meta",
+    "name",
+    "when",
+    "loop",
+    "with_items",
+    "with_list",
+    "loop_control",
+    "register",
+    "notify",
+    "changed_when",
+    "failed_when",
+    "ignore_errors",
+    "ignore_unreachable",
+    "until",
+    "retries",
+    "delay",
+    "become",
+    "become_user",
+    "become_method",
+    "delegate_to",
+    "run_once",
+    "no_log",
+    "tags",
+    "timeout",
+    "vars",
+    "environment",
+    "check_mode",
+    "listen",
+    "args",
+    "block",
+    "rescue",
+    "always",
+    "include_tasks",
+    "import_tasks",
+    "meta",
 ];
 
 /// Loads and checks a playbook file (and everything it imports).
@@ -56,11 +107,19 @@ struct Place {
     search_paths: Vec<PathBuf>,
 }
 
-fn entries<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [(Node, Node)], Diagnostic> {
+fn entries<'n>(
+    node: &'n Node,
+    source: &Source,
+    what: &str,
+) -> Result<&'n [(Node, Node)], Diagnostic> {
     match &node.value {
         Value::Map(e) => Ok(e),
         Value::Null => Ok(&[]),
-        _ => Err(source.error(node.line, node.column, format!("{what} must be a mapping, found {}", node.kind()))),
+        _ => Err(source.error(
+            node.line,
+            node.column,
+            format!("{what} must be a mapping, found {}", node.kind()),
+        )),
     }
 }
 
@@ -68,15 +127,25 @@ fn items<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [Node], 
     match &node.value {
         Value::Seq(i) => Ok(i),
         Value::Null => Ok(&[]),
-        _ => Err(source.error(node.line, node.column, format!("{what} must be a list, found {}", node.kind()))),
+        _ => Err(source.error(
+            node.line,
+            node.column,
+            format!("{what} must be a list, found {}", node.kind()),
+        )),
     }
 }
 
 fn text(node: &Node, source: &Source, what: &str) -> Result<String, Diagnostic> {
     match &node.value {
         Value::Str(s) => Ok(s.clone()),
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => Ok(node.scalar_text().unwrap_or_default()),
-        _ => Err(source.error(node.line, node.column, format!("{what} must be a string, found {}", node.kind()))),
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+            Ok(node.scalar_text().unwrap_or_default())
+        }
+        _ => Err(source.error(
+            node.line,
+            node.column,
+            format!("{what} must be a string, found {}", node.kind()),
+        )),
     }
 }
 
@@ -98,19 +167,41 @@ fn number(node: &Node, source: &Source, what: &str) -> Result<f64, Diagnostic> {
     match &node.value {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(f) => Ok(*f),
-        Value::Str(s) => s.trim().parse().map_err(|_| source.error(node.line, node.column, format!("{what} must be a number, found `{s}`"))),
-        _ => Err(source.error(node.line, node.column, format!("{what} must be a number, found {}", node.kind()))),
+        Value::Str(s) => s.trim().parse().map_err(|_| {
+            source.error(
+                node.line,
+                node.column,
+                format!("{what} must be a number, found `{s}`"),
+            )
+        }),
+        _ => Err(source.error(
+            node.line,
+            node.column,
+            format!("{what} must be a number, found {}", node.kind()),
+        )),
     }
 }
 
 /// A string or a list of strings (`tags: a,b` splits on commas when `split_commas`).
-fn strings(node: &Node, source: &Source, what: &str, split_commas: bool) -> Result<Vec<String>, Diagnostic> {
+fn strings(
+    node: &Node,
+    source: &Source,
+    what: &str,
+    split_commas: bool,
+) -> Result<Vec<String>, Diagnostic> {
     match &node.value {
         Value::Seq(list) => list.iter().map(|i| text(i, source, what)).collect(),
         Value::Null => Ok(Vec::new()),
         _ => {
             let t = text(node, source, what)?;
-            Ok(if split_commas { t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() } else { vec![t] })
+            Ok(if split_commas {
+                t.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            } else {
+                vec![t]
+            })
         }
     }
 }
@@ -121,8 +212,14 @@ fn vars_map(node: &Node, source: &Source, what: &str) -> Result<Vars, Diagnostic
         let name = text(k, source, "a variable name")?;
         if !valid_identifier(&name) {
             return Err(source
-                .error(k.line, k.column, format!("`{name}` is not a valid variable name"))
-                .with_hint("variable names are letters, digits and `_`, not starting with a digit"));
+                .error(
+                    k.line,
+                    k.column,
+                    format!("`{name}` is not a valid variable name"),
+                )
+                .with_hint(
+                    "variable names are letters, digits and `_`, not starting with a digit",
+                ));
         }
         vars.insert(name, v.to_json());
     }
@@ -131,14 +228,23 @@ fn vars_map(node: &Node, source: &Source, what: &str) -> Result<Vars, Diagnostic
 
 fn valid_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn unknown_key(source: &Source, key: &Node, name: &str, keys: &[&str], what: &str) -> Diagnostic {
-    let d = source.error(key.line, key.column, format!("unknown {what} keyword `{name}`"));
+    let d = source.error(
+        key.line,
+        key.column,
+        format!("unknown {what} keyword `{name}`"),
+    );
     match did_you_mean(name, keys.iter().copied()) {
         Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-        None if what == "play" && modules::lookup(name).is_some() => d.with_hint("tasks go in a list under `tasks:`"),
+        None if what == "play" && modules::lookup(name).is_some() => {
+            d.with_hint("tasks go in a list under `tasks:`")
+        }
         None => d,
     }
 }
@@ -147,7 +253,10 @@ impl Loader<'_> {
     fn enter(&mut self, path: &Path, at: Option<&Span>) -> Result<(), Diagnostic> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if let Some(i) = self.stack.iter().position(|p| *p == canonical) {
-            let mut chain: Vec<String> = self.stack[i..].iter().map(|p| p.display().to_string()).collect();
+            let mut chain: Vec<String> = self.stack[i..]
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             chain.push(canonical.display().to_string());
             let message = format!("cyclic include: {}", chain.join(" -> "));
             return Err(match at {
@@ -168,7 +277,9 @@ impl Loader<'_> {
     fn check_templates_in(&self, node: &Node, source: &Source) -> Result<(), Diagnostic> {
         match &node.value {
             Value::Str(s) => self.check_template(s, source, node),
-            Value::Seq(items) => items.iter().try_for_each(|i| self.check_templates_in(i, source)),
+            Value::Seq(items) => items
+                .iter()
+                .try_for_each(|i| self.check_templates_in(i, source)),
             Value::Map(entries) => entries.iter().try_for_each(|(k, v)| {
                 self.check_templates_in(k, source)?;
                 self.check_templates_in(v, source)
@@ -177,16 +288,28 @@ impl Loader<'_> {
         }
     }
 
-    fn conditions(&self, node: &Node, source: &Source, what: &str) -> Result<Vec<String>, Diagnostic> {
+    fn conditions(
+        &self,
+        node: &Node,
+        source: &Source,
+        what: &str,
+    ) -> Result<Vec<String>, Diagnostic> {
         let list: Vec<(String, &Node)> = match &node.value {
-            Value::Seq(items) => items.iter().map(|i| Ok((condition_text(i, source, what)?, i))).collect::<Result<_, Diagnostic>>()?,
+            Value::Seq(items) => items
+                .iter()
+                .map(|i| Ok((condition_text(i, source, what)?, i)))
+                .collect::<Result<_, Diagnostic>>()?,
             _ => vec![(condition_text(node, source, what)?, node)],
         };
         for (expr, n) in &list {
-            let inner = expr.trim().strip_prefix("{{").and_then(|e| e.strip_suffix("}}")).unwrap_or(expr);
-            self.engine
-                .check_expression(inner)
-                .map_err(|e| source.error(n.line, n.column, format!("bad condition in `{what}`: {e}")))?;
+            let inner = expr
+                .trim()
+                .strip_prefix("{{")
+                .and_then(|e| e.strip_suffix("}}"))
+                .unwrap_or(expr);
+            self.engine.check_expression(inner).map_err(|e| {
+                source.error(n.line, n.column, format!("bad condition in `{what}`: {e}"))
+            })?;
         }
         Ok(list.into_iter().map(|(e, _)| e).collect())
     }
@@ -195,21 +318,34 @@ impl Loader<'_> {
         self.enter(path, None)?;
         let (source, root) = yaml::load_file(path)?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let list = items(&root, &source, "a playbook").map_err(|d| d.with_hint("a playbook is a list of plays: `- hosts: all`"))?;
+        let list = items(&root, &source, "a playbook")
+            .map_err(|d| d.with_hint("a playbook is a list of plays: `- hosts: all`"))?;
         if list.is_empty() {
-            return Err(Diagnostic::in_file(path, "the playbook holds no play").with_hint("a playbook is a list of plays: `- hosts: all`"));
+            return Err(Diagnostic::in_file(path, "the playbook holds no play")
+                .with_hint("a playbook is a list of plays: `- hosts: all`"));
         }
         let mut plays = Vec::new();
         for node in list {
             let map = entries(node, &source, "a play")?;
-            if let Some((k, v)) = map.iter().find(|(k, _)| k.scalar_text().as_deref() == Some("import_playbook")) {
+            if let Some((k, v)) = map
+                .iter()
+                .find(|(k, _)| k.scalar_text().as_deref() == Some("import_playbook"))
+            {
                 let file = dir.join(text(v, &source, "`import_playbook`")?);
                 if !file.exists() {
-                    return Err(source.error(v.line, v.column, format!("playbook `{}` not found", file.display())));
+                    return Err(source.error(
+                        v.line,
+                        v.column,
+                        format!("playbook `{}` not found", file.display()),
+                    ));
                 }
                 let _ = k;
                 plays.extend(self.playbook(&file).map_err(|d| {
-                    if d.location.is_none() { Span::of(&source, v).error(d.message) } else { d }
+                    if d.location.is_none() {
+                        Span::of(&source, v).error(d.message)
+                    } else {
+                        d
+                    }
                 })?);
                 continue;
             }
@@ -219,7 +355,13 @@ impl Loader<'_> {
         Ok(plays)
     }
 
-    fn play(&mut self, source: &Source, dir: &Path, node: &Node, map: &[(Node, Node)]) -> Result<Play, Diagnostic> {
+    fn play(
+        &mut self,
+        source: &Source,
+        dir: &Path,
+        node: &Node,
+        map: &[(Node, Node)],
+    ) -> Result<Play, Diagnostic> {
         let span = Span::of(source, node);
         let mut play = Play {
             name: String::new(),
@@ -246,8 +388,14 @@ impl Loader<'_> {
             search_paths: vec![dir.to_path_buf()],
         };
         let mut hosts_seen = false;
-        let (mut pre, mut tasks, mut post, mut handlers, mut role_tasks, mut role_handlers) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut pre, mut tasks, mut post, mut handlers, mut role_tasks, mut role_handlers) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         let mut vars_files = Vars::new();
         for (k, v) in map {
             let key = text(k, source, "a play keyword")?;
@@ -275,7 +423,11 @@ impl Loader<'_> {
                         }
                         let file = dir.join(&name);
                         if !file.exists() {
-                            return Err(source.error(f.line, f.column, format!("vars file `{}` not found", file.display())));
+                            return Err(source.error(
+                                f.line,
+                                f.column,
+                                format!("vars file `{}` not found", file.display()),
+                            ));
                         }
                         let (vs, vn) = yaml::load_file(&file)?;
                         self.check_templates_in(&vn, &vs)?;
@@ -290,11 +442,17 @@ impl Loader<'_> {
                 "max_fail_percentage" => {
                     let p = number(v, source, "`max_fail_percentage`")?;
                     if !(0.0..=100.0).contains(&p) {
-                        return Err(source.error(v.line, v.column, "`max_fail_percentage` must be between 0 and 100"));
+                        return Err(source.error(
+                            v.line,
+                            v.column,
+                            "`max_fail_percentage` must be between 0 and 100",
+                        ));
                     }
                     play.max_fail_percentage = Some(p);
                 }
-                "any_errors_fatal" => play.any_errors_fatal = boolean(v, source, "`any_errors_fatal`")?,
+                "any_errors_fatal" => {
+                    play.any_errors_fatal = boolean(v, source, "`any_errors_fatal`")?
+                }
                 "strategy" => {
                     play.strategy = match text(v, source, "`strategy`")?.as_str() {
                         "linear" => Strategy::Linear,
@@ -311,8 +469,12 @@ impl Loader<'_> {
                     self.check_templates_in(v, source)?;
                     opts.environment = vars_map(v, source, "`environment`")?;
                 }
-                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
-                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
+                "ignore_errors" => {
+                    opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?)
+                }
+                "ignore_unreachable" => {
+                    opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?)
+                }
                 "no_log" => opts.no_log = Some(boolean(v, source, "`no_log`")?),
                 "check_mode" => opts.check_mode = Some(boolean(v, source, "`check_mode`")?),
                 "timeout" => opts.timeout = Some(number(v, source, "`timeout`")? as u64),
@@ -333,7 +495,9 @@ impl Loader<'_> {
             }
         }
         if !hosts_seen || play.hosts.is_empty() {
-            return Err(span.error("play has no `hosts`").with_hint("say which hosts the play runs on, e.g. `hosts: all`"));
+            return Err(span
+                .error("play has no `hosts`")
+                .with_hint("say which hosts the play runs on, e.g. `hosts: all`"));
         }
         if play.name.is_empty() {
             play.name = play.hosts.clone();
@@ -369,7 +533,8 @@ impl Loader<'_> {
         let mut name = None;
         let mut action: Option<(&Node, &Node, &'static dyn modules::Module)> = None;
         let mut extra_args: Option<&Node> = None;
-        let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) = (None, None, None);
+        let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) =
+            (None, None, None);
         let mut include: Option<(&Node, bool)> = None;
         let mut meta: Option<&Node> = None;
         let mut loop_control: Option<&Node> = None;
@@ -382,16 +547,33 @@ impl Loader<'_> {
                     name = Some(n);
                 }
                 "when" => opts.when = self.conditions(v, source, "when")?,
-                "changed_when" => opts.changed_when = Some(self.conditions(v, source, "changed_when")?),
-                "failed_when" => opts.failed_when = Some(self.conditions(v, source, "failed_when")?),
+                "changed_when" => {
+                    opts.changed_when = Some(self.conditions(v, source, "changed_when")?)
+                }
+                "failed_when" => {
+                    opts.failed_when = Some(self.conditions(v, source, "failed_when")?)
+                }
                 "until" => opts.until = Some(self.conditions(v, source, "until")?),
                 "loop" | "with_items" | "with_list" => {
                     if opts.loop_items.is_some() {
-                        return Err(source.error(k.line, k.column, "a task can have only one loop"));
+                        return Err(source.error(
+                            k.line,
+                            k.column,
+                            "a task can have only one loop",
+                        ));
                     }
                     match &v.value {
                         Value::Seq(_) | Value::Str(_) => {}
-                        _ => return Err(source.error(v.line, v.column, format!("`{key}` must be a list or a template of one, found {}", v.kind()))),
+                        _ => {
+                            return Err(source.error(
+                                v.line,
+                                v.column,
+                                format!(
+                                    "`{key}` must be a list or a template of one, found {}",
+                                    v.kind()
+                                ),
+                            ));
+                        }
                     }
                     self.check_templates_in(v, source)?;
                     opts.loop_items = Some(v.to_json());
@@ -401,14 +583,22 @@ impl Loader<'_> {
                 "register" => {
                     let r = text(v, source, "`register`")?;
                     if !valid_identifier(&r) {
-                        return Err(source.error(v.line, v.column, format!("`register: {r}` is not a valid variable name")));
+                        return Err(source.error(
+                            v.line,
+                            v.column,
+                            format!("`register: {r}` is not a valid variable name"),
+                        ));
                     }
                     opts.register = Some(r);
                 }
                 "notify" => opts.notify = strings(v, source, "`notify`", false)?,
                 "listen" => opts.listen = strings(v, source, "`listen`", false)?,
-                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
-                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
+                "ignore_errors" => {
+                    opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?)
+                }
+                "ignore_unreachable" => {
+                    opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?)
+                }
                 "retries" => opts.retries = Some(number(v, source, "`retries`")? as u32),
                 "delay" => opts.delay = Some(number(v, source, "`delay`")?),
                 "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
@@ -442,7 +632,11 @@ impl Loader<'_> {
                 other => {
                     let Some(module) = modules::lookup(other) else {
                         let known = TASK_KEYS.iter().copied().chain(modules::names());
-                        let d = source.error(k.line, k.column, format!("unknown module or keyword `{other}`"));
+                        let d = source.error(
+                            k.line,
+                            k.column,
+                            format!("unknown module or keyword `{other}`"),
+                        );
                         return Err(match did_you_mean(other, known) {
                             Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                             None => d.with_hint("see `tend modules` for the modules tend has"),
@@ -469,11 +663,27 @@ impl Loader<'_> {
                         opts.label = Some(l);
                     }
                     "pause" | "extended" => {}
-                    other => return Err(unknown_key(source, k, other, &["loop_var", "index_var", "label", "pause", "extended"], "loop_control")),
+                    other => {
+                        return Err(unknown_key(
+                            source,
+                            k,
+                            other,
+                            &["loop_var", "index_var", "label", "pause", "extended"],
+                            "loop_control",
+                        ));
+                    }
                 }
             }
         }
-        let kinds = [action.is_some(), block.is_some(), include.is_some(), meta.is_some()].iter().filter(|b| **b).count();
+        let kinds = [
+            action.is_some(),
+            block.is_some(),
+            include.is_some(),
+            meta.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if kinds == 0 {
             let d = span.error("task has no module");
             return Err(if rescue.is_some() || always.is_some() {
@@ -483,7 +693,9 @@ impl Loader<'_> {
             });
         }
         if kinds > 1 {
-            return Err(span.error("a task is either a module, a `block`, an include or a `meta`, not several"));
+            return Err(span.error(
+                "a task is either a module, a `block`, an include or a `meta`, not several",
+            ));
         }
         if (rescue.is_some() || always.is_some()) && block.is_none() {
             return Err(span.error("`rescue` and `always` need a `block`"));
@@ -495,15 +707,32 @@ impl Loader<'_> {
             let inherit = |list: Vec<Task>| inherit_all(list, &block_opts, true);
             let kind = TaskKind::Block {
                 block: inherit(self.tasks(b, place)?),
-                rescue: inherit(rescue.map(|r| self.tasks(r, place)).transpose()?.unwrap_or_default()),
-                always: inherit(always.map(|a| self.tasks(a, place)).transpose()?.unwrap_or_default()),
+                rescue: inherit(
+                    rescue
+                        .map(|r| self.tasks(r, place))
+                        .transpose()?
+                        .unwrap_or_default(),
+                ),
+                always: inherit(
+                    always
+                        .map(|a| self.tasks(a, place))
+                        .transpose()?
+                        .unwrap_or_default(),
+                ),
             };
             if opts.loop_items.is_some() {
-                return Err(span.error("a `block` cannot loop").with_hint("loop over an `include_tasks` file instead"));
+                return Err(span
+                    .error("a `block` cannot loop")
+                    .with_hint("loop over an `include_tasks` file instead"));
             }
             // The block's conditions now live on each of its tasks.
             opts.when.clear();
-            return Ok(vec![Task { name, span, kind, opts }]);
+            return Ok(vec![Task {
+                name,
+                span,
+                kind,
+                opts,
+            }]);
         }
         if let Some(m) = meta {
             let word = text(m, source, "`meta`")?;
@@ -514,30 +743,63 @@ impl Loader<'_> {
                 "noop" => Meta::Noop,
                 other => {
                     return Err(source
-                        .error(m.line, m.column, format!("unsupported meta action `{other}`"))
+                        .error(
+                            m.line,
+                            m.column,
+                            format!("unsupported meta action `{other}`"),
+                        )
                         .with_hint("tend supports flush_handlers, end_play, end_host and noop"));
                 }
             };
-            return Ok(vec![Task { name, span, kind: TaskKind::Meta(action), opts }]);
+            return Ok(vec![Task {
+                name,
+                span,
+                kind: TaskKind::Meta(action),
+                opts,
+            }]);
         }
         if let Some((node, is_import)) = include {
             let file_text = match &node.value {
                 Value::Map(m) => {
-                    let file = m.iter().find(|(k, _)| k.scalar_text().as_deref() == Some("file"));
-                    let (_, f) = file.ok_or_else(|| source.error(node.line, node.column, "include needs `file:`"))?;
+                    let file = m
+                        .iter()
+                        .find(|(k, _)| k.scalar_text().as_deref() == Some("file"));
+                    let (_, f) = file.ok_or_else(|| {
+                        source.error(node.line, node.column, "include needs `file:`")
+                    })?;
                     text(f, source, "`file`")?
                 }
                 _ => text(node, source, "an include")?,
             };
             if crate::template::is_template(&file_text) {
                 return Err(source
-                    .error(node.line, node.column, "templated include paths are not supported")
+                    .error(
+                        node.line,
+                        node.column,
+                        "templated include paths are not supported",
+                    )
                     .with_hint("name the file directly and choose with `when:` instead"));
             }
-            let file = [place.dir.join(&file_text), place.search_paths.first().map(|p| p.join(&file_text)).unwrap_or_default()]
-                .into_iter()
-                .find(|p| p.is_file())
-                .ok_or_else(|| source.error(node.line, node.column, format!("tasks file `{file_text}` not found (looked in {})", place.dir.display())))?;
+            let file = [
+                place.dir.join(&file_text),
+                place
+                    .search_paths
+                    .first()
+                    .map(|p| p.join(&file_text))
+                    .unwrap_or_default(),
+            ]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                source.error(
+                    node.line,
+                    node.column,
+                    format!(
+                        "tasks file `{file_text}` not found (looked in {})",
+                        place.dir.display()
+                    ),
+                )
+            })?;
             let at = Span::of(source, node);
             self.enter(&file, Some(&at))?;
             let (inc_source, inc_root) = yaml::load_file(&file)?;
@@ -550,7 +812,9 @@ impl Loader<'_> {
             self.stack.pop();
             if is_import {
                 if opts.loop_items.is_some() {
-                    return Err(at.error("`import_tasks` cannot loop").with_hint("use `include_tasks` to loop over a tasks file"));
+                    return Err(at
+                        .error("`import_tasks` cannot loop")
+                        .with_hint("use `include_tasks` to loop over a tasks file"));
                 }
                 return Ok(inherit_all(children, &opts, true));
             }
@@ -591,7 +855,11 @@ impl Loader<'_> {
         if let Some(extra) = extra {
             self.check_templates_in(extra, source)?;
             for (k, v) in entries(extra, source, "`args`")? {
-                args.push((text(k, source, "a parameter name")?, v.to_json(), Span::of(source, k)));
+                args.push((
+                    text(k, source, "a parameter name")?,
+                    v.to_json(),
+                    Span::of(source, k),
+                ));
             }
         }
         let mut inline: Vec<(String, Json, Span)> = Vec::new();
@@ -599,14 +867,30 @@ impl Loader<'_> {
             Value::Map(map) => {
                 self.check_templates_in(value, source)?;
                 for (k, v) in map {
-                    inline.push((text(k, source, "a parameter name")?, v.to_json(), Span::of(source, k)));
+                    inline.push((
+                        text(k, source, "a parameter name")?,
+                        v.to_json(),
+                        Span::of(source, k),
+                    ));
                 }
             }
             Value::Str(s) => {
                 self.check_template(s, source, value)?;
-                let is_param = |k: &str| module.open_params() || module.params().iter().any(|p| p.name == k || p.aliases.contains(&k));
-                let (pairs, rest) = parse_kv(s, is_param, module.free_form().is_some())
-                    .map_err(|m| source.error(value.line, value.column, format!("arguments of `{name}`: {m}")))?;
+                let is_param = |k: &str| {
+                    module.open_params()
+                        || module
+                            .params()
+                            .iter()
+                            .any(|p| p.name == k || p.aliases.contains(&k))
+                };
+                let (pairs, rest) =
+                    parse_kv(s, is_param, module.free_form().is_some()).map_err(|m| {
+                        source.error(
+                            value.line,
+                            value.column,
+                            format!("arguments of `{name}`: {m}"),
+                        )
+                    })?;
                 let at = Span::of(source, value);
                 for (k, v) in pairs {
                     inline.push((k, Json::String(v), at.clone()));
@@ -617,8 +901,14 @@ impl Loader<'_> {
             }
             Value::Null => {}
             _ => {
-                return Err(source
-                    .error(value.line, value.column, format!("arguments of `{name}` must be a mapping or `key=value` text, found {}", value.kind())));
+                return Err(source.error(
+                    value.line,
+                    value.column,
+                    format!(
+                        "arguments of `{name}` must be a mapping or `key=value` text, found {}",
+                        value.kind()
+                    ),
+                ));
             }
         }
         // Arguments written on the module win over `args:`.
@@ -627,9 +917,13 @@ impl Loader<'_> {
         if !module.open_params() {
             check_literal_args(name, module.params(), &args, task)?;
             if let Some(free) = module.free_form()
-                && !args.iter().any(|(k, _, _)| k == free || k == "argv" || k == "_raw_params")
+                && !args
+                    .iter()
+                    .any(|(k, _, _)| k == free || k == "argv" || k == "_raw_params")
             {
-                return Err(Span::of(source, key).error(format!("`{name}` needs a command")).with_hint(format!("e.g. `{name}: uptime`")));
+                return Err(Span::of(source, key)
+                    .error(format!("`{name}` needs a command"))
+                    .with_hint(format!("e.g. `{name}: uptime`")));
             }
         } else if let Some((k, _, span)) = args.iter().find(|(k, _, _)| !valid_identifier(k)) {
             return Err(span.error(format!("`{k}` is not a valid variable name")));
@@ -658,18 +952,45 @@ impl Loader<'_> {
                         }
                     }
                 }
-                name.ok_or_else(|| source.error(entry.line, entry.column, "role entry needs `role: NAME`"))?
+                name.ok_or_else(|| {
+                    source.error(entry.line, entry.column, "role entry needs `role: NAME`")
+                })?
             }
-            _ => return Err(source.error(entry.line, entry.column, format!("a role is a name or a mapping, found {}", entry.kind()))),
+            _ => {
+                return Err(source.error(
+                    entry.line,
+                    entry.column,
+                    format!("a role is a name or a mapping, found {}", entry.kind()),
+                ));
+            }
         };
-        let candidates = [play_dir.join("roles").join(&name), play_dir.join(&name), PathBuf::from("roles").join(&name)];
-        let dir = candidates.iter().find(|d| d.is_dir()).cloned().ok_or_else(|| {
-            source.error(entry.line, entry.column, format!("role `{name}` not found")).with_hint(format!(
-                "looked for {}",
-                candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
-        let main = |sub: &str| ["main.yaml", "main.yml"].iter().map(|f| dir.join(sub).join(f)).find(|p| p.is_file());
+        let candidates = [
+            play_dir.join("roles").join(&name),
+            play_dir.join(&name),
+            PathBuf::from("roles").join(&name),
+        ];
+        let dir = candidates
+            .iter()
+            .find(|d| d.is_dir())
+            .cloned()
+            .ok_or_else(|| {
+                source
+                    .error(entry.line, entry.column, format!("role `{name}` not found"))
+                    .with_hint(format!(
+                        "looked for {}",
+                        candidates
+                            .iter()
+                            .map(|c| c.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+            })?;
+        let main = |sub: &str| {
+            ["main.yaml", "main.yml"]
+                .iter()
+                .map(|f| dir.join(sub).join(f))
+                .find(|p| p.is_file())
+        };
         let read_vars = |sub: &str, me: &Self| -> Result<Vars, Diagnostic> {
             match main(sub) {
                 Some(f) => {
@@ -684,7 +1005,9 @@ impl Loader<'_> {
         let vars = read_vars("vars", self)?;
         opts.search_paths = vec![dir.clone(), play_dir.to_path_buf()];
         let mut load_list = |sub: &str| -> Result<Vec<Task>, Diagnostic> {
-            let Some(file) = main(sub) else { return Ok(Vec::new()) };
+            let Some(file) = main(sub) else {
+                return Ok(Vec::new());
+            };
             self.enter(&file, None)?;
             let (s, n) = yaml::load_file(&file)?;
             let place = Place {
@@ -698,7 +1021,12 @@ impl Loader<'_> {
         };
         let tasks = inherit_all(load_list("tasks")?, &opts, true);
         let handlers = inherit_all(load_list("handlers")?, &opts, false);
-        Ok(Role { defaults, vars, tasks, handlers })
+        Ok(Role {
+            defaults,
+            vars,
+            tasks,
+            handlers,
+        })
     }
 }
 
@@ -719,19 +1047,43 @@ fn condition_text(node: &Node, source: &Source, what: &str) -> Result<String, Di
 fn check_become_method(v: &Node, source: &Source) -> Result<(), Diagnostic> {
     let m = text(v, source, "`become_method`")?;
     if m != "sudo" {
-        return Err(source.error(v.line, v.column, format!("`become_method: {m}` is not supported")).with_hint("tend escalates with `sudo`"));
+        return Err(source
+            .error(
+                v.line,
+                v.column,
+                format!("`become_method: {m}` is not supported"),
+            )
+            .with_hint("tend escalates with `sudo`"));
     }
     Ok(())
 }
 
 fn serial(v: &Node, source: &Source) -> Result<Vec<Serial>, Diagnostic> {
     let one = |n: &Node| -> Result<Serial, Diagnostic> {
-        let bad = || source.error(n.line, n.column, "`serial` takes a number of hosts or a percentage such as `30%`");
+        let bad = || {
+            source.error(
+                n.line,
+                n.column,
+                "`serial` takes a number of hosts or a percentage such as `30%`",
+            )
+        };
         match &n.value {
             Value::Int(i) if *i > 0 => Ok(Serial::Count(*i as usize)),
             Value::Str(s) => match s.trim().strip_suffix('%') {
-                Some(p) => p.trim().parse::<f64>().ok().filter(|p| *p > 0.0 && *p <= 100.0).map(Serial::Percent).ok_or_else(bad),
-                None => s.trim().parse::<usize>().ok().filter(|c| *c > 0).map(Serial::Count).ok_or_else(bad),
+                Some(p) => p
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| *p > 0.0 && *p <= 100.0)
+                    .map(Serial::Percent)
+                    .ok_or_else(bad),
+                None => s
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|c| *c > 0)
+                    .map(Serial::Count)
+                    .ok_or_else(bad),
             },
             _ => Err(bad()),
         }
@@ -760,16 +1112,29 @@ fn check_notify(play: &Play) -> Result<(), Diagnostic> {
         for t in tasks {
             for n in &t.opts.notify {
                 if !names.contains(n) {
-                    let d = t.span.error(format!("task notifies `{n}`, which is not a handler of this play"));
+                    let d = t.span.error(format!(
+                        "task notifies `{n}`, which is not a handler of this play"
+                    ));
                     return Err(match did_you_mean(n, names.iter().map(String::as_str)) {
                         Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                         None if names.is_empty() => d.with_hint("the play has no `handlers:`"),
-                        None => d.with_hint(format!("handlers: {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))),
+                        None => d.with_hint(format!(
+                            "handlers: {}",
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
                     });
                 }
             }
             match &t.kind {
-                TaskKind::Block { block, rescue, always } => {
+                TaskKind::Block {
+                    block,
+                    rescue,
+                    always,
+                } => {
                     walk(block, names)?;
                     walk(rescue, names)?;
                     walk(always, names)?;

@@ -8,7 +8,9 @@ struct Word<'a> {
 }
 
 fn unquote(s: &str) -> String {
-    shlex::split(s).map(|w| w.join(" ")).unwrap_or_else(|| s.to_string())
+    shlex::split(s)
+        .map(|w| w.join(" "))
+        .unwrap_or_else(|| s.to_string())
 }
 
 /// Splits on whitespace outside quotes, keeping each word's original text.
@@ -25,8 +27,25 @@ fn words(text: &str) -> Result<Vec<Word<'_>>, String> {
         }
         let start = i;
         let mut quote: Option<u8> = None;
+        // Whitespace inside `{{ }}` / `{% %}` does not split a word, as in Ansible.
+        let mut jinja = 0usize;
         while i < bytes.len() {
             let c = bytes[i];
+            let next = bytes.get(i + 1).copied();
+            if quote.is_none() && c == b'{' && matches!(next, Some(b'{' | b'%')) {
+                jinja += 1;
+                i += 2;
+                continue;
+            }
+            if quote.is_none() && jinja > 0 && matches!(c, b'}' | b'%') && next == Some(b'}') {
+                jinja -= 1;
+                i += 2;
+                continue;
+            }
+            if jinja > 0 {
+                i += 1;
+                continue;
+            }
             match quote {
                 Some(q) if c == q => quote = None,
                 Some(_) if c == b'\\' => i += 1,
@@ -43,16 +62,24 @@ fn words(text: &str) -> Result<Vec<Word<'_>>, String> {
         }
         let raw = &text[start..i.min(text.len())];
         let kv = raw.split_once('=').and_then(|(k, v)| {
-            (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then(|| (k.to_string(), unquote(v)))
+            (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then(|| (k.to_string(), unquote(v)))
         });
         out.push(Word { raw, kv });
     }
     Ok(out)
 }
 
+/// `k=v` pairs and the remaining free-form text.
+pub type KeyValues = (Vec<(String, String)>, Option<String>);
+
 /// Splits `k=v` arguments from free-form text. Keys that are not parameters of the module stay
 /// in the free-form text (`echo a=b` is a command); without free form every word must be `k=v`.
-pub fn parse_kv(text: &str, is_param: impl Fn(&str) -> bool, free_form: bool) -> Result<(Vec<(String, String)>, Option<String>), String> {
+pub fn parse_kv(
+    text: &str,
+    is_param: impl Fn(&str) -> bool,
+    free_form: bool,
+) -> Result<KeyValues, String> {
     let mut args = Vec::new();
     let mut rest = Vec::new();
     for w in words(text)? {
@@ -73,18 +100,54 @@ mod tests {
 
     #[test]
     fn splits_params_from_free_form() {
-        let (args, rest) = parse_kv(r#"echo "a  b" x=1 chdir=/tmp creates="/x y""#, |k| k == "chdir" || k == "creates", true).unwrap();
-        assert_eq!(args, [("chdir".into(), "/tmp".into()), ("creates".into(), "/x y".into())]);
+        let (args, rest) = parse_kv(
+            r#"echo "a  b" x=1 chdir=/tmp creates="/x y""#,
+            |k| k == "chdir" || k == "creates",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            args,
+            [
+                ("chdir".into(), "/tmp".into()),
+                ("creates".into(), "/x y".into())
+            ]
+        );
         assert_eq!(rest.as_deref(), Some(r#"echo "a  b" x=1"#));
     }
 
     #[test]
+    fn templates_keep_their_spaces() {
+        let (args, rest) = parse_kv(
+            "path={{ dir }}/x state=directory msg=\"{{ a ~ ' ' ~ b }}\"",
+            |_| true,
+            false,
+        )
+        .unwrap();
+        assert_eq!(args[0], ("path".into(), "{{ dir }}/x".into()));
+        assert_eq!(args[2], ("msg".into(), "{{ a ~ ' ' ~ b }}".into()));
+        assert!(rest.is_none());
+    }
+
+    #[test]
     fn key_values_only_without_free_form() {
-        let (args, rest) = parse_kv("src=a.conf dest='/etc/my app.conf' mode=0644", |_| true, false).unwrap();
+        let (args, rest) = parse_kv(
+            "src=a.conf dest='/etc/my app.conf' mode=0644",
+            |_| true,
+            false,
+        )
+        .unwrap();
         assert_eq!(args[1], ("dest".into(), "/etc/my app.conf".into()));
         assert_eq!(args[2], ("mode".into(), "0644".into()));
         assert!(rest.is_none());
-        assert_eq!(parse_kv("src=a oops", |_| true, false).unwrap_err(), "`oops` is not of the form key=value");
-        assert!(parse_kv("msg='unclosed", |_| true, false).unwrap_err().contains("unbalanced"));
+        assert_eq!(
+            parse_kv("src=a oops", |_| true, false).unwrap_err(),
+            "`oops` is not of the form key=value"
+        );
+        assert!(
+            parse_kv("msg='unclosed", |_| true, false)
+                .unwrap_err()
+                .contains("unbalanced")
+        );
     }
 }

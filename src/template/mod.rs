@@ -2,7 +2,7 @@
 //! `default()` work), variables that refer to other variables resolved on demand, and a string
 //! that is one `{{ expression }}` keeping the expression's type (a list stays a list).
 
-mod scope;
+pub mod scope;
 
 pub use scope::Scope;
 
@@ -51,7 +51,8 @@ pub fn is_template(s: &str) -> bool {
 
 /// The inner expression of a string that is exactly one `{{ ... }}`.
 fn single_expression(s: &str) -> Option<&str> {
-    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    // Only the whole string: `"{{ x }}\n"` is text and keeps its newline.
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
         .then_some(inner.trim())
 }
@@ -143,7 +144,7 @@ impl Engine {
 
     /// Evaluates a condition: Ansible truthiness, with bare strings like `"yes"` read as booleans.
     pub fn condition(&self, expr: &str, scope: &Scope) -> Result<bool, TemplateError> {
-        let expr = single_expression(expr).unwrap_or(expr);
+        let expr = single_expression(expr.trim()).unwrap_or(expr);
         Ok(truthy(&self.eval(expr, scope)?))
     }
 

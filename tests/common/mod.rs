@@ -82,9 +82,15 @@ pub struct Lab {
 
 impl Lab {
     pub fn get() -> Self {
-        let dir = repo().join("tests/lab");
+        // TEND_LAB_DIR lets a second checkout use a lab started from the first one.
+        let dir = std::env::var_os("TEND_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join("tests/lab"));
+        // The generated files of a checkout can outlive a lab torn down from another checkout:
+        // the bridge is the lab's own proof of life, and no test may send traffic without it.
         assert!(
-            dir.join("inventory.yaml").exists(),
+            dir.join("inventory.yaml").exists()
+                && std::path::Path::new("/sys/class/net/tendlab0").exists(),
             "the lab is not up: run `tests/lab/lab.sh up 4` as root (tests/run.sh does it)"
         );
         Self { dir }

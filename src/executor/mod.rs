@@ -1,0 +1,845 @@
+//! Runs validated playbooks on hosts.
+//!
+//! Failure policy (also in the README): a host that fails a task (not ignored, not rescued) or
+//! becomes unreachable leaves the play; the other hosts go on. With `serial`, each batch runs the
+//! whole play, handlers included, before the next batch starts. After every task the executor
+//! counts the failed and unreachable hosts of the current batch: above `max_fail_percentage`
+//! (strictly), or at the first failure with `any_errors_fatal`, or when every host of the batch
+//! has failed, the run stops — no further task, batch or play starts.
+
+mod facts;
+mod pool;
+mod task;
+
+use crate::inventory::{self, Inventory};
+use crate::output::events::{Event, HostCounts};
+use crate::output::monitor::Monitor;
+use crate::playbook::{Meta, Play, Playbook, Serial, Strategy, Task, TaskKind, Vars};
+use crate::template::Engine;
+use crate::template::scope::HostVars;
+use crate::transport::{ConnectOptions, Target};
+use pool::Pool;
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Everything `tend run` decided before running.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--check`.
+    pub check: bool,
+    /// `--diff`.
+    pub diff: bool,
+    /// `--forks`.
+    pub forks: usize,
+    /// `--tags`.
+    pub tags: Vec<String>,
+    /// `--skip-tags`.
+    pub skip_tags: Vec<String>,
+    /// `--start-at-task`.
+    pub start_at_task: Option<String>,
+    /// `--limit`.
+    pub limit: Option<String>,
+    /// `-e`: highest precedence.
+    pub extra_vars: Vars,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every host succeeded.
+    Ok,
+    /// A host failed.
+    Failed,
+    /// A host was unreachable, none failed.
+    Unreachable,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+/// A host's state during the run.
+#[derive(Debug, Clone, Default)]
+struct HostState {
+    target: Option<Target>,
+    facts: Arc<Vars>,
+    gathered: bool,
+    /// `set_fact` and `register`.
+    runtime: Arc<Vars>,
+    failed: bool,
+    unreachable: bool,
+    ended: bool,
+    notified: HashSet<String>,
+    counts: HostCounts,
+}
+
+impl HostState {
+    fn active(&self) -> bool {
+        !self.failed && !self.unreachable && !self.ended
+    }
+}
+
+/// The play being run, with what tasks need from it.
+struct PlayCtx<'p> {
+    play: &'p Play,
+    role_defaults: Arc<Vars>,
+    vars: Arc<Vars>,
+    role_vars: Arc<Vars>,
+    hosts: Vec<usize>,
+    batch: Vec<usize>,
+}
+
+/// Runs playbooks.
+pub struct Executor<'a> {
+    inv: &'a Inventory,
+    engine: &'a Engine,
+    opts: RunOptions,
+    extra: Arc<Vars>,
+    groups: Arc<Json>,
+    monitor: Mutex<Box<dyn Monitor>>,
+    pool: Pool,
+    forks: Semaphore,
+    cancel: CancellationToken,
+    state: Mutex<Vec<HostState>>,
+    started: AtomicBool,
+    stop_run: AtomicBool,
+    end_play: AtomicBool,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor for one run; `targets[i]` is how to reach inventory host `i` (`None`: bad vars).
+    pub fn new(
+        inv: &'a Inventory,
+        engine: &'a Engine,
+        opts: RunOptions,
+        targets: Vec<Option<Target>>,
+        connect: Arc<ConnectOptions>,
+        monitor: Box<dyn Monitor>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let mut groups = Map::new();
+        for (g, group) in inv.groups.iter().enumerate() {
+            let names: Vec<Json> = inv
+                .hosts_of_group(g)
+                .into_iter()
+                .map(|h| Json::String(inv.hosts[h].name.clone()))
+                .collect();
+            groups.insert(group.name.clone(), Json::Array(names));
+        }
+        let state = targets
+            .into_iter()
+            .map(|target| HostState {
+                target,
+                ..HostState::default()
+            })
+            .collect();
+        let forks = opts.forks.max(1);
+        let started = opts.start_at_task.is_none();
+        Self {
+            inv,
+            engine,
+            extra: Arc::new(opts.extra_vars.clone()),
+            opts,
+            groups: Arc::new(Json::Object(groups)),
+            monitor: Mutex::new(monitor),
+            pool: Pool::new(connect),
+            forks: Semaphore::new(forks),
+            cancel,
+            state: Mutex::new(state),
+            started: AtomicBool::new(started),
+            stop_run: AtomicBool::new(false),
+            end_play: AtomicBool::new(false),
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Ok(mut m) = self.monitor.lock() {
+            m.event(&event);
+        }
+    }
+
+    fn with_state<R>(&self, f: impl FnOnce(&mut Vec<HostState>) -> R) -> R {
+        match self.state.lock() {
+            Ok(mut s) => f(&mut s),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Resolves every play's host pattern first, so a bad pattern stops the run before anything
+    /// connects.
+    pub fn plan(&self, playbooks: &[Playbook]) -> Result<Vec<Vec<usize>>, inventory::PatternError> {
+        let scope = self.base_scope();
+        let mut out = Vec::new();
+        for pb in playbooks {
+            for play in &pb.plays {
+                let pattern = match self.engine.render(&play.hosts, &scope) {
+                    Ok(Json::String(s)) => s,
+                    Ok(other) => other.to_string(),
+                    Err(e) => {
+                        return Err(inventory::PatternError {
+                            message: format!("play `{}`: hosts `{}`: {e}", play.name, play.hosts),
+                            hint: Some("host patterns may use extra vars (`-e`) only".into()),
+                        });
+                    }
+                };
+                out.push(inventory::select(
+                    self.inv,
+                    &pattern,
+                    self.opts.limit.as_deref(),
+                )?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn base_scope(&self) -> crate::template::Scope {
+        let mut s = crate::template::Scope::new();
+        s.push(self.extra.clone());
+        s
+    }
+
+    /// Runs the playbooks and returns how it went.
+    pub async fn run(&self, playbooks: &[Playbook], plan: Vec<Vec<usize>>) -> Outcome {
+        let start = Instant::now();
+        let mut plan = plan.into_iter();
+        'plays: for pb in playbooks {
+            for play in &pb.plays {
+                let hosts = plan.next().unwrap_or_default();
+                if self.cancel.is_cancelled() || self.stop_run.load(Ordering::SeqCst) {
+                    break 'plays;
+                }
+                self.run_play(play, hosts).await;
+            }
+        }
+        self.pool.close_all().await;
+        let interrupted = self.cancel.is_cancelled();
+        let (outcome, counts) = self.with_state(|state| {
+            let mut counts = BTreeMap::new();
+            let (mut failed, mut unreachable) = (false, false);
+            for (i, s) in state.iter().enumerate() {
+                if s.counts.ok
+                    + s.counts.changed
+                    + s.counts.failed
+                    + s.counts.skipped
+                    + s.counts.unreachable
+                    + s.counts.rescued
+                    + s.counts.ignored
+                    > 0
+                    || s.target.is_some() && s.gathered
+                {
+                    counts.insert(self.inv.hosts[i].name.clone(), s.counts.clone());
+                }
+                failed |= s.counts.failed > 0;
+                unreachable |= s.counts.unreachable > 0;
+            }
+            let outcome = if interrupted {
+                Outcome::Interrupted
+            } else if failed {
+                Outcome::Failed
+            } else if unreachable {
+                Outcome::Unreachable
+            } else {
+                Outcome::Ok
+            };
+            (outcome, counts)
+        });
+        let exit_code = match outcome {
+            Outcome::Ok => 0,
+            Outcome::Failed => 2,
+            Outcome::Unreachable => 3,
+            Outcome::Interrupted => 99,
+        };
+        self.emit(Event::Recap {
+            hosts: counts,
+            duration_ms: start.elapsed().as_millis() as u64,
+            exit_code,
+        });
+        outcome
+    }
+
+    async fn run_play(&self, play: &Play, hosts: Vec<usize>) {
+        self.end_play.store(false, Ordering::SeqCst);
+        self.emit(Event::PlayStart {
+            name: play.name.clone(),
+            hosts: hosts
+                .iter()
+                .map(|&h| self.inv.hosts[h].name.clone())
+                .collect(),
+        });
+        let batches = batches(&hosts, &play.serial);
+        for batch in batches {
+            let ctx = PlayCtx {
+                play,
+                role_defaults: Arc::new(play.role_defaults.clone()),
+                vars: Arc::new(play.vars.clone()),
+                role_vars: Arc::new(play.role_vars.clone()),
+                hosts: hosts.clone(),
+                batch: batch.clone(),
+            };
+            // Notifications are per play.
+            self.with_state(|s| batch.iter().for_each(|&h| s[h].notified.clear()));
+            if play.gather_facts && self.started.load(Ordering::SeqCst) {
+                self.gather_facts(&ctx, &batch).await;
+            }
+            for section in &play.sections {
+                if self.should_stop() {
+                    break;
+                }
+                match play.strategy {
+                    Strategy::Linear => self.run_tasks(&ctx, section, &batch).await,
+                    Strategy::Free => {
+                        let runs = batch.iter().map(|&h| {
+                            let ctx = &ctx;
+                            async move { self.run_tasks(ctx, section, &[h]).await }
+                        });
+                        futures_join_all(runs).await;
+                    }
+                }
+                if !self.cancel.is_cancelled() {
+                    self.flush_handlers(&ctx, &batch).await;
+                }
+            }
+            if self.should_stop() {
+                break;
+            }
+            let all_failed =
+                self.with_state(|s| batch.iter().all(|&h| !s[h].active() && !s[h].ended));
+            if all_failed && !batch.is_empty() {
+                self.emit(Event::Warning {
+                    message: format!(
+                        "play `{}`: every host of the batch failed; stopping the run",
+                        play.name
+                    ),
+                });
+                self.stop_run.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.cancel.is_cancelled()
+            || self.stop_run.load(Ordering::SeqCst)
+            || self.end_play.load(Ordering::SeqCst)
+    }
+
+    fn tags_allow(&self, task: &Task) -> bool {
+        let tags = &task.opts.tags;
+        let has = |t: &str| tags.iter().any(|x| x == t);
+        if self.opts.skip_tags.iter().any(|s| {
+            has(s) || (s == "tagged" && !tags.is_empty()) || (s == "untagged" && tags.is_empty())
+        }) {
+            return false;
+        }
+        if has("never") && !self.opts.tags.iter().any(|t| has(t)) {
+            return false;
+        }
+        if self.opts.tags.is_empty() || has("always") {
+            return true;
+        }
+        self.opts.tags.iter().any(|t| {
+            t == "all"
+                || has(t)
+                || (t == "tagged" && !tags.is_empty())
+                || (t == "untagged" && tags.is_empty())
+        })
+    }
+
+    /// Runs tasks in order on the hosts that are still active; returns when done or stopped.
+    fn run_tasks<'s>(
+        &'s self,
+        ctx: &'s PlayCtx<'_>,
+        tasks: &'s [Task],
+        hosts: &'s [usize],
+    ) -> crate::modules::BoxFuture<'s, ()> {
+        Box::pin(async move {
+            for task in tasks {
+                if self.should_stop() {
+                    return;
+                }
+                let active: Vec<usize> =
+                    self.with_state(|s| hosts.iter().copied().filter(|&h| s[h].active()).collect());
+                if active.is_empty() {
+                    return;
+                }
+                match &task.kind {
+                    TaskKind::Block {
+                        block,
+                        rescue,
+                        always,
+                    } => self.run_block(ctx, &active, block, rescue, always).await,
+                    TaskKind::Include {
+                        tasks: children, ..
+                    } => self.run_include(ctx, task, children, &active).await,
+                    TaskKind::Meta(meta) => self.run_meta(ctx, task, *meta, &active).await,
+                    TaskKind::Module { .. } => {
+                        if !self.started.load(Ordering::SeqCst) {
+                            let wanted = self.opts.start_at_task.as_deref().unwrap_or_default();
+                            if task.name.as_deref() != Some(wanted) {
+                                continue;
+                            }
+                            self.started.store(true, Ordering::SeqCst);
+                        }
+                        if !self.tags_allow(task) {
+                            continue;
+                        }
+                        self.run_module_task(ctx, task, &active, false).await;
+                        self.check_failure_policy(ctx);
+                    }
+                }
+            }
+        })
+    }
+
+    fn check_failure_policy(&self, ctx: &PlayCtx<'_>) {
+        let play = ctx.play;
+        let (failed, total) = self.with_state(|s| {
+            (
+                ctx.batch
+                    .iter()
+                    .filter(|&&h| s[h].failed || s[h].unreachable)
+                    .count(),
+                ctx.batch.len(),
+            )
+        });
+        if failed == 0 || total == 0 {
+            return;
+        }
+        let pct = failed as f64 * 100.0 / total as f64;
+        let reason = if play.any_errors_fatal {
+            Some("`any_errors_fatal` is set".to_string())
+        } else {
+            play.max_fail_percentage
+                .filter(|max| pct > *max)
+                .map(|max| format!("{failed} of {total} hosts in the batch failed ({pct:.0}% > max_fail_percentage {max})"))
+        };
+        if let Some(reason) = reason {
+            self.emit(Event::Warning {
+                message: format!("play `{}` stopped: {reason}", play.name),
+            });
+            self.stop_run.store(true, Ordering::SeqCst);
+        }
+    }
+
+    async fn run_block(
+        &self,
+        ctx: &PlayCtx<'_>,
+        hosts: &[usize],
+        block: &[Task],
+        rescue: &[Task],
+        always: &[Task],
+    ) {
+        self.run_tasks(ctx, block, hosts).await;
+        let failed: Vec<usize> = self.with_state(|s| {
+            hosts
+                .iter()
+                .copied()
+                .filter(|&h| s[h].failed && !s[h].unreachable)
+                .collect()
+        });
+        if !rescue.is_empty() && !failed.is_empty() && !self.cancel.is_cancelled() {
+            self.with_state(|s| {
+                for &h in &failed {
+                    s[h].failed = false;
+                    s[h].counts.failed = s[h].counts.failed.saturating_sub(1);
+                    s[h].counts.rescued += 1;
+                }
+            });
+            self.stop_run.store(false, Ordering::SeqCst);
+            self.run_tasks(ctx, rescue, &failed).await;
+        }
+        if !always.is_empty() && !self.cancel.is_cancelled() {
+            // `always` runs on hosts that failed in the block too; they stay failed afterwards.
+            let still_failed: Vec<usize> = self.with_state(|s| {
+                let f: Vec<usize> = hosts
+                    .iter()
+                    .copied()
+                    .filter(|&h| s[h].failed && !s[h].unreachable)
+                    .collect();
+                f.iter().for_each(|&h| s[h].failed = false);
+                f
+            });
+            self.run_tasks(ctx, always, hosts).await;
+            self.with_state(|s| still_failed.iter().for_each(|&h| s[h].failed = true));
+        }
+    }
+
+    async fn run_include(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        children: &[Task],
+        hosts: &[usize],
+    ) {
+        // `when` and `loop` apply to the include as a whole, per host.
+        let mut per_host: Vec<(usize, Vec<Json>)> = Vec::new();
+        for &h in hosts {
+            let scope = self.scope(ctx, h, task);
+            match task::conditions_hold(self.engine, &task.opts.when, &scope) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    self.fail_host_now(ctx, task, h, &e);
+                    continue;
+                }
+            }
+            let items = match &task.opts.loop_items {
+                None => vec![Json::Null],
+                Some(spec) => {
+                    match task::loop_items(self.engine, spec, task.opts.loop_flatten, &scope) {
+                        Ok(items) => items,
+                        Err(e) => {
+                            self.fail_host_now(ctx, task, h, &e);
+                            continue;
+                        }
+                    }
+                }
+            };
+            per_host.push((h, items));
+        }
+        let rounds = per_host.iter().map(|(_, i)| i.len()).max().unwrap_or(0);
+        let loop_var = task.opts.loop_var.clone().unwrap_or_else(|| "item".into());
+        for i in 0..rounds {
+            let round: Vec<usize> = per_host
+                .iter()
+                .filter(|(_, items)| i < items.len())
+                .map(|(h, _)| *h)
+                .collect();
+            if task.opts.loop_items.is_some() {
+                self.with_state(|s| {
+                    for (h, items) in &per_host {
+                        if let Some(item) = items.get(i) {
+                            Arc::make_mut(&mut s[*h].runtime)
+                                .insert(loop_var.clone(), item.clone());
+                        }
+                    }
+                });
+            }
+            self.run_tasks(ctx, children, &round).await;
+        }
+    }
+
+    fn fail_host_now(&self, ctx: &PlayCtx<'_>, task: &Task, h: usize, error: &str) {
+        let result = task::error_result(&self.inv.hosts[h].name, error);
+        self.emit(Event::TaskStart {
+            name: task.display_name(),
+            location: task.span.file_line(),
+            hosts: 1,
+            handler: false,
+        });
+        self.emit(Event::Result {
+            task: task.display_name(),
+            location: task.span.file_line(),
+            result: Box::new(result),
+        });
+        self.emit(Event::TaskEnd {
+            name: task.display_name(),
+        });
+        self.with_state(|s| {
+            s[h].failed = true;
+            s[h].counts.failed += 1;
+        });
+        let _ = ctx;
+    }
+
+    async fn run_meta(&self, ctx: &PlayCtx<'_>, task: &Task, meta: Meta, hosts: &[usize]) {
+        match meta {
+            Meta::FlushHandlers => self.flush_handlers(ctx, hosts).await,
+            Meta::EndPlay => self.end_play.store(true, Ordering::SeqCst),
+            Meta::EndHost => {
+                for &h in hosts {
+                    let scope = self.scope(ctx, h, task);
+                    if task::conditions_hold(self.engine, &task.opts.when, &scope).unwrap_or(false)
+                    {
+                        self.with_state(|s| s[h].ended = true);
+                    }
+                }
+            }
+            Meta::Noop => {}
+        }
+    }
+
+    async fn flush_handlers(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
+        for handler in &ctx.play.handlers {
+            let mut keys: Vec<&str> = handler.opts.listen.iter().map(String::as_str).collect();
+            if let Some(n) = &handler.name {
+                keys.push(n);
+            }
+            let targets: Vec<usize> = self.with_state(|s| {
+                hosts
+                    .iter()
+                    .copied()
+                    .filter(|&h| s[h].active() && keys.iter().any(|k| s[h].notified.contains(*k)))
+                    .collect()
+            });
+            if targets.is_empty() {
+                continue;
+            }
+            self.run_module_task(ctx, handler, &targets, true).await;
+            self.with_state(|s| {
+                for &h in &targets {
+                    for k in &keys {
+                        s[h].notified.remove(*k);
+                    }
+                }
+            });
+        }
+    }
+
+    async fn gather_facts(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
+        let todo: Vec<usize> = self.with_state(|s| {
+            hosts
+                .iter()
+                .copied()
+                .filter(|&h| s[h].active() && !s[h].gathered)
+                .collect()
+        });
+        if todo.is_empty() {
+            return;
+        }
+        let name = "Gathering Facts".to_string();
+        let location = ctx.play.span.file_line();
+        self.emit(Event::TaskStart {
+            name: name.clone(),
+            location: location.clone(),
+            hosts: todo.len(),
+            handler: false,
+        });
+        let mut running: futures_util::stream::FuturesUnordered<_> =
+            todo.iter().map(|&h| self.gather_one(h)).collect();
+        while let Some((h, result)) = futures_util::StreamExt::next(&mut running).await {
+            let event = self.with_state(|s| {
+                let st = &mut s[h];
+                match result {
+                    Ok(facts) => {
+                        st.facts = Arc::new(facts);
+                        st.gathered = true;
+                        st.counts.ok += 1;
+                        task::plain_result(
+                            &self.inv.hosts[h].name,
+                            crate::output::events::TaskStatus::Ok,
+                        )
+                    }
+                    Err((status, r)) => {
+                        if status == crate::output::events::TaskStatus::Unreachable {
+                            st.unreachable = true;
+                            st.counts.unreachable += 1;
+                        } else {
+                            st.failed = true;
+                            st.counts.failed += 1;
+                        }
+                        r
+                    }
+                }
+            });
+            self.emit(Event::Result {
+                task: name.clone(),
+                location: location.clone(),
+                result: Box::new(event),
+            });
+        }
+        self.emit(Event::TaskEnd { name });
+    }
+
+    /// Runs the facts script on one host.
+    async fn gather_one(
+        &self,
+        h: usize,
+    ) -> (
+        usize,
+        Result<
+            Vars,
+            (
+                crate::output::events::TaskStatus,
+                crate::output::events::HostTaskResult,
+            ),
+        >,
+    ) {
+        use crate::output::events::TaskStatus;
+        let name = &self.inv.hosts[h].name;
+        let Some(target) = self.with_state(|s| s[h].target.clone()) else {
+            return (
+                h,
+                Err((
+                    TaskStatus::Failed,
+                    task::error_result(name, "the host's connection variables are invalid"),
+                )),
+            );
+        };
+        let start = Instant::now();
+        let result = async {
+            let _permit = self
+                .forks
+                .acquire()
+                .await
+                .map_err(|_| (TaskStatus::Failed, "the run is stopping".to_string()))?;
+            let conn = self
+                .pool
+                .get(&target)
+                .await
+                .map_err(|e| (TaskStatus::Unreachable, e.to_string()))?;
+            let command = crate::transport::RemoteCommand {
+                script: facts::SCRIPT.to_string(),
+                ..Default::default()
+            };
+            let out = conn.run(&command).await.map_err(|e| {
+                (
+                    if e.is_unreachable() {
+                        TaskStatus::Unreachable
+                    } else {
+                        TaskStatus::Failed
+                    },
+                    e.to_string(),
+                )
+            })?;
+            Ok(facts::parse(&String::from_utf8_lossy(&out.stdout)))
+        }
+        .await;
+        (
+            h,
+            result.map_err(|(status, msg)| {
+                let mut r = task::error_result(name, &msg);
+                r.status = status;
+                r.duration_ms = start.elapsed().as_millis() as u64;
+                (status, r)
+            }),
+        )
+    }
+
+    /// The variables of host `h` for `task`, in precedence order (lowest first):
+    /// role defaults, inventory, facts, play vars and vars_files, role vars, task/block vars,
+    /// set_fact/register, magic variables, extra vars.
+    fn scope(&self, ctx: &PlayCtx<'_>, h: usize, task: &Task) -> crate::template::Scope {
+        let host = &self.inv.hosts[h];
+        let (facts, runtime) = self.with_state(|s| (s[h].facts.clone(), s[h].runtime.clone()));
+        let mut scope = crate::template::Scope::new();
+        scope.push(ctx.role_defaults.clone());
+        scope.push(Arc::new(host.vars.clone()));
+        let mut fact_vars = Vars::new();
+        if !facts.is_empty() {
+            for (k, v) in facts.iter() {
+                fact_vars.insert(format!("ansible_{k}"), v.clone());
+            }
+            fact_vars.insert("ansible_facts".into(), Json::Object((*facts).clone()));
+        } else {
+            fact_vars.insert("ansible_facts".into(), Json::Object(Map::new()));
+        }
+        scope.push(Arc::new(fact_vars));
+        scope.push(ctx.vars.clone());
+        scope.push(ctx.role_vars.clone());
+        if !task.opts.vars.is_empty() {
+            scope.push(Arc::new(task.opts.vars.clone()));
+        }
+        scope.push(runtime);
+        let mut magic = Vars::new();
+        magic.insert("inventory_hostname".into(), host.name.clone().into());
+        magic.insert(
+            "inventory_hostname_short".into(),
+            host.name.split('.').next().unwrap_or_default().into(),
+        );
+        magic.insert("group_names".into(), self.inv.group_names(host).into());
+        magic.insert("groups".into(), (*self.groups).clone());
+        let names = |list: &[usize]| {
+            Json::Array(
+                list.iter()
+                    .map(|&i| Json::String(self.inv.hosts[i].name.clone()))
+                    .collect(),
+            )
+        };
+        magic.insert("ansible_play_hosts_all".into(), names(&ctx.hosts));
+        let active: Vec<usize> = self.with_state(|s| {
+            ctx.hosts
+                .iter()
+                .copied()
+                .filter(|&i| s[i].active())
+                .collect()
+        });
+        magic.insert("ansible_play_hosts".into(), names(&active));
+        magic.insert("play_hosts".into(), names(&active));
+        magic.insert("ansible_play_batch".into(), names(&ctx.batch));
+        magic.insert("ansible_check_mode".into(), self.opts.check.into());
+        magic.insert("ansible_diff_mode".into(), self.opts.diff.into());
+        magic.insert("omit".into(), crate::template::OMIT.into());
+        magic.insert(
+            "playbook_dir".into(),
+            ctx.play
+                .span
+                .source
+                .path
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+                .into(),
+        );
+        scope.push(Arc::new(magic));
+        scope.push(self.extra.clone());
+        scope.set_hostvars(self.hostvars());
+        scope
+    }
+
+    fn hostvars(&self) -> Arc<HostVars> {
+        self.with_state(|s| {
+            let mut hosts = BTreeMap::new();
+            for (i, h) in self.inv.hosts.iter().enumerate() {
+                let mut vars = h.vars.clone();
+                for (k, v) in s[i].facts.iter() {
+                    vars.insert(format!("ansible_{k}"), v.clone());
+                }
+                if !s[i].facts.is_empty() {
+                    vars.insert("ansible_facts".into(), Json::Object((*s[i].facts).clone()));
+                }
+                vars.extend(s[i].runtime.iter().map(|(k, v)| (k.clone(), v.clone())));
+                vars.insert("inventory_hostname".into(), h.name.clone().into());
+                hosts.insert(h.name.clone(), Arc::new(vars));
+            }
+            Arc::new(HostVars { hosts })
+        })
+    }
+}
+
+/// Splits hosts into `serial` batches (the last size repeats); no `serial`: one batch.
+fn batches(hosts: &[usize], serial: &[Serial]) -> Vec<Vec<usize>> {
+    if serial.is_empty() || hosts.is_empty() {
+        return vec![hosts.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut rest = hosts;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let spec = serial[i.min(serial.len() - 1)];
+        let size = match spec {
+            Serial::Count(n) => n,
+            Serial::Percent(p) => ((hosts.len() as f64 * p / 100.0).floor() as usize).max(1),
+        }
+        .clamp(1, rest.len());
+        out.push(rest[..size].to_vec());
+        rest = &rest[size..];
+        i += 1;
+    }
+    out
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()>>(
+    futures: impl IntoIterator<Item = F>,
+) {
+    let mut set: futures_util::stream::FuturesUnordered<F> = futures.into_iter().collect();
+    while futures_util::StreamExt::next(&mut set).await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_batches_repeat_the_last_size() {
+        let hosts: Vec<usize> = (0..10).collect();
+        let sizes = |s: &[Serial]| batches(&hosts, s).iter().map(Vec::len).collect::<Vec<_>>();
+        assert_eq!(sizes(&[]), [10]);
+        assert_eq!(sizes(&[Serial::Count(3)]), [3, 3, 3, 1]);
+        assert_eq!(sizes(&[Serial::Count(1), Serial::Percent(50.0)]), [1, 5, 4]);
+        assert_eq!(sizes(&[Serial::Percent(25.0)]), [2, 2, 2, 2, 2]);
+    }
+}

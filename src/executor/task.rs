@@ -1,0 +1,626 @@
+//! One module task on a set of hosts: `when`, `loop`, templated arguments, `delegate_to`,
+//! `until`/`retries`, `changed_when`/`failed_when`, `register`, `notify`, `run_once`, `no_log`.
+
+use super::{Executor, PlayCtx};
+use crate::modules::{self, Ctx, ModuleError, ModuleResult, Runs};
+use crate::output::events::{Event, HostTaskResult, TaskStatus};
+use crate::playbook::{Task, TaskKind};
+use crate::template::{Engine, Scope, TemplateError};
+use crate::transport::{Become, ConnectionKind, Target, TransportError};
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const NO_LOG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+/// All `when` conditions hold.
+pub(super) fn conditions_hold(
+    engine: &Engine,
+    conditions: &[String],
+    scope: &Scope,
+) -> Result<bool, String> {
+    for c in conditions {
+        if !engine
+            .condition(c, scope)
+            .map_err(|e| format!("condition `{c}`: {e}"))?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The items of a `loop` (`with_items` flattens nested lists one level).
+pub(super) fn loop_items(
+    engine: &Engine,
+    spec: &Json,
+    flatten: bool,
+    scope: &Scope,
+) -> Result<Vec<Json>, String> {
+    let value = engine
+        .render_value(spec, scope)
+        .map_err(|e| format!("loop: {e}"))?;
+    let items = match value {
+        Json::Array(items) => items,
+        Json::Null => Vec::new(),
+        other => return Err(format!("loop must be a list, got `{other}`")),
+    };
+    if !flatten {
+        return Ok(items);
+    }
+    Ok(items
+        .into_iter()
+        .flat_map(|i| match i {
+            Json::Array(inner) => inner,
+            other => vec![other],
+        })
+        .collect())
+}
+
+pub(super) fn plain_result(host: &str, status: TaskStatus) -> HostTaskResult {
+    HostTaskResult {
+        host: host.to_string(),
+        status,
+        changed: status == TaskStatus::Changed,
+        duration_ms: 0,
+        msg: None,
+        rc: None,
+        cmd: None,
+        stdout_tail: String::new(),
+        stderr_tail: String::new(),
+        diff: Vec::new(),
+        item: None,
+        delegated_to: None,
+    }
+}
+
+pub(super) fn error_result(host: &str, msg: &str) -> HostTaskResult {
+    HostTaskResult {
+        msg: Some(msg.to_string()),
+        ..plain_result(host, TaskStatus::Failed)
+    }
+}
+
+/// What one host did for one task.
+struct HostRun {
+    host: usize,
+    events: Vec<HostTaskResult>,
+    register: Json,
+    facts: Map<String, Json>,
+    changed: bool,
+    failed: bool,
+    ignored: bool,
+    skipped: bool,
+    unreachable: bool,
+}
+
+impl Executor<'_> {
+    pub(super) async fn run_module_task(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        hosts: &[usize],
+        handler: bool,
+    ) {
+        let name = task.display_name();
+        let location = task.span.file_line();
+        let run_once = task.opts.run_once.unwrap_or(false);
+        let runners: Vec<usize> = if run_once {
+            hosts.iter().copied().take(1).collect()
+        } else {
+            hosts.to_vec()
+        };
+        self.emit(Event::TaskStart {
+            name: name.clone(),
+            location: location.clone(),
+            hosts: runners.len(),
+            handler,
+        });
+        let mut running: futures_util::stream::FuturesUnordered<_> = runners
+            .iter()
+            .map(|&h| self.host_task(ctx, task, h))
+            .collect();
+        while let Some(run) = futures_util::StreamExt::next(&mut running).await {
+            let targets: Vec<usize> = if run_once {
+                hosts.to_vec()
+            } else {
+                vec![run.host]
+            };
+            self.apply(task, &run, &targets);
+            for mut event in run.events {
+                if task.opts.no_log == Some(true) {
+                    event.msg = event.msg.map(|_| NO_LOG.to_string());
+                    event.stdout_tail.clear();
+                    event.stderr_tail.clear();
+                    event.diff.clear();
+                    event.cmd = None;
+                }
+                self.emit(Event::Result {
+                    task: name.clone(),
+                    location: location.clone(),
+                    result: Box::new(event),
+                });
+            }
+        }
+        self.emit(Event::TaskEnd { name });
+    }
+
+    /// Records a host's result: counts, failure, register, facts, notifications.
+    fn apply(&self, task: &Task, run: &HostRun, targets: &[usize]) {
+        self.with_state(|s| {
+            for &h in targets {
+                let st = &mut s[h];
+                let vars = Arc::make_mut(&mut st.runtime);
+                if let Some(reg) = &task.opts.register {
+                    vars.insert(reg.clone(), run.register.clone());
+                }
+                vars.extend(run.facts.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if run.unreachable {
+                    if task.opts.ignore_unreachable == Some(true) {
+                        st.counts.ignored += 1;
+                    } else {
+                        st.unreachable = true;
+                        st.counts.unreachable += 1;
+                    }
+                } else if run.failed && !run.ignored {
+                    st.failed = true;
+                    st.counts.failed += 1;
+                } else if run.ignored {
+                    st.counts.ignored += 1;
+                } else if run.skipped {
+                    st.counts.skipped += 1;
+                } else if run.changed {
+                    st.counts.changed += 1;
+                } else {
+                    st.counts.ok += 1;
+                }
+                if run.changed && !run.failed {
+                    st.notified.extend(task.opts.notify.iter().cloned());
+                }
+            }
+        });
+    }
+
+    async fn host_task(&self, ctx: &PlayCtx<'_>, task: &Task, h: usize) -> HostRun {
+        let host_name = self.inv.hosts[h].name.clone();
+        let mut run = HostRun {
+            host: h,
+            events: Vec::new(),
+            register: Json::Null,
+            facts: Map::new(),
+            changed: false,
+            failed: false,
+            ignored: false,
+            skipped: false,
+            unreachable: false,
+        };
+        let TaskKind::Module { module, args } = &task.kind else {
+            return run;
+        };
+        let mut scope = self.scope(ctx, h, task);
+        let ignore = task.opts.ignore_errors == Some(true);
+        let fail = |run: &mut HostRun, msg: String| {
+            run.failed = true;
+            run.ignored = ignore;
+            let mut e = error_result(&host_name, &msg);
+            if ignore {
+                e.status = TaskStatus::Ignored;
+            }
+            run.register = serde_json::json!({"failed": true, "changed": false, "msg": msg});
+            run.events.push(e);
+        };
+        let items: Option<Vec<Json>> = match &task.opts.loop_items {
+            None => None,
+            Some(spec) => match loop_items(self.engine, spec, task.opts.loop_flatten, &scope) {
+                Ok(items) => Some(items),
+                Err(e) => {
+                    fail(&mut run, e);
+                    return run;
+                }
+            },
+        };
+        let loop_var = task.opts.loop_var.clone().unwrap_or_else(|| "item".into());
+        let mut results = Vec::new();
+        let list = items.clone().unwrap_or_else(|| vec![Json::Null]);
+        for (index, item) in list.iter().enumerate() {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if items.is_some() {
+                scope.set(&loop_var, item.clone());
+                if let Some(iv) = &task.opts.index_var {
+                    scope.set(iv, Json::from(index));
+                }
+            }
+            let label = items.as_ref().map(|_| match &task.opts.label {
+                Some(l) => match self.engine.render(l, &scope) {
+                    Ok(Json::String(s)) => s,
+                    Ok(v) => v.to_string(),
+                    Err(_) => l.clone(),
+                },
+                None => match item {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            });
+            let start = Instant::now();
+            let outcome: Result<Option<(ModuleResult, Option<String>)>, String> =
+                match conditions_hold(self.engine, &task.opts.when, &scope) {
+                    Err(e) => Err(e),
+                    Ok(false) => Ok(None),
+                    Ok(true) => self
+                        .run_item(task, *module, args, &scope, h)
+                        .await
+                        .map(Some),
+                };
+            let mut item_json;
+            let mut ev = plain_result(&host_name, TaskStatus::Ok);
+            ev.item = label.clone();
+            match outcome {
+                Err(msg) => {
+                    let unreachable = msg.starts_with("UNREACHABLE: ");
+                    let msg = msg.trim_start_matches("UNREACHABLE: ").to_string();
+                    ev.msg = Some(msg.clone());
+                    if unreachable {
+                        ev.status = TaskStatus::Unreachable;
+                        run.unreachable = true;
+                    } else {
+                        ev.status = if ignore {
+                            TaskStatus::Ignored
+                        } else {
+                            TaskStatus::Failed
+                        };
+                        run.failed = true;
+                        run.ignored = ignore;
+                    }
+                    item_json = serde_json::json!({"failed": true, "changed": false, "msg": msg, "unreachable": unreachable});
+                }
+                Ok(None) => {
+                    ev.status = TaskStatus::Skipped;
+                    item_json = serde_json::json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False"});
+                }
+                Ok(Some((mut r, delegated))) => {
+                    ev.delegated_to = delegated;
+                    item_json = result_json(&r);
+                    // changed_when / failed_when see the result under the `register` name.
+                    if task.opts.changed_when.is_some() || task.opts.failed_when.is_some() {
+                        let mut s2 = scope.clone();
+                        if let Some(reg) = &task.opts.register {
+                            s2.set(reg, item_json.clone());
+                        }
+                        for (k, v) in item_json.as_object().into_iter().flatten() {
+                            if matches!(
+                                k.as_str(),
+                                "rc" | "stdout"
+                                    | "stderr"
+                                    | "stdout_lines"
+                                    | "stderr_lines"
+                                    | "changed"
+                                    | "failed"
+                            ) {
+                                s2.set(k, v.clone());
+                            }
+                        }
+                        if let Some(c) = &task.opts.changed_when {
+                            match conditions_hold(self.engine, c, &s2) {
+                                Ok(v) => r.changed = v,
+                                Err(e) => {
+                                    r.failed = true;
+                                    r.msg = Some(format!("changed_when: {e}"));
+                                }
+                            }
+                        }
+                        if let Some(c) = &task.opts.failed_when {
+                            match c
+                                .iter()
+                                .map(|x| self.engine.condition(x, &s2))
+                                .collect::<Result<Vec<bool>, TemplateError>>()
+                            {
+                                Ok(v) => {
+                                    r.failed = v.iter().any(|b| *b);
+                                    if r.failed && r.msg.is_none() {
+                                        r.msg = Some("failed_when condition was true".into());
+                                    }
+                                }
+                                Err(e) => {
+                                    r.failed = true;
+                                    r.msg = Some(format!("failed_when: {e}"));
+                                }
+                            }
+                        }
+                        item_json = result_json(&r);
+                    }
+                    ev.status = if r.failed {
+                        if ignore {
+                            TaskStatus::Ignored
+                        } else {
+                            TaskStatus::Failed
+                        }
+                    } else if r.skipped {
+                        TaskStatus::Skipped
+                    } else if r.changed {
+                        TaskStatus::Changed
+                    } else {
+                        TaskStatus::Ok
+                    };
+                    ev.changed = r.changed && !r.failed;
+                    ev.msg = r.msg.clone();
+                    ev.rc = r.rc;
+                    ev.cmd = if r.failed { r.cmd.clone() } else { None };
+                    ev.stdout_tail = modules::tail(&r.stdout, 10);
+                    ev.stderr_tail = modules::tail(&r.stderr, 10);
+                    ev.diff = r.diff.clone();
+                    run.changed |= r.changed && !r.failed;
+                    run.failed |= r.failed;
+                    run.ignored = run.failed && ignore;
+                    if !r.failed {
+                        run.facts.extend(r.facts.clone());
+                        for (k, v) in &r.facts {
+                            scope.set(k, v.clone());
+                        }
+                    }
+                }
+            }
+            ev.duration_ms = start.elapsed().as_millis() as u64;
+            if let (Some(obj), Some(_)) = (item_json.as_object_mut(), &items) {
+                obj.insert(loop_var.clone(), item.clone());
+            }
+            results.push((ev.status, item_json));
+            run.events.push(ev);
+            if run.unreachable || (run.failed && !ignore && items.is_none()) {
+                break;
+            }
+        }
+        run.skipped = !results.is_empty() && results.iter().all(|(s, _)| *s == TaskStatus::Skipped);
+        run.register = match items {
+            None => results.pop().map(|(_, j)| j).unwrap_or(Json::Null),
+            Some(_) => serde_json::json!({
+                "changed": run.changed,
+                "failed": run.failed,
+                "skipped": run.skipped,
+                "msg": if run.failed { "One or more items failed" } else { "All items completed" },
+                "results": results.into_iter().map(|(_, j)| j).collect::<Vec<_>>(),
+            }),
+        };
+        run
+    }
+
+    /// Runs one module call (with `until`/`retries`); errors are messages, `UNREACHABLE: `-prefixed
+    /// when the host could not be reached.
+    async fn run_item(
+        &self,
+        task: &Task,
+        module: &'static dyn modules::Module,
+        raw_args: &Map<String, Json>,
+        scope: &Scope,
+        h: usize,
+    ) -> Result<(ModuleResult, Option<String>), String> {
+        let rendered = self
+            .engine
+            .render_value(&Json::Object(raw_args.clone()), scope)
+            .map_err(|e| format!("template error in the arguments: {e}"))?;
+        let map = rendered.as_object().cloned().unwrap_or_default();
+        let args = if module.open_params() {
+            modules::Args(
+                map.into_iter()
+                    .filter(|(_, v)| v.as_str() != Some(crate::template::OMIT))
+                    .collect(),
+            )
+        } else {
+            modules::coerce(module.name(), module.params(), &map)?
+        };
+        let own = self
+            .with_state(|s| s[h].target.clone())
+            .ok_or("the host's connection variables are invalid")?;
+        let (target, delegated) = match &task.opts.delegate_to {
+            None => (own.clone(), None),
+            Some(d) => {
+                let name = match self
+                    .engine
+                    .render(d, scope)
+                    .map_err(|e| format!("delegate_to: {e}"))?
+                {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                };
+                (self.delegate_target(&name)?, Some(name))
+            }
+        };
+        let escalate = match task.opts.escalate {
+            Some(true) => Some(Become {
+                user: match &task.opts.become_user {
+                    Some(u) => match self
+                        .engine
+                        .render(u, scope)
+                        .map_err(|e| format!("become_user: {e}"))?
+                    {
+                        Json::String(s) => s,
+                        other => other.to_string(),
+                    },
+                    None => "root".into(),
+                },
+            }),
+            Some(false) => None,
+            None => target.escalate.clone(),
+        };
+        let environment: Vec<(String, String)> = match self
+            .engine
+            .render_value(&Json::Object(task.opts.environment.clone()), scope)
+        {
+            Ok(Json::Object(m)) => m
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect(),
+            Ok(_) => Vec::new(),
+            Err(e) => return Err(format!("environment: {e}")),
+        };
+        let _permit = self
+            .forks
+            .acquire()
+            .await
+            .map_err(|_| "the run is stopping".to_string())?;
+        let conn = match module.runs() {
+            Runs::Controller => None,
+            Runs::Host => Some(
+                self.pool
+                    .get(&target)
+                    .await
+                    .map_err(|e| unreachable_message(&e))?,
+            ),
+        };
+        let search_paths = task.opts.search_paths.clone();
+        let mctx = Ctx {
+            conn: conn.as_deref(),
+            host: &self.inv.hosts[h].name,
+            check: task.opts.check_mode.unwrap_or(self.opts.check),
+            diff: self.opts.diff,
+            escalate,
+            timeout: task.opts.timeout.map(Duration::from_secs),
+            environment: &environment,
+            engine: self.engine,
+            scope,
+            search_paths: &search_paths,
+        };
+        let retries = if task.opts.until.is_some() {
+            task.opts.retries.unwrap_or(3)
+        } else {
+            0
+        };
+        let delay = Duration::from_secs_f64(task.opts.delay.unwrap_or(5.0).max(0.0));
+        let mut attempt = 0;
+        loop {
+            let result = module.run(&mctx, &args).await;
+            let result = match result {
+                Ok(r) => r,
+                Err(ModuleError::Transport(e)) if e.is_unreachable() => {
+                    return Err(unreachable_message(&e));
+                }
+                Err(e) => module_error_result(e),
+            };
+            let Some(until) = &task.opts.until else {
+                return Ok((result, delegated));
+            };
+            let mut s2 = scope.clone();
+            let json = result_json(&result);
+            if let Some(reg) = &task.opts.register {
+                s2.set(reg, json.clone());
+            }
+            let done = conditions_hold(self.engine, until, &s2)?;
+            if done || attempt >= retries || self.cancel.is_cancelled() {
+                let mut result = result;
+                if !done {
+                    result.failed = true;
+                    result.msg = Some(format!(
+                        "`until` still false after {} attempts",
+                        attempt + 1
+                    ));
+                }
+                return Ok((result, delegated));
+            }
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn delegate_target(&self, name: &str) -> Result<Target, String> {
+        if let Some(i) = self.inv.hosts.iter().position(|x| x.name == name) {
+            return self.with_state(|s| s[i].target.clone()).ok_or_else(|| {
+                format!("delegate_to: host `{name}` has invalid connection variables")
+            });
+        }
+        if matches!(name, "localhost" | "127.0.0.1") {
+            return Ok(Target {
+                name: "localhost".into(),
+                kind: ConnectionKind::Local,
+                escalate: None,
+            });
+        }
+        Err(format!("delegate_to: `{name}` is not in the inventory"))
+    }
+}
+
+fn unreachable_message(e: &TransportError) -> String {
+    match e.hint() {
+        Some(h) => format!("UNREACHABLE: {e} (hint: {h})"),
+        None => format!("UNREACHABLE: {e}"),
+    }
+}
+
+fn module_error_result(e: ModuleError) -> ModuleResult {
+    match e {
+        ModuleError::Remote {
+            msg,
+            cmd,
+            rc,
+            stdout,
+            stderr,
+        } => ModuleResult {
+            failed: true,
+            msg: Some(msg),
+            cmd: Some(cmd),
+            rc,
+            stdout,
+            stderr,
+            ..ModuleResult::default()
+        },
+        other => ModuleResult {
+            failed: true,
+            msg: Some(other.to_string()),
+            ..ModuleResult::default()
+        },
+    }
+}
+
+/// What `register` stores: Ansible's field names.
+fn result_json(r: &ModuleResult) -> Json {
+    let mut m = Map::new();
+    m.insert("changed".into(), r.changed.into());
+    m.insert("failed".into(), r.failed.into());
+    if r.skipped {
+        m.insert("skipped".into(), true.into());
+    }
+    if let Some(msg) = &r.msg {
+        m.insert("msg".into(), msg.clone().into());
+    }
+    if let Some(rc) = r.rc {
+        m.insert("rc".into(), rc.into());
+    }
+    if r.rc.is_some() || !r.stdout.is_empty() || !r.stderr.is_empty() {
+        m.insert("stdout".into(), r.stdout.clone().into());
+        m.insert("stderr".into(), r.stderr.clone().into());
+        m.insert(
+            "stdout_lines".into(),
+            r.stdout
+                .lines()
+                .map(|l| Json::String(l.to_string()))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        m.insert(
+            "stderr_lines".into(),
+            r.stderr
+                .lines()
+                .map(|l| Json::String(l.to_string()))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    if let Some(cmd) = &r.cmd {
+        m.insert("cmd".into(), cmd.clone().into());
+    }
+    for (k, v) in &r.data {
+        m.insert(k.clone(), v.clone());
+    }
+    if !r.facts.is_empty() {
+        m.insert("ansible_facts".into(), Json::Object(r.facts.clone()));
+    }
+    Json::Object(m)
+}

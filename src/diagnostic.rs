@@ -74,12 +74,7 @@ impl Span {
 
     /// `file:line:column`, for hints and output.
     pub fn short(&self) -> String {
-        format!(
-            "{}:{}:{}",
-            self.source.path.display(),
-            self.line,
-            self.column
-        )
+        format!("{}:{}:{}", self.source.path.display(), self.line, self.column)
     }
 
     /// `file:line`, the way task locations are shown.
@@ -180,10 +175,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The closest candidate to `word`, for "did you mean" hints; `None` when nothing is close.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -214,14 +206,8 @@ mod tests {
 
     #[test]
     fn suggests_close_words_only() {
-        assert_eq!(
-            did_you_mean("hostz", ["hosts", "vars", "children"]),
-            Some("hosts")
-        );
-        assert_eq!(
-            did_you_mean("childs", ["hosts", "vars", "children"]),
-            Some("children")
-        );
+        assert_eq!(did_you_mean("hostz", ["hosts", "vars", "children"]), Some("hosts"));
+        assert_eq!(did_you_mean("childs", ["hosts", "vars", "children"]), Some("children"));
         assert_eq!(did_you_mean("zzz", ["hosts", "vars", "children"]), None);
     }
 }

@@ -51,8 +51,7 @@ pub async fn run_on_hosts<T, W, F>(
     let work = Arc::new(work);
     let mut set = JoinSet::new();
     for (index, target) in targets.into_iter().enumerate() {
-        let (forks, work, options, cancel) =
-            (forks.clone(), work.clone(), options.clone(), cancel.clone());
+        let (forks, work, options, cancel) = (forks.clone(), work.clone(), options.clone(), cancel.clone());
         set.spawn(async move {
             let host = target.name.clone();
             let permit = tokio::select! {

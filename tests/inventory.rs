@@ -40,11 +40,7 @@ fn bad_inventories_give_one_pinned_message_and_exit_4() {
             std::fs::write(&expected_path, &r.stderr).expect("bless");
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if r.code != 4
-            || r.stderr != expected
-            || !r.stdout.is_empty()
-            || r.stderr.contains("panicked")
-        {
+        if r.code != 4 || r.stderr != expected || !r.stdout.is_empty() || r.stderr.contains("panicked") {
             failures.push(format!("{name}: expected exit 4 and\n{expected}got {r:?}"));
         }
     }
@@ -63,8 +59,7 @@ fn missing_inventory_says_how_to_pass_one() {
     let r = run_in(dir.path(), &["inventory", "-i", "nope.yaml"]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(
-        r.stderr
-            .starts_with("error: nope.yaml: cannot read inventory: "),
+        r.stderr.starts_with("error: nope.yaml: cannot read inventory: "),
         "{r:?}"
     );
 }
@@ -119,10 +114,7 @@ fn list_and_graph_look_like_ansible_inventory() {
     let r = run(&["inventory", "-i", &shop(), "--host", "db3"]);
     assert_eq!(
         (r.code, r.stderr.as_str()),
-        (
-            4,
-            "error: no host `db3` in the inventory\nhint: did you mean `db1`?\n"
-        )
+        (4, "error: no host `db3` in the inventory\nhint: did you mean `db1`?\n")
     );
 }
 
@@ -184,9 +176,10 @@ fn patterns_that_match_nothing_are_errors_with_hints() {
         err("app", Some("db")),
         "error: no host matches pattern `app` with `--limit db`\nhint: the limit selects hosts outside the pattern; check both with `tend inventory --graph`\n"
     );
-    assert!(err("app[7]", None).starts_with(
-        "error: host pattern `app[7]`: subscript `[7]` does not fit group `app` of 2 hosts"
-    ));
+    assert!(
+        err("app[7]", None)
+            .starts_with("error: host pattern `app[7]`: subscript `[7]` does not fit group `app` of 2 hosts")
+    );
     assert!(err("app:", None).starts_with("error: empty term in host pattern `app:`"));
 }
 
@@ -201,49 +194,23 @@ fn local_hosts_run_commands_with_exit_codes() {
         "test \"$(hostname)\" = \"$(cat /proc/sys/kernel/hostname)\"",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
-    let r = run(&[
-        "exec",
-        "app:lb",
-        "-i",
-        &shop(),
-        "--format",
-        "json",
-        "--",
-        "exit 7",
-    ]);
+    let r = run(&["exec", "app:lb", "-i", &shop(), "--format", "json", "--", "exit 7"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(r.json_lines().len(), 3);
-    assert!(
-        r.json_lines()
-            .iter()
-            .all(|v| v["rc"] == 7 && v["status"] == "failed")
-    );
+    assert!(r.json_lines().iter().all(|v| v["rc"] == 7 && v["status"] == "failed"));
 }
 
 #[test]
 fn bad_flags_exit_4_and_help_exits_0() {
     let r = run(&["exec", "all", "-i", &shop(), "--forks", "0", "--", "true"]);
     assert_eq!(r.code, 4, "{r:?}");
-    assert!(
-        r.stderr.contains("invalid value '0' for '--forks <N>'"),
-        "{r:?}"
-    );
+    assert!(r.stderr.contains("invalid value '0' for '--forks <N>'"), "{r:?}");
     let r = run(&["exec", "all", "-i", &shop()]);
     assert_eq!(r.code, 4, "{r:?}");
-    let r = run(&[
-        "upload",
-        "all",
-        "/etc/hostname",
-        "relative/path",
-        "-i",
-        &shop(),
-    ]);
+    let r = run(&["upload", "all", "/etc/hostname", "relative/path", "-i", &shop()]);
     assert_eq!(
         (r.code, r.stderr.as_str()),
-        (
-            4,
-            "error: destination `relative/path` must be an absolute path\n"
-        )
+        (4, "error: destination `relative/path` must be an absolute path\n")
     );
     let r = run(&[
         "upload",
@@ -309,10 +276,7 @@ fn interrupt_lets_running_commands_finish_and_starts_no_new_host() {
         "{r:?}"
     );
     assert_eq!(
-        lines
-            .iter()
-            .filter(|v| v["status"] == "interrupted")
-            .count(),
+        lines.iter().filter(|v| v["status"] == "interrupted").count(),
         5,
         "{r:?}"
     );

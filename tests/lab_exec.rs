@@ -18,18 +18,10 @@ fn runs_on_several_hosts_and_groups_output_by_host() {
     for h in ["h1", "h2", "h3"] {
         assert!(r.stdout.contains(&format!("{h} | ok | rc=0 | ")), "{r:?}");
         // Each host's own hostname, printed right under its header.
-        let block = r
-            .stdout
-            .split(&format!("{h} | ok"))
-            .nth(1)
-            .unwrap_or_default();
+        let block = r.stdout.split(&format!("{h} | ok")).nth(1).unwrap_or_default();
         assert!(block.lines().nth(1) == Some(h), "{r:?}");
     }
-    assert!(
-        r.stderr
-            .contains("3 hosts: 3 ok, 0 failed, 0 unreachable in "),
-        "{r:?}"
-    );
+    assert!(r.stderr.contains("3 hosts: 3 ok, 0 failed, 0 unreachable in "), "{r:?}");
 }
 
 #[test]
@@ -76,10 +68,7 @@ fn runs_as_the_inventory_user_on_the_real_host() {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     // Checked inside the host without ssh: the command really ran there, as root.
-    assert_eq!(
-        lab.sh(2, &format!("cat {marker}; rm -f {marker}")),
-        "root\n"
-    );
+    assert_eq!(lab.sh(2, &format!("cat {marker}; rm -f {marker}")), "root\n");
     assert!(
         lab.on_host(1, &["test", "-e", &marker]).code != 0,
         "ran on the wrong host"
@@ -141,10 +130,7 @@ fn failed_and_unreachable_together_exit_2() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stdout.contains("h1 | FAILED | rc=1"), "{r:?}");
     assert!(r.stdout.contains("ghost | UNREACHABLE"), "{r:?}");
-    assert!(
-        r.stderr.contains("2 hosts: 0 ok, 1 failed, 1 unreachable"),
-        "{r:?}"
-    );
+    assert!(r.stderr.contains("2 hosts: 0 ok, 1 failed, 1 unreachable"), "{r:?}");
 }
 
 #[test]
@@ -164,14 +150,7 @@ fn a_changed_host_key_is_refused_with_a_way_out() {
     let fake: Vec<&str> = public.split_whitespace().take(2).collect();
     std::fs::write(&known, format!("{} {}\n", lab.address(1), fake.join(" "))).expect("write");
     let inv = single_host_inventory(&lab, dir.path(), 1, &known);
-    let r = run(&[
-        "exec",
-        "all",
-        "-i",
-        inv.to_str().unwrap_or_default(),
-        "--",
-        "true",
-    ]);
+    let r = run(&["exec", "all", "-i", inv.to_str().unwrap_or_default(), "--", "true"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(
         r.stdout.contains(&format!(
@@ -220,15 +199,7 @@ fn an_unknown_host_key_is_refused_unless_accepted() {
             .contains("hint: after checking the key, rerun with `--accept-new-host-keys`"),
         "{r:?}"
     );
-    let r = run(&[
-        "exec",
-        "all",
-        "-i",
-        inv,
-        "--accept-new-host-keys",
-        "--",
-        "true",
-    ]);
+    let r = run(&["exec", "all", "-i", inv, "--accept-new-host-keys", "--", "true"]);
     assert_eq!(r.code, 0, "{r:?}");
     // The key was recorded, and it is the host's real key.
     let recorded = std::fs::read_to_string(&known).expect("read");
@@ -247,14 +218,7 @@ fn a_refused_key_names_the_user_and_key() {
         .expect("read")
         .replace("ansible_user: root", "ansible_user: nobody");
     std::fs::write(&inv, text).expect("write");
-    let r = run(&[
-        "exec",
-        "all",
-        "-i",
-        inv.to_str().unwrap_or_default(),
-        "--",
-        "true",
-    ]);
+    let r = run(&["exec", "all", "-i", inv.to_str().unwrap_or_default(), "--", "true"]);
     assert_eq!(r.code, 3, "{r:?}");
     assert!(r.stdout.contains("Permission denied (publickey"), "{r:?}");
     assert!(
@@ -284,10 +248,7 @@ fn a_command_past_its_timeout_is_killed_on_the_host() {
     let v = r.host("h3");
     assert_eq!(v["status"], "failed");
     assert_eq!(v["error"], "timed out after 1s");
-    assert!(
-        v["duration_ms"].as_u64().unwrap_or(u64::MAX) < 10_000,
-        "{r:?}"
-    );
+    assert!(v["duration_ms"].as_u64().unwrap_or(u64::MAX) < 10_000, "{r:?}");
     // The remote process is gone, not left running.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let ps = lab.sh(3, "ps -eo args");

@@ -50,10 +50,7 @@ fn creates_then_leaves_alone_then_replaces_atomically() {
     // Only the mode differs: fixed in place.
     let r = upload(&["--mode", "0600"]);
     assert_eq!(r.host("h1")["stdout"], "attributes\n", "{r:?}");
-    assert_eq!(
-        lab.sh(1, &format!("stat -c '%a %i' {dest}")),
-        format!("600 {}", inode)
-    );
+    assert_eq!(lab.sh(1, &format!("stat -c '%a %i' {dest}")), format!("600 {}", inode));
 
     // New content: a new file renamed over the old one (new inode), mode kept, no temp left.
     std::fs::write(&src, "listen 9090\n").expect("write");
@@ -63,10 +60,7 @@ fn creates_then_leaves_alone_then_replaces_atomically() {
     assert_eq!(lab.sh(1, &format!("cat {dest}")), "listen 9090\n");
     assert_ne!(lab.sh(1, &format!("stat -c %i {dest}")), inode);
     assert_eq!(lab.sh(1, &format!("stat -c %a {dest}")), "600\n");
-    assert_eq!(
-        lab.sh(1, "ls -a /root | grep -c '^.tend\\.' || true"),
-        "0\n"
-    );
+    assert_eq!(lab.sh(1, "ls -a /root | grep -c '^.tend\\.' || true"), "0\n");
     lab.sh(1, &format!("rm -f {dest}"));
     lab.sh(2, &format!("rm -f {dest}"));
 }
@@ -108,16 +102,7 @@ fn readers_never_see_a_partial_file() {
     std::fs::write(&fa, &a).expect("write");
     std::fs::write(&fb, &b).expect("write");
     let inv = lab.inventory();
-    let put = |f: &std::path::Path| {
-        run(&[
-            "upload",
-            "h2",
-            f.to_str().unwrap_or_default(),
-            &dest,
-            "-i",
-            &inv,
-        ])
-    };
+    let put = |f: &std::path::Path| run(&["upload", "h2", f.to_str().unwrap_or_default(), &dest, "-i", &inv]);
     assert_eq!(put(&fa).code, 0);
     let log = format!("{dest}.sums");
     let reader = std::process::Command::new(lab.dir.join("lab.sh"))
@@ -143,10 +128,7 @@ fn readers_never_see_a_partial_file() {
     );
     // ...and never anything else.
     for s in &seen {
-        assert!(
-            *s == hex(&a) || *s == hex(&b),
-            "a reader saw a partial file: {s}"
-        );
+        assert!(*s == hex(&a) || *s == hex(&b), "a reader saw a partial file: {s}");
     }
 }
 
@@ -166,7 +148,11 @@ fn a_missing_directory_fails_with_the_reason() {
     ]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stdout.contains("h1 | FAILED | rc=3"), "{r:?}");
-    assert!(r.stdout.contains("error: placing /nonexistent/dir/f failed (rc=3): directory /nonexistent/dir does not exist"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("error: placing /nonexistent/dir/f failed (rc=3): directory /nonexistent/dir does not exist"),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -13,12 +13,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Args)]
 pub struct InventoryOpts {
     /// Inventory file or directory (Ansible YAML format); repeatable [default: ./inventory.yaml]
-    #[arg(
-        short = 'i',
-        long = "inventory",
-        value_name = "FILE|DIR",
-        env = "TEND_INVENTORY"
-    )]
+    #[arg(short = 'i', long = "inventory", value_name = "FILE|DIR", env = "TEND_INVENTORY")]
     pub inventory: Vec<PathBuf>,
 }
 
@@ -28,11 +23,11 @@ impl InventoryOpts {
         let paths = if self.inventory.is_empty() {
             let default = PathBuf::from("inventory.yaml");
             if !default.exists() {
-                return Err(Diagnostic::plain(
-                    "no inventory: `inventory.yaml` not found in the current directory",
-                )
-                .with_hint("pass one with `-i FILE|DIR` or set `TEND_INVENTORY`")
-                .into());
+                return Err(
+                    Diagnostic::plain("no inventory: `inventory.yaml` not found in the current directory")
+                        .with_hint("pass one with `-i FILE|DIR` or set `TEND_INVENTORY`")
+                        .into(),
+                );
             }
             vec![default]
         } else {
@@ -102,8 +97,7 @@ fn control_dir() -> Result<PathBuf, CliError> {
     let uid = unsafe { libc::getuid() };
     let dir = PathBuf::from(format!("/tmp/tend-{uid}"));
     let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-    let meta = std::fs::symlink_metadata(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if !meta.is_dir() || meta.uid() != uid || meta.permissions().mode() & 0o077 != 0 {
         return Err(anyhow::anyhow!(
             "{} is not a private directory owned by you; remove it and retry",

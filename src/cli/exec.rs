@@ -56,8 +56,7 @@ pub fn run(args: ExecArgs) -> Result<Code, CliError> {
     let rt = runtime()?;
     let interrupted = rt.block_on(async {
         let cancel = interrupt_token();
-        let work = move |conn: Arc<crate::transport::Connection>,
-                         target: crate::transport::Target| {
+        let work = move |conn: Arc<crate::transport::Connection>, target: crate::transport::Target| {
             let command = RemoteCommand {
                 script: script.clone(),
                 stdin: None,
@@ -80,21 +79,14 @@ pub fn run(args: ExecArgs) -> Result<Code, CliError> {
         cancel.is_cancelled()
     });
     rt.shutdown_timeout(Duration::from_secs(1));
-    eprintln!(
-        "{}",
-        printer.summary.line(started.elapsed(), Style::stderr())
-    );
+    eprintln!("{}", printer.summary.line(started.elapsed(), Style::stderr()));
     Ok(printer.summary.exit_code(interrupted))
 }
 
 fn report(r: HostResult<Result<crate::transport::Output, TransportError>>) -> HostReport {
     match r.outcome {
         HostOutcome::Done(Ok(out)) => {
-            let status = if out.success() {
-                Status::Ok
-            } else {
-                Status::Failed
-            };
+            let status = if out.success() { Status::Ok } else { Status::Failed };
             let mut rep = HostReport::new(&r.host, status, r.duration);
             rep.rc = out.rc;
             rep.stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -104,9 +96,7 @@ fn report(r: HostResult<Result<crate::transport::Output, TransportError>>) -> Ho
             }
             rep
         }
-        HostOutcome::Done(Err(e)) | HostOutcome::Unreachable(e) => {
-            error_report(&r.host, r.duration, &e)
-        }
+        HostOutcome::Done(Err(e)) | HostOutcome::Unreachable(e) => error_report(&r.host, r.duration, &e),
         HostOutcome::NotStarted => HostReport::new(&r.host, Status::Interrupted, r.duration),
     }
 }

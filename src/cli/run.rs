@@ -77,12 +77,7 @@ pub struct ValidateArgs {
     #[arg(required = true, value_name = "PLAYBOOK")]
     pub playbooks: Vec<PathBuf>,
     /// Inventory to check host patterns against (optional)
-    #[arg(
-        short = 'i',
-        long = "inventory",
-        value_name = "FILE|DIR",
-        env = "TEND_INVENTORY"
-    )]
+    #[arg(short = 'i', long = "inventory", value_name = "FILE|DIR", env = "TEND_INVENTORY")]
     pub inventory: Vec<PathBuf>,
     /// Extra variables, as for `tend run`
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
@@ -99,11 +94,7 @@ fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
                 serde_json::Value::Object(m) => vars.extend(m),
                 serde_json::Value::Null => {}
                 _ => {
-                    return Err(source.error(
-                        node.line,
-                        node.column,
-                        "extra vars file must be a mapping",
-                    ));
+                    return Err(source.error(node.line, node.column, "extra vars file must be a mapping"));
                 }
             }
         } else if v.trim_start().starts_with('{') {
@@ -113,8 +104,7 @@ fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
                 vars.extend(m);
             }
         } else {
-            let words = shlex::split(v)
-                .ok_or_else(|| Diagnostic::plain(format!("-e `{v}`: unbalanced quotes")))?;
+            let words = shlex::split(v).ok_or_else(|| Diagnostic::plain(format!("-e `{v}`: unbalanced quotes")))?;
             for w in words {
                 let (k, val) = w.split_once('=').ok_or_else(|| {
                     Diagnostic::plain(format!("-e `{w}` is not `key=value`"))
@@ -147,11 +137,7 @@ fn count_tasks(tasks: &[Task]) -> usize {
     tasks
         .iter()
         .map(|t| match &t.kind {
-            TaskKind::Block {
-                block,
-                rescue,
-                always,
-            } => count_tasks(block) + count_tasks(rescue) + count_tasks(always),
+            TaskKind::Block { block, rescue, always } => count_tasks(block) + count_tasks(rescue) + count_tasks(always),
             TaskKind::Include { tasks, .. } => count_tasks(tasks),
             _ => 1,
         })
@@ -198,9 +184,7 @@ pub fn validate(args: ValidateArgs) -> Result<Code, CliError> {
     let tasks: usize = playbooks
         .iter()
         .flat_map(|p| &p.plays)
-        .map(|p| {
-            p.sections.iter().map(|s| count_tasks(s)).sum::<usize>() + count_tasks(&p.handlers)
-        })
+        .map(|p| p.sections.iter().map(|s| count_tasks(s)).sum::<usize>() + count_tasks(&p.handlers))
         .sum();
     eprintln!(
         "ok: {} playbook{}, {plays} play{}, {tasks} tasks and handlers",
@@ -282,15 +266,7 @@ pub fn run(args: RunArgs) -> Result<Code, CliError> {
     let rt = runtime()?;
     let outcome = rt.block_on(async {
         let cancel = interrupt_token();
-        let exec = Executor::new(
-            &inv,
-            &engine,
-            opts,
-            targets,
-            connect,
-            Box::new(Tee(monitors)),
-            cancel,
-        );
+        let exec = Executor::new(&inv, &engine, opts, targets, connect, Box::new(Tee(monitors)), cancel);
         exec.run(&playbooks, plan).await
     });
     rt.shutdown_timeout(Duration::from_secs(1));

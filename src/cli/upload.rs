@@ -57,11 +57,7 @@ fn parse_mode(s: &str) -> Result<u32, String> {
 /// Runs `tend upload`.
 pub fn run(args: UploadArgs) -> Result<Code, CliError> {
     if !args.dest.starts_with('/') {
-        return Err(Diagnostic::plain(format!(
-            "destination `{}` must be an absolute path",
-            args.dest
-        ))
-        .into());
+        return Err(Diagnostic::plain(format!("destination `{}` must be an absolute path", args.dest)).into());
     }
     let content = std::fs::read(&args.src)
         .map_err(|e| Diagnostic::in_file(&args.src, format!("cannot read file to upload: {e}")))?;
@@ -83,8 +79,7 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
     let interrupted = rt.block_on(async {
         let cancel = interrupt_token();
         let work = move |conn: Arc<Connection>, target: Target| {
-            let (content, dest, owner, group) =
-                (content.clone(), dest.clone(), owner.clone(), group.clone());
+            let (content, dest, owner, group) = (content.clone(), dest.clone(), owner.clone(), group.clone());
             async move {
                 let spec = FileSpec {
                     mode,
@@ -106,19 +101,14 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
             |r| {
                 let rep = match r.outcome {
                     HostOutcome::Done(Ok(outcome)) => {
-                        let status = if outcome.changed() {
-                            Status::Changed
-                        } else {
-                            Status::Ok
-                        };
+                        let status = if outcome.changed() { Status::Changed } else { Status::Ok };
                         let mut rep = HostReport::new(&r.host, status, r.duration);
-                        rep.stdout =
-                            format!("{}{:?}\n", if check { "would be " } else { "" }, outcome)
-                                .to_lowercase();
+                        rep.stdout = format!("{}{:?}\n", if check { "would be " } else { "" }, outcome).to_lowercase();
                         rep
                     }
-                    HostOutcome::Done(Err(UploadError::Transport(e)))
-                    | HostOutcome::Unreachable(e) => error_report(&r.host, r.duration, &e),
+                    HostOutcome::Done(Err(UploadError::Transport(e))) | HostOutcome::Unreachable(e) => {
+                        error_report(&r.host, r.duration, &e)
+                    }
                     HostOutcome::Done(Err(e @ UploadError::Remote { .. })) => {
                         let mut rep = HostReport::new(&r.host, Status::Failed, r.duration);
                         if let UploadError::Remote { rc, .. } = &e {
@@ -127,9 +117,7 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
                         rep.error = Some(e.to_string());
                         rep
                     }
-                    HostOutcome::NotStarted => {
-                        HostReport::new(&r.host, Status::Interrupted, r.duration)
-                    }
+                    HostOutcome::NotStarted => HostReport::new(&r.host, Status::Interrupted, r.duration),
                 };
                 printer.host(&rep);
             },
@@ -138,9 +126,6 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
         cancel.is_cancelled()
     });
     rt.shutdown_timeout(Duration::from_secs(1));
-    eprintln!(
-        "{}",
-        printer.summary.line(started.elapsed(), Style::stderr())
-    );
+    eprintln!("{}", printer.summary.line(started.elapsed(), Style::stderr()));
     Ok(printer.summary.exit_code(interrupted))
 }

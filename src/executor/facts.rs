@@ -52,11 +52,7 @@ fn distribution(id: &str, name: &str) -> String {
         "rocky" => "Rocky".into(),
         "almalinux" => "AlmaLinux".into(),
         "alpine" => "Alpine".into(),
-        _ => name
-            .split_whitespace()
-            .next()
-            .unwrap_or("Unknown")
-            .to_string(),
+        _ => name.split_whitespace().next().unwrap_or("Unknown").to_string(),
     }
 }
 

@@ -185,11 +185,7 @@ impl<'a> Executor<'a> {
                         });
                     }
                 };
-                out.push(inventory::select(
-                    self.inv,
-                    &pattern,
-                    self.opts.limit.as_deref(),
-                )?);
+                out.push(inventory::select(self.inv, &pattern, self.opts.limit.as_deref())?);
             }
         }
         Ok(out)
@@ -264,10 +260,7 @@ impl<'a> Executor<'a> {
         self.end_play.store(false, Ordering::SeqCst);
         self.emit(Event::PlayStart {
             name: play.name.clone(),
-            hosts: hosts
-                .iter()
-                .map(|&h| self.inv.hosts[h].name.clone())
-                .collect(),
+            hosts: hosts.iter().map(|&h| self.inv.hosts[h].name.clone()).collect(),
         });
         let batches = batches(&hosts, &play.serial);
         for batch in batches {
@@ -305,14 +298,10 @@ impl<'a> Executor<'a> {
             if self.should_stop() {
                 break;
             }
-            let all_failed =
-                self.with_state(|s| batch.iter().all(|&h| !s[h].active() && !s[h].ended));
+            let all_failed = self.with_state(|s| batch.iter().all(|&h| !s[h].active() && !s[h].ended));
             if all_failed && !batch.is_empty() {
                 self.emit(Event::Warning {
-                    message: format!(
-                        "play `{}`: every host of the batch failed; stopping the run",
-                        play.name
-                    ),
+                    message: format!("play `{}`: every host of the batch failed; stopping the run", play.name),
                 });
                 self.stop_run.store(true, Ordering::SeqCst);
                 break;
@@ -321,17 +310,18 @@ impl<'a> Executor<'a> {
     }
 
     fn should_stop(&self) -> bool {
-        self.cancel.is_cancelled()
-            || self.stop_run.load(Ordering::SeqCst)
-            || self.end_play.load(Ordering::SeqCst)
+        self.cancel.is_cancelled() || self.stop_run.load(Ordering::SeqCst) || self.end_play.load(Ordering::SeqCst)
     }
 
     fn tags_allow(&self, task: &Task) -> bool {
         let tags = &task.opts.tags;
         let has = |t: &str| tags.iter().any(|x| x == t);
-        if self.opts.skip_tags.iter().any(|s| {
-            has(s) || (s == "tagged" && !tags.is_empty()) || (s == "untagged" && tags.is_empty())
-        }) {
+        if self
+            .opts
+            .skip_tags
+            .iter()
+            .any(|s| has(s) || (s == "tagged" && !tags.is_empty()) || (s == "untagged" && tags.is_empty()))
+        {
             return false;
         }
         if has("never") && !self.opts.tags.iter().any(|t| has(t)) {
@@ -341,10 +331,7 @@ impl<'a> Executor<'a> {
             return true;
         }
         self.opts.tags.iter().any(|t| {
-            t == "all"
-                || has(t)
-                || (t == "tagged" && !tags.is_empty())
-                || (t == "untagged" && tags.is_empty())
+            t == "all" || has(t) || (t == "tagged" && !tags.is_empty()) || (t == "untagged" && tags.is_empty())
         })
     }
 
@@ -366,14 +353,10 @@ impl<'a> Executor<'a> {
                     return;
                 }
                 match &task.kind {
-                    TaskKind::Block {
-                        block,
-                        rescue,
-                        always,
-                    } => self.run_block(ctx, &active, block, rescue, always).await,
-                    TaskKind::Include {
-                        tasks: children, ..
-                    } => self.run_include(ctx, task, children, &active).await,
+                    TaskKind::Block { block, rescue, always } => {
+                        self.run_block(ctx, &active, block, rescue, always).await
+                    }
+                    TaskKind::Include { tasks: children, .. } => self.run_include(ctx, task, children, &active).await,
                     TaskKind::Meta(meta) => self.run_meta(ctx, task, *meta, &active).await,
                     TaskKind::Module { .. } => {
                         if !self.started.load(Ordering::SeqCst) {
@@ -398,10 +381,7 @@ impl<'a> Executor<'a> {
         let play = ctx.play;
         let (failed, total) = self.with_state(|s| {
             (
-                ctx.batch
-                    .iter()
-                    .filter(|&&h| s[h].failed || s[h].unreachable)
-                    .count(),
+                ctx.batch.iter().filter(|&&h| s[h].failed || s[h].unreachable).count(),
                 ctx.batch.len(),
             )
         });
@@ -412,9 +392,9 @@ impl<'a> Executor<'a> {
         let reason = if play.any_errors_fatal {
             Some("`any_errors_fatal` is set".to_string())
         } else {
-            play.max_fail_percentage
-                .filter(|max| pct > *max)
-                .map(|max| format!("{failed} of {total} hosts in the batch failed ({pct:.0}% > max_fail_percentage {max})"))
+            play.max_fail_percentage.filter(|max| pct > *max).map(|max| {
+                format!("{failed} of {total} hosts in the batch failed ({pct:.0}% > max_fail_percentage {max})")
+            })
         };
         if let Some(reason) = reason {
             self.emit(Event::Warning {
@@ -424,14 +404,7 @@ impl<'a> Executor<'a> {
         }
     }
 
-    async fn run_block(
-        &self,
-        ctx: &PlayCtx<'_>,
-        hosts: &[usize],
-        block: &[Task],
-        rescue: &[Task],
-        always: &[Task],
-    ) {
+    async fn run_block(&self, ctx: &PlayCtx<'_>, hosts: &[usize], block: &[Task], rescue: &[Task], always: &[Task]) {
         self.run_tasks(ctx, block, hosts).await;
         let failed: Vec<usize> = self.with_state(|s| {
             hosts
@@ -467,13 +440,7 @@ impl<'a> Executor<'a> {
         }
     }
 
-    async fn run_include(
-        &self,
-        ctx: &PlayCtx<'_>,
-        task: &Task,
-        children: &[Task],
-        hosts: &[usize],
-    ) {
+    async fn run_include(&self, ctx: &PlayCtx<'_>, task: &Task, children: &[Task], hosts: &[usize]) {
         // `when` and `loop` apply to the include as a whole, per host.
         let mut per_host: Vec<(usize, Vec<Json>)> = Vec::new();
         for &h in hosts {
@@ -488,15 +455,13 @@ impl<'a> Executor<'a> {
             }
             let items = match &task.opts.loop_items {
                 None => vec![Json::Null],
-                Some(spec) => {
-                    match task::loop_items(self.engine, spec, task.opts.loop_flatten, &scope) {
-                        Ok(items) => items,
-                        Err(e) => {
-                            self.fail_host_now(ctx, task, h, &e);
-                            continue;
-                        }
+                Some(spec) => match task::loop_items(self.engine, spec, task.opts.loop_flatten, &scope) {
+                    Ok(items) => items,
+                    Err(e) => {
+                        self.fail_host_now(ctx, task, h, &e);
+                        continue;
                     }
-                }
+                },
             };
             per_host.push((h, items));
         }
@@ -512,8 +477,7 @@ impl<'a> Executor<'a> {
                 self.with_state(|s| {
                     for (h, items) in &per_host {
                         if let Some(item) = items.get(i) {
-                            Arc::make_mut(&mut s[*h].runtime)
-                                .insert(loop_var.clone(), item.clone());
+                            Arc::make_mut(&mut s[*h].runtime).insert(loop_var.clone(), item.clone());
                         }
                     }
                 });
@@ -552,8 +516,7 @@ impl<'a> Executor<'a> {
             Meta::EndHost => {
                 for &h in hosts {
                     let scope = self.scope(ctx, h, task);
-                    if task::conditions_hold(self.engine, &task.opts.when, &scope).unwrap_or(false)
-                    {
+                    if task::conditions_hold(self.engine, &task.opts.when, &scope).unwrap_or(false) {
                         self.with_state(|s| s[h].ended = true);
                     }
                 }
@@ -608,8 +571,7 @@ impl<'a> Executor<'a> {
             hosts: todo.len(),
             handler: false,
         });
-        let mut running: futures_util::stream::FuturesUnordered<_> =
-            todo.iter().map(|&h| self.gather_one(h)).collect();
+        let mut running: futures_util::stream::FuturesUnordered<_> = todo.iter().map(|&h| self.gather_one(h)).collect();
         while let Some((h, result)) = futures_util::StreamExt::next(&mut running).await {
             let event = self.with_state(|s| {
                 let st = &mut s[h];
@@ -618,10 +580,7 @@ impl<'a> Executor<'a> {
                         st.facts = Arc::new(facts);
                         st.gathered = true;
                         st.counts.ok += 1;
-                        task::plain_result(
-                            &self.inv.hosts[h].name,
-                            crate::output::events::TaskStatus::Ok,
-                        )
+                        task::plain_result(&self.inv.hosts[h].name, crate::output::events::TaskStatus::Ok)
                     }
                     Err((status, r)) => {
                         if status == crate::output::events::TaskStatus::Unreachable {
@@ -650,13 +609,7 @@ impl<'a> Executor<'a> {
         h: usize,
     ) -> (
         usize,
-        Result<
-            Vars,
-            (
-                crate::output::events::TaskStatus,
-                crate::output::events::HostTaskResult,
-            ),
-        >,
+        Result<Vars, (crate::output::events::TaskStatus, crate::output::events::HostTaskResult)>,
     ) {
         use crate::output::events::TaskStatus;
         let name = &self.inv.hosts[h].name;
@@ -750,13 +703,7 @@ impl<'a> Executor<'a> {
             )
         };
         magic.insert("ansible_play_hosts_all".into(), names(&ctx.hosts));
-        let active: Vec<usize> = self.with_state(|s| {
-            ctx.hosts
-                .iter()
-                .copied()
-                .filter(|&i| s[i].active())
-                .collect()
-        });
+        let active: Vec<usize> = self.with_state(|s| ctx.hosts.iter().copied().filter(|&i| s[i].active()).collect());
         magic.insert("ansible_play_hosts".into(), names(&active));
         magic.insert("play_hosts".into(), names(&active));
         magic.insert("ansible_play_batch".into(), names(&ctx.batch));
@@ -822,9 +769,7 @@ fn batches(hosts: &[usize], serial: &[Serial]) -> Vec<Vec<usize>> {
     out
 }
 
-async fn futures_join_all<F: std::future::Future<Output = ()>>(
-    futures: impl IntoIterator<Item = F>,
-) {
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: impl IntoIterator<Item = F>) {
     let mut set: futures_util::stream::FuturesUnordered<F> = futures.into_iter().collect();
     while futures_util::StreamExt::next(&mut set).await.is_some() {}
 }

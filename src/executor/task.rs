@@ -11,15 +11,10 @@ use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const NO_LOG: &str =
-    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+const NO_LOG: &str = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 /// All `when` conditions hold.
-pub(super) fn conditions_hold(
-    engine: &Engine,
-    conditions: &[String],
-    scope: &Scope,
-) -> Result<bool, String> {
+pub(super) fn conditions_hold(engine: &Engine, conditions: &[String], scope: &Scope) -> Result<bool, String> {
     for c in conditions {
         if !engine
             .condition(c, scope)
@@ -32,15 +27,8 @@ pub(super) fn conditions_hold(
 }
 
 /// The items of a `loop` (`with_items` flattens nested lists one level).
-pub(super) fn loop_items(
-    engine: &Engine,
-    spec: &Json,
-    flatten: bool,
-    scope: &Scope,
-) -> Result<Vec<Json>, String> {
-    let value = engine
-        .render_value(spec, scope)
-        .map_err(|e| format!("loop: {e}"))?;
+pub(super) fn loop_items(engine: &Engine, spec: &Json, flatten: bool, scope: &Scope) -> Result<Vec<Json>, String> {
+    let value = engine.render_value(spec, scope).map_err(|e| format!("loop: {e}"))?;
     let items = match value {
         Json::Array(items) => items,
         Json::Null => Vec::new(),
@@ -96,13 +84,7 @@ struct HostRun {
 }
 
 impl Executor<'_> {
-    pub(super) async fn run_module_task(
-        &self,
-        ctx: &PlayCtx<'_>,
-        task: &Task,
-        hosts: &[usize],
-        handler: bool,
-    ) {
+    pub(super) async fn run_module_task(&self, ctx: &PlayCtx<'_>, task: &Task, hosts: &[usize], handler: bool) {
         let name = task.display_name();
         let location = task.span.file_line();
         let run_once = task.opts.run_once.unwrap_or(false);
@@ -117,16 +99,10 @@ impl Executor<'_> {
             hosts: runners.len(),
             handler,
         });
-        let mut running: futures_util::stream::FuturesUnordered<_> = runners
-            .iter()
-            .map(|&h| self.host_task(ctx, task, h))
-            .collect();
+        let mut running: futures_util::stream::FuturesUnordered<_> =
+            runners.iter().map(|&h| self.host_task(ctx, task, h)).collect();
         while let Some(run) = futures_util::StreamExt::next(&mut running).await {
-            let targets: Vec<usize> = if run_once {
-                hosts.to_vec()
-            } else {
-                vec![run.host]
-            };
+            let targets: Vec<usize> = if run_once { hosts.to_vec() } else { vec![run.host] };
             self.apply(task, &run, &targets);
             for mut event in run.events {
                 if task.opts.no_log == Some(true) {
@@ -249,10 +225,7 @@ impl Executor<'_> {
                 match conditions_hold(self.engine, &task.opts.when, &scope) {
                     Err(e) => Err(e),
                     Ok(false) => Ok(None),
-                    Ok(true) => self
-                        .run_item(task, *module, args, &scope, h)
-                        .await
-                        .map(Some),
+                    Ok(true) => self.run_item(task, *module, args, &scope, h).await.map(Some),
                 };
             let mut item_json;
             let mut ev = plain_result(&host_name, TaskStatus::Ok);
@@ -274,7 +247,8 @@ impl Executor<'_> {
                         run.failed = true;
                         run.ignored = ignore;
                     }
-                    item_json = serde_json::json!({"failed": true, "changed": false, "msg": msg, "unreachable": unreachable});
+                    item_json =
+                        serde_json::json!({"failed": true, "changed": false, "msg": msg, "unreachable": unreachable});
                 }
                 Ok(None) => {
                     ev.status = TaskStatus::Skipped;
@@ -292,12 +266,7 @@ impl Executor<'_> {
                         for (k, v) in item_json.as_object().into_iter().flatten() {
                             if matches!(
                                 k.as_str(),
-                                "rc" | "stdout"
-                                    | "stderr"
-                                    | "stdout_lines"
-                                    | "stderr_lines"
-                                    | "changed"
-                                    | "failed"
+                                "rc" | "stdout" | "stderr" | "stdout_lines" | "stderr_lines" | "changed" | "failed"
                             ) {
                                 s2.set(k, v.clone());
                             }
@@ -416,11 +385,7 @@ impl Executor<'_> {
         let (target, delegated) = match &task.opts.delegate_to {
             None => (own.clone(), None),
             Some(d) => {
-                let name = match self
-                    .engine
-                    .render(d, scope)
-                    .map_err(|e| format!("delegate_to: {e}"))?
-                {
+                let name = match self.engine.render(d, scope).map_err(|e| format!("delegate_to: {e}"))? {
                     Json::String(s) => s,
                     other => other.to_string(),
                 };
@@ -430,11 +395,7 @@ impl Executor<'_> {
         let escalate = match task.opts.escalate {
             Some(true) => Some(Become {
                 user: match &task.opts.become_user {
-                    Some(u) => match self
-                        .engine
-                        .render(u, scope)
-                        .map_err(|e| format!("become_user: {e}"))?
-                    {
+                    Some(u) => match self.engine.render(u, scope).map_err(|e| format!("become_user: {e}"))? {
                         Json::String(s) => s,
                         other => other.to_string(),
                     },
@@ -450,14 +411,7 @@ impl Executor<'_> {
         {
             Ok(Json::Object(m)) => m
                 .into_iter()
-                .map(|(k, v)| {
-                    (
-                        k,
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
+                .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
                 .collect(),
             Ok(_) => Vec::new(),
             Err(e) => return Err(format!("environment: {e}")),
@@ -469,12 +423,7 @@ impl Executor<'_> {
             .map_err(|_| "the run is stopping".to_string())?;
         let conn = match module.runs() {
             Runs::Controller => None,
-            Runs::Host => Some(
-                self.pool
-                    .get(&target)
-                    .await
-                    .map_err(|e| unreachable_message(&e))?,
-            ),
+            Runs::Host => Some(self.pool.get(&target).await.map_err(|e| unreachable_message(&e))?),
         };
         let search_paths = task.opts.search_paths.clone();
         let mctx = Ctx {
@@ -518,10 +467,7 @@ impl Executor<'_> {
                 let mut result = result;
                 if !done {
                     result.failed = true;
-                    result.msg = Some(format!(
-                        "`until` still false after {} attempts",
-                        attempt + 1
-                    ));
+                    result.msg = Some(format!("`until` still false after {} attempts", attempt + 1));
                 }
                 return Ok((result, delegated));
             }
@@ -532,9 +478,9 @@ impl Executor<'_> {
 
     fn delegate_target(&self, name: &str) -> Result<Target, String> {
         if let Some(i) = self.inv.hosts.iter().position(|x| x.name == name) {
-            return self.with_state(|s| s[i].target.clone()).ok_or_else(|| {
-                format!("delegate_to: host `{name}` has invalid connection variables")
-            });
+            return self
+                .with_state(|s| s[i].target.clone())
+                .ok_or_else(|| format!("delegate_to: host `{name}` has invalid connection variables"));
         }
         if matches!(name, "localhost" | "127.0.0.1") {
             return Ok(Target {

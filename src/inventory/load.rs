@@ -68,28 +68,18 @@ pub fn load(paths: &[PathBuf]) -> Result<Inventory, Diagnostic> {
 
 /// The YAML/JSON files of a directory, sorted by name (Ansible reads them in that order).
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Diagnostic::in_file(dir, format!("cannot read directory: {e}")))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Diagnostic::in_file(dir, format!("cannot read directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("yaml" | "yml" | "json")
-                )
-        })
+        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
         .collect();
     files.sort();
     Ok(files)
 }
 
-fn mapping<'a>(
-    node: &'a Node,
-    source: &Source,
-    what: &str,
-) -> Result<&'a [(Node, Node)], Diagnostic> {
+fn mapping<'a>(node: &'a Node, source: &Source, what: &str) -> Result<&'a [(Node, Node)], Diagnostic> {
     match &node.value {
         Value::Map(entries) => Ok(entries),
         Value::Null => Ok(&[]),
@@ -127,18 +117,14 @@ impl Builder {
             name: name.to_string(),
             ..GroupDef::default()
         });
-        self.group_index
-            .insert(name.to_string(), self.groups.len() - 1);
+        self.group_index.insert(name.to_string(), self.groups.len() - 1);
         self.groups.len() - 1
     }
 
     fn read_inventory_file(&mut self, path: &Path) -> Result<(), Diagnostic> {
         let (source, root) = yaml::load_file(path)?;
-        let top = mapping(&root, &source, "an inventory file").map_err(|d| {
-            d.with_hint(
-                "a YAML inventory starts with `all:` and lists `hosts`, `vars` and `children`",
-            )
-        })?;
+        let top = mapping(&root, &source, "an inventory file")
+            .map_err(|d| d.with_hint("a YAML inventory starts with `all:` and lists `hosts`, `vars` and `children`"))?;
         for (name, body) in top {
             let name_text = key_text(name, &source)?;
             self.read_group(&source, &name_text, body)?;
@@ -146,12 +132,7 @@ impl Builder {
         Ok(())
     }
 
-    fn read_group(
-        &mut self,
-        source: &Source,
-        name: &str,
-        body: &Node,
-    ) -> Result<usize, Diagnostic> {
+    fn read_group(&mut self, source: &Source, name: &str, body: &Node) -> Result<usize, Diagnostic> {
         let g = self.group(name);
         let entries = match &body.value {
             Value::Map(entries) => entries.as_slice(),
@@ -170,12 +151,10 @@ impl Builder {
             let k = key_text(key, source)?;
             match k.as_str() {
                 "hosts" => {
-                    for (host_key, host_body) in
-                        mapping(value, source, &format!("`hosts` of group `{name}`"))?
-                    {
+                    for (host_key, host_body) in mapping(value, source, &format!("`hosts` of group `{name}`"))? {
                         let pattern = key_text(host_key, source)?;
-                        let names = expand_host_range(&pattern)
-                            .map_err(|m| source.error(host_key.line, host_key.column, m))?;
+                        let names =
+                            expand_host_range(&pattern).map_err(|m| source.error(host_key.line, host_key.column, m))?;
                         let vars = vars_of(host_body, source, &format!("host `{pattern}`"))?;
                         for host_name in names {
                             let h = self.host(source, host_key, &host_name, &vars)?;
@@ -191,24 +170,16 @@ impl Builder {
                     }
                 }
                 "children" => {
-                    for (child_key, child_body) in
-                        mapping(value, source, &format!("`children` of group `{name}`"))?
-                    {
+                    for (child_key, child_body) in mapping(value, source, &format!("`children` of group `{name}`"))? {
                         let child_name = key_text(child_key, source)?;
                         let c = self.read_group(source, &child_name, child_body)?;
                         if !self.groups[g].children.iter().any(|(x, _)| *x == c) {
-                            self.groups[g]
-                                .children
-                                .push((c, Span::of(source, child_key)));
+                            self.groups[g].children.push((c, Span::of(source, child_key)));
                         }
                     }
                 }
                 other => {
-                    let mut d = source.error(
-                        key.line,
-                        key.column,
-                        format!("unknown key `{other}` in group `{name}`"),
-                    );
+                    let mut d = source.error(key.line, key.column, format!("unknown key `{other}` in group `{name}`"));
                     d = match did_you_mean(other, GROUP_KEYS) {
                         Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                         None => d.with_hint(format!(
@@ -223,13 +194,7 @@ impl Builder {
     }
 
     /// Declares a host (again); the same variable written twice with different values is an error.
-    fn host(
-        &mut self,
-        source: &Source,
-        at: &Node,
-        name: &str,
-        vars: &[(String, Node)],
-    ) -> Result<usize, Diagnostic> {
+    fn host(&mut self, source: &Source, at: &Node, name: &str, vars: &[(String, Node)]) -> Result<usize, Diagnostic> {
         let h = match self.host_index.get(name) {
             Some(&h) => h,
             None => {
@@ -237,8 +202,7 @@ impl Builder {
                     name: name.to_string(),
                     ..HostDef::default()
                 });
-                self.host_index
-                    .insert(name.to_string(), self.hosts.len() - 1);
+                self.host_index.insert(name.to_string(), self.hosts.len() - 1);
                 self.hosts.len() - 1
             }
         };
@@ -249,13 +213,11 @@ impl Builder {
             if let Some(old) = def.inline_vars.get(var)
                 && *old != value
             {
-                let first = def
-                    .var_origins
-                    .get(var)
-                    .map(Span::short)
-                    .unwrap_or_default();
+                let first = def.var_origins.get(var).map(Span::short).unwrap_or_default();
                 return Err(Span::of(source, at)
-                    .error(format!("host `{name}` is defined again with a different value for `{var}`"))
+                    .error(format!(
+                        "host `{name}` is defined again with a different value for `{var}`"
+                    ))
                     .with_hint(format!(
                         "first defined at {first}; write host variables once, or move them to a group's `vars`"
                     )));
@@ -289,13 +251,9 @@ impl Builder {
                 continue;
             };
             let target = if groups {
-                self.group_index
-                    .get(&name)
-                    .map(|&g| &mut self.groups[g].file_vars)
+                self.group_index.get(&name).map(|&g| &mut self.groups[g].file_vars)
             } else {
-                self.host_index
-                    .get(&name)
-                    .map(|&h| &mut self.hosts[h].file_vars)
+                self.host_index.get(&name).map(|&h| &mut self.hosts[h].file_vars)
             };
             // Like Ansible, vars for a group or host the inventory does not have are ignored.
             let Some(target) = target else { continue };
@@ -369,11 +327,7 @@ impl Builder {
             }
             let mut order: Vec<usize> = (0..self.groups.len()).filter(|&g| member[g]).collect();
             order.sort_by(|&a, &b| {
-                (depth[a], priority[a], &self.groups[a].name).cmp(&(
-                    depth[b],
-                    priority[b],
-                    &self.groups[b].name,
-                ))
+                (depth[a], priority[a], &self.groups[a].name).cmp(&(depth[b], priority[b], &self.groups[b].name))
             });
             let mut vars = Vars::new();
             for &g in &order {
@@ -419,22 +373,14 @@ impl Builder {
             Open,
             Done,
         }
-        fn visit(
-            b: &Builder,
-            g: usize,
-            marks: &mut [Mark],
-            path: &mut Vec<usize>,
-        ) -> Result<(), Diagnostic> {
+        fn visit(b: &Builder, g: usize, marks: &mut [Mark], path: &mut Vec<usize>) -> Result<(), Diagnostic> {
             marks[g] = Mark::Open;
             path.push(g);
             for (c, origin) in &b.groups[g].children {
                 match marks[*c] {
                     Mark::Open => {
                         let start = path.iter().position(|x| x == c).unwrap_or(0);
-                        let mut names: Vec<&str> = path[start..]
-                            .iter()
-                            .map(|&i| b.groups[i].name.as_str())
-                            .collect();
+                        let mut names: Vec<&str> = path[start..].iter().map(|&i| b.groups[i].name.as_str()).collect();
                         names.push(&b.groups[*c].name);
                         return Err(origin
                             .error(format!("cycle in group children: {}", names.join(" -> ")))
@@ -483,9 +429,7 @@ fn depths(parents: &[Vec<usize>]) -> Vec<usize> {
         d
     }
     let mut depth = vec![None; parents.len()];
-    (0..parents.len())
-        .map(|g| visit(g, parents, &mut depth))
-        .collect()
+    (0..parents.len()).map(|g| visit(g, parents, &mut depth)).collect()
 }
 
 fn vars_files_under(dir: &Path) -> Vec<PathBuf> {

@@ -109,17 +109,11 @@ impl Inventory {
         for g in &self.groups {
             let mut entry = Map::new();
             if !g.children.is_empty() {
-                let children = g
-                    .children
-                    .iter()
-                    .map(|&c| Value::String(self.groups[c].name.clone()));
+                let children = g.children.iter().map(|&c| Value::String(self.groups[c].name.clone()));
                 entry.insert("children".into(), Value::Array(children.collect()));
             }
             if !g.hosts.is_empty() {
-                let hosts = g
-                    .hosts
-                    .iter()
-                    .map(|&h| Value::String(self.hosts[h].name.clone()));
+                let hosts = g.hosts.iter().map(|&h| Value::String(self.hosts[h].name.clone()));
                 entry.insert("hosts".into(), Value::Array(hosts.collect()));
             }
             if !g.vars.is_empty() {
@@ -157,11 +151,7 @@ impl Inventory {
             }
             self.graph_lines(c, depth + 1, out);
         }
-        let mut hosts: Vec<&str> = g
-            .hosts
-            .iter()
-            .map(|&h| self.hosts[h].name.as_str())
-            .collect();
+        let mut hosts: Vec<&str> = g.hosts.iter().map(|&h| self.hosts[h].name.as_str()).collect();
         hosts.sort_unstable();
         for h in hosts {
             out.push_str(&format!("{}{h}\n", prefix(depth + 1)));

@@ -39,11 +39,7 @@ fn terms(pattern: &str) -> Vec<&str> {
 }
 
 /// Hosts (indices, inventory order) selected by `pattern`, optionally narrowed by `limit`.
-pub fn select(
-    inv: &Inventory,
-    pattern: &str,
-    limit: Option<&str>,
-) -> Result<Vec<usize>, PatternError> {
+pub fn select(inv: &Inventory, pattern: &str, limit: Option<&str>) -> Result<Vec<usize>, PatternError> {
     let mut selected = resolve(inv, pattern)?;
     if let Some(limit) = limit {
         let allowed = resolve(inv, limit)?;
@@ -129,12 +125,8 @@ fn resolve(inv: &Inventory, pattern: &str) -> Result<Vec<usize>, PatternError> {
 /// Hosts matched by one term: a group, a host, a glob, a `~regex`, or `group[subscript]`.
 fn match_term(inv: &Inventory, body: &str, pattern: &str) -> Result<Vec<usize>, PatternError> {
     if let Some(re) = body.strip_prefix('~') {
-        let re = regex::Regex::new(re).map_err(|e| {
-            err(
-                format!("host pattern `{pattern}`: invalid regex `{re}`: {e}"),
-                None,
-            )
-        })?;
+        let re = regex::Regex::new(re)
+            .map_err(|e| err(format!("host pattern `{pattern}`: invalid regex `{re}`: {e}"), None))?;
         return Ok(collect(inv, |name| re.is_match(name)));
     }
     if let Some(g) = inv.group_index(body) {
@@ -149,7 +141,10 @@ fn match_term(inv: &Inventory, body: &str, pattern: &str) -> Result<Vec<usize>, 
         let hosts = inv.hosts_of_group(g);
         return slice(&hosts, sub).ok_or_else(|| {
             err(
-                format!("host pattern `{pattern}`: subscript `[{sub}]` does not fit group `{base}` of {} hosts", hosts.len()),
+                format!(
+                    "host pattern `{pattern}`: subscript `[{sub}]` does not fit group `{base}` of {} hosts",
+                    hosts.len()
+                ),
                 Some("use `[N]`, `[N:M]`, `[:M]` or `[N:]`, counting from 0; `[-1]` is the last host".into()),
             )
         });
@@ -158,12 +153,7 @@ fn match_term(inv: &Inventory, body: &str, pattern: &str) -> Result<Vec<usize>, 
         let glob = globset::GlobBuilder::new(body)
             .literal_separator(false)
             .build()
-            .map_err(|e| {
-                err(
-                    format!("host pattern `{pattern}`: invalid glob `{body}`: {e}"),
-                    None,
-                )
-            })?
+            .map_err(|e| err(format!("host pattern `{pattern}`: invalid glob `{body}`: {e}"), None))?
             .compile_matcher();
         return Ok(collect(inv, |name| glob.is_match(name)));
     }

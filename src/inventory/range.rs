@@ -26,8 +26,7 @@ pub fn expand_host_range(name: &str) -> Result<Vec<String>, String> {
             ));
         }
     };
-    let items: Vec<String> = if let (Ok(a), Ok(b)) = (start.parse::<usize>(), end.parse::<usize>())
-    {
+    let items: Vec<String> = if let (Ok(a), Ok(b)) = (start.parse::<usize>(), end.parse::<usize>()) {
         if a > b {
             return Err(format!("host range `[{spec}]` in `{name}` goes backwards"));
         }
@@ -36,16 +35,11 @@ pub fn expand_host_range(name: &str) -> Result<Vec<String>, String> {
         } else {
             0
         };
-        (a..=b)
-            .step_by(step)
-            .map(|n| format!("{n:0width$}"))
-            .collect()
+        (a..=b).step_by(step).map(|n| format!("{n:0width$}")).collect()
     } else {
         let (mut a, mut b) = (start.chars(), end.chars());
         match (a.next(), a.next(), b.next(), b.next()) {
-            (Some(x), None, Some(y), None)
-                if x.is_ascii_alphabetic() && y.is_ascii_alphabetic() && x <= y =>
-            {
+            (Some(x), None, Some(y), None) if x.is_ascii_alphabetic() && y.is_ascii_alphabetic() && x <= y => {
                 (x..=y).step_by(step).map(String::from).collect()
             }
             _ => {

@@ -85,9 +85,7 @@ impl Param {
 }
 
 fn find<'p>(params: &'p [Param], key: &str) -> Option<&'p Param> {
-    params
-        .iter()
-        .find(|p| p.name == key || p.aliases.contains(&key))
+    params.iter().find(|p| p.name == key || p.aliases.contains(&key))
 }
 
 fn contains_template(v: &Json) -> bool {
@@ -130,8 +128,7 @@ pub fn check_literal_args(
         if contains_template(value) {
             continue;
         }
-        coerce_one(param, value)
-            .map_err(|m| span.error(format!("`{module}` parameter `{key}`: {m}")))?;
+        coerce_one(param, value).map_err(|m| span.error(format!("`{module}` parameter `{key}`: {m}")))?;
     }
     for p in params.iter().filter(|p| p.required) {
         if !args
@@ -152,10 +149,8 @@ pub fn coerce(module: &str, params: &[Param], args: &Map<String, Json>) -> Resul
         if value.as_str() == Some(OMIT) {
             continue;
         }
-        let param = find(params, key)
-            .ok_or_else(|| format!("unknown parameter `{key}` for module `{module}`"))?;
-        let v =
-            coerce_one(param, value).map_err(|m| format!("`{module}` parameter `{key}`: {m}"))?;
+        let param = find(params, key).ok_or_else(|| format!("unknown parameter `{key}` for module `{module}`"))?;
+        let v = coerce_one(param, value).map_err(|m| format!("`{module}` parameter `{key}`: {m}"))?;
         out.insert(param.name.to_string(), v);
     }
     for p in params.iter().filter(|p| p.required) {
@@ -167,13 +162,7 @@ pub fn coerce(module: &str, params: &[Param], args: &Map<String, Json>) -> Resul
 }
 
 fn coerce_one(param: &Param, value: &Json) -> Result<Json, String> {
-    let wrong = || {
-        format!(
-            "expected {}, found `{}`",
-            param.kind.describe(),
-            short(value)
-        )
-    };
+    let wrong = || format!("expected {}, found `{}`", param.kind.describe(), short(value));
     let v = match param.kind {
         Kind::Any => value.clone(),
         Kind::Str => match value {
@@ -189,18 +178,12 @@ fn coerce_one(param: &Param, value: &Json) -> Result<Json, String> {
                 "no" | "false" | "off" | "0" | "n" => Json::Bool(false),
                 _ => return Err(wrong()),
             },
-            Json::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
-                Json::Bool(n.as_i64() == Some(1))
-            }
+            Json::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Json::Bool(n.as_i64() == Some(1)),
             _ => return Err(wrong()),
         },
         Kind::Int => match value {
             Json::Number(n) if n.is_i64() => value.clone(),
-            Json::String(s) => s
-                .trim()
-                .parse::<i64>()
-                .map(Json::from)
-                .map_err(|_| wrong())?,
+            Json::String(s) => s.trim().parse::<i64>().map(Json::from).map_err(|_| wrong())?,
             _ => return Err(wrong()),
         },
         Kind::Float => match value {
@@ -241,10 +224,7 @@ fn coerce_one(param: &Param, value: &Json) -> Result<Json, String> {
         Kind::Mode => Json::String(mode_text(value).ok_or_else(wrong)?),
     };
     if !param.choices.is_empty() {
-        let text = v
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string());
+        let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
         if !param.choices.contains(&text.as_str()) {
             return Err(format!(
                 "`{text}` is not one of {}",
@@ -263,10 +243,7 @@ fn coerce_one(param: &Param, value: &Json) -> Result<Json, String> {
 /// A mode as `chmod` takes it. YAML `0644` arrives as the integer 420 and means octal 644.
 fn mode_text(value: &Json) -> Option<String> {
     match value {
-        Json::Number(n) => n
-            .as_u64()
-            .filter(|&m| m <= 0o7777)
-            .map(|m| format!("{m:o}")),
+        Json::Number(n) => n.as_u64().filter(|&m| m <= 0o7777).map(|m| format!("{m:o}")),
         Json::String(s) => {
             let s = s.trim();
             if !s.is_empty() && s.len() <= 5 && s.chars().all(|c| c.is_digit(8)) {
@@ -322,10 +299,7 @@ impl Args {
     /// A list of strings (empty when absent).
     pub fn list(&self, name: &str) -> Vec<String> {
         match self.0.get(name) {
-            Some(Json::Array(items)) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect(),
+            Some(Json::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
             _ => Vec::new(),
         }
     }
@@ -350,19 +324,12 @@ mod tests {
         assert_eq!(a.str("path"), Some("/x"));
         assert_eq!(a.str("mode"), Some("644"));
         assert!(a.bool("force", false));
-        let a = coerce(
-            "file",
-            P,
-            json!({"path": "/x", "mode": "0755"}).as_object().unwrap(),
-        )
-        .unwrap();
+        let a = coerce("file", P, json!({"path": "/x", "mode": "0755"}).as_object().unwrap()).unwrap();
         assert_eq!(a.str("mode"), Some("755"));
         let a = coerce(
             "file",
             P,
-            json!({"path": "/x", "mode": "u=rw,g=r"})
-                .as_object()
-                .unwrap(),
+            json!({"path": "/x", "mode": "u=rw,g=r"}).as_object().unwrap(),
         )
         .unwrap();
         assert_eq!(a.str("mode"), Some("u=rw,g=r"));
@@ -370,26 +337,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        let e = coerce(
-            "file",
-            P,
-            json!({"path": "/x", "state": "gone"}).as_object().unwrap(),
-        )
-        .unwrap_err();
-        assert_eq!(
-            e,
-            "`file` parameter `state`: `gone` is not one of `file`, `absent`"
-        );
+        let e = coerce("file", P, json!({"path": "/x", "state": "gone"}).as_object().unwrap()).unwrap_err();
+        assert_eq!(e, "`file` parameter `state`: `gone` is not one of `file`, `absent`");
         let e = coerce("file", P, json!({"mode": "rwx-bad!"}).as_object().unwrap()).unwrap_err();
         assert!(e.contains("expected a file mode"), "{e}");
         let e = coerce("file", P, json!({"state": "file"}).as_object().unwrap()).unwrap_err();
         assert_eq!(e, "module `file` needs parameter `path`");
-        let a = coerce(
-            "file",
-            P,
-            json!({"path": "/x", "mode": OMIT}).as_object().unwrap(),
-        )
-        .unwrap();
+        let a = coerce("file", P, json!({"path": "/x", "mode": OMIT}).as_object().unwrap()).unwrap();
         assert!(a.get("mode").is_none());
     }
 }

@@ -34,9 +34,7 @@ const SHELL_PARAMS: &[Param] = &[
 ];
 
 const RAW_PARAMS: &[Param] = &[
-    Param::new("cmd", Kind::Str)
-        .required()
-        .aliases(&["_raw_params"]),
+    Param::new("cmd", Kind::Str).required().aliases(&["_raw_params"]),
     Param::new("executable", Kind::Str),
 ];
 
@@ -53,18 +51,11 @@ impl Module for Command {
     fn free_form(&self) -> Option<&'static str> {
         Some("cmd")
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let argv = if let Some(cmd) = args.str("cmd") {
-                shlex::split(cmd).ok_or_else(|| {
-                    ModuleError::Args(format!(
-                        "cannot split `{cmd}` into words (unbalanced quotes?)"
-                    ))
-                })?
+                shlex::split(cmd)
+                    .ok_or_else(|| ModuleError::Args(format!("cannot split `{cmd}` into words (unbalanced quotes?)")))?
             } else {
                 args.list("argv")
             };
@@ -86,11 +77,7 @@ impl Module for Shell {
     fn free_form(&self) -> Option<&'static str> {
         Some("cmd")
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let cmd = args
                 .str("cmd")
@@ -114,11 +101,7 @@ impl Module for Raw {
     fn free_form(&self) -> Option<&'static str> {
         Some("cmd")
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let cmd = args.str("cmd").unwrap_or_default();
             if ctx.check {
@@ -137,12 +120,7 @@ impl Module for Raw {
     }
 }
 
-async fn run_command(
-    ctx: &Ctx<'_>,
-    args: &Args,
-    line: &str,
-    shown: &str,
-) -> Result<ModuleResult, ModuleError> {
+async fn run_command(ctx: &Ctx<'_>, args: &Args, line: &str, shown: &str) -> Result<ModuleResult, ModuleError> {
     let mut script = String::new();
     if let Some(dir) = args.str("chdir") {
         script.push_str(&format!("cd {} || exit $?\n", quote(dir)));
@@ -164,10 +142,7 @@ async fn run_command(
         if !conditional {
             return Ok(ModuleResult {
                 skipped: true,
-                msg: Some(
-                    "not run in check mode (give `creates` or `removes` to let it be checked)"
-                        .into(),
-                ),
+                msg: Some("not run in check mode (give `creates` or `removes` to let it be checked)".into()),
                 ..ModuleResult::default()
             });
         }
@@ -176,14 +151,7 @@ async fn run_command(
         let skipped = String::from_utf8_lossy(&out.stdout).trim() == SKIP_MARK;
         return Ok(ModuleResult {
             changed: !skipped && out.success(),
-            msg: Some(
-                if skipped {
-                    "nothing to do"
-                } else {
-                    "would run"
-                }
-                .into(),
-            ),
+            msg: Some(if skipped { "nothing to do" } else { "would run" }.into()),
             ..ModuleResult::default()
         });
     }

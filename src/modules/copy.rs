@@ -39,11 +39,10 @@ impl Module for Copy {
     fn params(&self) -> &'static [Param] {
         COPY_PARAMS
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn local_file(&self) -> Option<(&'static str, &'static str)> {
+        Some(("src", "files"))
+    }
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let (content, name) = match (args.get("content"), args.str("src")) {
                 (Some(c), None) => {
@@ -61,16 +60,13 @@ impl Module for Copy {
                             "`src: {src}` is a directory; copying directories is not supported"
                         )));
                     }
-                    let data = std::fs::read(&path).map_err(|e| {
-                        ModuleError::Failed(format!("cannot read {}: {e}", path.display()))
-                    })?;
+                    let data = std::fs::read(&path)
+                        .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
                     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
                     (data, name)
                 }
                 (Some(_), Some(_)) => {
-                    return Err(ModuleError::Args(
-                        "`copy` takes `src` or `content`, not both".into(),
-                    ));
+                    return Err(ModuleError::Args("`copy` takes `src` or `content`, not both".into()));
                 }
                 (None, None) => {
                     return Err(ModuleError::Args("`copy` needs `src` or `content`".into()));
@@ -88,11 +84,10 @@ impl Module for Template {
     fn params(&self) -> &'static [Param] {
         TEMPLATE_PARAMS
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn local_file(&self) -> Option<(&'static str, &'static str)> {
+        Some(("src", "templates"))
+    }
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let src = args.str("src").unwrap_or_default();
             let path = ctx.find_file(src, "templates")?;
@@ -123,7 +118,9 @@ pub(super) async fn place(
     let dest = args.str("dest").unwrap_or_default();
     let mode = match args.str("mode") {
         Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
-            ModuleError::Args(format!("mode `{m}`: only octal modes are supported for file content; use `file` for symbolic modes"))
+            ModuleError::Args(format!(
+                "mode `{m}`: only octal modes are supported for file content; use `file` for symbolic modes"
+            ))
         })?),
         None => None,
     };
@@ -145,9 +142,7 @@ pub(super) async fn place(
             UploadError::Transport(t) => ModuleError::Transport(t),
             UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
                 msg: match rc {
-                    5 => format!(
-                        "the new content of {dest} failed validation; the old file was kept"
-                    ),
+                    5 => format!("the new content of {dest} failed validation; the old file was kept"),
                     _ => format!("could not place {dest}"),
                 },
                 cmd: spec
@@ -164,12 +159,7 @@ pub(super) async fn place(
     if let Some(b) = &report.backup_file {
         r.data.insert("backup_file".into(), b.clone().into());
     }
-    if ctx.diff
-        && matches!(
-            report.outcome,
-            UploadOutcome::Created | UploadOutcome::Replaced
-        )
-    {
+    if ctx.diff && matches!(report.outcome, UploadOutcome::Created | UploadOutcome::Replaced) {
         let before = report
             .before
             .as_deref()

@@ -27,11 +27,7 @@ impl Module for Debug {
     fn runs(&self) -> Runs {
         Runs::Controller
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let mut r = ModuleResult::default();
             if let Some(var) = args.str("var") {
@@ -74,11 +70,7 @@ impl Module for SetFact {
     fn runs(&self) -> Runs {
         Runs::Controller
     }
-    fn run<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, _ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let mut r = ModuleResult::default();
             for (k, v) in &args.0 {
@@ -107,11 +99,7 @@ impl Module for Assert {
     fn runs(&self) -> Runs {
         Runs::Controller
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let conditions: Vec<String> = match args.get("that") {
                 Some(Json::Array(items)) => items
@@ -141,8 +129,7 @@ impl Module for Assert {
                         msg: Some(msg),
                         ..ModuleResult::default()
                     };
-                    r.data
-                        .insert("assertion".into(), Json::String(cond.clone()));
+                    r.data.insert("assertion".into(), Json::String(cond.clone()));
                     return Ok(r);
                 }
             }
@@ -169,11 +156,7 @@ impl Module for Fail {
     fn runs(&self) -> Runs {
         Runs::Controller
     }
-    fn run<'a>(
-        &'a self,
-        _ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, _ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             Ok(ModuleResult {
                 failed: true,

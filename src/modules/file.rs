@@ -9,17 +9,8 @@ use crate::transport::shell::quote;
 pub struct File;
 
 const PARAMS: &[Param] = &[
-    Param::new("path", Kind::Str)
-        .required()
-        .aliases(&["dest", "name"]),
-    Param::new("state", Kind::Str).choices(&[
-        "file",
-        "directory",
-        "link",
-        "hard",
-        "absent",
-        "touch",
-    ]),
+    Param::new("path", Kind::Str).required().aliases(&["dest", "name"]),
+    Param::new("state", Kind::Str).choices(&["file", "directory", "link", "hard", "absent", "touch"]),
     Param::new("src", Kind::Str),
     Param::new("mode", Kind::Mode),
     Param::new("owner", Kind::Str),
@@ -116,11 +107,7 @@ impl Module for File {
     fn params(&self) -> &'static [Param] {
         PARAMS
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let path = args.str("path").unwrap_or_default();
             let state = args.str("state").unwrap_or("");
@@ -141,14 +128,8 @@ impl Module for File {
             if !out.success() {
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 return Err(ModuleError::remote(
-                    format!(
-                        "file {path}: {}",
-                        stderr.trim().lines().last().unwrap_or("failed")
-                    ),
-                    format!(
-                        "file state={}",
-                        if state.is_empty() { "file" } else { state }
-                    ),
+                    format!("file {path}: {}", stderr.trim().lines().last().unwrap_or("failed")),
+                    format!("file state={}", if state.is_empty() { "file" } else { state }),
                     &out,
                 ));
             }
@@ -184,10 +165,7 @@ impl Module for File {
                         after: format!(
                             "state: {}\n{}",
                             if state.is_empty() { &before } else { state },
-                            changes
-                                .iter()
-                                .map(|c| format!("# {c}\n"))
-                                .collect::<String>()
+                            changes.iter().map(|c| format!("# {c}\n")).collect::<String>()
                         ),
                     });
                 }

@@ -41,6 +41,11 @@ pub trait Module: Send + Sync + 'static {
     fn free_form(&self) -> Option<&'static str> {
         None
     }
+    /// The parameter naming a control-node file and the role subdirectory it is looked up in
+    /// (`template` → `src` in `templates/`), so a missing file is found before running.
+    fn local_file(&self) -> Option<(&'static str, &'static str)> {
+        None
+    }
     /// Accepts any parameter name (`set_fact`).
     fn open_params(&self) -> bool {
         false
@@ -50,11 +55,7 @@ pub trait Module: Send + Sync + 'static {
         Runs::Host
     }
     /// Probes and (outside check mode) applies.
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>>;
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>>;
 }
 
 /// Everything a module may use while it runs on one host.
@@ -84,9 +85,9 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Runs a shell script on the host, with the task's environment, become and timeout.
     pub async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<Output, ModuleError> {
-        let conn = self.conn.ok_or_else(|| {
-            ModuleError::Failed("this module needs a connection to the host".into())
-        })?;
+        let conn = self
+            .conn
+            .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
         let mut text = String::new();
         for (k, v) in self.environment {
             text.push_str(&format!("export {k}={}\n", quote(v)));
@@ -108,9 +109,7 @@ impl Ctx<'_> {
             return if path.exists() {
                 Ok(path)
             } else {
-                Err(ModuleError::Failed(format!(
-                    "`{name}` not found on the control node"
-                )))
+                Err(ModuleError::Failed(format!("`{name}` not found on the control node")))
             };
         }
         for base in self.search_paths {

@@ -8,9 +8,7 @@ use serde_json::{Map, Value as Json};
 pub struct Stat;
 
 const PARAMS: &[Param] = &[
-    Param::new("path", Kind::Str)
-        .required()
-        .aliases(&["dest", "name"]),
+    Param::new("path", Kind::Str).required().aliases(&["dest", "name"]),
     Param::new("follow", Kind::Bool),
     Param::new("get_checksum", Kind::Bool),
     Param::new("checksum_algorithm", Kind::Str)
@@ -27,11 +25,7 @@ impl Module for Stat {
     fn params(&self) -> &'static [Param] {
         PARAMS
     }
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx<'a>,
-        args: &'a Args,
-    ) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let path = args.str("path").unwrap_or_default();
             let follow = if args.bool("follow", false) { "-L" } else { "" };

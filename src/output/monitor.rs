@@ -67,11 +67,7 @@ impl Human {
 
     fn result_lines(&self, task: &TaskLine, r: &HostTaskResult) -> Vec<String> {
         let s = self.style;
-        let item = r
-            .item
-            .as_ref()
-            .map(|i| format!(" (item={i})"))
-            .unwrap_or_default();
+        let item = r.item.as_ref().map(|i| format!(" (item={i})")).unwrap_or_default();
         let host = format!("{}{item}", r.host);
         let mut lines = Vec::new();
         match r.status {
@@ -81,10 +77,7 @@ impl Human {
                     TaskStatus::Unreachable => s.magenta("UNREACHABLE"),
                     _ => s.yellow("failed (ignored)"),
                 };
-                lines.push(format!(
-                    "  {label} {host}: {}",
-                    r.msg.as_deref().unwrap_or("failed")
-                ));
+                lines.push(format!("  {label} {host}: {}", r.msg.as_deref().unwrap_or("failed")));
                 lines.push(format!("    task: {} ({})", task.name, task.location));
                 if let Some(cmd) = &r.cmd {
                     lines.push(format!("    command: {cmd}"));
@@ -100,8 +93,7 @@ impl Human {
                 }
             }
             _ => {
-                let debug_like =
-                    r.msg.is_some() && matches!(r.status, TaskStatus::Ok) && r.rc.is_none();
+                let debug_like = r.msg.is_some() && matches!(r.status, TaskStatus::Ok) && r.rc.is_none();
                 if debug_like {
                     lines.push(format!(
                         "  {host}: {}",
@@ -185,13 +177,8 @@ impl Monitor for Human {
                     details: Vec::new(),
                 });
                 if self.terminal {
-                    let bar = ProgressBar::with_draw_target(
-                        Some(*hosts as u64),
-                        ProgressDrawTarget::stderr(),
-                    );
-                    if let Ok(st) =
-                        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} {elapsed}")
-                    {
+                    let bar = ProgressBar::with_draw_target(Some(*hosts as u64), ProgressDrawTarget::stderr());
+                    if let Ok(st) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} {elapsed}") {
                         bar.set_style(st);
                     }
                     bar.set_message(name.clone());
@@ -204,9 +191,7 @@ impl Monitor for Human {
                 let lines = self.result_lines(&task, result);
                 let mut task = task;
                 match task.hosts.iter_mut().find(|(h, _)| *h == result.host) {
-                    Some((_, status)) if rank(result.status) > rank(*status) => {
-                        *status = result.status
-                    }
+                    Some((_, status)) if rank(result.status) > rank(*status) => *status = result.status,
                     Some(_) => {}
                     None => {
                         task.hosts.push((result.host.clone(), result.status));
@@ -274,12 +259,8 @@ impl Monitor for Human {
                     self.print(line);
                 }
             }
-            Event::Warning { message } => {
-                self.print(&format!("{}: {message}", s.yellow("warning")))
-            }
-            Event::Recap {
-                hosts, duration_ms, ..
-            } => {
+            Event::Warning { message } => self.print(&format!("{}: {message}", s.yellow("warning"))),
+            Event::Recap { hosts, duration_ms, .. } => {
                 self.print(&s.bold("RECAP"));
                 let width = hosts.keys().map(String::len).max().unwrap_or(0);
                 for (host, c) in hosts {
@@ -352,8 +333,7 @@ pub struct Audit {
 impl Audit {
     /// Opens `DIR/<time>-<pid>.jsonl`; a log that cannot be written is a warning, not a failure.
     pub fn open(dir: &std::path::Path, run: &str) -> Result<Self, String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(format!("{run}.jsonl"));
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -110,11 +110,7 @@ impl Summary {
             parts.push(style.yellow(&format!("{} changed", self.changed)));
         }
         let failed = format!("{} failed", self.failed);
-        parts.push(if self.failed > 0 {
-            style.red(&failed)
-        } else {
-            failed
-        });
+        parts.push(if self.failed > 0 { style.red(&failed) } else { failed });
         let unreachable = format!("{} unreachable", self.unreachable);
         parts.push(if self.unreachable > 0 {
             style.magenta(&unreachable)
@@ -161,17 +157,11 @@ impl Printer {
             return;
         }
         let text = match self.format {
-            Format::Json => serde_json::to_string(report)
-                .map(|s| s + "\n")
-                .unwrap_or_default(),
+            Format::Json => serde_json::to_string(report).map(|s| s + "\n").unwrap_or_default(),
             Format::Human => self.human(report),
         };
         let mut out = std::io::stdout().lock();
-        if out
-            .write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
+        if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
             self.broken_pipe = true;
         }
     }

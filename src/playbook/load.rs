@@ -95,8 +95,8 @@ pub fn load(path: &Path, options: &LoadOptions<'_>) -> Result<Playbook, Diagnost
 
 struct Loader<'a> {
     engine: &'a Engine,
-    /// Files being loaded, to refuse cyclic imports.
-    stack: Vec<PathBuf>,
+    /// Files being loaded (canonical path, path as written), to refuse cyclic imports.
+    stack: Vec<(PathBuf, PathBuf)>,
 }
 
 /// The place tasks are loaded from: the file, where relative paths start, where `src:` is found.
@@ -107,11 +107,7 @@ struct Place {
     search_paths: Vec<PathBuf>,
 }
 
-fn entries<'n>(
-    node: &'n Node,
-    source: &Source,
-    what: &str,
-) -> Result<&'n [(Node, Node)], Diagnostic> {
+fn entries<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [(Node, Node)], Diagnostic> {
     match &node.value {
         Value::Map(e) => Ok(e),
         Value::Null => Ok(&[]),
@@ -138,9 +134,7 @@ fn items<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [Node], 
 fn text(node: &Node, source: &Source, what: &str) -> Result<String, Diagnostic> {
     match &node.value {
         Value::Str(s) => Ok(s.clone()),
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
-            Ok(node.scalar_text().unwrap_or_default())
-        }
+        Value::Int(_) | Value::Float(_) | Value::Bool(_) => Ok(node.scalar_text().unwrap_or_default()),
         _ => Err(source.error(
             node.line,
             node.column,
@@ -159,7 +153,11 @@ fn boolean(node: &Node, source: &Source, what: &str) -> Result<bool, Diagnostic>
                 .error(node.line, node.column, format!("{what} must be a boolean, found `{s}`"))
                 .with_hint("write yes/no or true/false; templated values are not supported for this keyword")),
         },
-        _ => Err(source.error(node.line, node.column, format!("{what} must be a boolean, found {}", node.kind()))),
+        _ => Err(source.error(
+            node.line,
+            node.column,
+            format!("{what} must be a boolean, found {}", node.kind()),
+        )),
     }
 }
 
@@ -167,13 +165,10 @@ fn number(node: &Node, source: &Source, what: &str) -> Result<f64, Diagnostic> {
     match &node.value {
         Value::Int(i) => Ok(*i as f64),
         Value::Float(f) => Ok(*f),
-        Value::Str(s) => s.trim().parse().map_err(|_| {
-            source.error(
-                node.line,
-                node.column,
-                format!("{what} must be a number, found `{s}`"),
-            )
-        }),
+        Value::Str(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| source.error(node.line, node.column, format!("{what} must be a number, found `{s}`"))),
         _ => Err(source.error(
             node.line,
             node.column,
@@ -183,12 +178,7 @@ fn number(node: &Node, source: &Source, what: &str) -> Result<f64, Diagnostic> {
 }
 
 /// A string or a list of strings (`tags: a,b` splits on commas when `split_commas`).
-fn strings(
-    node: &Node,
-    source: &Source,
-    what: &str,
-    split_commas: bool,
-) -> Result<Vec<String>, Diagnostic> {
+fn strings(node: &Node, source: &Source, what: &str, split_commas: bool) -> Result<Vec<String>, Diagnostic> {
     match &node.value {
         Value::Seq(list) => list.iter().map(|i| text(i, source, what)).collect(),
         Value::Null => Ok(Vec::new()),
@@ -212,14 +202,8 @@ fn vars_map(node: &Node, source: &Source, what: &str) -> Result<Vars, Diagnostic
         let name = text(k, source, "a variable name")?;
         if !valid_identifier(&name) {
             return Err(source
-                .error(
-                    k.line,
-                    k.column,
-                    format!("`{name}` is not a valid variable name"),
-                )
-                .with_hint(
-                    "variable names are letters, digits and `_`, not starting with a digit",
-                ));
+                .error(k.line, k.column, format!("`{name}` is not a valid variable name"))
+                .with_hint("variable names are letters, digits and `_`, not starting with a digit"));
         }
         vars.insert(name, v.to_json());
     }
@@ -228,23 +212,15 @@ fn vars_map(node: &Node, source: &Source, what: &str) -> Result<Vars, Diagnostic
 
 fn valid_identifier(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn unknown_key(source: &Source, key: &Node, name: &str, keys: &[&str], what: &str) -> Diagnostic {
-    let d = source.error(
-        key.line,
-        key.column,
-        format!("unknown {what} keyword `{name}`"),
-    );
+    let d = source.error(key.line, key.column, format!("unknown {what} keyword `{name}`"));
     match did_you_mean(name, keys.iter().copied()) {
         Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-        None if what == "play" && modules::lookup(name).is_some() => {
-            d.with_hint("tasks go in a list under `tasks:`")
-        }
+        None if what == "play" && modules::lookup(name).is_some() => d.with_hint("tasks go in a list under `tasks:`"),
         None => d,
     }
 }
@@ -252,19 +228,19 @@ fn unknown_key(source: &Source, key: &Node, name: &str, keys: &[&str], what: &st
 impl Loader<'_> {
     fn enter(&mut self, path: &Path, at: Option<&Span>) -> Result<(), Diagnostic> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if let Some(i) = self.stack.iter().position(|p| *p == canonical) {
+        if let Some(i) = self.stack.iter().position(|(p, _)| *p == canonical) {
             let mut chain: Vec<String> = self.stack[i..]
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|(_, shown)| shown.display().to_string())
                 .collect();
-            chain.push(canonical.display().to_string());
+            chain.push(path.display().to_string());
             let message = format!("cyclic include: {}", chain.join(" -> "));
             return Err(match at {
                 Some(span) => span.error(message),
                 None => Diagnostic::in_file(path, message),
             });
         }
-        self.stack.push(canonical);
+        self.stack.push((canonical, path.to_path_buf()));
         Ok(())
     }
 
@@ -277,9 +253,7 @@ impl Loader<'_> {
     fn check_templates_in(&self, node: &Node, source: &Source) -> Result<(), Diagnostic> {
         match &node.value {
             Value::Str(s) => self.check_template(s, source, node),
-            Value::Seq(items) => items
-                .iter()
-                .try_for_each(|i| self.check_templates_in(i, source)),
+            Value::Seq(items) => items.iter().try_for_each(|i| self.check_templates_in(i, source)),
             Value::Map(entries) => entries.iter().try_for_each(|(k, v)| {
                 self.check_templates_in(k, source)?;
                 self.check_templates_in(v, source)
@@ -288,12 +262,7 @@ impl Loader<'_> {
         }
     }
 
-    fn conditions(
-        &self,
-        node: &Node,
-        source: &Source,
-        what: &str,
-    ) -> Result<Vec<String>, Diagnostic> {
+    fn conditions(&self, node: &Node, source: &Source, what: &str) -> Result<Vec<String>, Diagnostic> {
         let list: Vec<(String, &Node)> = match &node.value {
             Value::Seq(items) => items
                 .iter()
@@ -307,9 +276,9 @@ impl Loader<'_> {
                 .strip_prefix("{{")
                 .and_then(|e| e.strip_suffix("}}"))
                 .unwrap_or(expr);
-            self.engine.check_expression(inner).map_err(|e| {
-                source.error(n.line, n.column, format!("bad condition in `{what}`: {e}"))
-            })?;
+            self.engine
+                .check_expression(inner)
+                .map_err(|e| source.error(n.line, n.column, format!("bad condition in `{what}`: {e}")))?;
         }
         Ok(list.into_iter().map(|(e, _)| e).collect())
     }
@@ -333,11 +302,7 @@ impl Loader<'_> {
             {
                 let file = dir.join(text(v, &source, "`import_playbook`")?);
                 if !file.exists() {
-                    return Err(source.error(
-                        v.line,
-                        v.column,
-                        format!("playbook `{}` not found", file.display()),
-                    ));
+                    return Err(source.error(v.line, v.column, format!("playbook `{}` not found", file.display())));
                 }
                 let _ = k;
                 plays.extend(self.playbook(&file).map_err(|d| {
@@ -355,13 +320,7 @@ impl Loader<'_> {
         Ok(plays)
     }
 
-    fn play(
-        &mut self,
-        source: &Source,
-        dir: &Path,
-        node: &Node,
-        map: &[(Node, Node)],
-    ) -> Result<Play, Diagnostic> {
+    fn play(&mut self, source: &Source, dir: &Path, node: &Node, map: &[(Node, Node)]) -> Result<Play, Diagnostic> {
         let span = Span::of(source, node);
         let mut play = Play {
             name: String::new(),
@@ -388,14 +347,8 @@ impl Loader<'_> {
             search_paths: vec![dir.to_path_buf()],
         };
         let mut hosts_seen = false;
-        let (mut pre, mut tasks, mut post, mut handlers, mut role_tasks, mut role_handlers) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let (mut pre, mut tasks, mut post, mut handlers, mut role_tasks, mut role_handlers) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut vars_files = Vars::new();
         for (k, v) in map {
             let key = text(k, source, "a play keyword")?;
@@ -442,17 +395,11 @@ impl Loader<'_> {
                 "max_fail_percentage" => {
                     let p = number(v, source, "`max_fail_percentage`")?;
                     if !(0.0..=100.0).contains(&p) {
-                        return Err(source.error(
-                            v.line,
-                            v.column,
-                            "`max_fail_percentage` must be between 0 and 100",
-                        ));
+                        return Err(source.error(v.line, v.column, "`max_fail_percentage` must be between 0 and 100"));
                     }
                     play.max_fail_percentage = Some(p);
                 }
-                "any_errors_fatal" => {
-                    play.any_errors_fatal = boolean(v, source, "`any_errors_fatal`")?
-                }
+                "any_errors_fatal" => play.any_errors_fatal = boolean(v, source, "`any_errors_fatal`")?,
                 "strategy" => {
                     play.strategy = match text(v, source, "`strategy`")?.as_str() {
                         "linear" => Strategy::Linear,
@@ -469,12 +416,8 @@ impl Loader<'_> {
                     self.check_templates_in(v, source)?;
                     opts.environment = vars_map(v, source, "`environment`")?;
                 }
-                "ignore_errors" => {
-                    opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?)
-                }
-                "ignore_unreachable" => {
-                    opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?)
-                }
+                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
+                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
                 "no_log" => opts.no_log = Some(boolean(v, source, "`no_log`")?),
                 "check_mode" => opts.check_mode = Some(boolean(v, source, "`check_mode`")?),
                 "timeout" => opts.timeout = Some(number(v, source, "`timeout`")? as u64),
@@ -533,11 +476,11 @@ impl Loader<'_> {
         let mut name = None;
         let mut action: Option<(&Node, &Node, &'static dyn modules::Module)> = None;
         let mut extra_args: Option<&Node> = None;
-        let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) =
-            (None, None, None);
+        let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) = (None, None, None);
         let mut include: Option<(&Node, bool)> = None;
         let mut meta: Option<&Node> = None;
         let mut loop_control: Option<&Node> = None;
+        let mut unknown: Option<(&Node, String)> = None;
         for (k, v) in map {
             let key = text(k, source, "a task keyword")?;
             match key.as_str() {
@@ -547,20 +490,12 @@ impl Loader<'_> {
                     name = Some(n);
                 }
                 "when" => opts.when = self.conditions(v, source, "when")?,
-                "changed_when" => {
-                    opts.changed_when = Some(self.conditions(v, source, "changed_when")?)
-                }
-                "failed_when" => {
-                    opts.failed_when = Some(self.conditions(v, source, "failed_when")?)
-                }
+                "changed_when" => opts.changed_when = Some(self.conditions(v, source, "changed_when")?),
+                "failed_when" => opts.failed_when = Some(self.conditions(v, source, "failed_when")?),
                 "until" => opts.until = Some(self.conditions(v, source, "until")?),
                 "loop" | "with_items" | "with_list" => {
                     if opts.loop_items.is_some() {
-                        return Err(source.error(
-                            k.line,
-                            k.column,
-                            "a task can have only one loop",
-                        ));
+                        return Err(source.error(k.line, k.column, "a task can have only one loop"));
                     }
                     match &v.value {
                         Value::Seq(_) | Value::Str(_) => {}
@@ -568,10 +503,7 @@ impl Loader<'_> {
                             return Err(source.error(
                                 v.line,
                                 v.column,
-                                format!(
-                                    "`{key}` must be a list or a template of one, found {}",
-                                    v.kind()
-                                ),
+                                format!("`{key}` must be a list or a template of one, found {}", v.kind()),
                             ));
                         }
                     }
@@ -593,12 +525,8 @@ impl Loader<'_> {
                 }
                 "notify" => opts.notify = strings(v, source, "`notify`", false)?,
                 "listen" => opts.listen = strings(v, source, "`listen`", false)?,
-                "ignore_errors" => {
-                    opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?)
-                }
-                "ignore_unreachable" => {
-                    opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?)
-                }
+                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
+                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
                 "retries" => opts.retries = Some(number(v, source, "`retries`")? as u32),
                 "delay" => opts.delay = Some(number(v, source, "`delay`")?),
                 "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
@@ -631,26 +559,39 @@ impl Loader<'_> {
                 "meta" => meta = Some(v),
                 other => {
                     let Some(module) = modules::lookup(other) else {
-                        let known = TASK_KEYS.iter().copied().chain(modules::names());
-                        let d = source.error(
-                            k.line,
-                            k.column,
-                            format!("unknown module or keyword `{other}`"),
-                        );
-                        return Err(match did_you_mean(other, known) {
-                            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                            None => d.with_hint("see `tend modules` for the modules tend has"),
-                        });
+                        if unknown.is_none() {
+                            unknown = Some((k, other.to_string()));
+                        }
+                        continue;
                     };
                     if let Some((prev, _, _)) = action {
                         let first = prev.scalar_text().unwrap_or_default();
                         return Err(source
-                            .error(k.line, k.column, format!("a task runs one module, but this one has `{first}` and `{other}`"))
+                            .error(
+                                k.line,
+                                k.column,
+                                format!("a task runs one module, but this one has `{first}` and `{other}`"),
+                            )
                             .with_hint("split it into two tasks, or fix the indentation of the module's arguments"));
                     }
                     action = Some((k, v, module));
                 }
             }
+        }
+        if let Some((k, other)) = unknown {
+            let d = source.error(k.line, k.column, format!("unknown module or keyword `{other}`"));
+            let param_of = action.and_then(|(_, _, m)| {
+                m.params()
+                    .iter()
+                    .any(|p| p.name == other || p.aliases.contains(&other.as_str()))
+                    .then(|| m.name())
+            });
+            let known = TASK_KEYS.iter().copied().chain(modules::names());
+            return Err(match (param_of, did_you_mean(&other, known)) {
+                (Some(m), _) => d.with_hint(format!("`{other}` is a parameter of `{m}`: indent it under `{m}:`")),
+                (None, Some(s)) => d.with_hint(format!("did you mean `{s}`?")),
+                (None, None) => d.with_hint("`tend modules` lists the modules tend has"),
+            });
         }
         if let Some(lc) = loop_control {
             for (k, v) in entries(lc, source, "`loop_control`")? {
@@ -675,15 +616,10 @@ impl Loader<'_> {
                 }
             }
         }
-        let kinds = [
-            action.is_some(),
-            block.is_some(),
-            include.is_some(),
-            meta.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
+        let kinds = [action.is_some(), block.is_some(), include.is_some(), meta.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if kinds == 0 {
             let d = span.error("task has no module");
             return Err(if rescue.is_some() || always.is_some() {
@@ -693,9 +629,7 @@ impl Loader<'_> {
             });
         }
         if kinds > 1 {
-            return Err(span.error(
-                "a task is either a module, a `block`, an include or a `meta`, not several",
-            ));
+            return Err(span.error("a task is either a module, a `block`, an include or a `meta`, not several"));
         }
         if (rescue.is_some() || always.is_some()) && block.is_none() {
             return Err(span.error("`rescue` and `always` need a `block`"));
@@ -707,18 +641,8 @@ impl Loader<'_> {
             let inherit = |list: Vec<Task>| inherit_all(list, &block_opts, true);
             let kind = TaskKind::Block {
                 block: inherit(self.tasks(b, place)?),
-                rescue: inherit(
-                    rescue
-                        .map(|r| self.tasks(r, place))
-                        .transpose()?
-                        .unwrap_or_default(),
-                ),
-                always: inherit(
-                    always
-                        .map(|a| self.tasks(a, place))
-                        .transpose()?
-                        .unwrap_or_default(),
-                ),
+                rescue: inherit(rescue.map(|r| self.tasks(r, place)).transpose()?.unwrap_or_default()),
+                always: inherit(always.map(|a| self.tasks(a, place)).transpose()?.unwrap_or_default()),
             };
             if opts.loop_items.is_some() {
                 return Err(span
@@ -727,12 +651,7 @@ impl Loader<'_> {
             }
             // The block's conditions now live on each of its tasks.
             opts.when.clear();
-            return Ok(vec![Task {
-                name,
-                span,
-                kind,
-                opts,
-            }]);
+            return Ok(vec![Task { name, span, kind, opts }]);
         }
         if let Some(m) = meta {
             let word = text(m, source, "`meta`")?;
@@ -743,11 +662,7 @@ impl Loader<'_> {
                 "noop" => Meta::Noop,
                 other => {
                     return Err(source
-                        .error(
-                            m.line,
-                            m.column,
-                            format!("unsupported meta action `{other}`"),
-                        )
+                        .error(m.line, m.column, format!("unsupported meta action `{other}`"))
                         .with_hint("tend supports flush_handlers, end_play, end_host and noop"));
                 }
             };
@@ -761,23 +676,15 @@ impl Loader<'_> {
         if let Some((node, is_import)) = include {
             let file_text = match &node.value {
                 Value::Map(m) => {
-                    let file = m
-                        .iter()
-                        .find(|(k, _)| k.scalar_text().as_deref() == Some("file"));
-                    let (_, f) = file.ok_or_else(|| {
-                        source.error(node.line, node.column, "include needs `file:`")
-                    })?;
+                    let file = m.iter().find(|(k, _)| k.scalar_text().as_deref() == Some("file"));
+                    let (_, f) = file.ok_or_else(|| source.error(node.line, node.column, "include needs `file:`"))?;
                     text(f, source, "`file`")?
                 }
                 _ => text(node, source, "an include")?,
             };
             if crate::template::is_template(&file_text) {
                 return Err(source
-                    .error(
-                        node.line,
-                        node.column,
-                        "templated include paths are not supported",
-                    )
+                    .error(node.line, node.column, "templated include paths are not supported")
                     .with_hint("name the file directly and choose with `when:` instead"));
             }
             let file = [
@@ -794,10 +701,7 @@ impl Loader<'_> {
                 source.error(
                     node.line,
                     node.column,
-                    format!(
-                        "tasks file `{file_text}` not found (looked in {})",
-                        place.dir.display()
-                    ),
+                    format!("tasks file `{file_text}` not found (looked in {})", place.dir.display()),
                 )
             })?;
             let at = Span::of(source, node);
@@ -833,6 +737,34 @@ impl Loader<'_> {
             return Err(span.error("task has no module"));
         };
         let args = self.module_args(module, key, value, extra_args, source, &span)?;
+        if let Some((param, subdir)) = module.local_file()
+            && let Some(Json::String(name)) = args.get(param)
+            && !crate::template::is_template(name)
+        {
+            let path = Path::new(name);
+            let found = path.is_absolute() && path.exists()
+                || place
+                    .search_paths
+                    .iter()
+                    .any(|b| b.join(subdir).join(name).exists() || b.join(name).exists());
+            if !found {
+                let looked: Vec<String> = place
+                    .search_paths
+                    .iter()
+                    .flat_map(|b| [b.join(subdir), b.to_path_buf()])
+                    .map(|p| {
+                        if p.as_os_str().is_empty() {
+                            "./".to_string()
+                        } else {
+                            format!("{}/", p.display())
+                        }
+                    })
+                    .collect();
+                return Err(Span::of(source, value)
+                    .error(format!("`{}` {param} `{name}` not found", module.name()))
+                    .with_hint(format!("looked in {}", looked.join(", "))));
+            }
+        }
         Ok(vec![Task {
             name,
             span,
@@ -855,11 +787,7 @@ impl Loader<'_> {
         if let Some(extra) = extra {
             self.check_templates_in(extra, source)?;
             for (k, v) in entries(extra, source, "`args`")? {
-                args.push((
-                    text(k, source, "a parameter name")?,
-                    v.to_json(),
-                    Span::of(source, k),
-                ));
+                args.push((text(k, source, "a parameter name")?, v.to_json(), Span::of(source, k)));
             }
         }
         let mut inline: Vec<(String, Json, Span)> = Vec::new();
@@ -867,30 +795,16 @@ impl Loader<'_> {
             Value::Map(map) => {
                 self.check_templates_in(value, source)?;
                 for (k, v) in map {
-                    inline.push((
-                        text(k, source, "a parameter name")?,
-                        v.to_json(),
-                        Span::of(source, k),
-                    ));
+                    inline.push((text(k, source, "a parameter name")?, v.to_json(), Span::of(source, k)));
                 }
             }
             Value::Str(s) => {
                 self.check_template(s, source, value)?;
                 let is_param = |k: &str| {
-                    module.open_params()
-                        || module
-                            .params()
-                            .iter()
-                            .any(|p| p.name == k || p.aliases.contains(&k))
+                    module.open_params() || module.params().iter().any(|p| p.name == k || p.aliases.contains(&k))
                 };
-                let (pairs, rest) =
-                    parse_kv(s, is_param, module.free_form().is_some()).map_err(|m| {
-                        source.error(
-                            value.line,
-                            value.column,
-                            format!("arguments of `{name}`: {m}"),
-                        )
-                    })?;
+                let (pairs, rest) = parse_kv(s, is_param, module.free_form().is_some())
+                    .map_err(|m| source.error(value.line, value.column, format!("arguments of `{name}`: {m}")))?;
                 let at = Span::of(source, value);
                 for (k, v) in pairs {
                     inline.push((k, Json::String(v), at.clone()));
@@ -900,6 +814,14 @@ impl Loader<'_> {
                 }
             }
             Value::Null => {}
+            Value::Bool(_) | Value::Int(_) | Value::Float(_) if module.free_form().is_some() => {
+                let param = module.free_form().unwrap_or("cmd");
+                inline.push((
+                    param.to_string(),
+                    Json::String(value.scalar_text().unwrap_or_default()),
+                    Span::of(source, value),
+                ));
+            }
             _ => {
                 return Err(source.error(
                     value.line,
@@ -952,9 +874,7 @@ impl Loader<'_> {
                         }
                     }
                 }
-                name.ok_or_else(|| {
-                    source.error(entry.line, entry.column, "role entry needs `role: NAME`")
-                })?
+                name.ok_or_else(|| source.error(entry.line, entry.column, "role entry needs `role: NAME`"))?
             }
             _ => {
                 return Err(source.error(
@@ -969,22 +889,18 @@ impl Loader<'_> {
             play_dir.join(&name),
             PathBuf::from("roles").join(&name),
         ];
-        let dir = candidates
-            .iter()
-            .find(|d| d.is_dir())
-            .cloned()
-            .ok_or_else(|| {
-                source
-                    .error(entry.line, entry.column, format!("role `{name}` not found"))
-                    .with_hint(format!(
-                        "looked for {}",
-                        candidates
-                            .iter()
-                            .map(|c| c.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-            })?;
+        let dir = candidates.iter().find(|d| d.is_dir()).cloned().ok_or_else(|| {
+            source
+                .error(entry.line, entry.column, format!("role `{name}` not found"))
+                .with_hint(format!(
+                    "looked for {}",
+                    candidates
+                        .iter()
+                        .map(|c| c.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+        })?;
         let main = |sub: &str| {
             ["main.yaml", "main.yml"]
                 .iter()
@@ -1048,11 +964,7 @@ fn check_become_method(v: &Node, source: &Source) -> Result<(), Diagnostic> {
     let m = text(v, source, "`become_method`")?;
     if m != "sudo" {
         return Err(source
-            .error(
-                v.line,
-                v.column,
-                format!("`become_method: {m}` is not supported"),
-            )
+            .error(v.line, v.column, format!("`become_method: {m}` is not supported"))
             .with_hint("tend escalates with `sudo`"));
     }
     Ok(())
@@ -1112,29 +1024,21 @@ fn check_notify(play: &Play) -> Result<(), Diagnostic> {
         for t in tasks {
             for n in &t.opts.notify {
                 if !names.contains(n) {
-                    let d = t.span.error(format!(
-                        "task notifies `{n}`, which is not a handler of this play"
-                    ));
+                    let d = t
+                        .span
+                        .error(format!("task notifies `{n}`, which is not a handler of this play"));
                     return Err(match did_you_mean(n, names.iter().map(String::as_str)) {
                         Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                         None if names.is_empty() => d.with_hint("the play has no `handlers:`"),
                         None => d.with_hint(format!(
                             "handlers: {}",
-                            names
-                                .iter()
-                                .map(|n| format!("`{n}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
                         )),
                     });
                 }
             }
             match &t.kind {
-                TaskKind::Block {
-                    block,
-                    rescue,
-                    always,
-                } => {
+                TaskKind::Block { block, rescue, always } => {
                     walk(block, names)?;
                     walk(rescue, names)?;
                     walk(always, names)?;

@@ -121,11 +121,7 @@ impl std::fmt::Debug for TaskKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TaskKind::Module { module, args } => write!(f, "Module({}, {args:?})", module.name()),
-            TaskKind::Block {
-                block,
-                rescue,
-                always,
-            } => write!(f, "Block({block:?}, {rescue:?}, {always:?})"),
+            TaskKind::Block { block, rescue, always } => write!(f, "Block({block:?}, {rescue:?}, {always:?})"),
             TaskKind::Include { file, tasks } => {
                 write!(f, "Include({}, {tasks:?})", file.display())
             }
@@ -228,14 +224,8 @@ impl TaskOpts {
         self.ignore_errors = self.ignore_errors.or(parent.ignore_errors);
         self.ignore_unreachable = self.ignore_unreachable.or(parent.ignore_unreachable);
         self.escalate = self.escalate.or(parent.escalate);
-        self.become_user = self
-            .become_user
-            .clone()
-            .or_else(|| parent.become_user.clone());
-        self.delegate_to = self
-            .delegate_to
-            .clone()
-            .or_else(|| parent.delegate_to.clone());
+        self.become_user = self.become_user.clone().or_else(|| parent.become_user.clone());
+        self.delegate_to = self.delegate_to.clone().or_else(|| parent.delegate_to.clone());
         self.run_once = self.run_once.or(parent.run_once);
         self.no_log = self.no_log.or(parent.no_log);
         self.timeout = self.timeout.or(parent.timeout);

@@ -8,9 +8,7 @@ struct Word<'a> {
 }
 
 fn unquote(s: &str) -> String {
-    shlex::split(s)
-        .map(|w| w.join(" "))
-        .unwrap_or_else(|| s.to_string())
+    shlex::split(s).map(|w| w.join(" ")).unwrap_or_else(|| s.to_string())
 }
 
 /// Splits on whitespace outside quotes, keeping each word's original text.
@@ -75,11 +73,7 @@ pub type KeyValues = (Vec<(String, String)>, Option<String>);
 
 /// Splits `k=v` arguments from free-form text. Keys that are not parameters of the module stay
 /// in the free-form text (`echo a=b` is a command); without free form every word must be `k=v`.
-pub fn parse_kv(
-    text: &str,
-    is_param: impl Fn(&str) -> bool,
-    free_form: bool,
-) -> Result<KeyValues, String> {
+pub fn parse_kv(text: &str, is_param: impl Fn(&str) -> bool, free_form: bool) -> Result<KeyValues, String> {
     let mut args = Vec::new();
     let mut rest = Vec::new();
     for w in words(text)? {
@@ -108,10 +102,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             args,
-            [
-                ("chdir".into(), "/tmp".into()),
-                ("creates".into(), "/x y".into())
-            ]
+            [("chdir".into(), "/tmp".into()), ("creates".into(), "/x y".into())]
         );
         assert_eq!(rest.as_deref(), Some(r#"echo "a  b" x=1"#));
     }
@@ -131,12 +122,7 @@ mod tests {
 
     #[test]
     fn key_values_only_without_free_form() {
-        let (args, rest) = parse_kv(
-            "src=a.conf dest='/etc/my app.conf' mode=0644",
-            |_| true,
-            false,
-        )
-        .unwrap();
+        let (args, rest) = parse_kv("src=a.conf dest='/etc/my app.conf' mode=0644", |_| true, false).unwrap();
         assert_eq!(args[1], ("dest".into(), "/etc/my app.conf".into()));
         assert_eq!(args[2], ("mode".into(), "0644".into()));
         assert!(rest.is_none());

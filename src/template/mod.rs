@@ -53,8 +53,7 @@ pub fn is_template(s: &str) -> bool {
 fn single_expression(s: &str) -> Option<&str> {
     // Only the whole string: `"{{ x }}\n"` is text and keeps its newline.
     let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
-    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%"))
-        .then_some(inner.trim())
+    (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
 }
 
 fn describe(e: &minijinja::Error) -> String {
@@ -115,16 +114,9 @@ impl Engine {
     }
 
     /// Renders to text (template files use `files = true`: Ansible's `trim_blocks`).
-    pub fn render_string(
-        &self,
-        text: &str,
-        scope: &Scope,
-        files: bool,
-    ) -> Result<String, TemplateError> {
+    pub fn render_string(&self, text: &str, scope: &Scope, files: bool) -> Result<String, TemplateError> {
         let env = if files { &self.files } else { &self.env };
-        let tmpl = env
-            .template_from_str(text)
-            .map_err(|e| TemplateError(describe(&e)))?;
+        let tmpl = env.template_from_str(text).map_err(|e| TemplateError(describe(&e)))?;
         let ctx = scope.context(self, &tmpl.undeclared_variables(false))?;
         tmpl.render(ctx).map_err(|e| TemplateError(describe(&e)))
     }
@@ -136,9 +128,7 @@ impl Engine {
             .compile_expression(expr)
             .map_err(|e| TemplateError(describe(&e)))?;
         let ctx = scope.context(self, &compiled.undeclared_variables(false))?;
-        let value = compiled
-            .eval(ctx)
-            .map_err(|e| TemplateError(describe(&e)))?;
+        let value = compiled.eval(ctx).map_err(|e| TemplateError(describe(&e)))?;
         to_json(&value)
     }
 
@@ -193,6 +183,5 @@ fn to_json(value: &Value) -> Result<Json, TemplateError> {
     if value.is_undefined() {
         return Err(TemplateError("undefined variable".into()));
     }
-    serde_json::to_value(value)
-        .map_err(|e| TemplateError(format!("cannot convert template result: {e}")))
+    serde_json::to_value(value).map_err(|e| TemplateError(format!("cannot convert template result: {e}")))
 }

@@ -75,11 +75,7 @@ impl Scope {
     }
 
     /// The template context holding `names`, each rendered if it is itself a template.
-    pub(crate) fn context(
-        &self,
-        engine: &Engine,
-        names: &HashSet<String>,
-    ) -> Result<Value, TemplateError> {
+    pub(crate) fn context(&self, engine: &Engine, names: &HashSet<String>) -> Result<Value, TemplateError> {
         let mut ctx = BTreeMap::new();
         for name in names {
             if name == "hostvars"
@@ -133,9 +129,7 @@ fn contains_template(v: &Json) -> bool {
     match v {
         Json::String(s) => is_template(s),
         Json::Array(a) => a.iter().any(contains_template),
-        Json::Object(o) => o
-            .iter()
-            .any(|(k, v)| is_template(k) || contains_template(v)),
+        Json::Object(o) => o.iter().any(|(k, v)| is_template(k) || contains_template(v)),
         _ => false,
     }
 }
@@ -157,10 +151,7 @@ mod tests {
         let s = scope(
             json!({"port": 8080, "url": "http://{{ host }}:{{ port }}/", "host": "app1", "ports": [1, 2], "copy": "{{ ports }}"}),
         );
-        assert_eq!(
-            e.render("{{ url }}", &s).unwrap(),
-            json!("http://app1:8080/")
-        );
+        assert_eq!(e.render("{{ url }}", &s).unwrap(), json!("http://app1:8080/"));
         assert_eq!(e.render("{{ copy }}", &s).unwrap(), json!([1, 2]));
         assert_eq!(e.render("{{ port }}", &s).unwrap(), json!(8080));
         assert_eq!(e.render("port {{ port }}", &s).unwrap(), json!("port 8080"));
@@ -170,12 +161,7 @@ mod tests {
     fn undefined_is_an_error_but_tests_for_it_work() {
         let e = Engine::new();
         let s = scope(json!({"a": 1}));
-        assert!(
-            e.render("{{ missing }}", &s)
-                .unwrap_err()
-                .0
-                .contains("undefined")
-        );
+        assert!(e.render("{{ missing }}", &s).unwrap_err().0.contains("undefined"));
         assert!(e.condition("missing is not defined", &s).unwrap());
         assert!(e.condition("a is defined and a == 1", &s).unwrap());
     }
@@ -193,10 +179,7 @@ mod tests {
         let e = Engine::new();
         let mut s = scope(json!({"who": "inventory"}));
         s.push(Arc::new(
-            json!({"who": "play"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+            json!({"who": "play"}).as_object().cloned().unwrap_or_default(),
         ));
         assert_eq!(e.render("{{ who }}", &s).unwrap(), json!("play"));
         s.set("who", json!("fact"));

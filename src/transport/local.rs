@@ -29,11 +29,7 @@ impl LocalConnection {
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(line)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

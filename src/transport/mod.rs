@@ -120,9 +120,7 @@ impl Connection {
     /// Connects (for SSH: starts the master and authenticates).
     pub async fn open(target: &Target, options: &ConnectOptions) -> Result<Self, TransportError> {
         match &target.kind {
-            ConnectionKind::Ssh(ssh) => Ok(Self::Ssh(Box::new(
-                ssh::SshConnection::open(ssh, options).await?,
-            ))),
+            ConnectionKind::Ssh(ssh) => Ok(Self::Ssh(Box::new(ssh::SshConnection::open(ssh, options).await?))),
             ConnectionKind::Local => Ok(Self::Local(local::LocalConnection::new(options))),
         }
     }

@@ -23,11 +23,7 @@ pub fn quote(s: &str) -> String {
 
 /// Joins argv words into one command line that reproduces them exactly.
 pub fn join<S: AsRef<str>>(words: &[S]) -> String {
-    words
-        .iter()
-        .map(|w| quote(w.as_ref()))
-        .collect::<Vec<_>>()
-        .join(" ")
+    words.iter().map(|w| quote(w.as_ref())).collect::<Vec<_>>().join(" ")
 }
 
 /// The command line handed to the host's login shell: runs `script` with `sh`, as another user
@@ -71,10 +67,7 @@ mod tests {
             .arg(join(&words))
             .output()
             .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "a b|$HOME|it's|`id`|*||"
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b|$HOME|it's|`id`|*||");
     }
 
     #[test]
@@ -87,11 +80,7 @@ mod tests {
             "sudo -H -n -u 'app user' -- sh -c id"
         );
         let line = command_line("sleep 5", None, Some(Duration::from_secs(1)));
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
         assert_eq!(out.status.code(), Some(124), "{line}");
     }
 }

@@ -19,10 +19,7 @@ pub struct SshConnection {
 
 impl SshConnection {
     /// Starts the master connection and authenticates.
-    pub async fn open(
-        target: &SshTarget,
-        options: &ConnectOptions,
-    ) -> Result<Self, TransportError> {
+    pub async fn open(target: &SshTarget, options: &ConnectOptions) -> Result<Self, TransportError> {
         let session = connect(target, options).await?;
         Ok(Self {
             target: target.clone(),
@@ -78,13 +75,9 @@ impl Spawn {
 
 async fn run_on(session: &Session, line: &str, stdin: Option<&[u8]>) -> Result<Output, Spawn> {
     let mut cmd = session.raw_command(line);
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().await.map_err(Spawn::NotStarted)?;
     let writer = child.stdin().take();
     let feed = async move {
@@ -142,9 +135,7 @@ async fn connect(target: &SshTarget, options: &ConnectOptions) -> Result<Session
     if !target.jump_hosts.is_empty() {
         b.jump_hosts(&target.jump_hosts);
     }
-    b.connect_mux(&target.address)
-        .await
-        .map_err(|e| classify(&e, target))
+    b.connect_mux(&target.address).await.map_err(|e| classify(&e, target))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -167,9 +158,7 @@ fn classify(e: &openssh::Error, target: &SshTarget) -> TransportError {
     let lines: Vec<&str> = raw
         .lines()
         .map(|l| l.trim().trim_start_matches("ssh: "))
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with('@') && !l.starts_with("Warning: Permanently added")
-        })
+        .filter(|l| !l.is_empty() && !l.starts_with('@') && !l.starts_with("Warning: Permanently added"))
         .collect();
     let known_hosts = target
         .known_hosts_file

@@ -87,9 +87,7 @@ fn boolean(host: &Host, var: &str) -> Result<Option<bool>, Diagnostic> {
                 format!("`{var}` must be a boolean, found `{s}`"),
             )),
         },
-        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
-            Ok(Some(n.as_i64() == Some(1)))
-        }
+        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(Some(n.as_i64() == Some(1))),
         Some(other) => Err(host_error(
             &host.name,
             format!("`{var}` must be a boolean, found `{other}`"),
@@ -108,17 +106,15 @@ impl Target {
     /// Reads the connection variables of a host; a malformed one is an input error.
     pub fn from_host(host: &Host, overrides: &TargetOverrides) -> Result<Self, Diagnostic> {
         let name = &host.name;
-        let become_enabled =
-            overrides.escalate || boolean(host, "ansible_become")?.unwrap_or(false);
+        let become_enabled = overrides.escalate || boolean(host, "ansible_become")?.unwrap_or(false);
         let escalate = if become_enabled {
             if let Some(method) = text(host, "ansible_become_method")?
                 && method != "sudo"
             {
-                return Err(host_error(
-                    name,
-                    format!("`ansible_become_method: {method}` is not supported"),
-                )
-                .with_hint("tend escalates with `sudo`; remove the variable or set it to `sudo`"));
+                return Err(
+                    host_error(name, format!("`ansible_become_method: {method}` is not supported"))
+                        .with_hint("tend escalates with `sudo`; remove the variable or set it to `sudo`"),
+                );
             }
             let user = overrides
                 .become_user
@@ -134,11 +130,10 @@ impl Target {
             "ssh" | "smart" | "paramiko" => ConnectionKind::Ssh(ssh_target(host)?),
             "local" => ConnectionKind::Local,
             other => {
-                return Err(host_error(
-                    name,
-                    format!("`ansible_connection: {other}` is not supported"),
-                )
-                .with_hint("use `ssh` (the default) or `local`"));
+                return Err(
+                    host_error(name, format!("`ansible_connection: {other}` is not supported"))
+                        .with_hint("use `ssh` (the default) or `local`"),
+                );
             }
         };
         Ok(Self {
@@ -180,8 +175,7 @@ fn ssh_target(host: &Host) -> Result<SshTarget, Diagnostic> {
 
 /// The subset of ssh's command-line options that maps onto tend's connection settings.
 fn apply_ssh_args(t: &mut SshTarget, args: &str) -> Result<(), String> {
-    let words = shlex::split(args)
-        .ok_or_else(|| format!("cannot split `{args}` into words (unbalanced quotes?)"))?;
+    let words = shlex::split(args).ok_or_else(|| format!("cannot split `{args}` into words (unbalanced quotes?)"))?;
     let mut it = words.into_iter();
     while let Some(w) = it.next() {
         let (flag, inline) = if w.len() > 2 && w.starts_with('-') && !w.starts_with("--") {
@@ -224,9 +218,7 @@ fn apply_ssh_option(t: &mut SshTarget, key: &str, value: &str) -> Result<(), Str
                 "accept-new" => HostKeyPolicy::AcceptNew,
                 "no" | "off" => HostKeyPolicy::Off,
                 _ => {
-                    return Err(format!(
-                        "`StrictHostKeyChecking={value}` must be yes, accept-new or no"
-                    ));
+                    return Err(format!("`StrictHostKeyChecking={value}` must be yes, accept-new or no"));
                 }
             });
         }
@@ -280,12 +272,7 @@ mod tests {
         assert_eq!(s.known_hosts_file, Some(PathBuf::from("/k")));
         assert_eq!(s.host_keys, Some(HostKeyPolicy::AcceptNew));
         assert_eq!(s.jump_hosts, ["bastion"]);
-        assert_eq!(
-            t.escalate,
-            Some(Become {
-                user: "root".into()
-            })
-        );
+        assert_eq!(t.escalate, Some(Become { user: "root".into() }));
     }
 
     #[test]
@@ -314,10 +301,6 @@ mod tests {
             &TargetOverrides::default(),
         )
         .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("unsupported ssh option `ForwardAgent`"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("unsupported ssh option `ForwardAgent`"), "{e}");
     }
 }

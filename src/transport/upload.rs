@@ -209,11 +209,7 @@ impl Connection {
         self.upload_step(run(false), file.dest).await
     }
 
-    async fn upload_step(
-        &self,
-        command: RemoteCommand,
-        dest: &str,
-    ) -> Result<UploadReport, UploadError> {
+    async fn upload_step(&self, command: RemoteCommand, dest: &str) -> Result<UploadReport, UploadError> {
         let out = self.run(&command).await?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let mut report = UploadReport {
@@ -251,7 +247,5 @@ impl Connection {
 /// Decodes what `base64 -w0` prints; `None` when malformed.
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()
+    base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()
 }

@@ -32,14 +32,13 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
         legacy_octal_numbers: true,
         with_snippet: false,
     };
-    let mut node =
-        serde_saphyr::from_str_with_options::<Node>(&source.text, options).map_err(|e| {
-            let message = syntax_message(&e);
-            match e.location() {
-                Some(loc) => source.error(loc.line() as u32, loc.column() as u32, message),
-                None => Diagnostic::in_file(&source.path, message),
-            }
-        })?;
+    let mut node = serde_saphyr::from_str_with_options::<Node>(&source.text, options).map_err(|e| {
+        let message = syntax_message(&e);
+        match e.location() {
+            Some(loc) => source.error(loc.line() as u32, loc.column() as u32, message),
+            None => Diagnostic::in_file(&source.path, message),
+        }
+    })?;
     let lines: Vec<&str> = source.text.lines().collect();
     pyyaml_booleans(&mut node, &lines);
     Ok(node)
@@ -48,8 +47,8 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
 /// The booleans PyYAML (and so Ansible) reads; the parser also takes `y`, `n` and odd casings,
 /// which Ansible users mean as strings (`answer: y`, a host called `n`).
 const PYYAML_BOOLS: [&str; 18] = [
-    "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on",
-    "On", "ON", "off", "Off", "OFF",
+    "yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off",
+    "Off", "OFF",
 ];
 
 fn pyyaml_booleans(node: &mut Node, lines: &[&str]) {
@@ -88,10 +87,7 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
     };
     let trimmed = trimmed.trim_end_matches('.');
     if let Some(rest) = trimmed.strip_prefix("duplicate mapping key: ") {
-        let key = rest
-            .split(", set DuplicateKeyPolicy")
-            .next()
-            .unwrap_or(rest);
+        let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
         return format!("duplicate key `{key}`: a key may appear only once in a mapping");
     }
     format!("invalid YAML: {trimmed}")

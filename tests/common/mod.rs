@@ -66,13 +66,7 @@ pub fn run(args: &[&str]) -> Run {
 
 /// Runs `tend` with arguments in a directory.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
-    Run::of(
-        tend()
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("start tend"),
-    )
+    Run::of(tend().current_dir(dir).args(args).output().expect("start tend"))
 }
 
 /// The lab started by `tests/lab/lab.sh up`; tests that need it fail loudly without it.
@@ -89,8 +83,7 @@ impl Lab {
         // The generated files of a checkout can outlive a lab torn down from another checkout:
         // the bridge is the lab's own proof of life, and no test may send traffic without it.
         assert!(
-            dir.join("inventory.yaml").exists()
-                && std::path::Path::new("/sys/class/net/tendlab0").exists(),
+            dir.join("inventory.yaml").exists() && std::path::Path::new("/sys/class/net/tendlab0").exists(),
             "the lab is not up: run `tests/lab/lab.sh up 4` as root (tests/run.sh does it)"
         );
         Self { dir }
@@ -193,11 +186,7 @@ impl PlaybookFile {
     /// `tend run` on the lab with JSON output; audit log in the scratch dir.
     pub fn run(&self, lab: &Lab, extra: &[&str]) -> Run {
         let log = self.dir.path().join("log");
-        let mut args = vec![
-            "run",
-            self.path.to_str().unwrap_or_default(),
-            "-i",
-        ];
+        let mut args = vec!["run", self.path.to_str().unwrap_or_default(), "-i"];
         let inv = lab.inventory();
         args.push(&inv);
         args.extend(["--format", "json", "--log-dir", log.to_str().unwrap_or_default()]);
@@ -209,7 +198,10 @@ impl PlaybookFile {
 impl Run {
     /// The `result` events of a task, by task name.
     pub fn results(&self, task: &str) -> Vec<serde_json::Value> {
-        self.json_lines().into_iter().filter(|v| v["event"] == "result" && v["task"] == task).collect()
+        self.json_lines()
+            .into_iter()
+            .filter(|v| v["event"] == "result" && v["task"] == task)
+            .collect()
     }
 
     /// The result of a task on one host (the last one, for loops).
@@ -223,13 +215,24 @@ impl Run {
 
     /// The recap counts of a host.
     pub fn recap(&self, host: &str) -> serde_json::Value {
-        let recap = self.json_lines().into_iter().find(|v| v["event"] == "recap").unwrap_or_else(|| panic!("no recap:\n{self:?}"));
+        let recap = self
+            .json_lines()
+            .into_iter()
+            .find(|v| v["event"] == "recap")
+            .unwrap_or_else(|| panic!("no recap:\n{self:?}"));
         recap["hosts"][host].clone()
     }
 
     /// Sum of `changed` over every host in the recap.
     pub fn total_changed(&self) -> u64 {
-        let recap = self.json_lines().into_iter().find(|v| v["event"] == "recap").unwrap_or_default();
-        recap["hosts"].as_object().map(|m| m.values().map(|c| c["changed"].as_u64().unwrap_or(0)).sum()).unwrap_or(0)
+        let recap = self
+            .json_lines()
+            .into_iter()
+            .find(|v| v["event"] == "recap")
+            .unwrap_or_default();
+        recap["hosts"]
+            .as_object()
+            .map(|m| m.values().map(|c| c["changed"].as_u64().unwrap_or(0)).sum())
+            .unwrap_or(0)
     }
 }

@@ -884,11 +884,16 @@ impl Loader<'_> {
                 ));
             }
         };
-        let candidates = [
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        for c in [
             play_dir.join("roles").join(&name),
             play_dir.join(&name),
             PathBuf::from("roles").join(&name),
-        ];
+        ] {
+            if !candidates.contains(&c) {
+                candidates.push(c);
+            }
+        }
         let dir = candidates.iter().find(|d| d.is_dir()).cloned().ok_or_else(|| {
             source
                 .error(entry.line, entry.column, format!("role `{name}` not found"))

@@ -208,8 +208,7 @@ impl Run {
     pub fn result(&self, task: &str, host: &str) -> serde_json::Value {
         self.results(task)
             .into_iter()
-            .filter(|v| v["host"] == host)
-            .last()
+            .rfind(|v| v["host"] == host)
             .unwrap_or_else(|| panic!("no result for task {task:?} on {host}:\n{self:?}"))
     }
 

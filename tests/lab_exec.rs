@@ -76,7 +76,7 @@ fn runs_as_the_inventory_user_on_the_real_host() {
 }
 
 #[test]
-fn a_down_host_is_unreachable_and_the_others_go_on() {
+fn a_down_host_h4_is_unreachable_and_the_others_go_on() {
     let lab = Lab::get();
     let stop = lab.lab_sh(&["sshd-stop", "4"]);
     assert_eq!(stop.code, 0, "{stop:?}");

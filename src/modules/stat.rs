@@ -39,7 +39,7 @@ impl Module for Stat {
             };
             let script = format!(
                 "p={}\nif [ ! -e \"$p\" ] && [ ! -L \"$p\" ]; then echo exists=false; exit 0; fi\necho exists=true\n\
-                 stat {follow} -c 'mode=%a%nuid=%u%ngid=%g%npw_name=%U%ngr_name=%G%nsize=%s%nmtime=%Y%ninode=%i%nnlink=%h%ntype=%F' -- \"$p\"\n\
+                 stat {follow} --printf 'mode=%a\\nuid=%u\\ngid=%g\\npw_name=%U\\ngr_name=%G\\nsize=%s\\nmtime=%Y\\ninode=%i\\nnlink=%h\\ntype=%F\\n' -- \"$p\"\n\
                  if [ -L \"$p\" ]; then echo \"lnk_source=$(readlink -f -- \"$p\")\"; echo \"lnk_target=$(readlink -- \"$p\")\"; fi\n{checksum}\n",
                 quote(path)
             );

@@ -7,8 +7,28 @@ struct Word<'a> {
     kv: Option<(String, String)>,
 }
 
+/// Removes quotes and decodes `\\n`, `\\t` and `\\\\` as Ansible does for `k=v` values.
 fn unquote(s: &str) -> String {
-    shlex::split(s).map(|w| w.join(" ")).unwrap_or_else(|| s.to_string())
+    let text = shlex::split(s).map(|w| w.join(" ")).unwrap_or_else(|| s.to_string());
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 /// Splits on whitespace outside quotes, keeping each word's original text.
@@ -122,6 +142,8 @@ mod tests {
 
     #[test]
     fn key_values_only_without_free_form() {
+        let (args, _) = parse_kv("content=\"a\\nb\" x=1", |_| true, false).unwrap();
+        assert_eq!(args[0].1, "a\nb");
         let (args, rest) = parse_kv("src=a.conf dest='/etc/my app.conf' mode=0644", |_| true, false).unwrap();
         assert_eq!(args[1], ("dest".into(), "/etc/my app.conf".into()));
         assert_eq!(args[2], ("mode".into(), "0644".into()));

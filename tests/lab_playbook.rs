@@ -1,0 +1,545 @@
+//! The playbook engine against real lab hosts: state asserted on the hosts, idempotence,
+//! check mode, diffs, handlers, loops, conditions, blocks, serial and failure policy.
+
+mod common;
+use common::{Lab, PlaybookFile, scratch};
+
+fn uniq(name: &str) -> String {
+    format!("/root/tend-pb-{name}-{}", std::process::id())
+}
+
+#[test]
+fn core_modules_converge_then_change_nothing() {
+    let lab = Lab::get();
+    let dir = uniq("core");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h2
+  vars:
+    app_dir: {dir}
+    port: 8080
+  tasks:
+    - name: app directory
+      file: path={{{{ app_dir }}}} state=directory mode=0750
+    - name: config from template
+      template:
+        src: app.conf.j2
+        dest: "{{{{ app_dir }}}}/app.conf"
+        mode: "0640"
+    - name: static file
+      copy:
+        src: motd.txt
+        dest: "{{{{ app_dir }}}}/motd.txt"
+    - name: current link
+      file:
+        src: "{{{{ app_dir }}}}/motd.txt"
+        dest: "{{{{ app_dir }}}}/current"
+        state: link
+    - name: look at it
+      stat:
+        path: "{{{{ app_dir }}}}/app.conf"
+      register: st
+    - name: it is there
+      assert:
+        that:
+          - st.stat.exists
+          - st.stat.mode == '0640'
+      when: not ansible_check_mode
+    - name: marker only once
+      shell: echo ran >> {{{{ app_dir }}}}/runs && touch {{{{ app_dir }}}}/marker
+      args:
+        creates: "{{{{ app_dir }}}}/marker"
+"#
+    ));
+    pf.file(
+        "templates/app.conf.j2",
+        "# {{ inventory_hostname }}\nlisten {{ port }}\n{% for g in group_names %}\ngroup {{ g }}\n{% endfor %}\n",
+    );
+    pf.file("motd.txt", "welcome\n");
+
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for (i, h) in [(1, "h1"), (2, "h2")] {
+        assert_eq!(
+            lab.sh(i, &format!("cat {dir}/app.conf")),
+            format!("# {h}\nlisten 8080\ngroup lab\n")
+        );
+        assert_eq!(
+            lab.sh(i, &format!("stat -c %a {dir} {dir}/app.conf {dir}/motd.txt")),
+            "750\n640\n644\n"
+        );
+        assert_eq!(
+            lab.sh(i, &format!("readlink {dir}/current; cat {dir}/runs")),
+            format!("{dir}/motd.txt\nran\n")
+        );
+        assert_eq!(r.result("config from template", h)["status"], "changed");
+    }
+    assert!(r.total_changed() >= 10, "{r:?}");
+
+    // Second run: nothing changes, the `creates` command does not run again.
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.total_changed(), 0, "{r:?}");
+    assert_eq!(lab.sh(1, &format!("cat {dir}/runs")), "ran\n");
+
+    // Drift on h1, then --check --diff: reported with a real diff, host left as it was.
+    lab.sh(
+        1,
+        &format!("sed -i 's/8080/9999/' {dir}/app.conf; chmod 600 {dir}/app.conf"),
+    );
+    let r = pf.run(&lab, &["--check", "--diff"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let t = r.result("config from template", "h1");
+    assert_eq!(t["status"], "changed");
+    assert_eq!(t["diff"][0]["before"], "# h1\nlisten 9999\ngroup lab\n");
+    assert_eq!(t["diff"][0]["after"], "# h1\nlisten 8080\ngroup lab\n");
+    assert_eq!(r.result("config from template", "h2")["status"], "ok");
+    assert_eq!(
+        lab.sh(1, &format!("grep listen {dir}/app.conf; stat -c %a {dir}/app.conf")),
+        "listen 9999\n600\n"
+    );
+
+    // A real run repairs the drift.
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        lab.sh(1, &format!("grep listen {dir}/app.conf; stat -c %a {dir}/app.conf")),
+        "listen 8080\n640\n"
+    );
+    for i in [1, 2] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}
+
+#[test]
+fn human_diff_output_is_a_unified_diff() {
+    let lab = Lab::get();
+    let dir = uniq("diff");
+    lab.sh(3, &format!("mkdir -p {dir} && printf 'a\\nb\\nc\\n' > {dir}/f"));
+    let pf = PlaybookFile::new(&format!(
+        "- hosts: h3\n  gather_facts: no\n  tasks:\n    - name: edit\n      copy: content=\"a\\nB\\nc\\n\" dest={dir}/f\n"
+    ));
+    let log = pf.dir.path().join("log");
+    let r = common::run(&[
+        "run",
+        pf.path.to_str().unwrap_or_default(),
+        "-i",
+        &lab.inventory(),
+        "--check",
+        "--diff",
+        "--log-dir",
+        log.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let expected = format!(
+        "  diff h3:\n    --- before: {dir}/f\n    +++ after: {dir}/f\n    @@ -1,3 +1,3 @@\n     a\n    -b\n    +B\n     c\n"
+    );
+    assert!(r.stderr.contains(&expected), "{}", r.stderr);
+    assert!(r.stderr.contains("TASK [edit] "), "{}", r.stderr);
+    assert!(r.stderr.contains("ok=0 changed=1 failed=0 skipped=0"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("h3  ok=0 changed=1 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(lab.sh(3, &format!("cat {dir}/f; rm -rf {dir}")), "a\nb\nc\n");
+}
+
+#[test]
+fn handlers_run_once_at_the_end_and_only_when_notified() {
+    let lab = Lab::get();
+    let dir = uniq("handlers");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h2
+  gather_facts: false
+  tasks:
+    - file: path={dir} state=directory
+    - name: config a
+      copy: content="a={{{{ inventory_hostname }}}}" dest={dir}/a
+      notify: restart app
+    - name: config b
+      copy: content=b dest={dir}/b
+      notify: [restart app, log change]
+      when: inventory_hostname == 'h1'
+    - name: before handlers
+      shell: "if test -e {dir}/restarted; then echo yes; else echo no; fi >> {dir}/seen"
+      changed_when: false
+  handlers:
+    - name: restart app
+      shell: echo restart >> {dir}/restarted
+    - name: log it
+      listen: log change
+      shell: echo logged >> {dir}/log
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Notified twice on h1, run once; never ran before the tasks finished.
+    assert_eq!(
+        lab.sh(1, &format!("cat {dir}/restarted {dir}/log")),
+        "restart\nlogged\n"
+    );
+    assert_eq!(
+        lab.sh(2, &format!("cat {dir}/restarted; test ! -e {dir}/log && echo nolog")),
+        "restart\nnolog\n"
+    );
+    // Nothing changed the second time: no handler runs.
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.results("restart app").is_empty(), "{r:?}");
+    assert_eq!(lab.sh(1, &format!("cat {dir}/restarted")), "restart\n");
+    // The handler had not run when the last task ran (first run), and had after it.
+    assert_eq!(lab.sh(1, &format!("cat {dir}/seen")), "no\nyes\n");
+    for i in [1, 2] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}
+
+#[test]
+fn loops_conditions_register_and_retries() {
+    let lab = Lab::get();
+    let dir = uniq("loops");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h2
+  vars:
+    users: [{{name: ann, shell: /bin/sh}}, {{name: bob, shell: /bin/bash}}]
+  tasks:
+    - file: path={dir} state=directory
+    - name: per item
+      copy:
+        content: "{{{{ item.shell }}}}\n"
+        dest: "{dir}/{{{{ item.name }}}}"
+      loop: "{{{{ users }}}}"
+      loop_control:
+        label: "{{{{ item.name }}}}"
+    - name: skipped item
+      copy: content=x dest={dir}/{{{{ item }}}}
+      loop: [keep, skip]
+      when: item != 'skip'
+    - name: count
+      shell: ls {dir} | wc -l
+      register: n
+      changed_when: false
+    - name: number as text
+      set_fact:
+        files: "{{{{ n.stdout | int }}}}"
+    - name: failed_when turns rc 1 into success
+      command: grep nothing {dir}/ann
+      register: g
+      failed_when: g.rc > 1
+      changed_when: false
+    - name: retry until a file appears
+      shell: "c=$(cat {dir}/tries 2>/dev/null || echo 0); echo $((c+1)) > {dir}/tries; cat {dir}/tries"
+      register: t
+      until: t.stdout | int >= 3
+      retries: 5
+      delay: 0
+    - name: report
+      debug:
+        msg: "files={{{{ files }}}} tries={{{{ t.stdout }}}} ansible={{{{ ansible_facts.os_family }}}}"
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        lab.sh(2, &format!("cat {dir}/ann {dir}/bob; ls {dir} | sort | tr '\\n' ' '")),
+        "/bin/sh\n/bin/bash\nann bob keep tries "
+    );
+    let items: Vec<String> = r
+        .results("per item")
+        .iter()
+        .map(|v| v["item"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(items, ["ann", "bob"]);
+    let skip = r.results("skipped item");
+    assert_eq!(
+        skip.iter()
+            .map(|v| v["status"].as_str().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["changed", "skipped"]
+    );
+    assert_eq!(r.result("failed_when turns rc 1 into success", "h2")["status"], "ok");
+    assert_eq!(r.result("report", "h2")["msg"], "files=3 tries=3 ansible=Debian");
+    lab.sh(2, &format!("rm -rf {dir}"));
+}
+
+#[test]
+fn block_rescue_always() {
+    let lab = Lab::get();
+    let dir = uniq("block");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h3
+  gather_facts: no
+  tasks:
+    - file: path={dir} state=directory
+    - block:
+        - name: fails on h1
+          command: "false"
+          when: inventory_hostname == 'h1'
+        - name: after the failure
+          shell: echo block >> {dir}/trace
+      rescue:
+        - name: rescue
+          shell: echo rescue >> {dir}/trace
+      always:
+        - name: always
+          shell: echo always >> {dir}/trace
+    - name: play goes on
+      shell: echo after >> {dir}/trace
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "a rescued failure is not a failed run: {r:?}");
+    assert_eq!(lab.sh(1, &format!("cat {dir}/trace")), "rescue\nalways\nafter\n");
+    assert_eq!(lab.sh(3, &format!("cat {dir}/trace")), "block\nalways\nafter\n");
+    assert_eq!(r.recap("h1")["rescued"], 1);
+    assert_eq!(r.recap("h1")["failed"], 0);
+    for i in [1, 3] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}
+
+#[test]
+fn a_failing_host_leaves_the_play_with_a_full_report() {
+    let lab = Lab::get();
+    let dir = uniq("fail");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h2
+  gather_facts: no
+  tasks:
+    - name: breaks on h2
+      shell: "echo out; echo 'E: broken package' >&2; exit 100"
+      when: inventory_hostname == 'h2'
+    - name: next
+      shell: mkdir -p {dir} && touch {dir}/next
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let f = r.result("breaks on h2", "h2");
+    assert_eq!(f["status"], "failed");
+    assert_eq!(f["rc"], 100);
+    assert_eq!(f["stderr_tail"], "E: broken package");
+    assert_eq!(f["stdout_tail"], "out");
+    assert!(f["cmd"].as_str().unwrap_or_default().contains("exit 100"), "{f}");
+    assert!(
+        f["location"].as_str().unwrap_or_default().ends_with("playbook.yaml:5"),
+        "{f}"
+    );
+    // h2 left the play; h1 went on.
+    assert!(r.results("next").iter().all(|v| v["host"] == "h1"), "{r:?}");
+    assert_eq!(lab.sh(1, &format!("ls {dir}")), "next\n");
+    assert_ne!(lab.on_host(2, &["test", "-e", &format!("{dir}/next")]).code, 0);
+    lab.sh(1, &format!("rm -rf {dir}"));
+
+    // The human report names host, task and location, command, rc and the stderr tail.
+    let log = pf.dir.path().join("log2");
+    let h = common::run(&[
+        "run",
+        pf.path.to_str().unwrap_or_default(),
+        "-i",
+        &lab.inventory(),
+        "--log-dir",
+        log.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(h.code, 2);
+    assert!(
+        h.stderr
+            .contains("  FAILED h2: non-zero return code 100\n    task: breaks on h2 ("),
+        "{}",
+        h.stderr
+    );
+    assert!(h.stderr.contains("    rc: 100\n"), "{}", h.stderr);
+    assert!(
+        h.stderr.contains("    stderr:\n      E: broken package\n"),
+        "{}",
+        h.stderr
+    );
+    lab.sh(1, &format!("rm -rf {dir}"));
+}
+
+#[test]
+fn serial_batches_and_max_fail_percentage_stop_the_run() {
+    let lab = Lab::get();
+    let dir = uniq("serial");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h2:h3
+  gather_facts: no
+  serial: 1
+  max_fail_percentage: 0
+  tasks:
+    - name: batch marker
+      shell: mkdir -p {dir} && date +%s%N > {dir}/at
+    - name: h2 fails
+      command: "false"
+      when: inventory_hostname == 'h2'
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    // Batch 1 (h1) ran, batch 2 (h2) failed and stopped the run: h3 never started.
+    let ran: Vec<String> = r
+        .results("batch marker")
+        .iter()
+        .map(|v| v["host"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ran, ["h1", "h2"]);
+    assert_ne!(lab.on_host(3, &["test", "-e", &format!("{dir}/at")]).code, 0);
+    assert!(
+        r.json_lines().iter().any(|v| v["event"] == "warning"
+            && v["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("max_fail_percentage")),
+        "{r:?}"
+    );
+    for i in [1, 2] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}
+
+#[test]
+fn unreachable_h4_mid_play_leaves_the_others_running() {
+    let lab = Lab::get();
+    let dir = uniq("unreach");
+    let lab_sh = lab.dir.join("lab.sh").display().to_string();
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h4
+  gather_facts: no
+  tasks:
+    - name: first
+      shell: mkdir -p {dir} && touch {dir}/first
+    - name: h4 goes down
+      command: {lab_sh} sshd-stop 4
+      delegate_to: localhost
+      run_once: true
+    - name: second
+      shell: touch {dir}/second
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    let start = lab.lab_sh(&["sshd-start", "4"]);
+    assert_eq!(start.code, 0, "{start:?}");
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(r.result("second", "h1")["status"], "changed");
+    assert_eq!(r.result("second", "h4")["status"], "unreachable");
+    assert_eq!(r.recap("h4")["unreachable"], 1);
+    assert_eq!(lab.sh(1, &format!("ls {dir}")), "first\nsecond\n");
+    assert_eq!(lab.sh(4, &format!("ls {dir}")), "first\n");
+    for i in [1, 4] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}
+
+#[test]
+fn roles_includes_tags_and_no_log() {
+    let lab = Lab::get();
+    let dir = uniq("roles");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h3
+  gather_facts: no
+  vars:
+    secret: hunter2
+  roles:
+    - role: web
+      web_port: 8081
+  tasks:
+    - include_tasks: each.yaml
+      loop: [one, two]
+      loop_control:
+        loop_var: part
+    - name: secret stays secret
+      shell: echo {{{{ secret }}}} > {dir}/secret
+      no_log: true
+    - name: only with tag
+      shell: touch {dir}/tagged
+      tags: [extra]
+"#
+    ));
+    pf.file(
+        "roles/web/defaults/main.yaml",
+        &format!("web_port: 80\nweb_dir: {dir}\n"),
+    );
+    pf.file("roles/web/tasks/main.yaml", "- file: path={{ web_dir }} state=directory\n- name: site config\n  template: src=site.j2 dest={{ web_dir }}/site.conf\n  notify: reload web\n");
+    pf.file("roles/web/templates/site.j2", "port={{ web_port }}\n");
+    pf.file(
+        "roles/web/handlers/main.yaml",
+        "- name: reload web\n  shell: touch {{ web_dir }}/reloaded\n",
+    );
+    pf.file(
+        "each.yaml",
+        &format!("- name: part\n  copy: content={{{{ part }}}} dest={dir}/{{{{ part }}}}\n"),
+    );
+    let r = pf.run(&lab, &["--skip-tags", "extra"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        lab.sh(
+            3,
+            &format!("cat {dir}/site.conf {dir}/one {dir}/two {dir}/secret; ls {dir}")
+        ),
+        format!("port=8081\nonetwohunter2\none\nreloaded\nsecret\nsite.conf\ntwo\n")
+    );
+    assert!(!r.stdout.contains("hunter2"), "secret printed: {}", r.stdout);
+    let log_dir = pf.dir.path().join("log");
+    let logs: String = std::fs::read_dir(&log_dir)
+        .expect("audit dir")
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("\"task\":\"secret stays secret\""),
+        "audit log has the task: {logs}"
+    );
+    assert!(!logs.contains("hunter2"), "secret in the audit log");
+    let r = pf.run(&lab, &["--tags", "extra"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.results("site config").len(), 0);
+    assert_eq!(
+        lab.sh(3, &format!("test -e {dir}/tagged && echo yes; rm -rf {dir}")),
+        "yes\n"
+    );
+}
+
+#[test]
+fn undefined_variables_fail_the_host_with_the_name() {
+    let lab = Lab::get();
+    let pf = PlaybookFile::new(
+        "- hosts: h1\n  gather_facts: no\n  tasks:\n    - name: typo\n      debug: msg=\"{{ nmae }}\"\n",
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let msg = r.result("typo", "h1")["msg"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("undefined"), "{msg}");
+}
+
+#[test]
+fn the_audit_log_has_a_line_per_host_and_task() {
+    let lab = Lab::get();
+    let pf = PlaybookFile::new(
+        "- hosts: h1:h2\n  gather_facts: no\n  tasks:\n    - command: 'true'\n    - command: 'true'\n",
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let dir = pf.dir.path().join("log");
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("log dir")
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).expect("read");
+    let results = text.lines().filter(|l| l.contains("\"event\":\"result\"")).count();
+    assert_eq!(results, 4, "{text}");
+    assert!(
+        text.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+    let _ = scratch();
+}

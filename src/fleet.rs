@@ -89,10 +89,15 @@ pub async fn run_on_hosts<T, W, F>(
     }
 }
 
-/// A token cancelled on the first Ctrl-C or SIGTERM.
+/// A token cancelled on the first Ctrl-C or SIGTERM (call inside the runtime).
 pub fn interrupt_token() -> CancellationToken {
     let token = CancellationToken::new();
-    let t = token.clone();
+    watch_interrupts(token.clone());
+    token
+}
+
+/// Cancels `t` on the first Ctrl-C or SIGTERM (call inside the runtime).
+pub fn watch_interrupts(t: CancellationToken) {
     tokio::spawn(async move {
         #[cfg(unix)]
         {
@@ -114,5 +119,4 @@ pub fn interrupt_token() -> CancellationToken {
         let _ = tokio::signal::ctrl_c().await;
         t.cancel();
     });
-    token
 }

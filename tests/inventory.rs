@@ -282,3 +282,46 @@ fn interrupt_lets_running_commands_finish_and_starts_no_new_host() {
     );
     assert!(r.stderr.contains("5 not started (interrupted)"), "{r:?}");
 }
+
+#[test]
+fn interrupting_a_playbook_exits_99_after_the_running_task() {
+    let dir = scratch();
+    let pb = dir.path().join("slow.yaml");
+    std::fs::write(
+        &pb,
+        "- hosts: ctl\n  gather_facts: no\n  tasks:\n    - name: slow\n      command: sleep 1\n    - name: never\n      command: 'true'\n",
+    )
+    .expect("write");
+    let log = dir.path().join("log");
+    let child = common::tend()
+        .args([
+            "run",
+            pb.to_str().unwrap_or_default(),
+            "-i",
+            &shop(),
+            "--format",
+            "json",
+            "--log-dir",
+            log.to_str().unwrap_or_default(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tend");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let r = common::Run::of(child.wait_with_output().expect("wait"));
+    assert_eq!(r.code, 99, "{r:?}");
+    assert_eq!(r.result("slow", "ctl")["status"], "changed");
+    assert!(r.results("never").is_empty(), "{r:?}");
+    let recap = r
+        .json_lines()
+        .into_iter()
+        .find(|v| v["event"] == "recap")
+        .expect("recap");
+    assert_eq!(recap["exit_code"], 99);
+}

@@ -543,3 +543,85 @@ fn the_audit_log_has_a_line_per_host_and_task() {
     );
     let _ = scratch();
 }
+
+#[test]
+fn become_runs_commands_as_another_user() {
+    let lab = Lab::get();
+    let file = format!("/tmp/tend-become-{}", std::process::id());
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h2
+  gather_facts: no
+  tasks:
+    - name: sudo is there
+      shell: command -v sudo || DEBIAN_FRONTEND=noninteractive apt-get install -y -q sudo
+      changed_when: false
+    - name: as nobody
+      command: id -un
+      become: yes
+      become_user: nobody
+      register: who
+    - name: a file of nobody's
+      file: path={file} state=touch
+      become: true
+      become_user: nobody
+    - assert:
+        that: who.stdout == 'nobody'
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(lab.sh(2, &format!("stat -c %U {file}; rm -f {file}")), "nobody\n");
+}
+
+#[test]
+fn start_at_task_free_strategy_and_any_errors_fatal() {
+    let lab = Lab::get();
+    let dir = uniq("flow");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h3
+  gather_facts: no
+  strategy: free
+  tasks:
+    - name: one
+      shell: mkdir -p {dir} && echo one >> {dir}/trace
+    - name: two
+      shell: mkdir -p {dir} && echo two >> {dir}/trace
+"#
+    ));
+    let r = pf.run(&lab, &["--start-at-task", "two"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.results("one").is_empty());
+    assert_eq!(lab.sh(1, &format!("cat {dir}/trace")), "two\n");
+    assert_eq!(lab.sh(3, &format!("cat {dir}/trace")), "two\n");
+
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h3
+  gather_facts: no
+  any_errors_fatal: true
+  tasks:
+    - name: h1 fails
+      command: "false"
+      when: inventory_hostname == 'h1'
+    - name: never
+      shell: echo never >> {dir}/trace
+- hosts: h3
+  gather_facts: no
+  tasks:
+    - name: next play never starts
+      shell: echo play2 >> {dir}/trace
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.results("never").is_empty() && r.results("next play never starts").is_empty(),
+        "{r:?}"
+    );
+    assert_eq!(lab.sh(3, &format!("cat {dir}/trace")), "two\n");
+    for i in [1, 3] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}

@@ -42,3 +42,34 @@ fn bad_playbooks_give_one_pinned_message_and_exit_4() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[test]
+fn start_at_an_unknown_task_is_refused_before_running() {
+    let dir = repo().join("tests/fixtures");
+    let inv = repo().join("tests/fixtures/shop").display().to_string();
+    let scratch = common::scratch();
+    let pb = scratch.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        "- hosts: ctl\n  tasks:\n    - name: install packages\n      command: 'true'\n",
+    )
+    .expect("write");
+    let r = run_in(
+        &dir,
+        &[
+            "run",
+            pb.to_str().unwrap_or_default(),
+            "-i",
+            &inv,
+            "--start-at-task",
+            "install package",
+        ],
+    );
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            4,
+            "error: --start-at-task: no task is named `install package`\nhint: did you mean `install packages`?\n"
+        )
+    );
+}

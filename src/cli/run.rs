@@ -5,7 +5,7 @@ use super::common::{ConnectionOpts, InventoryOpts, raise_fd_limit, runtime};
 use crate::diagnostic::Diagnostic;
 use crate::executor::{Executor, Outcome, RunOptions};
 use crate::exit::Code;
-use crate::fleet::interrupt_token;
+use crate::fleet::watch_interrupts;
 use crate::output::Format;
 use crate::output::monitor::{Audit, Human, JsonLines, Monitor, Tee};
 use crate::playbook::{self, LoadOptions, Playbook, Task, TaskKind, Vars};
@@ -168,9 +168,7 @@ pub fn validate(args: ValidateArgs) -> Result<Code, CliError> {
             &inv,
             &engine,
             opts,
-            Vec::new(),
             Arc::new(conn.connect_options()?),
-            Box::new(JsonLines::new()),
             tokio_util::sync::CancellationToken::new(),
         );
         let plan = exec.plan(&playbooks)?;
@@ -230,24 +228,19 @@ pub fn run(args: RunArgs) -> Result<Code, CliError> {
         limit: args.connection.limit.clone(),
         extra_vars: extra,
     };
-    // Connection variables of every host in the run are checked before anything connects.
-    let probe = Executor::new(
-        &inv,
-        &engine,
-        opts.clone(),
-        Vec::new(),
-        connect.clone(),
-        Box::new(JsonLines::new()),
-        tokio_util::sync::CancellationToken::new(),
-    );
-    let plan = probe.plan(&playbooks)?;
-    drop(probe);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let mut exec = Executor::new(&inv, &engine, opts, connect, cancel.clone());
+    // Host patterns, `--start-at-task` and every host's connection variables are checked
+    // before anything connects.
+    let plan = exec.plan(&playbooks)?;
+    exec.start_at(&playbooks)?;
     let mut targets: Vec<Option<Target>> = vec![None; inv.hosts.len()];
     for &h in plan.iter().flatten() {
         if targets[h].is_none() {
             targets[h] = Some(Target::from_host(&inv.hosts[h], &overrides)?);
         }
     }
+    exec.set_targets(targets);
     let run_id = format!(
         "{}-{}",
         jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
@@ -262,11 +255,11 @@ pub fn run(args: RunArgs) -> Result<Code, CliError> {
         Ok(audit) => monitors.push(Box::new(audit)),
         Err(e) => eprintln!("warning: audit log disabled: {e}"),
     }
+    exec.set_monitor(Box::new(Tee(monitors)));
     raise_fd_limit();
     let rt = runtime()?;
     let outcome = rt.block_on(async {
-        let cancel = interrupt_token();
-        let exec = Executor::new(&inv, &engine, opts, targets, connect, Box::new(Tee(monitors)), cancel);
+        watch_interrupts(cancel);
         exec.run(&playbooks, plan).await
     });
     rt.shutdown_timeout(Duration::from_secs(1));

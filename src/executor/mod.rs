@@ -104,22 +104,23 @@ pub struct Executor<'a> {
     forks: Semaphore,
     cancel: CancellationToken,
     state: Mutex<Vec<HostState>>,
-    started: AtomicBool,
+    /// Tasks before `--start-at-task`, by address: skipped.
+    skip: HashSet<usize>,
     stop_run: AtomicBool,
     end_play: AtomicBool,
 }
 
 impl<'a> Executor<'a> {
-    /// An executor for one run; `targets[i]` is how to reach inventory host `i` (`None`: bad vars).
+    /// An executor for one run. Before [`Executor::run`], give it targets and a monitor.
     pub fn new(
         inv: &'a Inventory,
         engine: &'a Engine,
         opts: RunOptions,
-        targets: Vec<Option<Target>>,
         connect: Arc<ConnectOptions>,
-        monitor: Box<dyn Monitor>,
         cancel: CancellationToken,
     ) -> Self {
+        let targets = vec![None; inv.hosts.len()];
+        let monitor: Box<dyn Monitor> = Box::new(crate::output::monitor::Tee(Vec::new()));
         let mut groups = Map::new();
         for (g, group) in inv.groups.iter().enumerate() {
             let names: Vec<Json> = inv
@@ -137,7 +138,6 @@ impl<'a> Executor<'a> {
             })
             .collect();
         let forks = opts.forks.max(1);
-        let started = opts.start_at_task.is_none();
         Self {
             inv,
             engine,
@@ -149,10 +149,24 @@ impl<'a> Executor<'a> {
             forks: Semaphore::new(forks),
             cancel,
             state: Mutex::new(state),
-            started: AtomicBool::new(started),
+            skip: HashSet::new(),
             stop_run: AtomicBool::new(false),
             end_play: AtomicBool::new(false),
         }
+    }
+
+    /// How to reach each inventory host (`targets[i]` for host `i`; `None`: not in the run).
+    pub fn set_targets(&mut self, targets: Vec<Option<Target>>) {
+        self.with_state(|s| {
+            for (st, t) in s.iter_mut().zip(targets) {
+                st.target = t;
+            }
+        });
+    }
+
+    /// Where events go.
+    pub fn set_monitor(&mut self, monitor: Box<dyn Monitor>) {
+        self.monitor = Mutex::new(monitor);
     }
 
     fn emit(&self, event: Event) {
@@ -166,6 +180,53 @@ impl<'a> Executor<'a> {
             Ok(mut s) => f(&mut s),
             Err(poisoned) => f(&mut poisoned.into_inner()),
         }
+    }
+
+    /// Marks the tasks before the first one named `--start-at-task` to be skipped; an unknown
+    /// name is an input error.
+    pub fn start_at(&mut self, playbooks: &[Playbook]) -> Result<(), crate::diagnostic::Diagnostic> {
+        let Some(wanted) = self.opts.start_at_task.clone() else {
+            return Ok(());
+        };
+        fn walk(tasks: &[Task], wanted: &str, skip: &mut HashSet<usize>, names: &mut Vec<String>) -> bool {
+            for t in tasks {
+                if t.name.as_deref() == Some(wanted) {
+                    return true;
+                }
+                names.extend(t.name.clone());
+                let found = match &t.kind {
+                    TaskKind::Block { block, rescue, always } => {
+                        walk(block, wanted, skip, names)
+                            || walk(rescue, wanted, skip, names)
+                            || walk(always, wanted, skip, names)
+                    }
+                    TaskKind::Include { tasks, .. } => walk(tasks, wanted, skip, names),
+                    _ => false,
+                };
+                if found {
+                    return true;
+                }
+                skip.insert(t as *const Task as usize);
+            }
+            false
+        }
+        let mut skip = HashSet::new();
+        let mut names = Vec::new();
+        for play in playbooks.iter().flat_map(|p| &p.plays) {
+            for section in &play.sections {
+                if walk(section, &wanted, &mut skip, &mut names) {
+                    self.skip = skip;
+                    return Ok(());
+                }
+            }
+        }
+        let d = crate::diagnostic::Diagnostic::plain(format!("--start-at-task: no task is named `{wanted}`"));
+        Err(
+            match crate::diagnostic::did_you_mean(&wanted, names.iter().map(String::as_str)) {
+                Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                None => d,
+            },
+        )
     }
 
     /// Resolves every play's host pattern first, so a bad pattern stops the run before anything
@@ -274,7 +335,13 @@ impl<'a> Executor<'a> {
             };
             // Notifications are per play.
             self.with_state(|s| batch.iter().for_each(|&h| s[h].notified.clear()));
-            if play.gather_facts && self.started.load(Ordering::SeqCst) {
+            // Facts are gathered when the play runs any task (not when resuming past it).
+            let runs_tasks = play
+                .sections
+                .iter()
+                .flatten()
+                .any(|t| !self.skip.contains(&(t as *const Task as usize)));
+            if play.gather_facts && runs_tasks {
                 self.gather_facts(&ctx, &batch).await;
             }
             for section in &play.sections {
@@ -359,14 +426,7 @@ impl<'a> Executor<'a> {
                     TaskKind::Include { tasks: children, .. } => self.run_include(ctx, task, children, &active).await,
                     TaskKind::Meta(meta) => self.run_meta(ctx, task, *meta, &active).await,
                     TaskKind::Module { .. } => {
-                        if !self.started.load(Ordering::SeqCst) {
-                            let wanted = self.opts.start_at_task.as_deref().unwrap_or_default();
-                            if task.name.as_deref() != Some(wanted) {
-                                continue;
-                            }
-                            self.started.store(true, Ordering::SeqCst);
-                        }
-                        if !self.tags_allow(task) {
+                        if self.skip.contains(&(task as *const Task as usize)) || !self.tags_allow(task) {
                             continue;
                         }
                         self.run_module_task(ctx, task, &active, false).await;

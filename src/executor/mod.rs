@@ -98,7 +98,12 @@ pub struct Executor<'a> {
     engine: &'a Engine,
     opts: RunOptions,
     extra: Arc<Vars>,
-    groups: Arc<Json>,
+    /// `groups` as a variable layer, built once.
+    groups: Arc<Vars>,
+    /// Each inventory host's variables, shared by every scope.
+    inv_vars: Vec<Arc<Vars>>,
+    /// `hostvars` for the current task; rebuilt after host state changes.
+    hostvars_cache: Mutex<Option<Arc<HostVars>>>,
     monitor: Mutex<Box<dyn Monitor>>,
     pool: Pool,
     forks: Semaphore,
@@ -143,7 +148,9 @@ impl<'a> Executor<'a> {
             engine,
             extra: Arc::new(opts.extra_vars.clone()),
             opts,
-            groups: Arc::new(Json::Object(groups)),
+            groups: Arc::new([("groups".to_string(), Json::Object(groups))].into_iter().collect()),
+            inv_vars: inv.hosts.iter().map(|h| Arc::new(h.vars.clone())).collect(),
+            hostvars_cache: Mutex::new(None),
             monitor: Mutex::new(monitor),
             pool: Pool::new(connect),
             forks: Semaphore::new(forks),
@@ -534,6 +541,7 @@ impl<'a> Executor<'a> {
                 .map(|(h, _)| *h)
                 .collect();
             if task.opts.loop_items.is_some() {
+                self.invalidate_hostvars();
                 self.with_state(|s| {
                     for (h, items) in &per_host {
                         if let Some(item) = items.get(i) {
@@ -660,6 +668,7 @@ impl<'a> Executor<'a> {
                 result: Box::new(event),
             });
         }
+        self.invalidate_hostvars();
         self.emit(Event::TaskEnd { name });
     }
 
@@ -730,7 +739,7 @@ impl<'a> Executor<'a> {
         let (facts, runtime) = self.with_state(|s| (s[h].facts.clone(), s[h].runtime.clone()));
         let mut scope = crate::template::Scope::new();
         scope.push(ctx.role_defaults.clone());
-        scope.push(Arc::new(host.vars.clone()));
+        scope.push(self.inv_vars[h].clone());
         let mut fact_vars = Vars::new();
         if !facts.is_empty() {
             for (k, v) in facts.iter() {
@@ -754,7 +763,6 @@ impl<'a> Executor<'a> {
             host.name.split('.').next().unwrap_or_default().into(),
         );
         magic.insert("group_names".into(), self.inv.group_names(host).into());
-        magic.insert("groups".into(), (*self.groups).clone());
         let names = |list: &[usize]| {
             Json::Array(
                 list.iter()
@@ -781,13 +789,34 @@ impl<'a> Executor<'a> {
                 .unwrap_or_default()
                 .into(),
         );
+        scope.push(self.groups.clone());
         scope.push(Arc::new(magic));
         scope.push(self.extra.clone());
         scope.set_hostvars(self.hostvars());
         scope
     }
 
+    /// Forgets `hostvars` after a host's variables changed.
+    fn invalidate_hostvars(&self) {
+        if let Ok(mut c) = self.hostvars_cache.lock() {
+            *c = None;
+        }
+    }
+
     fn hostvars(&self) -> Arc<HostVars> {
+        if let Ok(c) = self.hostvars_cache.lock()
+            && let Some(h) = c.as_ref()
+        {
+            return h.clone();
+        }
+        let built = self.build_hostvars();
+        if let Ok(mut c) = self.hostvars_cache.lock() {
+            *c = Some(built.clone());
+        }
+        built
+    }
+
+    fn build_hostvars(&self) -> Arc<HostVars> {
         self.with_state(|s| {
             let mut hosts = BTreeMap::new();
             for (i, h) in self.inv.hosts.iter().enumerate() {

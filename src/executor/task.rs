@@ -124,6 +124,7 @@ impl Executor<'_> {
 
     /// Records a host's result: counts, failure, register, facts, notifications.
     fn apply(&self, task: &Task, run: &HostRun, targets: &[usize]) {
+        self.invalidate_hostvars();
         self.with_state(|s| {
             for &h in targets {
                 let st = &mut s[h];

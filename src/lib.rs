@@ -9,5 +9,6 @@ pub mod exit;
 pub mod fleet;
 pub mod inventory;
 pub mod output;
+pub mod template;
 pub mod transport;
 pub mod yaml;

@@ -1,0 +1,1405 @@
+//! Ansible's Jinja2 filters and tests, for minijinja.
+//!
+//! Playbooks written for Ansible lean on filters and tests that plain Jinja2 lacks
+//! (`regex_replace`, `combine`, `to_nice_yaml`, `is version`, `is succeeded`, ...) and on
+//! Ansible's own reading of a few Jinja2 ones (`bool`, `int`, `default`). [`register`] adds
+//! them with Ansible's semantics; minijinja's builtins stay wherever they already behave like
+//! Jinja2 (`map`, `select`, `join`, `split`, `unique`, `first`, `sort`, `dictsort`, ...).
+//!
+//! Every failure is a [`minijinja::Error`] of kind [`ErrorKind::InvalidOperation`] whose
+//! message starts with the filter or test name, so a playbook author sees which call is wrong.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Display;
+
+use minijinja::value::{Rest, Tuple, ValueKind, ValueOrKwargs};
+use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
+use regex::{Captures, Regex, RegexBuilder};
+
+/// Adds Ansible's filters and tests to `env`, so templates written for Ansible render the same.
+pub fn register(env: &mut Environment<'static>) {
+    // Values and types.
+    env.add_filter("default", default);
+    env.add_filter("d", default);
+    env.add_filter("bool", to_bool);
+    env.add_filter("int", int);
+    env.add_filter("float", float);
+    env.add_filter("ternary", ternary);
+    env.add_filter("mandatory", mandatory);
+    env.add_filter("type_debug", type_debug);
+
+    // Regular expressions.
+    env.add_filter("regex_replace", regex_replace);
+    env.add_filter("regex_search", regex_search);
+    env.add_filter("regex_findall", regex_findall);
+    env.add_filter("regex_escape", regex_escape);
+
+    // Tests.
+    env.add_test("match", is_match);
+    env.add_test("search", is_search);
+    env.add_test("regex", is_regex);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------------------------
+
+/// An error that names the filter or test it comes from.
+fn fail(name: &str, message: impl Display) -> Error {
+    Error::new(ErrorKind::InvalidOperation, format!("{name}: {message}"))
+}
+
+/// Whether undefined inputs must fail rather than read as empty, as under Ansible.
+fn is_strict(state: &State) -> bool {
+    matches!(
+        state.undefined_behavior(),
+        UndefinedBehavior::Strict | UndefinedBehavior::SemiStrict
+    )
+}
+
+/// Refuses an undefined input when the environment is (semi-)strict.
+fn check_defined(state: &State, name: &str, value: &Value) -> Result<(), Error> {
+    if value.is_undefined() && is_strict(state) {
+        Err(fail(name, "input is undefined"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The input as text, the way Python's `str()` would give it to a string filter.
+fn text<'a>(state: &State, name: &str, value: &'a Value) -> Result<Cow<'a, str>, Error> {
+    check_defined(state, name, value)?;
+    Ok(match value.as_str() {
+        Some(s) => Cow::Borrowed(s),
+        None if value.is_undefined() => Cow::Borrowed(""),
+        None => Cow::Owned(value.to_string()),
+    })
+}
+
+/// Positional and keyword arguments bound to parameter names the way Python binds a call.
+struct Args {
+    name: &'static str,
+    params: &'static [&'static str],
+    slots: Vec<Option<Value>>,
+}
+
+impl Args {
+    /// Binds `rest` to `params`; too many arguments or unknown keywords are errors.
+    fn bind(
+        name: &'static str,
+        rest: Rest<ValueOrKwargs>,
+        params: &'static [&'static str],
+    ) -> Result<Self, Error> {
+        let mut positional = rest.into_values();
+        let kwargs = if positional.last().is_some_and(Value::is_kwargs) {
+            positional.pop()
+        } else {
+            None
+        };
+        if positional.len() > params.len() {
+            return Err(fail(
+                name,
+                format!(
+                    "takes at most {} argument(s), got {}",
+                    params.len(),
+                    positional.len()
+                ),
+            ));
+        }
+        let mut slots = vec![None; params.len()];
+        for (slot, value) in slots.iter_mut().zip(positional) {
+            *slot = Some(value);
+        }
+        if let Some(kwargs) = kwargs {
+            for key in kwargs.try_iter()? {
+                let Some(word) = key.as_str() else {
+                    return Err(fail(name, "keyword names must be strings"));
+                };
+                let Some(index) = params.iter().position(|p| *p == word) else {
+                    return Err(fail(name, format!("unexpected keyword argument `{word}`")));
+                };
+                if slots[index].is_some() {
+                    return Err(fail(
+                        name,
+                        format!("got multiple values for argument `{word}`"),
+                    ));
+                }
+                slots[index] = Some(kwargs.get_item(&key)?);
+            }
+        }
+        Ok(Self {
+            name,
+            params,
+            slots,
+        })
+    }
+
+    /// The argument as given, even when it is `none`.
+    fn raw(&self, index: usize) -> Option<&Value> {
+        self.slots.get(index).and_then(Option::as_ref)
+    }
+
+    /// The argument, or `None` when it is missing, `none` or undefined (Python's default).
+    fn get(&self, index: usize) -> Option<&Value> {
+        self.raw(index)
+            .filter(|v| !v.is_none() && !v.is_undefined())
+    }
+
+    /// A yes/no argument, read with Python truthiness.
+    fn flag(&self, index: usize, default: bool) -> bool {
+        self.get(index).map_or(default, Value::is_true)
+    }
+
+    /// A string argument.
+    fn string(&self, index: usize) -> Result<Option<&str>, Error> {
+        match self.get(index) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| self.wrong(index, "a string", v)),
+        }
+    }
+
+    /// An integer argument.
+    fn int(&self, index: usize) -> Result<Option<i64>, Error> {
+        match self.get(index) {
+            None => Ok(None),
+            Some(v) if v.is_integer() => i64::try_from(v.clone())
+                .map(Some)
+                .map_err(|_| self.wrong(index, "a smaller integer", v)),
+            Some(v) => Err(self.wrong(index, "an integer", v)),
+        }
+    }
+
+    /// An argument Python requires.
+    fn required(&self, index: usize) -> Result<&Value, Error> {
+        self.raw(index).ok_or_else(|| {
+            let param = self.params.get(index).copied().unwrap_or("argument");
+            fail(self.name, format!("missing required argument `{param}`"))
+        })
+    }
+
+    fn wrong(&self, index: usize, expected: &str, got: &Value) -> Error {
+        let param = self.params.get(index).copied().unwrap_or("argument");
+        fail(
+            self.name,
+            format!("`{param}` must be {expected}, got {}", got.kind()),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values and types
+// ---------------------------------------------------------------------------------------------
+
+/// `default(default_value='', boolean=False)`: the fallback for an undefined value, and with
+/// `boolean` also for a false one (`''`, `0`, `[]`, `none`, ...). Works under strict undefined.
+fn default(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = Args::bind("default", rest, &["default_value", "boolean"])?;
+    let fallback = args.raw(0).cloned().unwrap_or_else(|| Value::from(""));
+    if value.is_undefined() || (args.flag(1, false) && !value.is_true()) {
+        Ok(fallback)
+    } else {
+        Ok(value.clone())
+    }
+}
+
+/// `bool`: Ansible's reading, `yes`/`on`/`true`/`1` (any case) and the number 1 are true,
+/// everything else false; real booleans pass through.
+fn to_bool(state: &State, value: &Value) -> Result<bool, Error> {
+    check_defined(state, "bool", value)?;
+    Ok(match value.kind() {
+        ValueKind::Bool => value.is_true(),
+        ValueKind::String => matches!(
+            value.as_str().map(str::to_lowercase).as_deref(),
+            Some("yes" | "on" | "true" | "1")
+        ),
+        ValueKind::Number => f64::try_from(value.clone()).is_ok_and(|f| f == 1.0),
+        _ => false,
+    })
+}
+
+/// `int(default=0, base=10)`: Jinja2's conversion, which Ansible uses: strings are parsed like
+/// Python's `int(s, base)` (`'0x1f'` with base 16), then as floats and truncated; anything
+/// else gives `default` instead of an error.
+fn int(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = Args::bind("int", rest, &["default", "base"])?;
+    let fallback = args.raw(0).cloned().unwrap_or_else(|| Value::from(0));
+    let base = args.int(1)?.unwrap_or(10);
+    check_defined(state, "int", value)?;
+    Ok(match value.kind() {
+        ValueKind::Bool => Value::from(i64::from(value.is_true())),
+        ValueKind::Number if value.is_integer() => value.clone(),
+        ValueKind::Number => f64::try_from(value.clone())
+            .ok()
+            .and_then(truncate)
+            .map_or(fallback, Value::from),
+        ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            parse_python_int(s, base)
+                .or_else(|| parse_python_float(s).and_then(truncate))
+                .map_or(fallback, Value::from)
+        }
+        _ => fallback,
+    })
+}
+
+/// `float(default=0.0)`: Python's `float()`, with `default` for what it cannot read.
+fn float(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = Args::bind("float", rest, &["default"])?;
+    let fallback = args.raw(0).cloned().unwrap_or_else(|| Value::from(0.0));
+    check_defined(state, "float", value)?;
+    let parsed = match value.kind() {
+        ValueKind::Bool => Some(if value.is_true() { 1.0 } else { 0.0 }),
+        ValueKind::Number => f64::try_from(value.clone()).ok(),
+        ValueKind::String => parse_python_float(value.as_str().unwrap_or_default()),
+        _ => None,
+    };
+    Ok(parsed.map_or(fallback, Value::from))
+}
+
+/// Python's `int(float)`: truncation toward zero; infinities and NaN have no integer.
+fn truncate(f: f64) -> Option<i128> {
+    // Below 2^127 so the cast is exact in range.
+    (f.is_finite() && f.abs() < 1.7e38).then(|| f.trunc() as i128)
+}
+
+/// Python's `int(s, base)`: surrounding whitespace, a sign, the base prefix (`0x`, `0o`, `0b`;
+/// any of them for base 0) and single underscores between digits.
+fn parse_python_int(s: &str, base: i64) -> Option<i128> {
+    let s = s.trim();
+    let (negative, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, s.get(1..)?),
+        Some(b'+') => (false, s.get(1..)?),
+        _ => (false, s),
+    };
+    let prefix = body.get(..2).map(str::to_ascii_lowercase);
+    let (radix, digits, prefixed) = match (base, prefix.as_deref()) {
+        (0 | 16, Some("0x")) => (16, body.get(2..)?, true),
+        (0 | 8, Some("0o")) => (8, body.get(2..)?, true),
+        (0 | 2, Some("0b")) => (2, body.get(2..)?, true),
+        (0, _) => (10, body, false),
+        (2..=36, _) => (u32::try_from(base).ok()?, body, false),
+        _ => return None,
+    };
+    let mut total: i128 = 0;
+    let mut seen_digit = false;
+    let mut underscore_ok = prefixed;
+    let mut last_underscore = false;
+    for c in digits.chars() {
+        if c == '_' {
+            if !underscore_ok {
+                return None;
+            }
+            underscore_ok = false;
+            last_underscore = true;
+            continue;
+        }
+        let digit = c.to_digit(radix)?;
+        total = total
+            .checked_mul(i128::from(radix))?
+            .checked_add(i128::from(digit))?;
+        seen_digit = true;
+        underscore_ok = true;
+        last_underscore = false;
+    }
+    if !seen_digit || last_underscore {
+        return None;
+    }
+    // Base 0 reads decimals only without leading zeros ("010" is an error, "00" is 0).
+    if base == 0 && !prefixed && total != 0 && digits.starts_with('0') {
+        return None;
+    }
+    Some(if negative { -total } else { total })
+}
+
+/// Python's `float(s)`: surrounding whitespace, `inf`/`nan` in any case, underscores between
+/// digits.
+fn parse_python_float(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if s.contains('_') {
+        let bytes = s.as_bytes();
+        let between_digits = bytes.iter().enumerate().all(|(i, b)| {
+            *b != b'_'
+                || (i > 0
+                    && bytes.get(i - 1).is_some_and(u8::is_ascii_digit)
+                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        });
+        if !between_digits {
+            return None;
+        }
+        return s.replace('_', "").parse().ok();
+    }
+    s.parse().ok()
+}
+
+/// `ternary(true_val, false_val, none_val=None)`: Ansible's inline if/else, with a third
+/// choice for `none`.
+fn ternary(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = Args::bind("ternary", rest, &["true_val", "false_val", "none_val"])?;
+    let when_true = args.required(0)?.clone();
+    let when_false = args.required(1)?.clone();
+    check_defined(state, "ternary", value)?;
+    if value.is_none()
+        && let Some(when_none) = args.get(2)
+    {
+        return Ok(when_none.clone());
+    }
+    Ok(if value.is_true() {
+        when_true
+    } else {
+        when_false
+    })
+}
+
+/// `mandatory(msg=None)`: fails on an undefined value with Ansible's message (or `msg`).
+fn mandatory(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = Args::bind("mandatory", rest, &["msg"])?;
+    if value.is_undefined() {
+        let message = match args.get(0) {
+            Some(msg) => msg.to_string(),
+            None => "Mandatory variable not defined.".to_string(),
+        };
+        return Err(Error::new(ErrorKind::InvalidOperation, message));
+    }
+    Ok(value.clone())
+}
+
+/// `type_debug`: the Python type name Ansible would report, for debugging playbooks.
+fn type_debug(value: &Value) -> &'static str {
+    match value.kind() {
+        ValueKind::Undefined => "AnsibleUndefined",
+        ValueKind::None => "NoneType",
+        ValueKind::Bool => "bool",
+        ValueKind::Number if value.is_integer() => "int",
+        ValueKind::Number => "float",
+        ValueKind::String => "str",
+        ValueKind::Bytes => "bytes",
+        ValueKind::Seq if value.is_tuple() => "tuple",
+        ValueKind::Seq => "list",
+        ValueKind::Map => "dict",
+        ValueKind::Iterable => "generator",
+        _ => "object",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regular expressions (Python `re` syntax and semantics on the `regex` crate)
+// ---------------------------------------------------------------------------------------------
+
+/// Compiled patterns for the duration of one render, so a filter in a loop compiles once.
+#[derive(Default)]
+struct RegexCache(HashMap<(String, bool, bool), Regex>);
+
+/// How much of the subject a pattern must cover, as Python's `search`, `match`, `fullmatch`.
+#[derive(Clone, Copy, PartialEq)]
+enum Anchor {
+    Search,
+    Start,
+    Full,
+}
+
+/// Compiles a Python-syntax pattern (see [`python_pattern`]), through the render's cache.
+fn compile(
+    state: &mut State,
+    name: &str,
+    pattern: &str,
+    ignorecase: bool,
+    multiline: bool,
+    anchor: Anchor,
+) -> Result<Regex, Error> {
+    let translated = python_pattern(pattern);
+    let source = match anchor {
+        Anchor::Search => translated,
+        Anchor::Start => format!(r"\A(?:{translated})"),
+        Anchor::Full => format!(r"\A(?:{translated})\z"),
+    };
+    let key = (source, ignorecase, multiline);
+    let cache = state.get_or_insert_extension_with(RegexCache::default);
+    if let Some(re) = cache.0.get(&key) {
+        return Ok(re.clone());
+    }
+    let re = RegexBuilder::new(&key.0)
+        .case_insensitive(ignorecase)
+        .multi_line(multiline)
+        .build()
+        .map_err(|e| {
+            fail(
+                name,
+                format!("invalid pattern `{pattern}`: {}", regex_error(&e)),
+            )
+        })?;
+    if cache.0.len() >= 256 {
+        cache.0.clear();
+    }
+    cache.0.insert(key, re.clone());
+    Ok(re)
+}
+
+/// The one-line reason from the `regex` crate's multi-line message.
+fn regex_error(e: &regex::Error) -> String {
+    let full = e.to_string();
+    full.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(
+            || full.split_whitespace().collect::<Vec<_>>().join(" "),
+            str::to_string,
+        )
+}
+
+/// Rewrites the Python `re` syntax the `regex` crate reads differently: `\Z` (end of text),
+/// a `{` that is not a quantifier (a literal in Python), `{,n}`, and `[`, `&`, `~`, `--` inside
+/// a character class (literals in Python, set operations in `regex`). Constructs `regex` lacks
+/// (look-around, backreferences) still fail to compile, with its message.
+fn python_pattern(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut in_class = false;
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        let next = chars.get(i + 1).copied();
+        if c == '\\' {
+            match next {
+                Some('Z') if !in_class => out.push_str(r"\z"),
+                Some(n) => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                None => out.push('\\'),
+            }
+            i += 2;
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' => {
+                    in_class = false;
+                    out.push(']');
+                }
+                '[' | '&' | '~' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '-' if next == Some('-') => out.push_str(r"\-"),
+                _ => out.push(c),
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if chars.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                // A `]` first in a class is a literal in Python.
+                if chars.get(i) == Some(&']') {
+                    out.push_str(r"\]");
+                    i += 1;
+                }
+                continue;
+            }
+            '{' => {
+                if let Some((quantifier, len)) = quantifier_at(&chars, i) {
+                    out.push_str(&quantifier);
+                    i += len;
+                    continue;
+                }
+                out.push_str(r"\{");
+            }
+            '}' => out.push_str(r"\}"),
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// A `{m,n}` quantifier starting at `chars[start]` as Python reads it, with its length.
+fn quantifier_at(chars: &[char], start: usize) -> Option<(String, usize)> {
+    let mut i = start + 1;
+    let digits = |i: &mut usize| {
+        let mut s = String::new();
+        while let Some(c) = chars.get(*i).filter(|c| c.is_ascii_digit()) {
+            s.push(*c);
+            *i += 1;
+        }
+        s
+    };
+    let low = digits(&mut i);
+    let high = if chars.get(i) == Some(&',') {
+        i += 1;
+        Some(digits(&mut i))
+    } else {
+        None
+    };
+    if chars.get(i) != Some(&'}') || (low.is_empty() && high.is_none()) {
+        return None;
+    }
+    let text = match high {
+        None => format!("{{{low}}}"),
+        Some(high) => {
+            let low = if low.is_empty() { "0" } else { &low };
+            format!("{{{low},{high}}}")
+        }
+    };
+    Some((text, i + 1 - start))
+}
+
+/// One piece of a parsed Python replacement template.
+enum Piece {
+    Literal(String),
+    Group(usize),
+}
+
+/// Parses a Python `re.sub` replacement: `\1`, `\g<1>`, `\g<name>`, `\n` and the other
+/// character escapes, octal `\0`/`\123`; an unknown escape of a non-letter stays as written.
+fn parse_replacement(name: &str, replacement: &str, re: &Regex) -> Result<Vec<Piece>, Error> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut chars = replacement.chars().peekable();
+    let group = |literal: &mut String, pieces: &mut Vec<Piece>, index: usize| {
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(std::mem::take(literal)));
+        }
+        pieces.push(Piece::Group(index));
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            literal.push(c);
+            continue;
+        }
+        let Some(escape) = chars.next() else {
+            return Err(fail(name, "bad escape (end of replacement)"));
+        };
+        match escape {
+            'g' => {
+                if chars.next() != Some('<') {
+                    return Err(fail(name, r"missing < in \g<...> group reference"));
+                }
+                let mut group_name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('>') => break,
+                        Some(ch) => group_name.push(ch),
+                        None => return Err(fail(name, r"missing > in \g<...> group reference")),
+                    }
+                }
+                let index = group_index(name, re, &group_name)?;
+                group(&mut literal, &mut pieces, index);
+            }
+            '0' => {
+                let mut code = 0u32;
+                for _ in 0..2 {
+                    match chars.peek().and_then(|d| d.to_digit(8)) {
+                        Some(d) => {
+                            code = code * 8 + d;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                literal.extend(char::from_u32(code));
+            }
+            '1'..='9' => {
+                let mut digits = String::from(escape);
+                if let Some(&second) = chars.peek()
+                    && second.is_ascii_digit()
+                {
+                    chars.next();
+                    digits.push(second);
+                    if escape.is_digit(8)
+                        && second.is_digit(8)
+                        && let Some(&third) = chars.peek()
+                        && third.is_digit(8)
+                    {
+                        chars.next();
+                        digits.push(third);
+                        let code = u32::from_str_radix(&digits, 8).unwrap_or(u32::MAX);
+                        if code > 0o377 {
+                            return Err(fail(
+                                name,
+                                format!(r"octal escape value \{digits} outside of range 0-0o377"),
+                            ));
+                        }
+                        literal.extend(char::from_u32(code));
+                        continue;
+                    }
+                }
+                let index = group_index(name, re, &digits)?;
+                group(&mut literal, &mut pieces, index);
+            }
+            'a' => literal.push('\x07'),
+            'b' => literal.push('\x08'),
+            'f' => literal.push('\x0c'),
+            'n' => literal.push('\n'),
+            'r' => literal.push('\r'),
+            't' => literal.push('\t'),
+            'v' => literal.push('\x0b'),
+            '\\' => literal.push('\\'),
+            other if other.is_ascii_alphabetic() => {
+                return Err(fail(name, format!(r"bad escape \{other} in replacement")));
+            }
+            other => {
+                literal.push('\\');
+                literal.push(other);
+            }
+        }
+    }
+    if !literal.is_empty() {
+        pieces.push(Piece::Literal(literal));
+    }
+    Ok(pieces)
+}
+
+/// The index of a group named by number or by name, checked against the pattern.
+fn group_index(name: &str, re: &Regex, group: &str) -> Result<usize, Error> {
+    if !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit()) {
+        return match group.parse::<usize>() {
+            Ok(index) if index < re.captures_len() => Ok(index),
+            _ => Err(fail(name, format!("invalid group reference {group}"))),
+        };
+    }
+    re.capture_names()
+        .position(|n| n == Some(group))
+        .ok_or_else(|| fail(name, format!("unknown group name '{group}'")))
+}
+
+/// The matches of `re` in `haystack` in Python's order. Unlike the `regex` crate, Python also
+/// takes an empty match right after a non-empty one (`re.sub('x*', '-', 'abxd')` gives
+/// `-a-b--d-`), and only refuses the same empty match twice.
+struct PythonMatches<'r, 'h> {
+    re: &'r Regex,
+    haystack: &'h str,
+    pos: usize,
+    after_empty: bool,
+}
+
+impl<'r, 'h> PythonMatches<'r, 'h> {
+    fn new(re: &'r Regex, haystack: &'h str) -> Self {
+        Self {
+            re,
+            haystack,
+            pos: 0,
+            after_empty: false,
+        }
+    }
+}
+
+impl<'h> Iterator for PythonMatches<'_, 'h> {
+    type Item = Captures<'h>;
+
+    fn next(&mut self) -> Option<Captures<'h>> {
+        loop {
+            let caps = self.re.captures_at(self.haystack, self.pos)?;
+            let whole = caps.get(0)?;
+            if self.after_empty && whole.is_empty() && whole.start() == self.pos {
+                // The same empty match again: look from the next character on.
+                let next = self.haystack.get(self.pos..)?.chars().next()?;
+                self.pos += next.len_utf8();
+                self.after_empty = false;
+                continue;
+            }
+            self.pos = whole.end();
+            self.after_empty = whole.is_empty();
+            return Some(caps);
+        }
+    }
+}
+
+/// Writes a parsed replacement for one match; a group that did not take part is empty.
+fn expand(pieces: &[Piece], caps: &Captures<'_>, out: &mut String) {
+    for piece in pieces {
+        match piece {
+            Piece::Literal(s) => out.push_str(s),
+            Piece::Group(i) => out.push_str(caps.get(*i).map_or("", |m| m.as_str())),
+        }
+    }
+}
+
+/// `regex_replace(pattern, replacement, ignorecase=False, multiline=False, count=0,
+/// mandatory_count=0)`: Python's `re.sub`, backreferences `\1` and `\g<name>` included.
+fn regex_replace(
+    state: &mut State,
+    value: &Value,
+    rest: Rest<ValueOrKwargs>,
+) -> Result<Value, Error> {
+    const NAME: &str = "regex_replace";
+    let args = Args::bind(
+        NAME,
+        rest,
+        &[
+            "pattern",
+            "replacement",
+            "ignorecase",
+            "multiline",
+            "count",
+            "mandatory_count",
+        ],
+    )?;
+    let subject = text(state, NAME, value)?;
+    let pattern = args.string(0)?.unwrap_or_default();
+    let replacement = args.string(1)?.unwrap_or_default();
+    let count = args.int(4)?.unwrap_or(0);
+    let mandatory_count = args.int(5)?.unwrap_or(0);
+    let re = compile(
+        state,
+        NAME,
+        pattern,
+        args.flag(2, false),
+        args.flag(3, false),
+        Anchor::Search,
+    )?;
+    let pieces = parse_replacement(NAME, replacement, &re)?;
+    let mut out = String::with_capacity(subject.len());
+    let mut last = 0;
+    let mut done: i64 = 0;
+    if count >= 0 {
+        for caps in PythonMatches::new(&re, &subject) {
+            if count > 0 && done >= count {
+                break;
+            }
+            let Some(whole) = caps.get(0) else { continue };
+            out.push_str(subject.get(last..whole.start()).unwrap_or_default());
+            expand(&pieces, &caps, &mut out);
+            last = whole.end();
+            done += 1;
+        }
+    }
+    out.push_str(subject.get(last..).unwrap_or_default());
+    if mandatory_count != 0 && mandatory_count != done {
+        return Err(fail(
+            NAME,
+            format!(
+                "'{pattern}' should match {mandatory_count} times, but matches {done} times in '{subject}'"
+            ),
+        ));
+    }
+    Ok(Value::from(out))
+}
+
+/// `regex_search(pattern, *groups, ignorecase=False, multiline=False)`: Python's `re.search`;
+/// the matched text, `none` without a match, or with `'\\1'`/`'\\g<name>'` arguments the list
+/// of those groups.
+fn regex_search(
+    state: &mut State,
+    value: &Value,
+    rest: Rest<ValueOrKwargs>,
+) -> Result<Value, Error> {
+    const NAME: &str = "regex_search";
+    let mut positional = rest.into_values();
+    let kwargs = if positional.last().is_some_and(Value::is_kwargs) {
+        positional.pop()
+    } else {
+        None
+    };
+    let (mut ignorecase, mut multiline) = (false, false);
+    if let Some(kwargs) = kwargs {
+        for key in kwargs.try_iter()? {
+            let flag = kwargs.get_item(&key)?.is_true();
+            match key.as_str() {
+                Some("ignorecase") => ignorecase = flag,
+                Some("multiline") => multiline = flag,
+                _ => return Err(fail(NAME, format!("unexpected keyword argument `{key}`"))),
+            }
+        }
+    }
+    let mut positional = positional.into_iter();
+    let pattern = match positional.next() {
+        Some(p) => p
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| fail(NAME, "the pattern must be a string"))?,
+        None => return Err(fail(NAME, "missing required argument `pattern`")),
+    };
+    let subject = text(state, NAME, value)?.into_owned();
+    let re = compile(state, NAME, &pattern, ignorecase, multiline, Anchor::Search)?;
+    let mut groups = Vec::new();
+    for arg in positional {
+        let spec = arg.as_str().unwrap_or_default();
+        let group = if let Some(inner) = spec.strip_prefix(r"\g<").and_then(|s| s.strip_suffix('>'))
+        {
+            inner
+        } else if let Some(digits) = spec
+            .strip_prefix('\\')
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        {
+            digits
+        } else {
+            return Err(fail(
+                NAME,
+                format!(r"unknown argument `{arg}` (expected '\\1' or '\\g<name>')"),
+            ));
+        };
+        groups.push(group_index(NAME, &re, group)?);
+    }
+    let Some(caps) = re.captures(&subject) else {
+        return Ok(Value::from(()));
+    };
+    let group = |i: usize| {
+        caps.get(i)
+            .map_or(Value::from(()), |m| Value::from(m.as_str()))
+    };
+    if groups.is_empty() {
+        Ok(group(0))
+    } else {
+        Ok(Value::from(
+            groups.into_iter().map(group).collect::<Vec<_>>(),
+        ))
+    }
+}
+
+/// `regex_findall(pattern, multiline=False, ignorecase=False)`: Python's `re.findall`; the
+/// matches, the first group's texts, or tuples of all groups.
+fn regex_findall(
+    state: &mut State,
+    value: &Value,
+    rest: Rest<ValueOrKwargs>,
+) -> Result<Value, Error> {
+    const NAME: &str = "regex_findall";
+    let args = Args::bind(NAME, rest, &["regex", "multiline", "ignorecase"])?;
+    let subject = text(state, NAME, value)?;
+    let pattern = args.string(0)?.unwrap_or_default();
+    let re = compile(
+        state,
+        NAME,
+        pattern,
+        args.flag(2, false),
+        args.flag(1, false),
+        Anchor::Search,
+    )?;
+    let text_of =
+        |caps: &Captures<'_>, i: usize| Value::from(caps.get(i).map_or("", |m| m.as_str()));
+    let found: Vec<Value> = PythonMatches::new(&re, &subject)
+        .map(|caps| match re.captures_len() {
+            1 => text_of(&caps, 0),
+            2 => text_of(&caps, 1),
+            n => Value::from(Tuple::from(
+                (1..n).map(|i| text_of(&caps, i)).collect::<Vec<_>>(),
+            )),
+        })
+        .collect();
+    Ok(Value::from(found))
+}
+
+/// `regex_escape(re_type='python')`: escapes regex metacharacters, Python's `re.escape` or
+/// POSIX basic/extended.
+fn regex_escape(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    const NAME: &str = "regex_escape";
+    let args = Args::bind(NAME, rest, &["re_type"])?;
+    let special: &str = match args.string(0)?.unwrap_or("python") {
+        "python" => "()[]{}?*+-|^$\\.&~# \t\n\r\x0b\x0c",
+        "posix_basic" => "[].^$*\\",
+        "posix_extended" => "^$.*+?[]|(){}\\",
+        other => return Err(fail(NAME, format!("invalid regex type ({other})"))),
+    };
+    let subject = text(state, NAME, value)?;
+    let mut out = String::with_capacity(subject.len() * 2);
+    for c in subject.chars() {
+        if special.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// The shared body of the `match`, `search` and `regex` tests.
+fn regex_test(
+    state: &mut State,
+    name: &'static str,
+    value: &Value,
+    args: &Args,
+    default_type: &str,
+) -> Result<bool, Error> {
+    let subject = text(state, name, value)?.into_owned();
+    let pattern = args.string(0)?.unwrap_or_default();
+    let anchor = match args.string(3)?.unwrap_or(default_type) {
+        "search" => Anchor::Search,
+        "match" => Anchor::Start,
+        "fullmatch" => Anchor::Full,
+        other => return Err(fail(name, format!("unknown match_type `{other}`"))),
+    };
+    let re = compile(
+        state,
+        name,
+        pattern,
+        args.flag(1, false),
+        args.flag(2, false),
+        anchor,
+    )?;
+    Ok(re.is_match(&subject))
+}
+
+/// `match(pattern, ignorecase=False, multiline=False)`: Python's `re.match`, anchored at the
+/// start of the value.
+fn is_match(state: &mut State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<bool, Error> {
+    let args = Args::bind("match", rest, &["pattern", "ignorecase", "multiline"])?;
+    regex_test(state, "match", value, &args, "match")
+}
+
+/// `search(pattern, ignorecase=False, multiline=False)`: Python's `re.search`, anywhere in
+/// the value.
+fn is_search(state: &mut State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<bool, Error> {
+    let args = Args::bind("search", rest, &["pattern", "ignorecase", "multiline"])?;
+    regex_test(state, "search", value, &args, "search")
+}
+
+/// `regex(pattern, ignorecase=False, multiline=False, match_type='search')`: the general form
+/// of `match` and `search`.
+fn is_regex(state: &mut State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<bool, Error> {
+    let args = Args::bind(
+        "regex",
+        rest,
+        &["pattern", "ignorecase", "multiline", "match_type"],
+    )?;
+    regex_test(state, "regex", value, &args, "search")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    /// An environment like the playbook engine's: strict undefined plus these filters.
+    fn env() -> Environment<'static> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        register(&mut env);
+        env
+    }
+
+    fn render_in(src: &str, ctx: Value) -> String {
+        env()
+            .render_str(src, ctx)
+            .unwrap_or_else(|e| panic!("{src}: {e:#}"))
+    }
+
+    fn render(src: &str) -> String {
+        render_in(src, context! {})
+    }
+
+    /// The error detail of a template that must fail with an invalid operation.
+    fn failure(src: &str) -> String {
+        let err = env()
+            .render_str(src, context! {})
+            .expect_err("the template should fail");
+        assert_eq!(err.kind(), ErrorKind::InvalidOperation, "{src}: {err:#}");
+        err.detail().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn default_replaces_undefined_even_under_strict_undefined() {
+        assert_eq!(render("{{ missing | default('x') }}"), "x");
+        assert_eq!(render("{{ missing | d('x') }}"), "x");
+        assert_eq!(render("{{ missing | default }}"), "");
+        assert_eq!(render("{{ (missing | default(none)) is none }}"), "True");
+        assert_eq!(render("{{ 'set' | default('x') }}"), "set");
+        // Strict undefined is really on: without `default` the same lookup fails.
+        assert!(env().render_str("{{ missing }}", context! {}).is_err());
+    }
+
+    #[test]
+    fn default_with_boolean_also_replaces_false_values() {
+        assert_eq!(render("{{ '' | default('x', true) }}"), "x");
+        assert_eq!(render("{{ '' | default('x') }}"), "");
+        assert_eq!(render("{{ 0 | default('x', boolean=true) }}"), "x");
+        assert_eq!(render("{{ [] | d('x', true) }}"), "x");
+        assert_eq!(render("{{ 'v' | default('x', true) }}"), "v");
+        assert!(failure("{{ 1 | default('x', true, 3) }}").starts_with("default: takes at most"));
+    }
+
+    #[test]
+    fn attribute_of_undefined_still_fails_under_strict_undefined() {
+        // Ansible accepts `missing.attr | default(...)`; minijinja's strict mode fails the
+        // lookup before any filter runs, so templates must guard the parent instead.
+        let err = env()
+            .render_str("{{ missing.attr | default('x') }}", context! {})
+            .expect_err("strict undefined");
+        assert_eq!(err.kind(), ErrorKind::UndefinedError);
+        assert_eq!(
+            render("{{ (missing | default({})).attr | default('x') }}"),
+            "x"
+        );
+    }
+
+    #[test]
+    fn bool_reads_ansible_yes_no_words() {
+        for yes in ["yes", "Yes", "on", "ON", "1", "true", "True"] {
+            assert_eq!(
+                render(&format!("{{{{ '{yes}' | bool }}}}")),
+                "True",
+                "{yes}"
+            );
+        }
+        for no in ["no", "off", "0", "false", "", "y", "foo", " yes"] {
+            assert_eq!(render(&format!("{{{{ '{no}' | bool }}}}")), "False", "{no}");
+        }
+        assert_eq!(render("{{ true | bool }} {{ false | bool }}"), "True False");
+        assert_eq!(
+            render("{{ 1 | bool }} {{ 1.0 | bool }} {{ 2 | bool }}"),
+            "True True False"
+        );
+        assert_eq!(render("{{ none | bool }} {{ [1] | bool }}"), "False False");
+        assert_eq!(failure("{{ missing | bool }}"), "bool: input is undefined");
+    }
+
+    #[test]
+    fn int_parses_like_jinja2_and_defaults_on_failure() {
+        assert_eq!(render("{{ '42' | int + 1 }}"), "43");
+        assert_eq!(render("{{ '0x1f' | int(base=16) }}"), "31");
+        assert_eq!(render("{{ '1f' | int(0, 16) }}"), "31");
+        assert_eq!(render("{{ '0b101' | int(base=2) }}"), "5");
+        assert_eq!(render("{{ '0o17' | int(base=0) }}"), "15");
+        assert_eq!(
+            render("{{ '3.9' | int }} {{ '-3.9' | int }} {{ 4.7 | int }}"),
+            "3 -3 4"
+        );
+        assert_eq!(
+            render("{{ ' 12 ' | int }} {{ '1_000' | int }} {{ '1e3' | int }}"),
+            "12 1000 1000"
+        );
+        assert_eq!(
+            render("{{ 'abc' | int }} {{ 'abc' | int(5) }} {{ 'x' | int(default=7) }}"),
+            "0 5 7"
+        );
+        assert_eq!(
+            render("{{ true | int }} {{ none | int }} {{ [1] | int }}"),
+            "1 0 0"
+        );
+        assert_eq!(
+            render("{{ '1__0' | int }} {{ 'inf' | int }} {{ '' | int }}"),
+            "0 0 0"
+        );
+        assert_eq!(
+            render("{{ '99999999999999999999' | int }}"),
+            "99999999999999999999"
+        );
+        assert!(failure("{{ '1' | int(base='x') }}").starts_with("int: `base` must be an integer"));
+    }
+
+    #[test]
+    fn float_parses_like_python_and_defaults_on_failure() {
+        assert_eq!(render("{{ '3.14' | float }}"), "3.14");
+        assert_eq!(render("{{ 2 | float }} {{ true | float }}"), "2.0 1.0");
+        assert_eq!(
+            render("{{ 'abc' | float }} {{ 'abc' | float(1.5) }}"),
+            "0.0 1.5"
+        );
+        assert_eq!(
+            render("{{ '1_000.5' | float }} {{ ' -2 ' | float }}"),
+            "1000.5 -2.0"
+        );
+        assert_eq!(render("{{ 'Infinity' | float > 1e308 }}"), "True");
+        assert_eq!(render("{{ '1__0' | float }} {{ none | float }}"), "0.0 0.0");
+    }
+
+    #[test]
+    fn string_lower_upper_and_replace_stay_jinja2_builtins() {
+        assert_eq!(render("{{ 42 | string }} {{ true | string }}"), "42 True");
+        assert_eq!(render("{{ 'ABC' | lower }} {{ 'abc' | upper }}"), "abc ABC");
+        assert_eq!(
+            render("{{ 'Hello World' | replace('Hello', 'Goodbye') }}"),
+            "Goodbye World"
+        );
+        assert_eq!(render("{{ 'aaa' | replace('a', 'b', 2) }}"), "bba");
+    }
+
+    #[test]
+    fn regex_replace_has_python_backreferences() {
+        assert_eq!(
+            render(r#"{{ 'ansible' | regex_replace('^a.*i(.*)$', 'a\\1') }}"#),
+            "able"
+        );
+        assert_eq!(
+            render(r#"{{ 'foobar' | regex_replace('^f.*o(.*)$', '\\1') }}"#),
+            "bar"
+        );
+        assert_eq!(
+            render(r#"{{ 'a1b2' | regex_replace('(\\d)', '<\\1>') }}"#),
+            "a<1>b<2>"
+        );
+        assert_eq!(
+            render(
+                r#"{{ 'localhost:80' | regex_replace('^(?P<host>.+):(?P<port>\\d+)$', '\\g<host>, \\g<port>') }}"#
+            ),
+            "localhost, 80"
+        );
+        assert_eq!(
+            render(r#"{{ 'ab' | regex_replace('a(x)?b', '[\\1]') }}"#),
+            "[]"
+        );
+        assert_eq!(
+            render(r#"{{ 'x' | regex_replace('x', '$1 costs $ \\g<0>') }}"#),
+            "$1 costs $ x"
+        );
+        assert_eq!(
+            render(r#"{{ 'x' | regex_replace('x', '\\0101\\t\\.') }}"#),
+            "\u{8}1\t\\."
+        );
+    }
+
+    #[test]
+    fn regex_replace_flags_and_counts() {
+        assert_eq!(
+            render("{{ 'ABC' | regex_replace('b', 'x', ignorecase=true) }}"),
+            "AxC"
+        );
+        assert_eq!(render("{{ 'ABC' | regex_replace('b', 'x') }}"), "ABC");
+        assert_eq!(
+            render("{{ 'a\nb' | regex_replace('^', '# ', multiline=true) }}"),
+            "# a\n# b"
+        );
+        assert_eq!(
+            render("{{ 'aaa' | regex_replace('a', 'b', count=2) }}"),
+            "bba"
+        );
+        assert_eq!(
+            render("{{ 'aaa' | regex_replace('a', 'b', mandatory_count=3) }}"),
+            "bbb"
+        );
+        assert!(
+            failure("{{ 'aaa' | regex_replace('a', 'b', mandatory_count=2) }}")
+                .contains("should match 2 times, but matches 3 times")
+        );
+    }
+
+    #[test]
+    fn regex_patterns_are_read_as_python_reads_them() {
+        assert_eq!(render("{{ 'a{b}' | regex_replace('{b}', 'c') }}"), "ac");
+        assert_eq!(render("{{ 'aaa' | regex_replace('a{,2}', 'x') }}"), "xxx");
+        assert_eq!(render("{{ '[x]' | regex_replace('[[]', '<') }}"), "<x]");
+        assert_eq!(render("{{ 'a]b' | regex_replace('[]]', '-') }}"), "a-b");
+        assert_eq!(
+            render("{{ 'a~b&c' | regex_replace('[~&]', '-') }}"),
+            "a-b-c"
+        );
+        assert_eq!(render(r#"{{ 'abc' | regex_replace('c\\Z', 'C') }}"#), "abC");
+        // Empty matches next to a match count, as in Python's re.sub and re.findall.
+        assert_eq!(
+            render("{{ 'abxd' | regex_replace('x*', '-') }}"),
+            "-a-b--d-"
+        );
+        assert_eq!(render("{{ 'ab  ' | regex_replace('\\s*$', ';') }}"), "ab;;");
+        assert_eq!(
+            render("{{ 'abxd' | regex_findall('x*') }}"),
+            "['', '', 'x', '', '']"
+        );
+        assert_eq!(render("{{ 'é' | regex_replace('', '-') }}"), "-é-");
+    }
+
+    #[test]
+    fn regex_errors_name_the_filter_and_the_problem() {
+        let detail = failure("{{ 'x' | regex_replace('(', 'y') }}");
+        assert!(
+            detail.starts_with("regex_replace: invalid pattern `(`: "),
+            "{detail}"
+        );
+        assert!(!detail.contains('\n'));
+        assert_eq!(
+            failure(r#"{{ 'x' | regex_replace('(x)', '\\2') }}"#),
+            "regex_replace: invalid group reference 2"
+        );
+        assert_eq!(
+            failure(r#"{{ 'x' | regex_replace('x', '\\g<nope>') }}"#),
+            "regex_replace: unknown group name 'nope'"
+        );
+        assert_eq!(
+            failure(r#"{{ 'x' | regex_replace('x', '\\q') }}"#),
+            r"regex_replace: bad escape \q in replacement"
+        );
+        assert!(
+            failure(r#"{{ 'x' | regex_search('(?<=a)x') }}"#)
+                .starts_with("regex_search: invalid pattern")
+        );
+        assert!(
+            failure("{{ 'x' | regex_replace(1, 'y') }}").contains("`pattern` must be a string")
+        );
+    }
+
+    #[test]
+    fn regex_search_returns_match_groups_or_none() {
+        assert_eq!(
+            render("{{ 'server1/database42' | regex_search('database[0-9]+') }}"),
+            "database42"
+        );
+        assert_eq!(
+            render(
+                r#"{{ 'server1/database42' | regex_search('server([0-9]+)/database([0-9]+)', '\\1', '\\2') }}"#
+            ),
+            "['1', '42']"
+        );
+        assert_eq!(
+            render(r#"{{ 'ab12' | regex_search('(?P<num>\\d+)', '\\g<num>') | first }}"#),
+            "12"
+        );
+        assert_eq!(render("{{ 'foo' | regex_search('bar') is none }}"), "True");
+        assert_eq!(
+            render("{{ 'FOO' | regex_search('foo', ignorecase=true) }}"),
+            "FOO"
+        );
+        assert_eq!(
+            render("{{ 'a\nfoo' | regex_search('^foo', multiline=true) }}"),
+            "foo"
+        );
+        assert_eq!(
+            render("{{ 'a\nfoo' | regex_search('^foo') is none }}"),
+            "True"
+        );
+        assert!(
+            failure("{{ 'a' | regex_search('a', 'x') }}")
+                .starts_with("regex_search: unknown argument")
+        );
+        assert_eq!(
+            failure(r#"{{ 'a' | regex_search('a', '\\3') }}"#),
+            "regex_search: invalid group reference 3"
+        );
+    }
+
+    #[test]
+    fn regex_findall_returns_matches_groups_or_tuples() {
+        assert_eq!(
+            render(
+                r#"{{ 'Some DNS servers are 8.8.8.8 and 8.8.4.4' | regex_findall('\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b') }}"#
+            ),
+            "['8.8.8.8', '8.8.4.4']"
+        );
+        assert_eq!(
+            render(r#"{{ 'a1 b2' | regex_findall('[a-z](\\d)') }}"#),
+            "['1', '2']"
+        );
+        assert_eq!(
+            render(r#"{{ 'a1 b2' | regex_findall('([a-z])(\\d)') }}"#),
+            "[('a', '1'), ('b', '2')]"
+        );
+        assert_eq!(render("{{ 'abc' | regex_findall('x') }}"), "[]");
+        assert_eq!(
+            render("{{ 'A a' | regex_findall('a', ignorecase=true) | length }}"),
+            "2"
+        );
+    }
+
+    #[test]
+    fn regex_escape_quotes_metacharacters() {
+        assert_eq!(
+            render("{{ '^f.*o(.*)$' | regex_escape }}"),
+            r"\^f\.\*o\(\.\*\)\$"
+        );
+        assert_eq!(
+            render("{{ '^f.*o(.*)$' | regex_escape('posix_basic') }}"),
+            r"\^f\.\*o(\.\*)\$"
+        );
+        assert_eq!(
+            failure("{{ 'x' | regex_escape('perl') }}"),
+            "regex_escape: invalid regex type (perl)"
+        );
+    }
+
+    #[test]
+    fn join_and_split_stay_builtins_with_python_split() {
+        assert_eq!(render("{{ ['a', 'b', 1] | join(',') }}"), "a,b,1");
+        assert_eq!(render("{{ 'a,b,,c' | split(',') }}"), "['a', 'b', '', 'c']");
+        assert_eq!(render("{{ '  a \t b\n' | split }}"), "['a', 'b']");
+        assert_eq!(render("{{ 'a b c' | split(' ', 1) }}"), "['a', 'b c']");
+        assert_eq!(render("{{ '' | split }} {{ '' | split(',') }}"), "[] ['']");
+    }
+
+    #[test]
+    fn ternary_picks_by_truth_and_none() {
+        assert_eq!(render("{{ true | ternary('yes', 'no') }}"), "yes");
+        assert_eq!(render("{{ (1 == 2) | ternary('yes', 'no') }}"), "no");
+        assert_eq!(render("{{ none | ternary('yes', 'no') }}"), "no");
+        assert_eq!(render("{{ none | ternary('yes', 'no', 'null') }}"), "null");
+        assert_eq!(render("{{ [] | ternary('yes', 'no', 'null') }}"), "no");
+        assert!(
+            failure("{{ true | ternary('yes') }}")
+                .contains("missing required argument `false_val`")
+        );
+    }
+
+    #[test]
+    fn mandatory_fails_on_undefined_only() {
+        assert_eq!(
+            render("{{ 'x' | mandatory }} {{ none | mandatory }}"),
+            "x None"
+        );
+        assert_eq!(
+            failure("{{ missing | mandatory }}"),
+            "Mandatory variable not defined."
+        );
+        assert_eq!(
+            failure("{{ missing | mandatory('set missing in group_vars') }}"),
+            "set missing in group_vars"
+        );
+    }
+
+    #[test]
+    fn type_debug_names_python_types() {
+        assert_eq!(
+            render(
+                "{{ 'a' | type_debug }} {{ 1 | type_debug }} {{ 1.5 | type_debug }} {{ true | type_debug }}"
+            ),
+            "str int float bool"
+        );
+        assert_eq!(
+            render(
+                "{{ [] | type_debug }} {{ {} | type_debug }} {{ none | type_debug }} {{ missing | type_debug }}"
+            ),
+            "list dict NoneType AnsibleUndefined"
+        );
+    }
+
+    #[test]
+    fn defined_undefined_and_none_tests_work_under_strict_undefined() {
+        assert_eq!(
+            render("{{ missing is defined }} {{ missing is undefined }}"),
+            "False True"
+        );
+        assert_eq!(
+            render("{{ 1 is defined }} {{ none is none }} {{ 0 is none }}"),
+            "True True False"
+        );
+        assert_eq!(
+            render("{% if missing is not defined %}unset{% endif %}"),
+            "unset"
+        );
+    }
+
+    #[test]
+    fn match_search_and_regex_tests() {
+        assert_eq!(
+            render(
+                "{{ 'http://example.com/users/1/resources' is match('http://example.com/users/.*/resources') }}"
+            ),
+            "True"
+        );
+        assert_eq!(
+            render("{{ 'abc' is match('b') }} {{ 'abc' is search('b') }}"),
+            "False True"
+        );
+        assert_eq!(
+            render("{{ 'x\nabc' is match('^abc', multiline=true) }}"),
+            "False"
+        );
+        assert_eq!(
+            render("{{ 'x\nabc' is search('^abc', multiline=true) }}"),
+            "True"
+        );
+        assert_eq!(render("{{ 'ABC' is match('a', ignorecase=true) }}"), "True");
+        assert_eq!(
+            render("{{ 'ab' is regex('a|ab', match_type='fullmatch') }}"),
+            "True"
+        );
+        assert_eq!(
+            render("{{ 'abc' is regex('b') }} {{ 'abc' is regex('b', match_type='match') }}"),
+            "True False"
+        );
+        assert!(failure("{{ 'a' is match('(') }}").starts_with("match: invalid pattern"));
+    }
+}

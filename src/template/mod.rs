@@ -1,0 +1,3 @@
+//! Jinja2 templating (stub: only the filter set lives here for now).
+
+pub mod filters;

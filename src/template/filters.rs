@@ -12,10 +12,18 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::io;
 
-use minijinja::value::{Rest, Tuple, ValueKind, ValueOrKwargs};
+use indexmap::IndexMap;
+use minijinja::value::{Rest, Serde, Tuple, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 use regex::{Captures, Regex, RegexBuilder};
+use serde::Serialize;
+use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+use serde_json::ser::{Formatter, PrettyFormatter};
+
+use crate::diagnostic::Source;
+use crate::yaml::{self, Node};
 
 /// Adds Ansible's filters and tests to `env`, so templates written for Ansible render the same.
 pub fn register(env: &mut Environment<'static>) {
@@ -34,6 +42,14 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("regex_search", regex_search);
     env.add_filter("regex_findall", regex_findall);
     env.add_filter("regex_escape", regex_escape);
+
+    // Serialization.
+    env.add_filter("to_json", to_json);
+    env.add_filter("to_nice_json", to_nice_json);
+    env.add_filter("from_json", from_json);
+    env.add_filter("to_yaml", to_yaml);
+    env.add_filter("to_nice_yaml", to_nice_yaml);
+    env.add_filter("from_yaml", from_yaml);
 
     // Tests.
     env.add_test("match", is_match);
@@ -75,6 +91,22 @@ fn text<'a>(state: &State, name: &str, value: &'a Value) -> Result<Cow<'a, str>,
         None if value.is_undefined() => Cow::Borrowed(""),
         None => Cow::Owned(value.to_string()),
     })
+}
+
+/// The key/value pairs of a mapping, in its order.
+fn entries(name: &str, value: &Value) -> Result<IndexMap<Value, Value>, Error> {
+    if value.kind() != ValueKind::Map {
+        return Err(fail(
+            name,
+            format!("expected a dictionary, got {}", value.kind()),
+        ));
+    }
+    let mut map = IndexMap::new();
+    for key in value.try_iter()? {
+        let item = value.get_item(&key)?;
+        map.insert(key, item);
+    }
+    Ok(map)
 }
 
 /// Positional and keyword arguments bound to parameter names the way Python binds a call.
@@ -133,6 +165,18 @@ impl Args {
             params,
             slots,
         })
+    }
+
+    /// Like [`Args::bind`], for functions whose arguments Ansible only takes by keyword.
+    fn bind_keywords(
+        name: &'static str,
+        rest: Rest<ValueOrKwargs>,
+        params: &'static [&'static str],
+    ) -> Result<Self, Error> {
+        if rest.iter().any(|v| !v.is_kwargs()) {
+            return Err(fail(name, "takes keyword arguments only"));
+        }
+        Self::bind(name, rest, params)
     }
 
     /// The argument as given, even when it is `none`.
@@ -962,6 +1006,385 @@ fn is_regex(state: &mut State, value: &Value, rest: Rest<ValueOrKwargs>) -> Resu
     regex_test(state, "regex", value, &args, "search")
 }
 
+// ---------------------------------------------------------------------------------------------
+// Serialization
+// ---------------------------------------------------------------------------------------------
+
+/// How a value is written out by [`View`].
+#[derive(Clone, Copy)]
+struct Style {
+    /// Keys in sorted order, as Python's `sort_keys=True`.
+    sort_keys: bool,
+    /// Collections holding only scalars in YAML flow style (`[1, 2]`), as PyYAML's
+    /// `default_flow_style=None`.
+    flow_leaves: bool,
+}
+
+/// A template value seen through serde, keyed and styled the way Ansible's dumps write it.
+struct View<'a> {
+    value: &'a Value,
+    style: Style,
+}
+
+impl View<'_> {
+    fn of(value: &Value, style: Style) -> View<'_> {
+        View { value, style }
+    }
+}
+
+/// Whether a value is no collection (PyYAML writes collections of these in flow style).
+fn is_scalar(value: &Value) -> bool {
+    !matches!(
+        value.kind(),
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable
+    )
+}
+
+impl Serialize for View<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.value.kind() {
+            ValueKind::Undefined => Err(S::Error::custom("the value holds an undefined value")),
+            ValueKind::Map => {
+                let mut pairs: Vec<(Value, Value)> = entries("serialize", self.value)
+                    .map_err(S::Error::custom)?
+                    .into_iter()
+                    .collect();
+                if self.style.sort_keys {
+                    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                let flow = self.style.flow_leaves
+                    && !pairs.is_empty()
+                    && pairs.iter().all(|(_, v)| is_scalar(v));
+                let body = MapView {
+                    pairs: &pairs,
+                    style: self.style,
+                };
+                if flow {
+                    serde_saphyr::FlowMap(body).serialize(serializer)
+                } else {
+                    body.serialize(serializer)
+                }
+            }
+            ValueKind::Seq | ValueKind::Iterable => {
+                let list: Vec<Value> = self.value.try_iter().map_err(S::Error::custom)?.collect();
+                let flow = self.style.flow_leaves && !list.is_empty() && list.iter().all(is_scalar);
+                let body = SeqView {
+                    items: &list,
+                    style: self.style,
+                };
+                if flow {
+                    serde_saphyr::FlowSeq(body).serialize(serializer)
+                } else {
+                    body.serialize(serializer)
+                }
+            }
+            ValueKind::Plain => serializer.serialize_str(&self.value.to_string()),
+            _ => self.value.serialize(serializer),
+        }
+    }
+}
+
+/// The entries of a mapping for [`View`].
+struct MapView<'a> {
+    pairs: &'a [(Value, Value)],
+    style: Style,
+}
+
+impl Serialize for MapView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.pairs.len()))?;
+        for (key, value) in self.pairs {
+            map.serialize_entry(&View::of(key, self.style), &View::of(value, self.style))?;
+        }
+        map.end()
+    }
+}
+
+/// The items of a list for [`View`].
+struct SeqView<'a> {
+    items: &'a [Value],
+    style: Style,
+}
+
+impl Serialize for SeqView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.items.len()))?;
+        for item in self.items {
+            seq.serialize_element(&View::of(item, self.style))?;
+        }
+        seq.end()
+    }
+}
+
+/// Python's `json.dumps` layout: `", "` and `": "` separators when compact, `","` and
+/// `": "` with newlines when indented, and `\uXXXX` escapes for non-ASCII under
+/// `ensure_ascii`.
+struct PythonJson<'a> {
+    pretty: Option<PrettyFormatter<'a>>,
+    ensure_ascii: bool,
+}
+
+impl Formatter for PythonJson<'_> {
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.begin_array(w),
+            None => w.write_all(b"["),
+        }
+    }
+
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.end_array(w),
+            None => w.write_all(b"]"),
+        }
+    }
+
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.begin_array_value(w, first),
+            None if first => Ok(()),
+            None => w.write_all(b", "),
+        }
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.end_array_value(w),
+            None => Ok(()),
+        }
+    }
+
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.begin_object(w),
+            None => w.write_all(b"{"),
+        }
+    }
+
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.end_object(w),
+            None => w.write_all(b"}"),
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.begin_object_key(w, first),
+            None if first => Ok(()),
+            None => w.write_all(b", "),
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        match &mut self.pretty {
+            Some(p) => p.end_object_value(w),
+            None => Ok(()),
+        }
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        if !self.ensure_ascii {
+            return w.write_all(fragment.as_bytes());
+        }
+        let mut units = [0u16; 2];
+        for c in fragment.chars() {
+            if c.is_ascii() && c != '\x7f' {
+                w.write_all(&[c as u8])?;
+            } else {
+                for unit in c.encode_utf16(&mut units) {
+                    write!(w, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes JSON as Python's `json.dumps(value, indent=, sort_keys=, ensure_ascii=)` lays it out.
+fn dump_json(
+    name: &str,
+    value: &Value,
+    indent: Option<usize>,
+    sort_keys: bool,
+    ensure_ascii: bool,
+) -> Result<String, Error> {
+    let spaces = indent.map(|n| " ".repeat(n));
+    let formatter = PythonJson {
+        pretty: spaces
+            .as_deref()
+            .map(|s| PrettyFormatter::with_indent(s.as_bytes())),
+        ensure_ascii,
+    };
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    let style = Style {
+        sort_keys,
+        flow_leaves: false,
+    };
+    View::of(value, style)
+        .serialize(&mut serializer)
+        .map_err(|e| fail(name, e))?;
+    String::from_utf8(out).map_err(|e| fail(name, e))
+}
+
+/// Reads the `indent` argument of the dump filters.
+fn indent_arg(args: &Args, index: usize) -> Result<Option<usize>, Error> {
+    args.int(index)?
+        .map(|n| usize::try_from(n).map_err(|_| fail(args.name, "`indent` must not be negative")))
+        .transpose()
+}
+
+/// `to_json(indent=None, sort_keys=False, ensure_ascii=True)`: Python's `json.dumps`, compact
+/// with `", "` and `": "` like Ansible's output.
+fn to_json(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "to_json";
+    let args = Args::bind_keywords(NAME, rest, &["indent", "sort_keys", "ensure_ascii"])?;
+    check_defined(state, NAME, value)?;
+    let indent = indent_arg(&args, 0)?;
+    dump_json(NAME, value, indent, args.flag(1, false), args.flag(2, true)).map(Value::from)
+}
+
+/// `to_nice_json(indent=4, sort_keys=True, ensure_ascii=True)`: indented, sorted JSON for
+/// humans and diffs.
+fn to_nice_json(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "to_nice_json";
+    let args = Args::bind(NAME, rest, &["indent", "sort_keys", "ensure_ascii"])?;
+    check_defined(state, NAME, value)?;
+    let indent = indent_arg(&args, 0)?.unwrap_or(4);
+    dump_json(
+        NAME,
+        value,
+        Some(indent),
+        args.flag(1, true),
+        args.flag(2, true),
+    )
+    .map(Value::from)
+}
+
+/// `from_json`: parses a JSON string into data.
+fn from_json(state: &State, value: &Value) -> Result<Value, Error> {
+    const NAME: &str = "from_json";
+    let source = text(state, NAME, value)?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(&source).map_err(|e| fail(NAME, format!("invalid JSON: {e}")))?;
+    Ok(Value::from(Serde(parsed)))
+}
+
+/// Writes YAML with serde-saphyr: keys sorted by default like PyYAML, leaf collections in
+/// flow style unless `block` is asked for.
+fn dump_yaml(
+    name: &str,
+    value: &Value,
+    indent: usize,
+    sort_keys: bool,
+    flow_leaves: bool,
+) -> Result<String, Error> {
+    if !(1..=64).contains(&indent) {
+        return Err(fail(name, "`indent` must be between 1 and 64"));
+    }
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.indent_step = indent;
+    let style = Style {
+        sort_keys,
+        flow_leaves,
+    };
+    serde_saphyr::to_string_with_options(&View::of(value, style), options)
+        .map_err(|e| fail(name, e))
+}
+
+/// The keyword arguments of the YAML dump filters.
+const YAML_PARAMS: &[&str] = &[
+    "indent",
+    "sort_keys",
+    "default_flow_style",
+    "width",
+    "allow_unicode",
+];
+
+/// Whether leaf collections are written in flow style, from PyYAML's `default_flow_style`
+/// (`None`: leaves only, `True`: everything in flow style is not offered, `False`: none).
+fn flow_leaves(name: &str, args: &Args, default: bool) -> Result<bool, Error> {
+    match args.raw(2) {
+        None => Ok(default),
+        Some(v) if v.is_none() => Ok(true),
+        Some(v) if v.kind() == ValueKind::Bool && !v.is_true() => Ok(false),
+        Some(_) => Err(fail(
+            name,
+            "`default_flow_style` must be none or false (full flow style is not supported)",
+        )),
+    }
+}
+
+/// `to_yaml(indent=2, sort_keys=True, default_flow_style=None)`: YAML for machines, with
+/// PyYAML's flow style for lists and dicts that hold only scalars. `width` and
+/// `allow_unicode` are accepted; lines are never folded and text stays Unicode.
+fn to_yaml(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "to_yaml";
+    let args = Args::bind_keywords(NAME, rest, YAML_PARAMS)?;
+    check_defined(state, NAME, value)?;
+    let indent = indent_arg(&args, 0)?.unwrap_or(2);
+    let flow = flow_leaves(NAME, &args, true)?;
+    dump_yaml(NAME, value, indent, args.flag(1, true), flow).map(Value::from)
+}
+
+/// `to_nice_yaml(indent=4, sort_keys=True)`: block-style YAML for humans.
+fn to_nice_yaml(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "to_nice_yaml";
+    let args = Args::bind(NAME, rest, YAML_PARAMS)?;
+    check_defined(state, NAME, value)?;
+    let indent = indent_arg(&args, 0)?.unwrap_or(4);
+    let flow = flow_leaves(NAME, &args, false)?;
+    dump_yaml(NAME, value, indent, args.flag(1, true), flow).map(Value::from)
+}
+
+/// `from_yaml`: parses a YAML string the way playbooks are read (YAML 1.1 booleans such as
+/// `yes`, legacy octal); `none` and non-strings pass through like in Ansible.
+fn from_yaml(state: &State, value: &Value) -> Result<Value, Error> {
+    const NAME: &str = "from_yaml";
+    check_defined(state, NAME, value)?;
+    let Some(source) = value.as_str() else {
+        return Ok(value.clone());
+    };
+    let source = Source::new("<from_yaml>", source);
+    let node = yaml::parse(&source).map_err(|d| match &d.location {
+        Some(at) if at.line > 0 => fail(NAME, format!("{} (line {})", d.message, at.line)),
+        _ => fail(NAME, d.message),
+    })?;
+    Ok(node_value(&node))
+}
+
+/// Converts a parsed YAML node into a template value.
+fn node_value(node: &Node) -> Value {
+    match &node.value {
+        yaml::Value::Null => Value::from(()),
+        yaml::Value::Bool(b) => Value::from(*b),
+        yaml::Value::Int(i) => Value::from(*i),
+        yaml::Value::Float(f) => Value::from(*f),
+        yaml::Value::Str(s) => Value::from(s.as_str()),
+        yaml::Value::Seq(items) => Value::from(items.iter().map(node_value).collect::<Vec<_>>()),
+        yaml::Value::Map(pairs) => {
+            Value::from_pairs(pairs.iter().map(|(k, v)| (node_value(k), node_value(v))))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -992,6 +1415,10 @@ mod tests {
             .expect_err("the template should fail");
         assert_eq!(err.kind(), ErrorKind::InvalidOperation, "{src}: {err:#}");
         err.detail().unwrap_or_default().to_string()
+    }
+
+    fn json(value: serde_json::Value) -> Value {
+        Value::from(Serde(value))
     }
 
     #[test]
@@ -1308,6 +1735,126 @@ mod tests {
         assert_eq!(render("{{ '  a \t b\n' | split }}"), "['a', 'b']");
         assert_eq!(render("{{ 'a b c' | split(' ', 1) }}"), "['a', 'b c']");
         assert_eq!(render("{{ '' | split }} {{ '' | split(',') }}"), "[] ['']");
+    }
+
+    #[test]
+    fn to_json_is_python_json_dumps() {
+        assert_eq!(
+            render("{{ {'a': 1, 'b': [1, 2], 'c': none, 'd': true} | to_json }}"),
+            r#"{"a": 1, "b": [1, 2], "c": null, "d": true}"#
+        );
+        assert_eq!(
+            render("{{ {'é': 'ü 😀'} | to_json }}"),
+            r#"{"\u00e9": "\u00fc \ud83d\ude00"}"#
+        );
+        assert_eq!(
+            render("{{ {'é': 'ü'} | to_json(ensure_ascii=false) }}"),
+            r#"{"é": "ü"}"#
+        );
+        assert_eq!(
+            render("{{ {'b': 1, 'a': 2} | to_json(sort_keys=true) }}"),
+            r#"{"a": 2, "b": 1}"#
+        );
+        assert_eq!(
+            render("{{ {'a': [1, 2], 'b': {'c': 'd'}} | to_json(indent=2) }}"),
+            "{\n  \"a\": [\n    1,\n    2\n  ],\n  \"b\": {\n    \"c\": \"d\"\n  }\n}"
+        );
+        assert_eq!(render("{{ 'a\"b\n' | to_json }}"), r#""a\"b\n""#);
+        assert_eq!(
+            failure("{{ {} | to_json(2) }}"),
+            "to_json: takes keyword arguments only"
+        );
+        assert!(failure("{{ {'a': missing} | to_json }}").starts_with("to_json: "));
+    }
+
+    #[test]
+    fn to_nice_json_indents_four_and_sorts_keys() {
+        assert_eq!(
+            render("{{ {'b': 1, 'a': {'d': [1, 2], 'c': none}} | to_nice_json }}"),
+            "{\n    \"a\": {\n        \"c\": null,\n        \"d\": [\n            1,\n            2\n        ]\n    },\n    \"b\": 1\n}"
+        );
+        assert_eq!(
+            render("{{ [] | to_nice_json }} {{ {} | to_nice_json }}"),
+            "[] {}"
+        );
+        assert_eq!(
+            render("{{ {'b': 1, 'a': 2} | to_nice_json(indent=2, sort_keys=false) }}"),
+            "{\n  \"b\": 1,\n  \"a\": 2\n}"
+        );
+    }
+
+    #[test]
+    fn from_json_parses_data() {
+        assert_eq!(
+            render(r#"{{ ('{"a": [1, 2], "b": null}' | from_json).a[1] }}"#),
+            "2"
+        );
+        assert_eq!(
+            render(r#"{{ ('{"z": 1, "a": 2}' | from_json) | list }}"#),
+            "['z', 'a']"
+        );
+        assert!(failure("{{ '{oops' | from_json }}").starts_with("from_json: invalid JSON"));
+    }
+
+    #[test]
+    fn to_yaml_uses_flow_style_for_leaf_collections() {
+        let ctx = context! { data => json(serde_json::json!(
+            {"b": [1, 2], "a": {"y": "x", "x": [{"k": 1}, {"k": 2}]}, "c": "hello world", "e": []}
+        )) };
+        assert_eq!(
+            render_in("{{ data | to_yaml }}", ctx.clone()),
+            "a:\n  x:\n  - {k: 1}\n  - {k: 2}\n  \"y\": x\nb: [1, 2]\nc: hello world\ne: []\n"
+        );
+        assert_eq!(
+            render_in("{{ data | to_nice_yaml }}", ctx.clone()),
+            "a:\n    x:\n    - k: 1\n    - k: 2\n    \"y\": x\nb:\n- 1\n- 2\nc: hello world\ne: []\n"
+        );
+        assert_eq!(
+            render_in(
+                "{{ data | to_nice_yaml(indent=2, sort_keys=false) }}",
+                ctx.clone()
+            ),
+            "b:\n- 1\n- 2\na:\n  \"y\": x\n  x:\n  - k: 1\n  - k: 2\nc: hello world\ne: []\n"
+        );
+        // Whatever the layout, the text reads back as the same data.
+        assert_eq!(
+            render_in(
+                "{{ (data | to_nice_yaml | from_yaml) == data }}",
+                ctx.clone()
+            ),
+            "True"
+        );
+        assert_eq!(
+            render_in("{{ (data | to_yaml | from_yaml) == data }}", ctx),
+            "True"
+        );
+    }
+
+    #[test]
+    fn to_yaml_quotes_strings_that_would_read_back_as_other_types() {
+        assert_eq!(
+            render("{{ {'a': 'yes', 'b': '123', 'c': 'multi\nline'} | to_nice_yaml | from_yaml }}"),
+            "{'a': 'yes', 'b': '123', 'c': 'multi\\nline'}"
+        );
+        assert_eq!(render("{{ [] | to_yaml }}"), "[]\n");
+        assert!(
+            failure("{{ {'a': 1} | to_yaml(default_flow_style=true) }}")
+                .contains("default_flow_style")
+        );
+        assert!(failure("{{ {'a': 1} | to_nice_yaml(indent=0) }}").contains("indent"));
+    }
+
+    #[test]
+    fn from_yaml_reads_yaml_like_playbooks() {
+        assert_eq!(
+            render(
+                "{% set d = 'a: yes\nb: [1, 2]\nmode: 0644\nn: ~' | from_yaml %}{{ d.a }} {{ d.b[1] }} {{ d.mode }} {{ d.n }}"
+            ),
+            "True 2 420 None"
+        );
+        assert_eq!(render("{{ none | from_yaml }}"), "None");
+        assert_eq!(render("{{ ('' | from_yaml) is none }}"), "True");
+        assert!(failure("{{ 'a: [1' | from_yaml }}").starts_with("from_yaml: "));
     }
 
     #[test]

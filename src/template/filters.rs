@@ -14,13 +14,18 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::io;
 
+use base64::Engine as _;
+use base64ct::Encoding as _;
 use indexmap::IndexMap;
+use md5::Md5;
 use minijinja::value::{Rest, Serde, Tuple, ValueKind, ValueOrKwargs};
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 use regex::{Captures, Regex, RegexBuilder};
 use serde::Serialize;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
 use serde_json::ser::{Formatter, PrettyFormatter};
+use sha1::Sha1;
+use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 
 use crate::diagnostic::Source;
 use crate::yaml::{self, Node};
@@ -50,6 +55,15 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("to_yaml", to_yaml);
     env.add_filter("to_nice_yaml", to_nice_yaml);
     env.add_filter("from_yaml", from_yaml);
+
+    // Encodings and digests.
+    env.add_filter("b64encode", b64encode);
+    env.add_filter("b64decode", b64decode);
+    env.add_filter("hash", hash);
+    env.add_filter("checksum", checksum);
+    env.add_filter("sha1", sha1);
+    env.add_filter("md5", md5);
+    env.add_filter("password_hash", password_hash);
 
     // Tests.
     env.add_test("match", is_match);
@@ -1385,6 +1399,244 @@ fn node_value(node: &Node) -> Value {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Encodings and digests
+// ---------------------------------------------------------------------------------------------
+
+/// Python's normalized codec name for the encodings Ansible users pass.
+fn codec(name: &str, encoding: &str) -> Result<&'static str, Error> {
+    match encoding.to_ascii_lowercase().replace('_', "-").as_str() {
+        "utf-8" | "utf8" => Ok("utf-8"),
+        "utf-16-le" | "utf-16le" | "utf16le" => Ok("utf-16-le"),
+        "utf-16-be" | "utf-16be" | "utf16be" => Ok("utf-16-be"),
+        "ascii" | "us-ascii" => Ok("ascii"),
+        "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" => Ok("latin-1"),
+        _ => Err(fail(name, format!("unsupported encoding `{encoding}`"))),
+    }
+}
+
+/// Encodes text to bytes in one of the [`codec`] encodings.
+fn encode_text(name: &str, s: &str, encoding: &str) -> Result<Vec<u8>, Error> {
+    let unencodable = || fail(name, format!("the text cannot be encoded as {encoding}"));
+    match codec(name, encoding)? {
+        "utf-16-le" => Ok(s.encode_utf16().flat_map(u16::to_le_bytes).collect()),
+        "utf-16-be" => Ok(s.encode_utf16().flat_map(u16::to_be_bytes).collect()),
+        "ascii" if s.is_ascii() => Ok(s.as_bytes().to_vec()),
+        "ascii" => Err(unencodable()),
+        "latin-1" => s
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).map_err(|_| unencodable()))
+            .collect(),
+        _ => Ok(s.as_bytes().to_vec()),
+    }
+}
+
+/// Decodes bytes as text in one of the [`codec`] encodings.
+fn decode_text(name: &str, bytes: &[u8], encoding: &str) -> Result<String, Error> {
+    let undecodable = || fail(name, format!("the decoded bytes are not valid {encoding}"));
+    let utf16 = |to_unit: fn([u8; 2]) -> u16| {
+        if !bytes.len().is_multiple_of(2) {
+            return Err(undecodable());
+        }
+        let units: Vec<u16> = bytes
+            .chunks_exact(2)
+            .map(|pair| to_unit([pair[0], pair[1]]))
+            .collect();
+        String::from_utf16(&units).map_err(|_| undecodable())
+    };
+    match codec(name, encoding)? {
+        "utf-16-le" => utf16(u16::from_le_bytes),
+        "utf-16-be" => utf16(u16::from_be_bytes),
+        "ascii" if bytes.is_ascii() => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
+        "ascii" => Err(undecodable()),
+        "latin-1" => Ok(bytes.iter().map(|b| char::from(*b)).collect()),
+        _ => String::from_utf8(bytes.to_vec()).map_err(|_| undecodable()),
+    }
+}
+
+/// `b64encode(encoding='utf-8', urlsafe=False)`: Base64 of the text's bytes (`utf-16-le` for
+/// PowerShell's `-EncodedCommand`).
+fn b64encode(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    const NAME: &str = "b64encode";
+    let args = Args::bind(NAME, rest, &["encoding", "urlsafe"])?;
+    let source = text(state, NAME, value)?;
+    let bytes = encode_text(NAME, &source, args.string(0)?.unwrap_or("utf-8"))?;
+    Ok(if args.flag(1, false) {
+        base64::engine::general_purpose::URL_SAFE.encode(bytes)
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    })
+}
+
+/// `b64decode(encoding='utf-8', urlsafe=False)`: Python's lenient `base64.b64decode`
+/// (characters outside the alphabet, such as line breaks, are skipped; padding is required).
+fn b64decode(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    const NAME: &str = "b64decode";
+    let args = Args::bind(NAME, rest, &["encoding", "urlsafe"])?;
+    let source = text(state, NAME, value)?;
+    let urlsafe = args.flag(1, false);
+    let cleaned: String = source
+        .chars()
+        .map(|c| match c {
+            '-' if urlsafe => '+',
+            '_' if urlsafe => '/',
+            _ => c,
+        })
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+        .collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+    );
+    let bytes = engine
+        .decode(cleaned)
+        .map_err(|e| fail(NAME, format!("invalid base64: {e}")))?;
+    decode_text(NAME, &bytes, args.string(0)?.unwrap_or("utf-8"))
+}
+
+/// The hex digest of `bytes` with one of the algorithms Ansible users ask `hash` for.
+fn hex_digest(name: &str, algorithm: &str, bytes: &[u8]) -> Result<String, Error> {
+    Ok(match algorithm.to_ascii_lowercase().as_str() {
+        "md5" => hex::encode(Md5::digest(bytes)),
+        "sha1" => hex::encode(Sha1::digest(bytes)),
+        "sha224" => hex::encode(Sha224::digest(bytes)),
+        "sha256" => hex::encode(Sha256::digest(bytes)),
+        "sha384" => hex::encode(Sha384::digest(bytes)),
+        "sha512" => hex::encode(Sha512::digest(bytes)),
+        other => {
+            return Err(fail(
+                name,
+                format!(
+                    "unsupported hash type `{other}` (md5, sha1, sha224, sha256, sha384, sha512)"
+                ),
+            ));
+        }
+    })
+}
+
+/// `hash(hashtype='sha1')`: the hex digest of the text's UTF-8 bytes.
+fn hash(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    const NAME: &str = "hash";
+    let args = Args::bind(NAME, rest, &["hashtype"])?;
+    let source = text(state, NAME, value)?;
+    hex_digest(NAME, args.string(0)?.unwrap_or("sha1"), source.as_bytes())
+}
+
+/// `checksum`: the SHA-1 hex digest, the checksum Ansible uses for files.
+fn checksum(state: &State, value: &Value) -> Result<String, Error> {
+    hex_digest(
+        "checksum",
+        "sha1",
+        text(state, "checksum", value)?.as_bytes(),
+    )
+}
+
+/// `sha1`: the SHA-1 hex digest of the text.
+fn sha1(state: &State, value: &Value) -> Result<String, Error> {
+    hex_digest("sha1", "sha1", text(state, "sha1", value)?.as_bytes())
+}
+
+/// `md5`: the MD5 hex digest of the text.
+fn md5(state: &State, value: &Value) -> Result<String, Error> {
+    hex_digest("md5", "md5", text(state, "md5", value)?.as_bytes())
+}
+
+/// The characters of a crypt(3) salt.
+const SALT_CHARS: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The byte order in which SHA-256-crypt encodes its digest (step 22 of Drepper's
+/// SHA-crypt specification; the `sha-crypt` crate keeps its copy private).
+const SHA256_ORDER: [usize; 32] = [
+    20, 10, 0, 11, 1, 21, 2, 22, 12, 23, 13, 3, 14, 4, 24, 5, 25, 15, 26, 16, 6, 17, 7, 27, 8, 28,
+    18, 29, 19, 9, 30, 31,
+];
+
+/// The byte order in which SHA-512-crypt encodes its digest (see [`SHA256_ORDER`]).
+const SHA512_ORDER: [usize; 64] = [
+    42, 21, 0, 1, 43, 22, 23, 2, 44, 45, 24, 3, 4, 46, 25, 26, 5, 47, 48, 27, 6, 7, 49, 28, 29, 8,
+    50, 51, 30, 9, 10, 52, 31, 32, 11, 53, 54, 33, 12, 13, 55, 34, 35, 14, 56, 57, 36, 15, 16, 58,
+    37, 38, 17, 59, 60, 39, 18, 19, 61, 40, 41, 20, 62, 63,
+];
+
+/// A random crypt(3) salt of `size` characters, as Ansible draws one when none is given.
+fn random_salt(name: &str, size: usize) -> Result<String, Error> {
+    let mut bytes = vec![0u8; size];
+    getrandom::fill(&mut bytes).map_err(|e| fail(name, format!("no random salt: {e}")))?;
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(SALT_CHARS[usize::from(b & 63)]))
+        .collect())
+}
+
+/// `password_hash(hashtype='sha512', salt=None, salt_size=None, rounds=None)`: a crypt(3)
+/// `$6$` (or `$5$` for `sha256`) hash for `/etc/shadow`, deterministic for a given salt. Like
+/// Ansible, 5000 rounds are the default and then left out of the string.
+fn password_hash(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    const NAME: &str = "password_hash";
+    let args = Args::bind(
+        NAME,
+        rest,
+        &["hashtype", "salt", "salt_size", "rounds", "ident"],
+    )?;
+    let password = text(state, NAME, value)?;
+    let sha512 = match args.string(0)?.unwrap_or("sha512") {
+        "sha512" | "sha512_crypt" => true,
+        "sha256" | "sha256_crypt" => false,
+        other => {
+            return Err(fail(
+                NAME,
+                format!("unsupported hash type `{other}` (only sha512 and sha256 crypt)"),
+            ));
+        }
+    };
+    if args.get(4).is_some() {
+        return Err(fail(NAME, "`ident` applies to bcrypt only"));
+    }
+    let salt = match args.string(1)? {
+        Some(salt) if !salt.is_empty() => salt.to_string(),
+        _ => {
+            let size = args.int(2)?.unwrap_or(16);
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|n| (1..=16).contains(n))
+                .ok_or_else(|| fail(NAME, "`salt_size` must be between 1 and 16"))?;
+            random_salt(NAME, size)?
+        }
+    };
+    if salt.len() > 16 {
+        return Err(fail(NAME, "salt too large (at most 16 characters)"));
+    }
+    if !salt.bytes().all(|b| SALT_CHARS.contains(&b)) {
+        return Err(fail(
+            NAME,
+            "invalid characters in salt (allowed: a-z A-Z 0-9 . /)",
+        ));
+    }
+    let rounds = args.int(3)?.unwrap_or(5000);
+    let params = u32::try_from(rounds)
+        .ok()
+        .and_then(|r| sha_crypt::Params::new(r).ok())
+        .ok_or_else(|| fail(NAME, "`rounds` must be between 1000 and 999999999"))?;
+    let rounds_field = if rounds == 5000 {
+        String::new()
+    } else {
+        format!("rounds={rounds}$")
+    };
+    let encoded = if sha512 {
+        let raw = sha_crypt::sha512_crypt(password.as_bytes(), salt.as_bytes(), params);
+        let ordered: Vec<u8> = SHA512_ORDER.iter().map(|&i| raw[i]).collect();
+        base64ct::Base64ShaCrypt::encode_string(&ordered)
+    } else {
+        let raw = sha_crypt::sha256_crypt(password.as_bytes(), salt.as_bytes(), params);
+        let ordered: Vec<u8> = SHA256_ORDER.iter().map(|&i| raw[i]).collect();
+        base64ct::Base64ShaCrypt::encode_string(&ordered)
+    };
+    let id = if sha512 { 6 } else { 5 };
+    Ok(format!("${id}${rounds_field}{salt}${encoded}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1855,6 +2107,127 @@ mod tests {
         assert_eq!(render("{{ none | from_yaml }}"), "None");
         assert_eq!(render("{{ ('' | from_yaml) is none }}"), "True");
         assert!(failure("{{ 'a: [1' | from_yaml }}").starts_with("from_yaml: "));
+    }
+
+    #[test]
+    fn base64_round_trips_utf8_and_utf16() {
+        assert_eq!(
+            render("{{ 'Ansible - くらとみ' | b64encode }}"),
+            "QW5zaWJsZSAtIOOBj+OCieOBqOOBvw=="
+        );
+        assert_eq!(
+            render("{{ 'QW5zaWJsZSAtIOOBj+OCieOBqOOBvw==' | b64decode }}"),
+            "Ansible - くらとみ"
+        );
+        assert_eq!(
+            render("{{ 'Hi' | b64encode(encoding='utf-16-le') }}"),
+            "SABpAA=="
+        );
+        assert_eq!(
+            render("{{ 'SABpAA==' | b64decode(encoding='utf-16-le') }}"),
+            "Hi"
+        );
+        assert_eq!(render("{{ 'aGVs\nbG8=' | b64decode }}"), "hello");
+        assert_eq!(render("{{ '???>' | b64encode(urlsafe=true) }}"), "Pz8_Pg==");
+        assert_eq!(render("{{ 'Pz8_Pg==' | b64decode(urlsafe=true) }}"), "???>");
+        assert!(failure("{{ 'YQ' | b64decode }}").starts_with("b64decode: invalid base64"));
+        assert!(failure("{{ '/w==' | b64decode }}").contains("not valid utf-8"));
+        assert!(
+            failure("{{ 'x' | b64encode(encoding='ebcdic') }}").contains("unsupported encoding")
+        );
+    }
+
+    #[test]
+    fn hashes_are_hex_digests_of_utf8() {
+        assert_eq!(
+            render("{{ 'test1' | hash('sha1') }}"),
+            "b444ac06613fc8d63795be9ad0beaf55011936ac"
+        );
+        assert_eq!(
+            render("{{ 'test1' | hash }}"),
+            "b444ac06613fc8d63795be9ad0beaf55011936ac"
+        );
+        assert_eq!(
+            render("{{ 'test1' | hash('md5') }}"),
+            "5a105e8b9d40e1329780d62ea2265d8a"
+        );
+        assert_eq!(
+            render("{{ 'test1' | hash('sha256') }}"),
+            "1b4f0e9851971998e732078544c96b36c3d01cedf7caa332359d6f1d83567014"
+        );
+        assert_eq!(
+            render("{{ 'test1' | hash('sha512') }}"),
+            "b16ed7d24b3ecbd4164dcdad374e08c0ab7518aa07f9d3683f34c2b3c67a15830268cb4a56c1ff6f54c8e54a795f5b87c08668b51f82d0093f7baee7d2981181"
+        );
+        assert_eq!(
+            render("{{ 'test1' | checksum }}"),
+            "b444ac06613fc8d63795be9ad0beaf55011936ac"
+        );
+        assert_eq!(
+            render("{{ 'test1' | sha1 }}"),
+            "b444ac06613fc8d63795be9ad0beaf55011936ac"
+        );
+        assert_eq!(
+            render("{{ 'test1' | md5 }}"),
+            "5a105e8b9d40e1329780d62ea2265d8a"
+        );
+        assert!(
+            failure("{{ 'x' | hash('whirlpool') }}").starts_with("hash: unsupported hash type")
+        );
+    }
+
+    #[test]
+    fn password_hash_matches_crypt3() {
+        // Expected values from Python's crypt.crypt (glibc).
+        assert_eq!(
+            render("{{ 'secret' | password_hash('sha512', 'mysalt') }}"),
+            "$6$mysalt$UX6P1VKOf6dr0s2pg4pLNvIUB6hLXvP6M5f/Yj9hJgMPdAJ4oArvk5YUD9/XWtk1JOpVwt/JTsczMJr8sFVML1"
+        );
+        assert_eq!(
+            render("{{ '' | password_hash(salt='abc') }}"),
+            "$6$abc$mJP3a6FyA8uCnzRtlnNypPwjnvpi5TP9qOrInzrfDmwxUQG38PkpCPdqfTb8JQfAngapMxeim4AZ..hSdRRzD."
+        );
+        assert_eq!(
+            render("{{ 'secret' | password_hash('sha256', 'mysalt', rounds=10000) }}"),
+            "$5$rounds=10000$mysalt$RK8oV3aZ0mdR6FVKOsrBjdx9qLpoXF151qNsu.uoLzD"
+        );
+        assert_eq!(
+            render(
+                "{{ 'secret' | password_hash('sha512_crypt', 'saltsaltsaltsalt', rounds=1000) }}"
+            ),
+            "$6$rounds=1000$saltsaltsaltsalt$cv7no.30n.S75jcCNBQv6o7WVXQ5AaB1EpIeSKwsNupcnQDQ0DsukcAPRNjPumwKIBg2JK5ii9uw5enNnnA4N/"
+        );
+        // 5000 rounds is the default and, as with Ansible, left out of the string.
+        assert_eq!(
+            render("{{ 'secret' | password_hash('sha512', 'mysalt', rounds=5000) }}"),
+            render("{{ 'secret' | password_hash('sha512', 'mysalt') }}")
+        );
+    }
+
+    #[test]
+    fn password_hash_draws_a_salt_and_checks_arguments() {
+        let first = render("{{ 'secret' | password_hash }}");
+        let second = render("{{ 'secret' | password_hash }}");
+        assert!(
+            first.starts_with("$6$") && first.len() == 3 + 16 + 1 + 86,
+            "{first}"
+        );
+        assert_ne!(first, second);
+        assert_eq!(
+            render("{{ ('x' | password_hash('sha256', salt_size=8) | split('$'))[2] | length }}"),
+            "8"
+        );
+        assert!(
+            failure("{{ 'x' | password_hash('sha512', 'bad salt') }}")
+                .contains("invalid characters in salt")
+        );
+        assert!(
+            failure("{{ 'x' | password_hash('sha512', 'a' * 17) }}").contains("salt too large")
+        );
+        assert!(
+            failure("{{ 'x' | password_hash('sha512', 'abc', rounds=10) }}").contains("rounds")
+        );
+        assert!(failure("{{ 'x' | password_hash('blowfish') }}").contains("unsupported hash type"));
     }
 
     #[test]

@@ -65,6 +65,28 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("md5", md5);
     env.add_filter("password_hash", password_hash);
 
+    // Paths (control-node string operations, POSIX rules).
+    env.add_filter("basename", basename);
+    env.add_filter("dirname", dirname);
+    env.add_filter("splitext", splitext);
+
+    // Collections.
+    env.add_filter("combine", combine);
+    env.add_filter("dict2items", dict2items);
+    env.add_filter("items2dict", items2dict);
+    env.add_filter("flatten", flatten);
+    env.add_filter("zip_longest", zip_longest);
+    env.add_filter("product", product);
+    env.add_filter("extract", extract);
+    env.add_filter("union", union);
+    env.add_filter("intersect", intersect);
+    env.add_filter("difference", difference);
+    env.add_filter("symmetric_difference", symmetric_difference);
+
+    // Strings.
+    env.add_filter("quote", quote);
+    env.add_filter("center", center);
+
     // Tests.
     env.add_test("match", is_match);
     env.add_test("search", is_search);
@@ -105,6 +127,19 @@ fn text<'a>(state: &State, name: &str, value: &'a Value) -> Result<Cow<'a, str>,
         None if value.is_undefined() => Cow::Borrowed(""),
         None => Cow::Owned(value.to_string()),
     })
+}
+
+/// Whether Ansible's `flatten` and `combine` treat the value as a list.
+fn is_list(value: &Value) -> bool {
+    matches!(value.kind(), ValueKind::Seq | ValueKind::Iterable)
+}
+
+/// The items of a list (or the keys of a mapping, the characters of a string), as Python iterates.
+fn items(name: &str, value: &Value) -> Result<Vec<Value>, Error> {
+    value
+        .try_iter()
+        .map(Iterator::collect)
+        .map_err(|_| fail(name, format!("expected a list, got {}", value.kind())))
 }
 
 /// The key/value pairs of a mapping, in its order.
@@ -1637,6 +1672,437 @@ fn password_hash(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Res
     Ok(format!("${id}${rounds_field}{salt}${encoded}"))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Paths (POSIX rules of Python's os.path)
+// ---------------------------------------------------------------------------------------------
+
+/// `basename`: the part after the last `/` (`'/etc/'` gives `''`), like `os.path.basename`.
+fn basename(state: &State, value: &Value) -> Result<String, Error> {
+    let path = text(state, "basename", value)?;
+    Ok(path.rsplit('/').next().unwrap_or_default().to_string())
+}
+
+/// `dirname`: the part before the last `/`, trailing slashes dropped, like `os.path.dirname`.
+fn dirname(state: &State, value: &Value) -> Result<String, Error> {
+    let path = text(state, "dirname", value)?;
+    let cut = path.rfind('/').map_or(0, |i| i + 1);
+    let head = path.get(..cut).unwrap_or_default();
+    Ok(if head.bytes().any(|b| b != b'/') {
+        head.trim_end_matches('/').to_string()
+    } else {
+        head.to_string()
+    })
+}
+
+/// `splitext`: `(root, extension)` like `os.path.splitext` (a leading dot is no extension).
+fn splitext(state: &State, value: &Value) -> Result<Value, Error> {
+    let path = text(state, "splitext", value)?;
+    let sep = path.rfind('/');
+    if let Some(dot) = path.rfind('.')
+        && sep.is_none_or(|s| dot > s)
+    {
+        let name_start = sep.map_or(0, |s| s + 1);
+        let before_dot = path.get(name_start..dot).unwrap_or_default();
+        if before_dot.bytes().any(|b| b != b'.') {
+            let root = path.get(..dot).unwrap_or_default();
+            let ext = path.get(dot..).unwrap_or_default();
+            return Ok(Value::from((root, ext)));
+        }
+    }
+    Ok(Value::from((path.as_ref(), "")))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Collections
+// ---------------------------------------------------------------------------------------------
+
+/// The `list_merge` strategies of `combine`.
+const LIST_MERGES: [&str; 6] = [
+    "replace",
+    "keep",
+    "append",
+    "prepend",
+    "append_rp",
+    "prepend_rp",
+];
+
+/// Ansible's `merge_hash`: `high` wins over `low`; nested dicts merge when `recursive`, lists
+/// per `list_merge`.
+fn merge(
+    mut low: IndexMap<Value, Value>,
+    high: IndexMap<Value, Value>,
+    recursive: bool,
+    list_merge: &str,
+) -> Result<IndexMap<Value, Value>, Error> {
+    for (key, high_value) in high {
+        let merged = match low.get(&key) {
+            Some(low_value)
+                if recursive
+                    && low_value.kind() == ValueKind::Map
+                    && high_value.kind() == ValueKind::Map =>
+            {
+                let inner = merge(
+                    entries("combine", low_value)?,
+                    entries("combine", &high_value)?,
+                    recursive,
+                    list_merge,
+                )?;
+                Value::from_pairs(inner)
+            }
+            Some(low_value) if is_list(low_value) && is_list(&high_value) => {
+                let low_items = items("combine", low_value)?;
+                let high_items = items("combine", &high_value)?;
+                let kept = |from: &[Value]| -> Vec<Value> {
+                    from.iter()
+                        .filter(|v| !high_items.contains(v))
+                        .cloned()
+                        .collect()
+                };
+                Value::from(match list_merge {
+                    "keep" => low_items,
+                    "append" => [low_items, high_items].concat(),
+                    "prepend" => [high_items, low_items].concat(),
+                    "append_rp" => [kept(&low_items), high_items.clone()].concat(),
+                    "prepend_rp" => [high_items.clone(), kept(&low_items)].concat(),
+                    _ => high_items,
+                })
+            }
+            _ => high_value,
+        };
+        low.insert(key, merged);
+    }
+    Ok(low)
+}
+
+/// Whether Ansible's `flatten` drops an item as null.
+fn is_null(value: &Value) -> bool {
+    value.is_none() || matches!(value.as_str(), Some("None" | "null"))
+}
+
+/// `combine(*dicts, recursive=False, list_merge='replace')`: merges dicts (or lists of dicts)
+/// left to right, the later winning.
+fn combine(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "combine";
+    let mut positional = rest.into_values();
+    let kwargs = if positional.last().is_some_and(Value::is_kwargs) {
+        positional.pop()
+    } else {
+        None
+    };
+    let mut recursive = false;
+    let mut list_merge = "replace".to_string();
+    if let Some(kwargs) = kwargs {
+        for key in kwargs.try_iter()? {
+            let arg = kwargs.get_item(&key)?;
+            match key.as_str() {
+                Some("recursive") => recursive = arg.is_true(),
+                Some("list_merge") => list_merge = arg.to_string(),
+                _ => {
+                    return Err(fail(
+                        NAME,
+                        "'recursive' and 'list_merge' are the only valid keyword arguments",
+                    ));
+                }
+            }
+        }
+    }
+    if !LIST_MERGES.contains(&list_merge.as_str()) {
+        return Err(fail(
+            NAME,
+            format!("'list_merge' must be one of {}", LIST_MERGES.join(", ")),
+        ));
+    }
+    let mut dicts = Vec::new();
+    for term in std::iter::once(value.clone()).chain(positional) {
+        if is_list(&term) {
+            dicts.extend(items(NAME, &term)?.into_iter().filter(|v| !is_null(v)));
+        } else if !is_null(&term) {
+            dicts.push(term);
+        }
+    }
+    let mut merged = IndexMap::new();
+    for dict in &dicts {
+        if dict.kind() != ValueKind::Map {
+            return Err(fail(
+                NAME,
+                format!(
+                    "failed to combine variables, expected dicts but got {}",
+                    dict.kind()
+                ),
+            ));
+        }
+        merged = merge(merged, entries(NAME, dict)?, recursive, &list_merge)?;
+    }
+    Ok(Value::from_pairs(merged))
+}
+
+/// `dict2items(key_name='key', value_name='value')`: a dict as a list of key/value dicts,
+/// for looping.
+fn dict2items(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "dict2items";
+    let args = Args::bind(NAME, rest, &["key_name", "value_name"])?;
+    let key_name = args.string(0)?.unwrap_or("key");
+    let value_name = args.string(1)?.unwrap_or("value");
+    if value.kind() != ValueKind::Map {
+        return Err(fail(
+            NAME,
+            format!(
+                "dict2items requires a dictionary, got {} instead",
+                value.kind()
+            ),
+        ));
+    }
+    let list: Vec<Value> = entries(NAME, value)?
+        .into_iter()
+        .map(|(k, v)| Value::from_pairs([(key_name, k), (value_name, v)]))
+        .collect();
+    Ok(Value::from(list))
+}
+
+/// `items2dict(key_name='key', value_name='value')`: the reverse of `dict2items`.
+fn items2dict(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "items2dict";
+    let args = Args::bind(NAME, rest, &["key_name", "value_name"])?;
+    let key_name = Value::from(args.string(0)?.unwrap_or("key"));
+    let value_name = Value::from(args.string(1)?.unwrap_or("value"));
+    if !is_list(value) {
+        return Err(fail(
+            NAME,
+            format!("items2dict requires a list, got {} instead", value.kind()),
+        ));
+    }
+    let mut map = IndexMap::new();
+    for item in items(NAME, value)? {
+        if item.kind() != ValueKind::Map {
+            return Err(fail(
+                NAME,
+                format!(
+                    "items2dict requires a list of dictionaries, got a {}",
+                    item.kind()
+                ),
+            ));
+        }
+        let (k, v) = (item.get_item(&key_name)?, item.get_item(&value_name)?);
+        if k.is_undefined() || v.is_undefined() {
+            return Err(fail(
+                NAME,
+                format!("each dictionary must contain the keys '{key_name}' and '{value_name}'"),
+            ));
+        }
+        map.insert(k, v);
+    }
+    Ok(Value::from_pairs(map))
+}
+
+/// Ansible's `flatten` into `out`.
+fn flatten_into(
+    out: &mut Vec<Value>,
+    list: &Value,
+    levels: Option<i64>,
+    skip_nulls: bool,
+) -> Result<(), Error> {
+    for item in items("flatten", list)? {
+        if skip_nulls && is_null(&item) {
+            continue;
+        }
+        match levels {
+            _ if !is_list(&item) => out.push(item),
+            None => flatten_into(out, &item, None, skip_nulls)?,
+            Some(n) if n >= 1 => flatten_into(out, &item, Some(n - 1), skip_nulls)?,
+            Some(_) => out.push(item),
+        }
+    }
+    Ok(())
+}
+
+/// `flatten(levels=None, skip_nulls=True)`: nested lists into one list, nulls dropped.
+fn flatten(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = Args::bind("flatten", rest, &["levels", "skip_nulls"])?;
+    check_defined(state, "flatten", value)?;
+    let mut out = Vec::new();
+    flatten_into(&mut out, value, args.int(0)?, args.flag(1, true))?;
+    Ok(Value::from(out))
+}
+
+/// `zip_longest(*lists, fillvalue=None)`: like `zip`, padded to the longest list.
+fn zip_longest(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "zip_longest";
+    let mut positional = rest.into_values();
+    let mut fill = Value::from(());
+    if let Some(kwargs) = positional.pop_if(|v| v.is_kwargs()) {
+        for key in kwargs.try_iter()? {
+            match key.as_str() {
+                Some("fillvalue") => fill = kwargs.get_item(&key)?,
+                _ => return Err(fail(NAME, format!("unexpected keyword argument `{key}`"))),
+            }
+        }
+    }
+    let lists = std::iter::once(value)
+        .chain(positional.iter())
+        .map(|v| items(NAME, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    let rows: Vec<Value> = (0..longest)
+        .map(|i| {
+            let row: Vec<Value> = lists
+                .iter()
+                .map(|list| list.get(i).cloned().unwrap_or_else(|| fill.clone()))
+                .collect();
+            Value::from(Tuple::from(row))
+        })
+        .collect();
+    Ok(Value::from(rows))
+}
+
+/// The most combinations `product` builds, so a template cannot exhaust memory.
+const MAX_PRODUCT: usize = 1_000_000;
+
+/// `product(*lists, repeat=1)`: the cartesian product, like `itertools.product`.
+fn product(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const NAME: &str = "product";
+    let mut positional = rest.into_values();
+    let mut repeat = 1usize;
+    if let Some(kwargs) = positional.pop_if(|v| v.is_kwargs()) {
+        for key in kwargs.try_iter()? {
+            let arg = kwargs.get_item(&key)?;
+            match (key.as_str(), arg.as_usize()) {
+                (Some("repeat"), Some(n)) => repeat = n,
+                _ => return Err(fail(NAME, format!("unexpected keyword argument `{key}`"))),
+            }
+        }
+    }
+    let lists = std::iter::once(value)
+        .chain(positional.iter())
+        .map(|v| items(NAME, v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut pools = Vec::new();
+    for _ in 0..repeat {
+        pools.extend(lists.iter().cloned());
+    }
+    let total = pools
+        .iter()
+        .try_fold(1usize, |acc, pool| acc.checked_mul(pool.len()))
+        .filter(|n| *n <= MAX_PRODUCT)
+        .ok_or_else(|| fail(NAME, format!("more than {MAX_PRODUCT} combinations")))?;
+    let mut rows: Vec<Vec<Value>> = vec![Vec::new()];
+    for pool in &pools {
+        let mut next = Vec::with_capacity(total);
+        for row in &rows {
+            for item in pool {
+                let mut longer = row.clone();
+                longer.push(item.clone());
+                next.push(longer);
+            }
+        }
+        rows = next;
+    }
+    Ok(Value::from(
+        rows.into_iter()
+            .map(|r| Value::from(Tuple::from(r)))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// `extract(container, morekeys=None)`: `container[item]` (then `[key]` for each of
+/// `morekeys`), as in `groups['db'] | map('extract', hostvars, 'ansible_host')`.
+fn extract(item: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    let args = Args::bind("extract", rest, &["container", "morekeys"])?;
+    let mut current = args.required(0)?.clone();
+    let mut keys = vec![item.clone()];
+    match args.get(1) {
+        Some(more) if is_list(more) => keys.extend(items("extract", more)?),
+        Some(more) => keys.push(more.clone()),
+        None => {}
+    }
+    for key in keys {
+        if current.is_undefined() {
+            break;
+        }
+        current = current.get_item(&key)?;
+    }
+    Ok(current)
+}
+
+/// Jinja2's `unique` (case-insensitive, first kept), which Ansible's set filters end with.
+fn unique_of(state: &mut State, list: Vec<Value>) -> Result<Value, Error> {
+    state.apply_filter("unique", &[Value::from(list)])
+}
+
+/// `union(other)`: the items of both lists, each once.
+fn union(state: &mut State, value: &Value, other: &Value) -> Result<Value, Error> {
+    let mut all = items("union", value)?;
+    all.extend(items("union", other)?);
+    unique_of(state, all)
+}
+
+/// The items of `value` that are (or are not) in `other`, in order.
+fn filter_by(
+    name: &str,
+    value: &Value,
+    other: &Value,
+    keep_if_in: bool,
+) -> Result<Vec<Value>, Error> {
+    let others = items(name, other)?;
+    Ok(items(name, value)?
+        .into_iter()
+        .filter(|v| others.contains(v) == keep_if_in)
+        .collect())
+}
+
+/// `intersect(other)`: the items of the list also in `other`.
+fn intersect(state: &mut State, value: &Value, other: &Value) -> Result<Value, Error> {
+    let common = filter_by("intersect", value, other, true)?;
+    unique_of(state, common)
+}
+
+/// `difference(other)`: the items of the list not in `other`.
+fn difference(state: &mut State, value: &Value, other: &Value) -> Result<Value, Error> {
+    let only = filter_by("difference", value, other, false)?;
+    unique_of(state, only)
+}
+
+/// `symmetric_difference(other)`: the items in exactly one of the two lists.
+fn symmetric_difference(state: &mut State, value: &Value, other: &Value) -> Result<Value, Error> {
+    let common = items("symmetric_difference", &intersect(state, value, other)?)?;
+    let all = items("symmetric_difference", &union(state, value, other)?)?;
+    Ok(Value::from(
+        all.into_iter()
+            .filter(|v| !common.contains(v))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strings
+// ---------------------------------------------------------------------------------------------
+
+/// `quote`: POSIX shell single quoting (`none` quotes as `''`), through the same quoting the
+/// transport uses for every remote command.
+fn quote(state: &State, value: &Value) -> Result<String, Error> {
+    if value.is_none() {
+        return Ok(crate::transport::shell::quote(""));
+    }
+    Ok(crate::transport::shell::quote(&text(
+        state, "quote", value,
+    )?))
+}
+
+/// `center(width=80)`: Python's `str.center`, padded with spaces.
+fn center(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<String, Error> {
+    let args = Args::bind("center", rest, &["width"])?;
+    let width = args.int(0)?.unwrap_or(80);
+    let s = text(state, "center", value)?;
+    let len = i64::try_from(s.chars().count()).unwrap_or(i64::MAX);
+    if width <= len {
+        return Ok(s.into_owned());
+    }
+    let pad = width - len;
+    // CPython puts the odd space on the left when both pad and width are odd.
+    let left = pad / 2 + (pad & width & 1);
+    let spaces = |n: i64| " ".repeat(usize::try_from(n).unwrap_or(0));
+    Ok(format!("{}{s}{}", spaces(left), spaces(pad - left)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2138,6 +2604,188 @@ mod tests {
     }
 
     #[test]
+    fn path_filters_follow_posix_os_path() {
+        assert_eq!(render("{{ '/etc/asdf/foo.txt' | basename }}"), "foo.txt");
+        assert_eq!(render("{{ '/etc/asdf/foo.txt' | dirname }}"), "/etc/asdf");
+        assert_eq!(
+            render("[{{ '/etc/' | basename }}] {{ '/etc/' | dirname }}"),
+            "[] /etc"
+        );
+        assert_eq!(
+            render("{{ '/' | dirname }} [{{ 'foo' | dirname }}] {{ '//a' | dirname }}"),
+            "/ [] //"
+        );
+        assert_eq!(
+            render("{{ '/etc/my.cnf' | splitext }}"),
+            "('/etc/my', '.cnf')"
+        );
+        assert_eq!(render("{{ ('a.tar.gz' | splitext)[1] }}"), ".gz");
+        assert_eq!(render("{{ '.bashrc' | splitext }}"), "('.bashrc', '')");
+        assert_eq!(
+            render("{{ '/a.b/c' | splitext }} {{ '..x' | splitext }}"),
+            "('/a.b/c', '') ('..x', '')"
+        );
+    }
+
+    #[test]
+    fn combine_merges_dicts_later_wins() {
+        assert_eq!(
+            render("{{ {'a': 1} | combine({'b': 2}) | to_json }}"),
+            r#"{"a": 1, "b": 2}"#
+        );
+        assert_eq!(
+            render("{{ {'a': 1, 'b': 2} | combine({'b': 3}) | to_json }}"),
+            r#"{"a": 1, "b": 3}"#
+        );
+        assert_eq!(
+            render(
+                "{{ {'a': {'x': 1, 'y': 2}} | combine({'a': {'y': 3, 'z': 4}}, recursive=true) | to_json }}"
+            ),
+            r#"{"a": {"x": 1, "y": 3, "z": 4}}"#
+        );
+        assert_eq!(
+            render("{{ {'a': {'x': 1, 'y': 2}} | combine({'a': {'y': 3, 'z': 4}}) | to_json }}"),
+            r#"{"a": {"y": 3, "z": 4}}"#
+        );
+        assert_eq!(
+            render("{{ [{'a': 1}, {'b': 2}] | combine({'c': 3}, [{'a': 4}]) | to_json }}"),
+            r#"{"a": 4, "b": 2, "c": 3}"#
+        );
+        assert_eq!(render("{{ [] | combine | to_json }}"), "{}");
+        assert_eq!(
+            render("{{ {'l': [1, 2]} | combine({'l': [2, 3]}, list_merge='append') | to_json }}"),
+            r#"{"l": [1, 2, 2, 3]}"#
+        );
+        assert_eq!(
+            render(
+                "{{ {'l': [1, 2]} | combine({'l': [2, 3]}, list_merge='prepend_rp') | to_json }}"
+            ),
+            r#"{"l": [2, 3, 1]}"#
+        );
+        assert_eq!(
+            render("{{ {'l': [1]} | combine({'l': [2]}, list_merge='keep') | to_json }}"),
+            r#"{"l": [1]}"#
+        );
+        assert!(failure("{{ {'a': 1} | combine([1]) }}").contains("expected dicts"));
+        assert!(failure("{{ {} | combine({}, deep=true) }}").contains("only valid keyword"));
+        assert!(failure("{{ {} | combine({}, list_merge='zip') }}").contains("list_merge"));
+    }
+
+    #[test]
+    fn dict2items_and_items2dict_convert_both_ways() {
+        assert_eq!(
+            render("{{ {'a': 1, 'b': 2} | dict2items | to_json }}"),
+            r#"[{"key": "a", "value": 1}, {"key": "b", "value": 2}]"#
+        );
+        assert_eq!(
+            render("{{ {'Env': 'dev'} | dict2items(key_name='k', value_name='v') | to_json }}"),
+            r#"[{"k": "Env", "v": "dev"}]"#
+        );
+        assert_eq!(
+            render(
+                "{{ [{'key': 'a', 'value': 1}, {'key': 'b', 'value': 2}] | items2dict | to_json }}"
+            ),
+            r#"{"a": 1, "b": 2}"#
+        );
+        assert_eq!(
+            render(
+                "{{ [{'name': 'x', 'v': 1}] | items2dict(key_name='name', value_name='v') | to_json }}"
+            ),
+            r#"{"x": 1}"#
+        );
+        assert!(failure("{{ [1] | dict2items }}").contains("requires a dictionary"));
+        assert!(failure("{{ [{'key': 1}] | items2dict }}").contains("'key' and 'value'"));
+        assert!(failure("{{ [1] | items2dict }}").contains("list of dictionaries"));
+    }
+
+    #[test]
+    fn list_builtins_behave_like_jinja2() {
+        assert_eq!(render("{{ [1, 2, 2, 'a', 'A'] | unique }}"), "[1, 2, 'a']");
+        assert_eq!(render("{{ [{'a': 1}, {'a': 1}] | unique | length }}"), "1");
+        assert_eq!(
+            render("{{ [1, 2, 3] | first }} {{ [1, 2, 3] | last }}"),
+            "1 3"
+        );
+        assert_eq!(render("{{ ([] | first) is undefined }}"), "True");
+        assert_eq!(
+            render("{{ [1, 2] | length }} {{ {'a': 1} | count }} {{ 'abc' | length }}"),
+            "2 1 3"
+        );
+        assert_eq!(
+            render("{{ [3, 1, 2] | min }} {{ [3, 1, 2] | max }} {{ [3, 1, 2] | sum }}"),
+            "1 3 6"
+        );
+        assert_eq!(
+            render("{{ [3, 1, 2] | sort }} {{ {'b': 1, 'a': 2} | dictsort }}"),
+            "[1, 2, 3] [('a', 2), ('b', 1)]"
+        );
+        assert_eq!(
+            render("{{ [1, 2] | zip(['a', 'b']) | list }}"),
+            "[(1, 'a'), (2, 'b')]"
+        );
+        assert_eq!(
+            render("[{{ '  x ' | trim }}] {{ 'a b&c' | urlencode }}"),
+            "[x] a%20b%26c"
+        );
+    }
+
+    #[test]
+    fn map_select_and_friends_take_ansible_filters_and_tests() {
+        let users = context! { users => json(serde_json::json!([
+            {"name": "alice", "active": true, "shell": "/bin/bash"},
+            {"name": "bob", "active": false},
+        ])) };
+        let cases = [
+            (
+                "{{ users | map(attribute='name') | join(',') }}",
+                "alice,bob",
+            ),
+            (
+                "{{ users | map(attribute='name') | map('upper') | join(',') }}",
+                "ALICE,BOB",
+            ),
+            (
+                "{{ users | selectattr('active') | map(attribute='name') | join }}",
+                "alice",
+            ),
+            (
+                "{{ users | rejectattr('active') | map(attribute='name') | join }}",
+                "bob",
+            ),
+            (
+                "{{ users | selectattr('shell', 'defined') | map(attribute='name') | join }}",
+                "alice",
+            ),
+            (
+                "{{ users | selectattr('name', 'match', 'b') | map(attribute='name') | join }}",
+                "bob",
+            ),
+            (
+                "{{ users | rejectattr('name', 'equalto', 'bob') | map(attribute='name') | join }}",
+                "alice",
+            ),
+            (
+                "{{ ['ab', 'cd', 'xa'] | select('match', 'a') | join(',') }}",
+                "ab",
+            ),
+            (
+                "{{ ['ab', 'cd', 'xa'] | select('search', 'a') | join(',') }}",
+                "ab,xa",
+            ),
+            ("{{ ['ab', 'cd'] | reject('search', 'd') | join }}", "ab"),
+            (
+                "{{ ['a', 'b'] | map('regex_replace', '^', 'x-') | join(',') }}",
+                "x-a,x-b",
+            ),
+            ("{{ ['1', 'x'] | map('int') | list }}", "[1, 0]"),
+            ("{{ ['yes', 'no'] | map('bool') | list }}", "[True, False]"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(render_in(src, users.clone()), want, "{src}");
+        }
+    }
+
+    #[test]
     fn hashes_are_hex_digests_of_utf8() {
         assert_eq!(
             render("{{ 'test1' | hash('sha1') }}"),
@@ -2231,6 +2879,15 @@ mod tests {
     }
 
     #[test]
+    fn quote_single_quotes_for_posix_shells() {
+        assert_eq!(render("{{ 'hello world' | quote }}"), "'hello world'");
+        assert_eq!(render("{{ \"it's\" | quote }}"), r"'it'\''s'");
+        assert_eq!(render("{{ '/etc/x-1.conf' | quote }}"), "/etc/x-1.conf");
+        assert_eq!(render("{{ '' | quote }} {{ none | quote }}"), "'' ''");
+        assert_eq!(render("{{ '$(id)' | quote }}"), "'$(id)'");
+    }
+
+    #[test]
     fn ternary_picks_by_truth_and_none() {
         assert_eq!(render("{{ true | ternary('yes', 'no') }}"), "yes");
         assert_eq!(render("{{ (1 == 2) | ternary('yes', 'no') }}"), "no");
@@ -2273,6 +2930,77 @@ mod tests {
             ),
             "list dict NoneType AnsibleUndefined"
         );
+    }
+
+    #[test]
+    fn flatten_unnests_and_drops_nulls() {
+        assert_eq!(render("{{ [1, [2, [3, [4]]]] | flatten }}"), "[1, 2, 3, 4]");
+        assert_eq!(
+            render("{{ [1, [2, [3, [4]]]] | flatten(levels=1) }}"),
+            "[1, 2, [3, [4]]]"
+        );
+        assert_eq!(
+            render("{{ [1, none, 'None', 'null', [none, 2]] | flatten }}"),
+            "[1, 2]"
+        );
+        assert_eq!(
+            render("{{ [1, none] | flatten(skip_nulls=false) }}"),
+            "[1, None]"
+        );
+        assert_eq!(render("{{ [{'a': 1}] | flatten }}"), "[{'a': 1}]");
+    }
+
+    #[test]
+    fn zip_longest_and_product_follow_itertools() {
+        assert_eq!(
+            render("{{ [1, 2, 3] | zip_longest(['a'], fillvalue='-') | list }}"),
+            "[(1, 'a'), (2, '-'), (3, '-')]"
+        );
+        assert_eq!(render("{{ [1] | zip_longest([]) | list }}"), "[(1, None)]");
+        assert_eq!(
+            render("{{ [1, 2] | product(['a', 'b']) | list }}"),
+            "[(1, 'a'), (1, 'b'), (2, 'a'), (2, 'b')]"
+        );
+        assert_eq!(render("{{ [0, 1] | product(repeat=2) | length }}"), "4");
+        assert!(
+            failure("{{ range(1000) | product(range(1000), range(1000)) }}")
+                .contains("combinations")
+        );
+    }
+
+    #[test]
+    fn extract_and_set_filters() {
+        let ctx = context! {
+            hostvars => json(serde_json::json!({"web1": {"ip": "10.0.0.1", "net": {"if": "eth0"}}})),
+        };
+        assert_eq!(
+            render_in(
+                "{{ ['web1'] | map('extract', hostvars, 'ip') | list }}",
+                ctx.clone()
+            ),
+            "['10.0.0.1']"
+        );
+        assert_eq!(
+            render_in("{{ 'web1' | extract(hostvars, ['net', 'if']) }}", ctx),
+            "eth0"
+        );
+        assert_eq!(render("{{ [1, 2] | union([2, 3]) }}"), "[1, 2, 3]");
+        assert_eq!(render("{{ [1, 2, 2] | intersect([2, 3]) }}"), "[2]");
+        assert_eq!(render("{{ [1, 2, 1] | difference([2]) }}"), "[1]");
+        assert_eq!(
+            render("{{ [1, 2] | symmetric_difference([2, 3]) }}"),
+            "[1, 3]"
+        );
+    }
+
+    #[test]
+    fn center_pads_like_python() {
+        assert_eq!(render("[{{ 'abc' | center(9) }}]"), "[   abc   ]");
+        assert_eq!(
+            render("[{{ 'ab' | center(5) }}] [{{ 'abc' | center(6) }}]"),
+            "[  ab ] [ abc  ]"
+        );
+        assert_eq!(render("[{{ 'abc' | center(2) }}]"), "[abc]");
     }
 
     #[test]

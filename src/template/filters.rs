@@ -10,9 +10,11 @@
 //! message starts with the filter or test name, so a playbook author sees which call is wrong.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::io;
+use std::path::Path;
 
 use base64::Engine as _;
 use base64ct::Encoding as _;
@@ -88,9 +90,37 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("center", center);
 
     // Tests.
+    env.add_test("truthy", truthy);
+    env.add_test("falsy", falsy);
     env.add_test("match", is_match);
     env.add_test("search", is_search);
     env.add_test("regex", is_regex);
+    env.add_test("version", version);
+    env.add_test("version_compare", version);
+    env.add_test("succeeded", succeeded);
+    env.add_test("success", succeeded);
+    env.add_test("successful", succeeded);
+    env.add_test("failed", failed);
+    env.add_test("failure", failed);
+    env.add_test("changed", changed);
+    env.add_test("change", changed);
+    env.add_test("skipped", skipped);
+    env.add_test("skip", skipped);
+    env.add_test("reachable", reachable);
+    env.add_test("unreachable", unreachable);
+    env.add_test("subset", subset);
+    env.add_test("issubset", subset);
+    env.add_test("superset", superset);
+    env.add_test("issuperset", superset);
+    env.add_test("contains", contains);
+    env.add_test("any", any);
+    env.add_test("all", all);
+    env.add_test("sequence", is_sequence);
+    env.add_test("file", is_file);
+    env.add_test("directory", is_directory);
+    env.add_test("exists", exists);
+    env.add_test("link", is_link);
+    env.add_test("abs", is_abs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2103,6 +2133,376 @@ fn center(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Str
     Ok(format!("{}{s}{}", spaces(left), spaces(pad - left)))
 }
 
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+/// Ansible's `boolean()` reading of yes/no words, for `truthy(convert_bool=True)`.
+fn boolean_word(value: &Value) -> Option<bool> {
+    match value.kind() {
+        ValueKind::Bool => Some(value.is_true()),
+        ValueKind::String => match value.as_str()?.trim().to_lowercase().as_str() {
+            "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
+            "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
+            _ => None,
+        },
+        ValueKind::Number => match f64::try_from(value.clone()).ok() {
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The shared body of `truthy` and `falsy`: Python truthiness, optionally of yes/no words.
+fn truthiness(
+    state: &State,
+    name: &'static str,
+    value: &Value,
+    rest: Rest<ValueOrKwargs>,
+) -> Result<bool, Error> {
+    let args = Args::bind(name, rest, &["convert_bool"])?;
+    check_defined(state, name, value)?;
+    if args.flag(0, false)
+        && let Some(b) = boolean_word(value)
+    {
+        return Ok(b);
+    }
+    Ok(value.is_true())
+}
+
+/// `truthy(convert_bool=False)`: whether Python would take the value as true.
+fn truthy(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<bool, Error> {
+    truthiness(state, "truthy", value, rest)
+}
+
+/// `falsy(convert_bool=False)`: whether Python would take the value as false.
+fn falsy(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<bool, Error> {
+    truthiness(state, "falsy", value, rest).map(|b| !b)
+}
+
+/// A key of a registered task result, read as a flag (missing is false).
+fn result_flag(state: &State, name: &str, result: &Value, key: &str) -> Result<bool, Error> {
+    check_defined(state, name, result)?;
+    if result.kind() != ValueKind::Map {
+        return Err(fail(
+            name,
+            format!("The '{name}' test expects a dictionary"),
+        ));
+    }
+    Ok(result.get_item(&Value::from(key))?.is_true())
+}
+
+/// `failed`/`failure`: whether a registered result has `failed` set.
+fn failed(state: &State, value: &Value) -> Result<bool, Error> {
+    result_flag(state, "failed", value, "failed")
+}
+
+/// `succeeded`/`success`/`successful`: whether a registered result did not fail.
+fn succeeded(state: &State, value: &Value) -> Result<bool, Error> {
+    result_flag(state, "succeeded", value, "failed").map(|f| !f)
+}
+
+/// `skipped`/`skip`: whether a registered result has `skipped` set.
+fn skipped(state: &State, value: &Value) -> Result<bool, Error> {
+    result_flag(state, "skipped", value, "skipped")
+}
+
+/// `unreachable`: whether a registered result has `unreachable` set.
+fn unreachable(state: &State, value: &Value) -> Result<bool, Error> {
+    result_flag(state, "unreachable", value, "unreachable")
+}
+
+/// `reachable`: whether a registered result does not have `unreachable` set.
+fn reachable(state: &State, value: &Value) -> Result<bool, Error> {
+    result_flag(state, "reachable", value, "unreachable").map(|f| !f)
+}
+
+/// `changed`/`change`: whether a registered result has `changed` set, or for a loop's result
+/// without one, whether any item in `results` changed.
+fn changed(state: &State, value: &Value) -> Result<bool, Error> {
+    const NAME: &str = "changed";
+    let own = result_flag(state, NAME, value, "changed")?;
+    if !value.get_item(&Value::from("changed"))?.is_undefined() {
+        return Ok(own);
+    }
+    let results = value.get_item(&Value::from("results"))?;
+    let first_is_map = results
+        .get_item_by_index(0)
+        .is_ok_and(|r| r.kind() == ValueKind::Map);
+    if results.kind() != ValueKind::Seq || !first_is_map {
+        return Ok(false);
+    }
+    for item in items(NAME, &results)? {
+        if item.kind() == ValueKind::Map && item.get_item(&Value::from("changed"))?.is_true() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// One component of a loose version: a number or a run of other characters.
+#[derive(PartialEq)]
+enum Part {
+    Number(String),
+    Text(String),
+}
+
+/// Python's `LooseVersion` components: digit runs become numbers, `.` separates, lowercase
+/// letter runs and everything else stay text.
+fn loose_parts(version: &str) -> Vec<Part> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Digit,
+        Lower,
+        Dot,
+        Other,
+    }
+    let class = |c: char| match c {
+        '0'..='9' => Class::Digit,
+        'a'..='z' => Class::Lower,
+        '.' => Class::Dot,
+        _ => Class::Other,
+    };
+    let mut parts = Vec::new();
+    let mut run = String::new();
+    let mut run_class = Class::Dot;
+    let mut finish = |run: &mut String, run_class: Class| {
+        if run.is_empty() {
+            return;
+        }
+        let taken = std::mem::take(run);
+        match run_class {
+            Class::Dot => {}
+            Class::Digit => {
+                let trimmed = taken.trim_start_matches('0');
+                parts.push(Part::Number(if trimmed.is_empty() {
+                    "0".to_string()
+                } else {
+                    trimmed.to_string()
+                }));
+            }
+            Class::Lower | Class::Other => parts.push(Part::Text(taken)),
+        }
+    };
+    for c in version.chars() {
+        let c_class = class(c);
+        // Dots are separators one at a time; other classes form runs.
+        if c_class != run_class || c_class == Class::Dot {
+            finish(&mut run, run_class);
+            run_class = c_class;
+        }
+        run.push(c);
+    }
+    finish(&mut run, run_class);
+    parts
+}
+
+/// `LooseVersion` ordering; Python refuses to order a number against text.
+fn loose_cmp(a: &str, b: &str) -> Result<Ordering, String> {
+    let (a, b) = (loose_parts(a), loose_parts(b));
+    for (x, y) in a.iter().zip(&b) {
+        if x == y {
+            continue;
+        }
+        return match (x, y) {
+            (Part::Number(x), Part::Number(y)) => Ok(x.len().cmp(&y.len()).then_with(|| x.cmp(y))),
+            (Part::Text(x), Part::Text(y)) => Ok(x.cmp(y)),
+            (Part::Number(_), Part::Text(_)) => {
+                Err("'<' not supported between instances of 'int' and 'str'".to_string())
+            }
+            (Part::Text(_), Part::Number(_)) => {
+                Err("'<' not supported between instances of 'str' and 'int'".to_string())
+            }
+        };
+    }
+    Ok(a.len().cmp(&b.len()))
+}
+
+/// A `StrictVersion`: major, minor, patch, and the pre-release tag with its number.
+type StrictVersion = ([u64; 3], Option<(char, u64)>);
+
+/// Python's `StrictVersion`: `N.N[.N][(a|b)N]`.
+fn strict_parts(version: &str) -> Result<StrictVersion, String> {
+    let invalid = || format!("invalid version number '{version}'");
+    let number = |s: &str| {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            s.parse::<u64>().map_err(|_| invalid())
+        } else {
+            Err(invalid())
+        }
+    };
+    let (release, pre) = match version.find(['a', 'b']) {
+        Some(i) => {
+            let tag = version[i..].chars().next().unwrap_or('a');
+            (&version[..i], Some((tag, number(&version[i + 1..])?)))
+        }
+        None => (version, None),
+    };
+    let fields: Vec<&str> = release.split('.').collect();
+    if !(2..=3).contains(&fields.len()) {
+        return Err(invalid());
+    }
+    let mut numbers = [0u64; 3];
+    for (slot, field) in numbers.iter_mut().zip(&fields) {
+        *slot = number(field)?;
+    }
+    Ok((numbers, pre))
+}
+
+/// `StrictVersion` ordering: a pre-release sorts before its release.
+fn strict_cmp(a: &str, b: &str) -> Result<Ordering, String> {
+    let (a, b) = (strict_parts(a)?, strict_parts(b)?);
+    Ok(a.0.cmp(&b.0).then_with(|| match (a.1, b.1) {
+        (None, None) => Ordering::Equal,
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(x), Some(y)) => x.cmp(&y),
+    }))
+}
+
+/// `version(version, operator='eq', strict=False, version_type='loose')` (alias
+/// `version_compare`): compares versions like `'1.2.10' is version('1.2.9', '>')`.
+fn version(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<bool, Error> {
+    const NAME: &str = "version";
+    let args = Args::bind(
+        NAME,
+        rest,
+        &["version", "operator", "strict", "version_type"],
+    )?;
+    check_defined(state, NAME, value)?;
+    let left = value.to_string();
+    if left.is_empty() || value.is_none() {
+        return Err(fail(NAME, "Input version value cannot be empty"));
+    }
+    let right = args.required(0)?.to_string();
+    if right.is_empty() {
+        return Err(fail(
+            NAME,
+            "Version parameter to compare against cannot be empty",
+        ));
+    }
+    let operator = args.string(1)?.unwrap_or("eq");
+    let test: fn(Ordering) -> bool = match operator {
+        "==" | "=" | "eq" => Ordering::is_eq,
+        "<" | "lt" => Ordering::is_lt,
+        "<=" | "le" => Ordering::is_le,
+        ">" | "gt" => Ordering::is_gt,
+        ">=" | "ge" => Ordering::is_ge,
+        "!=" | "<>" | "ne" => Ordering::is_ne,
+        other => {
+            return Err(fail(
+                NAME,
+                format!(
+                    "Invalid operator type ({other}). Must be one of ==, =, eq, <, lt, <=, le, >, gt, >=, ge, !=, <>, ne"
+                ),
+            ));
+        }
+    };
+    if args.get(2).is_some() && args.get(3).is_some() {
+        return Err(fail(
+            NAME,
+            "Cannot specify both 'strict' and 'version_type'",
+        ));
+    }
+    let kind = match args.string(3)? {
+        Some(kind) => kind,
+        None if args.flag(2, false) => "strict",
+        None => "loose",
+    };
+    let ordering = match kind {
+        "loose" => loose_cmp(&left, &right),
+        "strict" => strict_cmp(&left, &right),
+        other => {
+            return Err(fail(
+                NAME,
+                format!("unsupported version_type `{other}` (loose or strict)"),
+            ));
+        }
+    };
+    ordering
+        .map(test)
+        .map_err(|e| fail(NAME, format!("Version comparison failed: {e}")))
+}
+
+/// `subset(other)` (alias `issubset`): whether every item is also in `other`.
+fn subset(value: &Value, other: &Value) -> Result<bool, Error> {
+    let others = items("subset", other)?;
+    Ok(items("subset", value)?.iter().all(|v| others.contains(v)))
+}
+
+/// `superset(other)` (alias `issuperset`): whether every item of `other` is also in the value.
+fn superset(value: &Value, other: &Value) -> Result<bool, Error> {
+    subset(other, value)
+}
+
+/// `contains(item)`: whether the list holds `item` (the reverse of `in`, for `select`).
+fn contains(value: &Value, item: &Value) -> Result<bool, Error> {
+    if let (Some(haystack), Some(needle)) = (value.as_str(), item.as_str()) {
+        return Ok(haystack.contains(needle));
+    }
+    Ok(items("contains", value)?.contains(item))
+}
+
+/// `any`: whether any item is true.
+fn any(value: &Value) -> Result<bool, Error> {
+    Ok(items("any", value)?.iter().any(Value::is_true))
+}
+
+/// `all`: whether every item is true.
+fn all(value: &Value) -> Result<bool, Error> {
+    Ok(items("all", value)?.iter().all(Value::is_true))
+}
+
+/// `sequence`: Jinja2's test (anything with a length and items: lists, strings, dicts),
+/// where minijinja's counts lists only.
+fn is_sequence(value: &Value) -> bool {
+    value.is_undefined()
+        || matches!(
+            value.kind(),
+            ValueKind::Seq | ValueKind::String | ValueKind::Map | ValueKind::Bytes
+        )
+}
+
+/// A control-node path test on the value as text.
+fn path_test(
+    state: &State,
+    name: &str,
+    value: &Value,
+    check: fn(&Path) -> bool,
+) -> Result<bool, Error> {
+    if value.is_none() {
+        return Ok(false);
+    }
+    Ok(check(Path::new(text(state, name, value)?.as_ref())))
+}
+
+/// `file`: whether the path is a regular file on the control node (links followed).
+fn is_file(state: &State, value: &Value) -> Result<bool, Error> {
+    path_test(state, "file", value, Path::is_file)
+}
+
+/// `directory`: whether the path is a directory on the control node (links followed).
+fn is_directory(state: &State, value: &Value) -> Result<bool, Error> {
+    path_test(state, "directory", value, Path::is_dir)
+}
+
+/// `exists`: whether the path exists on the control node (a dangling link does not).
+fn exists(state: &State, value: &Value) -> Result<bool, Error> {
+    path_test(state, "exists", value, Path::exists)
+}
+
+/// `link`: whether the path is a symbolic link on the control node.
+fn is_link(state: &State, value: &Value) -> Result<bool, Error> {
+    path_test(state, "link", value, Path::is_symlink)
+}
+
+/// `abs`: whether the path is absolute.
+fn is_abs(state: &State, value: &Value) -> Result<bool, Error> {
+    path_test(state, "abs", value, Path::is_absolute)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -3020,6 +3420,23 @@ mod tests {
     }
 
     #[test]
+    fn truthy_and_falsy_tests() {
+        assert_eq!(
+            render("{{ 'a' is truthy }} {{ '' is truthy }} {{ [] is falsy }}"),
+            "True False True"
+        );
+        assert_eq!(
+            render("{{ 'no' is truthy }} {{ 'no' is truthy(convert_bool=true) }}"),
+            "True False"
+        );
+        assert_eq!(
+            render("{{ 'off' is falsy(convert_bool=true) }} {{ 0 is falsy }}"),
+            "True True"
+        );
+        assert!(failure("{{ missing is truthy }}").starts_with("truthy: input is undefined"));
+    }
+
+    #[test]
     fn match_search_and_regex_tests() {
         assert_eq!(
             render(
@@ -3049,5 +3466,310 @@ mod tests {
             "True False"
         );
         assert!(failure("{{ 'a' is match('(') }}").starts_with("match: invalid pattern"));
+    }
+
+    #[test]
+    fn version_test_compares_loose_versions() {
+        assert_eq!(render("{{ '1.2.10' is version('1.2.9', '>') }}"), "True");
+        assert_eq!(
+            render("{{ '1.2.10' is version_compare('1.2.9', 'lt') }}"),
+            "False"
+        );
+        let ops = [
+            ("<", false),
+            ("lt", false),
+            ("<=", false),
+            ("le", false),
+            (">", true),
+            ("gt", true),
+            (">=", true),
+            ("ge", true),
+            ("==", false),
+            ("=", false),
+            ("eq", false),
+            ("!=", true),
+            ("<>", true),
+            ("ne", true),
+        ];
+        for (op, want) in ops {
+            let got = render(&format!("{{{{ '2.0' is version('1.10', '{op}') }}}}"));
+            assert_eq!(got, if want { "True" } else { "False" }, "{op}");
+        }
+        assert_eq!(
+            render("{{ '1.0' is version('1.0') }} {{ '1.0.0' is version('1.0', '>') }}"),
+            "True True"
+        );
+        assert_eq!(
+            render(
+                "{{ '1.10a' is version('1.9z', 'gt') }} {{ '2.6.32-431.el6' is version('2.6.32', '>') }}"
+            ),
+            "True True"
+        );
+        assert_eq!(render("{{ 3.1 is version('3.0', operator='>') }}"), "True");
+        assert_eq!(
+            render("{{ '1.0a1' is version('1.0', '<', strict=true) }}"),
+            "True"
+        );
+        assert_eq!(
+            render("{{ '1.0b2' is version('1.0a9', '>', version_type='strict') }}"),
+            "True"
+        );
+        assert!(
+            failure("{{ '1.0' is version('1.0', 'foo') }}")
+                .starts_with("version: Invalid operator type (foo)")
+        );
+        assert!(
+            failure("{{ '1.a' is version('1.2', '<') }}")
+                .contains("Version comparison failed: '<' not supported")
+        );
+        assert!(
+            failure("{{ '1.0.x' is version('1.0', strict=true) }}")
+                .contains("invalid version number '1.0.x'")
+        );
+        assert!(failure("{{ '' is version('1.0') }}").contains("cannot be empty"));
+        assert!(
+            failure("{{ '1' is version('1', version_type='semver') }}")
+                .contains("unsupported version_type")
+        );
+    }
+
+    #[test]
+    fn task_result_tests_read_registered_results() {
+        let ctx = context! {
+            ok => json(serde_json::json!({"changed": false, "rc": 0})),
+            bad => json(serde_json::json!({"failed": true, "changed": true})),
+            skip => json(serde_json::json!({"skipped": true, "changed": false})),
+            looped => json(serde_json::json!({"results": [{"changed": false}, {"changed": true}]})),
+            down => json(serde_json::json!({"unreachable": true})),
+        };
+        let cases = [
+            (
+                "{{ ok is succeeded }} {{ ok is success }} {{ ok is successful }}",
+                "True True True",
+            ),
+            (
+                "{{ ok is failed }} {{ bad is failed }} {{ bad is failure }} {{ bad is succeeded }}",
+                "False True True False",
+            ),
+            (
+                "{{ ok is changed }} {{ bad is changed }} {{ bad is change }} {{ looped is changed }}",
+                "False True True True",
+            ),
+            (
+                "{{ skip is skipped }} {{ skip is skip }} {{ ok is skipped }}",
+                "True True False",
+            ),
+            (
+                "{{ down is unreachable }} {{ ok is reachable }}",
+                "True True",
+            ),
+        ];
+        for (src, want) in cases {
+            assert_eq!(render_in(src, ctx.clone()), want, "{src}");
+        }
+        assert_eq!(
+            failure("{{ 'x' is failed }}"),
+            "failed: The 'failed' test expects a dictionary"
+        );
+    }
+
+    #[test]
+    fn membership_and_set_tests() {
+        assert_eq!(
+            render("{{ 1 in [1, 2] }} {{ 'a' is in ['a'] }} {{ 'b' in 'abc' }}"),
+            "True True True"
+        );
+        assert_eq!(
+            render("{{ [1, 2] is subset([1, 2, 3]) }} {{ [1, 4] is issubset([1, 2]) }}"),
+            "True False"
+        );
+        assert_eq!(
+            render("{{ [1, 2, 3] is superset([1, 2]) }} {{ [1] is issuperset([1, 2]) }}"),
+            "True False"
+        );
+        assert_eq!(
+            render("{{ [1, 2] is contains(2) }} {{ 'abc' is contains('bc') }}"),
+            "True True"
+        );
+        assert_eq!(
+            render("{{ [0, 1] is any }} {{ [0, 1] is all }} {{ [] is all }}"),
+            "True False True"
+        );
+    }
+
+    #[test]
+    fn type_tests_behave_like_jinja2() {
+        let cases = [
+            ("{{ 'a' is string }} {{ 1 is string }}", "True False"),
+            (
+                "{{ 1 is number }} {{ 1.5 is number }} {{ '1' is number }}",
+                "True True False",
+            ),
+            ("{{ {} is mapping }} {{ [] is mapping }}", "True False"),
+            (
+                "{{ [] is sequence }} {{ 'ab' is sequence }} {{ {} is sequence }} {{ 1 is sequence }}",
+                "True True True False",
+            ),
+            (
+                "{{ [] is iterable }} {{ 'ab' is iterable }} {{ 1 is iterable }}",
+                "True True False",
+            ),
+            ("{{ true is boolean }} {{ 1 is boolean }}", "True False"),
+            (
+                "{{ 1 is integer }} {{ true is integer }} {{ 1.0 is integer }}",
+                "True False False",
+            ),
+            ("{{ 1.0 is float }} {{ 1 is float }}", "True False"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(render(src), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn path_tests_look_at_the_control_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, "x").expect("write");
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        let ctx = context! {
+            dir => dir.path().display().to_string(),
+            file => file.display().to_string(),
+            link => link.display().to_string(),
+            missing => dir.path().join("nope").display().to_string(),
+        };
+        let cases = [
+            (
+                "{{ file is file }} {{ dir is file }} {{ link is file }}",
+                "True False True",
+            ),
+            (
+                "{{ dir is directory }} {{ file is directory }}",
+                "True False",
+            ),
+            ("{{ file is exists }} {{ missing is exists }}", "True False"),
+            ("{{ link is link }} {{ file is link }}", "True False"),
+            ("{{ file is abs }} {{ 'rel/x' is abs }}", "True False"),
+        ];
+        for (src, want) in cases {
+            assert_eq!(render_in(src, ctx.clone()), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn odd_inputs_never_panic() {
+        let inputs = [
+            "missing",
+            "none",
+            "true",
+            "0",
+            "-1",
+            "1.5",
+            "''",
+            "'x'",
+            "'0x'",
+            "'{'",
+            "'\\\\'",
+            "'é😀'",
+            "[]",
+            "[none, [1]]",
+            "{}",
+            "{'a': {'b': none}}",
+            "range(3)",
+            "('a', 1)",
+        ];
+        let calls = [
+            "default",
+            "d('x', true)",
+            "bool",
+            "int",
+            "int(base=1)",
+            "int(base=99)",
+            "float",
+            "ternary(1, 2)",
+            "type_debug",
+            "regex_replace('(a|)*', '\\\\1')",
+            "regex_replace('[', '')",
+            "regex_replace('x', '\\\\')",
+            "regex_replace('x', '\\\\g<')",
+            "regex_search('.*', '\\\\0')",
+            "regex_search('(x)?', '\\\\1')",
+            "regex_findall('()|(x)')",
+            "regex_escape",
+            "to_json",
+            "to_nice_json",
+            "to_yaml",
+            "to_nice_yaml",
+            "from_json",
+            "from_yaml",
+            "b64encode",
+            "b64decode",
+            "hash('md5')",
+            "checksum",
+            "md5",
+            "sha1",
+            "password_hash('sha512', 'salt', rounds=1000)",
+            "basename",
+            "dirname",
+            "splitext",
+            "combine",
+            "combine({'a': 1}, recursive=true, list_merge='append_rp')",
+            "dict2items",
+            "items2dict",
+            "flatten",
+            "flatten(levels=-1)",
+            "zip_longest([1])",
+            "product",
+            "extract({})",
+            "union([1])",
+            "intersect('ab')",
+            "difference([])",
+            "symmetric_difference([2])",
+            "quote",
+            "center(-5)",
+            "center(10)",
+            "unique",
+            "first",
+            "last",
+            "length",
+            "mandatory",
+        ];
+        let tests = [
+            "truthy",
+            "falsy(convert_bool=true)",
+            "match('a')",
+            "search('')",
+            "regex('.', match_type='fullmatch')",
+            "version('1.0')",
+            "version('1', 'gt', strict=true)",
+            "succeeded",
+            "failed",
+            "changed",
+            "skipped",
+            "subset([1])",
+            "superset('a')",
+            "contains(1)",
+            "any",
+            "all",
+            "sequence",
+            "file",
+            "directory",
+            "exists",
+            "link",
+            "abs",
+            "defined",
+            "string",
+            "mapping",
+        ];
+        let env = env();
+        for input in inputs {
+            for call in calls {
+                let _ = env.render_str(&format!("{{{{ {input} | {call} }}}}"), context! {});
+            }
+            for test in tests {
+                let _ = env.render_str(&format!("{{{{ {input} is {test} }}}}"), context! {});
+            }
+        }
     }
 }

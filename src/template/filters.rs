@@ -1397,8 +1397,8 @@ const YAML_PARAMS: &[&str] = &[
     "allow_unicode",
 ];
 
-/// Whether leaf collections are written in flow style, from PyYAML's `default_flow_style`
-/// (`None`: leaves only, `True`: everything in flow style is not offered, `False`: none).
+/// Whether leaf collections are written in flow style, from PyYAML's `default_flow_style`:
+/// `None` for leaves only, `False` for none; `True` (all flow style) is refused.
 fn flow_leaves(name: &str, args: &Args, default: bool) -> Result<bool, Error> {
     match args.raw(2) {
         None => Ok(default),

@@ -2,6 +2,7 @@
 //! `default()` work), variables that refer to other variables resolved on demand, and a string
 //! that is one `{{ expression }}` keeping the expression's type (a list stays a list).
 
+pub mod filters;
 pub mod scope;
 
 pub use scope::Scope;
@@ -33,6 +34,9 @@ impl Default for Engine {
 fn environment(trim_blocks: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    filters::register(&mut env);
+    // Python string and dict methods (`x.split('.')`, `d.items()`) as playbooks use them.
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     // Ansible keeps a template's trailing newline and trims the newline after a block tag in files.
     if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
         .keep_trailing_newline(true)

@@ -167,6 +167,20 @@ mod tests {
     }
 
     #[test]
+    fn python_methods_and_ansible_filters_work() {
+        let e = Engine::new();
+        let s = scope(json!({"fqdn": "db1.shop.internal", "m": {"a": 1}}));
+        assert_eq!(e.render("{{ fqdn.split('.')[0] }}", &s).unwrap(), json!("db1"));
+        assert_eq!(e.render("{{ fqdn.startswith('db') }}", &s).unwrap(), json!(true));
+        assert_eq!(
+            e.render("{{ m | dict2items | map(attribute='key') | join(',') }}", &s)
+                .unwrap(),
+            json!("a")
+        );
+        assert_eq!(e.render("{{ missing | default('x') }}", &s).unwrap(), json!("x"));
+    }
+
+    #[test]
     fn self_reference_is_reported() {
         let e = Engine::new();
         let s = scope(json!({"a": "{{ b }}", "b": "{{ a }}"}));

@@ -113,6 +113,8 @@ pub struct Executor<'a> {
     skip: HashSet<usize>,
     stop_run: AtomicBool,
     end_play: AtomicBool,
+    /// Blocks with a `rescue` being run: failures inside them are judged after the rescue.
+    rescuable: std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> Executor<'a> {
@@ -159,6 +161,7 @@ impl<'a> Executor<'a> {
             skip: HashSet::new(),
             stop_run: AtomicBool::new(false),
             end_play: AtomicBool::new(false),
+            rescuable: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -445,6 +448,9 @@ impl<'a> Executor<'a> {
     }
 
     fn check_failure_policy(&self, ctx: &PlayCtx<'_>) {
+        if self.rescuable.load(Ordering::SeqCst) > 0 {
+            return;
+        }
         let play = ctx.play;
         let (failed, total) = self.with_state(|s| {
             (
@@ -472,7 +478,13 @@ impl<'a> Executor<'a> {
     }
 
     async fn run_block(&self, ctx: &PlayCtx<'_>, hosts: &[usize], block: &[Task], rescue: &[Task], always: &[Task]) {
+        if !rescue.is_empty() {
+            self.rescuable.fetch_add(1, Ordering::SeqCst);
+        }
         self.run_tasks(ctx, block, hosts).await;
+        if !rescue.is_empty() {
+            self.rescuable.fetch_sub(1, Ordering::SeqCst);
+        }
         let failed: Vec<usize> = self.with_state(|s| {
             hosts
                 .iter()
@@ -488,7 +500,6 @@ impl<'a> Executor<'a> {
                     s[h].counts.rescued += 1;
                 }
             });
-            self.stop_run.store(false, Ordering::SeqCst);
             self.run_tasks(ctx, rescue, &failed).await;
         }
         if !always.is_empty() && !self.cancel.is_cancelled() {
@@ -505,6 +516,7 @@ impl<'a> Executor<'a> {
             self.run_tasks(ctx, always, hosts).await;
             self.with_state(|s| still_failed.iter().for_each(|&h| s[h].failed = true));
         }
+        self.check_failure_policy(ctx);
     }
 
     async fn run_include(&self, ctx: &PlayCtx<'_>, task: &Task, children: &[Task], hosts: &[usize]) {

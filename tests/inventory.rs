@@ -9,41 +9,18 @@ fn shop() -> String {
 }
 
 /// Every file in tests/inventory_errors/ is a bad inventory; its `.expected` file holds the exact
-/// message. `TEND_BLESS=1` rewrites the expectations after a deliberate change.
+/// message (`TEND_BLESS=1` rewrites them after a deliberate change).
 #[test]
 fn bad_inventories_give_one_pinned_message_and_exit_4() {
-    let dir = repo().join("tests/inventory_errors");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir)
-        .expect("read cases")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 10);
-    let mut failures = Vec::new();
-    for case in cases {
-        let name = case
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
+    let failures = common::pinned_error_cases(&repo().join("tests/inventory_errors"), 10, |name| {
         // bad_port is only found when a host is about to be reached.
-        let args: Vec<&str> = if name.starts_with("bad_port") {
-            vec!["exec", "all", "-i", &name, "--", "true"]
+        let args: &[&str] = if name.starts_with("bad_port") {
+            &["exec", "all", "-i", name, "--", "true"]
         } else {
-            vec!["inventory", "-i", &name, "--list"]
+            &["inventory", "-i", name, "--list"]
         };
-        let r = run_in(&dir, &args);
-        let expected_path = case.with_extension("expected");
-        if std::env::var_os("TEND_BLESS").is_some() {
-            std::fs::write(&expected_path, &r.stderr).expect("bless");
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if r.code != 4 || r.stderr != expected || !r.stdout.is_empty() || r.stderr.contains("panicked") {
-            failures.push(format!("{name}: expected exit 4 and\n{expected}got {r:?}"));
-        }
-    }
+        args.iter().map(|a| a.to_string()).collect()
+    });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

@@ -131,3 +131,43 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .build()
         .context("cannot start the async runtime")?)
 }
+
+/// The shared shape of ad-hoc commands: `work` on every target (Ctrl-C stops new hosts), each
+/// host's report printed as it finishes, then the summary line; returns the exit code.
+pub fn run_ad_hoc<T, W, F>(
+    targets: Vec<Target>,
+    options: ConnectOptions,
+    forks: u32,
+    format: crate::output::Format,
+    work: W,
+    report: impl Fn(crate::fleet::HostResult<T>) -> crate::output::HostReport,
+) -> Result<crate::exit::Code, CliError>
+where
+    T: Send + 'static,
+    W: Fn(std::sync::Arc<crate::transport::Connection>, Target) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    raise_fd_limit();
+    let started = std::time::Instant::now();
+    let mut printer = crate::output::Printer::new(format);
+    let rt = runtime()?;
+    let interrupted = rt.block_on(async {
+        let cancel = crate::fleet::interrupt_token();
+        crate::fleet::run_on_hosts(
+            targets,
+            std::sync::Arc::new(options),
+            forks as usize,
+            cancel.clone(),
+            work,
+            |r| printer.host(&report(r)),
+        )
+        .await;
+        cancel.is_cancelled()
+    });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    eprintln!(
+        "{}",
+        printer.summary.line(started.elapsed(), crate::output::Style::stderr())
+    );
+    Ok(printer.summary.exit_code(interrupted))
+}

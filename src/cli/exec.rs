@@ -1,14 +1,14 @@
 //! `tend exec`: an ad-hoc command on many hosts at once.
 
 use super::CliError;
-use super::common::{ConnectionOpts, InventoryOpts, raise_fd_limit, runtime};
+use super::common::{ConnectionOpts, InventoryOpts, run_ad_hoc};
 use crate::exit::Code;
-use crate::fleet::{HostOutcome, HostResult, interrupt_token, run_on_hosts};
-use crate::output::{Format, HostReport, Printer, Status, Style};
-use crate::transport::{RemoteCommand, TransportError, shell};
+use crate::fleet::{HostOutcome, HostResult};
+use crate::output::{Format, HostReport, Status};
+use crate::transport::{Connection, RemoteCommand, Target, TransportError, shell};
 use clap::Args;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Run a shell command on every host matching a pattern.
 ///
@@ -44,43 +44,22 @@ pub struct ExecArgs {
 pub fn run(args: ExecArgs) -> Result<Code, CliError> {
     let inv = args.inventory.load()?;
     let targets = args.connection.targets(&inv, &args.pattern)?;
-    let options = Arc::new(args.connection.connect_options()?);
+    let options = args.connection.connect_options()?;
     let script = match args.command.as_slice() {
         [one] => one.clone(),
         words => shell::join(words),
     };
     let timeout = args.timeout.map(Duration::from_secs);
-    raise_fd_limit();
-    let started = Instant::now();
-    let mut printer = Printer::new(args.format);
-    let rt = runtime()?;
-    let interrupted = rt.block_on(async {
-        let cancel = interrupt_token();
-        let work = move |conn: Arc<crate::transport::Connection>, target: crate::transport::Target| {
-            let command = RemoteCommand {
-                script: script.clone(),
-                stdin: None,
-                escalate: target.escalate.clone(),
-                timeout,
-            };
-            async move { conn.run(&command).await }
+    let work = move |conn: Arc<Connection>, target: Target| {
+        let command = RemoteCommand {
+            script: script.clone(),
+            stdin: None,
+            escalate: target.escalate.clone(),
+            timeout,
         };
-        run_on_hosts(
-            targets,
-            options,
-            args.connection.forks as usize,
-            cancel.clone(),
-            work,
-            |r| {
-                printer.host(&report(r));
-            },
-        )
-        .await;
-        cancel.is_cancelled()
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    eprintln!("{}", printer.summary.line(started.elapsed(), Style::stderr()));
-    Ok(printer.summary.exit_code(interrupted))
+        async move { conn.run(&command).await }
+    };
+    run_ad_hoc(targets, options, args.connection.forks, args.format, work, report)
 }
 
 fn report(r: HostResult<Result<crate::transport::Output, TransportError>>) -> HostReport {

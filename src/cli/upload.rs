@@ -1,17 +1,16 @@
 //! `tend upload`: place one local file on many hosts, atomically and only where it differs.
 
 use super::CliError;
-use super::common::{ConnectionOpts, InventoryOpts, raise_fd_limit, runtime};
+use super::common::{ConnectionOpts, InventoryOpts, run_ad_hoc};
 use super::exec::error_report;
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
-use crate::fleet::{HostOutcome, interrupt_token, run_on_hosts};
-use crate::output::{Format, HostReport, Printer, Status, Style};
-use crate::transport::{Connection, FileSpec, Target, UploadError};
+use crate::fleet::{HostOutcome, HostResult};
+use crate::output::{Format, HostReport, Status};
+use crate::transport::{Connection, FileSpec, Target, UploadError, UploadOutcome};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Copy a local file to every host matching a pattern.
 ///
@@ -63,10 +62,7 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
         .map_err(|e| Diagnostic::in_file(&args.src, format!("cannot read file to upload: {e}")))?;
     let inv = args.inventory.load()?;
     let targets = args.connection.targets(&inv, &args.pattern)?;
-    let options = Arc::new(args.connection.connect_options()?);
-    raise_fd_limit();
-    let started = Instant::now();
-    let mut printer = Printer::new(args.format);
+    let options = args.connection.connect_options()?;
     let content = Arc::new(content);
     let (dest, mode, owner, group, check) = (
         args.dest.clone(),
@@ -75,57 +71,39 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
         args.group.clone(),
         args.check,
     );
-    let rt = runtime()?;
-    let interrupted = rt.block_on(async {
-        let cancel = interrupt_token();
-        let work = move |conn: Arc<Connection>, target: Target| {
-            let (content, dest, owner, group) = (content.clone(), dest.clone(), owner.clone(), group.clone());
-            async move {
-                let spec = FileSpec {
-                    mode,
-                    owner: owner.as_deref(),
-                    group: group.as_deref(),
-                    ..FileSpec::new(&dest, &content)
-                };
-                conn.upload(&spec, target.escalate.as_ref(), check)
-                    .await
-                    .map(|r| r.outcome)
+    let work = move |conn: Arc<Connection>, target: Target| {
+        let (content, dest, owner, group) = (content.clone(), dest.clone(), owner.clone(), group.clone());
+        async move {
+            let spec = FileSpec {
+                mode,
+                owner: owner.as_deref(),
+                group: group.as_deref(),
+                ..FileSpec::new(&dest, &content)
+            };
+            conn.upload(&spec, target.escalate.as_ref(), check)
+                .await
+                .map(|r| r.outcome)
+        }
+    };
+    let report = move |r: HostResult<Result<UploadOutcome, UploadError>>| match r.outcome {
+        HostOutcome::Done(Ok(outcome)) => {
+            let status = if outcome.changed() { Status::Changed } else { Status::Ok };
+            let mut rep = HostReport::new(&r.host, status, r.duration);
+            rep.stdout = format!("{}{:?}\n", if check { "would be " } else { "" }, outcome).to_lowercase();
+            rep
+        }
+        HostOutcome::Done(Err(UploadError::Transport(e))) | HostOutcome::Unreachable(e) => {
+            error_report(&r.host, r.duration, &e)
+        }
+        HostOutcome::Done(Err(e @ UploadError::Remote { .. })) => {
+            let mut rep = HostReport::new(&r.host, Status::Failed, r.duration);
+            if let UploadError::Remote { rc, .. } = &e {
+                rep.rc = Some(*rc);
             }
-        };
-        run_on_hosts(
-            targets,
-            options,
-            args.connection.forks as usize,
-            cancel.clone(),
-            work,
-            |r| {
-                let rep = match r.outcome {
-                    HostOutcome::Done(Ok(outcome)) => {
-                        let status = if outcome.changed() { Status::Changed } else { Status::Ok };
-                        let mut rep = HostReport::new(&r.host, status, r.duration);
-                        rep.stdout = format!("{}{:?}\n", if check { "would be " } else { "" }, outcome).to_lowercase();
-                        rep
-                    }
-                    HostOutcome::Done(Err(UploadError::Transport(e))) | HostOutcome::Unreachable(e) => {
-                        error_report(&r.host, r.duration, &e)
-                    }
-                    HostOutcome::Done(Err(e @ UploadError::Remote { .. })) => {
-                        let mut rep = HostReport::new(&r.host, Status::Failed, r.duration);
-                        if let UploadError::Remote { rc, .. } = &e {
-                            rep.rc = Some(*rc);
-                        }
-                        rep.error = Some(e.to_string());
-                        rep
-                    }
-                    HostOutcome::NotStarted => HostReport::new(&r.host, Status::Interrupted, r.duration),
-                };
-                printer.host(&rep);
-            },
-        )
-        .await;
-        cancel.is_cancelled()
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    eprintln!("{}", printer.summary.line(started.elapsed(), Style::stderr()));
-    Ok(printer.summary.exit_code(interrupted))
+            rep.error = Some(e.to_string());
+            rep
+        }
+        HostOutcome::NotStarted => HostReport::new(&r.host, Status::Interrupted, r.duration),
+    };
+    run_ad_hoc(targets, options, args.connection.forks, args.format, work, report)
 }

@@ -7,6 +7,7 @@ mod command;
 mod copy;
 mod debug;
 mod file;
+pub mod mysql;
 mod stat;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
@@ -240,6 +241,10 @@ static REGISTRY: &[&dyn Module] = &[
     &copy::Template,
     &file::File,
     &stat::Stat,
+    &mysql::MysqlDb,
+    &mysql::MysqlUser,
+    &mysql::MysqlQuery,
+    &mysql::MysqlReplication,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

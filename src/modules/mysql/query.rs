@@ -25,6 +25,7 @@ fn sql_value(v: &Json) -> String {
 }
 
 /// Replaces `%s` (in order) and `%(name)s` with quoted values; `%%` is a literal `%`.
+/// Values are quoted as SQL literals (the client gets them on stdin, never in argv).
 pub fn bind(query: &str, positional: &[Json], named: &Map<String, Json>) -> Result<String, String> {
     let mut out = String::with_capacity(query.len());
     let mut rest = query;
@@ -55,7 +56,8 @@ pub fn bind(query: &str, positional: &[Json], named: &Map<String, Json>) -> Resu
         }
     }
     out.push_str(rest);
-    if next < positional.len() {
+    // A query without placeholders ignores the arguments (a list of queries shares them).
+    if next > 0 && next < positional.len() {
         return Err(format!(
             "{} positional_args but only {next} `%s` in the query",
             positional.len()
@@ -187,6 +189,7 @@ mod tests {
             r"SELECT * FROM t WHERE a = 5 AND b = 'it\'s' AND c LIKE 'x%'"
         );
         assert!(bind("SELECT %s, %s", &[json!(1)], &named).is_err());
-        assert!(bind("SELECT 1", &[json!(1)], &named).is_err());
+        assert!(bind("SELECT %s", &[json!(1), json!(2)], &named).is_err());
+        assert_eq!(bind("SELECT 1", &[json!(1)], &named).unwrap(), "SELECT 1");
     }
 }

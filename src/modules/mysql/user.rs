@@ -122,6 +122,23 @@ fn grant_sql(obj: &str, privs: &BTreeSet<String>, account: &str) -> String {
     )
 }
 
+/// Revokes exactly what `SHOW GRANTS` listed (revoking what is not held is an error).
+fn revoke_sql(obj: &str, have: &BTreeSet<String>, account: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let list: Vec<&str> = have.iter().filter(|p| *p != "GRANT").map(String::as_str).collect();
+    if !list.is_empty() {
+        out.push(format!(
+            "REVOKE {} ON {} FROM {account};",
+            list.join(", "),
+            object_sql(obj)
+        ));
+    }
+    if have.contains("GRANT") {
+        out.push(format!("REVOKE GRANT OPTION ON {} FROM {account};", object_sql(obj)));
+    }
+    out
+}
+
 impl Module for MysqlUser {
     fn name(&self) -> &'static str {
         "mysql_user"
@@ -206,22 +223,16 @@ impl Module for MysqlUser {
                             privs.clone()
                         };
                         if (append && !need.is_empty()) || (!append && have != *privs) {
-                            if !append && !have.is_empty() {
-                                sql.push(format!(
-                                    "REVOKE ALL PRIVILEGES, GRANT OPTION ON {} FROM {account};",
-                                    object_sql(obj)
-                                ));
+                            if !append {
+                                sql.extend(revoke_sql(obj, &have, &account));
                             }
                             sql.push(grant_sql(obj, &need, &account));
                             changes.push(format!("privileges on {obj}"));
                         }
                     }
                     if !append {
-                        for obj in current.keys().filter(|o| !desired.contains_key(*o)) {
-                            sql.push(format!(
-                                "REVOKE ALL PRIVILEGES, GRANT OPTION ON {} FROM {account};",
-                                object_sql(obj)
-                            ));
+                        for (obj, have) in current.iter().filter(|(o, _)| !desired.contains_key(*o)) {
+                            sql.extend(revoke_sql(obj, have, &account));
                             changes.push(format!("revoked on {obj}"));
                         }
                     }

@@ -1,0 +1,110 @@
+//! MariaDB modules against a real MariaDB in a lab host.
+
+mod common;
+use common::{Lab, PlaybookFile};
+
+/// Installs MariaDB on lab host h1 (offline, from the machine's apt cache) and starts it.
+fn mariadb_on_h1(lab: &Lab) {
+    lab.sh(
+        1,
+        "export DEBIAN_FRONTEND=noninteractive; dpkg -s mariadb-server >/dev/null 2>&1 || apt-get install -y -q mariadb-server >/dev/null; \
+         service mariadb status >/dev/null 2>&1 || service mariadb start >/dev/null",
+    );
+}
+
+#[test]
+fn databases_users_grants_and_queries() {
+    let lab = Lab::get();
+    mariadb_on_h1(&lab);
+    let id = std::process::id();
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1
+  gather_facts: no
+  vars:
+    db: shop_{id}
+  tasks:
+    - name: database
+      mysql_db: name={{{{ db }}}} encoding=utf8mb4 collation=utf8mb4_unicode_ci
+    - name: application user
+      mysql_user:
+        name: app_{id}
+        host: "%"
+        password: "s3cr'et\"pw"
+        priv: "{{{{ db }}}}.*:SELECT,INSERT,UPDATE,DELETE,CREATE"
+    - name: schema and a row
+      mysql_query:
+        login_db: "{{{{ db }}}}"
+        query:
+          - CREATE TABLE IF NOT EXISTS settings (name VARCHAR(64) PRIMARY KEY, value TEXT)
+          - INSERT INTO settings VALUES ('greeting', %s) ON DUPLICATE KEY UPDATE value = VALUES(value)
+        positional_args: ["hello from {{{{ inventory_hostname }}}}"]
+    - name: read it back
+      mysql_query:
+        login_db: "{{{{ db }}}}"
+        query: SELECT name, value FROM settings WHERE name = %(n)s
+        named_args: {{n: greeting}}
+      register: q
+    - assert:
+        that:
+          - q.query_result[0][0].value == 'hello from h1'
+          - q.rowcount[0] == 1
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("database", "h1")["status"], "changed");
+    // State in MariaDB itself, checked with its own client.
+    let grants = lab.sh(1, &format!("mariadb -N -e \"SHOW GRANTS FOR 'app_{id}'@'%'\""));
+    assert!(
+        grants.contains(&format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON `shop_{id}`.* TO `app_{id}`@`%`"
+        )),
+        "{grants}"
+    );
+    let charset = lab.sh(1, &format!("mariadb -N -e \"SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='shop_{id}'\""));
+    assert_eq!(charset, "utf8mb4_unicode_ci\n");
+    // The password works (and was set exactly, quotes included).
+    let login = lab.sh(
+        1,
+        &format!("mariadb -N -u app_{id} -p\"s3cr'et\\\"pw\" shop_{id} -e 'SELECT value FROM settings'"),
+    );
+    assert_eq!(login, "hello from h1\n");
+
+    // Second run: nothing changes.
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.total_changed(), 0, "{r:?}");
+
+    // Privileges drift; --check reports it and leaves MariaDB alone; a run repairs it.
+    lab.sh(
+        1,
+        &format!("mariadb -e \"REVOKE DELETE ON shop_{id}.* FROM 'app_{id}'@'%'\""),
+    );
+    let r = pf.run(&lab, &["--check"]);
+    assert_eq!(r.result("application user", "h1")["status"], "changed", "{r:?}");
+    assert!(
+        !lab.sh(1, &format!("mariadb -N -e \"SHOW GRANTS FOR 'app_{id}'@'%'\""))
+            .contains("DELETE")
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        lab.sh(1, &format!("mariadb -N -e \"SHOW GRANTS FOR 'app_{id}'@'%'\""))
+            .contains("DELETE")
+    );
+
+    // A wrong password fails with MariaDB's own message.
+    let bad = PlaybookFile::new(&format!(
+        "- hosts: h1\n  gather_facts: no\n  tasks:\n    - name: bad login\n      mysql_query: login_user=app_{id} login_password=wrong login_host=127.0.0.1 query='SELECT 1'\n"
+    ));
+    let r = bad.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let f = r.result("bad login", "h1");
+    assert!(f["msg"].as_str().unwrap_or_default().contains("Access denied"), "{f}");
+    assert!(!r.stdout.contains("wrong"), "password in output: {}", r.stdout);
+    lab.sh(
+        1,
+        &format!("mariadb -e \"DROP DATABASE shop_{id}; DROP USER 'app_{id}'@'%'\""),
+    );
+}

@@ -108,3 +108,88 @@ fn databases_users_grants_and_queries() {
         &format!("mariadb -e \"DROP DATABASE shop_{id}; DROP USER 'app_{id}'@'%'\""),
     );
 }
+
+/// Primary on h1, replica on h4 (h4's tests never overlap: their names carry `h4`).
+#[test]
+fn gtid_replication_to_h4_starts_and_carries_rows() {
+    let lab = Lab::get();
+    let pf = PlaybookFile::new(
+        r#"
+- hosts: h1:h4
+  gather_facts: no
+  vars:
+    server_ids: {h1: 1, h4: 4}
+  tasks:
+    - name: mariadb installed
+      shell: dpkg -s mariadb-server >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server
+      changed_when: false
+    - name: replication settings
+      copy:
+        dest: /etc/mysql/mariadb.conf.d/90-tend-replication.cnf
+        content: |
+          [mysqld]
+          server_id = {{ server_ids[inventory_hostname] }}
+          log_bin = mysql-bin
+          binlog_format = ROW
+          log_slave_updates = ON
+          gtid_strict_mode = ON
+          skip_name_resolve = ON
+          bind_address = 0.0.0.0
+          {{ 'read_only = 1' if inventory_hostname == 'h4' else '' }}
+      register: cnf
+    - name: restart when the settings changed
+      shell: service mariadb restart
+      when: cnf.changed
+    - name: running
+      shell: service mariadb status >/dev/null || service mariadb start
+      changed_when: false
+    - name: replication user on the primary
+      mysql_user:
+        name: repl
+        host: "%"
+        password: repl-pw
+        priv: "*.*:REPLICATION SLAVE,REPLICATION CLIENT"
+      when: inventory_hostname == 'h1'
+    - name: point the replica at the primary
+      mysql_replication:
+        mode: changeprimary
+        primary_host: "{{ hostvars['h1'].ansible_host }}"
+        primary_user: repl
+        primary_password: repl-pw
+        primary_use_gtid: slave_pos
+      when: inventory_hostname == 'h4'
+    - name: start it
+      mysql_replication: mode=startreplica
+      when: inventory_hostname == 'h4'
+    - name: replica state
+      mysql_replication: mode=getreplica
+      register: rs
+      until: rs.Slave_IO_Running == 'Yes' and rs.Slave_SQL_Running == 'Yes'
+      retries: 20
+      delay: 0.5
+      when: inventory_hostname == 'h4'
+"#,
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("replica state", "h4")["status"], "ok", "{r:?}");
+    // A row written on the primary appears on the replica.
+    let id = std::process::id();
+    lab.sh(1, &format!("mariadb -e \"CREATE DATABASE IF NOT EXISTS repl_{id}; CREATE TABLE repl_{id}.t (v INT); INSERT INTO repl_{id}.t VALUES (42)\""));
+    let mut seen = String::new();
+    for _ in 0..40 {
+        seen = lab
+            .on_host(4, &["mariadb", "-N", "-e", &format!("SELECT v FROM repl_{id}.t")])
+            .stdout;
+        if seen == "42\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(seen, "42\n");
+    // Everything is in place: a second run changes nothing.
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.total_changed(), 0, "{r:?}");
+    lab.sh(1, &format!("mariadb -e 'DROP DATABASE repl_{id}'"));
+}

@@ -31,6 +31,9 @@ fn normalize_priv(p: &str) -> String {
     match p.as_str() {
         "ALL" => "ALL PRIVILEGES".into(),
         "GRANT OPTION" => "GRANT".into(),
+        // MariaDB 10.5+ shows REPLICATION CLIENT as BINLOG MONITOR and accepts both.
+        "BINLOG MONITOR" => "REPLICATION CLIENT".into(),
+        "REPLICATION REPLICA" => "REPLICATION SLAVE".into(),
         _ => p,
     }
 }
@@ -273,6 +276,10 @@ mod tests {
             grant
         );
         assert!(parse_priv(&json!("shop")).is_err());
+        assert_eq!(
+            parse_priv(&json!("*.*:REPLICATION SLAVE,REPLICATION CLIENT")).unwrap(),
+            parse_grants(&["GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `repl`@`%`".into()])
+        );
         assert_eq!(
             grant_sql("shop.*", &want["shop.*"], "'a'@'%'"),
             "GRANT ALL PRIVILEGES ON `shop`.* TO 'a'@'%';"

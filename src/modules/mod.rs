@@ -8,6 +8,7 @@ mod copy;
 mod debug;
 mod file;
 pub mod mysql;
+mod nginx;
 mod stat;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
@@ -245,6 +246,8 @@ static REGISTRY: &[&dyn Module] = &[
     &mysql::MysqlUser,
     &mysql::MysqlQuery,
     &mysql::MysqlReplication,
+    &nginx::NginxSite,
+    &nginx::NginxUpstream,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

@@ -207,7 +207,7 @@ pub fn upstream_block(name: &str, servers: &Json, options: &[String]) -> Result<
                     }
                 }
                 for flag in ["down", "backup"] {
-                    if m.get(flag).is_some_and(|v| crate::template::truthy(v)) {
+                    if m.get(flag).is_some_and(crate::template::truthy) {
                         line.push_str(&format!(" {flag}"));
                     }
                 }

@@ -3,11 +3,14 @@
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
 mod args;
+mod blockinfile;
 mod command;
 mod copy;
 mod debug;
 mod file;
+mod lineinfile;
 mod stat;
+mod textfile;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
 
@@ -240,6 +243,8 @@ static REGISTRY: &[&dyn Module] = &[
     &copy::Template,
     &file::File,
     &stat::Stat,
+    &lineinfile::LineInFile,
+    &blockinfile::BlockInFile,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

@@ -7,10 +7,14 @@ mod blockinfile;
 mod command;
 mod copy;
 mod debug;
+mod fetch;
 mod file;
+mod get_url;
 mod lineinfile;
 mod stat;
 mod textfile;
+mod unarchive;
+mod wait_for;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
 
@@ -245,6 +249,10 @@ static REGISTRY: &[&dyn Module] = &[
     &stat::Stat,
     &lineinfile::LineInFile,
     &blockinfile::BlockInFile,
+    &get_url::GetUrl,
+    &unarchive::Unarchive,
+    &fetch::Fetch,
+    &wait_for::WaitFor,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

@@ -650,3 +650,146 @@ fn wait_for_ports_and_files() {
     assert_eq!(r.total_changed(), 1, "only the shell task changes: {r:?}");
     lab.sh(2, &format!("rm -rf {d}"));
 }
+
+#[test]
+fn uri_from_the_control_node() {
+    let lab = Lab::get();
+    let srv = HttpServer::start(&[("hello.txt", b"hello\n")]);
+    let key = std::process::id();
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: get
+      uri:
+        url: {headers}
+        headers:
+          X-Token: abc
+        return_content: true
+      register: g
+    - assert:
+        that:
+          - g.status == 200
+          - g.json.x == 'abc'
+          - "'tend-httpget/' in g.json.agent"
+          - g.x_lab_thing == 'a-b'
+          - g.content_type == 'application/json'
+          - "'{{' in g.content"
+          - g.url == '{headers}'
+    - name: post json
+      uri:
+        url: {post}
+        method: POST
+        body: {{name: tend, n: 1}}
+        body_format: json
+        status_code: [201]
+      register: p
+    - name: post form
+      uri:
+        url: {post}
+        method: POST
+        body: {{a: "1 2", b: "&"}}
+        body_format: form-urlencoded
+        status_code: 201
+      register: f
+    - assert:
+        that:
+          - p.json.body == '{{"name":"tend","n":1}}'
+          - p.json.type == 'application/json'
+          - f.json.body == 'a=1+2&b=%26'
+          - f.json.type == 'application/x-www-form-urlencoded'
+    - name: auth
+      uri:
+        url: {auth}
+        user: alice
+        password: s3cret
+      register: a
+    - name: redirect followed
+      uri:
+        url: {redirect}
+        return_content: true
+      register: rd
+    - name: redirect kept
+      uri:
+        url: {redirect}
+        follow_redirects: none
+        status_code: 302
+    - assert:
+        that:
+          - a.json.user == 'alice'
+          - rd.redirected
+          - rd.content == 'hello\n'
+    - name: not found
+      uri:
+        url: {missing}
+      ignore_errors: true
+    - name: body regex
+      uri:
+        url: {hello}
+        body_regex: "^bye"
+      ignore_errors: true
+    - name: flaky
+      uri:
+        url: {flaky}
+      register: fl
+      until: fl.status == 200
+      retries: 5
+      delay: 0
+    - assert:
+        that: fl.json.try == 3
+"#,
+        headers = srv.url("headers"),
+        post = srv.url("post"),
+        auth = srv.url("auth"),
+        redirect = srv.url("redirect"),
+        missing = srv.url("missing.txt"),
+        hello = srv.url("hello.txt"),
+        flaky = srv.url(&format!("flaky/{key}")),
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.total_changed(), 0, "{r:?}");
+    assert_eq!(
+        r.result("not found", "h2")["msg"],
+        "Status code was 404 and not [200]: HTTP Error 404: Not Found"
+    );
+    assert_eq!(
+        r.result("body regex", "h2")["msg"],
+        "the response body does not match body_regex `^bye`"
+    );
+    assert_eq!(r.result("flaky", "h2")["status"], "ok");
+
+    // --check: safe methods still run, a POST is skipped.
+    let check = pf.run(&lab, &["--check"]);
+    assert_eq!(check.result("get", "h2")["status"], "ok", "{check:?}");
+    assert_eq!(check.result("post json", "h2")["status"], "skipped", "{check:?}");
+}
+
+#[test]
+fn pause_waits_and_refuses_to_prompt_without_a_terminal() {
+    let lab = Lab::get();
+    let pf = PlaybookFile::new(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: wait
+      pause:
+        seconds: 1
+      register: p
+    - assert:
+        that: p.delta >= 1
+    - name: ask
+      pause:
+        prompt: Deploy now?
+"#,
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.result("wait", "h2")["duration_ms"].as_u64().unwrap_or(0) >= 1000);
+    let ask = r.result("ask", "h2");
+    assert_eq!(ask["status"], "failed");
+    assert_eq!(
+        ask["msg"],
+        "pause needs an answer at a terminal (prompt: \"Deploy now?\"), but tend's input is not a terminal; give `seconds` or `minutes` to pause without asking"
+    );
+}

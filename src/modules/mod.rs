@@ -11,9 +11,11 @@ mod fetch;
 mod file;
 mod get_url;
 mod lineinfile;
+mod pause;
 mod stat;
 mod textfile;
 mod unarchive;
+mod uri;
 mod wait_for;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
@@ -253,6 +255,8 @@ static REGISTRY: &[&dyn Module] = &[
     &unarchive::Unarchive,
     &fetch::Fetch,
     &wait_for::WaitFor,
+    &uri::Uri,
+    &pause::Pause,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

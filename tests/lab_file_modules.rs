@@ -106,6 +106,17 @@ fn lineinfile_edits_like_ansible() {
         lab.sh(2, &format!("sha256sum {d}/httpd.conf; stat -c %a {d}/sub/dir/hosts")),
         before
     );
+    // A real run puts the line and the mode back.
+    let fix = pf.run(&lab, &[]);
+    ok(&fix);
+    assert_eq!(fix.total_changed(), 2, "{fix:?}");
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!("grep -c '^Listen 8080$' {d}/httpd.conf; stat -c %a {d}/sub/dir/hosts")
+        ),
+        "1\n640\n"
+    );
     lab.sh(2, &format!("rm -rf {d}"));
 }
 

@@ -142,6 +142,7 @@ impl Module for GetUrl {
         Box::pin(async move {
             let url = args.str("url").unwrap_or_default();
             let dest = args.str("dest").unwrap_or_default();
+            super::textfile::octal_mode(args)?;
             let (algo, sum) = match args.str("checksum").filter(|c| !c.is_empty()) {
                 Some(c) => parse_checksum(c).map_err(ModuleError::Args)?,
                 None => ("sha256", String::new()),

@@ -3,13 +3,22 @@
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
 mod args;
+mod blockinfile;
 mod command;
 mod copy;
 mod debug;
+mod fetch;
 mod file;
+mod get_url;
+mod lineinfile;
 pub mod mysql;
 mod nginx;
+mod pause;
 mod stat;
+mod textfile;
+mod unarchive;
+mod uri;
+mod wait_for;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
 
@@ -248,6 +257,14 @@ static REGISTRY: &[&dyn Module] = &[
     &mysql::MysqlReplication,
     &nginx::NginxSite,
     &nginx::NginxUpstream,
+    &lineinfile::LineInFile,
+    &blockinfile::BlockInFile,
+    &get_url::GetUrl,
+    &unarchive::Unarchive,
+    &fetch::Fetch,
+    &wait_for::WaitFor,
+    &uri::Uri,
+    &pause::Pause,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

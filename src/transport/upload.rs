@@ -32,6 +32,9 @@ pub struct FileSpec<'a> {
     pub name_in_dir: Option<&'a str>,
     /// Return the old content (text up to 256 KiB) for `--diff`.
     pub want_before: bool,
+    /// Write only if the destination still has this sha256 (`absent`: must not exist), so an
+    /// edit computed from content read earlier never overwrites a change made since.
+    pub expect_sum: Option<&'a str>,
 }
 
 impl<'a> FileSpec<'a> {
@@ -48,6 +51,7 @@ impl<'a> FileSpec<'a> {
             force: true,
             name_in_dir: None,
             want_before: false,
+            expect_sum: None,
         }
     }
 }
@@ -96,7 +100,8 @@ impl UploadOutcome {
 }
 
 /// The remote half. `$1`: probe only (`1`) or apply (`0`); content on stdin when applying.
-/// Exit codes: 3 bad destination, 4 damaged transfer, 5 validation refused the new file.
+/// Exit codes: 3 bad destination, 4 damaged transfer, 5 validation refused the new file,
+/// 6 the destination changed since it was read (`expect_sum`).
 const SCRIPT: &str = r#"set -eu
 probe=$1
 if [ -n "$name" ] && [ -d "$dest" ]; then dest="${dest%/}/$name"; fi
@@ -104,6 +109,12 @@ echo "dest $dest"
 dir=$(dirname -- "$dest")
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 3; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 3; fi
+guard() {
+  [ -n "$expect" ] || return 0
+  if [ -f "$dest" ]; then cur=$(sha256sum < "$dest" | cut -d' ' -f1); else cur=absent; fi
+  if [ "$cur" != "$expect" ]; then echo "$dest changed since it was read (sha256 $cur, expected $expect)" >&2; exit 6; fi
+}
+guard
 state=created
 if [ -f "$dest" ]; then
   state=replaced
@@ -137,6 +148,7 @@ else chmod 644 "$tmp"; fi
 [ -z "$owner" ] || chown "$owner" "$tmp"
 [ -z "$group" ] || chgrp "$group" "$tmp"
 validate
+guard
 if [ "$state" = replaced ] && [ "$backup" = 1 ]; then
   bk="$dest.$(date +%Y-%m-%d@%H:%M:%S).$$~"; cp -p "$dest" "$bk"; echo "backup $bk"
 fi
@@ -174,7 +186,7 @@ impl Connection {
         let sum = hex::encode(Sha256::digest(file.content));
         let flag = |b: bool| if b { "1" } else { "0" };
         let vars = format!(
-            "dest={} sum={} mode={} owner={} group={} force={} backup={} want_before={} name={}\n",
+            "dest={} sum={} mode={} owner={} group={} force={} backup={} want_before={} name={} expect={}\n",
             quote(file.dest),
             sum,
             quote(&file.mode.map(|m| format!("{m:o}")).unwrap_or_default()),
@@ -184,6 +196,7 @@ impl Connection {
             flag(file.backup),
             flag(file.want_before),
             quote(file.name_in_dir.unwrap_or("")),
+            quote(file.expect_sum.unwrap_or("")),
         );
         // The validation command is the user's own shell text; `%s` becomes the new file.
         let validate = match file.validate {

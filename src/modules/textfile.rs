@@ -1,0 +1,211 @@
+//! Shared by `lineinfile` and `blockinfile`: a text file on the host is read in one round trip
+//! (content, real path and attributes), edited on the control node, and written back through the
+//! transport's atomic upload only when something changed. The upload is guarded by the checksum
+//! of what was read, so a change made on the host in between is reported, never overwritten.
+
+use super::{Args, Ctx, Diff, ModuleError, ModuleResult};
+use crate::transport::{FileSpec, UploadError, shell::quote};
+use sha2::{Digest, Sha256};
+
+/// The file as it was read.
+pub(super) struct Current {
+    /// The path as the task gave it.
+    pub path: String,
+    /// Symlinks resolved: the file that is edited.
+    pub real: String,
+    /// The content; `None` when the file does not exist.
+    pub content: Option<Vec<u8>>,
+    /// sha256 of the content, or `absent`.
+    sum: String,
+    attrs: Option<Attrs>,
+}
+
+/// Mode and ownership as `stat` reports them.
+struct Attrs {
+    mode: u32,
+    user: String,
+    uid: String,
+    group: String,
+    gid: String,
+}
+
+const READ: &str = r#"if [ -d "$p" ]; then echo "Path $p is a directory !" >&2; exit 3; fi
+if [ -e "$p" ]; then
+  [ -f "$p" ] || { echo "$p is not a regular file" >&2; exit 3; }
+  [ -r "$p" ] || { echo "$p is not readable" >&2; exit 3; }
+  echo "real $(readlink -f -- "$p")"
+  stat -L -c 'attrs %a %U %u %G %g' -- "$p" || exit 4
+  printf 'content '; base64 -w0 < "$p" || exit 4; echo
+else
+  echo absent
+  if [ "$mk" = 1 ]; then
+    d=$(dirname -- "$p")
+    [ -d "$d" ] || mkdir -p -- "$d" || { echo "Error creating $d" >&2; exit 4; }
+  fi
+fi
+"#;
+
+/// Reads `path` on the host. With `make_parent`, a missing file's directory is created (what
+/// Ansible does for `create: yes` outside check mode).
+pub(super) async fn read(ctx: &Ctx<'_>, module: &str, path: &str, make_parent: bool) -> Result<Current, ModuleError> {
+    let script = format!("p={} mk={}\n{READ}", quote(path), if make_parent { 1 } else { 0 });
+    let out = ctx.run(&script, None).await?;
+    if !out.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(ModuleError::remote(
+            stderr
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("cannot read the file")
+                .to_string(),
+            format!("{module}: read {path}"),
+            &out,
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut cur = Current {
+        path: path.to_string(),
+        real: path.to_string(),
+        content: None,
+        sum: "absent".into(),
+        attrs: None,
+    };
+    for line in stdout.lines() {
+        if let Some(r) = line.strip_prefix("real ") {
+            if !r.is_empty() {
+                cur.real = r.to_string();
+            }
+        } else if let Some(a) = line.strip_prefix("attrs ") {
+            let f: Vec<&str> = a.split_whitespace().collect();
+            if let [mode, user, uid, group, gid] = f[..] {
+                cur.attrs = Some(Attrs {
+                    mode: u32::from_str_radix(mode, 8).unwrap_or(0),
+                    user: user.into(),
+                    uid: uid.into(),
+                    group: group.into(),
+                    gid: gid.into(),
+                });
+            }
+        } else if let Some(c) = line.strip_prefix("content ") {
+            use base64::Engine as _;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(c.trim())
+                .map_err(|e| ModuleError::Failed(format!("{path}: garbled content ({e})")))?;
+            cur.sum = hex::encode(Sha256::digest(&data));
+            cur.content = Some(data);
+        }
+    }
+    if cur.attrs.is_some() && cur.content.is_none() {
+        // An empty file prints `content ` with nothing after it; `lines()` keeps that line,
+        // so reaching here means the output was cut short.
+        return Err(ModuleError::remote(
+            format!("{path}: the host's answer was incomplete"),
+            format!("{module}: read {path}"),
+            &out,
+        ));
+    }
+    Ok(cur)
+}
+
+/// An octal `mode:` for file content (symbolic modes belong to `file`).
+pub(super) fn octal_mode(args: &Args) -> Result<Option<u32>, ModuleError> {
+    match args.str("mode") {
+        Some(m) => u32::from_str_radix(m, 8).map(Some).map_err(|_| {
+            ModuleError::Args(format!(
+                "mode `{m}`: only octal modes are supported for file content; use `file` for symbolic modes"
+            ))
+        }),
+        None => Ok(None),
+    }
+}
+
+/// `validate` must name the file to check.
+pub(super) fn check_validate(args: &Args) -> Result<(), ModuleError> {
+    match args.str("validate") {
+        Some(v) if !v.contains("%s") => Err(ModuleError::Args(format!("validate must contain %s: {v}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `new` (when it differs from what was read, or when mode/owner/group differ) and
+/// builds the result: Ansible's message, a before/after diff, the backup path.
+pub(super) async fn write(
+    ctx: &Ctx<'_>,
+    args: &Args,
+    cur: &Current,
+    new: &[u8],
+    msg: &str,
+) -> Result<(ModuleResult, Option<String>), ModuleError> {
+    let mode = octal_mode(args)?;
+    let owner = args.str("owner");
+    let group = args.str("group");
+    let content_changed = cur.content.as_deref() != Some(new);
+    let attrs_changed = cur.attrs.as_ref().is_some_and(|a| {
+        mode.is_some_and(|m| m != a.mode)
+            || owner.is_some_and(|o| o != a.user && o != a.uid)
+            || group.is_some_and(|g| g != a.group && g != a.gid)
+    });
+    let mut r = ModuleResult::changed(content_changed || attrs_changed);
+    let mut text = if content_changed {
+        msg.to_string()
+    } else {
+        String::new()
+    };
+    if attrs_changed {
+        if !text.is_empty() {
+            text.push_str(" and ");
+        }
+        text.push_str("ownership, perms or SE linux context changed");
+    }
+    r.msg = (!text.is_empty()).then_some(text);
+    if !r.changed {
+        return Ok((r, None));
+    }
+    if ctx.diff && content_changed {
+        r.diff.push(Diff {
+            path: cur.path.clone(),
+            before: String::from_utf8_lossy(cur.content.as_deref().unwrap_or_default()).into_owned(),
+            after: String::from_utf8_lossy(new).into_owned(),
+        });
+    }
+    if ctx.check {
+        return Ok((r, None));
+    }
+    let conn = ctx
+        .conn
+        .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
+    let spec = FileSpec {
+        mode,
+        owner,
+        group,
+        validate: args.str("validate"),
+        backup: args.bool("backup", false),
+        expect_sum: Some(&cur.sum),
+        ..FileSpec::new(&cur.real, new)
+    };
+    let report = conn
+        .upload(&spec, ctx.escalate.as_ref(), false)
+        .await
+        .map_err(|e| match e {
+            UploadError::Transport(t) => ModuleError::Transport(t),
+            UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
+                msg: match rc {
+                    5 => format!("the new content of {dest} failed validation; the old file was kept"),
+                    6 => {
+                        format!("{dest} changed on the host while it was being edited; nothing was written (run again)")
+                    }
+                    _ => format!("could not write {dest}"),
+                },
+                cmd: spec
+                    .validate
+                    .filter(|_| rc == 5)
+                    .map_or_else(|| format!("write {dest}"), str::to_string),
+                rc: Some(rc),
+                stdout: String::new(),
+                stderr,
+            },
+        })?;
+    r.changed = report.outcome.changed();
+    Ok((r, report.backup_file))
+}

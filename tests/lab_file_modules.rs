@@ -1,0 +1,806 @@
+//! File and network modules against real lab hosts (only h2 and h3, under unique paths in
+//! /root): the state on the host byte for byte, a second run changes nothing, `--check` leaves
+//! the host alone and `--diff` shows the real before/after text.
+
+mod common;
+use common::{Lab, PlaybookFile, Run};
+
+/// A directory on the hosts that no other test (or person) uses.
+fn unique(name: &str) -> String {
+    format!("/root/tend-net-{name}-{}", std::process::id())
+}
+
+fn ok(r: &Run) {
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+#[test]
+fn lineinfile_edits_like_ansible() {
+    let lab = Lab::get();
+    let d = unique("lineinfile");
+    lab.sh(
+        2,
+        &format!(
+            "rm -rf {d}; mkdir -p {d}; printf 'ServerRoot x\\n#Listen 80\\nUser www\\nSELINUX=disabled\\n%%wheel ALL\\n' > {d}/httpd.conf; chmod 600 {d}/httpd.conf"
+        ),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: listen
+      lineinfile:
+        path: {d}/httpd.conf
+        regexp: '^Listen '
+        insertafter: '^#Listen '
+        line: Listen 8080
+    - name: selinux
+      lineinfile:
+        dest: {d}/httpd.conf
+        regexp: '^SELINUX=(disabled|permissive)$'
+        line: 'SELINUX=enforcing # was \1'
+        backrefs: true
+    - name: wheel
+      lineinfile:
+        path: {d}/httpd.conf
+        regexp: '^%wheel'
+        state: absent
+    - name: new file
+      lineinfile:
+        path: {d}/sub/dir/hosts
+        line: 10.0.0.1 db
+        create: true
+        mode: '0640'
+"#
+    ));
+    let r = pf.run(&lab, &["--diff"]);
+    ok(&r);
+    let listen = r.result("listen", "h2");
+    assert_eq!(listen["status"], "changed");
+    assert_eq!(listen["msg"], "line added");
+    assert_eq!(
+        listen["diff"],
+        serde_json::json!([{
+            "path": format!("{d}/httpd.conf"),
+            "before": "ServerRoot x\n#Listen 80\nUser www\nSELINUX=disabled\n%wheel ALL\n",
+            "after": "ServerRoot x\n#Listen 80\nListen 8080\nUser www\nSELINUX=disabled\n%wheel ALL\n",
+        }])
+    );
+    assert_eq!(r.result("selinux", "h2")["msg"], "line replaced");
+    assert_eq!(r.result("wheel", "h2")["msg"], "1 line(s) removed");
+    assert_eq!(r.result("new file", "h2")["msg"], "line added");
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/httpd.conf; stat -c %a {d}/httpd.conf")),
+        "ServerRoot x\n#Listen 80\nListen 8080\nUser www\nSELINUX=enforcing # was disabled\n600\n"
+    );
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/sub/dir/hosts; stat -c %a {d}/sub/dir/hosts")),
+        "10.0.0.1 db\n640\n"
+    );
+
+    // Unchanged playbook: nothing to do.
+    let again = pf.run(&lab, &["--diff"]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    assert!(again.result("listen", "h2").get("diff").is_none());
+
+    // Someone edits the file: --check reports the change, with its diff, and writes nothing.
+    lab.sh(
+        2,
+        &format!("sed -i 's/^Listen 8080$/Listen 9090/' {d}/httpd.conf; chmod 644 {d}/sub/dir/hosts"),
+    );
+    let before = lab.sh(2, &format!("sha256sum {d}/httpd.conf; stat -c %a {d}/sub/dir/hosts"));
+    let check = pf.run(&lab, &["--check", "--diff"]);
+    ok(&check);
+    assert_eq!(check.total_changed(), 2, "{check:?}");
+    assert_eq!(check.result("listen", "h2")["msg"], "line replaced");
+    assert_eq!(
+        check.result("listen", "h2")["diff"][0]["after"],
+        "ServerRoot x\n#Listen 80\nListen 8080\nUser www\nSELINUX=enforcing # was disabled\n"
+    );
+    assert_eq!(
+        check.result("new file", "h2")["msg"],
+        "ownership, perms or SE linux context changed"
+    );
+    assert_eq!(
+        lab.sh(2, &format!("sha256sum {d}/httpd.conf; stat -c %a {d}/sub/dir/hosts")),
+        before
+    );
+    // A real run puts the line and the mode back.
+    let fix = pf.run(&lab, &[]);
+    ok(&fix);
+    assert_eq!(fix.total_changed(), 2, "{fix:?}");
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!("grep -c '^Listen 8080$' {d}/httpd.conf; stat -c %a {d}/sub/dir/hosts")
+        ),
+        "1\n640\n"
+    );
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn lineinfile_failures_and_guard() {
+    let lab = Lab::get();
+    let d = unique("lineguard");
+    lab.sh(3, &format!("rm -rf {d}; mkdir -p {d}; printf 'a\\n' > {d}/f"));
+    // Missing file without `create`: Ansible's message. A validation command that changes the
+    // file under our feet: the write is refused, the other change is kept.
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h3
+  gather_facts: false
+  tasks:
+    - name: missing
+      lineinfile:
+        path: {d}/nope
+        line: x
+      ignore_errors: true
+    - name: raced
+      lineinfile:
+        path: {d}/f
+        line: b
+        validate: "sh -c 'echo racer >> {d}/f' %s"
+      ignore_errors: true
+    - name: bad validate
+      lineinfile:
+        path: {d}/f
+        line: c
+        validate: "false"
+      ignore_errors: true
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    let missing = r.result("missing", "h3");
+    assert_eq!(missing["status"], "ignored");
+    assert_eq!(missing["msg"], format!("Destination {d}/nope does not exist !"));
+    let raced = r.result("raced", "h3");
+    assert_eq!(raced["status"], "ignored");
+    assert_eq!(
+        raced["msg"],
+        format!("{d}/f changed on the host while it was being edited; nothing was written (run again)")
+    );
+    assert_eq!(r.result("bad validate", "h3")["msg"], "validate must contain %s: false");
+    assert_eq!(lab.sh(3, &format!("cat {d}/f; ls -A {d}")), "a\nracer\nf\n");
+    lab.sh(3, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn blockinfile_inserts_updates_and_removes() {
+    let lab = Lab::get();
+    let d = unique("blockinfile");
+    lab.sh(
+        2,
+        &format!("rm -rf {d}; mkdir -p {d}; printf '<html>\\n<body>\\n</body>\\n</html>\\n' > {d}/index.html; ln -s index.html {d}/link.html"),
+    );
+    let playbook = |block: &str, state: &str| {
+        format!(
+            r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: block
+      blockinfile:
+        path: {d}/link.html
+        marker: "<!-- {{mark}} ANSIBLE MANAGED BLOCK -->"
+        insertafter: "<body>"
+        block: |
+{block}
+        state: {state}
+        backup: true
+    - name: sshd
+      blockinfile:
+        path: {d}/sshd_config
+        create: true
+        block: |
+          Match User ansible-agent
+          PasswordAuthentication no
+"#
+        )
+    };
+    let pf = PlaybookFile::new(&playbook("          <h1>Welcome</h1>", "present"));
+    let r = pf.run(&lab, &["--diff"]);
+    ok(&r);
+    let block = r.result("block", "h2");
+    assert_eq!(block["msg"], "Block inserted");
+    assert_eq!(
+        block["diff"],
+        serde_json::json!([{
+            "path": format!("{d}/link.html"),
+            "before": "<html>\n<body>\n</body>\n</html>\n",
+            "after": "<html>\n<body>\n<!-- BEGIN ANSIBLE MANAGED BLOCK -->\n<h1>Welcome</h1>\n<!-- END ANSIBLE MANAGED BLOCK -->\n</body>\n</html>\n",
+        }])
+    );
+    assert_eq!(r.result("sshd", "h2")["msg"], "File created");
+    // The symlink still points at the edited file, which was backed up first.
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!("readlink {d}/link.html; cat {d}/index.html {d}/sshd_config; ls {d} | grep -c '^index.html.*~$'")
+        ),
+        "index.html\n<html>\n<body>\n<!-- BEGIN ANSIBLE MANAGED BLOCK -->\n<h1>Welcome</h1>\n<!-- END ANSIBLE MANAGED BLOCK -->\n</body>\n</html>\n\
+         # BEGIN ANSIBLE MANAGED BLOCK\nMatch User ansible-agent\nPasswordAuthentication no\n# END ANSIBLE MANAGED BLOCK\n1\n"
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // New block text: replaced in place, the old file kept as a backup.
+    let pf2 = PlaybookFile::new(&playbook("          <h1>Hello</h1>\n          <p>x</p>", "present"));
+    let check = pf2.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("block", "h2")["status"], "changed");
+    assert!(lab.sh(2, &format!("cat {d}/index.html")).contains("<h1>Welcome</h1>"));
+    let r = pf2.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/index.html; ls {d} | grep -c '^index.html.*~$'")),
+        "<html>\n<body>\n<!-- BEGIN ANSIBLE MANAGED BLOCK -->\n<h1>Hello</h1>\n<p>x</p>\n<!-- END ANSIBLE MANAGED BLOCK -->\n</body>\n</html>\n2\n"
+    );
+    // state=absent takes the block out again.
+    let pf3 = PlaybookFile::new(&playbook("          x", "absent"));
+    let r = pf3.run(&lab, &["--diff"]);
+    ok(&r);
+    assert_eq!(r.result("block", "h2")["msg"], "Block removed");
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/index.html")),
+        "<html>\n<body>\n</body>\n</html>\n"
+    );
+    assert_eq!(pf3.run(&lab, &[]).total_changed(), 0);
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+/// A small HTTP server on the lab bridge (lab hosts reach 10.77.0.1), on a free port, stopped
+/// when dropped. Serves files from `root`, plus a few endpoints for `uri`.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+const SERVER: &str = r#"
+import base64, json, sys
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+root, counts = sys.argv[1], {}
+
+class H(SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, code, body, extra=()):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/hello.txt")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path == "/auth":
+            if self.headers.get("Authorization") == "Basic " + base64.b64encode(b"alice:s3cret").decode():
+                self.reply(200, {"user": "alice"})
+            else:
+                self.reply(401, {"error": "auth"}, [("WWW-Authenticate", 'Basic realm="lab"')])
+        elif self.path.startswith("/flaky/"):
+            counts[self.path] = counts.get(self.path, 0) + 1
+            if counts[self.path] < 3:
+                self.reply(503, {"try": counts[self.path]})
+            else:
+                self.reply(200, {"try": counts[self.path]})
+        elif self.path == "/headers":
+            self.reply(200, {"agent": self.headers.get("User-Agent"), "x": self.headers.get("X-Token")}, [("X-Lab-Thing", "a-b")])
+        else:
+            super().do_GET()
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.reply(201, {"body": body, "type": self.headers.get("Content-Type")})
+
+srv = ThreadingHTTPServer(("10.77.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+impl HttpServer {
+    fn start(files: &[(&str, &[u8])]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("www");
+        std::fs::create_dir_all(&root).expect("mkdir");
+        for (name, data) in files {
+            std::fs::write(root.join(name), data).expect("write");
+        }
+        let script = dir.path().join("server.py");
+        std::fs::write(&script, SERVER).expect("write");
+        let mut child = std::process::Command::new("python3")
+            .arg(&script)
+            .arg(&root)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no port from the server: {line:?}"));
+        Self { child, port, _dir: dir }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://10.77.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+#[test]
+fn get_url_downloads_on_the_host_verifies_and_skips() {
+    let lab = Lab::get();
+    let srv = HttpServer::start(&[("pkg.txt", b"payload v1\n")]);
+    let d = unique("get_url");
+    lab.sh(3, &format!("rm -rf {d}; mkdir -p {d}/dir"));
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h3
+  gather_facts: false
+  tasks:
+    - name: pinned
+      get_url:
+        url: {pkg}
+        dest: {d}/pkg.txt
+        checksum: "sha256:{sum}"
+        mode: "0640"
+        headers:
+          X-Token: abc
+    - name: into dir
+      get_url:
+        url: {pkg}
+        dest: {d}/dir/
+    - name: missing
+      get_url:
+        url: {missing}
+        dest: {d}/missing.txt
+      ignore_errors: true
+    - name: wrong sum
+      get_url:
+        url: {pkg}
+        dest: {d}/wrong.txt
+        checksum: "sha256:{zeros}"
+      ignore_errors: true
+"#,
+        pkg = srv.url("pkg.txt"),
+        missing = srv.url("missing.txt"),
+        sum = sha256(b"payload v1\n"),
+        zeros = "0".repeat(64),
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.result("pinned", "h3")["status"], "changed");
+    assert_eq!(r.result("pinned", "h3")["msg"], "OK (11 bytes)");
+    assert_eq!(r.result("into dir", "h3")["status"], "changed");
+    let missing = r.result("missing", "h3");
+    assert_eq!(missing["status"], "ignored");
+    assert_eq!(
+        missing["msg"],
+        "Request failed: curl: (22) The requested URL returned error: 404"
+    );
+    let wrong = r.result("wrong sum", "h3");
+    assert_eq!(
+        wrong["msg"],
+        format!(
+            "The checksum for {d}/wrong.txt did not match {}; it was {}. The downloaded file was removed.",
+            "0".repeat(64),
+            sha256(b"payload v1\n")
+        )
+    );
+    // The files, their modes, and no temp file left behind.
+    assert_eq!(
+        lab.sh(
+            3,
+            &format!("cd {d}; cat pkg.txt dir/pkg.txt; stat -c '%a %n' pkg.txt dir/pkg.txt; ls -A . dir")
+        ),
+        "payload v1\npayload v1\n640 pkg.txt\n644 dir/pkg.txt\n.:\ndir\npkg.txt\n\ndir:\npkg.txt\n"
+    );
+
+    let again = pf.run(&lab, &[]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    assert_eq!(again.result("pinned", "h3")["msg"], "file already exists");
+
+    // --check: the missing file would be downloaded, but is not.
+    lab.sh(3, &format!("rm {d}/pkg.txt"));
+    let check = pf.run(&lab, &["--check"]);
+    assert_eq!(check.result("pinned", "h3")["status"], "changed", "{check:?}");
+    assert_eq!(lab.sh(3, &format!("ls -A {d}")), "dir\n");
+    lab.sh(3, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn unarchive_extracts_once_and_repairs_drift() {
+    let lab = Lab::get();
+    let d = unique("unarchive");
+    let name = format!("app-{}.tgz", std::process::id());
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h3
+  gather_facts: false
+  tasks:
+    - name: tgz
+      unarchive:
+        src: {name}
+        dest: {d}/tgz
+        list_files: true
+    - name: zip
+      unarchive:
+        src: app.zip
+        dest: {d}/zip
+        mode: "0750"
+    - name: remote
+      unarchive:
+        src: {d}/tgz/app/inner.tar
+        dest: {d}/remote
+        remote_src: true
+        extra_opts: [--strip-components=1]
+    - name: creates
+      unarchive:
+        src: {name}
+        dest: {d}/tgz
+        creates: {d}/tgz/app
+"#
+    ));
+    // The archives are made on the control node, next to the playbook.
+    let src = pf.dir.path().join("src");
+    std::fs::create_dir_all(src.join("app/bin")).expect("mkdir");
+    std::fs::write(src.join("app/a.txt"), "alpha\n").expect("write");
+    std::fs::write(src.join("app/bin/run"), "#!/bin/sh\necho run\n").expect("write");
+    std::os::unix::fs::symlink("a.txt", src.join("app/link")).expect("symlink");
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(pf.dir.path())
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh("chmod 755 src/app/bin/run && tar -cf src/app/inner.tar -C src app/a.txt");
+    sh(&format!("tar --owner=0 --group=0 -czf {name} -C src app"));
+    sh(
+        "cd src && python3 -c \"import zipfile; z = zipfile.ZipFile('../app.zip', 'w'); z.write('app/a.txt'); z.write('app/bin/run'); z.close()\"",
+    );
+    lab.sh(3, &format!("rm -rf {d}; mkdir -p {d}/tgz {d}/zip {d}/remote"));
+
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    for task in ["tgz", "zip", "remote"] {
+        assert_eq!(r.result(task, "h3")["status"], "changed", "{task}: {r:?}");
+    }
+    assert_eq!(r.result("creates", "h3")["status"], "skipped");
+    assert_eq!(
+        r.result("creates", "h3")["msg"],
+        format!("skipped, since {d}/tgz/app exists")
+    );
+    assert_eq!(
+        lab.sh(3, &format!("cd {d}; find tgz zip remote | sort; cat tgz/app/a.txt; readlink tgz/app/link; stat -c '%a %n' tgz/app/bin/run zip/app/a.txt zip/app/bin; cat remote/a.txt")),
+        "remote\nremote/a.txt\ntgz\ntgz/app\ntgz/app/a.txt\ntgz/app/bin\ntgz/app/bin/run\ntgz/app/inner.tar\ntgz/app/link\n\
+         zip\nzip/app\nzip/app/a.txt\nzip/app/bin\nzip/app/bin/run\nalpha\na.txt\n755 tgz/app/bin/run\n750 zip/app/a.txt\n750 zip/app/bin\nalpha\n"
+    );
+    // Nothing staged is left on the host.
+    assert_eq!(lab.sh(3, &format!("find /tmp -name {name} | wc -l")), "0\n");
+
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // Drift inside dest: --check sees it and leaves it, a real run repairs it.
+    lab.sh(3, &format!("echo changed > {d}/zip/app/a.txt; rm {d}/tgz/app/link"));
+    let check = pf.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("zip", "h3")["status"], "changed", "{check:?}");
+    assert_eq!(check.result("tgz", "h3")["status"], "changed", "{check:?}");
+    assert_eq!(check.result("tgz", "h3")["msg"], "app/link differs from the archive");
+    assert_eq!(check.result("remote", "h3")["status"], "ok", "{check:?}");
+    assert_eq!(
+        lab.sh(3, &format!("cat {d}/zip/app/a.txt; ls {d}/tgz/app")),
+        "changed\na.txt\nbin\ninner.tar\n"
+    );
+    let fix = pf.run(&lab, &[]);
+    ok(&fix);
+    assert_eq!(fix.total_changed(), 2, "{fix:?}");
+    assert_eq!(
+        lab.sh(3, &format!("cat {d}/zip/app/a.txt; readlink {d}/tgz/app/link")),
+        "alpha\na.txt\n"
+    );
+    lab.sh(3, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn fetch_copies_to_the_control_node() {
+    let lab = Lab::get();
+    let d = unique("fetch");
+    lab.sh(
+        2,
+        &format!("rm -rf {d}; mkdir -p {d}; printf 'key=1\\n' > {d}/app.conf"),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: tree
+      fetch:
+        src: {d}/app.conf
+        dest: fetched
+    - name: flat
+      fetch:
+        src: {d}/app.conf
+        dest: flat/
+        flat: true
+    - name: missing
+      fetch:
+        src: {d}/nope
+        dest: fetched
+      ignore_errors: true
+    - name: missing ok
+      fetch:
+        src: {d}/nope
+        dest: fetched
+        fail_on_missing: false
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    let tree = pf.dir.path().join(format!("fetched/h2{d}/app.conf"));
+    let flat = pf.dir.path().join("flat/app.conf");
+    assert_eq!(std::fs::read_to_string(&tree).expect("tree copy"), "key=1\n");
+    assert_eq!(std::fs::read_to_string(&flat).expect("flat copy"), "key=1\n");
+    assert_eq!(r.result("tree", "h2")["status"], "changed");
+    assert_eq!(r.result("missing", "h2")["status"], "ignored");
+    assert_eq!(
+        r.result("missing", "h2")["msg"],
+        format!("the remote file does not exist, not transferring, ignored: {d}/nope")
+    );
+    assert_eq!(r.result("missing ok", "h2")["status"], "ok");
+
+    let again = pf.run(&lab, &[]);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // Changed on the host: --check reports it and keeps the local copy.
+    lab.sh(2, &format!("printf 'key=2\\n' > {d}/app.conf"));
+    let check = pf.run(&lab, &["--check"]);
+    assert_eq!(check.result("tree", "h2")["status"], "changed", "{check:?}");
+    assert_eq!(std::fs::read_to_string(&tree).expect("tree copy"), "key=1\n");
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.total_changed(), 2, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&tree).expect("tree copy"), "key=2\n");
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn wait_for_ports_and_files() {
+    let lab = Lab::get();
+    let srv = HttpServer::start(&[]);
+    // A port nobody listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("10.77.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let d = unique("wait_for");
+    lab.sh(2, &format!("rm -rf {d}; mkdir -p {d}"));
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: open
+      wait_for:
+        host: 10.77.0.1
+        port: {open}
+        timeout: 10
+    - name: closed
+      wait_for:
+        host: 10.77.0.1
+        port: {closed}
+        state: stopped
+        timeout: 10
+    - name: start writer
+      shell: "nohup sh -c 'sleep 1; echo ready > {d}/flag' >/dev/null 2>&1 &"
+    - name: file
+      wait_for:
+        path: {d}/flag
+        search_regex: "^rea.y$"
+        timeout: 20
+    - name: gone
+      wait_for:
+        path: {d}/never
+        state: absent
+    - name: too late
+      wait_for:
+        path: {d}/never
+        timeout: 1
+        msg: the app did not come up
+      ignore_errors: true
+"#,
+        open = srv.port,
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    for t in ["open", "closed", "file", "gone"] {
+        assert_eq!(r.result(t, "h2")["status"], "ok", "{t}: {r:?}");
+    }
+    assert!(
+        r.result("file", "h2")["duration_ms"].as_u64().unwrap_or(0) >= 300,
+        "{r:?}"
+    );
+    let late = r.result("too late", "h2");
+    assert_eq!(late["status"], "ignored");
+    assert_eq!(late["msg"], "the app did not come up (elapsed 1s)");
+    assert_eq!(r.total_changed(), 1, "only the shell task changes: {r:?}");
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn uri_from_the_control_node() {
+    let lab = Lab::get();
+    let srv = HttpServer::start(&[("hello.txt", b"hello\n")]);
+    let key = std::process::id();
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: get
+      uri:
+        url: {headers}
+        headers:
+          X-Token: abc
+        return_content: true
+      register: g
+    - assert:
+        that:
+          - g.status == 200
+          - g.json.x == 'abc'
+          - "'tend-httpget/' in g.json.agent"
+          - g.x_lab_thing == 'a-b'
+          - g.content_type == 'application/json'
+          - "'{{' in g.content"
+          - g.url == '{headers}'
+    - name: post json
+      uri:
+        url: {post}
+        method: POST
+        body: {{name: tend, n: 1}}
+        body_format: json
+        status_code: [201]
+      register: p
+    - name: post form
+      uri:
+        url: {post}
+        method: POST
+        body: {{a: "1 2", b: "&"}}
+        body_format: form-urlencoded
+        status_code: 201
+      register: f
+    - assert:
+        that:
+          - p.json.body == '{{"name":"tend","n":1}}'
+          - p.json.type == 'application/json'
+          - f.json.body == 'a=1+2&b=%26'
+          - f.json.type == 'application/x-www-form-urlencoded'
+    - name: auth
+      uri:
+        url: {auth}
+        user: alice
+        password: s3cret
+      register: a
+    - name: redirect followed
+      uri:
+        url: {redirect}
+        return_content: true
+      register: rd
+    - name: redirect kept
+      uri:
+        url: {redirect}
+        follow_redirects: none
+        status_code: 302
+    - assert:
+        that:
+          - a.json.user == 'alice'
+          - rd.redirected
+          - rd.content == 'hello\n'
+    - name: not found
+      uri:
+        url: {missing}
+      ignore_errors: true
+    - name: body regex
+      uri:
+        url: {hello}
+        body_regex: "^bye"
+      ignore_errors: true
+    - name: flaky
+      uri:
+        url: {flaky}
+      register: fl
+      until: fl.status == 200
+      retries: 5
+      delay: 0
+    - assert:
+        that: fl.json.try == 3
+"#,
+        headers = srv.url("headers"),
+        post = srv.url("post"),
+        auth = srv.url("auth"),
+        redirect = srv.url("redirect"),
+        missing = srv.url("missing.txt"),
+        hello = srv.url("hello.txt"),
+        flaky = srv.url(&format!("flaky/{key}")),
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.total_changed(), 0, "{r:?}");
+    assert_eq!(
+        r.result("not found", "h2")["msg"],
+        "Status code was 404 and not [200]: HTTP Error 404: Not Found"
+    );
+    assert_eq!(
+        r.result("body regex", "h2")["msg"],
+        "the response body does not match body_regex `^bye`"
+    );
+    assert_eq!(r.result("flaky", "h2")["status"], "ok");
+
+    // --check: safe methods still run, a POST is skipped.
+    let check = pf.run(&lab, &["--check"]);
+    assert_eq!(check.result("get", "h2")["status"], "ok", "{check:?}");
+    assert_eq!(check.result("post json", "h2")["status"], "skipped", "{check:?}");
+}
+
+#[test]
+fn pause_waits_and_refuses_to_prompt_without_a_terminal() {
+    let lab = Lab::get();
+    let pf = PlaybookFile::new(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: wait
+      pause:
+        seconds: 1
+      register: p
+    - assert:
+        that: p.delta >= 1
+    - name: ask
+      pause:
+        prompt: Deploy now?
+"#,
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.result("wait", "h2")["duration_ms"].as_u64().unwrap_or(0) >= 1000);
+    let ask = r.result("ask", "h2");
+    assert_eq!(ask["status"], "failed");
+    assert_eq!(
+        ask["msg"],
+        "pause needs an answer at a terminal (prompt: \"Deploy now?\"), but tend's input is not a terminal; give `seconds` or `minutes` to pause without asking"
+    );
+}

@@ -464,6 +464,18 @@ EOF
         echo "    ansible_user: root"
         echo "    ansible_ssh_private_key_file: $KEY"
         echo "    ansible_ssh_common_args: \"-o UserKnownHostsFile=$KNOWN_HOSTS\""
+        if ((n >= 5)); then
+            # The shop's settings, as in inventory.example.yaml (lab passwords).
+            cat <<'EOF'
+    shop_db_name: shop
+    shop_db_user: shop
+    shop_db_password: lab-app-pw
+    shop_repl_password: lab-repl-pw
+    shop_db_proxy_port: 3307
+    shop_http_port: 80
+    shop_app_port: 8080
+EOF
+        fi
         echo "  children:"
         echo "    lab:"
         echo "      hosts:"

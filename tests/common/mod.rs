@@ -193,14 +193,15 @@ impl PlaybookFile {
     /// `tend run` on the lab with JSON output; audit log in the scratch dir.
     pub fn run(&self, lab: &Lab, extra: &[&str]) -> Run {
         let log = self.dir.path().join("log");
-        let mut args = vec![
-            "run",
-            self.path.to_str().unwrap_or_default(),
-            "-i",
-        ];
+        let mut args = vec!["run", self.path.to_str().unwrap_or_default(), "-i"];
         let inv = lab.inventory();
         args.push(&inv);
-        args.extend(["--format", "json", "--log-dir", log.to_str().unwrap_or_default()]);
+        args.extend([
+            "--format",
+            "json",
+            "--log-dir",
+            log.to_str().unwrap_or_default(),
+        ]);
         args.extend_from_slice(extra);
         run(&args)
     }
@@ -209,27 +210,40 @@ impl PlaybookFile {
 impl Run {
     /// The `result` events of a task, by task name.
     pub fn results(&self, task: &str) -> Vec<serde_json::Value> {
-        self.json_lines().into_iter().filter(|v| v["event"] == "result" && v["task"] == task).collect()
+        self.json_lines()
+            .into_iter()
+            .filter(|v| v["event"] == "result" && v["task"] == task)
+            .collect()
     }
 
     /// The result of a task on one host (the last one, for loops).
     pub fn result(&self, task: &str, host: &str) -> serde_json::Value {
         self.results(task)
             .into_iter()
-            .filter(|v| v["host"] == host)
-            .last()
+            .rfind(|v| v["host"] == host)
             .unwrap_or_else(|| panic!("no result for task {task:?} on {host}:\n{self:?}"))
     }
 
     /// The recap counts of a host.
     pub fn recap(&self, host: &str) -> serde_json::Value {
-        let recap = self.json_lines().into_iter().find(|v| v["event"] == "recap").unwrap_or_else(|| panic!("no recap:\n{self:?}"));
+        let recap = self
+            .json_lines()
+            .into_iter()
+            .find(|v| v["event"] == "recap")
+            .unwrap_or_else(|| panic!("no recap:\n{self:?}"));
         recap["hosts"][host].clone()
     }
 
     /// Sum of `changed` over every host in the recap.
     pub fn total_changed(&self) -> u64 {
-        let recap = self.json_lines().into_iter().find(|v| v["event"] == "recap").unwrap_or_default();
-        recap["hosts"].as_object().map(|m| m.values().map(|c| c["changed"].as_u64().unwrap_or(0)).sum()).unwrap_or(0)
+        let recap = self
+            .json_lines()
+            .into_iter()
+            .find(|v| v["event"] == "recap")
+            .unwrap_or_default();
+        recap["hosts"]
+            .as_object()
+            .map(|m| m.values().map(|c| c["changed"].as_u64().unwrap_or(0)).sum())
+            .unwrap_or(0)
     }
 }

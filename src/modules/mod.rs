@@ -2,11 +2,13 @@
 //! connects), then at run time first probes "what would change" and applies only outside check
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
+mod apt;
 mod args;
 mod command;
 mod copy;
 mod debug;
 mod file;
+mod package;
 mod stat;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
@@ -252,6 +254,8 @@ static REGISTRY: &[&dyn Module] = &[
     &copy::Template,
     &file::File,
     &stat::Stat,
+    &apt::Apt,
+    &package::Package,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

@@ -9,6 +9,7 @@ mod copy;
 mod debug;
 mod file;
 mod package;
+mod service;
 mod stat;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
@@ -256,6 +257,7 @@ static REGISTRY: &[&dyn Module] = &[
     &stat::Stat,
     &apt::Apt,
     &package::Package,
+    &service::Service,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

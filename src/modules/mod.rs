@@ -8,9 +8,11 @@ mod command;
 mod copy;
 mod debug;
 mod file;
+mod group;
 mod package;
 mod service;
 mod stat;
+mod user;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
 
@@ -258,6 +260,8 @@ static REGISTRY: &[&dyn Module] = &[
     &apt::Apt,
     &package::Package,
     &service::Service,
+    &user::User,
+    &group::Group,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.

@@ -250,9 +250,9 @@ impl Job {
              do_update() {{ {} \"$@\"; }}\ndo_install() {{ {} \"$@\"; }}\n\
              do_remove() {{ {} \"$@\"; }}\ndo_autoremove() {{ {} \"$@\"; }}\n{SCRIPT}",
             flag(check),
-            self.state.word(),
+            quote(self.state.word()),
             flag(self.update_cache),
-            self.cache_valid_time,
+            quote(&self.cache_valid_time.to_string()),
             flag(self.purge),
             flag(self.autoremove),
             specs.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" "),
@@ -477,6 +477,7 @@ step() {
   what=$1; shift
   "$@" </dev/null >"$o" 2>"$e"; rc=$?
   cat "$o"; cat "$e" >&2
+  shift
   if [ "$rc" != 0 ]; then say "fail $what $rc $*"; exit "$rc"; fi
 }
 if [ "$update" = 1 ]; then
@@ -649,5 +650,160 @@ mod tests {
         assert_eq!(r.removed[0].0, "rsync");
         assert_eq!(r.missing, ["nope=1"]);
         assert_eq!(r.failed, Some(("install".into(), " nginx curl".into())));
+    }
+
+    /// Runs the script on this machine with fake `dpkg-query`, `apt-cache` and `apt-get` over a
+    /// package database in files: upgrades, pins, config-files purges and autoremove, which the
+    /// lab's offline cache cannot show.
+    #[test]
+    fn script_against_fake_apt_tools() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["bin", "db", "cand"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+        }
+        let tools = [
+            (
+                "dpkg-query",
+                r#"for a; do n=$a; done
+[ -e "$T/db/$n" ] || { echo "dpkg-query: no packages found matching $n" >&2; exit 1; }
+cat "$T/db/$n""#,
+            ),
+            (
+                "apt-cache",
+                r#"spec=$2; n=${spec%%=*}; v=""; case "$spec" in *=*) v=${spec#*=} ;; esac
+[ -e "$T/cand/$n" ] || exit 0
+c=$(cat "$T/cand/$n")
+case "$1" in
+  policy) printf '%s:\n  Installed: x\n  Candidate: %s\n' "$n" "$c" ;;
+  show) if [ -z "$v" ] || [ "$v" = "$c" ]; then echo "Package: $n"; fi ;;
+esac"#,
+            ),
+            (
+                "apt-get",
+                r#"echo "$*" >> "$T/calls"
+verb="" purge=0 sim=0
+for a; do
+  case "$a" in
+    install|remove|autoremove) verb=$a ;;
+    --purge) purge=1 ;;
+    -s) sim=1 ;;
+    -*|*::*) ;;
+    *)
+      n=${a%%=*}
+      case "$verb" in
+        install)
+          if [ "$n" = broken ]; then echo "E: Sub-process /usr/bin/dpkg returned an error code (1)" >&2; exit 100; fi
+          v=$(cat "$T/cand/$n"); case "$a" in *=*) v=${a#*=} ;; esac
+          echo "install ok installed|$v" > "$T/db/$n" ;;
+        remove) if [ "$purge" = 1 ]; then rm -f "$T/db/$n"; else echo "deinstall ok config-files|1" > "$T/db/$n"; fi ;;
+      esac ;;
+  esac
+done
+if [ "$verb" = autoremove ] && [ -e "$T/orphan" ]; then
+  if [ "$sim" = 1 ]; then echo "Remv libold [0.9]"; else rm -f "$T/orphan"; fi
+fi
+exit 0"#,
+            ),
+        ];
+        for (name, body) in tools {
+            let f = d.join("bin").join(name);
+            std::fs::write(&f, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let put = |dirname: &str, name: &str, text: &str| {
+            std::fs::write(d.join(dirname).join(name), format!("{text}\n")).unwrap()
+        };
+        put("db", "curl", "install ok installed|7.1");
+        put("cand", "curl", "7.2");
+        put("cand", "nginx", "1.22");
+        put("db", "foo", "install ok installed|1.0");
+        put("cand", "foo", "2.0");
+        put("db", "rsync", "deinstall ok config-files|3.2");
+        put("cand", "rsync", "3.2");
+        put("cand", "broken", "1");
+        std::fs::write(d.join("orphan"), "").unwrap();
+        let path = format!(
+            "{}:{}",
+            d.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let run = |v: serde_json::Value, check: bool| {
+            let _ = std::fs::remove_file(d.join("calls"));
+            let text = job(v).unwrap().script(check);
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&text)
+                .env("PATH", &path)
+                .env("T", d)
+                .output()
+                .unwrap();
+            let out = Output {
+                rc: out.status.code(),
+                stdout: out.stdout,
+                stderr: out.stderr,
+            };
+            let (marks, plain) = split_marked(&out);
+            let calls = std::fs::read_to_string(d.join("calls")).unwrap_or_default();
+            (Report::parse(&marks), plain, calls)
+        };
+        let names =
+            |v: &[(String, String, String)]| v.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+
+        // Check mode plans and runs nothing but the autoremove simulation.
+        let (r, _, calls) = run(
+            json!({"name": ["nginx", "curl"], "state": "latest", "autoremove": true}),
+            true,
+        );
+        assert_eq!(names(&r.installed), ["nginx"]);
+        assert_eq!(r.upgraded, [("curl".into(), "7.1".into(), "7.2".into())]);
+        assert_eq!(names(&r.autoremoved), ["libold"]);
+        assert!(
+            !calls.contains(" install") && !calls.contains("autoremove\n"),
+            "{calls}"
+        );
+        let (r, out, calls) = run(
+            json!({"name": ["nginx", "curl"], "state": "latest", "autoremove": true}),
+            false,
+        );
+        assert_eq!(out.rc, Some(0), "{out:?}");
+        assert_eq!(names(&r.installed), ["nginx"]);
+        assert!(calls.contains("install nginx curl\n"), "{calls}");
+        let (r, _, _) = run(
+            json!({"name": ["nginx", "curl"], "state": "latest", "autoremove": true}),
+            false,
+        );
+        assert_eq!(r, Report::default());
+
+        // A pin moves an installed package; the same pin again is no change.
+        let (r, _, calls) = run(json!({"name": "foo=2.0"}), false);
+        assert_eq!(r.upgraded, [("foo".into(), "1.0".into(), "2.0".into())]);
+        assert!(calls.contains("install foo=2.0\n"), "{calls}");
+        assert_eq!(run(json!({"name": "foo=2.0"}), false).0, Report::default());
+        let (r, _, calls) = run(json!({"name": "foo=3.0"}), false);
+        assert_eq!(r.missing, ["foo=3.0"]);
+        assert_eq!(calls, "");
+
+        // Leftover configuration counts as installed only for purge.
+        assert_eq!(
+            run(json!({"name": "rsync", "state": "absent"}), false).0,
+            Report::default()
+        );
+        let (r, _, calls) = run(
+            json!({"name": "rsync", "state": "absent", "purge": true}),
+            false,
+        );
+        assert_eq!(names(&r.removed), ["rsync"]);
+        assert!(calls.contains("remove --purge rsync\n"), "{calls}");
+
+        // A failing apt-get: its rc, the step and the packages it was given.
+        let (r, out, _) = run(json!({"name": ["broken"]}), false);
+        assert_eq!(r.failed, Some(("install".into(), " broken".into())));
+        assert_eq!(out.rc, Some(100));
+        assert_eq!(
+            last_line(&out),
+            "E: Sub-process /usr/bin/dpkg returned an error code (1)"
+        );
     }
 }

@@ -32,13 +32,39 @@ const PARAMS: &[Param] = &[
 /// How long (seconds) a started or stopped service may take to show it in its status.
 const SETTLE_SECONDS: u32 = 5;
 
+/// Exists when systemd is the running init (what `sd_booted()` checks).
+const SYSTEMD_DIR: &str = "/run/systemd/system";
+
+/// The remote script for these arguments.
+fn script(args: &Args, check: bool, systemd_dir: &str) -> String {
+    let cmd = |k: &str| args.str(k).unwrap_or("");
+    let enabled = match args.get("enabled").and_then(|v| v.as_bool()) {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "",
+    };
+    format!(
+        "name={} state={} enabled={enabled} check={} settle_s={SETTLE_SECONDS} systemd_dir={}\n\
+         pattern={}\nstart_cmd={}\nstop_cmd={}\nstatus_cmd={}\nreload_cmd={}\n{SCRIPT}",
+        quote(cmd("name")),
+        quote(cmd("state")),
+        if check { 1 } else { 0 },
+        quote(systemd_dir),
+        quote(cmd("pattern")),
+        quote(cmd("start_command")),
+        quote(cmd("stop_command")),
+        quote(cmd("status_command")),
+        quote(cmd("reload_command")),
+    )
+}
+
 const SCRIPT: &str = r#"set -u
 export LC_ALL=C
 say() { echo "@@tend $*"; }
 o=$(mktemp) && e=$(mktemp) || exit 1
 trap 'rm -f "$o" "$e"' EXIT
 mgr=""
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+if [ -d "$systemd_dir" ] && command -v systemctl >/dev/null 2>&1; then
   load=$(systemctl show -p LoadState "$name" 2>/dev/null | sed -n 's/^LoadState=//p')
   if [ "$load" = loaded ] || [ "$load" = masked ]; then mgr=systemd; fi
 fi
@@ -209,24 +235,7 @@ impl Module for Service {
                     "`service` name `{name}` is not a service name"
                 )));
             }
-            let cmd = |k: &str| args.str(k).unwrap_or("");
-            let enabled = match args.get("enabled").and_then(|v| v.as_bool()) {
-                Some(true) => "1",
-                Some(false) => "0",
-                None => "",
-            };
-            let script = format!(
-                "name={} state={} enabled={enabled} check={} settle_s={SETTLE_SECONDS} pattern={}\n\
-                 start_cmd={}\nstop_cmd={}\nstatus_cmd={}\nreload_cmd={}\n{SCRIPT}",
-                quote(name),
-                quote(state),
-                if ctx.check { 1 } else { 0 },
-                quote(cmd("pattern")),
-                quote(cmd("start_command")),
-                quote(cmd("stop_command")),
-                quote(cmd("status_command")),
-                quote(cmd("reload_command")),
-            );
+            let script = script(args, ctx.check, SYSTEMD_DIR);
             let out = ctx.run_piped(&script).await?;
             let (marks, plain) = split_marked(&out);
             let report = Report::parse(&marks);
@@ -260,6 +269,9 @@ impl Module for Service {
                     Some(true) => "running".into(),
                     _ => "stopped".into(),
                 });
+                if let Some(en) = report.enabled {
+                    parts.push(if en { "enabled" } else { "disabled" }.into());
+                }
             }
             r.msg = Some(format!("{name} ({}): {}", report.manager, parts.join(", ")));
             let running_after = match acted.map(String::as_str) {
@@ -463,5 +475,96 @@ mod tests {
         assert_eq!(r.manager, "commands");
         assert!(!r.via_service);
         assert_eq!(r.failed, Some(("start".into(), 7)));
+    }
+
+    /// Runs the script on this machine, as the host would, with a fake `systemctl` that keeps
+    /// unit states in files: the systemd branch, which no lab host has.
+    #[test]
+    fn systemd_branch_against_a_fake_systemctl() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("bin")).unwrap();
+        std::fs::create_dir(d.join("systemd")).unwrap();
+        let fake = d.join("bin/systemctl");
+        std::fs::write(
+            &fake,
+            r#"#!/bin/sh
+echo "$*" >> "$T/calls"
+for a; do u=$a; done
+case "$1" in
+  show) echo LoadState=loaded ;;
+  is-active) [ -e "$T/active-$u" ] ;;
+  is-enabled) [ -e "$T/enabled-$u" ] ;;
+  start|restart|reload)
+    if [ "$u" = bad ]; then echo "Job for bad.service failed." >&2; exit 1; fi
+    touch "$T/active-$u" ;;
+  stop) rm -f "$T/active-$u" ;;
+  enable) touch "$T/enabled-$u" ;;
+  disable) rm -f "$T/enabled-$u" ;;
+esac
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!(
+            "{}:{}",
+            d.join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let run = |v: serde_json::Value, check: bool| {
+            let args = super::super::coerce("service", PARAMS, v.as_object().unwrap()).unwrap();
+            let text = script(&args, check, d.join("systemd").to_str().unwrap());
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&text)
+                .env("PATH", &path)
+                .env("T", d)
+                .output()
+                .unwrap();
+            let out = crate::transport::Output {
+                rc: out.status.code(),
+                stdout: out.stdout,
+                stderr: out.stderr,
+            };
+            let (marks, plain) = split_marked(&out);
+            (Report::parse(&marks), plain)
+        };
+        let calls = || std::fs::read_to_string(d.join("calls")).unwrap_or_default();
+        let want = serde_json::json!({"name": "web", "state": "started", "enabled": true});
+
+        let (r, _) = run(want.clone(), true);
+        assert_eq!(r.manager, "systemd");
+        assert_eq!(r.running, Some(false));
+        assert_eq!(r.enabled, Some(false));
+        assert_eq!(r.changes, ["start", "enable"]);
+        assert!(!calls().contains("start web") && !calls().contains("enable web"));
+
+        let (r, out) = run(want.clone(), false);
+        assert_eq!(r.changes, ["start", "enable"]);
+        assert_eq!(out.rc, Some(0), "{out:?}");
+        assert!(calls().contains("\nstart web\n") && calls().contains("\nenable web\n"));
+        let (r, _) = run(want, false);
+        assert!(r.changes.is_empty(), "{r:?}");
+        assert_eq!((r.running, r.enabled), (Some(true), Some(true)));
+
+        let (r, _) = run(
+            serde_json::json!({"name": "web", "state": "reloaded"}),
+            false,
+        );
+        assert_eq!(r.changes, ["reload"]);
+        let (r, _) = run(
+            serde_json::json!({"name": "web", "state": "stopped", "enabled": false}),
+            false,
+        );
+        assert_eq!(r.changes, ["stop", "disable"]);
+        assert!(!d.join("active-web").exists() && !d.join("enabled-web").exists());
+
+        let (r, out) = run(
+            serde_json::json!({"name": "bad", "state": "started"}),
+            false,
+        );
+        assert_eq!(r.failed, Some(("start".into(), 1)));
+        assert_eq!(last_line(&out), "Job for bad.service failed.");
     }
 }

@@ -77,7 +77,7 @@ impl Module for Group {
                 "name={} state={} gid={} system={} check={}\n{SCRIPT}",
                 quote(name),
                 quote(state),
-                args.int("gid").map(|g| g.to_string()).unwrap_or_default(),
+                quote(&args.int("gid").map(|g| g.to_string()).unwrap_or_default()),
                 if args.bool("system", false) { 1 } else { 0 },
                 if ctx.check { 1 } else { 0 },
             );

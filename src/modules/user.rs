@@ -247,7 +247,7 @@ impl Module for User {
                 quote(name),
                 quote(state),
                 flag(ctx.check),
-                args.int("uid").map(|u| u.to_string()).unwrap_or_default(),
+                quote(&args.int("uid").map(|u| u.to_string()).unwrap_or_default()),
                 quote(args.str("group").unwrap_or_default()),
                 quote(&groups.join(",")),
                 flag(args.get("groups").is_some()),

@@ -11,7 +11,8 @@ use crate::transport::Output;
 use crate::transport::shell::{join, quote};
 use serde_json::Value as Json;
 
-/// `apt`.
+/// `apt`: installs, upgrades and removes Debian packages idempotently, so a role can
+/// declare the software it needs.
 pub struct Apt;
 
 const PARAMS: &[Param] = &[

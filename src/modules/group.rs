@@ -9,7 +9,7 @@ use super::{
 use crate::transport::shell::quote;
 use serde_json::Value as Json;
 
-/// `group`.
+/// `group`: local groups, the other half of file permissions and `user` memberships.
 pub struct Group;
 
 const PARAMS: &[Param] = &[

@@ -4,7 +4,8 @@
 use super::apt::Job;
 use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param, split_marked};
 
-/// `package`.
+/// `package`: the distribution-neutral spelling of `apt`, so playbooks written for any
+/// manager run here (apt hosts only, for now).
 pub struct Package;
 
 const PARAMS: &[Param] = &[

@@ -13,7 +13,8 @@ use super::{
 use crate::transport::shell::quote;
 use serde_json::Value as Json;
 
-/// `service`.
+/// `service`: keeps daemons running or stopped and enabled at boot, whatever the host uses
+/// to manage them, because the lab and real fleets differ (SysV, systemd, bare daemons).
 pub struct Service;
 
 const PARAMS: &[Param] = &[

@@ -10,7 +10,7 @@ use super::{
 use crate::transport::shell::quote;
 use serde_json::Value as Json;
 
-/// `user`.
+/// `user`: local accounts that services and people log in as, kept as declared.
 pub struct User;
 
 const PARAMS: &[Param] = &[

@@ -4,7 +4,9 @@
 //!
 //! Commands run with stdin, stdout and stderr on files, so a daemon they leave behind never holds
 //! the session open; the script itself travels on stdin ([`Ctx::run_piped`]), so a
-//! `pgrep -f PATTERN` status command cannot match the shell that runs it.
+//! `pgrep -f PATTERN` status command cannot match the shell that runs it. A `start_command` must
+//! return once the daemon runs (end it with `&`, or use a command that daemonizes, such as
+//! `catalina.sh start`); it needs no `nohup` or redirections.
 
 use super::{
     Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, last_line,

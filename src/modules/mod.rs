@@ -2,6 +2,7 @@
 //! connects), then at run time first probes "what would change" and applies only outside check
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
+mod apt;
 mod args;
 mod blockinfile;
 mod command;
@@ -10,14 +11,18 @@ mod debug;
 mod fetch;
 mod file;
 mod get_url;
+mod group;
 mod lineinfile;
 pub mod mysql;
 mod nginx;
+mod package;
 mod pause;
+mod service;
 mod stat;
 mod textfile;
 mod unarchive;
 mod uri;
+mod user;
 mod wait_for;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
@@ -111,6 +116,17 @@ impl Ctx<'_> {
             timeout: self.timeout,
         };
         Ok(conn.run(&command).await?)
+    }
+
+    /// Runs a script sent on stdin rather than on the command line, so that its text (a crypted
+    /// password, the pattern a `pgrep -f` status command looks for) is in no process's argv on
+    /// the host, and the commands it runs read an empty stdin instead of the rest of the script.
+    pub async fn run_piped(&self, script: &str) -> Result<Output, ModuleError> {
+        self.run(
+            "tend_script=$(cat) && eval \"$tend_script\"",
+            Some(script.as_bytes().to_vec()),
+        )
+        .await
     }
 
     /// Finds a local file for `src:` in the search paths (absolute paths as given).
@@ -265,6 +281,11 @@ static REGISTRY: &[&dyn Module] = &[
     &wait_for::WaitFor,
     &uri::Uri,
     &pause::Pause,
+    &apt::Apt,
+    &package::Package,
+    &service::Service,
+    &user::User,
+    &group::Group,
 ];
 
 /// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.
@@ -281,8 +302,73 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     REGISTRY.iter().map(|m| m.name())
 }
 
+/// Starts the lines a module's remote script prints for the module itself (`@@tend change x`),
+/// so they can be told apart from the output of the commands the script runs.
+pub const MARK: &str = "@@tend ";
+
+/// A script's output split into its marked lines (mark removed) and the commands' own output,
+/// which keeps the marks out of `stdout` in results and failure reports.
+pub fn split_marked(out: &Output) -> (Vec<String>, Output) {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut marks = Vec::new();
+    let mut rest = String::new();
+    for line in text.split_inclusive('\n') {
+        match line.strip_prefix(MARK) {
+            Some(m) => marks.push(m.trim_end_matches(['\n', '\r']).to_string()),
+            None => rest.push_str(line),
+        }
+    }
+    let plain = Output {
+        rc: out.rc,
+        stdout: rest.into_bytes(),
+        stderr: out.stderr.clone(),
+    };
+    (marks, plain)
+}
+
+/// The last non-empty line of a command's stderr, else of its stdout: the one-line reason for
+/// a failure message (init scripts often explain on stdout).
+pub fn last_line(out: &Output) -> String {
+    [&out.stderr, &out.stdout]
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .find_map(|t| {
+            t.lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
 /// The last `n` lines of a text, for failure reports.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marked_lines_are_split_from_command_output() {
+        let out = Output {
+            rc: Some(3),
+            stdout: b"Reading lists\n@@tend install nginx\nDone\n@@tend fail install 100".to_vec(),
+            stderr: b"E: broken\n\n".to_vec(),
+        };
+        let (marks, plain) = split_marked(&out);
+        assert_eq!(marks, ["install nginx", "fail install 100"]);
+        assert_eq!(plain.stdout, b"Reading lists\nDone\n");
+        assert_eq!(plain.rc, Some(3));
+        assert_eq!(last_line(&plain), "E: broken");
+        let quiet = Output {
+            rc: Some(1),
+            stdout: b"Starting x: failed!\n".to_vec(),
+            stderr: Vec::new(),
+        };
+        assert_eq!(last_line(&quiet), "Starting x: failed!");
+    }
 }

@@ -1,0 +1,464 @@
+//! `apt`, `package`, `service`, `user` and `group` against real lab hosts (h2 and h3 only):
+//! the state is read back on the host without tend, a second run changes nothing, and check mode
+//! reports a change while leaving the host as it was.
+
+mod common;
+use common::{Lab, PlaybookFile, Run};
+
+/// A name no other test run uses.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", std::process::id())
+}
+
+/// One play on one host, without fact gathering.
+fn play(host: &str, tasks: &str) -> PlaybookFile {
+    PlaybookFile::new(&format!("- hosts: {host}\n  gather_facts: false\n  tasks:\n{tasks}"))
+}
+
+/// Runs and checks the exit code; prints each task's time for the record.
+fn run_ok(pf: &PlaybookFile, lab: &Lab, extra: &[&str]) -> Run {
+    let r = pf.run(lab, extra);
+    assert_eq!(r.code, 0, "{r:?}");
+    for v in r.json_lines().iter().filter(|v| v["event"] == "result") {
+        eprintln!(
+            "{} {:?}: {} in {} ms: {}",
+            v["host"], v["task"], v["status"], v["duration_ms"], v["msg"]
+        );
+    }
+    r
+}
+
+fn status(r: &Run, task: &str, host: &str) -> String {
+    r.result(task, host)["status"].as_str().unwrap_or_default().to_string()
+}
+
+fn msg(r: &Run, task: &str, host: &str) -> String {
+    r.result(task, host)["msg"].as_str().unwrap_or_default().to_string()
+}
+
+fn dpkg_status(lab: &Lab, i: u32, pkg: &str) -> String {
+    lab.sh(i, &format!("dpkg-query -W -f='${{Status}}' {pkg} 2>/dev/null || true"))
+}
+
+#[test]
+fn apt_installs_nginx_offline_and_removes_rsync() {
+    let lab = Lab::get();
+    // Known start: no nginx (an earlier run may have left it), rsync installed from the cache.
+    lab.sh(
+        2,
+        "export DEBIAN_FRONTEND=noninteractive; service nginx stop >/dev/null 2>&1; \
+         apt-get purge -y -q nginx nginx-common >/dev/null 2>&1; \
+         apt-get install -y -q rsync >/dev/null",
+    );
+    assert!(!dpkg_status(&lab, 2, "nginx").ends_with(" installed"));
+    assert_eq!(dpkg_status(&lab, 2, "rsync"), "install ok installed");
+
+    let pf = play(
+        "h2",
+        "    - name: web server\n      apt:\n        name: nginx\n        state: present\n        install_recommends: false\n\
+         \x20   - name: no rsync\n      apt:\n        pkg: [rsync]\n        state: absent\n        purge: true\n",
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "web server", "h2"), "changed");
+    assert_eq!(msg(&r, "web server", "h2"), "installed nginx");
+    assert_eq!(status(&r, "no rsync", "h2"), "changed");
+    assert_eq!(msg(&r, "no rsync", "h2"), "removed rsync");
+    assert_eq!(dpkg_status(&lab, 2, "nginx"), "install ok installed");
+    assert!(!dpkg_status(&lab, 2, "rsync").ends_with(" installed"));
+    // The install did not start nginx: policy-rc.d forbids it during package installs.
+    assert_ne!(lab.on_host(2, &["service", "nginx", "status"]).code, 0);
+
+    let again = run_ok(&pf, &lab, &[]);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    assert_eq!(msg(&again, "web server", "h2"), "all packages are installed");
+    assert_eq!(msg(&again, "no rsync", "h2"), "no package to remove");
+
+    // A pin on the installed version and `latest` (the cache's candidate is installed): no change.
+    let version = lab.sh(2, "dpkg-query -W -f='${Version}' nginx");
+    let pinned = play(
+        "h2",
+        &format!(
+            "    - name: pinned\n      apt:\n        name: nginx={version}\n\
+             \x20   - name: latest\n      apt:\n        name: nginx\n        state: latest\n"
+        ),
+    );
+    let r = run_ok(&pinned, &lab, &[]);
+    assert_eq!(r.total_changed(), 0, "{r:?}");
+    assert_eq!(msg(&r, "latest", "h2"), "all packages are up to date");
+
+    // Someone removes nginx and installs rsync by hand: check mode sees both, touches neither.
+    lab.sh(
+        2,
+        "export DEBIAN_FRONTEND=noninteractive; dpkg -r nginx >/dev/null; apt-get install -y -q rsync >/dev/null",
+    );
+    let r = run_ok(&pf, &lab, &["--check"]);
+    assert_eq!(status(&r, "web server", "h2"), "changed");
+    assert_eq!(msg(&r, "web server", "h2"), "would install nginx");
+    assert_eq!(msg(&r, "no rsync", "h2"), "would remove rsync");
+    assert!(!dpkg_status(&lab, 2, "nginx").ends_with(" installed"));
+    assert_eq!(dpkg_status(&lab, 2, "rsync"), "install ok installed");
+
+    // The real run puts both back.
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(r.total_changed(), 2, "{r:?}");
+    assert_eq!(dpkg_status(&lab, 2, "nginx"), "install ok installed");
+    assert!(!dpkg_status(&lab, 2, "rsync").ends_with(" installed"));
+
+    // A name apt does not know fails the host before anything is installed.
+    let missing = unique("tend-no-such-package-");
+    let bad = play(
+        "h2",
+        &format!("    - name: unknown\n      package:\n        name: [nginx, {missing}]\n"),
+    );
+    let r = bad.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let res = r.result("unknown", "h2");
+    assert_eq!(res["status"], "failed");
+    let text = res["msg"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(&format!("no package matching `{missing}`")) && text.contains("h2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn apt_cache_update_is_skipped_when_fresh_and_a_failed_update_fails_the_task() {
+    let lab = Lab::get();
+    // Lab hosts cannot reach a mirror and their lists are shared with other tests: the `apt-get`
+    // seen by the module is a stand-in that fails `update` like an unreachable mirror does, logs
+    // every call, and hands everything else to the real one.
+    let dir = format!("/tmp/{}", unique("tsys-fakeapt-"));
+    lab.sh(
+        3,
+        &format!(
+            "mkdir -p {dir} && cat > {dir}/apt-get <<'EOF'\n#!/bin/sh\necho \"$*\" >> {dir}/calls\n\
+             for a in \"$@\"; do\n  if [ \"$a\" = update ]; then\n    echo 'Err:1 http://deb.debian.org/debian bookworm InRelease'\n\
+             \x20   echo \"E: Failed to fetch http://deb.debian.org/debian/dists/bookworm/InRelease  Temporary failure resolving 'deb.debian.org'\" >&2\n\
+             \x20   echo 'E: Some index files failed to download. They have been ignored, or old ones used instead.' >&2\n    exit 100\n  fi\ndone\n\
+             exec /usr/bin/apt-get \"$@\"\nEOF\nchmod +x {dir}/apt-get"
+        ),
+    );
+    let env = format!(
+        "      environment:\n        PATH: {dir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+    let fresh = play(
+        "h3",
+        &format!(
+            "    - name: fresh enough\n      apt:\n        update_cache: true\n        cache_valid_time: 315360000\n{env}"
+        ),
+    );
+    let r = run_ok(&fresh, &lab, &[]);
+    assert_eq!(status(&r, "fresh enough", "h3"), "ok");
+    assert!(
+        msg(&r, "fresh enough", "h3").contains("fresher than cache_valid_time"),
+        "{r:?}"
+    );
+    let stale = play(
+        "h3",
+        &format!("    - name: refresh\n      apt:\n        update_cache: yes\n        cache_valid_time: 1\n{env}"),
+    );
+    // Check mode only says it would update.
+    let r = run_ok(&stale, &lab, &["--check"]);
+    assert_eq!(status(&r, "refresh", "h3"), "changed");
+    assert_eq!(msg(&r, "refresh", "h3"), "would update the package lists");
+    assert_eq!(lab.sh(3, &format!("cat {dir}/calls 2>/dev/null || true")), "");
+
+    let r = stale.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let res = r.result("refresh", "h3");
+    assert_eq!(res["status"], "failed");
+    assert_eq!(res["rc"], 100);
+    assert_eq!(
+        res["cmd"],
+        "apt-get -q -o APT::Update::Error-Mode=any -o DPkg::Lock::Timeout=60 update"
+    );
+    let text = res["msg"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("updating the package lists failed on h3") && text.contains("Some index files failed"),
+        "{text}"
+    );
+    let tail = res["stderr_tail"].as_str().unwrap_or_default();
+    assert!(
+        tail.contains("Temporary failure resolving") && tail.contains("Some index files failed"),
+        "{tail}"
+    );
+    lab.sh(3, &format!("rm -rf {dir}"));
+}
+
+#[test]
+fn service_manages_nginx_through_its_sysv_script() {
+    let lab = Lab::get();
+    lab.sh(3, "service nginx stop >/dev/null 2>&1; true");
+    let running = || lab.on_host(3, &["service", "nginx", "status"]).code == 0;
+    let pid = || lab.sh(3, "cat /run/nginx.pid");
+
+    let start = play(
+        "h3",
+        "    - name: package\n      apt:\n        name: nginx\n\
+         \x20   - name: nginx\n      service:\n        name: nginx\n        state: started\n        enabled: true\n",
+    );
+    let r = run_ok(&start, &lab, &[]);
+    assert_eq!(status(&r, "nginx", "h3"), "changed");
+    assert!(msg(&r, "nginx", "h3").starts_with("nginx (sysv): started"), "{r:?}");
+    assert!(running());
+    lab.sh(3, &format!("kill -0 {}", pid().trim()));
+    assert_eq!(
+        lab.sh(3, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/"),
+        "200"
+    );
+    assert_eq!(
+        lab.sh(
+            3,
+            "ls /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d | grep -c '^S..nginx$'"
+        ),
+        "4\n"
+    );
+
+    let again = run_ok(&start, &lab, &[]);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // Stopped behind tend's back: check mode reports the start and leaves it stopped.
+    lab.sh(3, "service nginx stop >/dev/null");
+    let r = run_ok(&start, &lab, &["--check"]);
+    assert_eq!(status(&r, "nginx", "h3"), "changed");
+    assert_eq!(msg(&r, "nginx", "h3"), "nginx (sysv): would start");
+    assert!(!running());
+    run_ok(&start, &lab, &[]);
+    assert!(running());
+
+    let stop = play(
+        "h3",
+        "    - name: nginx\n      service:\n        name: nginx\n        state: stopped\n",
+    );
+    let r = run_ok(&stop, &lab, &[]);
+    assert_eq!(status(&r, "nginx", "h3"), "changed");
+    assert!(!running());
+    assert_eq!(lab.sh(3, "pgrep -x nginx || true"), "");
+    assert_eq!(run_ok(&stop, &lab, &[]).total_changed(), 0);
+
+    // Restarted always changes, and really restarts (new master pid).
+    let restart = play(
+        "h3",
+        "    - name: nginx\n      service:\n        name: nginx\n        state: restarted\n",
+    );
+    let r = run_ok(&restart, &lab, &[]);
+    assert_eq!(status(&r, "nginx", "h3"), "changed");
+    assert!(running());
+    let first = pid();
+    let r = run_ok(&restart, &lab, &[]);
+    assert_eq!(status(&r, "nginx", "h3"), "changed");
+    assert!(running());
+    assert_ne!(pid(), first);
+
+    // Boot links: disabled, idempotent, enabled again.
+    let disable = play(
+        "h3",
+        "    - name: boot\n      service:\n        name: nginx\n        enabled: no\n",
+    );
+    let r = run_ok(&disable, &lab, &[]);
+    assert_eq!(status(&r, "boot", "h3"), "changed");
+    assert_eq!(lab.sh(3, "ls /etc/rc[2-5].d | grep -c '^S..nginx$' || true"), "0\n");
+    assert_eq!(lab.sh(3, "ls /etc/rc2.d | grep -c '^K..nginx$'"), "1\n");
+    assert_eq!(run_ok(&disable, &lab, &[]).total_changed(), 0);
+    let r = run_ok(&start, &lab, &[]);
+    assert_eq!(r.total_changed(), 1, "{r:?}");
+    assert_eq!(msg(&r, "nginx", "h3"), "nginx (sysv): enabled");
+    assert_eq!(lab.sh(3, "ls /etc/rc[2-5].d | grep -c '^S..nginx$'"), "4\n");
+
+    lab.sh(3, "service nginx stop >/dev/null");
+}
+
+#[test]
+fn service_runs_a_daemon_with_explicit_commands() {
+    let lab = Lab::get();
+    let port = 18000 + std::process::id() % 1000;
+    let name = unique("tsys-web-");
+    // The status command greps the process list for the pattern: it must not find tend's own
+    // shell, whose script contains the same text.
+    let tasks = |state: &str| {
+        format!(
+            "    - name: web\n      service:\n        name: {name}\n        state: {state}\n\
+             \x20       start_command: cd /tmp && python3 -m http.server {port} --bind 127.0.0.1 &\n\
+             \x20       stop_command: pkill -f 'http.server {port}'\n\
+             \x20       status_command: pgrep -f 'http.server {port}'\n"
+        )
+    };
+    // Patterns for checks from here: `[r]` keeps them from matching the checking shell itself.
+    let pids = || lab.sh(2, &format!("pgrep -f 'http.serve[r] {port}' || true"));
+    let start = play("h2", &tasks("started"));
+    let r = run_ok(&start, &lab, &[]);
+    assert_eq!(status(&r, "web", "h2"), "changed");
+    assert_eq!(msg(&r, "web", "h2"), format!("{name} (commands): started"));
+    assert_eq!(r.result("web", "h2")["stdout_tail"], serde_json::Value::Null);
+    let first = pids();
+    assert_eq!(first.lines().count(), 1, "{first}");
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!(
+                "for i in $(seq 50); do c=$(curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/) && break; sleep 0.1; done; echo $c"
+            )
+        ),
+        "200\n"
+    );
+    assert_eq!(run_ok(&start, &lab, &[]).total_changed(), 0);
+
+    lab.sh(2, &format!("pkill -f 'http.serve[r] {port}'; sleep 0.3"));
+    let r = run_ok(&start, &lab, &["--check"]);
+    assert_eq!(status(&r, "web", "h2"), "changed");
+    assert_eq!(pids(), "");
+
+    run_ok(&start, &lab, &[]);
+    let before = pids();
+    let r = run_ok(&play("h2", &tasks("restarted")), &lab, &[]);
+    assert_eq!(status(&r, "web", "h2"), "changed");
+    let after = pids();
+    assert!(!after.is_empty() && after != before, "{before} -> {after}");
+
+    let stop = play("h2", &tasks("stopped"));
+    let r = run_ok(&stop, &lab, &[]);
+    assert_eq!(status(&r, "web", "h2"), "changed");
+    assert_eq!(pids(), "");
+    assert_eq!(run_ok(&stop, &lab, &[]).total_changed(), 0);
+}
+
+#[test]
+fn service_failures_name_the_command_rc_and_stderr() {
+    let lab = Lab::get();
+    let name = unique("tsys-broken-");
+    let pf = play(
+        "h2",
+        &format!(
+            "    - name: start it\n      service:\n        name: {name}\n        state: started\n\
+             \x20       start_command: 'echo \"listen tcp :1: address already in use\" >&2; exit 7'\n\
+             \x20       status_command: 'false'\n"
+        ),
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let res = r.result("start it", "h2");
+    assert_eq!(res["status"], "failed");
+    assert_eq!(res["host"], "h2");
+    assert_eq!(
+        res["msg"],
+        format!("service {name}: start_command failed on h2 with rc 7: listen tcp :1: address already in use")
+    );
+    assert_eq!(res["cmd"], "echo \"listen tcp :1: address already in use\" >&2; exit 7");
+    assert_eq!(res["rc"], 7);
+    assert_eq!(res["stderr_tail"], "listen tcp :1: address already in use");
+
+    // A start that "succeeds" but leaves nothing running; and a name with no way to manage it.
+    let pf = play(
+        "h2",
+        &format!(
+            "    - name: silent\n      service:\n        name: {name}\n        state: started\n\
+             \x20       start_command: echo started\n        status_command: 'false'\n      ignore_errors: true\n\
+             \x20   - name: unknown\n      service:\n        name: {name}\n        state: started\n"
+        ),
+    );
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let silent = r.result("silent", "h2");
+    assert_eq!(silent["status"], "ignored");
+    assert_eq!(
+        silent["msg"],
+        format!("service {name} is not running on h2 5 s after `echo started` succeeded (status: `false`): started")
+    );
+    assert_eq!(silent["cmd"], "echo started");
+    assert_eq!(silent["rc"], 1);
+    let unknown = msg(&r, "unknown", "h2");
+    assert!(
+        unknown.contains("systemd")
+            && unknown.contains(&format!("/etc/init.d/{name}"))
+            && unknown.contains("start_command"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn user_and_group_are_created_changed_and_removed() {
+    let lab = Lab::get();
+    let (g1, g2, user) = (unique("tsg"), unique("tsh"), unique("tsu"));
+    let hash = "$6$tendsalt$Jb1vWqkqQ3bE0l4y5YcAo0K2bqX2o3Zt9m8Q1dUq1d8rQ9u2kzF7d1wYw2yq1e8cD6H3aQ0oPz5lE4tM0mN1b/";
+    let create = play(
+        "h3",
+        &format!(
+            "    - name: g1\n      group:\n        name: {g1}\n        system: true\n\
+             \x20   - name: g2\n      group:\n        name: {g2}\n\
+             \x20   - name: user\n      user:\n        name: {user}\n        shell: /bin/sh\n        groups: [{g1}]\n\
+             \x20       comment: tend test user\n        password: '{hash}'\n"
+        ),
+    );
+    let r = run_ok(&create, &lab, &[]);
+    assert_eq!(r.total_changed(), 3, "{r:?}");
+    assert_eq!(msg(&r, "user", "h3"), format!("create user {user}"));
+    let passwd = lab.sh(3, &format!("getent passwd {user}"));
+    let f: Vec<&str> = passwd.trim().split(':').collect();
+    let home = format!("/home/{user}");
+    assert_eq!(f[4..], ["tend test user", home.as_str(), "/bin/sh"]);
+    lab.sh(3, &format!("test -d /home/{user}"));
+    assert_eq!(lab.sh(3, &format!("id -nG {user}")), format!("{user} {g1}\n"));
+    assert_eq!(
+        lab.sh(3, &format!("getent shadow {user} | cut -d: -f2")),
+        format!("{hash}\n")
+    );
+    assert!(
+        lab.sh(3, &format!("getent group {g1} | cut -d: -f3"))
+            .trim()
+            .parse::<u32>()
+            .unwrap_or(1000)
+            < 1000
+    );
+    assert_eq!(run_ok(&create, &lab, &[]).total_changed(), 0);
+
+    let modify = play(
+        "h3",
+        &format!(
+            "    - name: user\n      user:\n        name: {user}\n        shell: /bin/bash\n        groups: {g2}\n        append: yes\n"
+        ),
+    );
+    let r = run_ok(&modify, &lab, &[]);
+    assert_eq!(msg(&r, "user", "h3"), format!("change shell, groups of user {user}"));
+    assert!(
+        lab.sh(3, &format!("getent passwd {user}"))
+            .trim()
+            .ends_with(":/bin/bash")
+    );
+    assert_eq!(lab.sh(3, &format!("id -nG {user}")), format!("{user} {g1} {g2}\n"));
+    assert_eq!(run_ok(&modify, &lab, &[]).total_changed(), 0);
+
+    // Changed by hand: check mode reports it and leaves the shell alone.
+    lab.sh(3, &format!("usermod -s /bin/sh {user}"));
+    let r = run_ok(&modify, &lab, &["--check", "--diff"]);
+    assert_eq!(msg(&r, "user", "h3"), format!("would change shell of user {user}"));
+    let diff = &r.result("user", "h3")["diff"][0];
+    assert_eq!(diff["before"], "shell: /bin/sh\n");
+    assert_eq!(diff["after"], "shell: /bin/bash\n");
+    assert!(lab.sh(3, &format!("getent passwd {user}")).trim().ends_with(":/bin/sh"));
+
+    // Without append, `groups` is the whole list.
+    let exact = play(
+        "h3",
+        &format!(
+            "    - name: user\n      user:\n        name: {user}\n        shell: /bin/bash\n        groups: [{g2}]\n"
+        ),
+    );
+    let r = run_ok(&exact, &lab, &[]);
+    assert_eq!(msg(&r, "user", "h3"), format!("change shell, groups of user {user}"));
+    assert_eq!(lab.sh(3, &format!("id -nG {user}")), format!("{user} {g2}\n"));
+
+    let remove = play(
+        "h3",
+        &format!(
+            "    - name: user\n      user:\n        name: {user}\n        state: absent\n        remove: yes\n\
+             \x20   - name: g1\n      group:\n        name: {g1}\n        state: absent\n\
+             \x20   - name: g2\n      group:\n        name: {g2}\n        state: absent\n"
+        ),
+    );
+    let r = run_ok(&remove, &lab, &[]);
+    assert_eq!(r.total_changed(), 3, "{r:?}");
+    assert_ne!(lab.on_host(3, &["getent", "passwd", &user]).code, 0);
+    assert_ne!(lab.on_host(3, &["getent", "group", &g1]).code, 0);
+    assert_ne!(lab.on_host(3, &["test", "-e", &format!("/home/{user}")]).code, 0);
+    assert_eq!(run_ok(&remove, &lab, &[]).total_changed(), 0);
+}

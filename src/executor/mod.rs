@@ -790,17 +790,7 @@ impl<'a> Executor<'a> {
         magic.insert("ansible_check_mode".into(), self.opts.check.into());
         magic.insert("ansible_diff_mode".into(), self.opts.diff.into());
         magic.insert("omit".into(), crate::template::OMIT.into());
-        magic.insert(
-            "playbook_dir".into(),
-            ctx.play
-                .span
-                .source
-                .path
-                .parent()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-                .into(),
-        );
+        magic.insert("playbook_dir".into(), playbook_dir(&ctx.play.span.source.path).into());
         scope.push(self.groups.clone());
         scope.push(Arc::new(magic));
         scope.push(self.extra.clone());
@@ -846,6 +836,18 @@ impl<'a> Executor<'a> {
             Arc::new(HostVars { hosts })
         })
     }
+}
+
+/// The absolute directory of a playbook file, as Ansible's `playbook_dir`.
+fn playbook_dir(path: &std::path::Path) -> String {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    dir.canonicalize()
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// Splits hosts into `serial` batches (the last size repeats); no `serial`: one batch.

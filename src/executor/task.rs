@@ -59,6 +59,7 @@ pub(super) fn plain_result(host: &str, status: TaskStatus) -> HostTaskResult {
         stderr_tail: String::new(),
         diff: Vec::new(),
         item: None,
+        show_msg: false,
         delegated_to: None,
     }
 }
@@ -316,6 +317,7 @@ impl Executor<'_> {
                     };
                     ev.changed = r.changed && !r.failed;
                     ev.msg = r.msg.clone();
+                    ev.show_msg = module.name() == "debug";
                     ev.rc = r.rc;
                     ev.cmd = if r.failed { r.cmd.clone() } else { None };
                     ev.stdout_tail = modules::tail(&r.stdout, 10);

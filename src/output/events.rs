@@ -54,6 +54,9 @@ pub struct HostTaskResult {
     /// Loop item label, for per-item results.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
+    /// Show `msg` even without `-v` (what `debug` is for).
+    #[serde(skip)]
+    pub show_msg: bool,
     /// The host the work ran on, when delegated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delegated_to: Option<String>,

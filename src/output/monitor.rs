@@ -93,7 +93,7 @@ impl Human {
                 }
             }
             _ => {
-                let debug_like = r.msg.is_some() && matches!(r.status, TaskStatus::Ok) && r.rc.is_none();
+                let debug_like = r.show_msg && r.msg.is_some();
                 if debug_like {
                     lines.push(format!(
                         "  {host}: {}",

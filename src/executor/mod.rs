@@ -256,7 +256,14 @@ impl<'a> Executor<'a> {
                         });
                     }
                 };
-                out.push(inventory::select(self.inv, &pattern, self.opts.limit.as_deref())?);
+                // A play outside `--limit` is skipped (as in Ansible); a pattern or limit that
+                // matches nothing in the inventory at all is still an error.
+                let mut hosts = inventory::select(self.inv, &pattern, None)?;
+                if let Some(limit) = self.opts.limit.as_deref() {
+                    let allowed = inventory::select(self.inv, limit, None)?;
+                    hosts.retain(|h| allowed.contains(h));
+                }
+                out.push(hosts);
             }
         }
         Ok(out)
@@ -329,6 +336,12 @@ impl<'a> Executor<'a> {
 
     async fn run_play(&self, play: &Play, hosts: Vec<usize>) {
         self.end_play.store(false, Ordering::SeqCst);
+        if hosts.is_empty() {
+            self.emit(Event::Warning {
+                message: format!("play `{}`: no host left after `--limit`; skipped", play.name),
+            });
+            return;
+        }
         self.emit(Event::PlayStart {
             name: play.name.clone(),
             hosts: hosts.iter().map(|&h| self.inv.hosts[h].name.clone()).collect(),

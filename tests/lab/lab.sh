@@ -485,22 +485,25 @@ EOF
             echo "          ansible_host: $addr"
         done
         if ((n >= 5)); then
-            cat <<'EOF'
+            # The shop runs on the last five hosts (h1..h5 with `up 5`), so a larger lab keeps
+            # its first hosts for other tests.
+            local s=$((n - 4))
+            cat <<EOF
     lb:
       hosts:
-        h1: {}
+        h$s: {}
     app:
       hosts:
-        h2: {}
-        h3: {}
+        h$((s + 1)): {}
+        h$((s + 2)): {}
     db:
       children:
         db_primary:
           hosts:
-            h4: {}
+            h$((s + 3)): {}
         db_replica:
           hosts:
-            h5: {}
+            h$((s + 4)): {}
 EOF
         fi
     } >"$tmp/inventory.yaml"

@@ -7,7 +7,7 @@ use common::{Lab, PlaybookFile};
 fn mariadb_on_h1(lab: &Lab) {
     lab.sh(
         1,
-        "export DEBIAN_FRONTEND=noninteractive; dpkg -s mariadb-server >/dev/null 2>&1 || apt-get install -y -q mariadb-server >/dev/null; \
+        "export DEBIAN_FRONTEND=noninteractive; dpkg -s mariadb-server >/dev/null 2>&1 || apt-get install -y -q -o DPkg::Lock::Timeout=300 mariadb-server >/dev/null; \
          service mariadb status >/dev/null 2>&1 || service mariadb start >/dev/null",
     );
 }
@@ -109,19 +109,19 @@ fn databases_users_grants_and_queries() {
     );
 }
 
-/// Primary on h1, replica on h4 (h4's tests never overlap: their names carry `h4`).
+/// Primary on h1, replica on h3 (the tests of this file run one at a time: .config/nextest.toml).
 #[test]
-fn gtid_replication_to_h4_starts_and_carries_rows() {
+fn gtid_replication_starts_and_carries_rows() {
     let lab = Lab::get();
     let pf = PlaybookFile::new(
         r#"
-- hosts: h1:h4
+- hosts: h1:h3
   gather_facts: no
   vars:
-    server_ids: {h1: 1, h4: 4}
+    server_ids: {h1: 1, h3: 3}
   tasks:
     - name: mariadb installed
-      shell: dpkg -s mariadb-server >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server
+      shell: dpkg -s mariadb-server >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 mariadb-server
       changed_when: false
     - name: replication settings
       copy:
@@ -135,7 +135,7 @@ fn gtid_replication_to_h4_starts_and_carries_rows() {
           gtid_strict_mode = ON
           skip_name_resolve = ON
           bind_address = 0.0.0.0
-          {{ 'read_only = 1' if inventory_hostname == 'h4' else '' }}
+          {{ 'read_only = 1' if inventory_hostname == 'h3' else '' }}
       register: cnf
     - name: restart when the settings changed
       shell: service mariadb restart
@@ -157,29 +157,30 @@ fn gtid_replication_to_h4_starts_and_carries_rows() {
         primary_user: repl
         primary_password: repl-pw
         primary_use_gtid: slave_pos
-      when: inventory_hostname == 'h4'
+        primary_connect_retry: 1
+      when: inventory_hostname == 'h3'
     - name: start it
       mysql_replication: mode=startreplica
-      when: inventory_hostname == 'h4'
+      when: inventory_hostname == 'h3'
     - name: replica state
       mysql_replication: mode=getreplica
       register: rs
       until: rs.Slave_IO_Running == 'Yes' and rs.Slave_SQL_Running == 'Yes'
       retries: 20
       delay: 0.5
-      when: inventory_hostname == 'h4'
+      when: inventory_hostname == 'h3'
 "#,
     );
     let r = pf.run(&lab, &[]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.result("replica state", "h4")["status"], "ok", "{r:?}");
+    assert_eq!(r.result("replica state", "h3")["status"], "ok", "{r:?}");
     // A row written on the primary appears on the replica.
     let id = std::process::id();
     lab.sh(1, &format!("mariadb -e \"CREATE DATABASE IF NOT EXISTS repl_{id}; CREATE TABLE repl_{id}.t (v INT); INSERT INTO repl_{id}.t VALUES (42)\""));
     let mut seen = String::new();
     for _ in 0..40 {
         seen = lab
-            .on_host(4, &["mariadb", "-N", "-e", &format!("SELECT v FROM repl_{id}.t")])
+            .on_host(3, &["mariadb", "-N", "-e", &format!("SELECT v FROM repl_{id}.t")])
             .stdout;
         if seen == "42\n" {
             break;

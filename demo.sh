@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The main job on a fresh Debian machine (root): build tend, start a 5-host lab of real SSH
-# hosts, and work on them. Later phases add provisioning of the shop stack and a release deploy.
+# The main job on a fresh Debian machine (root): build tend, start a lab of 5 real SSH hosts,
+# provision the shop (MariaDB primary + replica, Nginx load balancer and database proxy, two
+# Tomcat app servers with the sample app) with playbooks/site.yaml, and show it answering.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+command -v jar >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends default-jdk-headless; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 cargo build --release --locked
 tend=target/release/tend
 tests/lab/lab.sh up 5
@@ -11,19 +14,22 @@ inv=$(tests/lab/lab.sh inventory)
 
 echo; echo "== the lab inventory"
 "$tend" inventory -i "$inv" --graph
-echo "== one command on every host"
-"$tend" exec all -i "$inv" -- 'echo "$(hostname): $(uname -sr), up $(cut -d. -f1 /proc/uptime)s"'
-echo "== a file placed atomically on the app servers (second run: unchanged)"
-printf 'JAVA_OPTS="-Xmx512m"\n' > /tmp/tend-demo-setenv.sh
-"$tend" upload app -i "$inv" /tmp/tend-demo-setenv.sh /root/setenv.sh --mode 0640
-"$tend" upload app -i "$inv" /tmp/tend-demo-setenv.sh /root/setenv.sh --mode 0640
+echo "== provisioning the shop (first run: installs everything)"
+"$tend" run playbooks/site.yaml -i "$inv"
+echo "== second run: nothing to change"
+"$tend" run playbooks/site.yaml -i "$inv" 2>&1 | tail -7
+
+lb=$(tests/lab/lab.sh address 1)   # with 5 hosts, h1 is the load balancer
+echo "== the shop through the load balancer (http://$lb/), twice"
+curl -s "http://$lb/"; echo
+curl -s "http://$lb/"
 
 cat <<EOT
 
 Next:
-  $tend --help                                  every command, with examples
-  $tend exec 'lab:!h1' -i $inv -- uptime
-  $tend exec all -i $inv --format json -- id    one JSON object per host
-  ssh -F tests/lab/ssh_config h1                log into a lab host
-  tests/lab/lab.sh down                         remove the lab
+  $tend --help                                   every command, with examples
+  $tend run playbooks/site.yaml -i $inv --check --diff
+  $tend exec app -i $inv -- 'tail -n 3 /var/lib/tomcat10/logs/catalina.out'
+  ssh -F tests/lab/ssh_config h4 mariadb shop    the primary database
+  tests/lab/lab.sh down                          remove the lab
 EOT

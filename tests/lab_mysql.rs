@@ -194,3 +194,29 @@ fn gtid_replication_starts_and_carries_rows() {
     assert_eq!(r.total_changed(), 0, "{r:?}");
     lab.sh(1, &format!("mariadb -e 'DROP DATABASE repl_{id}'"));
 }
+
+#[test]
+fn dump_and_import_round_trip() {
+    let lab = Lab::get();
+    mariadb_on_h1(&lab);
+    let id = std::process::id();
+    lab.sh(1, &format!("mariadb -e \"CREATE DATABASE d_{id}; CREATE TABLE d_{id}.t (v VARCHAR(20)); INSERT INTO d_{id}.t VALUES ('kept')\""));
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1
+  gather_facts: no
+  tasks:
+    - name: dump
+      mysql_db: name=d_{id} state=dump target=/root/d_{id}.sql
+    - name: drop
+      mysql_db: name=d_{id} state=absent
+    - name: import
+      mysql_db: name=d_{id} state=import target=/root/d_{id}.sql
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("drop", "h1")["status"], "changed");
+    assert_eq!(lab.sh(1, &format!("mariadb -N -e 'SELECT v FROM d_{id}.t'")), "kept\n");
+    lab.sh(1, &format!("mariadb -e 'DROP DATABASE d_{id}'; rm -f /root/d_{id}.sql"));
+}

@@ -11,7 +11,7 @@ fn site(port: u32, body: &str, extra: &str) -> String {
   gather_facts: no
   tasks:
     - name: nginx installed and running
-      shell: (dpkg -s nginx >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx) && (pidof nginx >/dev/null || service nginx start)
+      shell: (dpkg -s nginx >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 nginx) && (pidof nginx >/dev/null || service nginx start)
       changed_when: false
     - name: upstream
       nginx_upstream:

@@ -47,8 +47,8 @@ fn apt_installs_nginx_offline_and_removes_rsync() {
     lab.sh(
         2,
         "export DEBIAN_FRONTEND=noninteractive; service nginx stop >/dev/null 2>&1; \
-         apt-get purge -y -q nginx nginx-common >/dev/null 2>&1; \
-         apt-get install -y -q rsync >/dev/null",
+         apt-get purge -y -q -o DPkg::Lock::Timeout=300 nginx nginx-common >/dev/null 2>&1; \
+         apt-get install -y -q -o DPkg::Lock::Timeout=300 rsync >/dev/null",
     );
     assert!(!dpkg_status(&lab, 2, "nginx").ends_with(" installed"));
     assert_eq!(dpkg_status(&lab, 2, "rsync"), "install ok installed");
@@ -89,7 +89,7 @@ fn apt_installs_nginx_offline_and_removes_rsync() {
     // Someone removes nginx and installs rsync by hand: check mode sees both, touches neither.
     lab.sh(
         2,
-        "export DEBIAN_FRONTEND=noninteractive; dpkg -r nginx >/dev/null; apt-get install -y -q rsync >/dev/null",
+        "export DEBIAN_FRONTEND=noninteractive; apt-get remove -y -q -o DPkg::Lock::Timeout=300 nginx >/dev/null; apt-get install -y -q -o DPkg::Lock::Timeout=300 rsync >/dev/null",
     );
     let r = run_ok(&pf, &lab, &["--check"]);
     assert_eq!(status(&r, "web server", "h2"), "changed");

@@ -113,8 +113,15 @@ async fn dump_or_import(
             t = quote(target),
         )
     } else {
-        let one = names.first().map(|n| format!(" {}", quote(n))).unwrap_or_default();
-        format!("\"$client\" --defaults-extra-file=\"$cnf\"{one} < {}\n", quote(target))
+        let db = names.first().map(String::as_str).unwrap_or_default();
+        // The database must exist before the client can select it (a dump made with
+        // `--databases` creates it too; this keeps plain dumps working).
+        let create = quote(&format!("CREATE DATABASE IF NOT EXISTS {}", super::ident(db)));
+        format!(
+            "\"$client\" --defaults-extra-file=\"$cnf\" -e {create} && \"$client\" --defaults-extra-file=\"$cnf\" {} < {}\n",
+            quote(db),
+            quote(target)
+        )
     };
     let out = super::run_with_login(ctx, args, &script, "").await?;
     if !out.success() {

@@ -211,6 +211,11 @@ fn bad_flags_exit_4_and_help_exits_0() {
         assert_eq!(r.code, 0, "{cmd:?}: {r:?}");
         assert!(!r.stdout.is_empty());
     }
+    // Ansible's flag names.
+    let help = run(&["run", "--help"]).stdout;
+    for flag in ["-b, --become", "--become-user", "-e, --extra-vars", "-C, --check", "-D, --diff", "--start-at-task", "-l, --limit"] {
+        assert!(help.contains(flag), "missing {flag} in:\n{help}");
+    }
 }
 
 #[test]

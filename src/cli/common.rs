@@ -47,7 +47,7 @@ pub struct ConnectionOpts {
     #[arg(short = 'f', long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub forks: u32,
     /// Run as another user (sudo), like Ansible's `become`
-    #[arg(short = 'b', long = "escalate")]
+    #[arg(short = 'b', long = "become")]
     pub become_: bool,
     /// The user to become [default: root]
     #[arg(long, value_name = "USER")]

@@ -213,7 +213,15 @@ fn bad_flags_exit_4_and_help_exits_0() {
     }
     // Ansible's flag names.
     let help = run(&["run", "--help"]).stdout;
-    for flag in ["-b, --become", "--become-user", "-e, --extra-vars", "-C, --check", "-D, --diff", "--start-at-task", "-l, --limit"] {
+    for flag in [
+        "-b, --become",
+        "--become-user",
+        "-e, --extra-vars",
+        "-C, --check",
+        "-D, --diff",
+        "--start-at-task",
+        "-l, --limit",
+    ] {
         assert!(help.contains(flag), "missing {flag} in:\n{help}");
     }
 }

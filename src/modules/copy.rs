@@ -2,7 +2,7 @@
 //! atomic upload (checksum first, temp file + rename, optional `validate` before the rename).
 
 use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param};
-use crate::transport::{FileSpec, UploadError, UploadOutcome};
+use crate::transport::{FileSpec, UploadOutcome};
 
 /// `copy`: a local file or inline `content` to a path on the host.
 pub struct Copy;
@@ -138,22 +138,7 @@ pub(super) async fn place(
     let report = conn
         .upload(&spec, ctx.escalate.as_ref(), ctx.check)
         .await
-        .map_err(|e| match e {
-            UploadError::Transport(t) => ModuleError::Transport(t),
-            UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
-                msg: match rc {
-                    5 => format!("the new content of {dest} failed validation; the old file was kept"),
-                    _ => format!("could not place {dest}"),
-                },
-                cmd: spec
-                    .validate
-                    .filter(|_| rc == 5)
-                    .map_or_else(|| format!("write {dest}"), str::to_string),
-                rc: Some(rc),
-                stdout: String::new(),
-                stderr,
-            },
-        })?;
+        .map_err(|e| super::upload_failure(e, spec.validate))?;
     let mut r = ModuleResult::changed(report.outcome.changed());
     r.data.insert("dest".into(), report.dest.clone().into());
     if let Some(b) = &report.backup_file {

@@ -342,6 +342,27 @@ pub fn last_line(out: &Output) -> String {
         .unwrap_or_default()
 }
 
+/// A refused upload as a module failure: validation (exit 5) and a concurrent change (exit 6)
+/// get their own message; `validate` is named as the command when it refused the file.
+pub fn upload_failure(e: crate::transport::UploadError, validate: Option<&str>) -> ModuleError {
+    match e {
+        crate::transport::UploadError::Transport(t) => ModuleError::Transport(t),
+        crate::transport::UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
+            msg: match rc {
+                5 => format!("the new content of {dest} failed validation; the old file was kept"),
+                6 => format!("{dest} changed on the host while it was being edited; nothing was written (run again)"),
+                _ => format!("could not write {dest}"),
+            },
+            cmd: validate
+                .filter(|_| rc == 5)
+                .map_or_else(|| format!("write {dest}"), str::to_string),
+            rc: Some(rc),
+            stdout: String::new(),
+            stderr,
+        },
+    }
+}
+
 /// The last `n` lines of a text, for failure reports.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();

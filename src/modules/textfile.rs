@@ -4,7 +4,7 @@
 //! of what was read, so a change made on the host in between is reported, never overwritten.
 
 use super::{Args, Ctx, Diff, ModuleError, ModuleResult};
-use crate::transport::{FileSpec, UploadError, shell::quote};
+use crate::transport::{FileSpec, shell::quote};
 use sha2::{Digest, Sha256};
 
 /// The file as it was read.
@@ -187,25 +187,7 @@ pub(super) async fn write(
     let report = conn
         .upload(&spec, ctx.escalate.as_ref(), false)
         .await
-        .map_err(|e| match e {
-            UploadError::Transport(t) => ModuleError::Transport(t),
-            UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
-                msg: match rc {
-                    5 => format!("the new content of {dest} failed validation; the old file was kept"),
-                    6 => {
-                        format!("{dest} changed on the host while it was being edited; nothing was written (run again)")
-                    }
-                    _ => format!("could not write {dest}"),
-                },
-                cmd: spec
-                    .validate
-                    .filter(|_| rc == 5)
-                    .map_or_else(|| format!("write {dest}"), str::to_string),
-                rc: Some(rc),
-                stdout: String::new(),
-                stderr,
-            },
-        })?;
+        .map_err(|e| super::upload_failure(e, spec.validate))?;
     r.changed = report.outcome.changed();
     Ok((r, report.backup_file))
 }

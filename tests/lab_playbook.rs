@@ -53,7 +53,7 @@ fn core_modules_converge_then_change_nothing() {
     ));
     pf.file(
         "templates/app.conf.j2",
-        "# {{ inventory_hostname }}\nlisten {{ port }}\n{% for g in group_names %}\ngroup {{ g }}\n{% endfor %}\n",
+        "# {{ inventory_hostname }}\nlisten {{ port }}\n{% for g in group_names if g == 'lab' %}\ngroup {{ g }}\n{% endfor %}\n",
     );
     pf.file("motd.txt", "welcome\n");
 

@@ -73,14 +73,8 @@ impl Module for Fetch {
             let script = format!("src={} have={}\n{SCRIPT}", quote(src), quote(&have));
             let out = ctx.run(&script, None).await?;
             if !out.success() {
-                let stderr = String::from_utf8_lossy(&out.stderr);
                 return Err(ModuleError::remote(
-                    stderr
-                        .trim()
-                        .lines()
-                        .last()
-                        .unwrap_or("cannot read the file")
-                        .to_string(),
+                    crate::modules::last_error_line(&out, "cannot read the file"),
                     format!("fetch {src}"),
                     &out,
                 ));

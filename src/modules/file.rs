@@ -126,9 +126,8 @@ impl Module for File {
             );
             let out = ctx.run(&script, None).await?;
             if !out.success() {
-                let stderr = String::from_utf8_lossy(&out.stderr);
                 return Err(ModuleError::remote(
-                    format!("file {path}: {}", stderr.trim().lines().last().unwrap_or("failed")),
+                    format!("file {path}: {}", crate::modules::last_error_line(&out, "failed")),
                     format!("file state={}", if state.is_empty() { "file" } else { state }),
                     &out,
                 ));

@@ -173,8 +173,7 @@ impl Module for GetUrl {
             let field = |name: &str| stdout.lines().find_map(|l| l.strip_prefix(name)).map(str::to_string);
             let real_dest = field("dest ").unwrap_or_else(|| dest.to_string());
             if !out.success() {
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                let reason = stderr.trim().lines().last().unwrap_or("download failed").to_string();
+                let reason = crate::modules::last_error_line(&out, "download failed");
                 let mut e = ModuleError::remote(reason, format!("get_url {url}"), &out);
                 if let ModuleError::Remote { msg, .. } = &mut e
                     && out.rc == Some(6)

@@ -363,6 +363,12 @@ pub fn upload_failure(e: crate::transport::UploadError, validate: Option<&str>) 
     }
 }
 
+/// The last line of a command's stderr (where tools say what went wrong), or `fallback`.
+pub fn last_error_line(out: &Output, fallback: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.trim().lines().last().unwrap_or(fallback).to_string()
+}
+
 /// The last `n` lines of a text, for failure reports.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();

@@ -51,14 +51,8 @@ pub(super) async fn read(ctx: &Ctx<'_>, module: &str, path: &str, make_parent: b
     let script = format!("p={} mk={}\n{READ}", quote(path), if make_parent { 1 } else { 0 });
     let out = ctx.run(&script, None).await?;
     if !out.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(ModuleError::remote(
-            stderr
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("cannot read the file")
-                .to_string(),
+            crate::modules::last_error_line(&out, "cannot read the file"),
             format!("{module}: read {path}"),
             &out,
         ));

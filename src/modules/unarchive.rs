@@ -215,9 +215,8 @@ impl Module for Unarchive {
 }
 
 fn failure(out: &crate::transport::Output, src: &str) -> ModuleError {
-    let stderr = String::from_utf8_lossy(&out.stderr);
     ModuleError::remote(
-        stderr.trim().lines().last().unwrap_or("unarchive failed").to_string(),
+        crate::modules::last_error_line(out, "unarchive failed"),
         format!("unarchive {src}"),
         out,
     )

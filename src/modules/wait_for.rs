@@ -134,9 +134,8 @@ impl Module for WaitFor {
                 .find_map(|l| l.split_once(' '))
                 .filter(|_| out.success());
             let Some((word, secs)) = outcome else {
-                let stderr = String::from_utf8_lossy(&out.stderr);
                 return Err(ModuleError::remote(
-                    stderr.trim().lines().last().unwrap_or("wait_for failed").to_string(),
+                    crate::modules::last_error_line(&out, "wait_for failed"),
                     "wait_for",
                     &out,
                 ));

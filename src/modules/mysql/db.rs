@@ -125,9 +125,8 @@ async fn dump_or_import(
     };
     let out = super::run_with_login(ctx, args, &script, "").await?;
     if !out.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(ModuleError::remote(
-            format!("{state} failed: {}", stderr.trim().lines().last().unwrap_or("")),
+            format!("{state} failed: {}", crate::modules::last_error_line(&out, "")),
             format!("{state} {} {target}", names.join(",")),
             &out,
         ));

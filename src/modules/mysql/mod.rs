@@ -164,13 +164,7 @@ pub async fn run_sql(ctx: &Ctx<'_>, args: &Args, batches: &[String]) -> Result<V
             .get(failed.saturating_sub(1))
             .map(|s| first_line(s))
             .unwrap_or_default();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let msg = stderr
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or("the SQL client failed")
-            .to_string();
+        let msg = crate::modules::last_error_line(&out, "the SQL client failed");
         return Err(ModuleError::remote(msg, format!("mariadb: {sql}"), &out));
     }
     let mut sets = Vec::new();

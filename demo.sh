@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian machine (root): build tend, start a lab of 5 real SSH hosts,
 # provision the shop (MariaDB primary + replica, Nginx load balancer and database proxy, two
-# Tomcat app servers with the sample app) with playbooks/site.yaml, and show it answering.
+# Tomcat app servers with the sample app) with playbooks/site.yaml, show it answering, then
+# deploy release 2 of the app one server at a time behind the load balancer.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 command -v jar >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends default-jdk-headless; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+command -v unzip >/dev/null || { apt-get update -qq && apt-get install -y -qq unzip; }
 cargo build --release --locked
 tend=target/release/tend
 tests/lab/lab.sh up 5
@@ -25,11 +27,19 @@ curl -s "http://$lb/"
 echo "== which app server answered, over 6 requests"
 for _ in 1 2 3 4 5 6; do curl -s "http://$lb/" | grep '^app:'; done | sort | uniq -c
 
+release=2-$(date +%H%M%S)
+echo "== deploying release $release, one app server at a time"
+app/build.sh "$release" >/dev/null
+"$tend" deploy --artifact "app/build/shop-$release.war" --release-id "$release" -i "$inv"
+"$tend" releases -i "$inv"
+curl -s "http://$lb/" | head -2
+
 cat <<EOT
 
 Next:
   $tend --help                                   every command, with examples
   $tend run playbooks/site.yaml -i $inv --check --diff
+  $tend rollback -i $inv                         back to the release before
   $tend exec app -i $inv -- 'tail -n 3 /var/lib/tomcat10/logs/catalina.out'
   ssh -F tests/lab/ssh_config h4 mariadb shop    the primary database
   tests/lab/lab.sh down                          remove the lab

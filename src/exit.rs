@@ -15,6 +15,8 @@ pub enum Code {
     Unreachable = 3,
     /// The input (inventory, playbook, pattern, flags) is invalid; nothing was run.
     InvalidInput = 4,
+    /// Another run holds the lock of the target (deploy, rollback); nothing was changed.
+    Locked = 5,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted = 99,
 }

@@ -12,6 +12,7 @@ pub mod inventory;
 pub mod modules;
 pub mod output;
 pub mod playbook;
+pub mod release;
 pub mod template;
 pub mod transport;
 pub mod yaml;

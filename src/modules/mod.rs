@@ -17,6 +17,7 @@ pub mod mysql;
 mod nginx;
 mod package;
 mod pause;
+mod release;
 mod service;
 mod stat;
 mod textfile;
@@ -273,6 +274,7 @@ static REGISTRY: &[&dyn Module] = &[
     &mysql::MysqlReplication,
     &nginx::NginxSite,
     &nginx::NginxUpstream,
+    &release::Release,
     &lineinfile::LineInFile,
     &blockinfile::BlockInFile,
     &get_url::GetUrl,

@@ -127,8 +127,13 @@ impl Connection {
 
     /// Runs a command and collects its output.
     pub async fn run(&self, command: &RemoteCommand) -> Result<Output, TransportError> {
+        self.run_input(command, command.stdin.as_deref()).await
+    }
+
+    /// Runs a command with `stdin` borrowed instead of owned (`command.stdin` is ignored): one
+    /// large artifact goes to many hosts without a copy per host.
+    pub async fn run_input(&self, command: &RemoteCommand, stdin: Option<&[u8]>) -> Result<Output, TransportError> {
         let line = shell::command_line(&command.script, command.escalate.as_ref(), command.timeout);
-        let stdin = command.stdin.as_deref();
         // The remote `timeout` kills first; this is the backstop if the host stops answering.
         let limit = command.timeout.map(|t| t + Duration::from_secs(10));
         let run = async {

@@ -275,3 +275,41 @@ pub fn pinned_error_cases(dir: &Path, min_cases: usize, args_for: impl Fn(&str) 
     }
     failures
 }
+
+/// The shop's hosts by role (lab numbers), read from the lab inventory (`tend inventory --list`).
+pub struct Shop {
+    pub lb: u32,
+    pub apps: Vec<u32>,
+    pub primary: u32,
+    pub replica: u32,
+}
+
+pub fn shop(lab: &Lab) -> Shop {
+    let r = run(&["inventory", "-i", &lab.inventory(), "--list"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("inventory json");
+    let num = |g: &str| -> Vec<u32> {
+        v[g]["hosts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("the lab has no group {g}: start it with at least 5 hosts"))
+            .iter()
+            .filter_map(|h| h.as_str()?.trim_start_matches('h').parse().ok())
+            .collect()
+    };
+    Shop {
+        lb: num("lb")[0],
+        apps: num("app"),
+        primary: num("db_primary")[0],
+        replica: num("db_replica")[0],
+    }
+}
+
+/// GET with curl: (status, body); status 0 when nothing answered.
+pub fn http_get(url: &str) -> (u32, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}

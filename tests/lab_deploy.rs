@@ -1,0 +1,449 @@
+//! Release deploys on the lab's shop (last five hosts): rolling deploys behind the load balancer
+//! with a client counting errors, the health gate and automatic rollback, `tend rollback`,
+//! pruning, the deploy lock, and a `tend` killed in the middle of a deploy.
+
+mod common;
+use common::{Lab, Run, Shop, http_get as page, repo, run_in, shop};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Provisions the shop (idempotent: quick when it is already there).
+fn provision(lab: &Lab, dir: &Path) {
+    let log = dir.join("log");
+    let r = run_in(
+        &repo(),
+        &[
+            "run",
+            "playbooks/site.yaml",
+            "-i",
+            &lab.inventory(),
+            "--log-dir",
+            log.to_str().unwrap_or_default(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+}
+
+/// A war of the sample app whose pages say release `id`.
+fn war(dir: &Path, id: &str) -> PathBuf {
+    let out = dir.join(format!("shop-{id}.war"));
+    let st = Command::new(repo().join("app/build.sh"))
+        .arg(id)
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .expect("app/build.sh");
+    assert!(st.success());
+    out
+}
+
+/// A war whose health page answers 500: it must never go live.
+fn broken_war(dir: &Path, id: &str) -> PathBuf {
+    let stage = dir.join(format!("broken-{id}"));
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("app/webapp"))
+        .arg(&stage)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    std::fs::write(stage.join("WEB-INF/release.txt"), format!("{id}\n")).expect("release.txt");
+    std::fs::write(
+        stage.join("health.jsp"),
+        "<%@ page contentType=\"text/plain\" %><% response.setStatus(500); %>database unreachable\n",
+    )
+    .expect("health.jsp");
+    let out = dir.join(format!("shop-{id}.war"));
+    let st = Command::new("jar")
+        .args(["--create", "--file"])
+        .arg(&out)
+        .args(["--no-manifest", "-C"])
+        .arg(&stage)
+        .arg(".")
+        .status()
+        .expect("jar");
+    assert!(st.success());
+    out
+}
+
+fn deploy(lab: &Lab, war: &Path, id: &str, extra: &[&str]) -> Run {
+    let inv = lab.inventory();
+    let mut args = vec![
+        "deploy",
+        "--artifact",
+        war.to_str().unwrap_or_default(),
+        "--release-id",
+        id,
+        "-i",
+        &inv,
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    run_in(&repo(), &args)
+}
+
+fn tend_json(lab: &Lab, args: &[&str]) -> Run {
+    let inv = lab.inventory();
+    let mut all = args.to_vec();
+    all.extend(["-i", &inv, "--format", "json"]);
+    run_in(&repo(), &all)
+}
+
+/// The final `deploy` record of a JSON run.
+fn record(r: &Run) -> serde_json::Value {
+    r.json_lines()
+        .into_iter()
+        .rfind(|l| l["event"] == "deploy")
+        .unwrap_or_else(|| panic!("no deploy record: {r:?}"))
+}
+
+/// Where `current` points on an app host, read inside the host (not through tend).
+fn current(lab: &Lab, i: u32) -> String {
+    lab.sh(i, "readlink /srv/shop/current").trim().to_string()
+}
+
+/// Every app host serves release `id`, directly and through the load balancer.
+fn assert_serving(lab: &Lab, s: &Shop, id: &str) {
+    for &a in &s.apps {
+        assert_eq!(current(lab, a), format!("releases/{id}"), "h{a}");
+        let (code, body) = page(&format!("http://{}:8080/", lab.address(a)));
+        assert_eq!(code, 200, "h{a}: {body}");
+        assert!(body.starts_with(&format!("release: {id}\n")), "h{a}: {body}");
+    }
+    for _ in 0..6 {
+        let (code, body) = page(&format!("http://{}/", lab.address(s.lb)));
+        assert_eq!(code, 200, "{body}");
+        assert!(body.starts_with(&format!("release: {id}\n")), "{body}");
+    }
+    let upstream = lab.sh(s.lb, "cat /etc/nginx/conf.d/upstream-shop_app.conf");
+    assert!(!upstream.contains("drained by tend"), "{upstream}");
+}
+
+/// A client hitting the load balancer in a loop until dropped: status code and release of
+/// every answer.
+struct Client {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Client {
+    fn start(url: &str, out: PathBuf) -> Self {
+        let script = format!(
+            "while :; do curl -s -m 10 -w '\\n%{{http_code}}' {url} | awk 'NR == 1 {{ r = $0 }} END {{ print r \" \" $0 }}'; done"
+        );
+        let child = Command::new("bash")
+            .args(["-c", &script])
+            .stdout(std::fs::File::create(&out).expect("client log"))
+            .spawn()
+            .expect("client");
+        Client { child, out }
+    }
+
+    /// Stops the client; returns (answers, errors, releases seen).
+    fn finish(mut self) -> (usize, Vec<String>, std::collections::BTreeSet<String>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut errors = Vec::new();
+        let mut releases = std::collections::BTreeSet::new();
+        // The last line may be cut short by the kill.
+        for l in &lines[..lines.len().saturating_sub(1)] {
+            if !l.ends_with(" 200") {
+                errors.push(l.to_string());
+            }
+            if let Some(r) = l.strip_prefix("release: ").and_then(|r| r.split_whitespace().next()) {
+                releases.insert(r.to_string());
+            }
+        }
+        (lines.len().saturating_sub(1), errors, releases)
+    }
+}
+
+#[test]
+fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
+    let lab = Lab::get();
+    let s = shop(&lab);
+    let scratch = common::scratch();
+    provision(&lab, scratch.path());
+    let tag = std::process::id();
+    let (r2, r3, r4) = (format!("2-{tag}"), format!("3-{tag}"), format!("4-{tag}"));
+
+    // Release 1: the war the provisioning put on the hosts (same id, same checksum).
+    let one = repo().join("app/build/shop-1.war");
+    let r = deploy(&lab, &one, "1", &["--batch", "100%"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, "1");
+
+    // Release 2, one host at a time, while a client hits the load balancer.
+    lab.sh(s.lb, ": > /var/log/nginx/error.log");
+    let client = Client::start(
+        &format!("http://{}/", lab.address(s.lb)),
+        scratch.path().join("client.log"),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = deploy(&lab, &war(scratch.path(), &r2), &r2, &["--batch", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let (answers, errors, releases) = client.finish();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(answers >= 20, "the client got only {answers} answers");
+    assert!(
+        errors.is_empty(),
+        "{} of {answers} answers were errors: {errors:?}",
+        errors.len()
+    );
+    assert!(releases.contains("1") && releases.contains(&r2), "{releases:?}");
+    // Drained servers got no traffic: Nginx never failed to reach an app server.
+    let nginx_errors = lab.sh(s.lb, "grep -c 'upstream' /var/log/nginx/error.log || true");
+    assert_eq!(
+        nginx_errors.trim(),
+        "0",
+        "{}",
+        lab.sh(s.lb, "cat /var/log/nginx/error.log")
+    );
+    let rec = record(&r);
+    assert_eq!(rec["outcome"], "deployed");
+    assert_eq!(rec["hosts"].as_array().map(Vec::len), Some(s.apps.len()));
+    let steps: Vec<String> = r
+        .json_lines()
+        .iter()
+        .filter(|l| l["event"] == "deploy_step")
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["host"].as_str().unwrap_or(""),
+                l["step"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let first = format!("h{}", s.apps[0]);
+    let pos = |what: &str| {
+        steps
+            .iter()
+            .position(|x| *x == what)
+            .unwrap_or_else(|| panic!("{what}: {steps:?}"))
+    };
+    let lb = format!("lb h{}", s.lb);
+    // One batch at a time: the first host is drained, switched, healthy, restored before the second moves.
+    assert!(pos(&format!("{first} switched")) < pos(&format!("{first} healthy")));
+    assert!(pos(&format!("{first} healthy")) < pos(&format!("h{} switched", s.apps[1])));
+    assert!(steps.iter().filter(|x| **x == format!("{lb} drained")).count() == s.apps.len());
+    assert_serving(&lab, &s, &r2);
+    // The deploy is logged on each host.
+    let log = lab.sh(s.apps[0], "tail -n 1 /srv/shop/.tend/deploys.log");
+    let entry: serde_json::Value = serde_json::from_str(log.trim()).expect("log line");
+    assert_eq!(
+        (entry["release"].as_str(), entry["outcome"].as_str()),
+        (Some(r2.as_str()), Some("deployed"))
+    );
+    assert!(entry["sha256"].as_str().is_some_and(|x| x.len() == 64));
+
+    // Release 3 fails its health gate on the first host: back to release 2 everywhere.
+    let r = deploy(
+        &lab,
+        &broken_war(scratch.path(), &r3),
+        &r3,
+        &["--batch", "1", "-e", "deploy_health_timeout=45"],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    let failure = r
+        .json_lines()
+        .into_iter()
+        .find(|l| l["event"] == "deploy_error")
+        .unwrap_or_else(|| panic!("{r:?}"));
+    let msg = failure["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(&format!("{first}: health check http://")), "{msg}");
+    assert!(msg.contains("status 500 (expected 200)"), "{msg}");
+    assert_eq!(record(&r)["outcome"], "failed");
+    assert_serving(&lab, &s, &r2);
+    // The second host never left release 2.
+    assert!(
+        !r.stdout
+            .contains(&format!("\"host\":\"h{}\",\"step\":\"switched\"", s.apps[1])),
+        "{}",
+        r.stdout
+    );
+
+    // `tend rollback`: back to the release that served before 2, i.e. 1.
+    let r = tend_json(&lab, &["rollback"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(record(&r)["outcome"], "rolled_back");
+    assert_serving(&lab, &s, "1");
+
+    // keep_releases: with 2 kept, the newest two stay plus current and previous.
+    let r = deploy(
+        &lab,
+        &war(scratch.path(), &r4),
+        &r4,
+        &["--batch", "50%", "-e", "deploy_keep_releases=2"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, &r4);
+    for &a in &s.apps {
+        let kept = lab.sh(a, "ls /srv/shop/releases");
+        let kept: Vec<&str> = kept.split_whitespace().collect();
+        assert!(
+            kept.contains(&r4.as_str()) && kept.contains(&"1") && kept.contains(&r3.as_str()),
+            "{kept:?}"
+        );
+        assert!(!kept.contains(&r2.as_str()), "release {r2} should be pruned: {kept:?}");
+        assert_eq!(kept.len(), 3, "{kept:?}");
+    }
+    let r = tend_json(&lab, &["releases"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for l in r.json_lines() {
+        assert_eq!(l["current"], r4.as_str(), "{l}");
+        assert_eq!(l["verified"], true, "{l}");
+        assert_eq!(l["upstream"], "up", "{l}");
+    }
+
+    // Leave the shop on release 1 for the other shop tests.
+    let r = tend_json(&lab, &["rollback", "--to", "1", "--batch", "100%"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, "1");
+}
+
+/// Starts `tend deploy` in the background with JSON output; returns the child and a reader.
+fn spawn_deploy(lab: &Lab, war: &Path, id: &str) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = common::tend()
+        .current_dir(repo())
+        .args(["deploy", "--artifact"])
+        .arg(war)
+        .args([
+            "--release-id",
+            id,
+            "--batch",
+            "1",
+            "--format",
+            "json",
+            "-i",
+            &lab.inventory(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tend");
+    let out = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, out)
+}
+
+/// Reads JSON lines until one matches; panics if the stream ends first.
+fn wait_for_line(out: &mut BufReader<std::process::ChildStdout>, want: impl Fn(&serde_json::Value) -> bool) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = out.read_line(&mut line).expect("read");
+        assert!(n > 0, "tend ended before the expected step");
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && want(&v)
+        {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
+    let lab = Lab::get();
+    let s = shop(&lab);
+    let scratch = common::scratch();
+    provision(&lab, scratch.path());
+    let id = format!("locked-{}", std::process::id());
+    let w = war(scratch.path(), &id);
+    let (mut first, mut out) = spawn_deploy(&lab, &w, &id);
+    wait_for_line(&mut out, |v| v["event"] == "deploy_step" && v["step"] == "switched");
+    let pid = first.id();
+
+    let second = deploy(&lab, &w, &id, &[]);
+    assert_eq!(second.code, 5, "{second:?}");
+    assert!(second.stderr.contains("lock `app` is held by"), "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("(pid {pid}, `tend deploy`: release {id})")),
+        "{}",
+        second.stderr
+    );
+    let show = common::run(&["lock", "show", "-i", &lab.inventory()]);
+    assert!(show.stdout.contains(&format!("pid {pid}")), "{show:?}");
+
+    // Drain the first deploy's output so it never blocks on a full pipe.
+    let drain = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let status = first.wait().expect("wait");
+    let _ = drain.join();
+    assert!(status.success(), "{status:?}");
+    assert_serving(&lab, &s, &id);
+    let show = common::run(&["lock", "show", "-i", &lab.inventory()]);
+    assert!(show.stdout.contains("is free"), "{show:?}");
+
+    // A lock from another control node (not expired) blocks until broken by hand.
+    let lock_host = s.apps[0];
+    lab.sh(
+        lock_host,
+        "mkdir -p /var/lib/tend/locks && printf 'token=abc\\nuser=ops\\ncontrol_host=ci-runner-7\\npid=4242\\nboot_id=x\\ncommand=deploy\\nreason=release 9\\nstarted=%s\\nexpires=%s\\n' $(date +%s) $(( $(date +%s) + 600 )) > /var/lib/tend/locks/app.lock",
+    );
+    let r = tend_json(&lab, &["rollback", "--to", "1"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("held by ops@ci-runner-7 (pid 4242, `tend deploy`: release 9)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("tend lock break --group app"), "{}", r.stderr);
+    assert_serving(&lab, &s, &id);
+    let broke = common::run(&["lock", "break", "-i", &lab.inventory()]);
+    assert_eq!(broke.code, 0, "{broke:?}");
+    assert!(
+        broke.stdout.contains("broke lock `app`, held by ops@ci-runner-7"),
+        "{broke:?}"
+    );
+    let r = tend_json(&lab, &["rollback", "--to", "1", "--batch", "100%"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, "1");
+}
+
+#[test]
+fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs() {
+    let lab = Lab::get();
+    let s = shop(&lab);
+    let scratch = common::scratch();
+    provision(&lab, scratch.path());
+    let id = format!("killed-{}", std::process::id());
+    let w = war(scratch.path(), &id);
+    let (mut child, mut out) = spawn_deploy(&lab, &w, &id);
+    // Killed right after the first host switched: it is drained and not yet verified.
+    wait_for_line(&mut out, |v| v["event"] == "deploy_step" && v["step"] == "switched");
+    child.kill().expect("kill");
+    let _ = child.wait();
+
+    for &a in &s.apps {
+        let cur = current(&lab, a);
+        let rel = cur
+            .strip_prefix("releases/")
+            .unwrap_or_else(|| panic!("h{a}: current -> {cur}"));
+        // A complete release: its manifest exists and its files say which release it is.
+        lab.sh(a, &format!("test -f /srv/shop/.tend/manifests/{rel}"));
+        let inside = lab.sh(a, &format!("cat /srv/shop/releases/{rel}/WEB-INF/release.txt"));
+        assert_eq!(inside.trim(), rel, "h{a}");
+    }
+    // The shop still answers through the load balancer meanwhile.
+    let (code, body) = page(&format!("http://{}/", lab.address(s.lb)));
+    assert_eq!(code, 200, "{body}");
+
+    // The same deploy again takes over the dead run's lock and finishes the job.
+    let r = deploy(&lab, &w, &id, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.json_lines().iter().any(|l| l["event"] == "deploy_warning"
+            && l["message"].as_str().unwrap_or("").contains("took over a stale lock")),
+        "{}",
+        r.stdout
+    );
+    assert_serving(&lab, &s, &id);
+    let r = tend_json(&lab, &["rollback", "--to", "1", "--batch", "100%"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, "1");
+}

@@ -38,8 +38,9 @@ fn war(dir: &Path, id: &str) -> PathBuf {
     out
 }
 
-/// A war whose health page answers 500: it must never go live.
-fn broken_war(dir: &Path, id: &str) -> PathBuf {
+/// A war whose health page answers 500 on app host `host` (and is fine elsewhere): the deploy
+/// must stop there and switch every host back.
+fn broken_war(dir: &Path, id: &str, host: &str) -> PathBuf {
     let stage = dir.join(format!("broken-{id}"));
     let st = Command::new("cp")
         .arg("-r")
@@ -51,7 +52,9 @@ fn broken_war(dir: &Path, id: &str) -> PathBuf {
     std::fs::write(stage.join("WEB-INF/release.txt"), format!("{id}\n")).expect("release.txt");
     std::fs::write(
         stage.join("health.jsp"),
-        "<%@ page contentType=\"text/plain\" %><% response.setStatus(500); %>database unreachable\n",
+        format!(
+            "<%@ page contentType=\"text/plain\" %><% if (java.net.InetAddress.getLocalHost().getHostName().equals(\"{host}\")) {{ response.setStatus(500); out.println(\"database unreachable\"); }} else {{ out.println(\"ok {id}\"); }} %>\n"
+        ),
     )
     .expect("health.jsp");
     let out = dir.join(format!("shop-{id}.war"));
@@ -240,10 +243,12 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
     );
     assert!(entry["sha256"].as_str().is_some_and(|x| x.len() == 64));
 
-    // Release 3 fails its health gate on the first host: back to release 2 everywhere.
+    // Release 3 passes on the first host and fails its health gate on the second: the second
+    // host goes back to release 2, and so does the first (no --keep-partial).
+    let last = format!("h{}", s.apps[s.apps.len() - 1]);
     let r = deploy(
         &lab,
-        &broken_war(scratch.path(), &r3),
+        &broken_war(scratch.path(), &r3, &last),
         &r3,
         &["--batch", "1", "-e", "deploy_health_timeout=45"],
     );
@@ -254,17 +259,28 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
         .find(|l| l["event"] == "deploy_error")
         .unwrap_or_else(|| panic!("{r:?}"));
     let msg = failure["message"].as_str().unwrap_or_default();
-    assert!(msg.contains(&format!("{first}: health check http://")), "{msg}");
-    assert!(msg.contains("status 500 (expected 200)"), "{msg}");
-    assert_eq!(record(&r)["outcome"], "failed");
-    assert_serving(&lab, &s, &r2);
-    // The second host never left release 2.
+    assert!(msg.contains(&format!("{last}: health check http://")), "{msg}");
     assert!(
-        !r.stdout
-            .contains(&format!("\"host\":\"h{}\",\"step\":\"switched\"", s.apps[1])),
-        "{}",
-        r.stdout
+        msg.contains("status 500 (expected 200), body: database unreachable"),
+        "{msg}"
     );
+    let rec = record(&r);
+    assert_eq!(rec["outcome"], "failed");
+    for h in rec["hosts"].as_array().into_iter().flatten() {
+        assert_eq!(
+            (h["after"].as_str(), h["status"].as_str()),
+            (Some(r2.as_str()), Some("rolled_back")),
+            "{h}"
+        );
+    }
+    let switched: Vec<String> = r
+        .json_lines()
+        .iter()
+        .filter(|l| l["event"] == "deploy_step" && l["host"] == first.as_str() && l["step"] == "switched")
+        .map(|l| l["detail"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(switched, vec![format!("{r2} → {r3}"), format!("back to {r2}")]);
+    assert_serving(&lab, &s, &r2);
 
     // `tend rollback`: back to the release that served before 2, i.e. 1.
     let r = tend_json(&lab, &["rollback"]);
@@ -273,14 +289,24 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
     assert_serving(&lab, &s, "1");
 
     // keep_releases: with 2 kept, the newest two stay plus current and previous.
-    let r = deploy(
-        &lab,
-        &war(scratch.path(), &r4),
-        &r4,
-        &["--batch", "50%", "-e", "deploy_keep_releases=2"],
-    );
+    // --check tells what would happen and changes nothing.
+    let w4 = war(scratch.path(), &r4);
+    let r = deploy(&lab, &w4, &r4, &["--check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(record(&r)["outcome"], "checked");
+    for &a in &s.apps {
+        let there = lab.on_host(a, &["test", "-e", &format!("/srv/shop/releases/{r4}")]);
+        assert_ne!(there.code, 0, "--check staged release {r4} on h{a}");
+    }
+    assert_serving(&lab, &s, "1");
+    let settings = r#"{"deploy_keep_releases": 2, "deploy_shared_dirs": ["uploads"]}"#;
+    let r = deploy(&lab, &w4, &r4, &["--batch", "50%", "-e", settings]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_serving(&lab, &s, &r4);
+    for &a in &s.apps {
+        let link = lab.sh(a, &format!("readlink /srv/shop/releases/{r4}/uploads"));
+        assert_eq!(link.trim(), "/srv/shop/shared/uploads", "h{a}");
+    }
     for &a in &s.apps {
         let kept = lab.sh(a, "ls /srv/shop/releases");
         let kept: Vec<&str> = kept.split_whitespace().collect();

@@ -54,7 +54,7 @@ pub struct FleetOpts {
     pub format: Format,
 }
 
-/// Deploy a release to the app servers, batch by batch, behind the load balancer.
+/// Deploy a release to the app servers, batch by batch, behind the load balancer
 ///
 /// Steps:
 ///   1. take the lock of the group (held by another run: exit 5)

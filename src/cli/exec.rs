@@ -10,7 +10,7 @@ use clap::Args;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run a shell command on every host matching a pattern.
+/// Run a shell command on every host matching a pattern
 ///
 /// One word after `--` is run as a shell command line (pipes, `&&` and globs work); several words
 /// are run exactly as given, each one quoted. Output is grouped by host as each host finishes,

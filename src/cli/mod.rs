@@ -29,23 +29,17 @@ struct Cli {
     command: Command,
 }
 
+/// Commands without a doc comment here take their help from their arguments struct (a doc
+/// comment on the variant would hide the struct's long help).
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a shell command on every host matching a pattern
     Exec(exec::ExecArgs),
-    /// Copy a local file to every host matching a pattern, atomically
     Upload(upload::UploadArgs),
-    /// Run playbooks against the inventory
     Run(run::RunArgs),
-    /// Check playbooks without connecting to any host
     Validate(run::ValidateArgs),
-    /// Show the inventory: groups, hosts and their merged variables
     Inventory(inventory::InventoryArgs),
-    /// Deploy a release to the app servers, batch by batch, behind the load balancer
     Deploy(deploy::DeployArgs),
-    /// Switch the app servers back to the previous (or a named) release
     Rollback(deploy::RollbackArgs),
-    /// Show which release each app server runs and which are kept
     Releases(deploy::ReleasesArgs),
     /// Show or break the lock that deploys and rollbacks take
     #[command(subcommand)]

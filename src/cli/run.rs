@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run playbooks against the inventory.
+/// Run playbooks against the inventory
 ///
 /// Every playbook, role, template and variable file is loaded and checked first; nothing
 /// connects to a host until all of it is valid. Human output goes to stderr (a progress bar on a

@@ -250,7 +250,7 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
         &lab,
         &broken_war(scratch.path(), &r3, &last),
         &r3,
-        &["--batch", "1", "-e", "deploy_health_timeout=45"],
+        &["--batch", "1", "-e", "deploy_health_timeout=60"],
     );
     assert_eq!(r.code, 2, "{r:?}");
     let failure = r

@@ -306,7 +306,7 @@ pub fn shop(lab: &Lab) -> Shop {
 /// GET with curl: (status, body); status 0 when nothing answered.
 pub fn http_get(url: &str) -> (u32, String) {
     let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-o", "-", "-w", "\n%{http_code}", url])
+        .args(["-s", "-m", "30", "-o", "-", "-w", "\n%{http_code}", url])
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -79,44 +79,60 @@ def run_measured(argv, env, log_path, cwd=None):
     me = os.getpid()
     with open(log_path, "wb") as log, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=err)
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=err,
+                                start_new_session=True)
         code, own_rss, tree_peak = None, 0, 0
-        while code is None:
-            tree = sum(rss_kb(p) for p in descendants(me))
-            tree_peak = max(tree_peak, tree)
-            while True:
-                try:
-                    pid, status, usage = os.wait4(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                if pid == proc.pid:
-                    code = os.waitstatus_to_exitcode(status)
-                    own_rss = usage.ru_maxrss
-                    proc.returncode = code
-            if code is None:
-                time.sleep(0.05)
+        try:
+            code, own_rss, tree_peak = sample_until_exit(proc, me)
+        except BaseException:
+            end_descendants(me)  # interrupted: leave nothing running
+            raise
         wall = time.monotonic() - start
-        # Whatever the tool left running (ControlPersist masters) is ours now: end it by pid.
-        for pid in descendants(me):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                pid, _, _ = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                time.sleep(0.02)
+        end_descendants(me)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
     with open(log_path, "ab") as log:
         log.write(b"\n--- stderr\n" + stderr.encode())
     return {"wall": wall, "code": code, "rss_kb": own_rss, "tree_kb": tree_peak, "stderr": stderr}
+
+
+def sample_until_exit(proc, me):
+    """Samples the tree's memory until `proc` exits, reaping every child on the way."""
+    code, own_rss, tree_peak = None, 0, 0
+    while code is None:
+        tree = sum(rss_kb(p) for p in descendants(me))
+        tree_peak = max(tree_peak, tree)
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == proc.pid:
+                code = os.waitstatus_to_exitcode(status)
+                own_rss = usage.ru_maxrss
+                proc.returncode = code
+        if code is None:
+            time.sleep(0.05)
+    return code, own_rss, tree_peak
+
+
+def end_descendants(me):
+    """Whatever a tool left running (ControlPersist masters) is ours: end it by pid, reap it."""
+    for pid in descendants(me):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            pid, _, _ = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            time.sleep(0.02)
 
 
 class Bench:
@@ -126,7 +142,7 @@ class Bench:
         self.inventory = self.lab / "inventory.yaml"
         self.venv = Path(args.venv)
         self.tend = str(Path(args.tend).resolve())
-        self.out = Path(args.out)
+        self.out = Path(args.out).resolve()
         self.out.mkdir(parents=True, exist_ok=True)
         self.hosts = self.lab_hosts()
         if len(self.hosts) < args.hosts:
@@ -210,6 +226,19 @@ class Bench:
         if r.returncode != 0:
             sys.exit(f"bench: resetting the hosts failed: {r.stderr}")
 
+    def check_hosts(self, tool):
+        """After a first run, every host must have what W1 makes (a tool that did nothing and
+        exited 0 must not look fast)."""
+        made = ["/srv/bench/app/motd.txt", "/srv/bench/conf/app.conf", "/srv/bench/current/",
+                "/srv/bench/conf/limits.conf", "/srv/bench/installed.stamp"]
+        test = " && ".join(f"test -e {p}" for p in made) + " && grep -qx max_connections=200 /srv/bench/conf/limits.conf"
+        r = subprocess.run(
+            [self.tend, "exec", "all", "-i", str(self.inventory), "--limit", self.limit, "--forks",
+             str(len(self.hosts)), "--", test],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            sys.exit(f"bench: after {tool}'s first W1 run some hosts lack its files: {r.stderr}")
+
     def measure(self, rnd, tool, workload, phase):
         log = self.out / f"{workload}-{phase}-{tool}-r{rnd}.log"
         cwd = self.pyinfra_dir if tool == "pyinfra" else None
@@ -220,6 +249,8 @@ class Bench:
             r["tend_stats"] = json.loads(stats.group(1))
             # wait4's peak covers the short-lived `ssh` launchers tend waits for; tend's own:
             r["rss_kb"] = r["tend_stats"]["max_rss_kb"]
+        if tool == "pyinfra" and "is neither an inventory file" in r["stderr"]:
+            r["code"] = r["code"] or 98  # pyinfra exits 0 when its inventory does not load
         del r["stderr"]
         status = "ok" if r["code"] == 0 else f"EXIT {r['code']} (see {log})"
         print(f"  r{rnd} {workload:<4} {phase:<6} {tool:<8} {r['wall']:7.2f}s  rss {r['rss_kb'] / 1024:6.1f} MB"
@@ -239,6 +270,7 @@ class Bench:
                 if "w1" in a.workloads:
                     self.reset_hosts()
                     self.measure(rnd, tool, "w1", "first")
+                    self.check_hosts(tool)
                     self.measure(rnd, tool, "w1", "second")
                 if "exec" in a.workloads:
                     self.measure(rnd, tool, "exec", "exec")
@@ -322,6 +354,7 @@ def main():
         print(report(results))
         return
     make_subreaper()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # end the tools' processes too
     Bench(args).run()
 
 

@@ -160,6 +160,23 @@ mod tests {
         );
     }
 
+    /// The `kexalgorithms` line `ssh -G` prints with config file `file`.
+    fn kex_line(ssh: &Path, file: &Path) -> String {
+        let g = std::process::Command::new(ssh)
+            .arg("-F")
+            .arg(file)
+            .args(["-G", "example.invalid"])
+            .output()
+            .unwrap();
+        assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+        let shown = String::from_utf8_lossy(&g.stdout);
+        shown
+            .lines()
+            .find(|l| l.starts_with("kexalgorithms "))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     #[test]
     fn the_local_ssh_accepts_the_file_and_user_settings_win() {
         let Some(ssh) = find_ssh() else {
@@ -167,17 +184,8 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = prepare(dir.path()).unwrap();
-        let again = prepare(dir.path()).unwrap();
-        assert_eq!(path, again);
-        let g = std::process::Command::new(&ssh)
-            .arg("-F")
-            .arg(&path)
-            .args(["-G", "example.invalid"])
-            .output()
-            .unwrap();
-        assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
-        let shown = String::from_utf8_lossy(&g.stdout);
-        let kex = shown.lines().find(|l| l.starts_with("kexalgorithms ")).unwrap();
+        assert_eq!(path, prepare(dir.path()).unwrap());
+        let kex = kex_line(&ssh, &path);
         assert!(
             kex.starts_with("kexalgorithms curve25519-sha256") || kex.starts_with("kexalgorithms mlkem"),
             "{kex}"
@@ -190,16 +198,6 @@ mod tests {
             .unwrap()
             .replace("Include ~/.ssh/config", &format!("Include {}", user.display()));
         std::fs::write(&wrapped, text).unwrap();
-        let g = std::process::Command::new(&ssh)
-            .arg("-F")
-            .arg(&wrapped)
-            .args(["-G", "example.invalid"])
-            .output()
-            .unwrap();
-        let shown = String::from_utf8_lossy(&g.stdout);
-        assert!(
-            shown.contains("\nkexalgorithms diffie-hellman-group14-sha256\n"),
-            "{shown}"
-        );
+        assert_eq!(kex_line(&ssh, &wrapped), "kexalgorithms diffie-hellman-group14-sha256");
     }
 }

@@ -113,7 +113,10 @@ fn failed_and_unreachable_together_exit_2() {
         &inv,
         base.replace(
             "    lab:\n      hosts:\n",
-            "    lab:\n      hosts:\n        ghost:\n          ansible_host: 10.77.3.250\n",
+            &format!(
+                "    lab:\n      hosts:\n        ghost:\n          ansible_host: {}.3.250\n",
+                lab.net()
+            ),
         ),
     )
     .expect("write");

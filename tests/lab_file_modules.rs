@@ -250,10 +250,11 @@ fn blockinfile_inserts_updates_and_removes() {
     lab.sh(2, &format!("rm -rf {d}"));
 }
 
-/// A small HTTP server on the lab bridge (lab hosts reach 10.77.0.1), on a free port, stopped
+/// A small HTTP server on the lab bridge (lab hosts reach the gateway), on a free port, stopped
 /// when dropped. Serves files from `root`, plus a few endpoints for `uri`.
 struct HttpServer {
     child: std::process::Child,
+    address: String,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -262,7 +263,7 @@ const SERVER: &str = r#"
 import base64, json, sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-root, counts = sys.argv[1], {}
+root, address, counts = sys.argv[1], sys.argv[2], {}
 
 class H(SimpleHTTPRequestHandler):
     def __init__(self, *a, **k):
@@ -307,13 +308,14 @@ class H(SimpleHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         self.reply(201, {"body": body, "type": self.headers.get("Content-Type")})
 
-srv = ThreadingHTTPServer(("10.77.0.1", 0), H)
+srv = ThreadingHTTPServer((address, 0), H)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
 "#;
 
 impl HttpServer {
-    fn start(files: &[(&str, &[u8])]) -> Self {
+    fn start(lab: &Lab, files: &[(&str, &[u8])]) -> Self {
+        let address = lab.gateway();
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("www");
         std::fs::create_dir_all(&root).expect("mkdir");
@@ -325,6 +327,7 @@ impl HttpServer {
         let mut child = std::process::Command::new("python3")
             .arg(&script)
             .arg(&root)
+            .arg(&address)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("start python3");
@@ -335,11 +338,16 @@ impl HttpServer {
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("no port from the server: {line:?}"));
-        Self { child, port, _dir: dir }
+        Self {
+            child,
+            address,
+            port,
+            _dir: dir,
+        }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://10.77.0.1:{}/{path}", self.port)
+        format!("http://{}:{}/{path}", self.address, self.port)
     }
 }
 
@@ -358,7 +366,7 @@ fn sha256(data: &[u8]) -> String {
 #[test]
 fn get_url_downloads_on_the_host_verifies_and_skips() {
     let lab = Lab::get();
-    let srv = HttpServer::start(&[("pkg.txt", b"payload v1\n")]);
+    let srv = HttpServer::start(&lab, &[("pkg.txt", b"payload v1\n")]);
     let d = unique("get_url");
     lab.sh(3, &format!("rm -rf {d}; mkdir -p {d}/dir"));
     let pf = PlaybookFile::new(&format!(
@@ -602,9 +610,9 @@ fn fetch_copies_to_the_control_node() {
 #[test]
 fn wait_for_ports_and_files() {
     let lab = Lab::get();
-    let srv = HttpServer::start(&[]);
+    let srv = HttpServer::start(&lab, &[]);
     // A port nobody listens on: bound, then released.
-    let closed = std::net::TcpListener::bind("10.77.0.1:0")
+    let closed = std::net::TcpListener::bind((lab.gateway(), 0))
         .expect("bind")
         .local_addr()
         .expect("addr")
@@ -617,12 +625,12 @@ fn wait_for_ports_and_files() {
   tasks:
     - name: open
       wait_for:
-        host: 10.77.0.1
+        host: {gw}
         port: {open}
         timeout: 10
     - name: closed
       wait_for:
-        host: 10.77.0.1
+        host: {gw}
         port: {closed}
         state: stopped
         timeout: 10
@@ -645,6 +653,7 @@ fn wait_for_ports_and_files() {
       ignore_errors: true
 "#,
         open = srv.port,
+        gw = lab.gateway(),
     ));
     let r = pf.run(&lab, &[]);
     ok(&r);
@@ -665,7 +674,7 @@ fn wait_for_ports_and_files() {
 #[test]
 fn uri_from_the_control_node() {
     let lab = Lab::get();
-    let srv = HttpServer::start(&[("hello.txt", b"hello\n")]);
+    let srv = HttpServer::start(&lab, &[("hello.txt", b"hello\n")]);
     let key = std::process::id();
     let pf = PlaybookFile::new(&format!(
         r#"- hosts: h2

@@ -77,6 +77,9 @@ impl ConnectionOpts {
 
     /// Settings for every connection of the run; creates the private control-socket directory.
     pub fn connect_options(&self) -> Result<ConnectOptions, CliError> {
+        let control_dir = control_dir()?;
+        // Without the defaults, ssh's own (slower) key exchange is used: not worth failing for.
+        let ssh_defaults = crate::transport::ssh_defaults::prepare(&control_dir).ok();
         Ok(ConnectOptions {
             host_keys: if self.accept_new_host_keys {
                 HostKeyPolicy::AcceptNew
@@ -84,8 +87,9 @@ impl ConnectionOpts {
                 HostKeyPolicy::Strict
             },
             connect_timeout: Duration::from_secs(self.connect_timeout),
-            control_dir: control_dir()?,
+            control_dir,
             channels_per_host: 8,
+            ssh_defaults,
         })
     }
 }

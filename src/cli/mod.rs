@@ -87,6 +87,9 @@ pub fn main() -> ExitCode {
         Command::Lock(cmd) => deploy::lock_command(cmd),
         Command::Modules => Ok(list_modules()),
     };
+    if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {
+        print_stats();
+    }
     match result {
         Ok(code) => code.exit_code(),
         Err(e) => {
@@ -103,6 +106,24 @@ pub fn main() -> ExitCode {
             code.exit_code()
         }
     }
+}
+
+/// `TEND_STATS=1`: one JSON line on stderr with the transport's counters and this process's
+/// peak memory, for benchmarks and for seeing what a run cost.
+fn print_stats() {
+    // SAFETY: `rusage` is plain integers, for which all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct we pass.
+    let max_rss_kb = if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0 {
+        usage.ru_maxrss
+    } else {
+        0
+    };
+    let mut stats = serde_json::to_value(crate::transport::stats::snapshot()).unwrap_or_default();
+    if let Some(map) = stats.as_object_mut() {
+        map.insert("max_rss_kb".into(), max_rss_kb.into());
+    }
+    eprintln!("tend-stats: {stats}");
 }
 
 fn list_modules() -> Code {

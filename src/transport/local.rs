@@ -35,6 +35,7 @@ impl LocalConnection {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| TransportError::Local(format!("cannot start `sh`: {e}")))?;
+        super::stats::channel_opened();
         let writer = child.stdin.take();
         let feed = async move {
             if let (Some(mut w), Some(data)) = (writer, stdin) {

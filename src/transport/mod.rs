@@ -4,6 +4,8 @@
 mod local;
 pub mod shell;
 mod ssh;
+pub mod ssh_defaults;
+pub mod stats;
 mod target;
 mod upload;
 
@@ -37,6 +39,8 @@ pub struct ConnectOptions {
     pub control_dir: PathBuf,
     /// Concurrent channels per host; sshd's `MaxSessions` defaults to 10.
     pub channels_per_host: usize,
+    /// tend's ssh client defaults (see [`ssh_defaults`]), used for hosts without their own `-F`.
+    pub ssh_defaults: Option<PathBuf>,
 }
 
 /// A command to run on a host.

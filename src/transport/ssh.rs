@@ -79,6 +79,7 @@ async fn run_on(session: &Session, line: &str, stdin: Option<&[u8]>) -> Result<O
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().await.map_err(Spawn::NotStarted)?;
+    super::stats::channel_opened();
     let writer = child.stdin().take();
     let feed = async move {
         if let (Some(mut w), Some(data)) = (writer, stdin) {
@@ -129,13 +130,18 @@ async fn connect(target: &SshTarget, options: &ConnectOptions) -> Result<Session
     if let Some(file) = &target.known_hosts_file {
         b.user_known_hosts_file(file);
     }
-    if let Some(file) = &target.config_file {
+    // A host's own `-F` file is used exactly as given, like ssh does; else tend's defaults,
+    // which include the user's and the system's config first.
+    if let Some(file) = target.config_file.as_ref().or(options.ssh_defaults.as_ref()) {
         b.config_file(file);
     }
     if !target.jump_hosts.is_empty() {
         b.jump_hosts(&target.jump_hosts);
     }
-    b.connect_mux(&target.address).await.map_err(|e| classify(&e, target))
+    let started = std::time::Instant::now();
+    let session = b.connect_mux(&target.address).await.map_err(|e| classify(&e, target))?;
+    super::stats::connected(started.elapsed());
+    Ok(session)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -72,6 +72,9 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
 /// The lab started by `tests/lab/lab.sh up`; tests that need it fail loudly without it.
 pub struct Lab {
     pub dir: PathBuf,
+    /// `TENDLAB_INSTANCE` (0, the default lab, unless set): which bridge and subnet. `lab.sh`,
+    /// called by the tests, reads the same variable.
+    pub instance: u8,
 }
 
 impl Lab {
@@ -80,13 +83,30 @@ impl Lab {
         let dir = std::env::var_os("TEND_LAB_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo().join("tests/lab"));
+        let instance = std::env::var("TENDLAB_INSTANCE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u8>().expect("TENDLAB_INSTANCE must be a digit 0..9"))
+            .unwrap_or(0);
+        let lab = Self { dir, instance };
         // The generated files of a checkout can outlive a lab torn down from another checkout:
         // the bridge is the lab's own proof of life, and no test may send traffic without it.
+        let bridge = format!("/sys/class/net/tendlab{instance}");
         assert!(
-            dir.join("inventory.yaml").exists() && std::path::Path::new("/sys/class/net/tendlab0").exists(),
-            "the lab is not up: run `tests/lab/lab.sh up 4` as root (tests/run.sh does it)"
+            lab.dir.join("inventory.yaml").exists() && Path::new(&bridge).exists(),
+            "the lab is not up: run `tests/lab/lab.sh up 9` as root (tests/run.sh does it)"
         );
-        Self { dir }
+        lab
+    }
+
+    /// The first two bytes of the lab's addresses (`10.77` for the default instance).
+    pub fn net(&self) -> String {
+        format!("10.{}", 77 + u32::from(self.instance))
+    }
+
+    /// The control node's address on the lab bridge, which every host reaches.
+    pub fn gateway(&self) -> String {
+        format!("{}.0.1", self.net())
     }
 
     pub fn inventory(&self) -> String {

@@ -12,13 +12,25 @@ fi
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 LAB_SH="$LAB_DIR/lab.sh"
 REPO_DIR=$(cd "$LAB_DIR/../.." && pwd -P)
-BASE=/var/tmp/tendlab                 # per-host dirs: $BASE/hN/{upper,work,root}
-LOCK=/var/tmp/tendlab.lock
-BRIDGE=tendlab0
-BRIDGE_ADDR=10.77.0.1/16
-BRIDGE_MAC=02:77:00:00:00:01
-NS_PREFIX=tendlab-h
-VETH_PREFIX=tlv
+# TENDLAB_INSTANCE=K (1..9) selects a second, independent lab beside the default one (0): its
+# own bridge, namespaces, veths, subnet 10.(77+K).0.0/16, host dirs and lock. The default
+# instance keeps the names and addresses it always had.
+INSTANCE=${TENDLAB_INSTANCE:-0}
+if [[ ! $INSTANCE =~ ^[0-9]$ ]]; then
+    echo "lab.sh: TENDLAB_INSTANCE must be a digit 0..9, not '$INSTANCE'" >&2
+    exit 2
+fi
+NET=10.$((77 + INSTANCE))              # the instance's /16
+if ((INSTANCE == 0)); then
+    SUFFIX='' NS_PREFIX=tendlab-h VETH_PREFIX=tlv
+else
+    SUFFIX=$INSTANCE NS_PREFIX=tendlab$INSTANCE-h VETH_PREFIX=tl${INSTANCE}v
+fi
+BASE=/var/tmp/tendlab$SUFFIX          # per-host dirs: $BASE/hN/{upper,work,root}
+LOCK=/var/tmp/tendlab$SUFFIX.lock
+BRIDGE=tendlab$INSTANCE
+BRIDGE_ADDR=$NET.0.1/16
+BRIDGE_MAC=02:$((77 + INSTANCE)):00:00:00:01
 MAX_HOSTS=1000
 ARCHIVES=/var/cache/apt/archives
 KEY="$LAB_DIR/id_ed25519"
@@ -36,9 +48,11 @@ usage() {
     cat <<EOF
 Usage: lab.sh COMMAND [ARGS]
 
-Real test hosts for tend: each host hN is a network namespace with address 10.77.X.Y on bridge
+Real test hosts for tend: each host hN is a network namespace with address $NET.X.Y on bridge
 $BRIDGE ($BRIDGE_ADDR), its own copy-on-write root (overlay over /) and its own sshd.
-Everything except --help needs root.
+Everything except --help needs root. TENDLAB_INSTANCE=K (1..9) selects an independent second
+lab (bridge tendlabK, namespaces tendlabK-hN, subnet 10.(77+K).0.0/16, dirs /var/tmp/tendlabK);
+this one is instance $INSTANCE.
 
 Commands:
   up N             create hosts h1..hN (1 <= N <= $MAX_HOSTS), keep healthy existing ones, wait until
@@ -80,9 +94,10 @@ require_root() {
     [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, overlay mounts)"
 }
 
-# Host i -> 10.77.(i/200).(i%200+10): 10.77.0.11 .. 10.77.0.209, 10.77.1.10 .., h1000 = 10.77.5.10.
-addr_of() { echo "10.77.$(($1 / 200)).$(($1 % 200 + 10))"; }
-addr_var() { printf -v "$1" '10.77.%d.%d' $(($2 / 200)) $(($2 % 200 + 10)); }  # VAR i
+# Host i -> 10.77.(i/200).(i%200+10): 10.77.0.11 .. 10.77.0.209, 10.77.1.10 .., h1000 = 10.77.5.10
+# (10.78.* for instance 1, and so on).
+addr_of() { echo "$NET.$(($1 / 200)).$(($1 % 200 + 10))"; }
+addr_var() { printf -v "$1" '%s.%d.%d' "$NET" $(($2 / 200)) $(($2 % 200 + 10)); }  # VAR i
 
 check_index() {
     if [[ ! ${1:-} =~ ^[1-9][0-9]*$ ]] || (($1 > MAX_HOSTS)); then
@@ -294,8 +309,8 @@ make_template() {
     fi
 }
 
-# Runs in the background, one per new host. Already there: namespace tendlab-hN with eth0 (veth
-# peer of tlvN on the bridge), $BASE/hN/{upper,work,root} and $BASE/hN/ready.fifo.
+# Runs in the background, one per new host. Already there: namespace $NS_PREFIX$i with eth0
+# (veth peer of $VETH_PREFIX$i on the bridge), $BASE/hN/{upper,work,root} and $BASE/hN/ready.fifo.
 create_host() {
     local i=$1 dir=$BASE/h$1 ns=$NS_PREFIX$1 addr fd line='' part n p
     addr_var addr "$i"
@@ -333,15 +348,21 @@ holder_main() {
     addr_var addr "$i"
     trap 'echo "h$i: holder setup failed at line $LINENO" >&2; echo failed >"$dir/ready.fifo"' ERR
     printf 'link set lo up\naddr add %s/16 dev eth0\nlink set eth0 up\n' "$addr" | ip -batch -
-    mount -t overlay "tendlab-h$i" -o "lowerdir=/,upperdir=$dir/upper,workdir=$dir/work" "$r"
+    mount -t overlay "$NS_PREFIX$i" -o "lowerdir=/,upperdir=$dir/upper,workdir=$dir/work" "$r"
     mount --rbind /dev "$r/dev"
     mount -t tmpfs -o mode=1777,nosuid,nodev shm "$r/dev/shm"
     mount --rbind /sys "$r/sys"
     mount -t proc proc "$r/proc"
     mount -t tmpfs -o mode=0755,nosuid,nodev run "$r/run"
     mount -t tmpfs -o mode=1777,nosuid,nodev tmp "$r/tmp"
-    # Hide the other hosts' layers (their private host keys) and the project (the lab's client key).
-    mount -t tmpfs -o ro,mode=0755,size=4k tendlab-hidden "$r$BASE"
+    # Hide the other hosts' layers (their private host keys, of every lab instance) and the
+    # project (the lab's client key).
+    local other
+    for other in "$BASE" /var/tmp/tendlab /var/tmp/tendlab[0-9]; do
+        if [[ -d $other && -d $r$other ]] && ! mountpoint -q "$r$other"; then
+            mount -t tmpfs -o ro,mode=0755,size=4k tendlab-hidden "$r$other"
+        fi
+    done
     if [[ $REPO_DIR != / && -d $r$REPO_DIR ]]; then
         mount -t tmpfs -o ro,mode=0755,size=4k tendlab-hidden "$r$REPO_DIR"
     fi
@@ -353,7 +374,7 @@ holder_main() {
     trap - ERR
     echo ready >"$dir/ready.fifo"
     # Stay pid 1 of the host: bash reaps orphans (waitpid(-1)) while waiting for its sleep.
-    exec -a "tendlab-h$i" /bin/bash -c 'while :; do sleep 86400; done'
+    exec -a "$NS_PREFIX$i" /bin/bash -c 'while :; do sleep 86400; done'
 }
 
 start_sshd() {  # i: start the sshd of a running host (no-op if the port is open)

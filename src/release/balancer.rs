@@ -1,7 +1,8 @@
 //! Taking app servers out of an Nginx upstream and putting them back. A drained server is marked
 //! `down` with a `# drained by tend` comment, so putting it back never touches a server an
 //! operator marked down by hand, and any later deploy or provisioning run restores it. After the
-//! reload, Nginx's old workers finish their in-flight requests; draining waits for them.
+//! reload, Nginx's old workers finish their in-flight requests; draining waits until the reload
+//! took effect and no connection to the drained servers is left open.
 
 use super::{Node, StepError};
 use crate::transport::shell::quote;
@@ -101,11 +102,26 @@ old=$(pgrep -P "$master" | tr '\n' ' ')
 if [ -d /run/systemd/system ]; then systemctl reload nginx; else nginx -s reload; fi || { echo "nginx reload failed" >&2; exit 6; }
 [ "$wait" -gt 0 ] || { echo reloaded; exit 0; }
 end=$(( $(date +%s) + wait ))
+# The reload has taken effect once every old worker is gone or shutting down (no new requests).
 for p in $old; do
-  while kill -0 "$p" 2>/dev/null; do
+  while kill -0 "$p" 2>/dev/null && ! tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -q 'shutting down'; do
     [ "$(date +%s)" -lt "$end" ] || { echo busy; exit 0; }
-    sleep 0.1
+    sleep 0.05
   done
+done
+# In-flight requests: connections still open from here to the drained servers (idle keepalive
+# connections of old workers are closed at once; long-lived TCP proxy sessions do not matter).
+command -v ss > /dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
+command -v ss > /dev/null 2>&1 || { echo "no-ss"; exit 0; }
+while :; do
+  n=0
+  for s in $servers; do
+    c=$(ss -Htn state established dst "$s" 2>/dev/null | wc -l)
+    n=$((n + c))
+  done
+  [ "$n" -eq 0 ] && break
+  [ "$(date +%s)" -lt "$end" ] || { echo busy; exit 0; }
+  sleep 0.1
 done
 echo reloaded
 "#;
@@ -117,7 +133,7 @@ pub enum Applied {
     Unchanged,
     /// Reloaded; the old workers finished.
     Reloaded,
-    /// Reloaded, but old workers were still busy when the wait ended.
+    /// Reloaded, but requests to the drained servers were still open when the wait ended.
     StillBusy,
     /// The file changed but Nginx is not running.
     NotRunning,
@@ -139,7 +155,8 @@ pub async fn read(node: &Node, file: &str) -> Result<String, StepError> {
 }
 
 /// Drains (`drain`) or restores `servers` in `file` on a balancer: edit, `nginx -t` (the old
-/// file comes back if refused), reload, and when draining wait up to `wait` for old workers.
+/// file comes back if refused), reload, and when draining wait up to `wait` for in-flight
+/// requests to the drained servers.
 pub async fn apply(
     node: &Node,
     file: &str,
@@ -154,8 +171,9 @@ pub async fn apply(
         return Ok(Applied::Unchanged);
     }
     let script = format!(
-        "f={} before={} wait={}\n{APPLY}",
+        "f={} servers={} before={} wait={}\n{APPLY}",
         quote(file),
+        quote(&servers.join(" ")),
         hex::encode(Sha256::digest(before.as_bytes())),
         if drain { wait.as_secs() } else { 0 }
     );

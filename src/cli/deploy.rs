@@ -21,16 +21,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The app group and how to reach and change it; shared by deploy and rollback.
+/// The app group and how to change it; shared by deploy and rollback.
 #[derive(Debug, Args)]
 pub struct FleetOpts {
     #[command(flatten)]
-    pub inventory: InventoryOpts,
-    #[command(flatten)]
-    pub connection: ConnectionOpts,
-    /// The group of app servers to deploy to (also the lock's name)
-    #[arg(long, default_value = "app", value_name = "GROUP")]
-    pub group: String,
+    pub target: GroupOpts,
     /// Hosts switched at once: a number or a percentage of the hosts (`25%`)
     #[arg(long, default_value = "1", value_name = "N|N%")]
     pub batch: String,
@@ -49,9 +44,6 @@ pub struct FleetOpts {
     /// Variables over the inventory's (`deploy_health_timeout=30`, `@file.yaml`); repeatable
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     pub extra_vars: Vec<String>,
-    /// Output format: `human` (lines on stderr) or `json` (JSON Lines on stdout)
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
 }
 
 /// Deploy a release to the app servers, batch by batch, behind the load balancer
@@ -129,7 +121,7 @@ pub struct GroupOpts {
     /// The group of app servers (deploys also name their lock after it)
     #[arg(long, default_value = "app", value_name = "GROUP")]
     pub group: String,
-    /// Output format: `human` or `json`
+    /// Output format: `human` (lines on stderr, tables on stdout) or `json` (JSON Lines on stdout)
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
 }
@@ -342,9 +334,15 @@ fn run_fleet(
         Diagnostic::plain(format!("--batch `{}` is not a host count or percentage", fleet.batch))
             .with_hint("use a number of hosts (`2`) or a percentage (`25%`)")
     })?;
-    let inv = Arc::new(fleet.inventory.load()?);
+    let inv = Arc::new(fleet.target.inventory.load()?);
     let extra = super::run::extra_vars(&fleet.extra_vars)?;
-    let resolved = resolve(&inv, &fleet.connection, &fleet.group, &extra, release.as_deref())?;
+    let resolved = resolve(
+        &inv,
+        &fleet.target.connection,
+        &fleet.target.group,
+        &extra,
+        release.as_deref(),
+    )?;
     // Health checks for rollback targets are rendered with their own release id.
     let health_of =
         |h: usize, fallback: Option<crate::release::settings::HealthCheck>| -> crate::release::deploy::HealthOf {
@@ -356,11 +354,11 @@ fn run_fleet(
                 settings::resolve(&inv, h, &extra).map_or_else(|_| fallback.clone(), |s| s.health)
             })
         };
-    let options = fleet.connection.connect_options()?;
+    let options = fleet.target.connection.connect_options()?;
     raise_fd_limit();
     let rt = runtime()?;
     let (goal, reason) = goal(&rt)?;
-    let reporter = Reporter::new(fleet.format);
+    let reporter = Reporter::new(fleet.target.format);
     let command = match goal {
         Goal::Deploy { .. } => "deploy",
         Goal::Rollback { .. } => "rollback",
@@ -405,13 +403,13 @@ fn run_fleet(
             reporter.warn("no balancer hosts: hosts are switched without draining (set `deploy_balancer_group`)");
         }
         let lease = if fleet.check {
-            if let Ok(Some(held)) = lock::show(&lock_node, &fleet.group).await {
+            if let Ok(Some(held)) = lock::show(&lock_node, &fleet.target.group).await {
                 reporter.warn(&format!("lock {}", held.describe()));
             }
             None
         } else {
             let req = Request {
-                name: fleet.group.clone(),
+                name: fleet.target.group.clone(),
                 command: command.to_string(),
                 reason: reason.clone(),
                 ttl: Duration::from_secs(fleet.lock_ttl),
@@ -428,7 +426,7 @@ fn run_fleet(
                     print_error(&format!(
                         "lock {}\n  hint: wait with `--lock-wait SECONDS`; if that run is gone, `tend lock break --group {}`",
                         info.describe(),
-                        fleet.group
+                        fleet.target.group
                     ));
                     close_all(nodes).await;
                     return Code::Locked;
@@ -447,7 +445,7 @@ fn run_fleet(
         reporter.note(&format!(
             "{command} {reason} to {} host(s) of `{}`{}{}",
             apps.len(),
-            fleet.group,
+            fleet.target.group,
             if fleet.check { " (check mode)" } else { "" },
             lease
                 .as_ref()
@@ -459,11 +457,11 @@ fn run_fleet(
             balancers: Balancers { nodes: lbs },
             goal,
             options: Options {
-                group: fleet.group.clone(),
+                group: fleet.target.group.clone(),
                 batch,
                 keep_partial: fleet.keep_partial,
                 check: fleet.check,
-                forks: fleet.connection.forks as usize,
+                forks: fleet.target.connection.forks as usize,
                 by: format!("{}@{}", me.user, me.control_host),
             },
             lease: lease.as_ref(),
@@ -477,7 +475,7 @@ fn run_fleet(
             reporter.warn(&format!("could not release the lock (it expires by itself): {}", e.details()));
         }
         close_all(nodes).await;
-        if fleet.format == Format::Human {
+        if fleet.target.format == Format::Human {
             let r = &outcome.record;
             let hosts = r["hosts"].as_array().map_or(0, Vec::len);
             let changed = r["hosts"]

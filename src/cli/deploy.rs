@@ -539,6 +539,7 @@ pub fn releases(args: ReleasesArgs) -> Result<Code, CliError> {
                 .iter()
                 .filter_map(|(_, s, _)| s.upstream.as_ref().map(|u| u.file.as_str()))
                 .collect();
+            files.sort_unstable();
             files.dedup();
             for file in files {
                 let text = balancer::read(node, file).await.unwrap_or_default();

@@ -614,7 +614,7 @@ impl Run<'_> {
                 }
                 Ok(Staged::Present) => r.step(name, "staged", true, &format!("release {id} already there")),
                 Err(e) => {
-                    r.step(name, "stage", false, &e.to_string());
+                    r.step(name, "stage", false, &e.message());
                     first_error.get_or_insert(e);
                 }
             }
@@ -743,7 +743,7 @@ impl Run<'_> {
             return Err(Failure::BeforeSwitch("interrupted".into()));
         }
         let previous = remote::switch(h.node.on(), &h.settings, target).await.map_err(|e| {
-            r.step(name, "switch", false, &e.to_string());
+            r.step(name, "switch", false, &e.message());
             Failure::BeforeSwitch(e.details())
         })?;
         r.step(
@@ -762,7 +762,7 @@ impl Run<'_> {
         let name = &h.node.name;
         let t = Instant::now();
         if let Err(e) = remote::restart(h.node.on(), &h.settings).await {
-            r.step(name, "restart", false, &e.to_string());
+            r.step(name, "restart", false, &e.message());
             return Err(e.details());
         }
         if !h.settings.restart.is_empty() {
@@ -829,7 +829,7 @@ impl Run<'_> {
                     return (i, None);
                 };
                 if let Err(e) = remote::switch(h.node.on(), &h.settings, &back).await {
-                    r.step(&h.node.name, "switch", false, &e.to_string());
+                    r.step(&h.node.name, "switch", false, &e.message());
                     return (i, None);
                 }
                 r.step(&h.node.name, "switched", true, &format!("back to {back}"));

@@ -70,6 +70,14 @@ impl StepError {
         }
     }
 
+    /// What went wrong, without host and step (for lines that already name them).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Transport { error, .. } => error.to_string(),
+            Self::Remote { message, .. } => message.clone(),
+        }
+    }
+
     /// The full report: message, command, exit code and stderr tail.
     pub fn details(&self) -> String {
         match self {

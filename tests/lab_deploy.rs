@@ -392,6 +392,12 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
         "{}",
         second.stderr
     );
+    let events = second.json_lines();
+    assert!(
+        events.len() == 1 && events[0]["event"] == "deploy_error",
+        "{}",
+        second.stdout
+    );
     let show = common::run(&["lock", "show", "-i", &lab.inventory()]);
     assert!(show.stdout.contains(&format!("pid {pid}")), "{show:?}");
 

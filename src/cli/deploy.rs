@@ -372,7 +372,7 @@ fn run_fleet(
         let nodes = match connect_all(all, &options).await {
             Ok(n) => n,
             Err(e) => {
-                print_error(&unreachable_message(&e));
+                reporter.error(&unreachable_message(&e));
                 return Code::Unreachable;
             }
         };
@@ -396,7 +396,7 @@ fn run_fleet(
                 .map(|t| node(&t.name))
                 .collect::<Option<Vec<_>>>(),
         ) else {
-            print_error("internal: a connection went missing");
+            reporter.error("internal: a connection went missing");
             return Code::Internal;
         };
         if lbs.is_empty() {
@@ -423,7 +423,7 @@ fn run_fleet(
                     Some(lease)
                 }
                 Err(LockError::Held(info)) => {
-                    print_error(&format!(
+                    reporter.error(&format!(
                         "lock {}\n  hint: wait with `--lock-wait SECONDS`; if that run is gone, `tend lock break --group {}`",
                         info.describe(),
                         fleet.target.group
@@ -436,7 +436,7 @@ fn run_fleet(
                     return Code::Interrupted;
                 }
                 Err(LockError::Step(e)) => {
-                    print_error(&format!("cannot take the lock: {}", e.details()));
+                    reporter.error(&format!("cannot take the lock: {}", e.details()));
                     close_all(nodes).await;
                     return Code::HostFailed;
                 }

@@ -148,6 +148,18 @@ impl Reporter {
         }
     }
 
+    /// Why the run stopped: always on stderr (CI logs are read by people too), and as a
+    /// `deploy_error` event on stdout with `--format json`.
+    pub fn error(&self, text: &str) {
+        eprintln!("{}: {text}", self.style.red("error"));
+        if self.format == Format::Json {
+            println!(
+                "{}",
+                json!({"event": "deploy_error", "time": crate::output::now_rfc3339(), "message": text})
+            );
+        }
+    }
+
     /// The final record.
     pub fn record(&self, record: &Json) {
         if self.format == Format::Json {
@@ -244,14 +256,7 @@ impl Run<'_> {
             Err(a) => (a.code, "failed".to_string(), Some(a.message)),
         };
         if let Some(m) = &message {
-            let style = Style::stderr();
-            match self.reporter.format {
-                Format::Human => eprintln!("{}: {m}", style.red("error")),
-                Format::Json => println!(
-                    "{}",
-                    json!({"event": "deploy_error", "time": crate::output::now_rfc3339(), "message": m})
-                ),
-            }
+            self.reporter.error(m);
         }
         let (command, release, sha256, artifact) = match &self.goal {
             Goal::Deploy { id, artifact } => (

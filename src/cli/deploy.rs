@@ -531,33 +531,26 @@ pub fn releases(args: ReleasesArgs) -> Result<Code, CliError> {
         }))
         .await;
         // Upstream state of each app server on each balancer.
+        let lbs: Vec<Node> = resolved
+            .balancers
+            .iter()
+            .filter_map(|t| nodes.get(&t.name).cloned())
+            .collect();
+        let hosts: Vec<(&str, &crate::release::settings::UpstreamEntry)> = resolved
+            .apps
+            .iter()
+            .filter_map(|(t, s, _)| s.upstream.as_ref().map(|u| (t.name.as_str(), u)))
+            .collect();
         let mut upstream: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for lb in &resolved.balancers {
-            let Some(node) = nodes.get(&lb.name) else { continue };
-            let mut files: Vec<&str> = resolved
-                .apps
-                .iter()
-                .filter_map(|(_, s, _)| s.upstream.as_ref().map(|u| u.file.as_str()))
-                .collect();
-            files.sort_unstable();
-            files.dedup();
-            for file in files {
-                let text = balancer::read(node, file).await.unwrap_or_default();
-                let servers = balancer::servers(&text);
-                for (t, s, _) in &resolved.apps {
-                    let Some(u) = s.upstream.as_ref().filter(|u| u.file == file) else {
-                        continue;
-                    };
-                    let state = servers.iter().find(|(a, _)| *a == u.server).map(|(_, st)| *st);
-                    upstream.entry(t.name.clone()).or_default().push(match state {
-                        Some(ServerState::Up) => "up".into(),
-                        Some(ServerState::Drained) => format!("drained on {}", lb.name),
-                        Some(ServerState::Down) => format!("down on {}", lb.name),
-                        None => format!("missing on {}", lb.name),
-                    });
-                }
-            }
+        for p in balancer::placements(&lbs, &hosts).await {
+            upstream.entry(p.host).or_default().push(match p.state {
+                Ok(Some(ServerState::Up)) => "up".into(),
+                Ok(Some(ServerState::Drained)) => format!("drained on {}", p.balancer),
+                Ok(Some(ServerState::Down)) => format!("down on {}", p.balancer),
+                Ok(None) | Err(_) => format!("missing on {}", p.balancer),
+            });
         }
+        drop(lbs);
         close_all(nodes).await;
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for s in states.iter().flatten() {

@@ -4,6 +4,7 @@
 //! reload, Nginx's old workers finish their in-flight requests; draining waits until the reload
 //! took effect and no connection to the drained servers is left open.
 
+use super::settings::UpstreamEntry;
 use super::{Node, StepError};
 use crate::transport::shell::quote;
 use sha2::{Digest, Sha256};
@@ -84,6 +85,48 @@ pub fn rewrite(text: &str, targets: &[String], drain: bool) -> String {
         };
         out.push_str(new.as_deref().unwrap_or(body));
         out.push_str(eol);
+    }
+    out
+}
+
+/// One app server as one balancer sees it.
+#[derive(Debug)]
+pub struct Placement {
+    /// The app host (inventory name).
+    pub host: String,
+    /// The balancer host.
+    pub balancer: String,
+    /// The upstream file read.
+    pub file: String,
+    /// The app host's `server` address.
+    pub server: String,
+    /// Its state there; `Ok(None)` when the file has no such server, `Err` when unreadable.
+    pub state: Result<Option<ServerState>, StepError>,
+}
+
+/// Where every app server stands on every balancer: each upstream file is read once per
+/// balancer. `hosts` are (app host, its upstream entry).
+pub async fn placements(lbs: &[Node], hosts: &[(&str, &UpstreamEntry)]) -> Vec<Placement> {
+    let mut files: Vec<&str> = hosts.iter().map(|(_, u)| u.file.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    let mut out = Vec::new();
+    for lb in lbs {
+        for file in &files {
+            let read = read(lb, file).await.map(|text| servers(&text));
+            for (host, u) in hosts.iter().filter(|(_, u)| u.file == *file) {
+                out.push(Placement {
+                    host: (*host).to_string(),
+                    balancer: lb.name.clone(),
+                    file: (*file).to_string(),
+                    server: u.server.clone(),
+                    state: match &read {
+                        Ok(list) => Ok(list.iter().find(|(a, _)| *a == u.server).map(|(_, st)| *st)),
+                        Err(e) => Err(e.clone()),
+                    },
+                });
+            }
+        }
     }
     out
 }

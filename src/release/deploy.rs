@@ -110,9 +110,9 @@ impl Reporter {
     /// One step on one host.
     pub fn step(&self, host: &str, step: &str, ok: bool, detail: &str) {
         match self.format {
-            Format::Json => println!(
-                "{}",
-                json!({"event": "deploy_step", "time": crate::output::now_rfc3339(), "host": host, "step": step, "ok": ok, "detail": detail})
+            Format::Json => emit(
+                "deploy_step",
+                json!({"host": host, "step": step, "ok": ok, "detail": detail}),
             ),
             Format::Human => {
                 let word = format!("{step:<10}");
@@ -129,10 +129,7 @@ impl Reporter {
     /// A line about the whole run.
     pub fn note(&self, text: &str) {
         match self.format {
-            Format::Json => println!(
-                "{}",
-                json!({"event": "deploy_note", "time": crate::output::now_rfc3339(), "message": text})
-            ),
+            Format::Json => emit("deploy_note", json!({"message": text})),
             Format::Human => eprintln!("{}", self.style.bold(text)),
         }
     }
@@ -140,10 +137,7 @@ impl Reporter {
     /// A warning about the whole run.
     pub fn warn(&self, text: &str) {
         match self.format {
-            Format::Json => println!(
-                "{}",
-                json!({"event": "deploy_warning", "time": crate::output::now_rfc3339(), "message": text})
-            ),
+            Format::Json => emit("deploy_warning", json!({"message": text})),
             Format::Human => eprintln!("{}: {text}", self.style.yellow("warning")),
         }
     }
@@ -153,10 +147,7 @@ impl Reporter {
     pub fn error(&self, text: &str) {
         eprintln!("{}: {text}", self.style.red("error"));
         if self.format == Format::Json {
-            println!(
-                "{}",
-                json!({"event": "deploy_error", "time": crate::output::now_rfc3339(), "message": text})
-            );
+            emit("deploy_error", json!({"message": text}));
         }
     }
 
@@ -170,6 +161,17 @@ impl Reporter {
             println!("{r}");
         }
     }
+}
+
+/// One JSON Lines event on stdout: `event` and `time` first, then `fields`.
+fn emit(event: &str, fields: Json) {
+    let mut line = serde_json::Map::new();
+    line.insert("event".into(), event.into());
+    line.insert("time".into(), crate::output::now_rfc3339().into());
+    if let Json::Object(f) = fields {
+        line.extend(f);
+    }
+    println!("{}", Json::Object(line));
 }
 
 /// The balancers and what they say about the app hosts.
@@ -492,36 +494,27 @@ impl Run<'_> {
     /// Reads every balancer's upstream: each target server must be there; returns the hosts a
     /// deploy left drained.
     async fn balancer_states(&self) -> Result<BTreeSet<String>, Abort> {
+        let hosts: Vec<(&str, &super::settings::UpstreamEntry)> = self
+            .hosts
+            .iter()
+            .filter_map(|h| h.settings.upstream.as_ref().map(|u| (h.node.name.as_str(), u)))
+            .collect();
         let mut drained = BTreeSet::new();
-        for lb in &self.balancers.nodes {
-            let files: BTreeSet<&str> = self
-                .hosts
-                .iter()
-                .filter_map(|h| h.settings.upstream.as_ref().map(|u| u.file.as_str()))
-                .collect();
-            for file in files {
-                let text = balancer::read(lb, file).await.map_err(|e| step_abort(&e))?;
-                let servers = balancer::servers(&text);
-                for h in &self.hosts {
-                    let Some(u) = h.settings.upstream.as_ref().filter(|u| u.file == file) else {
-                        continue;
-                    };
-                    match servers.iter().find(|(a, _)| *a == u.server) {
-                        None => {
-                            return Err(Abort {
-                                code: Code::HostFailed,
-                                message: format!(
-                                    "{}: `server {}` is not in {file} on balancer {}; a deploy could not drain it\n  hint: set `deploy_upstream_server` for the host, or provision the balancer first",
-                                    h.node.name, u.server, lb.name
-                                ),
-                            });
-                        }
-                        Some((_, ServerState::Drained)) => {
-                            drained.insert(h.node.name.clone());
-                        }
-                        Some(_) => {}
-                    }
+        for p in balancer::placements(&self.balancers.nodes, &hosts).await {
+            match p.state.map_err(|e| step_abort(&e))? {
+                None => {
+                    return Err(Abort {
+                        code: Code::HostFailed,
+                        message: format!(
+                            "{}: `server {}` is not in {} on balancer {}; a deploy could not drain it\n  hint: set `deploy_upstream_server` for the host, or provision the balancer first",
+                            p.host, p.server, p.file, p.balancer
+                        ),
+                    });
                 }
+                Some(ServerState::Drained) => {
+                    drained.insert(p.host);
+                }
+                Some(_) => {}
             }
         }
         Ok(drained)

@@ -7,6 +7,7 @@
 //! (strictly), or at the first failure with `any_errors_fatal`, or when every host of the batch
 //! has failed, the run stops — no further task, batch or play starts.
 
+mod batch;
 mod facts;
 mod pool;
 mod task;
@@ -433,7 +434,9 @@ impl<'a> Executor<'a> {
         hosts: &'s [usize],
     ) -> crate::modules::BoxFuture<'s, ()> {
         Box::pin(async move {
-            for task in tasks {
+            let mut next = 0;
+            while let Some(task) = tasks.get(next) {
+                next += 1;
                 if self.should_stop() {
                     return;
                 }
@@ -441,6 +444,12 @@ impl<'a> Executor<'a> {
                     self.with_state(|s| hosts.iter().copied().filter(|&h| s[h].active()).collect());
                 if active.is_empty() {
                     return;
+                }
+                let (group, span) = self.group_at(ctx, &tasks[next - 1..]);
+                if group.len() > 1 {
+                    self.run_group(ctx, &group, &active).await;
+                    next += span - 1;
+                    continue;
                 }
                 match &task.kind {
                     TaskKind::Block { block, rescue, always } => {

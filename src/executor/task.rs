@@ -71,9 +71,22 @@ pub(super) fn error_result(host: &str, msg: &str) -> HostTaskResult {
     }
 }
 
+/// How a module call ended: an error message (`UNREACHABLE: `-prefixed when the host could not
+/// be reached), skipped by `when`, or the module's result and the host it was delegated to.
+pub(super) type Outcome = Result<Option<(ModuleResult, Option<String>)>, String>;
+
+/// A module call's arguments and where and how it runs, templated for one host.
+pub(super) struct Prepared {
+    pub(super) args: modules::Args,
+    pub(super) target: Target,
+    pub(super) delegated: Option<String>,
+    pub(super) escalate: Option<Become>,
+    pub(super) environment: Vec<(String, String)>,
+}
+
 /// What one host did for one task.
-struct HostRun {
-    host: usize,
+pub(super) struct HostRun {
+    pub(super) host: usize,
     events: Vec<HostTaskResult>,
     register: Json,
     facts: Map<String, Json>,
@@ -82,6 +95,22 @@ struct HostRun {
     ignored: bool,
     skipped: bool,
     unreachable: bool,
+}
+
+impl HostRun {
+    pub(super) fn new(host: usize) -> Self {
+        Self {
+            host,
+            events: Vec::new(),
+            register: Json::Null,
+            facts: Map::new(),
+            changed: false,
+            failed: false,
+            ignored: false,
+            skipped: false,
+            unreachable: false,
+        }
+    }
 }
 
 impl Executor<'_> {
@@ -104,23 +133,29 @@ impl Executor<'_> {
             runners.iter().map(|&h| self.host_task(ctx, task, h)).collect();
         while let Some(run) = futures_util::StreamExt::next(&mut running).await {
             let targets: Vec<usize> = if run_once { hosts.to_vec() } else { vec![run.host] };
-            self.apply(task, &run, &targets);
-            for mut event in run.events {
-                if task.opts.no_log == Some(true) {
-                    event.msg = event.msg.map(|_| NO_LOG.to_string());
-                    event.stdout_tail.clear();
-                    event.stderr_tail.clear();
-                    event.diff.clear();
-                    event.cmd = None;
-                }
-                self.emit(Event::Result {
-                    task: name.clone(),
-                    location: location.clone(),
-                    result: Box::new(event),
-                });
-            }
+            self.report(task, &name, &location, run, &targets);
         }
         self.emit(Event::TaskEnd { name });
+    }
+
+    /// Records a host's result for `targets` (the host itself, or every host for `run_once`)
+    /// and reports its events.
+    pub(super) fn report(&self, task: &Task, name: &str, location: &str, run: HostRun, targets: &[usize]) {
+        self.apply(task, &run, targets);
+        for mut event in run.events {
+            if task.opts.no_log == Some(true) {
+                event.msg = event.msg.map(|_| NO_LOG.to_string());
+                event.stdout_tail.clear();
+                event.stderr_tail.clear();
+                event.diff.clear();
+                event.cmd = None;
+            }
+            self.emit(Event::Result {
+                task: name.to_string(),
+                location: location.to_string(),
+                result: Box::new(event),
+            });
+        }
     }
 
     /// Records a host's result: counts, failure, register, facts, notifications.
@@ -160,19 +195,28 @@ impl Executor<'_> {
         });
     }
 
-    async fn host_task(&self, ctx: &PlayCtx<'_>, task: &Task, h: usize) -> HostRun {
+    /// What a host did for a task without a loop whose module call ended with `outcome`.
+    pub(super) fn single_run(
+        &self,
+        task: &Task,
+        module: &'static dyn modules::Module,
+        h: usize,
+        scope: &mut Scope,
+        outcome: Outcome,
+        duration: Duration,
+    ) -> HostRun {
+        let mut run = HostRun::new(h);
+        let mut ev = plain_result(&self.inv.hosts[h].name, TaskStatus::Ok);
+        run.register = self.settle(task, module, scope, &mut run, &mut ev, outcome);
+        ev.duration_ms = duration.as_millis() as u64;
+        run.skipped = ev.status == TaskStatus::Skipped;
+        run.events.push(ev);
+        run
+    }
+
+    pub(super) async fn host_task(&self, ctx: &PlayCtx<'_>, task: &Task, h: usize) -> HostRun {
         let host_name = self.inv.hosts[h].name.clone();
-        let mut run = HostRun {
-            host: h,
-            events: Vec::new(),
-            register: Json::Null,
-            facts: Map::new(),
-            changed: false,
-            failed: false,
-            ignored: false,
-            skipped: false,
-            unreachable: false,
-        };
+        let mut run = HostRun::new(h);
         let TaskKind::Module { module, args } = &task.kind else {
             return run;
         };
@@ -223,117 +267,14 @@ impl Executor<'_> {
                 },
             });
             let start = Instant::now();
-            let outcome: Result<Option<(ModuleResult, Option<String>)>, String> =
-                match conditions_hold(self.engine, &task.opts.when, &scope) {
-                    Err(e) => Err(e),
-                    Ok(false) => Ok(None),
-                    Ok(true) => self.run_item(task, *module, args, &scope, h).await.map(Some),
-                };
-            let mut item_json;
+            let outcome: Outcome = match conditions_hold(self.engine, &task.opts.when, &scope) {
+                Err(e) => Err(e),
+                Ok(false) => Ok(None),
+                Ok(true) => self.run_item(task, *module, args, &scope, h).await.map(Some),
+            };
             let mut ev = plain_result(&host_name, TaskStatus::Ok);
             ev.item = label.clone();
-            match outcome {
-                Err(msg) => {
-                    let unreachable = msg.starts_with("UNREACHABLE: ");
-                    let msg = msg.trim_start_matches("UNREACHABLE: ").to_string();
-                    ev.msg = Some(msg.clone());
-                    if unreachable {
-                        ev.status = TaskStatus::Unreachable;
-                        run.unreachable = true;
-                    } else {
-                        ev.status = if ignore {
-                            TaskStatus::Ignored
-                        } else {
-                            TaskStatus::Failed
-                        };
-                        run.failed = true;
-                        run.ignored = ignore;
-                    }
-                    item_json =
-                        serde_json::json!({"failed": true, "changed": false, "msg": msg, "unreachable": unreachable});
-                }
-                Ok(None) => {
-                    ev.status = TaskStatus::Skipped;
-                    item_json = serde_json::json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False"});
-                }
-                Ok(Some((mut r, delegated))) => {
-                    ev.delegated_to = delegated;
-                    item_json = result_json(&r);
-                    // changed_when / failed_when see the result under the `register` name.
-                    if task.opts.changed_when.is_some() || task.opts.failed_when.is_some() {
-                        let mut s2 = scope.clone();
-                        if let Some(reg) = &task.opts.register {
-                            s2.set(reg, item_json.clone());
-                        }
-                        for (k, v) in item_json.as_object().into_iter().flatten() {
-                            if matches!(
-                                k.as_str(),
-                                "rc" | "stdout" | "stderr" | "stdout_lines" | "stderr_lines" | "changed" | "failed"
-                            ) {
-                                s2.set(k, v.clone());
-                            }
-                        }
-                        if let Some(c) = &task.opts.changed_when {
-                            match conditions_hold(self.engine, c, &s2) {
-                                Ok(v) => r.changed = v,
-                                Err(e) => {
-                                    r.failed = true;
-                                    r.msg = Some(format!("changed_when: {e}"));
-                                }
-                            }
-                        }
-                        if let Some(c) = &task.opts.failed_when {
-                            match c
-                                .iter()
-                                .map(|x| self.engine.condition(x, &s2))
-                                .collect::<Result<Vec<bool>, TemplateError>>()
-                            {
-                                Ok(v) => {
-                                    r.failed = v.iter().any(|b| *b);
-                                    if r.failed && r.msg.is_none() {
-                                        r.msg = Some("failed_when condition was true".into());
-                                    }
-                                }
-                                Err(e) => {
-                                    r.failed = true;
-                                    r.msg = Some(format!("failed_when: {e}"));
-                                }
-                            }
-                        }
-                        item_json = result_json(&r);
-                    }
-                    ev.status = if r.failed {
-                        if ignore {
-                            TaskStatus::Ignored
-                        } else {
-                            TaskStatus::Failed
-                        }
-                    } else if r.skipped {
-                        TaskStatus::Skipped
-                    } else if r.changed {
-                        TaskStatus::Changed
-                    } else {
-                        TaskStatus::Ok
-                    };
-                    ev.changed = r.changed && !r.failed;
-                    ev.msg = r.msg.clone();
-                    ev.show_msg = module.name() == "debug";
-                    ev.rc = r.rc;
-                    ev.cmd = if r.failed { r.cmd.clone() } else { None };
-                    ev.stdout_tail = modules::tail(&r.stdout, 10);
-                    ev.stderr_tail = modules::tail(&r.stderr, 10);
-                    ev.diff = r.diff.clone();
-                    run.changed |= r.changed && !r.failed;
-                    run.failed |= r.failed;
-                    run.ignored = run.failed && ignore;
-                    if !r.failed {
-                        run.facts.extend(r.facts.clone());
-                        for (k, v) in &r.facts {
-                            scope.set(k, v.clone());
-                        }
-                    }
-                }
-            }
+            let mut item_json = self.settle(task, *module, &mut scope, &mut run, &mut ev, outcome);
             ev.duration_ms = start.elapsed().as_millis() as u64;
             if let (Some(obj), Some(_)) = (item_json.as_object_mut(), &items) {
                 obj.insert(loop_var.clone(), item.clone());
@@ -358,6 +299,124 @@ impl Executor<'_> {
         run
     }
 
+    /// Turns a module call's outcome into the host's event and run state, applying
+    /// `changed_when`/`failed_when`; returns what `register` stores for it.
+    fn settle(
+        &self,
+        task: &Task,
+        module: &'static dyn modules::Module,
+        scope: &mut Scope,
+        run: &mut HostRun,
+        ev: &mut HostTaskResult,
+        outcome: Outcome,
+    ) -> Json {
+        let ignore = task.opts.ignore_errors == Some(true);
+        let mut item_json;
+        match outcome {
+            Err(msg) => {
+                let unreachable = msg.starts_with("UNREACHABLE: ");
+                let msg = msg.trim_start_matches("UNREACHABLE: ").to_string();
+                ev.msg = Some(msg.clone());
+                if unreachable {
+                    ev.status = TaskStatus::Unreachable;
+                    run.unreachable = true;
+                } else {
+                    ev.status = if ignore {
+                        TaskStatus::Ignored
+                    } else {
+                        TaskStatus::Failed
+                    };
+                    run.failed = true;
+                    run.ignored = ignore;
+                }
+                item_json =
+                    serde_json::json!({"failed": true, "changed": false, "msg": msg, "unreachable": unreachable});
+            }
+            Ok(None) => {
+                ev.status = TaskStatus::Skipped;
+                item_json = serde_json::json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False"});
+            }
+            Ok(Some((mut r, delegated))) => {
+                ev.delegated_to = delegated;
+                item_json = result_json(&r);
+                // changed_when / failed_when see the result under the `register` name.
+                if task.opts.changed_when.is_some() || task.opts.failed_when.is_some() {
+                    let mut s2 = scope.clone();
+                    if let Some(reg) = &task.opts.register {
+                        s2.set(reg, item_json.clone());
+                    }
+                    for (k, v) in item_json.as_object().into_iter().flatten() {
+                        if matches!(
+                            k.as_str(),
+                            "rc" | "stdout" | "stderr" | "stdout_lines" | "stderr_lines" | "changed" | "failed"
+                        ) {
+                            s2.set(k, v.clone());
+                        }
+                    }
+                    if let Some(c) = &task.opts.changed_when {
+                        match conditions_hold(self.engine, c, &s2) {
+                            Ok(v) => r.changed = v,
+                            Err(e) => {
+                                r.failed = true;
+                                r.msg = Some(format!("changed_when: {e}"));
+                            }
+                        }
+                    }
+                    if let Some(c) = &task.opts.failed_when {
+                        match c
+                            .iter()
+                            .map(|x| self.engine.condition(x, &s2))
+                            .collect::<Result<Vec<bool>, TemplateError>>()
+                        {
+                            Ok(v) => {
+                                r.failed = v.iter().any(|b| *b);
+                                if r.failed && r.msg.is_none() {
+                                    r.msg = Some("failed_when condition was true".into());
+                                }
+                            }
+                            Err(e) => {
+                                r.failed = true;
+                                r.msg = Some(format!("failed_when: {e}"));
+                            }
+                        }
+                    }
+                    item_json = result_json(&r);
+                }
+                ev.status = if r.failed {
+                    if ignore {
+                        TaskStatus::Ignored
+                    } else {
+                        TaskStatus::Failed
+                    }
+                } else if r.skipped {
+                    TaskStatus::Skipped
+                } else if r.changed {
+                    TaskStatus::Changed
+                } else {
+                    TaskStatus::Ok
+                };
+                ev.changed = r.changed && !r.failed;
+                ev.msg = r.msg.clone();
+                ev.show_msg = module.name() == "debug";
+                ev.rc = r.rc;
+                ev.cmd = if r.failed { r.cmd.clone() } else { None };
+                ev.stdout_tail = modules::tail(&r.stdout, 10);
+                ev.stderr_tail = modules::tail(&r.stderr, 10);
+                ev.diff = r.diff.clone();
+                run.changed |= r.changed && !r.failed;
+                run.failed |= r.failed;
+                run.ignored = run.failed && ignore;
+                if !r.failed {
+                    run.facts.extend(r.facts.clone());
+                    for (k, v) in &r.facts {
+                        scope.set(k, v.clone());
+                    }
+                }
+            }
+        }
+        item_json
+    }
+
     /// Runs one module call (with `until`/`retries`); errors are messages, `UNREACHABLE: `-prefixed
     /// when the host could not be reached.
     async fn run_item(
@@ -368,6 +427,75 @@ impl Executor<'_> {
         scope: &Scope,
         h: usize,
     ) -> Result<(ModuleResult, Option<String>), String> {
+        let Prepared {
+            args,
+            target,
+            delegated,
+            escalate,
+            environment,
+        } = self.prepare(task, module, raw_args, scope, h)?;
+        let _permit = self
+            .forks
+            .acquire()
+            .await
+            .map_err(|_| "the run is stopping".to_string())?;
+        let conn = match module.runs() {
+            Runs::Controller => None,
+            Runs::Host => Some(self.pool.get(&target).await.map_err(|e| unreachable_message(&e))?),
+        };
+        let search_paths = task.opts.search_paths.clone();
+        let mctx = Ctx {
+            conn: conn.as_deref(),
+            host: &self.inv.hosts[h].name,
+            check: task.opts.check_mode.unwrap_or(self.opts.check),
+            diff: self.opts.diff,
+            escalate,
+            timeout: task.opts.timeout.map(Duration::from_secs),
+            environment: &environment,
+            engine: self.engine,
+            scope,
+            search_paths: &search_paths,
+        };
+        let retries = if task.opts.until.is_some() {
+            task.opts.retries.unwrap_or(3)
+        } else {
+            0
+        };
+        let delay = Duration::from_secs_f64(task.opts.delay.unwrap_or(5.0).max(0.0));
+        let mut attempt = 0;
+        loop {
+            let result = result_of(module.run(&mctx, &args).await)?;
+            let Some(until) = &task.opts.until else {
+                return Ok((result, delegated));
+            };
+            let mut s2 = scope.clone();
+            let json = result_json(&result);
+            if let Some(reg) = &task.opts.register {
+                s2.set(reg, json.clone());
+            }
+            let done = conditions_hold(self.engine, until, &s2)?;
+            if done || attempt >= retries || self.cancel.is_cancelled() {
+                let mut result = result;
+                if !done {
+                    result.failed = true;
+                    result.msg = Some(format!("`until` still false after {} attempts", attempt + 1));
+                }
+                return Ok((result, delegated));
+            }
+            attempt += 1;
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Templates a task's arguments, `delegate_to`, `become_user` and `environment` for a host.
+    pub(super) fn prepare(
+        &self,
+        task: &Task,
+        module: &'static dyn modules::Module,
+        raw_args: &Map<String, Json>,
+        scope: &Scope,
+        h: usize,
+    ) -> Result<Prepared, String> {
         let rendered = self
             .engine
             .render_value(&Json::Object(raw_args.clone()), scope)
@@ -419,64 +547,13 @@ impl Executor<'_> {
             Ok(_) => Vec::new(),
             Err(e) => return Err(format!("environment: {e}")),
         };
-        let _permit = self
-            .forks
-            .acquire()
-            .await
-            .map_err(|_| "the run is stopping".to_string())?;
-        let conn = match module.runs() {
-            Runs::Controller => None,
-            Runs::Host => Some(self.pool.get(&target).await.map_err(|e| unreachable_message(&e))?),
-        };
-        let search_paths = task.opts.search_paths.clone();
-        let mctx = Ctx {
-            conn: conn.as_deref(),
-            host: &self.inv.hosts[h].name,
-            check: task.opts.check_mode.unwrap_or(self.opts.check),
-            diff: self.opts.diff,
+        Ok(Prepared {
+            args,
+            target,
+            delegated,
             escalate,
-            timeout: task.opts.timeout.map(Duration::from_secs),
-            environment: &environment,
-            engine: self.engine,
-            scope,
-            search_paths: &search_paths,
-        };
-        let retries = if task.opts.until.is_some() {
-            task.opts.retries.unwrap_or(3)
-        } else {
-            0
-        };
-        let delay = Duration::from_secs_f64(task.opts.delay.unwrap_or(5.0).max(0.0));
-        let mut attempt = 0;
-        loop {
-            let result = module.run(&mctx, &args).await;
-            let result = match result {
-                Ok(r) => r,
-                Err(ModuleError::Transport(e)) if e.is_unreachable() => {
-                    return Err(unreachable_message(&e));
-                }
-                Err(e) => module_error_result(e),
-            };
-            let Some(until) = &task.opts.until else {
-                return Ok((result, delegated));
-            };
-            let mut s2 = scope.clone();
-            let json = result_json(&result);
-            if let Some(reg) = &task.opts.register {
-                s2.set(reg, json.clone());
-            }
-            let done = conditions_hold(self.engine, until, &s2)?;
-            if done || attempt >= retries || self.cancel.is_cancelled() {
-                let mut result = result;
-                if !done {
-                    result.failed = true;
-                    result.msg = Some(format!("`until` still false after {} attempts", attempt + 1));
-                }
-                return Ok((result, delegated));
-            }
-            attempt += 1;
-            tokio::time::sleep(delay).await;
-        }
+            environment,
+        })
     }
 
     fn delegate_target(&self, name: &str) -> Result<Target, String> {
@@ -496,7 +573,21 @@ impl Executor<'_> {
     }
 }
 
-fn unreachable_message(e: &TransportError) -> String {
+/// A module call's result; an unreachable host is the error, other failures are failed results.
+fn result_of(result: Result<ModuleResult, ModuleError>) -> Result<ModuleResult, String> {
+    match result {
+        Ok(r) => Ok(r),
+        Err(ModuleError::Transport(e)) if e.is_unreachable() => Err(unreachable_message(&e)),
+        Err(e) => Ok(module_error_result(e)),
+    }
+}
+
+/// [`result_of`] as the outcome of a task without delegation.
+pub(super) fn outcome_of(result: Result<ModuleResult, ModuleError>) -> Outcome {
+    result_of(result).map(|r| Some((r, None)))
+}
+
+pub(super) fn unreachable_message(e: &TransportError) -> String {
     match e.hint() {
         Some(h) => format!("UNREACHABLE: {e} (hint: {h})"),
         None => format!("UNREACHABLE: {e}"),

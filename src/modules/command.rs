@@ -1,7 +1,7 @@
 //! `command` (argv, no shell), `shell` (sh -c) and `raw`. With `creates`/`removes` the check and
 //! the command run in one remote script; in check mode only the check runs.
 
-use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param};
+use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param, Plan, Script, run_planned};
 use crate::transport::shell::{join, quote};
 
 /// `command`: runs a program with arguments; no shell features (`|`, `>`, `$VAR`).
@@ -51,20 +51,28 @@ impl Module for Command {
     fn free_form(&self) -> Option<&'static str> {
         Some("cmd")
     }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(async move {
-            let argv = if let Some(cmd) = args.str("cmd") {
-                shlex::split(cmd)
-                    .ok_or_else(|| ModuleError::Args(format!("cannot split `{cmd}` into words (unbalanced quotes?)")))?
-            } else {
-                args.list("argv")
-            };
-            if argv.is_empty() {
-                return Err(ModuleError::Args("`command` needs `cmd` or `argv`".into()));
-            }
-            run_command(ctx, args, &join(&argv), &argv.join(" ")).await
-        })
+    fn scripted(&self) -> bool {
+        true
     }
+    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
+        Some(command_plan(ctx, args))
+    }
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        run_planned(command_plan(ctx, args), ctx)
+    }
+}
+
+fn command_plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+    let argv = if let Some(cmd) = args.str("cmd") {
+        shlex::split(cmd)
+            .ok_or_else(|| ModuleError::Args(format!("cannot split `{cmd}` into words (unbalanced quotes?)")))?
+    } else {
+        args.list("argv")
+    };
+    if argv.is_empty() {
+        return Err(ModuleError::Args("`command` needs `cmd` or `argv`".into()));
+    }
+    Ok(plan_command(ctx, args, &join(&argv), &argv.join(" ")))
 }
 
 impl Module for Shell {
@@ -77,18 +85,26 @@ impl Module for Shell {
     fn free_form(&self) -> Option<&'static str> {
         Some("cmd")
     }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(async move {
-            let cmd = args
-                .str("cmd")
-                .ok_or_else(|| ModuleError::Args("`shell` needs a command".into()))?;
-            let line = match args.str("executable") {
-                Some(exe) => format!("{} -c {}", quote(exe), quote(cmd)),
-                None => cmd.to_string(),
-            };
-            run_command(ctx, args, &line, cmd).await
-        })
+    fn scripted(&self) -> bool {
+        true
     }
+    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
+        Some(shell_plan(ctx, args))
+    }
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        run_planned(shell_plan(ctx, args), ctx)
+    }
+}
+
+fn shell_plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+    let cmd = args
+        .str("cmd")
+        .ok_or_else(|| ModuleError::Args("`shell` needs a command".into()))?;
+    let line = match args.str("executable") {
+        Some(exe) => format!("{} -c {}", quote(exe), quote(cmd)),
+        None => cmd.to_string(),
+    };
+    Ok(plan_command(ctx, args, &line, cmd))
 }
 
 impl Module for Raw {
@@ -120,7 +136,7 @@ impl Module for Raw {
     }
 }
 
-async fn run_command(ctx: &Ctx<'_>, args: &Args, line: &str, shown: &str) -> Result<ModuleResult, ModuleError> {
+fn plan_command(ctx: &Ctx<'_>, args: &Args, line: &str, shown: &str) -> Plan {
     let mut script = String::new();
     if let Some(dir) = args.str("chdir") {
         script.push_str(&format!("cd {} || exit $?\n", quote(dir)));
@@ -140,20 +156,21 @@ async fn run_command(ctx: &Ctx<'_>, args: &Args, line: &str, shown: &str) -> Res
     let conditional = args.get("creates").is_some() || args.get("removes").is_some();
     if ctx.check {
         if !conditional {
-            return Ok(ModuleResult {
+            return Plan::Local(Box::new(ModuleResult {
                 skipped: true,
                 msg: Some("not run in check mode (give `creates` or `removes` to let it be checked)".into()),
                 ..ModuleResult::default()
-            });
+            }));
         }
         script.push_str("exit 0\n");
-        let out = ctx.run(&script, None).await?;
-        let skipped = String::from_utf8_lossy(&out.stdout).trim() == SKIP_MARK;
-        return Ok(ModuleResult {
-            changed: !skipped && out.success(),
-            msg: Some(if skipped { "nothing to do" } else { "would run" }.into()),
-            ..ModuleResult::default()
-        });
+        return Plan::Remote(Script::new(script, None, |out| {
+            let skipped = String::from_utf8_lossy(&out.stdout).trim() == SKIP_MARK;
+            Ok(ModuleResult {
+                changed: !skipped && out.success(),
+                msg: Some(if skipped { "nothing to do" } else { "would run" }.into()),
+                ..ModuleResult::default()
+            })
+        }));
     }
     script.push_str(line);
     script.push('\n');
@@ -164,30 +181,33 @@ async fn run_command(ctx: &Ctx<'_>, args: &Args, line: &str, shown: &str) -> Res
         }
         data
     });
-    let out = ctx.run(&script, stdin).await?;
-    if out.success() && String::from_utf8_lossy(&out.stdout).trim() == SKIP_MARK {
-        let what = if args.get("creates").is_some() {
-            "`creates` exists"
-        } else {
-            "`removes` is absent"
-        };
-        return Ok(ModuleResult {
-            msg: Some(format!("skipped, since {what}")),
-            ..ModuleResult::default()
-        });
-    }
-    let mut r = ModuleResult::changed(true).with_output(&out);
-    if args.bool("strip_empty_ends", true) {
-        r.stdout = r.stdout.trim_end_matches('\n').to_string();
-        r.stderr = r.stderr.trim_end_matches('\n').to_string();
-    }
-    r.failed = !out.success();
-    r.cmd = Some(shown.to_string());
-    if r.failed {
-        r.msg = Some(match out.rc {
-            Some(rc) => format!("non-zero return code {rc}"),
-            None => "killed by a signal".into(),
-        });
-    }
-    Ok(r)
+    let what = if args.get("creates").is_some() {
+        "`creates` exists"
+    } else {
+        "`removes` is absent"
+    };
+    let strip = args.bool("strip_empty_ends", true);
+    let shown = shown.to_string();
+    Plan::Remote(Script::new(script, stdin, move |out| {
+        if out.success() && String::from_utf8_lossy(&out.stdout).trim() == SKIP_MARK {
+            return Ok(ModuleResult {
+                msg: Some(format!("skipped, since {what}")),
+                ..ModuleResult::default()
+            });
+        }
+        let mut r = ModuleResult::changed(true).with_output(&out);
+        if strip {
+            r.stdout = r.stdout.trim_end_matches('\n').to_string();
+            r.stderr = r.stderr.trim_end_matches('\n').to_string();
+        }
+        r.failed = !out.success();
+        r.cmd = Some(shown);
+        if r.failed {
+            r.msg = Some(match out.rc {
+                Some(rc) => format!("non-zero return code {rc}"),
+                None => "killed by a signal".into(),
+            });
+        }
+        Ok(r)
+    }))
 }

@@ -1,8 +1,8 @@
 //! `copy` and `template`: content decided on the control node, placed with the transport's
 //! atomic upload (checksum first, temp file + rename, optional `validate` before the rename).
 
-use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param};
-use crate::transport::{FileSpec, UploadOutcome};
+use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, Plan, Script};
+use crate::transport::{FileSpec, UploadOutcome, UploadReport};
 
 /// `copy`: a local file or inline `content` to a path on the host.
 pub struct Copy;
@@ -42,37 +42,19 @@ impl Module for Copy {
     fn local_file(&self) -> Option<(&'static str, &'static str)> {
         Some(("src", "files"))
     }
+    fn scripted(&self) -> bool {
+        true
+    }
+    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
+        match copy_content(ctx, args) {
+            Ok((content, name)) => place_plan(ctx, args, content, name.as_deref()),
+            Err(e) => Some(Err(e)),
+        }
+    }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
-            let (content, name) = match (args.get("content"), args.str("src")) {
-                (Some(c), None) => {
-                    let text = match c {
-                        serde_json::Value::String(s) => s.clone(),
-                        // Ansible writes structured content as JSON.
-                        other => serde_json::to_string(other).unwrap_or_default(),
-                    };
-                    (text.into_bytes(), None)
-                }
-                (None, Some(src)) => {
-                    let path = ctx.find_file(src, "files")?;
-                    if path.is_dir() {
-                        return Err(ModuleError::Args(format!(
-                            "`src: {src}` is a directory; copying directories is not supported"
-                        )));
-                    }
-                    let data = std::fs::read(&path)
-                        .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
-                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                    (data, name)
-                }
-                (Some(_), Some(_)) => {
-                    return Err(ModuleError::Args("`copy` takes `src` or `content`, not both".into()));
-                }
-                (None, None) => {
-                    return Err(ModuleError::Args("`copy` needs `src` or `content`".into()));
-                }
-            };
-            place(ctx, args, &content, name.as_deref()).await
+            let (content, name) = copy_content(ctx, args)?;
+            place(ctx, args, content, name.as_deref()).await
         })
     }
 }
@@ -87,35 +69,74 @@ impl Module for Template {
     fn local_file(&self) -> Option<(&'static str, &'static str)> {
         Some(("src", "templates"))
     }
+    fn scripted(&self) -> bool {
+        true
+    }
+    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
+        match template_content(ctx, args) {
+            Ok((content, name)) => place_plan(ctx, args, content, name.as_deref()),
+            Err(e) => Some(Err(e)),
+        }
+    }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
-            let src = args.str("src").unwrap_or_default();
-            let path = ctx.find_file(src, "templates")?;
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
-            let rendered = ctx
-                .engine
-                .render_string(&text, ctx.scope, true)
-                .map_err(|e| ModuleError::Failed(format!("template {}: {e}", path.display())))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().trim_end_matches(".j2").to_string());
-            place(ctx, args, rendered.as_bytes(), name.as_deref()).await
+            let (content, name) = template_content(ctx, args)?;
+            place(ctx, args, content, name.as_deref()).await
         })
     }
 }
 
-/// Puts content at `dest` with the common file parameters, reporting a diff when asked.
-pub(super) async fn place(
+/// `copy`'s content: inline or a control-node file, and the file's name (for a directory `dest`).
+fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<String>), ModuleError> {
+    match (args.get("content"), args.str("src")) {
+        (Some(c), None) => {
+            let text = match c {
+                serde_json::Value::String(s) => s.clone(),
+                // Ansible writes structured content as JSON.
+                other => serde_json::to_string(other).unwrap_or_default(),
+            };
+            Ok((text.into_bytes(), None))
+        }
+        (None, Some(src)) => {
+            let path = ctx.find_file(src, "files")?;
+            if path.is_dir() {
+                return Err(ModuleError::Args(format!(
+                    "`src: {src}` is a directory; copying directories is not supported"
+                )));
+            }
+            let data = std::fs::read(&path)
+                .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            Ok((data, name))
+        }
+        (Some(_), Some(_)) => Err(ModuleError::Args("`copy` takes `src` or `content`, not both".into())),
+        (None, None) => Err(ModuleError::Args("`copy` needs `src` or `content`".into())),
+    }
+}
+
+/// `template`'s content: the rendered file, and its name without `.j2`.
+fn template_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<String>), ModuleError> {
+    let src = args.str("src").unwrap_or_default();
+    let path = ctx.find_file(src, "templates")?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
+    let rendered = ctx
+        .engine
+        .render_string(&text, ctx.scope, true)
+        .map_err(|e| ModuleError::Failed(format!("template {}: {e}", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".j2").to_string());
+    Ok((rendered.into_bytes(), name))
+}
+
+/// The upload's description from the common file parameters.
+fn spec<'a>(
     ctx: &Ctx<'_>,
-    args: &Args,
-    content: &[u8],
-    name: Option<&str>,
-) -> Result<ModuleResult, ModuleError> {
-    let conn = ctx
-        .conn
-        .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
-    let dest = args.str("dest").unwrap_or_default();
+    args: &'a Args,
+    content: &'a [u8],
+    name: Option<&'a str>,
+) -> Result<FileSpec<'a>, ModuleError> {
     let mode = match args.str("mode") {
         Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| {
             ModuleError::Args(format!(
@@ -124,7 +145,7 @@ pub(super) async fn place(
         })?),
         None => None,
     };
-    let spec = FileSpec {
+    Ok(FileSpec {
         mode,
         owner: args.str("owner"),
         group: args.str("group"),
@@ -133,29 +154,61 @@ pub(super) async fn place(
         force: args.bool("force", true),
         name_in_dir: name,
         want_before: ctx.diff,
-        ..FileSpec::new(dest, content)
+        ..FileSpec::new(args.str("dest").unwrap_or_default(), content)
+    })
+}
+
+/// Placing the content as one script, when it is small enough to travel with the probe.
+fn place_plan(ctx: &Ctx<'_>, args: &Args, content: Vec<u8>, name: Option<&str>) -> Option<Result<Plan, ModuleError>> {
+    let spec = match spec(ctx, args, &content, name) {
+        Ok(s) => s,
+        Err(e) => return Some(Err(e)),
     };
+    let (script, stdin) = crate::transport::one_step(&spec, ctx.check)?;
+    let dest = spec.dest.to_string();
+    let validate = spec.validate.map(str::to_string);
+    let diff = ctx.diff;
+    Some(Ok(Plan::Remote(Script::new(script, stdin, move |out| {
+        let report =
+            crate::transport::read_report(&out, &dest).map_err(|e| super::upload_failure(e, validate.as_deref()))?;
+        Ok(placed(&report, diff, &content))
+    }))))
+}
+
+/// Puts content at `dest` with the common file parameters, reporting a diff when asked.
+async fn place(ctx: &Ctx<'_>, args: &Args, content: Vec<u8>, name: Option<&str>) -> Result<ModuleResult, ModuleError> {
+    if let Some(plan) = place_plan(ctx, args, content.clone(), name) {
+        return ctx.run_plan(plan?).await;
+    }
+    let conn = ctx
+        .conn
+        .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
+    let spec = spec(ctx, args, &content, name)?;
     let report = conn
         .upload(&spec, ctx.escalate.as_ref(), ctx.check)
         .await
         .map_err(|e| super::upload_failure(e, spec.validate))?;
+    Ok(placed(&report, ctx.diff, &content))
+}
+
+/// The result of a placed file.
+fn placed(report: &UploadReport, diff: bool, content: &[u8]) -> ModuleResult {
     let mut r = ModuleResult::changed(report.outcome.changed());
     r.data.insert("dest".into(), report.dest.clone().into());
     if let Some(b) = &report.backup_file {
         r.data.insert("backup_file".into(), b.clone().into());
     }
-    if ctx.diff && matches!(report.outcome, UploadOutcome::Created | UploadOutcome::Replaced) {
+    if diff && matches!(report.outcome, UploadOutcome::Created | UploadOutcome::Replaced) {
         let before = report
             .before
             .as_deref()
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_default();
-        let after = String::from_utf8_lossy(content).into_owned();
         r.diff.push(Diff {
             path: report.dest.clone(),
             before,
-            after,
+            after: String::from_utf8_lossy(content).into_owned(),
         });
     }
-    Ok(r)
+    r
 }

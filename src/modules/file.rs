@@ -2,7 +2,7 @@
 //! probed and applied by one remote script. Symlinks are replaced atomically (new link + rename),
 //! so a `current` link is never missing.
 
-use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param};
+use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, Plan, Script, run_planned};
 use crate::transport::shell::quote;
 
 /// `file`.
@@ -107,69 +107,80 @@ impl Module for File {
     fn params(&self) -> &'static [Param] {
         PARAMS
     }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(async move {
-            let path = args.str("path").unwrap_or_default();
-            let state = args.str("state").unwrap_or("");
-            let flag = |b: bool| if b { "1" } else { "0" };
-            let script = format!(
-                "path={} state={} src={} mode={} owner={} group={} recurse={} force={} check={}\n{SCRIPT}",
-                quote(path),
-                quote(state),
-                quote(args.str("src").unwrap_or("")),
-                quote(args.str("mode").unwrap_or("")),
-                quote(args.str("owner").unwrap_or("")),
-                quote(args.str("group").unwrap_or("")),
-                flag(args.bool("recurse", false)),
-                flag(args.bool("force", false)),
-                flag(ctx.check),
-            );
-            let out = ctx.run(&script, None).await?;
-            if !out.success() {
-                return Err(ModuleError::remote(
-                    format!("file {path}: {}", crate::modules::last_error_line(&out, "failed")),
-                    format!("file state={}", if state.is_empty() { "file" } else { state }),
-                    &out,
-                ));
-            }
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let before = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("before "))
-                .unwrap_or("absent")
-                .to_string();
-            let changes: Vec<&str> = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("changes"))
-                .unwrap_or("")
-                .split_whitespace()
-                .collect();
-            let mut r = ModuleResult::changed(!changes.is_empty());
-            r.data.insert("path".into(), path.into());
-            r.data.insert(
-                "state".into(),
-                if state.is_empty() {
-                    before.clone()
-                } else {
-                    state.to_string()
-                }
-                .into(),
-            );
-            if !changes.is_empty() {
-                r.msg = Some(changes.join(", "));
-                if ctx.diff {
-                    r.diff.push(Diff {
-                        path: path.to_string(),
-                        before: format!("state: {before}\n"),
-                        after: format!(
-                            "state: {}\n{}",
-                            if state.is_empty() { &before } else { state },
-                            changes.iter().map(|c| format!("# {c}\n")).collect::<String>()
-                        ),
-                    });
-                }
-            }
-            Ok(r)
-        })
+    fn scripted(&self) -> bool {
+        true
     }
+    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
+        Some(Ok(plan(ctx, args)))
+    }
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        run_planned(Ok(plan(ctx, args)), ctx)
+    }
+}
+
+fn plan(ctx: &Ctx<'_>, args: &Args) -> Plan {
+    let path = args.str("path").unwrap_or_default().to_string();
+    let state = args.str("state").unwrap_or("").to_string();
+    let flag = |b: bool| if b { "1" } else { "0" };
+    let script = format!(
+        "path={} state={} src={} mode={} owner={} group={} recurse={} force={} check={}\n{SCRIPT}",
+        quote(&path),
+        quote(&state),
+        quote(args.str("src").unwrap_or("")),
+        quote(args.str("mode").unwrap_or("")),
+        quote(args.str("owner").unwrap_or("")),
+        quote(args.str("group").unwrap_or("")),
+        flag(args.bool("recurse", false)),
+        flag(args.bool("force", false)),
+        flag(ctx.check),
+    );
+    let diff = ctx.diff;
+    Plan::Remote(Script::new(script, None, move |out| {
+        let (path, state) = (path.as_str(), state.as_str());
+        if !out.success() {
+            return Err(ModuleError::remote(
+                format!("file {path}: {}", crate::modules::last_error_line(&out, "failed")),
+                format!("file state={}", if state.is_empty() { "file" } else { state }),
+                &out,
+            ));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let before = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("before "))
+            .unwrap_or("absent")
+            .to_string();
+        let changes: Vec<&str> = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("changes"))
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let mut r = ModuleResult::changed(!changes.is_empty());
+        r.data.insert("path".into(), path.into());
+        r.data.insert(
+            "state".into(),
+            if state.is_empty() {
+                before.clone()
+            } else {
+                state.to_string()
+            }
+            .into(),
+        );
+        if !changes.is_empty() {
+            r.msg = Some(changes.join(", "));
+            if diff {
+                r.diff.push(Diff {
+                    path: path.to_string(),
+                    before: format!("state: {before}\n"),
+                    after: format!(
+                        "state: {}\n{}",
+                        if state.is_empty() { &before } else { state },
+                        changes.iter().map(|c| format!("# {c}\n")).collect::<String>()
+                    ),
+                });
+            }
+        }
+        Ok(r)
+    }))
 }

@@ -71,6 +71,18 @@ pub trait Module: Send + Sync + 'static {
     fn runs(&self) -> Runs {
         Runs::Host
     }
+    /// Whether [`Module::plan`] usually gives one script: lets the executor group this task with
+    /// its neighbours before any host is asked.
+    fn scripted(&self) -> bool {
+        false
+    }
+    /// The task as one script (or a result known without the host), for modules that need
+    /// exactly one round trip with these arguments; `None` when they need more. Lets the
+    /// executor send several consecutive tasks to a host in one channel. The script's exit
+    /// status must be 0 unless the task failed: tasks sent after it run only after a 0.
+    fn plan(&self, _ctx: &Ctx<'_>, _args: &Args) -> Option<Result<Plan, ModuleError>> {
+        None
+    }
     /// Probes and (outside check mode) applies.
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>>;
 }
@@ -130,6 +142,17 @@ impl Ctx<'_> {
         .await
     }
 
+    /// Runs a plan from [`Module::plan`] on its own.
+    pub async fn run_plan(&self, plan: Plan) -> Result<ModuleResult, ModuleError> {
+        match plan {
+            Plan::Local(r) => Ok(*r),
+            Plan::Remote(s) => {
+                let out = self.run(&s.text, s.stdin).await?;
+                (s.finish)(out)
+            }
+        }
+    }
+
     /// Finds a local file for `src:` in the search paths (absolute paths as given).
     pub fn find_file(&self, name: &str, subdir: &str) -> Result<PathBuf, ModuleError> {
         let path = PathBuf::from(name);
@@ -157,6 +180,50 @@ impl Ctx<'_> {
             searched.join(", ")
         )))
     }
+}
+
+/// Turns a script's output into the task's result.
+pub type Finish = Box<dyn FnOnce(Output) -> Result<ModuleResult, ModuleError> + Send + Sync>;
+
+/// A task's whole work on a host as one remote script, and how its output becomes the result.
+pub struct Script {
+    /// Shell text, run by `sh` with the task's environment, `become` and the host's connection.
+    pub text: String,
+    /// Its standard input.
+    pub stdin: Option<Vec<u8>>,
+    /// Reads the output.
+    pub finish: Finish,
+}
+
+impl Script {
+    /// A script and how to read its output.
+    pub fn new(
+        text: String,
+        stdin: Option<Vec<u8>>,
+        finish: impl FnOnce(Output) -> Result<ModuleResult, ModuleError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            text,
+            stdin,
+            finish: Box::new(finish),
+        }
+    }
+}
+
+/// `run` for modules whose plan is always one script.
+pub fn run_planned<'a>(
+    plan: Result<Plan, ModuleError>,
+    ctx: &'a Ctx<'a>,
+) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+    Box::pin(async move { ctx.run_plan(plan?).await })
+}
+
+/// How a module will do a task on a host, decided before anything runs.
+pub enum Plan {
+    /// The result is known without the host (`command` in check mode).
+    Local(Box<ModuleResult>),
+    /// One script.
+    Remote(Script),
 }
 
 /// A before/after pair for `--diff`.

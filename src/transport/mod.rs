@@ -11,7 +11,7 @@ mod upload;
 
 pub use shell::Become;
 pub use target::{ConnectionKind, SshTarget, Target, TargetOverrides};
-pub use upload::{FileSpec, UploadError, UploadOutcome, UploadReport};
+pub use upload::{FileSpec, UploadError, UploadOutcome, UploadReport, one_step, read_report};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,7 +57,7 @@ pub struct RemoteCommand {
 }
 
 /// What a finished command left behind.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Output {
     /// Exit code; `None` when killed by a signal.
     pub rc: Option<i32>,

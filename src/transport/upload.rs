@@ -2,7 +2,7 @@
 //! destination, set mode and owner, and rename over it, so readers see the old or the new file,
 //! never a partial one.
 
-use super::{Connection, RemoteCommand, TransportError, shell::quote};
+use super::{Connection, Output, RemoteCommand, TransportError, shell::quote};
 use sha2::{Digest, Sha256};
 
 /// Files up to this size travel with the probe (one round trip); larger ones only when changed.
@@ -175,6 +175,84 @@ pub enum UploadError {
     },
 }
 
+/// The remote script of an upload: probe only, or probe and write with the content on stdin.
+fn upload_script(file: &FileSpec<'_>, probe: bool) -> (String, Option<Vec<u8>>) {
+    let sum = hex::encode(Sha256::digest(file.content));
+    let flag = |b: bool| if b { "1" } else { "0" };
+    let vars = format!(
+        "dest={} sum={} mode={} owner={} group={} force={} backup={} want_before={} name={} expect={}\n",
+        quote(file.dest),
+        sum,
+        quote(&file.mode.map(|m| format!("{m:o}")).unwrap_or_default()),
+        quote(file.owner.unwrap_or("")),
+        quote(file.group.unwrap_or("")),
+        flag(file.force),
+        flag(file.backup),
+        flag(file.want_before),
+        quote(file.name_in_dir.unwrap_or("")),
+        quote(file.expect_sum.unwrap_or("")),
+    );
+    // The validation command is the user's own shell text; `%s` becomes the new file.
+    let validate = match file.validate {
+        Some(cmd) => format!(
+            "if ! out=$({} 2>&1); then printf 'validation failed: %s\\n' \"$out\" >&2; exit 5; fi",
+            cmd.replace("%s", "\"$tmp\"")
+        ),
+        None => ":".into(),
+    };
+    let script = SCRIPT.replacen("\nvalidate\n", &format!("\n{validate}\n"), 1);
+    (
+        format!("set -- {}\n{vars}{script}", if probe { 1 } else { 0 }),
+        (!probe).then(|| file.content.to_vec()),
+    )
+}
+
+/// The upload as one script and its stdin, for callers that send it together with other work;
+/// `None` when the content is large enough to be probed for before it is sent.
+pub fn one_step(file: &FileSpec<'_>, check: bool) -> Option<(String, Option<Vec<u8>>)> {
+    if check {
+        Some(upload_script(file, true))
+    } else if file.content.len() > INLINE_LIMIT {
+        None
+    } else {
+        Some(upload_script(file, false))
+    }
+}
+
+/// Reads what the upload script printed.
+pub fn read_report(out: &Output, dest: &str) -> Result<UploadReport, UploadError> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut report = UploadReport {
+        outcome: UploadOutcome::Unchanged,
+        dest: dest.to_string(),
+        before: None,
+        backup_file: None,
+    };
+    let mut outcome = None;
+    for line in stdout.lines() {
+        if let Some(d) = line.strip_prefix("dest ") {
+            report.dest = d.to_string();
+        } else if let Some(b) = line.strip_prefix("before ") {
+            report.before = base64_decode(b);
+        } else if let Some(b) = line.strip_prefix("backup ") {
+            report.backup_file = Some(b.to_string());
+        } else {
+            outcome = UploadOutcome::parse(line).or(outcome);
+        }
+    }
+    match (out.rc, outcome) {
+        (Some(0), Some(outcome)) => {
+            report.outcome = outcome;
+            Ok(report)
+        }
+        (rc, _) => Err(UploadError::Remote {
+            dest: report.dest,
+            rc: rc.unwrap_or(-1),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }),
+    }
+}
+
 impl Connection {
     /// Places a file atomically; with `check`, only reports what it would do.
     pub async fn upload(
@@ -183,77 +261,27 @@ impl Connection {
         escalate: Option<&super::Become>,
         check: bool,
     ) -> Result<UploadReport, UploadError> {
-        let sum = hex::encode(Sha256::digest(file.content));
-        let flag = |b: bool| if b { "1" } else { "0" };
-        let vars = format!(
-            "dest={} sum={} mode={} owner={} group={} force={} backup={} want_before={} name={} expect={}\n",
-            quote(file.dest),
-            sum,
-            quote(&file.mode.map(|m| format!("{m:o}")).unwrap_or_default()),
-            quote(file.owner.unwrap_or("")),
-            quote(file.group.unwrap_or("")),
-            flag(file.force),
-            flag(file.backup),
-            flag(file.want_before),
-            quote(file.name_in_dir.unwrap_or("")),
-            quote(file.expect_sum.unwrap_or("")),
-        );
-        // The validation command is the user's own shell text; `%s` becomes the new file.
-        let validate = match file.validate {
-            Some(cmd) => format!(
-                "if ! out=$({} 2>&1); then printf 'validation failed: %s\\n' \"$out\" >&2; exit 5; fi",
-                cmd.replace("%s", "\"$tmp\"")
-            ),
-            None => ":".into(),
-        };
-        let script = SCRIPT.replacen("\nvalidate\n", &format!("\n{validate}\n"), 1);
-        let run = |probe: bool| RemoteCommand {
-            script: format!("set -- {}\n{vars}{script}", if probe { 1 } else { 0 }),
-            stdin: (!probe).then(|| file.content.to_vec()),
-            escalate: escalate.cloned(),
-            timeout: None,
+        let step = |probe: bool| {
+            let (script, stdin) = upload_script(file, probe);
+            RemoteCommand {
+                script,
+                stdin,
+                escalate: escalate.cloned(),
+                timeout: None,
+            }
         };
         if check || file.content.len() > INLINE_LIMIT {
-            let report = self.upload_step(run(true), file.dest).await?;
+            let report = self.upload_step(step(true), file.dest).await?;
             if check || report.outcome == UploadOutcome::Unchanged {
                 return Ok(report);
             }
         }
-        self.upload_step(run(false), file.dest).await
+        self.upload_step(step(false), file.dest).await
     }
 
     async fn upload_step(&self, command: RemoteCommand, dest: &str) -> Result<UploadReport, UploadError> {
         let out = self.run(&command).await?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let mut report = UploadReport {
-            outcome: UploadOutcome::Unchanged,
-            dest: dest.to_string(),
-            before: None,
-            backup_file: None,
-        };
-        let mut outcome = None;
-        for line in stdout.lines() {
-            if let Some(d) = line.strip_prefix("dest ") {
-                report.dest = d.to_string();
-            } else if let Some(b) = line.strip_prefix("before ") {
-                report.before = base64_decode(b);
-            } else if let Some(b) = line.strip_prefix("backup ") {
-                report.backup_file = Some(b.to_string());
-            } else {
-                outcome = UploadOutcome::parse(line).or(outcome);
-            }
-        }
-        match (out.rc, outcome) {
-            (Some(0), Some(outcome)) => {
-                report.outcome = outcome;
-                Ok(report)
-            }
-            (rc, _) => Err(UploadError::Remote {
-                dest: report.dest,
-                rc: rc.unwrap_or(-1),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            }),
-        }
+        read_report(&out, dest)
     }
 }
 

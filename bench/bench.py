@@ -171,7 +171,8 @@ class Bench:
         return names
 
     def write_pyinfra_inventory(self):
-        key, known = self.lab / "id_ed25519", self.lab / "known_hosts"
+        # The key pair is shared by every lab instance and sits next to lab.sh.
+        key, known = self.lab.parent / "id_ed25519", self.lab / "known_hosts"
         data = {
             "ssh_user": "root",
             "ssh_key": str(key),
@@ -341,7 +342,8 @@ def main():
     p.add_argument("--ansible-rounds", type=int, default=3, help="ansible-core runs in the first K rounds only")
     p.add_argument("--tools", default=",".join(TOOLS))
     p.add_argument("--workloads", default="w1,exec")
-    p.add_argument("--lab-dir", default=str(REPO / "tests/lab"))
+    instance = os.environ.get("TENDLAB_INSTANCE", "1")
+    p.add_argument("--lab-dir", default=str(REPO / "tests/lab" / f"instance{instance}"))
     p.add_argument("--venv", default="/var/tmp/tend-bench/venv")
     p.add_argument("--tend", default=str(REPO / "target/release/tend"))
     p.add_argument("--out", default=str(REPO / "target/bench"))

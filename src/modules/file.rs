@@ -23,11 +23,8 @@ const PARAMS: &[Param] = &[
 const SCRIPT: &str = r#"set -u
 changes=""
 note() { changes="$changes $1"; }
-kind() {
-  if [ -L "$1" ]; then echo link; elif [ -d "$1" ]; then echo directory; elif [ -f "$1" ]; then echo file;
-  elif [ -e "$1" ]; then echo other; else echo absent; fi
-}
-cur=$(kind "$path")
+if [ -L "$path" ]; then cur=link; elif [ -d "$path" ]; then cur=directory; elif [ -f "$path" ]; then cur=file;
+elif [ -e "$path" ]; then cur=other; else cur=absent; fi
 echo "before $cur"
 [ -n "$state" ] || { if [ "$cur" = directory ]; then state=directory; else state=file; fi; }
 attrs() {
@@ -42,7 +39,6 @@ attrs() {
           b=$(stat -c %a "$t"); chmod $R "$mode" "$t" || exit 4; [ "$b" = "$(stat -c %a "$t")" ] || note mode
         fi ;;
       *)
-        want=$(printf %o "0$mode")
         if [ -n "$R" ]; then
           if [ -n "$(find "$t" ! -perm "$want" -print -quit)" ]; then note mode; [ "$check" = 1 ] || chmod -R "$mode" "$t" || exit 4; fi
         elif [ "$(stat -c %a "$t")" != "$want" ]; then note mode; [ "$check" = 1 ] || chmod "$mode" "$t" || exit 4; fi ;;
@@ -123,11 +119,16 @@ fn plan(ctx: &Ctx<'_>, args: &Args) -> Plan {
     let state = args.str("state").unwrap_or("").to_string();
     let flag = |b: bool| if b { "1" } else { "0" };
     let script = format!(
-        "path={} state={} src={} mode={} owner={} group={} recurse={} force={} check={}\n{SCRIPT}",
+        "path={} state={} src={} mode={} want={} owner={} group={} recurse={} force={} check={}\n{SCRIPT}",
         quote(&path),
         quote(&state),
         quote(args.str("src").unwrap_or("")),
         quote(args.str("mode").unwrap_or("")),
+        // What `stat -c %a` prints for a numeric mode.
+        args.str("mode")
+            .and_then(|m| u32::from_str_radix(m, 8).ok())
+            .map(|m| format!("{m:o}"))
+            .unwrap_or_default(),
         quote(args.str("owner").unwrap_or("")),
         quote(args.str("group").unwrap_or("")),
         flag(args.bool("recurse", false)),

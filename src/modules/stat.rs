@@ -41,7 +41,7 @@ fn plan(args: &Args) -> Plan {
     let follow = if args.bool("follow", false) { "-L" } else { "" };
     let algo = args.str("checksum_algorithm").unwrap_or("sha1");
     let checksum = if args.bool("get_checksum", true) {
-        format!("if [ -f \"$p\" ] && [ -r \"$p\" ]; then echo \"checksum=$({algo}sum < \"$p\" | cut -d' ' -f1)\"; fi")
+        format!("if [ -f \"$p\" ] && [ -r \"$p\" ]; then c=$({algo}sum < \"$p\") && echo \"checksum=${{c%% *}}\"; fi")
     } else {
         String::new()
     };

@@ -106,26 +106,35 @@ const SCRIPT: &str = r#"set -eu
 probe=$1
 if [ -n "$name" ] && [ -d "$dest" ]; then dest="${dest%/}/$name"; fi
 echo "dest $dest"
-dir=$(dirname -- "$dest")
+case $dest in
+  */) dir=$(dirname -- "$dest") ;;
+  */*) dir=${dest%/*}; dir=${dir:-/} ;;
+  *) dir=. ;;
+esac
 if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 3; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 3; fi
 guard() {
   [ -n "$expect" ] || return 0
-  if [ -f "$dest" ]; then cur=$(sha256sum < "$dest" | cut -d' ' -f1); else cur=absent; fi
+  if [ -f "$dest" ]; then cur=$(sha256sum < "$dest"); cur=${cur%% *}; else cur=absent; fi
   if [ "$cur" != "$expect" ]; then echo "$dest changed since it was read (sha256 $cur, expected $expect)" >&2; exit 6; fi
 }
 guard
 state=created
 if [ -f "$dest" ]; then
   state=replaced
-  if [ "$force" = 0 ] || [ "$(sha256sum < "$dest" | cut -d' ' -f1)" = "$sum" ]; then state=same; fi
+  if [ "$force" = 0 ]; then state=same; else
+    have=$(sha256sum < "$dest"); [ "${have%% *}" != "$sum" ] || state=same
+  fi
 fi
 if [ "$state" = same ]; then
   [ "$probe" = 1 ] || cat > /dev/null
   attrs=unchanged
-  if [ -n "$mode" ] && [ "$(stat -c %a "$dest")" != "$(printf %o "0$mode" 2>/dev/null || echo "$mode")" ]; then attrs=attributes; fi
-  if [ -n "$owner" ] && [ "$(stat -c %U "$dest")" != "$owner" ] && [ "$(stat -c %u "$dest")" != "$owner" ]; then attrs=attributes; fi
-  if [ -n "$group" ] && [ "$(stat -c %G "$dest")" != "$group" ] && [ "$(stat -c %g "$dest")" != "$group" ]; then attrs=attributes; fi
+  if [ -n "$mode$owner$group" ]; then
+    set -- $(stat -c '%a %U %u %G %g' -- "$dest")
+    if [ -n "$mode" ] && [ "$1" != "$mode" ]; then attrs=attributes; fi
+    if [ -n "$owner" ] && [ "$2" != "$owner" ] && [ "$3" != "$owner" ]; then attrs=attributes; fi
+    if [ -n "$group" ] && [ "$4" != "$group" ] && [ "$5" != "$group" ]; then attrs=attributes; fi
+  fi
   if [ "$probe" != 1 ] && [ "$attrs" = attributes ]; then
     [ -z "$mode" ] || chmod "$mode" "$dest"
     [ -z "$owner" ] || chown "$owner" "$dest"
@@ -140,10 +149,10 @@ if [ "$probe" = 1 ]; then echo "$state"; exit 0; fi
 tmp=$(mktemp "$dir/.tend.XXXXXXXX")
 trap 'rm -f "$tmp"' EXIT
 cat > "$tmp"
-got=$(sha256sum < "$tmp" | cut -d' ' -f1)
+got=$(sha256sum < "$tmp"); got=${got%% *}
 if [ "$got" != "$sum" ]; then echo "content arrived damaged (sha256 $got, expected $sum)" >&2; exit 4; fi
 if [ -n "$mode" ]; then chmod "$mode" "$tmp"
-elif [ "$state" = replaced ]; then chmod "$(stat -c %a "$dest")" "$tmp"
+elif [ "$state" = replaced ]; then chmod --reference="$dest" "$tmp"
 else chmod 644 "$tmp"; fi
 [ -z "$owner" ] || chown "$owner" "$tmp"
 [ -z "$group" ] || chgrp "$group" "$tmp"

@@ -79,15 +79,19 @@ pub struct Lab {
 
 impl Lab {
     pub fn get() -> Self {
-        // TEND_LAB_DIR lets a second checkout use a lab started from the first one.
-        let dir = std::env::var_os("TEND_LAB_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join("tests/lab"));
         let instance = std::env::var("TENDLAB_INSTANCE")
             .ok()
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<u8>().expect("TENDLAB_INSTANCE must be a digit 0..9"))
             .unwrap_or(0);
+        // Where lab.sh writes the instance's files; TEND_LAB_DIR lets a second checkout use a
+        // lab started from the first one.
+        let dir = std::env::var_os("TEND_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| match instance {
+                0 => repo().join("tests/lab"),
+                k => repo().join(format!("tests/lab/instance{k}")),
+            });
         let lab = Self { dir, instance };
         // The generated files of a checkout can outlive a lab torn down from another checkout:
         // the bridge is the lab's own proof of life, and no test may send traffic without it.
@@ -117,8 +121,13 @@ impl Lab {
         self.dir.join("known_hosts")
     }
 
+    /// The lab key pair is shared by every instance and sits next to `lab.sh`.
     pub fn key(&self) -> PathBuf {
-        self.dir.join("id_ed25519")
+        let here = self.dir.join("id_ed25519");
+        match self.dir.parent() {
+            Some(up) if !here.exists() => up.join("id_ed25519"),
+            _ => here,
+        }
     }
 
     /// Runs a command inside host `hI` without ssh, to look at its state independently of tend.

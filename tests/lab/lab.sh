@@ -33,10 +33,13 @@ BRIDGE_ADDR=$NET.0.1/16
 BRIDGE_MAC=02:$((77 + INSTANCE)):00:00:00:01
 MAX_HOSTS=1000
 ARCHIVES=/var/cache/apt/archives
-KEY="$LAB_DIR/id_ed25519"
-KNOWN_HOSTS="$LAB_DIR/known_hosts"
-SSH_CONFIG="$LAB_DIR/ssh_config"
-INVENTORY="$LAB_DIR/inventory.yaml"
+KEY="$LAB_DIR/id_ed25519"             # one key pair for every instance
+# Generated per instance: the default one's files sit next to lab.sh, instance K's in instanceK/,
+# so two labs run from one checkout never overwrite each other's inventory or known_hosts.
+if ((INSTANCE == 0)); then GEN_DIR=$LAB_DIR; else GEN_DIR=$LAB_DIR/instance$INSTANCE; fi
+KNOWN_HOSTS="$GEN_DIR/known_hosts"
+SSH_CONFIG="$GEN_DIR/ssh_config"
+INVENTORY="$GEN_DIR/inventory.yaml"
 # Installed on the machine: openssh-server (the hosts' sshd comes from the machine's / ).
 # Downloaded only (installed later inside hosts, offline, from $ARCHIVES):
 PACKAGES=(openssh-server sudo mariadb-server mariadb-backup nginx libnginx-mod-stream tomcat10
@@ -446,7 +449,8 @@ reap_one() {
 
 write_files() {  # n
     local n=$1 i addr tmp
-    tmp=$(mktemp -d "$LAB_DIR/.gen.XXXXXX")
+    mkdir -p "$GEN_DIR"
+    tmp=$(mktemp -d "$GEN_DIR/.gen.XXXXXX")
     {
         local type key _
         for ((i = 1; i <= n; i++)); do
@@ -627,7 +631,8 @@ cmd_down() {
         rm -rf --one-file-system "$BASE" || warn "could not remove all of $BASE"
     fi
     rm -f "$KNOWN_HOSTS" "$SSH_CONFIG" "$INVENTORY"
-    rm -rf "$LAB_DIR"/.gen.*
+    rm -rf "$GEN_DIR"/.gen.*
+    ((INSTANCE == 0)) || rmdir "$GEN_DIR" 2>/dev/null || true
     local left
     left=$(existing_indexes)
     if [[ -n $left || -e /sys/class/net/$BRIDGE ]]; then

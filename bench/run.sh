@@ -34,7 +34,7 @@ if [[ " ${extra[*]} " != *" --tools tend "* ]]; then
         python3 -m venv "$VENV"
         "$VENV/bin/pip" install --quiet ansible-core pyinfra
     fi
-    "$VENV/bin/ansible" --version | head -n1
+    "$VENV/bin/ansible" --version | sed -n 1p   # sed reads it all: no broken pipe
     "$VENV/bin/pyinfra" --version
 fi
 

@@ -283,8 +283,8 @@ fn interrupting_a_playbook_exits_99_after_the_running_task() {
     )
     .expect("write");
     let log = dir.path().join("log");
-    let child = common::tend()
-        .args([
+    let r = common::run_interrupted(
+        &[
             "run",
             pb.to_str().unwrap_or_default(),
             "-i",
@@ -293,18 +293,9 @@ fn interrupting_a_playbook_exits_99_after_the_running_task() {
             "json",
             "--log-dir",
             log.to_str().unwrap_or_default(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start tend");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
-    let r = common::Run::of(child.wait_with_output().expect("wait"));
+        ],
+        std::time::Duration::from_millis(500),
+    );
     assert_eq!(r.code, 99, "{r:?}");
     assert_eq!(r.result("slow", "ctl")["status"], "changed");
     assert!(r.results("never").is_empty(), "{r:?}");

@@ -410,7 +410,7 @@ fn serial_batches_and_max_fail_percentage_stop_the_run() {
 fn unreachable_h4_mid_play_leaves_the_others_running() {
     let lab = Lab::get();
     let dir = uniq("unreach");
-    let lab_sh = lab.dir.join("lab.sh").display().to_string();
+    let lab_sh = lab.script().display().to_string();
     let pf = PlaybookFile::new(&format!(
         r#"
 - hosts: h1:h4
@@ -627,4 +627,165 @@ fn start_at_task_free_strategy_and_any_errors_fatal() {
     for i in [1, 3] {
         lab.sh(i, &format!("rm -rf {dir}"));
     }
+}
+
+/// The `channels` count of `TEND_STATS=1`, printed on stderr at exit.
+fn channels(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("tend-stats: "))
+        .unwrap_or_else(|| panic!("no tend-stats line:\n{stderr}"));
+    let stats: serde_json::Value = serde_json::from_str(line).expect("stats JSON");
+    stats["channels"].as_u64().expect("channels")
+}
+
+#[test]
+fn consecutive_tasks_share_a_channel_and_stop_at_a_failure() {
+    let lab = Lab::get();
+    let dir = uniq("group");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h2
+  gather_facts: no
+  vars:
+    dir: {dir}
+  tasks:
+    - name: dir
+      file: path={{{{ dir }}}} state=directory
+    - name: input and environment
+      shell: "cat > {{{{ dir }}}}/input; echo $GREETING >> {{{{ dir }}}}/input"
+      args:
+        stdin: "from {{{{ inventory_hostname }}}}"
+      environment:
+        GREETING: hello
+    - name: content
+      copy:
+        content: "a {{{{ inventory_hostname }}}}\n"
+        dest: "{{{{ dir }}}}/a.txt"
+    - name: skipped on h1
+      shell: echo skipped >> {{{{ dir }}}}/trace
+      when: inventory_hostname != 'h1' and false
+    - name: breaks on h2
+      shell: "echo three >> {{{{ dir }}}}/trace; [ {{{{ inventory_hostname }}}} != h2 ] || {{ echo boom >&2; exit 7; }}"
+    - name: after
+      shell: echo four >> {{{{ dir }}}}/trace
+    - name: edit
+      lineinfile:
+        path: "{{{{ dir }}}}/conf"
+        line: x=1
+        create: true
+    - name: sees the edit
+      shell: "grep -c x=1 {{{{ dir }}}}/conf >> {{{{ dir }}}}/trace"
+    - name: look
+      stat:
+        path: "{{{{ dir }}}}/a.txt"
+      register: st
+    - name: register holds
+      assert:
+        that: st.stat.exists and st.stat.size == 5
+"#
+    ));
+    let r = common::Run::of(
+        common::tend()
+            .env("TEND_STATS", "1")
+            .args(pf.args(&lab, &[]))
+            .output()
+            .expect("start tend"),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    // h1 ran everything in order, each task with its own input and environment; the line was
+    // written before the next task looked for it.
+    assert_eq!(lab.sh(1, &format!("cat {dir}/trace")), "three\nfour\n1\n");
+    assert_eq!(
+        lab.sh(1, &format!("cat {dir}/input {dir}/a.txt")),
+        "from h1\nhello\na h1\n"
+    );
+    assert_eq!(r.result("register holds", "h1")["status"], "ok");
+    assert_eq!(r.result("skipped on h1", "h1")["status"], "skipped");
+    // h2 stopped at its failure: nothing after it ran there.
+    assert_eq!(lab.sh(2, &format!("cat {dir}/trace")), "three\n");
+    assert_ne!(lab.on_host(2, &["test", "-e", &format!("{dir}/conf")]).code, 0);
+    let f = r.result("breaks on h2", "h2");
+    assert_eq!(
+        (f["status"].as_str(), f["rc"].as_i64()),
+        (Some("failed"), Some(7)),
+        "{f}"
+    );
+    assert_eq!(f["stderr_tail"], "boom");
+    for task in ["after", "edit", "sees the edit", "look"] {
+        assert!(r.results(task).iter().all(|v| v["host"] == "h1"), "{task}: {r:?}");
+    }
+    assert_eq!(r.recap("h1")["changed"], 7);
+    assert_eq!(r.recap("h2")["failed"], 1);
+    // Events come task by task, in the playbook's order.
+    let starts: Vec<String> = r
+        .json_lines()
+        .into_iter()
+        .filter(|v| v["event"] == "task_start")
+        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "dir",
+            "input and environment",
+            "content",
+            "skipped on h1",
+            "breaks on h2",
+            "after",
+            "edit",
+            "sees the edit",
+            "look",
+            "register holds"
+        ]
+    );
+    // h1: the tasks up to the edit's read, then its write with the rest; h2: one.
+    assert_eq!(channels(&r.stderr), 3, "{}", r.stderr);
+
+    // With `ignore_errors` the tasks after the failure still run on h2, in order.
+    lab.sh(1, &format!("rm -rf {dir}"));
+    lab.sh(2, &format!("rm -rf {dir}"));
+    let text = std::fs::read_to_string(&pf.path).expect("read");
+    std::fs::write(
+        &pf.path,
+        text.replace(
+            "    - name: breaks on h2\n",
+            "    - name: breaks on h2\n      ignore_errors: true\n",
+        ),
+    )
+    .expect("write");
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("breaks on h2", "h2")["status"], "ignored");
+    assert_eq!(lab.sh(2, &format!("cat {dir}/trace")), "three\nfour\n1\n");
+    assert_eq!(r.result("register holds", "h2")["status"], "ok");
+    for i in [1, 2] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}
+
+#[test]
+fn interrupting_on_h4_stops_before_the_next_task_of_a_shared_channel() {
+    let lab = Lab::get();
+    let dir = uniq("intr");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h4
+  gather_facts: no
+  become: true
+  tasks:
+    - name: slow
+      shell: mkdir -p {dir} && sleep 2 && touch {dir}/slow
+    - name: never
+      file: path={dir}/never state=touch
+"#
+    ));
+    let args = pf.args(&lab, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = common::run_interrupted(&args, std::time::Duration::from_millis(1000));
+    assert_eq!(r.code, 99, "{r:?}");
+    assert_eq!(r.result("slow", "h4")["status"], "changed");
+    assert!(r.results("never").is_empty(), "{r:?}");
+    assert_eq!(lab.sh(4, &format!("ls {dir}")), "slow\n");
+    lab.sh(4, &format!("rm -rf {dir}"));
 }

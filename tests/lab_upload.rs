@@ -105,7 +105,7 @@ fn readers_never_see_a_partial_file() {
     let put = |f: &std::path::Path| run(&["upload", "h2", f.to_str().unwrap_or_default(), &dest, "-i", &inv]);
     assert_eq!(put(&fa).code, 0);
     let log = format!("{dest}.sums");
-    let reader = std::process::Command::new(lab.dir.join("lab.sh"))
+    let reader = std::process::Command::new(lab.script())
         .args(["exec", "2", "sh", "-c", &format!("end=$(($(date +%s)+6)); while [ $(date +%s) -lt $end ]; do sha256sum < {dest} | cut -c1-64; done > {log}")])
         .spawn()
         .expect("start reader");

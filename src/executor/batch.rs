@@ -17,7 +17,7 @@
 
 use super::task::{HostRun, Outcome};
 use super::{Executor, PlayCtx};
-use crate::modules::{self, Ctx, Finish, ModuleError, Plan};
+use crate::modules::{self, Ctx, Finish, ModuleError, Next, Plan, Script};
 use crate::output::events::Event;
 use crate::playbook::{Task, TaskKind};
 use crate::template::Scope;
@@ -50,11 +50,28 @@ fn groupable(task: &Task) -> bool {
 struct Segment {
     /// Index of the task in the group.
     task: usize,
+    /// The task's `environment:` as `export` lines.
+    env: String,
+    /// `env` and the script.
     text: String,
     stdin: Option<Vec<u8>>,
     finish: Finish,
-    scope: Scope,
+    chains: bool,
     module: &'static dyn modules::Module,
+}
+
+impl Segment {
+    fn new(task: usize, env: String, script: Script, module: &'static dyn modules::Module) -> Self {
+        Self {
+            task,
+            text: format!("{env}{}", script.text),
+            env,
+            stdin: script.stdin,
+            finish: script.finish,
+            chains: script.chains,
+            module,
+        }
+    }
 }
 
 /// One task's share of a group script's output, and how long it ran on the host (when the
@@ -320,75 +337,108 @@ impl Executor<'_> {
                     }
                 }
                 Some(Ok(Plan::Remote(script))) => {
-                    let mut text = String::new();
+                    let mut env = String::new();
                     for (k, v) in &prepared.environment {
-                        text.push_str(&format!("export {k}={}\n", quote(v)));
+                        env.push_str(&format!("export {k}={}\n", quote(v)));
                     }
-                    text.push_str(&script.text);
-                    size += text.len() + 300;
+                    size += env.len() + script.text.len() + 300;
                     if size > MAX_SCRIPT && !segments.is_empty() {
                         break;
                     }
                     escalate = Some(prepared.escalate);
                     target = Some(prepared.target);
-                    segments.push(Segment {
-                        task: j,
-                        text,
-                        stdin: script.stdin,
-                        finish: script.finish,
-                        scope,
-                        module,
-                    });
+                    segments.push(Segment::new(j, env, script, module));
                 }
             }
         }
         let (Some(target), Some(escalate)) = (target, escalate) else {
             return runs;
         };
-        let started = Instant::now();
-        let mut outputs = self.run_segments(&target, escalate, &segments).await;
-        let elapsed = started.elapsed();
-        let count = segments.len() as u32;
-        let mut by_task: Vec<Option<(usize, Segment)>> = group.iter().map(|_| None).collect();
-        for (n, seg) in segments.into_iter().enumerate() {
-            let j = seg.task;
-            by_task[j] = Some((n, seg));
-        }
-        // A result planned after a script holds only if that script exited 0.
-        let mut alive = true;
-        for (j, slot) in by_task.into_iter().enumerate() {
-            if !alive {
-                runs[j] = None;
-                continue;
+        // Rounds: the planned scripts up to one that may call for another; that one's follow-up
+        // starts the next round.
+        let mut queue: std::collections::VecDeque<Segment> = segments.into();
+        let mut pending: Option<Segment> = None;
+        let mut spent: Vec<Duration> = group.iter().map(|_| Duration::ZERO).collect();
+        // The task after which nothing planned holds any more (its script failed or did not
+        // finish): later results were planned on the assumption that it would succeed.
+        let mut cut: Option<usize> = None;
+        while cut.is_none() {
+            let mut round: Vec<Segment> = pending.take().into_iter().collect();
+            if !round.last().is_some_and(|s| s.chains) {
+                while let Some(seg) = queue.pop_front() {
+                    let chains = seg.chains;
+                    round.push(seg);
+                    if chains {
+                        break;
+                    }
+                }
             }
-            let Some((n, seg)) = slot else {
-                continue;
-            };
-            let (outcome, duration) = match &mut outputs {
-                Err(e) => (Err(e.clone()), elapsed),
-                Ok(parts) => match parts.as_mut().and_then(|p| p.get_mut(n)).and_then(Option::take) {
-                    Some(part) => {
-                        alive = part.output.success();
-                        let duration = part.duration.unwrap_or(elapsed / count);
-                        (super::task::outcome_of((seg.finish)(part.output)), duration)
+            if round.is_empty() {
+                break;
+            }
+            let started = Instant::now();
+            let mut outputs = self.run_segments(&target, escalate.clone(), &round).await;
+            let share = started.elapsed() / round.len() as u32;
+            for (n, seg) in round.into_iter().enumerate() {
+                let j = seg.task;
+                let part = match &mut outputs {
+                    Err(e) => Err(e.clone()),
+                    Ok(parts) => Ok(parts.as_mut().and_then(|p| p.get_mut(n)).and_then(Option::take)),
+                };
+                let (next, ok) = match part {
+                    Ok(Some(part)) => {
+                        spent[j] += part.duration.unwrap_or(share);
+                        let ok = part.output.success();
+                        (Ok((seg.finish)(part.output)), ok)
                     }
                     // Not started: the run is stopping (Ctrl-C).
-                    None if self.cancel.is_cancelled() => {
-                        alive = false;
+                    Ok(None) if self.cancel.is_cancelled() => {
                         runs[j] = None;
+                        cut = Some(j);
+                        break;
+                    }
+                    Ok(None) => {
+                        spent[j] += share;
+                        let lost = "the host's answer ended before the task finished (connection lost?)";
+                        (Err(lost.to_string()), false)
+                    }
+                    Err(e) => {
+                        spent[j] += share;
+                        (Err(e), false)
+                    }
+                };
+                let outcome = match next {
+                    Ok(Ok(Next::Then(script))) if ok => {
+                        pending = Some(Segment::new(j, seg.env, script, seg.module));
                         continue;
                     }
-                    None => (
-                        Err("the host's answer ended before the task finished (connection lost?)".to_string()),
-                        elapsed,
-                    ),
-                },
-            };
-            if outcome.is_err() {
-                alive = false;
+                    Ok(Ok(Next::Then(_))) => Ok(Some((
+                        modules::ModuleResult {
+                            failed: true,
+                            msg: Some("the task's first step failed on the host".into()),
+                            ..Default::default()
+                        },
+                        None,
+                    ))),
+                    Ok(Ok(Next::Done(r))) => Ok(Some((*r, None))),
+                    Ok(Err(e)) => super::task::outcome_of(Err(e)),
+                    Err(msg) => Err(msg),
+                };
+                let failed = !ok || !matches!(&outcome, Ok(Some((r, _))) if !r.failed);
+                // A scope lists every host of the play: built again here rather than kept per
+                // planned task, which would cost memory in proportion to hosts × hosts × tasks.
+                let mut scope = self.scope(ctx, h, group[j]);
+                runs[j] = Some(self.single_run(group[j], seg.module, h, &mut scope, outcome, spent[j]));
+                if failed {
+                    cut = Some(j);
+                    break;
+                }
             }
-            let mut scope = seg.scope;
-            runs[j] = Some(self.single_run(group[j], seg.module, h, &mut scope, outcome, duration));
+        }
+        if let Some(c) = cut {
+            for run in runs.iter_mut().skip(c + 1) {
+                *run = None;
+            }
         }
         runs
     }

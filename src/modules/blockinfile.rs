@@ -4,7 +4,7 @@
 
 use super::lineinfile::compile;
 use super::textfile;
-use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param};
+use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Next, Param, Plan, Script, run_planned};
 
 /// `blockinfile`.
 pub struct BlockInFile;
@@ -208,55 +208,73 @@ impl Module for BlockInFile {
     fn params(&self) -> &'static [Param] {
         PARAMS
     }
+    fn scripted(&self) -> bool {
+        true
+    }
+    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
+        Some(plan(ctx, args))
+    }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(async move {
-            let path = args.str("path").unwrap_or_default();
-            if args.get("insertafter").is_some() && args.get("insertbefore").is_some() {
-                return Err(ModuleError::Args(
-                    "parameters are mutually exclusive: insertbefore|insertafter".into(),
-                ));
+        run_planned(plan(ctx, args), ctx)
+    }
+}
+
+fn block(args: &Args) -> Block<'_> {
+    Block {
+        block: args.str("block").unwrap_or(""),
+        present: args.str("state").unwrap_or("present") == "present",
+        marker: args.str("marker").unwrap_or(DEFAULT_MARKER),
+        marker_begin: args.str("marker_begin").unwrap_or("BEGIN"),
+        marker_end: args.str("marker_end").unwrap_or("END"),
+        insertafter: args.str("insertafter"),
+        insertbefore: args.str("insertbefore"),
+        prepend_newline: args.bool("prepend_newline", false),
+        append_newline: args.bool("append_newline", false),
+    }
+}
+
+/// Reads the file, edits it here, and writes it back as a second script when it changed.
+fn plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+    let path = args.str("path").unwrap_or_default().to_string();
+    if args.get("insertafter").is_some() && args.get("insertbefore").is_some() {
+        return Err(ModuleError::Args(
+            "parameters are mutually exclusive: insertbefore|insertafter".into(),
+        ));
+    }
+    textfile::check_validate(args)?;
+    textfile::octal_mode(args)?;
+    // Fail on a bad pattern before anything is read.
+    edit(Some(b""), &block(args)).map_err(ModuleError::Args)?;
+    let create = args.bool("create", false);
+    let (check, diff) = (ctx.check, ctx.diff);
+    let args = args.clone();
+    let script = textfile::read_script(&path, create && !check);
+    Ok(Plan::Remote(Script::chained(script, None, move |out| {
+        let cur = textfile::parse_read(&out, "blockinfile", &path)?;
+        let spec = block(&args);
+        if cur.content.is_none() {
+            if !spec.present {
+                let mut r = ModuleResult::changed(false);
+                r.msg = Some(format!("File {path} not present"));
+                return Ok(Next::Done(Box::new(r)));
             }
-            textfile::check_validate(args)?;
-            textfile::octal_mode(args)?;
-            let spec = Block {
-                block: args.str("block").unwrap_or(""),
-                present: args.str("state").unwrap_or("present") == "present",
-                marker: args.str("marker").unwrap_or(DEFAULT_MARKER),
-                marker_begin: args.str("marker_begin").unwrap_or("BEGIN"),
-                marker_end: args.str("marker_end").unwrap_or("END"),
-                insertafter: args.str("insertafter"),
-                insertbefore: args.str("insertbefore"),
-                prepend_newline: args.bool("prepend_newline", false),
-                append_newline: args.bool("append_newline", false),
-            };
-            // Fail on a bad pattern before anything is read.
-            edit(Some(b""), &spec).map_err(ModuleError::Args)?;
-            let create = args.bool("create", false);
-            let cur = textfile::read(ctx, "blockinfile", path, create && !ctx.check).await?;
-            if cur.content.is_none() {
-                if !spec.present {
-                    let mut r = ModuleResult::changed(false);
-                    r.msg = Some(format!("File {path} not present"));
-                    return Ok(r);
-                }
-                if !create {
-                    return Err(ModuleError::Remote {
-                        msg: format!("Path {path} does not exist !"),
-                        cmd: format!("blockinfile: read {path}"),
-                        rc: Some(257),
-                        stdout: String::new(),
-                        stderr: String::new(),
-                    });
-                }
+            if !create {
+                return Err(ModuleError::Remote {
+                    msg: format!("Path {path} does not exist !"),
+                    cmd: format!("blockinfile: read {path}"),
+                    rc: Some(257),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                });
             }
-            let (new, msg) = edit(cur.content.as_deref(), &spec).map_err(ModuleError::Args)?;
-            let (mut r, backup) = textfile::write(ctx, args, &cur, &new, msg).await?;
+        }
+        let (new, msg) = edit(cur.content.as_deref(), &spec).map_err(ModuleError::Args)?;
+        textfile::write_next(check, diff, &args, &cur, new, msg, |r, backup| {
             if let Some(b) = backup {
                 r.data.insert("backup_file".into(), b.into());
             }
-            Ok(r)
         })
-    }
+    })))
 }
 
 #[cfg(test)]

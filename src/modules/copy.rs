@@ -168,6 +168,8 @@ fn place_plan(ctx: &Ctx<'_>, args: &Args, content: Vec<u8>, name: Option<&str>) 
     let dest = spec.dest.to_string();
     let validate = spec.validate.map(str::to_string);
     let diff = ctx.diff;
+    // The content travels as stdin; a second copy is kept only for the diff.
+    let content = if diff { content } else { Vec::new() };
     Some(Ok(Plan::Remote(Script::new(script, stdin, move |out| {
         let report =
             crate::transport::read_report(&out, &dest).map_err(|e| super::upload_failure(e, validate.as_deref()))?;

@@ -3,7 +3,7 @@
 //! below, and written back only when it changed (guarded by the checksum of what was read).
 
 use super::textfile;
-use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param};
+use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Next, Param, Plan, Script, run_planned};
 use regex::bytes::{Captures, Regex};
 
 /// `lineinfile`.
@@ -310,97 +310,109 @@ impl Module for LineInFile {
     fn params(&self) -> &'static [Param] {
         PARAMS
     }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(async move {
-            let path = args.str("path").unwrap_or_default();
-            let present_state = args.str("state").unwrap_or("present") == "present";
-            for (a, b) in [
-                ("insertbefore", "insertafter"),
-                ("regexp", "search_string"),
-                ("backrefs", "search_string"),
-            ] {
-                let given = |k: &str| match args.get(k) {
-                    Some(serde_json::Value::Bool(v)) => *v,
-                    Some(_) => true,
-                    None => false,
-                };
-                if given(a) && given(b) {
-                    return Err(ModuleError::Args(format!("parameters are mutually exclusive: {a}|{b}")));
-                }
-            }
-            textfile::check_validate(args)?;
-            textfile::octal_mode(args)?;
-            let regexp = args.str("regexp").map(compile).transpose().map_err(ModuleError::Args)?;
-            let line = args.str("line");
-            let search = args.str("search_string");
-            let create = args.bool("create", false);
-
-            if present_state {
-                let backrefs = args.bool("backrefs", false);
-                if backrefs && regexp.is_none() {
-                    return Err(ModuleError::Args("regexp is required with backrefs=true".into()));
-                }
-                let Some(line) = line else {
-                    return Err(ModuleError::Args("line is required with state=present".into()));
-                };
-                let cur = textfile::read(ctx, "lineinfile", path, create && !ctx.check).await?;
-                if cur.content.is_none() && !create {
-                    return Err(ModuleError::Remote {
-                        msg: format!("Destination {path} does not exist !"),
-                        cmd: format!("lineinfile: read {path}"),
-                        rc: Some(257),
-                        stdout: String::new(),
-                        stderr: String::new(),
-                    });
-                }
-                let spec = Present {
-                    line,
-                    regexp: regexp.as_ref(),
-                    search_string: search,
-                    insertafter: args.str("insertafter"),
-                    insertbefore: args.str("insertbefore"),
-                    backrefs,
-                    firstmatch: args.bool("firstmatch", false),
-                };
-                let (new, msg) =
-                    present(cur.content.as_deref().unwrap_or_default(), &spec).map_err(ModuleError::Args)?;
-                if cur.content.is_none() && msg.is_empty() {
-                    // `backrefs` without a match on a file that does not exist: nothing to do.
-                    return Ok(ModuleResult::changed(false));
-                }
-                let (mut r, backup) = textfile::write(ctx, args, &cur, &new, msg).await?;
-                r.data.insert("backup".into(), backup.unwrap_or_default().into());
-                Ok(r)
-            } else {
-                let what = match (regexp.as_ref(), search, line) {
-                    (Some(re), _, _) => Absent::Regexp(re),
-                    (None, Some(s), _) => Absent::Search(s),
-                    (None, None, Some(l)) => Absent::Line(l),
-                    (None, None, None) => {
-                        return Err(ModuleError::Args(
-                            "one of line, search_string, or regexp is required with state=absent".into(),
-                        ));
-                    }
-                };
-                let cur = textfile::read(ctx, "lineinfile", path, false).await?;
-                let Some(content) = cur.content.as_deref() else {
-                    let mut r = ModuleResult::changed(false);
-                    r.msg = Some("file not present".into());
-                    return Ok(r);
-                };
-                let (new, found) = absent(content, what);
-                let msg = if found > 0 {
-                    format!("{found} line(s) removed")
-                } else {
-                    String::new()
-                };
-                let (mut r, backup) = textfile::write(ctx, args, &cur, &new, &msg).await?;
-                r.data.insert("found".into(), found.into());
-                r.data.insert("backup".into(), backup.unwrap_or_default().into());
-                Ok(r)
-            }
-        })
+    fn scripted(&self) -> bool {
+        true
     }
+    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
+        Some(plan(ctx, args))
+    }
+    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        run_planned(plan(ctx, args), ctx)
+    }
+}
+
+/// Reads the file, edits it here, and writes it back as a second script when it changed.
+fn plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
+    let path = args.str("path").unwrap_or_default().to_string();
+    let present_state = args.str("state").unwrap_or("present") == "present";
+    for (a, b) in [
+        ("insertbefore", "insertafter"),
+        ("regexp", "search_string"),
+        ("backrefs", "search_string"),
+    ] {
+        let given = |k: &str| match args.get(k) {
+            Some(serde_json::Value::Bool(v)) => *v,
+            Some(_) => true,
+            None => false,
+        };
+        if given(a) && given(b) {
+            return Err(ModuleError::Args(format!("parameters are mutually exclusive: {a}|{b}")));
+        }
+    }
+    textfile::check_validate(args)?;
+    textfile::octal_mode(args)?;
+    let regexp = args.str("regexp").map(compile).transpose().map_err(ModuleError::Args)?;
+    let create = args.bool("create", false);
+    let (check, diff) = (ctx.check, ctx.diff);
+    let args = args.clone();
+    if present_state {
+        if args.bool("backrefs", false) && regexp.is_none() {
+            return Err(ModuleError::Args("regexp is required with backrefs=true".into()));
+        }
+        if args.str("line").is_none() {
+            return Err(ModuleError::Args("line is required with state=present".into()));
+        }
+        let script = textfile::read_script(&path, create && !check);
+        return Ok(Plan::Remote(Script::chained(script, None, move |out| {
+            let cur = textfile::parse_read(&out, "lineinfile", &path)?;
+            if cur.content.is_none() && !create {
+                return Err(ModuleError::Remote {
+                    msg: format!("Destination {path} does not exist !"),
+                    cmd: format!("lineinfile: read {path}"),
+                    rc: Some(257),
+                    stdout: String::new(),
+                    stderr: String::new(),
+                });
+            }
+            let spec = Present {
+                line: args.str("line").unwrap_or_default(),
+                regexp: regexp.as_ref(),
+                search_string: args.str("search_string"),
+                insertafter: args.str("insertafter"),
+                insertbefore: args.str("insertbefore"),
+                backrefs: args.bool("backrefs", false),
+                firstmatch: args.bool("firstmatch", false),
+            };
+            let (new, msg) = present(cur.content.as_deref().unwrap_or_default(), &spec).map_err(ModuleError::Args)?;
+            if cur.content.is_none() && msg.is_empty() {
+                // `backrefs` without a match on a file that does not exist: nothing to do.
+                return Ok(Next::Done(Box::new(ModuleResult::changed(false))));
+            }
+            textfile::write_next(check, diff, &args, &cur, new, msg, |r, backup| {
+                r.data.insert("backup".into(), backup.unwrap_or_default().into());
+            })
+        })));
+    }
+    if regexp.is_none() && args.str("search_string").is_none() && args.str("line").is_none() {
+        return Err(ModuleError::Args(
+            "one of line, search_string, or regexp is required with state=absent".into(),
+        ));
+    }
+    let script = textfile::read_script(&path, false);
+    Ok(Plan::Remote(Script::chained(script, None, move |out| {
+        let cur = textfile::parse_read(&out, "lineinfile", &path)?;
+        let Some(content) = cur.content.as_deref() else {
+            let mut r = ModuleResult::changed(false);
+            r.msg = Some("file not present".into());
+            return Ok(Next::Done(Box::new(r)));
+        };
+        let what = match (regexp.as_ref(), args.str("search_string"), args.str("line")) {
+            (Some(re), _, _) => Absent::Regexp(re),
+            (None, Some(s), _) => Absent::Search(s),
+            (None, None, Some(l)) => Absent::Line(l),
+            (None, None, None) => return Err(ModuleError::Args("nothing to remove".into())),
+        };
+        let (new, found) = absent(content, what);
+        let msg = if found > 0 {
+            format!("{found} line(s) removed")
+        } else {
+            String::new()
+        };
+        textfile::write_next(check, diff, &args, &cur, new, &msg, move |r, backup| {
+            r.data.insert("found".into(), found.into());
+            r.data.insert("backup".into(), backup.unwrap_or_default().into());
+        })
+    })))
 }
 
 #[cfg(test)]

@@ -146,10 +146,13 @@ impl Ctx<'_> {
     pub async fn run_plan(&self, plan: Plan) -> Result<ModuleResult, ModuleError> {
         match plan {
             Plan::Local(r) => Ok(*r),
-            Plan::Remote(s) => {
-                let out = self.run(&s.text, s.stdin).await?;
-                (s.finish)(out)
-            }
+            Plan::Remote(mut script) => loop {
+                let out = self.run(&script.text, script.stdin).await?;
+                match (script.finish)(out)? {
+                    Next::Done(r) => return Ok(*r),
+                    Next::Then(next) => script = next,
+                }
+            },
         }
     }
 
@@ -182,10 +185,19 @@ impl Ctx<'_> {
     }
 }
 
-/// Turns a script's output into the task's result.
-pub type Finish = Box<dyn FnOnce(Output) -> Result<ModuleResult, ModuleError> + Send + Sync>;
+/// What a script's output leads to: the task's result, or one more script (a file read, then
+/// written).
+pub enum Next {
+    /// The task is done.
+    Done(Box<ModuleResult>),
+    /// Run this next, before any later task.
+    Then(Script),
+}
 
-/// A task's whole work on a host as one remote script, and how its output becomes the result.
+/// Reads a script's output.
+pub type Finish = Box<dyn FnOnce(Output) -> Result<Next, ModuleError> + Send + Sync>;
+
+/// A task's work on a host as a remote script, and how its output becomes the result.
 pub struct Script {
     /// Shell text, run by `sh` with the task's environment, `become` and the host's connection.
     pub text: String,
@@ -193,10 +205,13 @@ pub struct Script {
     pub stdin: Option<Vec<u8>>,
     /// Reads the output.
     pub finish: Finish,
+    /// May be followed by another script ([`Next::Then`]): nothing else is sent after it until
+    /// its output has been read.
+    pub chains: bool,
 }
 
 impl Script {
-    /// A script and how to read its output.
+    /// A script whose output gives the result.
     pub fn new(
         text: String,
         stdin: Option<Vec<u8>>,
@@ -205,7 +220,22 @@ impl Script {
         Self {
             text,
             stdin,
+            finish: Box::new(move |out| finish(out).map(|r| Next::Done(Box::new(r)))),
+            chains: false,
+        }
+    }
+
+    /// A script whose output may call for another one.
+    pub fn chained(
+        text: String,
+        stdin: Option<Vec<u8>>,
+        finish: impl FnOnce(Output) -> Result<Next, ModuleError> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            text,
+            stdin,
             finish: Box::new(finish),
+            chains: true,
         }
     }
 }
@@ -222,7 +252,7 @@ pub fn run_planned<'a>(
 pub enum Plan {
     /// The result is known without the host (`command` in check mode).
     Local(Box<ModuleResult>),
-    /// One script.
+    /// A script (and maybe one after it).
     Remote(Script),
 }
 

@@ -3,8 +3,8 @@
 //! transport's atomic upload only when something changed. The upload is guarded by the checksum
 //! of what was read, so a change made on the host in between is reported, never overwritten.
 
-use super::{Args, Ctx, Diff, ModuleError, ModuleResult};
-use crate::transport::{FileSpec, shell::quote};
+use super::{Args, Diff, ModuleError, ModuleResult, Next, Script};
+use crate::transport::{FileSpec, Output, shell::quote};
 use sha2::{Digest, Sha256};
 
 /// The file as it was read.
@@ -45,16 +45,19 @@ else
 fi
 "#;
 
-/// Reads `path` on the host. With `make_parent`, a missing file's directory is created (what
-/// Ansible does for `create: yes` outside check mode).
-pub(super) async fn read(ctx: &Ctx<'_>, module: &str, path: &str, make_parent: bool) -> Result<Current, ModuleError> {
-    let script = format!("p={} mk={}\n{READ}", quote(path), if make_parent { 1 } else { 0 });
-    let out = ctx.run(&script, None).await?;
+/// The script that reads `path` on the host. With `make_parent`, a missing file's directory is
+/// created (what Ansible does for `create: yes` outside check mode).
+pub(super) fn read_script(path: &str, make_parent: bool) -> String {
+    format!("p={} mk={}\n{READ}", quote(path), if make_parent { 1 } else { 0 })
+}
+
+/// The file as [`read_script`] printed it.
+pub(super) fn parse_read(out: &Output, module: &str, path: &str) -> Result<Current, ModuleError> {
     if !out.success() {
         return Err(ModuleError::remote(
-            crate::modules::last_error_line(&out, "cannot read the file"),
+            crate::modules::last_error_line(out, "cannot read the file"),
             format!("{module}: read {path}"),
-            &out,
+            out,
         ));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -96,7 +99,7 @@ pub(super) async fn read(ctx: &Ctx<'_>, module: &str, path: &str, make_parent: b
         return Err(ModuleError::remote(
             format!("{path}: the host's answer was incomplete"),
             format!("{module}: read {path}"),
-            &out,
+            out,
         ));
     }
     Ok(cur)
@@ -122,19 +125,22 @@ pub(super) fn check_validate(args: &Args) -> Result<(), ModuleError> {
     }
 }
 
-/// Writes `new` (when it differs from what was read, or when mode/owner/group differ) and
-/// builds the result: Ansible's message, a before/after diff, the backup path.
-pub(super) async fn write(
-    ctx: &Ctx<'_>,
+/// The result of editing a file to `new`: done when nothing differs or in check mode, else the
+/// write as the next script (guarded by the checksum of what was read). `finish` adds the
+/// module's own fields, given the backup file when one was made.
+pub(super) fn write_next(
+    check: bool,
+    diff: bool,
     args: &Args,
     cur: &Current,
-    new: &[u8],
+    new: Vec<u8>,
     msg: &str,
-) -> Result<(ModuleResult, Option<String>), ModuleError> {
+    finish: impl FnOnce(&mut ModuleResult, Option<String>) + Send + Sync + 'static,
+) -> Result<Next, ModuleError> {
     let mode = octal_mode(args)?;
     let owner = args.str("owner");
     let group = args.str("group");
-    let content_changed = cur.content.as_deref() != Some(new);
+    let content_changed = cur.content.as_deref() != Some(new.as_slice());
     let attrs_changed = cur.attrs.as_ref().is_some_and(|a| {
         mode.is_some_and(|m| m != a.mode)
             || owner.is_some_and(|o| o != a.user && o != a.uid)
@@ -153,35 +159,34 @@ pub(super) async fn write(
         text.push_str("ownership, perms or SE linux context changed");
     }
     r.msg = (!text.is_empty()).then_some(text);
-    if !r.changed {
-        return Ok((r, None));
-    }
-    if ctx.diff && content_changed {
+    if diff && content_changed {
         r.diff.push(Diff {
             path: cur.path.clone(),
             before: String::from_utf8_lossy(cur.content.as_deref().unwrap_or_default()).into_owned(),
-            after: String::from_utf8_lossy(new).into_owned(),
+            after: String::from_utf8_lossy(&new).into_owned(),
         });
     }
-    if ctx.check {
-        return Ok((r, None));
+    if !r.changed || check {
+        finish(&mut r, None);
+        return Ok(Next::Done(Box::new(r)));
     }
-    let conn = ctx
-        .conn
-        .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
+    let validate = args.str("validate").map(str::to_string);
     let spec = FileSpec {
         mode,
         owner,
         group,
-        validate: args.str("validate"),
+        validate: validate.as_deref(),
         backup: args.bool("backup", false),
         expect_sum: Some(&cur.sum),
-        ..FileSpec::new(&cur.real, new)
+        ..FileSpec::new(&cur.real, &new)
     };
-    let report = conn
-        .upload(&spec, ctx.escalate.as_ref(), false)
-        .await
-        .map_err(|e| super::upload_failure(e, spec.validate))?;
-    r.changed = report.outcome.changed();
-    Ok((r, report.backup_file))
+    let (script, stdin) = crate::transport::write_step(&spec);
+    let dest = cur.real.clone();
+    Ok(Next::Then(Script::new(script, stdin, move |out| {
+        let report =
+            crate::transport::read_report(&out, &dest).map_err(|e| super::upload_failure(e, validate.as_deref()))?;
+        r.changed = report.outcome.changed();
+        finish(&mut r, report.backup_file);
+        Ok(r)
+    })))
 }

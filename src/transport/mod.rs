@@ -11,7 +11,7 @@ mod upload;
 
 pub use shell::Become;
 pub use target::{ConnectionKind, SshTarget, Target, TargetOverrides};
-pub use upload::{FileSpec, UploadError, UploadOutcome, UploadReport, one_step, read_report};
+pub use upload::{FileSpec, UploadError, UploadOutcome, UploadReport, one_step, read_report, write_step};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -228,6 +228,12 @@ pub fn one_step(file: &FileSpec<'_>, check: bool) -> Option<(String, Option<Vec<
     }
 }
 
+/// The upload as one script that writes (content on stdin) without probing first, for a caller
+/// that already knows the content differs (an edited file).
+pub fn write_step(file: &FileSpec<'_>) -> (String, Option<Vec<u8>>) {
+    upload_script(file, false)
+}
+
 /// Reads what the upload script printed.
 pub fn read_report(out: &Output, dest: &str) -> Result<UploadReport, UploadError> {
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -64,6 +64,24 @@ pub fn run(args: &[&str]) -> Run {
     run_in(&repo(), args)
 }
 
+/// Starts `tend`, sends it SIGINT (Ctrl-C) after `after`, and waits for it.
+pub fn run_interrupted(args: &[&str], after: std::time::Duration) -> Run {
+    let child = tend()
+        .current_dir(repo())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tend");
+    std::thread::sleep(after);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    Run::of(child.wait_with_output().expect("wait"))
+}
+
 /// Runs `tend` with arguments in a directory.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     Run::of(tend().current_dir(dir).args(args).output().expect("start tend"))
@@ -123,9 +141,19 @@ impl Lab {
 
     /// The lab key pair is shared by every instance and sits next to `lab.sh`.
     pub fn key(&self) -> PathBuf {
-        let here = self.dir.join("id_ed25519");
+        self.beside_script("id_ed25519")
+    }
+
+    /// `lab.sh` itself.
+    pub fn script(&self) -> PathBuf {
+        self.beside_script("lab.sh")
+    }
+
+    /// A file of `tests/lab/`: in `dir`, or one level up for an instance's own directory.
+    fn beside_script(&self, name: &str) -> PathBuf {
+        let here = self.dir.join(name);
         match self.dir.parent() {
-            Some(up) if !here.exists() => up.join("id_ed25519"),
+            Some(up) if !here.exists() => up.join(name),
             _ => here,
         }
     }
@@ -133,7 +161,7 @@ impl Lab {
     /// Runs a command inside host `hI` without ssh, to look at its state independently of tend.
     pub fn on_host(&self, i: u32, argv: &[&str]) -> Run {
         Run::of(
-            Command::new(self.dir.join("lab.sh"))
+            Command::new(self.script())
                 .arg("exec")
                 .arg(i.to_string())
                 .args(argv)
@@ -150,7 +178,7 @@ impl Lab {
     }
 
     pub fn address(&self, i: u32) -> String {
-        let out = Command::new(self.dir.join("lab.sh"))
+        let out = Command::new(self.script())
             .args(["address", &i.to_string()])
             .output()
             .expect("lab.sh");
@@ -158,12 +186,7 @@ impl Lab {
     }
 
     pub fn lab_sh(&self, args: &[&str]) -> Run {
-        Run::of(
-            Command::new(self.dir.join("lab.sh"))
-                .args(args)
-                .output()
-                .expect("run lab.sh"),
-        )
+        Run::of(Command::new(self.script()).args(args).output().expect("run lab.sh"))
     }
 }
 
@@ -214,13 +237,20 @@ impl PlaybookFile {
 
     /// `tend run` on the lab with JSON output; audit log in the scratch dir.
     pub fn run(&self, lab: &Lab, extra: &[&str]) -> Run {
+        let args = self.args(lab, extra);
+        run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// The arguments of [`PlaybookFile::run`].
+    pub fn args(&self, lab: &Lab, extra: &[&str]) -> Vec<String> {
         let log = self.dir.path().join("log");
-        let mut args = vec!["run", self.path.to_str().unwrap_or_default(), "-i"];
-        let inv = lab.inventory();
-        args.push(&inv);
-        args.extend(["--format", "json", "--log-dir", log.to_str().unwrap_or_default()]);
-        args.extend_from_slice(extra);
-        run(&args)
+        let mut args: Vec<String> = ["run", self.path.to_str().unwrap_or_default(), "-i"]
+            .map(String::from)
+            .into();
+        args.push(lab.inventory());
+        args.extend(["--format", "json", "--log-dir", log.to_str().unwrap_or_default()].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
     }
 }
 

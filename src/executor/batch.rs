@@ -89,9 +89,9 @@ pub(super) struct Part {
 pub(super) fn join(parts: &[(&str, Option<usize>)], marker: &str) -> String {
     // `tm` comes first: the stop command finds this shell by it (see `stop_command`). WINCH is
     // ignored by default, so the tasks' subshells, which match too, are not disturbed by it.
+    // The marker is `@`, `-` and hex digits: no quoting, so the command line reads `tm=@@tend-…`.
     let mut s = format!(
-        "tm={}\ntend_stop=; trap 'tend_stop=1' WINCH\ntend_up() {{ tu=-; {{ read tu _ < /proc/uptime; }} 2>/dev/null; }}\n",
-        quote(marker)
+        "tm={marker}\ntend_stop=; trap 'tend_stop=1' WINCH\ntend_up() {{ tu=-; {{ read tu _ < /proc/uptime; }} 2>/dev/null; }}\n"
     );
     for (i, (text, stdin)) in parts.iter().enumerate() {
         if i > 0 {

@@ -47,14 +47,14 @@ impl Module for Copy {
     }
     fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
         match copy_content(ctx, args) {
-            Ok((content, name)) => place_plan(ctx, args, content, name.as_deref()),
+            Ok((content, name)) => place_plan(ctx, args, &content, name.as_deref()),
             Err(e) => Some(Err(e)),
         }
     }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let (content, name) = copy_content(ctx, args)?;
-            place(ctx, args, content, name.as_deref()).await
+            place(ctx, args, &content, name.as_deref()).await
         })
     }
 }
@@ -74,14 +74,14 @@ impl Module for Template {
     }
     fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
         match template_content(ctx, args) {
-            Ok((content, name)) => place_plan(ctx, args, content, name.as_deref()),
+            Ok((content, name)) => place_plan(ctx, args, &content, name.as_deref()),
             Err(e) => Some(Err(e)),
         }
     }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let (content, name) = template_content(ctx, args)?;
-            place(ctx, args, content, name.as_deref()).await
+            place(ctx, args, &content, name.as_deref()).await
         })
     }
 }
@@ -159,8 +159,8 @@ fn spec<'a>(
 }
 
 /// Placing the content as one script, when it is small enough to travel with the probe.
-fn place_plan(ctx: &Ctx<'_>, args: &Args, content: Vec<u8>, name: Option<&str>) -> Option<Result<Plan, ModuleError>> {
-    let spec = match spec(ctx, args, &content, name) {
+fn place_plan(ctx: &Ctx<'_>, args: &Args, content: &[u8], name: Option<&str>) -> Option<Result<Plan, ModuleError>> {
+    let spec = match spec(ctx, args, content, name) {
         Ok(s) => s,
         Err(e) => return Some(Err(e)),
     };
@@ -169,7 +169,7 @@ fn place_plan(ctx: &Ctx<'_>, args: &Args, content: Vec<u8>, name: Option<&str>) 
     let validate = spec.validate.map(str::to_string);
     let diff = ctx.diff;
     // The content travels as stdin; a second copy is kept only for the diff.
-    let content = if diff { content } else { Vec::new() };
+    let content = if diff { content.to_vec() } else { Vec::new() };
     Some(Ok(Plan::Remote(Script::new(script, stdin, move |out| {
         let report =
             crate::transport::read_report(&out, &dest).map_err(|e| super::upload_failure(e, validate.as_deref()))?;
@@ -178,19 +178,19 @@ fn place_plan(ctx: &Ctx<'_>, args: &Args, content: Vec<u8>, name: Option<&str>) 
 }
 
 /// Puts content at `dest` with the common file parameters, reporting a diff when asked.
-async fn place(ctx: &Ctx<'_>, args: &Args, content: Vec<u8>, name: Option<&str>) -> Result<ModuleResult, ModuleError> {
-    if let Some(plan) = place_plan(ctx, args, content.clone(), name) {
+async fn place(ctx: &Ctx<'_>, args: &Args, content: &[u8], name: Option<&str>) -> Result<ModuleResult, ModuleError> {
+    if let Some(plan) = place_plan(ctx, args, content, name) {
         return ctx.run_plan(plan?).await;
     }
     let conn = ctx
         .conn
         .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
-    let spec = spec(ctx, args, &content, name)?;
+    let spec = spec(ctx, args, content, name)?;
     let report = conn
         .upload(&spec, ctx.escalate.as_ref(), ctx.check)
         .await
         .map_err(|e| super::upload_failure(e, spec.validate))?;
-    Ok(placed(&report, ctx.diff, &content))
+    Ok(placed(&report, ctx.diff, content))
 }
 
 /// The result of a placed file.

@@ -218,10 +218,8 @@ impl Script {
         finish: impl FnOnce(Output) -> Result<ModuleResult, ModuleError> + Send + Sync + 'static,
     ) -> Self {
         Self {
-            text,
-            stdin,
-            finish: Box::new(move |out| finish(out).map(|r| Next::Done(Box::new(r)))),
             chains: false,
+            ..Self::chained(text, stdin, move |out| finish(out).map(|r| Next::Done(Box::new(r))))
         }
     }
 

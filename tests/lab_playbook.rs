@@ -652,6 +652,8 @@ fn consecutive_tasks_share_a_channel_and_stop_at_a_failure() {
   tasks:
     - name: dir
       file: path={{{{ dir }}}} state=directory
+    - name: naps
+      command: sleep 0.3
     - name: input and environment
       shell: "cat > {{{{ dir }}}}/input; echo $GREETING >> {{{{ dir }}}}/input"
       args:
@@ -715,7 +717,7 @@ fn consecutive_tasks_share_a_channel_and_stop_at_a_failure() {
     for task in ["after", "edit", "sees the edit", "look"] {
         assert!(r.results(task).iter().all(|v| v["host"] == "h1"), "{task}: {r:?}");
     }
-    assert_eq!(r.recap("h1")["changed"], 7);
+    assert_eq!(r.recap("h1")["changed"], 8);
     assert_eq!(r.recap("h2")["failed"], 1);
     // Events come task by task, in the playbook's order.
     let starts: Vec<String> = r
@@ -728,6 +730,7 @@ fn consecutive_tasks_share_a_channel_and_stop_at_a_failure() {
         starts,
         [
             "dir",
+            "naps",
             "input and environment",
             "content",
             "skipped on h1",
@@ -738,6 +741,24 @@ fn consecutive_tasks_share_a_channel_and_stop_at_a_failure() {
             "look",
             "register holds"
         ]
+    );
+    // Each task's time is its own, measured on the host, though the tasks ran in one script.
+    let ends: std::collections::HashMap<String, u64> = r
+        .json_lines()
+        .into_iter()
+        .filter(|v| v["event"] == "task_end")
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap_or_default().to_string(),
+                v["duration_ms"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(ends["naps"] >= 280, "{ends:?}");
+    assert!(ends["dir"] < 280 && ends["content"] < 280, "{ends:?}");
+    assert!(
+        r.result("naps", "h2")["duration_ms"].as_u64().unwrap_or(0) >= 280,
+        "{r:?}"
     );
     // h1: the tasks up to the edit's read, then its write with the rest; h2: one.
     assert_eq!(channels(&r.stderr), 3, "{}", r.stderr);

@@ -257,17 +257,28 @@ impl Executor<'_> {
                     handler: false,
                 });
             }
+            // The task's time: the longest it ran on a host of the shared script, or the
+            // time the hosts that ran it on its own took.
+            let mut duration_ms = done
+                .iter()
+                .flat_map(|run| run.events.iter().map(|e| e.duration_ms))
+                .max()
+                .unwrap_or(0);
             for run in done {
                 let h = run.host;
                 self.report(task, &name, &location, run, &[h]);
             }
+            let start = Instant::now();
             let mut running: futures_util::stream::FuturesUnordered<_> =
                 left.iter().map(|&h| self.host_task(ctx, task, h)).collect();
             while let Some(run) = futures_util::StreamExt::next(&mut running).await {
                 let h = run.host;
                 self.report(task, &name, &location, run, &[h]);
             }
-            self.emit(Event::TaskEnd { name });
+            if !left.is_empty() {
+                duration_ms = duration_ms.max(start.elapsed().as_millis() as u64);
+            }
+            self.emit(Event::TaskEnd { name, duration_ms });
             self.check_failure_policy(ctx);
         }
     }

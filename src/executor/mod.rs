@@ -603,6 +603,7 @@ impl<'a> Executor<'a> {
         });
         self.emit(Event::TaskEnd {
             name: task.display_name(),
+            duration_ms: 0,
         });
         self.with_state(|s| {
             s[h].failed = true;
@@ -667,6 +668,7 @@ impl<'a> Executor<'a> {
         }
         let name = "Gathering Facts".to_string();
         let location = ctx.play.span.file_line();
+        let start = Instant::now();
         self.emit(Event::TaskStart {
             name: name.clone(),
             location: location.clone(),
@@ -703,7 +705,10 @@ impl<'a> Executor<'a> {
             });
         }
         self.invalidate_hostvars();
-        self.emit(Event::TaskEnd { name });
+        self.emit(Event::TaskEnd {
+            name,
+            duration_ms: start.elapsed().as_millis() as u64,
+        });
     }
 
     /// Runs the facts script on one host.

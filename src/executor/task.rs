@@ -87,7 +87,7 @@ pub(super) struct Prepared {
 /// What one host did for one task.
 pub(super) struct HostRun {
     pub(super) host: usize,
-    events: Vec<HostTaskResult>,
+    pub(super) events: Vec<HostTaskResult>,
     register: Json,
     facts: Map<String, Json>,
     changed: bool,
@@ -123,6 +123,7 @@ impl Executor<'_> {
         } else {
             hosts.to_vec()
         };
+        let start = Instant::now();
         self.emit(Event::TaskStart {
             name: name.clone(),
             location: location.clone(),
@@ -135,7 +136,10 @@ impl Executor<'_> {
             let targets: Vec<usize> = if run_once { hosts.to_vec() } else { vec![run.host] };
             self.report(task, &name, &location, run, &targets);
         }
-        self.emit(Event::TaskEnd { name });
+        self.emit(Event::TaskEnd {
+            name,
+            duration_ms: start.elapsed().as_millis() as u64,
+        });
     }
 
     /// Records a host's result for `targets` (the host itself, or every host for `run_once`)

@@ -117,6 +117,9 @@ pub enum Event {
     TaskEnd {
         /// Task name.
         name: String,
+        /// How long it took: from its start to its last result, or, for tasks sent to the hosts
+        /// together with others, the longest time it ran on one host.
+        duration_ms: u64,
     },
     /// A warning for the operator (nothing matched, a play was stopped).
     Warning {

@@ -5,7 +5,6 @@ use super::Style;
 use super::events::{Event, HostTaskResult, TaskStatus};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
-use std::time::Instant;
 
 /// Renders events.
 pub trait Monitor: Send {
@@ -27,7 +26,6 @@ struct TaskLine {
     name: String,
     location: String,
     handler: bool,
-    start: Instant,
     /// The deciding status of each host (a loop reports per item; the line counts hosts).
     hosts: Vec<(String, TaskStatus)>,
     details: Vec<String>,
@@ -172,7 +170,6 @@ impl Monitor for Human {
                     name: name.clone(),
                     location: location.clone(),
                     handler: *handler,
-                    start: Instant::now(),
                     hosts: Vec::new(),
                     details: Vec::new(),
                 });
@@ -211,7 +208,7 @@ impl Monitor for Human {
                 task.details.extend(lines);
                 self.task = Some(task);
             }
-            Event::TaskEnd { .. } => {
+            Event::TaskEnd { duration_ms, .. } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();
                 }
@@ -246,7 +243,7 @@ impl Monitor for Human {
                     parts.push(format!("ignored={ignored}"));
                 }
                 let kind = if task.handler { "HANDLER" } else { "TASK" };
-                let elapsed = format!("{:.2}s", task.start.elapsed().as_secs_f64());
+                let elapsed = format!("{:.2}s", *duration_ms as f64 / 1000.0);
                 self.print(&format!(
                     "{} [{}] {}  {}  {}",
                     s.bold(kind),

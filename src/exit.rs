@@ -15,13 +15,27 @@ pub enum Code {
     Unreachable = 3,
     /// The input (inventory, playbook, pattern, flags) is invalid; nothing was run.
     InvalidInput = 4,
-    /// Another run holds the lock of the target (deploy, rollback); nothing was changed.
+    /// Another run holds the lock of the target (deploy, rollback, ...); nothing was changed.
     Locked = 5,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted = 99,
 }
 
 impl Code {
+    /// The code of a run over hosts: 99 when interrupted, else 2 when a host failed, else 3
+    /// when one was unreachable, else 0.
+    pub fn of(failed: bool, unreachable: bool, interrupted: bool) -> Self {
+        if interrupted {
+            Self::Interrupted
+        } else if failed {
+            Self::HostFailed
+        } else if unreachable {
+            Self::Unreachable
+        } else {
+            Self::Ok
+        }
+    }
+
     /// The process exit code for this outcome.
     pub fn exit_code(self) -> ExitCode {
         ExitCode::from(self as u8)

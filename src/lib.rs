@@ -1,18 +1,29 @@
 //! `tend`: provision, deploy and operate a MariaDB + Nginx + Tomcat fleet over SSH.
 //!
-//! Data flows one way: `cli` parses flags, `inventory` and `yaml` load input with source locations,
-//! `fleet` runs work on hosts concurrently through a `transport`, and `output` renders results.
+//! Data flows one way:
+//! - `cli` parses flags (one file per command) and maps outcomes to `exit` codes;
+//! - `settings` merges flags, `-e` and inventory variables in the documented precedence;
+//! - `inventory`, `yaml` and `playbook` load input with a location on every value and check it
+//!   before anything connects (`diagnostic` renders what is wrong);
+//! - `transport` reaches hosts: one `Host` handle per host, one `Fleet` that connects a set of
+//!   them, commands collected or streamed, files moved in constant memory;
+//! - `executor` runs playbooks, with `modules` (one per file) and `template` (Jinja2);
+//! - `ops` is the operations core (targets, connections, lock, steps, record) on which
+//!   `release` (deploys and rollbacks) is built, and ad-hoc commands run;
+//! - `output` is the one event stream: secrets masked in one place, one monitor drawing human
+//!   text or JSON Lines, the audit log.
 
 pub mod cli;
 pub mod diagnostic;
 pub mod executor;
 pub mod exit;
-pub mod fleet;
 pub mod inventory;
 pub mod modules;
+pub mod ops;
 pub mod output;
 pub mod playbook;
 pub mod release;
+pub mod settings;
 pub mod template;
 pub mod transport;
 pub mod yaml;

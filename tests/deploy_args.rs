@@ -74,7 +74,7 @@ fn deploy_input_errors_name_the_problem_and_touch_nothing() {
         ),
         (
             vec!["lock", "show", "--group", "lb", "-i", &inv, "-e", "x"],
-            "error: unexpected argument '-e' found",
+            "error: -e `x` is not `key=value`",
         ),
     ];
     for (args, want) in cases {

@@ -113,7 +113,7 @@ fn hosts_of(pattern: &str, limit: Option<&str>) -> Result<Vec<String>, String> {
         return Err(r.stderr);
     }
     let mut hosts: Vec<String> = r
-        .json_lines()
+        .events("result")
         .iter()
         .map(|v| v["host"].as_str().unwrap_or_default().to_string())
         .collect();
@@ -173,8 +173,12 @@ fn local_hosts_run_commands_with_exit_codes() {
     assert_eq!(r.code, 0, "{r:?}");
     let r = run(&["exec", "app:lb", "-i", &shop(), "--format", "json", "--", "exit 7"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert_eq!(r.json_lines().len(), 3);
-    assert!(r.json_lines().iter().all(|v| v["rc"] == 7 && v["status"] == "failed"));
+    assert_eq!(r.events("result").len(), 3);
+    assert!(
+        r.events("result")
+            .iter()
+            .all(|v| v["rc"] == 7 && v["status"] == "failed")
+    );
 }
 
 #[test]
@@ -254,7 +258,7 @@ fn interrupt_lets_running_commands_finish_and_starts_no_new_host() {
     let _ = child.stdin.take();
     let r = common::Run::of(child.wait_with_output().expect("wait"));
     assert_eq!(r.code, 99, "{r:?}");
-    let lines = r.json_lines();
+    let lines = r.events("result");
     assert_eq!(lines.len(), 6, "{r:?}");
     // The host that was running finished its command; the rest never started.
     assert_eq!(

@@ -98,7 +98,7 @@ fn tend_json(lab: &Lab, args: &[&str]) -> Run {
 fn record(r: &Run) -> serde_json::Value {
     r.json_lines()
         .into_iter()
-        .rfind(|l| l["event"] == "deploy")
+        .rfind(|l| l["event"] == "record")
         .unwrap_or_else(|| panic!("no deploy record: {r:?}"))
 }
 
@@ -210,14 +210,14 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
     assert_eq!(rec["outcome"], "deployed");
     assert_eq!(rec["hosts"].as_array().map(Vec::len), Some(s.apps.len()));
     let steps: Vec<String> = r
-        .json_lines()
+        .events("step")
         .iter()
-        .filter(|l| l["event"] == "deploy_step")
         .map(|l| {
             format!(
-                "{} {}",
+                "{} {} {}",
                 l["host"].as_str().unwrap_or(""),
-                l["step"].as_str().unwrap_or("")
+                l["step"].as_str().unwrap_or(""),
+                l["status"].as_str().unwrap_or("")
             )
         })
         .collect();
@@ -228,11 +228,11 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
             .position(|x| *x == what)
             .unwrap_or_else(|| panic!("{what}: {steps:?}"))
     };
-    let lb = format!("lb h{}", s.lb);
+    let lb = format!("h{}", s.lb);
     // One batch at a time: the first host is drained, switched, healthy, restored before the second moves.
-    assert!(pos(&format!("{first} switched")) < pos(&format!("{first} healthy")));
-    assert!(pos(&format!("{first} healthy")) < pos(&format!("h{} switched", s.apps[1])));
-    assert!(steps.iter().filter(|x| **x == format!("{lb} drained")).count() == s.apps.len());
+    assert!(pos(&format!("{first} switch changed")) < pos(&format!("{first} health ok")));
+    assert!(pos(&format!("{first} health ok")) < pos(&format!("h{} switch changed", s.apps[1])));
+    assert!(steps.iter().filter(|x| **x == format!("{lb} drain changed")).count() == s.apps.len());
     assert_serving(&lab, &s, &r2);
     // The deploy is logged on each host.
     let log = lab.sh(s.apps[0], "tail -n 1 /srv/shop/.tend/deploys.log");
@@ -253,11 +253,7 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
         &["--batch", "1", "-e", "deploy_health_timeout=60"],
     );
     assert_eq!(r.code, 2, "{r:?}");
-    let failure = r
-        .json_lines()
-        .into_iter()
-        .find(|l| l["event"] == "deploy_error")
-        .unwrap_or_else(|| panic!("{r:?}"));
+    let failure = r.events("error").into_iter().next().unwrap_or_else(|| panic!("{r:?}"));
     let msg = failure["message"].as_str().unwrap_or_default();
     assert!(msg.contains(&format!("{last}: health check http://")), "{msg}");
     assert!(
@@ -268,16 +264,16 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
     assert_eq!(rec["outcome"], "failed");
     for h in rec["hosts"].as_array().into_iter().flatten() {
         assert_eq!(
-            (h["after"].as_str(), h["status"].as_str()),
+            (h["after"].as_str(), h["outcome"].as_str()),
             (Some(r2.as_str()), Some("rolled_back")),
             "{h}"
         );
     }
     let switched: Vec<String> = r
-        .json_lines()
+        .events("step")
         .iter()
-        .filter(|l| l["event"] == "deploy_step" && l["host"] == first.as_str() && l["step"] == "switched")
-        .map(|l| l["detail"].as_str().unwrap_or_default().to_string())
+        .filter(|l| l["host"] == first.as_str() && l["step"] == "switch" && l["status"] == "changed")
+        .map(|l| l["message"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(switched, vec![format!("{r2} → {r3}"), format!("back to {r2}")]);
     assert_serving(&lab, &s, &r2);
@@ -319,7 +315,7 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
     }
     let r = tend_json(&lab, &["releases"]);
     assert_eq!(r.code, 0, "{r:?}");
-    for l in r.json_lines() {
+    for l in r.events("row") {
         assert_eq!(l["current"], r4.as_str(), "{l}");
         assert_eq!(l["verified"], true, "{l}");
         assert_eq!(l["upstream"], "up", "{l}");
@@ -379,7 +375,9 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
     let id = format!("locked-{}", std::process::id());
     let w = war(scratch.path(), &id);
     let (mut first, mut out) = spawn_deploy(&lab, &w, &id);
-    wait_for_line(&mut out, |v| v["event"] == "deploy_step" && v["step"] == "switched");
+    wait_for_line(&mut out, |v| {
+        v["event"] == "step" && v["step"] == "switch" && v["status"] == "changed"
+    });
     let pid = first.id();
 
     let second = deploy(&lab, &w, &id, &[]);
@@ -392,9 +390,8 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
         "{}",
         second.stderr
     );
-    let events = second.json_lines();
     assert!(
-        events.len() == 1 && events[0]["event"] == "deploy_error",
+        second.events("record").is_empty() && second.events("error").len() == 1,
         "{}",
         second.stdout
     );
@@ -447,7 +444,9 @@ fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs(
     let w = war(scratch.path(), &id);
     let (mut child, mut out) = spawn_deploy(&lab, &w, &id);
     // Killed right after the first host switched: it is drained and not yet verified.
-    wait_for_line(&mut out, |v| v["event"] == "deploy_step" && v["step"] == "switched");
+    wait_for_line(&mut out, |v| {
+        v["event"] == "step" && v["step"] == "switch" && v["status"] == "changed"
+    });
     child.kill().expect("kill");
     let _ = child.wait();
 
@@ -469,8 +468,9 @@ fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs(
     let r = deploy(&lab, &w, &id, &[]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.json_lines().iter().any(|l| l["event"] == "deploy_warning"
-            && l["message"].as_str().unwrap_or("").contains("took over a stale lock")),
+        r.events("warning")
+            .iter()
+            .any(|l| l["event"] == "warning" && l["message"].as_str().unwrap_or("").contains("took over a stale lock")),
         "{}",
         r.stdout
     );

@@ -42,7 +42,7 @@ fn json_output_has_one_object_per_host() {
         "a b'c",
     ]);
     assert_eq!(r.code, 2, "{r:?}");
-    let lines = r.json_lines();
+    let lines = r.events("result");
     assert_eq!(lines.len(), 2, "{r:?}");
     for h in ["h1", "h2"] {
         let v = r.host(h);
@@ -97,7 +97,7 @@ fn a_down_host_h4_is_unreachable_and_the_others_go_on() {
     assert_eq!(r.host("h1")["stdout"], "up\n");
     let down = r.host("h4");
     assert_eq!(down["status"], "unreachable");
-    let error = down["error"].as_str().unwrap_or_default();
+    let error = down["msg"].as_str().unwrap_or_default();
     assert!(error.contains("Connection refused"), "{r:?}");
     assert!(error.contains(&lab.address(4)), "{r:?}");
 }
@@ -250,7 +250,7 @@ fn a_command_past_its_timeout_is_killed_on_the_host() {
     assert_eq!(r.code, 2, "{r:?}");
     let v = r.host("h3");
     assert_eq!(v["status"], "failed");
-    assert_eq!(v["error"], "timed out after 1s");
+    assert_eq!(v["msg"], "timed out after 1s");
     assert!(v["duration_ms"].as_u64().unwrap_or(u64::MAX) < 10_000, "{r:?}");
     // The remote process is gone, not left running.
     std::thread::sleep(std::time::Duration::from_millis(500));

@@ -34,7 +34,7 @@ fn creates_then_leaves_alone_then_replaces_atomically() {
     assert_eq!(r.code, 0, "{r:?}");
     for (i, h) in [(1, "h1"), (2, "h2")] {
         assert_eq!(r.host(h)["status"], "changed");
-        assert_eq!(r.host(h)["stdout"], "created\n");
+        assert_eq!(r.host(h)["msg"], "created");
         assert_eq!(lab.sh(i, &format!("cat {dest}")), "listen 8080\n");
         assert_eq!(lab.sh(i, &format!("stat -c '%a %U' {dest}")), "640 root\n");
     }
@@ -44,19 +44,19 @@ fn creates_then_leaves_alone_then_replaces_atomically() {
     let r = upload(&["--mode", "0640"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.host("h1")["status"], "ok");
-    assert_eq!(r.host("h1")["stdout"], "unchanged\n");
+    assert_eq!(r.host("h1")["msg"], "unchanged");
     assert_eq!(lab.sh(1, &format!("stat -c %i {dest}")), inode);
 
     // Only the mode differs: fixed in place.
     let r = upload(&["--mode", "0600"]);
-    assert_eq!(r.host("h1")["stdout"], "attributes\n", "{r:?}");
+    assert_eq!(r.host("h1")["msg"], "attributes", "{r:?}");
     assert_eq!(lab.sh(1, &format!("stat -c '%a %i' {dest}")), format!("600 {}", inode));
 
     // New content: a new file renamed over the old one (new inode), mode kept, no temp left.
     std::fs::write(&src, "listen 9090\n").expect("write");
     let r = upload(&[]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.host("h1")["stdout"], "replaced\n");
+    assert_eq!(r.host("h1")["msg"], "replaced");
     assert_eq!(lab.sh(1, &format!("cat {dest}")), "listen 9090\n");
     assert_ne!(lab.sh(1, &format!("stat -c %i {dest}")), inode);
     assert_eq!(lab.sh(1, &format!("stat -c %a {dest}")), "600\n");
@@ -86,7 +86,7 @@ fn check_mode_reports_without_touching_the_host() {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.host("h3")["status"], "changed");
-    assert_eq!(r.host("h3")["stdout"], "would be replaced\n");
+    assert_eq!(r.host("h3")["msg"], "would be replaced");
     assert_eq!(lab.sh(3, &format!("cat {dest}; rm -f {dest}")), "old\n");
 }
 

@@ -6,6 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --all-targets --locked
+# The reference for tend's Ansible compatibility: ansible-core from PyPI, in a virtualenv.
+venv=${TEND_TEST_VENV:-/var/tmp/tend-test-venv}
+if [ ! -x "$venv/bin/ansible-inventory" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet 'ansible-core==2.19.*'
+fi
+export TEND_ANSIBLE_BIN="$venv/bin"
 # A lab left over from an interrupted run is removed first: tests start from fresh hosts.
 tests/lab/lab.sh down >/dev/null
 trap 'tests/lab/lab.sh down >/dev/null' EXIT

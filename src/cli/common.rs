@@ -1,25 +1,35 @@
-//! Flags and steps shared by the commands that work on hosts.
+//! Flags shared by the commands that work on hosts, and the steps every such command takes
+//! before its own work: load the inventory with `-e`, resolve targets, start the runtime, the
+//! fleet and the event stream.
 
 use super::CliError;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{self, Inventory};
-use crate::transport::{ConnectOptions, HostKeyPolicy, Target, TargetOverrides};
+use crate::output::{Format, Layout, OutputSettings};
+use crate::settings::{BecomeFlags, Variables};
+use crate::transport::{ConnectOptions, Fleet, HostKeyPolicy, Target};
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where the inventory comes from.
+/// Where the inventory comes from, and the extra variables over it.
 #[derive(Debug, Clone, Args)]
 pub struct InventoryOpts {
     /// Inventory file or directory (Ansible YAML format); repeatable [default: ./inventory.yaml]
     #[arg(short = 'i', long = "inventory", value_name = "FILE|DIR", env = "TEND_INVENTORY")]
     pub inventory: Vec<PathBuf>,
+    /// Extra variables, highest precedence (connection variables included): `k=v k2=v2`,
+    /// JSON/YAML `{"k": 1}`, or `@file.yaml`; repeatable
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
 }
 
 impl InventoryOpts {
-    /// Loads the inventory, defaulting to `inventory.yaml` in the current directory.
-    pub fn load(&self) -> Result<Inventory, CliError> {
+    /// Loads the inventory (default: `inventory.yaml` in the current directory) and the
+    /// variables of its hosts with `-e` over them.
+    pub fn load(&self) -> Result<(Inventory, Variables), CliError> {
+        let extra = crate::settings::extra_vars(&self.extra_vars)?;
         let paths = if self.inventory.is_empty() {
             let default = PathBuf::from("inventory.yaml");
             if !default.exists() {
@@ -33,7 +43,9 @@ impl InventoryOpts {
         } else {
             self.inventory.clone()
         };
-        Ok(inventory::load(&paths)?)
+        let inv = inventory::load(&paths)?;
+        let vars = Variables::new(&inv, extra);
+        Ok((inv, vars))
     }
 }
 
@@ -46,7 +58,8 @@ pub struct ConnectionOpts {
     /// How many hosts to work on at once
     #[arg(short = 'f', long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub forks: u32,
-    /// Run as another user (sudo), like Ansible's `become`
+    /// Run as another user (sudo), like Ansible's `become`; the inventory's `ansible_become`
+    /// variables take precedence, as in Ansible
     #[arg(short = 'b', long = "become")]
     pub become_: bool,
     /// The user to become [default: root]
@@ -62,16 +75,24 @@ pub struct ConnectionOpts {
 }
 
 impl ConnectionOpts {
+    /// `--become` and `--become-user`: the lowest layer of privilege escalation.
+    pub fn become_flags(&self) -> BecomeFlags {
+        BecomeFlags {
+            enabled: self.become_ || self.become_user.is_some(),
+            user: self.become_user.clone(),
+        }
+    }
+
+    /// How to reach inventory host `h`; its connection variables are checked here.
+    pub fn target(&self, inv: &Inventory, vars: &Variables, h: usize) -> Result<Target, CliError> {
+        Ok(Target::new(vars, h, &inv.hosts[h].name, &self.become_flags())?)
+    }
+
     /// Resolves `pattern` (and `--limit`) to targets; every connection variable is checked here.
-    pub fn targets(&self, inv: &Inventory, pattern: &str) -> Result<Vec<Target>, CliError> {
-        let selected = inventory::select(inv, pattern, self.limit.as_deref())?;
-        let overrides = TargetOverrides {
-            escalate: self.become_ || self.become_user.is_some(),
-            become_user: self.become_user.clone(),
-        };
-        selected
+    pub fn targets(&self, inv: &Inventory, vars: &Variables, pattern: &str) -> Result<Vec<Target>, CliError> {
+        inventory::select(inv, pattern, self.limit.as_deref())?
             .into_iter()
-            .map(|h| Target::from_host(&inv.hosts[h], &overrides).map_err(CliError::from))
+            .map(|h| self.target(inv, vars, h))
             .collect()
     }
 
@@ -91,6 +112,36 @@ impl ConnectionOpts {
             channels_per_host: 8,
             ssh_defaults,
         })
+    }
+
+    /// The fleet of the run: its connections, `--forks`, and Ctrl-C (call inside the runtime).
+    pub fn fleet(&self, options: ConnectOptions) -> Fleet {
+        Fleet::new(options, self.forks as usize, crate::transport::interrupt_token())
+    }
+}
+
+/// How results are shown and kept.
+#[derive(Debug, Clone, Args)]
+pub struct OutputOpts {
+    /// Output format: `human` (text for people) or `json` (JSON Lines on stdout, see
+    /// docs/json-output.md)
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Directory for the audit log [default: ~/.local/state/tend/runs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+impl OutputOpts {
+    /// The stream's settings for a command laid out as `layout`.
+    pub fn settings(&self, layout: Layout) -> OutputSettings {
+        OutputSettings {
+            format: self.format,
+            layout,
+            verbose: 0,
+            diff: false,
+            log_dir: Some(self.log_dir.clone().unwrap_or_else(crate::output::default_log_dir)),
+        }
     }
 }
 
@@ -114,7 +165,7 @@ fn control_dir() -> Result<PathBuf, CliError> {
 }
 
 /// Many hosts mean many sockets and pipes: lift the soft open-files limit to the hard one.
-pub fn raise_fd_limit() {
+fn raise_fd_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -128,50 +179,17 @@ pub fn raise_fd_limit() {
     }
 }
 
-/// A multi-threaded runtime for the host work.
-pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?)
-}
-
-/// The shared shape of ad-hoc commands: `work` on every target (Ctrl-C stops new hosts), each
-/// host's report printed as it finishes, then the summary line; returns the exit code.
-pub fn run_ad_hoc<T, W, F>(
-    targets: Vec<Target>,
-    options: ConnectOptions,
-    forks: u32,
-    format: crate::output::Format,
-    work: W,
-    report: impl Fn(crate::fleet::HostResult<T>) -> crate::output::HostReport,
-) -> Result<crate::exit::Code, CliError>
+/// Runs a command's host work on a multi-threaded runtime and returns what it returns.
+pub fn block_on<T, F>(work: F) -> Result<T, CliError>
 where
-    T: Send + 'static,
-    W: Fn(std::sync::Arc<crate::transport::Connection>, Target) -> F + Send + Sync + 'static,
-    F: std::future::Future<Output = T> + Send + 'static,
+    F: std::future::Future<Output = T>,
 {
     raise_fd_limit();
-    let started = std::time::Instant::now();
-    let mut printer = crate::output::Printer::new(format);
-    let rt = runtime()?;
-    let interrupted = rt.block_on(async {
-        let cancel = crate::fleet::interrupt_token();
-        crate::fleet::run_on_hosts(
-            targets,
-            std::sync::Arc::new(options),
-            forks as usize,
-            cancel.clone(),
-            work,
-            |r| printer.host(&report(r)),
-        )
-        .await;
-        cancel.is_cancelled()
-    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let out = rt.block_on(work);
     rt.shutdown_timeout(Duration::from_secs(1));
-    eprintln!(
-        "{}",
-        printer.summary.line(started.elapsed(), crate::output::Style::stderr())
-    );
-    Ok(printer.summary.exit_code(interrupted))
+    Ok(out)
 }

@@ -1,25 +1,25 @@
-//! `tend deploy`, `tend rollback` and `tend releases`: release deploys to an app group.
+//! `tend deploy`, `tend rollback`, `tend releases` and `tend lock`: release deploys to an app
+//! group, as operations on the operations core ([`crate::ops`]).
 
 use super::CliError;
-use super::common::{ConnectionOpts, InventoryOpts, raise_fd_limit, runtime};
+use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::inventory::Inventory;
-use crate::output::{Format, Style};
+use crate::ops::{self, LockRequest, Outcome, Request, Session, lock};
+use crate::output::{Column, Event, Events, HostResult, Layout, Status};
 use crate::release::artifact::{self, Artifact};
 use crate::release::balancer::{self, ServerState};
-use crate::release::deploy::{AppHost, Balancers, BatchSize, Goal, Options, Reporter, Run};
-use crate::release::lock::{self, LockError, Request};
+use crate::release::deploy::{AppHost, BatchSize, Goal, HealthOf, Options, Run};
 use crate::release::remote;
 use crate::release::settings::{self, HostSettings};
-use crate::release::{Node, StepError};
-use crate::transport::{ConnectOptions, Connection, Target};
+use crate::settings::Variables;
+use crate::transport::{Host, Target};
 use clap::Args;
-use futures_util::future::join_all;
-use serde_json::{Map, Value as Json, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The app group and how to change it; shared by deploy and rollback.
 #[derive(Debug, Args)]
@@ -41,9 +41,6 @@ pub struct FleetOpts {
     /// Lease length of the lock; it is renewed while the run lasts
     #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..))]
     pub lock_ttl: u64,
-    /// Variables over the inventory's (`deploy_health_timeout=30`, `@file.yaml`); repeatable
-    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
-    pub extra_vars: Vec<String>,
 }
 
 /// Deploy a release to the app servers, batch by batch, behind the load balancer
@@ -121,9 +118,8 @@ pub struct GroupOpts {
     /// The group of app servers (deploys also name their lock after it)
     #[arg(long, default_value = "app", value_name = "GROUP")]
     pub group: String,
-    /// Output format: `human` (lines on stderr, tables on stdout) or `json` (JSON Lines on stdout)
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputOpts,
 }
 
 /// Runs `tend deploy`.
@@ -148,22 +144,17 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
         );
     }
     let source = args.artifact.clone();
-    let goal_id = id.clone();
-    run_fleet(args.fleet, Some(id), move |rt| {
+    let reason = format!("release {id}");
+    let (plan, batch) = Plan::new(&args.fleet, &id)?;
+    block_on(async move {
         let artifact = match (artifact::is_url(&source), expected) {
             (true, Some(sum)) => Artifact::remote(&source, sum),
-            (_, expected) => rt
-                .block_on(Artifact::load(&source, expected.as_deref()))
+            (_, expected) => Artifact::load(&source, expected.as_deref())
+                .await
                 .map_err(|e| CliError::Input(Diagnostic::plain(e.to_string())))?,
         };
-        Ok((
-            Goal::Deploy {
-                id: goal_id.clone(),
-                artifact,
-            },
-            format!("release {goal_id}"),
-        ))
-    })
+        Ok(plan.run(args.fleet, batch, Goal::Deploy { id, artifact }, reason).await)
+    })?
 }
 
 /// Runs `tend rollback`.
@@ -171,71 +162,149 @@ pub fn rollback(args: RollbackArgs) -> Result<Code, CliError> {
     if let Some(to) = &args.to {
         settings::check_release_id(to)?;
     }
-    let to = args.to.clone();
-    run_fleet(args.fleet, to.clone(), move |_| {
-        let reason = match &to {
-            Some(t) => format!("rollback to {t}"),
-            None => "rollback to the previous release".to_string(),
-        };
-        Ok((Goal::Rollback { to: to.clone() }, reason))
-    })
+    let reason = match &args.to {
+        Some(t) => format!("rollback to {t}"),
+        None => "rollback to the previous release".to_string(),
+    };
+    let (plan, batch) = Plan::new(&args.fleet, args.to.as_deref().unwrap_or_default())?;
+    block_on(plan.run(args.fleet, batch, Goal::Rollback { to: args.to }, reason))
 }
 
-/// The app hosts (group ∩ limit) with their settings, and the balancer hosts.
-struct Resolved {
+/// A deploy's targets, resolved and checked before anything connects.
+struct Plan {
+    /// The app hosts (group ∩ limit) with their settings and inventory index.
     apps: Vec<(Target, HostSettings, usize)>,
     balancers: Vec<Target>,
     lock_host: Target,
+    /// Every host's variables, for health checks rendered per release id.
+    vars: Arc<(Inventory, Variables)>,
+    options: crate::transport::ConnectOptions,
 }
 
-fn resolve(
-    inv: &Inventory,
-    conn: &ConnectionOpts,
-    group: &str,
-    extra: &Map<String, Json>,
-    release: Option<&str>,
-) -> Result<Resolved, CliError> {
-    let Some(g) = inv.group_index(group) else {
-        let names: Vec<&str> = inv.groups.iter().map(|g| g.name.as_str()).collect();
-        let mut d = Diagnostic::plain(format!("the inventory has no group `{group}`"));
-        if let Some(m) = crate::diagnostic::did_you_mean(group, names.iter().copied()) {
-            d = d.with_hint(format!("did you mean `--group {m}`?"));
-        }
-        return Err(d.into());
-    };
-    if !lock::valid_name(group) {
-        return Err(Diagnostic::plain(format!("group `{group}` cannot name a lock file"))
-            .with_hint("use a group named with letters, digits, `.`, `_` and `-`")
-            .into());
+impl Plan {
+    /// Checks the flags, then resolves the group's hosts and settings.
+    fn new(fleet: &FleetOpts, release: &str) -> Result<(Self, BatchSize), CliError> {
+        let batch = BatchSize::parse(&fleet.batch).ok_or_else(|| {
+            Diagnostic::plain(format!("--batch `{}` is not a host count or percentage", fleet.batch))
+                .with_hint("use a number of hosts (`2`) or a percentage (`25%`)")
+        })?;
+        Ok((resolve(&fleet.target, release, true)?, batch))
     }
-    let all = inv.hosts_of_group(g);
-    let Some(&first) = all.first() else {
-        return Err(Diagnostic::plain(format!("group `{group}` has no hosts")).into());
-    };
-    let selected = crate::inventory::select(inv, group, conn.limit.as_deref())?;
-    if selected.is_empty() {
-        return Err(Diagnostic::plain(format!(
-            "--limit `{}` leaves no host of group `{group}`",
-            conn.limit.as_deref().unwrap_or_default()
-        ))
-        .into());
+
+    /// The common shape of deploy and rollback on the operations core.
+    async fn run(self, fleet: FleetOpts, batch: BatchSize, goal: Goal, reason: String) -> Code {
+        let command = match goal {
+            Goal::Deploy { .. } => "deploy",
+            Goal::Rollback { .. } => "rollback",
+        };
+        let group = fleet.target.group.clone();
+        let events = Events::start(command, self.apps.len(), &fleet.target.output.settings(Layout::Steps));
+        let ops_fleet = fleet.target.connection.fleet(self.options.clone());
+        let request = Request {
+            command: command.into(),
+            reason: reason.clone(),
+            lock: Some(LockRequest {
+                name: group.clone(),
+                host: self.lock_host.clone(),
+                ttl: Duration::from_secs(fleet.lock_ttl),
+                wait: Duration::from_secs(fleet.lock_wait),
+            }),
+            check: fleet.check,
+            forks: fleet.target.connection.forks as usize,
+        };
+        let mut targets: Vec<Target> = self.apps.iter().map(|(t, _, _)| t.clone()).collect();
+        targets.extend(self.balancers.iter().cloned());
+        let me = lock::Me::current();
+        let check = fleet.check;
+        let keep_partial = fleet.keep_partial;
+        ops::run(&events, &ops_fleet, request, targets, async |session: &Session<'_>| {
+            let (Some(hosts), Some(balancers)) = (self.app_hosts(session), self.hosts(session, &self.balancers)) else {
+                session
+                    .events()
+                    .error(crate::output::ErrorEvent::new("internal: a connection went missing"));
+                return Outcome {
+                    code: Code::Internal,
+                    record: None,
+                };
+            };
+            if balancers.is_empty() {
+                session
+                    .events()
+                    .warn("no balancer hosts: hosts are switched without draining (set `deploy_balancer_group`)");
+            }
+            session.events().note(format!(
+                "{command} {reason} to {} host(s) of `{group}`{}{}",
+                hosts.len(),
+                if check { " (check mode)" } else { "" },
+                session
+                    .lease()
+                    .map(|l| format!(", lock held on {} as {}@{}", l.host(), me.user, me.control_host))
+                    .unwrap_or_default()
+            ));
+            Run {
+                hosts,
+                balancers,
+                goal,
+                options: Options {
+                    group: group.clone(),
+                    batch,
+                    keep_partial,
+                    check,
+                    by: format!("{}@{}", me.user, me.control_host),
+                },
+                session,
+            }
+            .execute()
+            .await
+        })
+        .await
     }
-    let overrides = crate::transport::TargetOverrides {
-        escalate: conn.become_ || conn.become_user.is_some(),
-        become_user: conn.become_user.clone(),
+
+    fn hosts(&self, session: &Session<'_>, targets: &[Target]) -> Option<Vec<Host>> {
+        targets.iter().map(|t| session.host(&t.name).cloned()).collect()
+    }
+
+    fn app_hosts(&self, session: &Session<'_>) -> Option<Vec<AppHost>> {
+        self.apps
+            .iter()
+            .map(|(t, s, h)| {
+                session.host(&t.name).map(|node| AppHost {
+                    node: node.clone(),
+                    settings: s.clone(),
+                    health_of: health_of(self.vars.clone(), *h, s.health.clone()),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A host's health check for any release id (rollback targets have their own).
+fn health_of(vars: Arc<(Inventory, Variables)>, h: usize, fallback: Option<settings::HealthCheck>) -> HealthOf {
+    Box::new(move |id: &str| {
+        let (inv, vars) = &*vars;
+        settings::resolve(vars, inv, h, id).map_or_else(|_| fallback.clone(), |s| s.health)
+    })
+}
+
+/// The app hosts (group ∩ limit, or the whole group) with their settings, the balancer hosts and
+/// the lock host; every setting and connection variable is checked here.
+fn resolve(opts: &GroupOpts, release: &str, limited: bool) -> Result<Plan, CliError> {
+    let (inv, vars) = opts.inventory.load()?;
+    let limit = if limited {
+        opts.connection.limit.as_deref()
+    } else {
+        None
     };
-    // Without a release (rollback to each host's previous, listings) the health check is
-    // rendered per release later; `release_id` must still exist for the settings to render.
-    let mut extra = extra.clone();
-    extra.insert("release_id".into(), release.unwrap_or_default().into());
+    let group = ops::group(&inv, &opts.group, limit)?;
+    let conn = &opts.connection;
     let mut apps = Vec::new();
     let mut lb_groups = Vec::new();
-    for &h in &selected {
-        let s = settings::resolve(inv, h, &extra)?;
+    for &h in &group.hosts {
+        let s = settings::resolve(&vars, &inv, h, release)?;
         if !s.balancer_group.is_empty() && !lb_groups.contains(&s.balancer_group) {
             lb_groups.push(s.balancer_group.clone());
         }
-        apps.push((Target::from_host(&inv.hosts[h], &overrides)?, s, h));
+        apps.push((conn.target(&inv, &vars, h)?, s, h));
     }
     let mut balancers = Vec::new();
     let mut seen = Vec::new();
@@ -244,435 +313,140 @@ fn resolve(
             for h in inv.hosts_of_group(gi) {
                 if !seen.contains(&h) {
                     seen.push(h);
-                    balancers.push(Target::from_host(&inv.hosts[h], &overrides)?);
+                    balancers.push(conn.target(&inv, &vars, h)?);
                 }
             }
         }
     }
-    Ok(Resolved {
+    let lock_host = conn.target(&inv, &vars, group.lock_host)?;
+    Ok(Plan {
         apps,
         balancers,
-        lock_host: Target::from_host(&inv.hosts[first], &overrides)?,
+        lock_host,
+        vars: Arc::new((inv, vars)),
+        options: conn.connect_options()?,
     })
-}
-
-/// Opens one connection per distinct host; the first unreachable host stops everything.
-async fn connect_all(targets: Vec<Target>, options: &ConnectOptions) -> Result<BTreeMap<String, Node>, StepError> {
-    let mut unique: Vec<Target> = Vec::new();
-    for t in targets {
-        if !unique.iter().any(|u| u.name == t.name) {
-            unique.push(t);
-        }
-    }
-    let opened = join_all(unique.into_iter().map(|t| async move {
-        let r = Connection::open(&t, options).await;
-        (t, r)
-    }))
-    .await;
-    let mut nodes = BTreeMap::new();
-    let mut first_error = None;
-    for (t, r) in opened {
-        match r {
-            Ok(conn) => {
-                nodes.insert(
-                    t.name.clone(),
-                    Node {
-                        name: t.name.clone(),
-                        conn: Arc::new(conn),
-                        escalate: t.escalate.clone(),
-                    },
-                );
-            }
-            Err(error) => {
-                first_error.get_or_insert(StepError::Transport {
-                    host: t.name.clone(),
-                    step: "connect".into(),
-                    error,
-                });
-            }
-        }
-    }
-    match first_error {
-        Some(e) => {
-            close_all(nodes).await;
-            Err(e)
-        }
-        None => Ok(nodes),
-    }
-}
-
-async fn close_all(nodes: BTreeMap<String, Node>) {
-    for (_, node) in nodes {
-        if let Ok(conn) = Arc::try_unwrap(node.conn) {
-            conn.close().await;
-        }
-    }
-}
-
-fn print_error(message: &str) {
-    eprintln!("{}: {message}", Style::stderr().red("error"));
-}
-
-fn unreachable_message(e: &StepError) -> String {
-    let mut m = format!("{}; nothing was changed", e.details());
-    if let StepError::Transport { error, .. } = e
-        && let Some(h) = error.hint()
-    {
-        m.push_str(&format!("\n  hint: {h}"));
-    }
-    m
-}
-
-/// The common shape of deploy and rollback: resolve, connect, lock, run, unlock.
-fn run_fleet(
-    fleet: FleetOpts,
-    release: Option<String>,
-    goal: impl FnOnce(&tokio::runtime::Runtime) -> Result<(Goal, String), CliError>,
-) -> Result<Code, CliError> {
-    let started = Instant::now();
-    let batch = BatchSize::parse(&fleet.batch).ok_or_else(|| {
-        Diagnostic::plain(format!("--batch `{}` is not a host count or percentage", fleet.batch))
-            .with_hint("use a number of hosts (`2`) or a percentage (`25%`)")
-    })?;
-    let inv = Arc::new(fleet.target.inventory.load()?);
-    let extra = super::run::extra_vars(&fleet.extra_vars)?;
-    let resolved = resolve(
-        &inv,
-        &fleet.target.connection,
-        &fleet.target.group,
-        &extra,
-        release.as_deref(),
-    )?;
-    // Health checks for rollback targets are rendered with their own release id.
-    let health_of =
-        |h: usize, fallback: Option<crate::release::settings::HealthCheck>| -> crate::release::deploy::HealthOf {
-            let inv = inv.clone();
-            let extra = extra.clone();
-            Box::new(move |id: &str| {
-                let mut extra = extra.clone();
-                extra.insert("release_id".into(), id.into());
-                settings::resolve(&inv, h, &extra).map_or_else(|_| fallback.clone(), |s| s.health)
-            })
-        };
-    let options = fleet.target.connection.connect_options()?;
-    raise_fd_limit();
-    let rt = runtime()?;
-    let (goal, reason) = goal(&rt)?;
-    let reporter = Reporter::new(fleet.target.format);
-    let command = match goal {
-        Goal::Deploy { .. } => "deploy",
-        Goal::Rollback { .. } => "rollback",
-    };
-    let me = lock::Me::current();
-    let code = rt.block_on(async {
-        let cancel = crate::fleet::interrupt_token();
-        let mut all: Vec<Target> = resolved.apps.iter().map(|(t, _, _)| t.clone()).collect();
-        all.extend(resolved.balancers.iter().cloned());
-        all.push(resolved.lock_host.clone());
-        let nodes = match connect_all(all, &options).await {
-            Ok(n) => n,
-            Err(e) => {
-                reporter.error(&unreachable_message(&e));
-                return Code::Unreachable;
-            }
-        };
-        let node = |name: &str| nodes.get(name).cloned();
-        let (Some(lock_node), Some(apps), Some(lbs)) = (
-            node(&resolved.lock_host.name),
-            resolved
-                .apps
-                .iter()
-                .map(|(t, s, h)| {
-                    node(&t.name).map(|n| AppHost {
-                        node: n,
-                        settings: s.clone(),
-                        health_of: health_of(*h, s.health.clone()),
-                    })
-                })
-                .collect::<Option<Vec<_>>>(),
-            resolved
-                .balancers
-                .iter()
-                .map(|t| node(&t.name))
-                .collect::<Option<Vec<_>>>(),
-        ) else {
-            reporter.error("internal: a connection went missing");
-            return Code::Internal;
-        };
-        if lbs.is_empty() {
-            reporter.warn("no balancer hosts: hosts are switched without draining (set `deploy_balancer_group`)");
-        }
-        let lease = if fleet.check {
-            if let Ok(Some(held)) = lock::show(&lock_node, &fleet.target.group).await {
-                reporter.warn(&format!("lock {}", held.describe()));
-            }
-            None
-        } else {
-            let req = Request {
-                name: fleet.target.group.clone(),
-                command: command.to_string(),
-                reason: reason.clone(),
-                ttl: Duration::from_secs(fleet.lock_ttl),
-                wait: Duration::from_secs(fleet.lock_wait),
-            };
-            match lock::acquire(&lock_node, &req, &cancel).await {
-                Ok(lease) => {
-                    if let Some(old) = &lease.replaced {
-                        reporter.warn(&format!("took over a stale lock: {}", old.describe()));
-                    }
-                    Some(lease)
-                }
-                Err(LockError::Held(info)) => {
-                    reporter.error(&format!(
-                        "lock {}\n  hint: wait with `--lock-wait SECONDS`; if that run is gone, `tend lock break --group {}`",
-                        info.describe(),
-                        fleet.target.group
-                    ));
-                    close_all(nodes).await;
-                    return Code::Locked;
-                }
-                Err(LockError::Interrupted) => {
-                    close_all(nodes).await;
-                    return Code::Interrupted;
-                }
-                Err(LockError::Step(e)) => {
-                    reporter.error(&format!("cannot take the lock: {}", e.details()));
-                    close_all(nodes).await;
-                    return Code::HostFailed;
-                }
-            }
-        };
-        reporter.note(&format!(
-            "{command} {reason} to {} host(s) of `{}`{}{}",
-            apps.len(),
-            fleet.target.group,
-            if fleet.check { " (check mode)" } else { "" },
-            lease
-                .as_ref()
-                .map(|l| format!(", lock held on {} as {}@{}", l.host(), me.user, me.control_host))
-                .unwrap_or_default()
-        ));
-        let run = Run {
-            hosts: apps,
-            balancers: Balancers { nodes: lbs },
-            goal,
-            options: Options {
-                group: fleet.target.group.clone(),
-                batch,
-                keep_partial: fleet.keep_partial,
-                check: fleet.check,
-                forks: fleet.target.connection.forks as usize,
-                by: format!("{}@{}", me.user, me.control_host),
-            },
-            lease: lease.as_ref(),
-            reporter: &reporter,
-            cancel: cancel.clone(),
-        };
-        let outcome = run.execute().await;
-        if let Some(lease) = lease
-            && let Err(e) = lease.release().await
-        {
-            reporter.warn(&format!("could not release the lock (it expires by itself): {}", e.details()));
-        }
-        close_all(nodes).await;
-        if fleet.target.format == Format::Human {
-            let r = &outcome.record;
-            let hosts = r["hosts"].as_array().map_or(0, Vec::len);
-            let changed = r["hosts"]
-                .as_array()
-                .map_or(0, |a| a.iter().filter(|h| h["status"] != "unchanged").count());
-            let line = format!(
-                "{command}: {} — {changed} of {hosts} host(s) changed in {:.1}s",
-                r["outcome"].as_str().unwrap_or_default(),
-                started.elapsed().as_secs_f64()
-            );
-            let style = Style::stderr();
-            eprintln!(
-                "{}",
-                if outcome.code == Code::Ok {
-                    style.green(&line)
-                } else {
-                    style.red(&line)
-                }
-            );
-        }
-        outcome.code
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    Ok(code)
 }
 
 /// Runs `tend releases`.
 pub fn releases(args: ReleasesArgs) -> Result<Code, CliError> {
     let args = args.group;
-    let inv = args.inventory.load()?;
-    let resolved = resolve(&inv, &args.connection, &args.group, &Map::new(), None)?;
-    let options = args.connection.connect_options()?;
-    raise_fd_limit();
-    let rt = runtime()?;
-    let code = rt.block_on(async {
-        let mut all: Vec<Target> = resolved.apps.iter().map(|(t, _, _)| t.clone()).collect();
-        all.extend(resolved.balancers.iter().cloned());
-        let nodes = match connect_all(all, &options).await {
-            Ok(n) => n,
-            Err(e) => {
-                print_error(&unreachable_message(&e));
-                return Code::Unreachable;
-            }
+    let plan = resolve(&args, "", true)?;
+    let settings = args.output.settings(Layout::Listing);
+    block_on(async move {
+        let events = Events::start("releases", plan.apps.len(), &settings);
+        let fleet = args.connection.fleet(plan.options.clone());
+        let request = Request {
+            command: "releases".into(),
+            reason: String::new(),
+            lock: None,
+            check: false,
+            forks: args.connection.forks as usize,
         };
-        let states = join_all(resolved.apps.iter().map(|(t, s, _)| {
-            let node = nodes.get(&t.name).cloned();
-            async move {
-                match node {
-                    Some(n) => remote::inspect(n.on(), s).await.map_err(|e| e.details()),
-                    None => Err("not connected".to_string()),
-                }
-            }
-        }))
-        .await;
-        // Upstream state of each app server on each balancer.
-        let lbs: Vec<Node> = resolved
-            .balancers
-            .iter()
-            .filter_map(|t| nodes.get(&t.name).cloned())
-            .collect();
-        let hosts: Vec<(&str, &crate::release::settings::UpstreamEntry)> = resolved
-            .apps
-            .iter()
-            .filter_map(|(t, s, _)| s.upstream.as_ref().map(|u| (t.name.as_str(), u)))
-            .collect();
-        let mut upstream: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for p in balancer::placements(&lbs, &hosts).await {
-            upstream.entry(p.host).or_default().push(match p.state {
-                Ok(Some(ServerState::Up)) => "up".into(),
-                Ok(Some(ServerState::Drained)) => format!("drained on {}", p.balancer),
-                Ok(Some(ServerState::Down)) => format!("down on {}", p.balancer),
-                Ok(None) | Err(_) => format!("missing on {}", p.balancer),
-            });
-        }
-        drop(lbs);
-        close_all(nodes).await;
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for s in states.iter().flatten() {
-            *counts.entry(s.current.clone().unwrap_or_default()).or_default() += 1;
-        }
-        let majority = counts.iter().max_by_key(|(_, n)| **n).map(|(c, _)| c.clone());
-        let mut code = Code::Ok;
-        let mut rows = Vec::new();
-        for ((t, _, _), state) in resolved.apps.iter().zip(&states) {
-            let up = upstream.get(&t.name).map(|v| {
-                let mut v = v.clone();
-                v.dedup();
-                if v.iter().all(|s| s == "up") {
-                    "up".to_string()
-                } else {
-                    v.join(", ")
-                }
-            });
-            match state {
-                Ok(s) => {
-                    let differs = majority
-                        .as_ref()
-                        .is_some_and(|m| s.current.clone().unwrap_or_default() != *m);
-                    rows.push(json!({
-                        "host": t.name,
-                        "current": s.current,
-                        "verified": s.active.is_some() && s.active == s.current,
-                        "upstream": up,
-                        "releases": s.releases,
-                        "other_dirs": s.foreign,
-                        "differs": differs,
-                    }));
-                }
-                Err(e) => {
-                    code = Code::HostFailed;
-                    rows.push(json!({"host": t.name, "error": e}));
-                }
-            }
-        }
-        match args.format {
-            Format::Json => {
-                for r in &rows {
-                    println!("{r}");
-                }
-            }
-            Format::Human => print_table(&rows, majority.as_deref()),
-        }
-        code
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    Ok(code)
+        let mut targets: Vec<Target> = plan.apps.iter().map(|(t, _, _)| t.clone()).collect();
+        targets.extend(plan.balancers.iter().cloned());
+        ops::run(&events, &fleet, request, targets, async |session: &Session<'_>| {
+            list_releases(&plan, session).await
+        })
+        .await
+    })
 }
 
-fn print_table(rows: &[Json], majority: Option<&str>) {
-    let style = Style::stdout();
-    let text = |v: &Json| v.as_str().unwrap_or("-").to_string();
-    let mut lines = vec![[
-        "HOST".to_string(),
-        "CURRENT".into(),
-        "VERIFIED".into(),
-        "UPSTREAM".into(),
-        "KEPT (oldest first)".into(),
-    ]];
-    for r in rows {
-        if let Some(e) = r.get("error") {
-            lines.push([text(&r["host"]), "?".into(), "?".into(), "?".into(), text(e)]);
-            continue;
-        }
-        let kept: Vec<String> = r["releases"]
-            .as_array()
-            .map(|a| a.iter().map(|x| text(&x["id"])).collect())
-            .unwrap_or_default();
-        lines.push([
-            text(&r["host"]),
-            text(&r["current"]),
-            if r["verified"] == true {
-                "yes".into()
-            } else {
-                "no".into()
-            },
-            text(&r["upstream"]),
-            kept.join(" "),
-        ]);
-    }
-    let widths: Vec<usize> = (0..4)
-        .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+async fn list_releases(plan: &Plan, session: &Session<'_>) -> Outcome {
+    let states = session
+        .each(&plan.apps, |(t, s, _)| async move {
+            match session.host(&t.name) {
+                Some(n) => remote::inspect(n, s).await,
+                None => Err(crate::transport::StepError::remote(
+                    &t.name,
+                    "inspect",
+                    crate::transport::Failure::message("not connected", "inspect"),
+                )),
+            }
+        })
+        .await;
+    // Upstream state of each app server on each balancer.
+    let lbs: Vec<Host> = plan.hosts(session, &plan.balancers).unwrap_or_default();
+    let hosts: Vec<(&str, &settings::UpstreamEntry)> = plan
+        .apps
+        .iter()
+        .filter_map(|(t, s, _)| s.upstream.as_ref().map(|u| (t.name.as_str(), u)))
         .collect();
-    for (n, l) in lines.iter().enumerate() {
-        let line = format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
-            l[0],
-            l[1],
-            l[2],
-            l[3],
-            l[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
-        let differs = n > 0 && rows.get(n - 1).is_some_and(|r| r["differs"] == true);
-        if n == 0 {
-            println!("{}", style.bold(&line));
-        } else if differs {
-            println!("{}  {}", style.yellow(&line), style.yellow("← differs"));
-        } else {
-            println!("{line}");
+    let mut upstream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in balancer::placements(&lbs, &hosts).await {
+        upstream.entry(p.host).or_default().push(match p.state {
+            Ok(Some(ServerState::Up)) => "up".into(),
+            Ok(Some(ServerState::Drained)) => format!("drained on {}", p.balancer),
+            Ok(Some(ServerState::Down)) => format!("down on {}", p.balancer),
+            Ok(None) | Err(_) => format!("missing on {}", p.balancer),
+        });
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for s in states.iter().flatten() {
+        *counts.entry(s.current.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let majority = counts.iter().max_by_key(|(_, n)| **n).map(|(c, _)| c.clone());
+    let mut code = Code::Ok;
+    let mut rows = Vec::new();
+    for ((t, _, _), state) in plan.apps.iter().zip(&states) {
+        let up = upstream.get(&t.name).map(|v| {
+            let mut v = v.clone();
+            v.dedup();
+            if v.iter().all(|s| s == "up") {
+                "up".to_string()
+            } else {
+                v.join(", ")
+            }
+        });
+        match state {
+            Ok(s) => {
+                session.touch(&t.name);
+                let differs = majority
+                    .as_ref()
+                    .is_some_and(|m| s.current.clone().unwrap_or_default() != *m);
+                rows.push(json!({
+                    "host": t.name,
+                    "current": s.current,
+                    "verified": s.active.is_some() && s.active == s.current,
+                    "upstream": up,
+                    "releases": s.releases,
+                    "other_dirs": s.foreign,
+                    "differs": differs,
+                }));
+            }
+            Err(e) => {
+                code = Code::HostFailed;
+                session.failed(e);
+                rows.push(json!({"host": t.name, "error": e.message()}));
+            }
         }
     }
     let differing: Vec<String> = rows
         .iter()
         .filter(|r| r["differs"] == true)
-        .map(|r| text(&r["host"]))
+        .filter_map(|r| r["host"].as_str().map(str::to_string))
         .collect();
+    session.events().emit(Event::Table {
+        table: "releases".into(),
+        columns: vec![
+            Column::new("host", "HOST"),
+            Column::new("current", "CURRENT"),
+            Column::new("verified", "VERIFIED"),
+            Column::new("upstream", "UPSTREAM"),
+            Column::new("releases", "KEPT (oldest first)"),
+        ],
+        rows,
+        mark: Some(("differs".into(), "← differs".into())),
+    });
     if !differing.is_empty() {
-        eprintln!(
+        session.events().warn(format!(
             "{} host(s) differ from the release most hosts run ({}): {}",
             differing.len(),
-            majority.unwrap_or("-"),
+            majority.as_deref().unwrap_or("-"),
             differing.join(" ")
-        );
+        ));
     }
+    Outcome { code, record: None }
 }
 
 /// Lock subcommands.
@@ -697,56 +471,57 @@ pub fn lock_command(cmd: LockCommand) -> Result<Code, CliError> {
         LockCommand::Show(a) => (a.group, false),
         LockCommand::Break(a) => (a.group, true),
     };
-    let inv = args.inventory.load()?;
-    let limitless = ConnectionOpts {
-        limit: None,
-        ..args.connection.clone()
-    };
-    let resolved = resolve(&inv, &limitless, &args.group, &Map::new(), None)?;
-    let options = args.connection.connect_options()?;
-    let rt = runtime()?;
-    let code = rt.block_on(async {
-        let nodes = match connect_all(vec![resolved.lock_host.clone()], &options).await {
-            Ok(n) => n,
-            Err(e) => {
-                print_error(&unreachable_message(&e));
-                return Code::Unreachable;
-            }
+    let plan = resolve(&args, "", false)?;
+    let task = if breaking { "lock break" } else { "lock show" };
+    let settings = args.output.settings(Layout::Listing);
+    block_on(async move {
+        let events = Events::start(task, 1, &settings);
+        let fleet = args.connection.fleet(plan.options.clone());
+        let request = Request {
+            command: task.into(),
+            reason: String::new(),
+            lock: None,
+            check: false,
+            forks: 1,
         };
-        let Some(node) = nodes.get(&resolved.lock_host.name).cloned() else {
-            return Code::Internal;
-        };
-        let result = if breaking {
-            lock::break_lock(&node, &args.group).await
-        } else {
-            lock::show(&node, &args.group).await
-        };
-        drop(node);
-        close_all(nodes).await;
-        match result {
-            Err(e) => {
-                print_error(&e.details());
-                Code::HostFailed
-            }
-            Ok(info) => {
-                match args.format {
-                    Format::Json => println!(
-                        "{}",
-                        json!({"lock": args.group, "host": resolved.lock_host.name, "held": info.is_some(), "broken": breaking && info.is_some(), "holder": info})
-                    ),
-                    Format::Human => match (&info, breaking) {
-                        (None, _) => println!(
-                            "lock `{}` on {} is free",
-                            args.group, resolved.lock_host.name
-                        ),
-                        (Some(i), false) => println!("lock {} (file {}/{}.lock on {})", i.describe(), lock::LOCK_DIR, args.group, i.host),
-                        (Some(i), true) => println!("broke lock `{}`, held by {}", args.group, i.holder()),
-                    },
+        let name = args.group.clone();
+        let lock_host = plan.lock_host.clone();
+        ops::run(&events, &fleet, request, vec![lock_host.clone()], async |session: &Session<'_>| {
+            let Some(host) = session.host(&lock_host.name) else {
+                return Outcome {
+                    code: Code::Internal,
+                    record: None,
+                };
+            };
+            let found = if breaking {
+                lock::break_lock(host, &name).await
+            } else {
+                lock::show(host, &name).await
+            };
+            let info = match found {
+                Ok(info) => info,
+                Err(e) => {
+                    session.result(task, HostResult::from_step_error(&e));
+                    return Outcome {
+                        code: Code::HostFailed,
+                        record: None,
+                    };
                 }
-                Code::Ok
+            };
+            let held = info.is_some();
+            let mut r = HostResult::new(host.name(), Status::done(breaking && held));
+            r.msg = Some(match (&info, breaking) {
+                (None, _) => format!("lock `{name}` on {} is free", host.name()),
+                (Some(i), false) => format!("lock {} (file {}/{name}.lock on {})", i.describe(), lock::LOCK_DIR, i.host),
+                (Some(i), true) => format!("broke lock `{name}`, held by {}", i.holder()),
+            });
+            r.data = Some(json!({"lock": name, "host": host.name(), "held": held, "broken": breaking && held, "holder": info}));
+            session.result(task, r);
+            Outcome {
+                code: Code::Ok,
+                record: None,
             }
-        }
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    Ok(code)
+        })
+        .await
+    })
 }

@@ -1,25 +1,26 @@
 //! `tend exec`: an ad-hoc command on many hosts at once.
 
 use super::CliError;
-use super::common::{ConnectionOpts, InventoryOpts, run_ad_hoc};
+use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
 use crate::exit::Code;
-use crate::fleet::{HostOutcome, HostResult};
-use crate::output::{Format, HostReport, Status};
-use crate::transport::{Connection, RemoteCommand, Target, TransportError, shell};
+use crate::output::{Event, Events, HostResult, Layout, Status};
+use crate::transport::{Input, Output, RemoteCommand, Sink, TransportError, shell};
 use clap::Args;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Run a shell command on every host matching a pattern
 ///
 /// One word after `--` is run as a shell command line (pipes, `&&` and globs work); several words
 /// are run exactly as given, each one quoted. Output is grouped by host as each host finishes,
-/// followed by a summary line on stderr.
+/// followed by a summary line on stderr; with `--stream`, each line of output is printed as it
+/// comes, prefixed with its host. A command that is not found on a host is that host's failure
+/// (exit code 127 and its stderr), not an unreachable host.
 ///
 /// Examples:
 ///   tend exec all -- uptime
 ///   tend exec 'web:&prod:!web3' -- 'systemctl is-active nginx || journalctl -u nginx -n 20'
 ///   tend exec db --become --format json -- ls -l "/var/lib/my sql"
+///   tend exec app --stream -- 'tail -n 100 -f /var/log/tomcat10/catalina.out'
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ExecArgs {
@@ -32,9 +33,12 @@ pub struct ExecArgs {
     /// Kill the command on a host after this many seconds (it then counts as failed)
     #[arg(short = 't', long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
-    /// Output format: `human` (grouped by host) or `json` (one object per host per line)
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// Print each line of the commands' standard output as it comes, prefixed with its host
+    /// (JSON: one `output` event per line); stderr comes with each host's result
+    #[arg(long)]
+    pub stream: bool,
+    #[command(flatten)]
+    pub output: OutputOpts,
     /// The command, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -42,53 +46,53 @@ pub struct ExecArgs {
 
 /// Runs `tend exec`.
 pub fn run(args: ExecArgs) -> Result<Code, CliError> {
-    let inv = args.inventory.load()?;
-    let targets = args.connection.targets(&inv, &args.pattern)?;
+    let (inv, vars) = args.inventory.load()?;
+    let targets = args.connection.targets(&inv, &vars, &args.pattern)?;
     let options = args.connection.connect_options()?;
     let script = match args.command.as_slice() {
         [one] => one.clone(),
         words => shell::join(words),
     };
-    let timeout = args.timeout.map(Duration::from_secs);
-    let work = move |conn: Arc<Connection>, target: Target| {
-        let command = RemoteCommand {
-            script: script.clone(),
-            stdin: None,
-            escalate: target.escalate.clone(),
-            timeout,
-        };
-        async move { conn.run(&command).await }
-    };
-    run_ad_hoc(targets, options, args.connection.forks, args.format, work, report)
-}
-
-fn report(r: HostResult<Result<crate::transport::Output, TransportError>>) -> HostReport {
-    match r.outcome {
-        HostOutcome::Done(Ok(out)) => {
-            let status = if out.success() { Status::Ok } else { Status::Failed };
-            let mut rep = HostReport::new(&r.host, status, r.duration);
-            rep.rc = out.rc;
-            rep.stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-            rep.stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-            if out.rc.is_none() {
-                rep.error = Some("the command was killed by a signal".into());
+    let command = RemoteCommand::new(script.clone()).timeout(args.timeout.map(Duration::from_secs));
+    let settings = args.output.settings(Layout::Hosts);
+    let stream = args.stream;
+    block_on(async move {
+        let events = Events::start("exec", targets.len(), &settings);
+        let fleet = args.connection.fleet(options);
+        let lines = events.clone();
+        let work = move |host: crate::transport::Host| {
+            let (command, events) = (command.clone(), lines.clone());
+            async move {
+                if !stream {
+                    return host.run(&command, Input::None).await;
+                }
+                let name = host.name().to_string();
+                let mut each = |line: &[u8]| {
+                    events.emit(Event::Output {
+                        host: name.clone(),
+                        stream: "stdout",
+                        line: String::from_utf8_lossy(line).into_owned(),
+                    })
+                };
+                host.stream(&command, Input::None, Sink::Lines(&mut each)).await
             }
-            rep
-        }
-        HostOutcome::Done(Err(e)) | HostOutcome::Unreachable(e) => error_report(&r.host, r.duration, &e),
-        HostOutcome::NotStarted => HostReport::new(&r.host, Status::Interrupted, r.duration),
-    }
+        };
+        crate::ops::adhoc::each(&events, &fleet, &script, targets, work, report).await
+    })
 }
 
-/// A report for a host where the transport failed.
-pub fn error_report(host: &str, duration: Duration, e: &TransportError) -> HostReport {
-    let status = if e.is_unreachable() {
-        Status::Unreachable
-    } else {
-        Status::Failed
+fn report(result: Result<Output, TransportError>) -> HostResult {
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => return crate::ops::adhoc::transport_result("", &e),
     };
-    let mut rep = HostReport::new(host, status, duration);
-    rep.error = Some(e.to_string());
-    rep.hint = e.hint().map(str::to_string);
-    rep
+    let status = if out.success() { Status::Ok } else { Status::Failed };
+    let mut r = HostResult::new("", status);
+    r.rc = out.rc;
+    r.stdout = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+    r.stderr = Some(String::from_utf8_lossy(&out.stderr).into_owned());
+    if out.rc.is_none() {
+        r.msg = Some("the command was killed by a signal".into());
+    }
+    r
 }

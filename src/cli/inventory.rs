@@ -8,7 +8,8 @@ use anyhow::Context;
 use clap::Args;
 use std::io::Write;
 
-/// Show the inventory: groups, hosts and their merged variables.
+/// Show the inventory: groups, hosts and their merged variables (with `-e` over them, as
+/// `ansible-inventory` shows them).
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("view").args(["list", "graph", "host"])))]
 pub struct InventoryArgs {
@@ -27,7 +28,7 @@ pub struct InventoryArgs {
 
 /// Runs `tend inventory`.
 pub fn run(args: InventoryArgs) -> Result<Code, CliError> {
-    let inv = args.inventory.load()?;
+    let (inv, vars) = args.inventory.load()?;
     let text = if let Some(group) = &args.graph {
         let g = inv.group_index(group).ok_or_else(|| {
             let d = Diagnostic::plain(format!("no group `{group}` in the inventory"));
@@ -45,9 +46,16 @@ pub fn run(args: InventoryArgs) -> Result<Code, CliError> {
                 None => d,
             }
         })?;
-        pretty(&serde_json::Value::Object(host.vars.clone()))?
+        let h = inv.hosts.iter().position(|x| x.name == host.name).unwrap_or_default();
+        pretty(&serde_json::Value::Object(vars.merged(h)))?
     } else {
-        pretty(&inv.to_list_json())?
+        let mut list = inv.to_list_json();
+        if let Some(hostvars) = list.pointer_mut("/_meta/hostvars").and_then(|v| v.as_object_mut()) {
+            for (h, host) in inv.hosts.iter().enumerate() {
+                hostvars.insert(host.name.clone(), serde_json::Value::Object(vars.merged(h)));
+            }
+        }
+        pretty(&list)?
     };
     let mut out = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.

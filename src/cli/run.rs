@@ -1,20 +1,16 @@
 //! `tend run` and `tend validate`: playbooks, checked whole before anything connects.
 
 use super::CliError;
-use super::common::{ConnectionOpts, InventoryOpts, raise_fd_limit, runtime};
-use crate::diagnostic::Diagnostic;
-use crate::executor::{Executor, Outcome, RunOptions};
+use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
+use crate::executor::{Executor, RunOptions};
 use crate::exit::Code;
-use crate::fleet::watch_interrupts;
-use crate::output::Format;
-use crate::output::monitor::{Audit, Human, JsonLines, Monitor, Tee};
-use crate::playbook::{self, LoadOptions, Playbook, Task, TaskKind, Vars};
+use crate::output::{Events, Layout};
+use crate::playbook::{self, LoadOptions, Playbook, Task, TaskKind};
+use crate::settings::Variables;
 use crate::template::Engine;
-use crate::transport::{Target, TargetOverrides};
+use crate::transport::Target;
 use clap::Args;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Run playbooks against the inventory
 ///
@@ -37,10 +33,6 @@ pub struct RunArgs {
     pub inventory: InventoryOpts,
     #[command(flatten)]
     pub connection: ConnectionOpts,
-    /// Extra variables, highest precedence: `k=v k2=v2`, JSON/YAML `{"k": 1}`, or `@file.yaml`;
-    /// repeatable
-    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
-    pub extra_vars: Vec<String>,
     /// Only run tasks with these tags (comma-separated; repeatable)
     #[arg(short = 't', long, value_delimiter = ',')]
     pub tags: Vec<String>,
@@ -56,15 +48,11 @@ pub struct RunArgs {
     /// Start at the task with this name (resume an interrupted run)
     #[arg(long, value_name = "NAME")]
     pub start_at_task: Option<String>,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputOpts,
     /// More detail: per-host lines (-v), command output (-vv)
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Directory for the audit log [default: ~/.local/state/tend/runs]
-    #[arg(long, value_name = "DIR")]
-    pub log_dir: Option<PathBuf>,
 }
 
 /// Check playbooks without connecting to any host.
@@ -84,53 +72,8 @@ pub struct ValidateArgs {
     pub extra_vars: Vec<String>,
 }
 
-/// Parses `-e` values.
-pub(super) fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
-    let mut vars = Vars::new();
-    for v in values {
-        if let Some(file) = v.strip_prefix('@') {
-            let (source, node) = crate::yaml::load_file(std::path::Path::new(file))?;
-            match node.to_json() {
-                serde_json::Value::Object(m) => vars.extend(m),
-                serde_json::Value::Null => {}
-                _ => {
-                    return Err(source.error(node.line, node.column, "extra vars file must be a mapping"));
-                }
-            }
-        } else if v.trim_start().starts_with('{') {
-            let source = crate::diagnostic::Source::new("-e", v.as_str());
-            let node = crate::yaml::parse(&source)?;
-            if let serde_json::Value::Object(m) = node.to_json() {
-                vars.extend(m);
-            }
-        } else {
-            let words = shlex::split(v).ok_or_else(|| Diagnostic::plain(format!("-e `{v}`: unbalanced quotes")))?;
-            for w in words {
-                let (k, val) = w.split_once('=').ok_or_else(|| {
-                    Diagnostic::plain(format!("-e `{w}` is not `key=value`"))
-                        .with_hint("use `-e key=value`, `-e '{\"key\": 1}'` or `-e @file.yaml`")
-                })?;
-                if k.is_empty()
-                    || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    || k.starts_with(|c: char| c.is_ascii_digit())
-                {
-                    return Err(Diagnostic::plain(format!(
-                        "-e `{w}`: `{k}` is not a valid variable name"
-                    )));
-                }
-                vars.insert(k.to_string(), serde_json::Value::String(val.to_string()));
-            }
-        }
-    }
-    Ok(vars)
-}
-
 fn load_all(paths: &[PathBuf], engine: &Engine) -> Result<Vec<Playbook>, CliError> {
-    let options = LoadOptions { engine };
-    paths
-        .iter()
-        .map(|p| playbook::load(p, &options).map_err(CliError::from))
-        .collect()
+    Ok(playbook::load_all(paths, &LoadOptions { engine })?)
 }
 
 fn count_tasks(tasks: &[Task]) -> usize {
@@ -147,34 +90,15 @@ fn count_tasks(tasks: &[Task]) -> usize {
 /// Runs `tend validate`.
 pub fn validate(args: ValidateArgs) -> Result<Code, CliError> {
     let engine = Engine::new();
-    let extra = extra_vars(&args.extra_vars)?;
+    let extra = crate::settings::extra_vars(&args.extra_vars)?;
     let playbooks = load_all(&args.playbooks, &engine)?;
     if !args.inventory.is_empty() {
         let inv = crate::inventory::load(&args.inventory)?;
-        let conn = ConnectionOpts {
-            limit: None,
-            forks: 1,
-            become_: false,
-            become_user: None,
-            accept_new_host_keys: false,
-            connect_timeout: 10,
-        };
-        let opts = RunOptions {
-            extra_vars: extra,
-            forks: 1,
-            ..RunOptions::default()
-        };
-        let exec = Executor::new(
-            &inv,
-            &engine,
-            opts,
-            Arc::new(conn.connect_options()?),
-            tokio_util::sync::CancellationToken::new(),
-        );
-        let plan = exec.plan(&playbooks)?;
+        let vars = Variables::new(&inv, extra);
+        let plan = crate::executor::plan(&inv, &vars, &engine, &playbooks, None)?;
         for hosts in &plan {
             for &h in hosts {
-                Target::from_host(&inv.hosts[h], &TargetOverrides::default())?;
+                Target::new(&vars, h, &inv.hosts[h].name, &Default::default())?;
             }
         }
     }
@@ -197,76 +121,39 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn default_log_dir() -> PathBuf {
-    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-        return PathBuf::from(state).join("tend/runs");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".local/state/tend/runs")
-}
-
 /// Runs `tend run`.
 pub fn run(args: RunArgs) -> Result<Code, CliError> {
     let engine = Engine::new();
-    let extra = extra_vars(&args.extra_vars)?;
-    let inv = args.inventory.load()?;
+    let (inv, vars) = args.inventory.load()?;
     let playbooks = load_all(&args.playbooks, &engine)?;
-    let overrides = TargetOverrides {
-        escalate: args.connection.become_ || args.connection.become_user.is_some(),
-        become_user: args.connection.become_user.clone(),
-    };
-    let connect = Arc::new(args.connection.connect_options()?);
     let opts = RunOptions {
         check: args.check,
         diff: args.diff,
-        forks: args.connection.forks as usize,
         tags: args.tags.clone(),
         skip_tags: args.skip_tags.clone(),
         start_at_task: args.start_at_task.clone(),
         limit: args.connection.limit.clone(),
-        extra_vars: extra,
+        become_flags: args.connection.become_flags(),
     };
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let mut exec = Executor::new(&inv, &engine, opts, connect, cancel.clone());
     // Host patterns, `--start-at-task` and every host's connection variables are checked
     // before anything connects.
-    let plan = exec.plan(&playbooks)?;
-    exec.start_at(&playbooks)?;
+    let plan = crate::executor::plan(&inv, &vars, &engine, &playbooks, opts.limit.as_deref())?;
+    let skip = crate::executor::start_at(&playbooks, opts.start_at_task.as_deref())?;
     let mut targets: Vec<Option<Target>> = vec![None; inv.hosts.len()];
     for &h in plan.iter().flatten() {
         if targets[h].is_none() {
-            targets[h] = Some(Target::from_host(&inv.hosts[h], &overrides)?);
+            targets[h] = Some(args.connection.target(&inv, &vars, h)?);
         }
     }
-    exec.set_targets(targets);
-    let run_id = format!(
-        "{}-{}",
-        jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
-    let mut monitors: Vec<Box<dyn Monitor>> = vec![match args.format {
-        Format::Human => Box::new(Human::new(args.verbose, args.diff)),
-        Format::Json => Box::new(JsonLines::new()),
-    }];
-    let log_dir = args.log_dir.clone().unwrap_or_else(default_log_dir);
-    match Audit::open(&log_dir, &run_id) {
-        Ok(audit) => monitors.push(Box::new(audit)),
-        Err(e) => eprintln!("warning: audit log disabled: {e}"),
-    }
-    exec.set_monitor(Box::new(Tee(monitors)));
-    raise_fd_limit();
-    let rt = runtime()?;
-    let outcome = rt.block_on(async {
-        watch_interrupts(cancel);
+    let options = args.connection.connect_options()?;
+    let mut settings = args.output.settings(Layout::Tasks);
+    settings.verbose = args.verbose;
+    settings.diff = args.diff;
+    block_on(async {
+        let events = Events::start("run", 0, &settings);
+        let fleet = args.connection.fleet(options);
+        let mut exec = Executor::new(&inv, &vars, &engine, opts, &fleet, events);
+        exec.set_targets(targets, skip);
         exec.run(&playbooks, plan).await
-    });
-    rt.shutdown_timeout(Duration::from_secs(1));
-    Ok(match outcome {
-        Outcome::Ok => Code::Ok,
-        Outcome::Failed => Code::HostFailed,
-        Outcome::Unreachable => Code::Unreachable,
-        Outcome::Interrupted => Code::Interrupted,
     })
 }

@@ -1,13 +1,11 @@
 //! `tend upload`: place one local file on many hosts, atomically and only where it differs.
 
 use super::CliError;
-use super::common::{ConnectionOpts, InventoryOpts, run_ad_hoc};
-use super::exec::error_report;
+use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
-use crate::fleet::{HostOutcome, HostResult};
-use crate::output::{Format, HostReport, Status};
-use crate::transport::{Connection, FileSpec, Target, UploadError, UploadOutcome};
+use crate::output::{Events, HostResult, Layout, Status};
+use crate::transport::{Content, FileSpec, Host, UploadError, UploadOutcome, hash_file};
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,8 +13,9 @@ use std::sync::Arc;
 /// Copy a local file to every host matching a pattern.
 ///
 /// The remote checksum is compared first: an identical file is left alone (reported `ok`).
-/// Otherwise the content goes to a temporary file beside the destination, gets its mode and
-/// owner, and is renamed over the destination, so readers never see a partial file.
+/// Otherwise the content streams from disk to a temporary file beside the destination (any
+/// size, in constant memory), gets its mode and owner, its checksum is verified, and it is
+/// renamed over the destination, so readers never see a partial file.
 #[derive(Debug, Args)]
 pub struct UploadArgs {
     /// Host pattern (as for `tend exec`)
@@ -41,9 +40,8 @@ pub struct UploadArgs {
     /// Only report what would change
     #[arg(short = 'C', long)]
     pub check: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputOpts,
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -58,52 +56,66 @@ pub fn run(args: UploadArgs) -> Result<Code, CliError> {
     if !args.dest.starts_with('/') {
         return Err(Diagnostic::plain(format!("destination `{}` must be an absolute path", args.dest)).into());
     }
-    let content = std::fs::read(&args.src)
-        .map_err(|e| Diagnostic::in_file(&args.src, format!("cannot read file to upload: {e}")))?;
-    let inv = args.inventory.load()?;
-    let targets = args.connection.targets(&inv, &args.pattern)?;
+    let not_readable = |e: std::io::Error| Diagnostic::in_file(&args.src, format!("cannot read file to upload: {e}"));
+    let meta = std::fs::metadata(&args.src).map_err(not_readable)?;
+    if !meta.is_file() {
+        return Err(Diagnostic::in_file(&args.src, "cannot upload: not a regular file").into());
+    }
+    let (inv, vars) = args.inventory.load()?;
+    let targets = args.connection.targets(&inv, &vars, &args.pattern)?;
     let options = args.connection.connect_options()?;
-    let content = Arc::new(content);
-    let (dest, mode, owner, group, check) = (
-        args.dest.clone(),
-        args.mode,
-        args.owner.clone(),
-        args.group.clone(),
-        args.check,
-    );
-    let work = move |conn: Arc<Connection>, target: Target| {
-        let (content, dest, owner, group) = (content.clone(), dest.clone(), owner.clone(), group.clone());
-        async move {
-            let spec = FileSpec {
-                mode,
-                owner: owner.as_deref(),
-                group: group.as_deref(),
-                ..FileSpec::new(&dest, &content)
-            };
-            conn.upload(&spec, target.escalate.as_ref(), check)
-                .await
-                .map(|r| r.outcome)
-        }
-    };
-    let report = move |r: HostResult<Result<UploadOutcome, UploadError>>| match r.outcome {
-        HostOutcome::Done(Ok(outcome)) => {
-            let status = if outcome.changed() { Status::Changed } else { Status::Ok };
-            let mut rep = HostReport::new(&r.host, status, r.duration);
-            rep.stdout = format!("{}{:?}\n", if check { "would be " } else { "" }, outcome).to_lowercase();
-            rep
-        }
-        HostOutcome::Done(Err(UploadError::Transport(e))) | HostOutcome::Unreachable(e) => {
-            error_report(&r.host, r.duration, &e)
-        }
-        HostOutcome::Done(Err(e @ UploadError::Remote { .. })) => {
-            let mut rep = HostReport::new(&r.host, Status::Failed, r.duration);
-            if let UploadError::Remote { rc, .. } = &e {
-                rep.rc = Some(*rc);
+    let settings = args.output.settings(Layout::Hosts);
+    let task = format!("upload {}", args.dest);
+    block_on(async move {
+        let events = Events::start("upload", targets.len(), &settings);
+        // Read once to hash it; each host then gets it streamed from disk.
+        let hashed = match hash_file(&args.src).await {
+            Ok(h) => h,
+            Err(e) => {
+                events.error(crate::output::ErrorEvent::new(format!(
+                    "{}: cannot read file to upload: {e}",
+                    args.src.display()
+                )));
+                return events.finish(Default::default(), Code::Internal);
             }
-            rep.error = Some(e.to_string());
-            rep
-        }
-        HostOutcome::NotStarted => HostReport::new(&r.host, Status::Interrupted, r.duration),
-    };
-    run_ad_hoc(targets, options, args.connection.forks, args.format, work, report)
+        };
+        let fleet = args.connection.fleet(options);
+        let src = Arc::new(args.src.clone());
+        let (dest, mode, owner, group, check) = (
+            Arc::new(args.dest.clone()),
+            args.mode,
+            args.owner.clone(),
+            args.group.clone(),
+            args.check,
+        );
+        let work = move |host: Host| {
+            let (src, dest, owner, group, hashed) =
+                (src.clone(), dest.clone(), owner.clone(), group.clone(), hashed.clone());
+            async move {
+                let spec = FileSpec {
+                    mode,
+                    owner: owner.as_deref(),
+                    group: group.as_deref(),
+                    ..FileSpec::new(&dest, Content::File { path: &src, hashed })
+                };
+                host.upload(&spec, check).await.map(|r| r.outcome)
+            }
+        };
+        let report = move |r: Result<UploadOutcome, UploadError>| match r {
+            Ok(outcome) => {
+                let mut rep = HostResult::new("", Status::done(outcome.changed()));
+                rep.msg = Some(format!("{}{:?}", if check { "would be " } else { "" }, outcome).to_lowercase());
+                rep
+            }
+            Err(UploadError::Transport(e)) => crate::ops::adhoc::transport_result("", &e),
+            Err(e @ UploadError::Remote { .. }) => {
+                let mut rep = HostResult::failed("", e.to_string());
+                if let UploadError::Remote { rc, .. } = &e {
+                    rep.rc = Some(*rc);
+                }
+                rep
+            }
+        };
+        crate::ops::adhoc::each(&events, &fleet, &task, targets, work, report).await
+    })
 }

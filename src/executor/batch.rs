@@ -15,13 +15,13 @@
 //! group; plays with `any_errors_fatal` or `max_fail_percentage` run task by task, since
 //! their verdict after each task must come before the next task starts anywhere.
 
-use super::task::{HostRun, Outcome};
+use super::task::{HostRun, Outcome, TaskError};
 use super::{Executor, PlayCtx};
-use crate::modules::{self, Ctx, Finish, ModuleError, Next, Plan, Script};
-use crate::output::events::Event;
+use crate::modules::{self, Ctx, Finish, Next, Plan, Script};
+use crate::output::Event;
 use crate::playbook::{Task, TaskKind};
 use crate::template::Scope;
-use crate::transport::{Become, Output, RemoteCommand, shell::quote};
+use crate::transport::{Become, Input, Output, RemoteCommand, TransportError, shell::quote};
 use std::time::{Duration, Instant};
 
 /// Tasks per script at most: results are reported when the script ends, so this bounds how long
@@ -211,7 +211,7 @@ impl Executor<'_> {
                 break;
             }
             span += 1;
-            if self.skip.contains(&(task as *const Task as usize)) || !self.tags_allow(task) {
+            if self.skip.contains(&task.id) || !self.tags_allow(task) {
                 continue;
             }
             group.push(task);
@@ -242,7 +242,7 @@ impl Executor<'_> {
             for (k, &h) in hosts.iter().enumerate() {
                 match planned[k][j].take() {
                     Some(run) => done.push(run),
-                    None if self.with_state(|s| s[h].active()) && !self.cancel.is_cancelled() => left.push(h),
+                    None if self.with_state(|s| s[h].active()) && !self.cancelled() => left.push(h),
                     None => {}
                 }
             }
@@ -306,14 +306,14 @@ impl Executor<'_> {
                     continue;
                 }
                 Err(e) => {
-                    runs[j] = Some(local(&mut scope, Err(e)));
+                    runs[j] = Some(local(&mut scope, Err(e.into())));
                     break;
                 }
             }
             let prepared = match self.prepare(task, module, args, &scope, h) {
                 Ok(p) => p,
                 Err(e) => {
-                    runs[j] = Some(local(&mut scope, Err(e)));
+                    runs[j] = Some(local(&mut scope, Err(e.into())));
                     break;
                 }
             };
@@ -322,11 +322,10 @@ impl Executor<'_> {
             }
             let search_paths = task.opts.search_paths.clone();
             let mctx = Ctx {
-                conn: None,
+                remote: None,
                 host: &self.inv.hosts[h].name,
                 check: task.opts.check_mode.unwrap_or(self.opts.check),
                 diff: self.opts.diff,
-                escalate: prepared.escalate.clone(),
                 timeout: None,
                 environment: &prepared.environment,
                 engine: self.engine,
@@ -403,7 +402,7 @@ impl Executor<'_> {
                         (Ok((seg.finish)(part.output)), ok)
                     }
                     // Not started: the run is stopping (Ctrl-C).
-                    Ok(None) if self.cancel.is_cancelled() => {
+                    Ok(None) if self.cancelled() => {
                         runs[j] = None;
                         cut = Some(j);
                         break;
@@ -411,7 +410,7 @@ impl Executor<'_> {
                     Ok(None) => {
                         spent[j] += share;
                         let lost = "the host's answer ended before the task finished (connection lost?)";
-                        (Err(lost.to_string()), false)
+                        (Err(TaskError::from(lost)), false)
                     }
                     Err(e) => {
                         spent[j] += share;
@@ -455,39 +454,35 @@ impl Executor<'_> {
     }
 
     /// Sends the planned scripts: one alone as it is, several joined; an error is the outcome
-    /// message for the first of them, `None`: not sent (the run is stopping).
+    /// for the first of them, `None`: not sent (the run is stopping).
     async fn run_segments(
         &self,
         target: &crate::transport::Target,
         escalate: Option<Become>,
         segments: &[Segment],
-    ) -> Result<Option<Vec<Option<Part>>>, String> {
+    ) -> Result<Option<Vec<Option<Part>>>, TaskError> {
         let _permit = self
-            .forks
+            .fleet
+            .forks()
             .acquire()
             .await
-            .map_err(|_| "the run is stopping".to_string())?;
-        let conn = self
-            .pool
-            .get(target)
+            .map_err(|_| TaskError::from("the run is stopping"))?;
+        let host = self
+            .fleet
+            .host(target)
             .await
-            .map_err(|e| super::task::unreachable_message(&e))?;
-        let transport = |e: crate::transport::TransportError| {
+            .map_err(TaskError::Unreachable)?
+            .becoming(escalate);
+        let transport = |e: TransportError| {
             if e.is_unreachable() {
-                super::task::unreachable_message(&e)
+                TaskError::Unreachable(e)
             } else {
-                ModuleError::Transport(e).to_string()
+                TaskError::Failed(e.to_string())
             }
         };
         if let [only] = segments {
-            let command = RemoteCommand {
-                script: only.text.clone(),
-                stdin: None,
-                escalate,
-                timeout: None,
-            };
-            let output = conn
-                .run_input(&command, only.stdin.as_deref())
+            let output = host
+                .run(&RemoteCommand::new(only.text.clone()), only.stdin.as_deref().into())
                 .await
                 .map_err(transport)?;
             return Ok(Some(vec![Some(Part { output, duration: None })]));
@@ -503,27 +498,22 @@ impl Executor<'_> {
             .flatten()
             .copied()
             .collect();
-        let command = RemoteCommand {
-            script: join(&parts, &marker),
-            stdin: None,
-            escalate,
-            timeout: None,
-        };
-        if self.cancel.is_cancelled() {
+        let command = RemoteCommand::new(join(&parts, &marker));
+        if self.cancelled() {
             return Ok(None);
         }
-        let run = conn.run_input(&command, (!stdin.is_empty()).then_some(stdin.as_slice()));
+        let input = if stdin.is_empty() {
+            Input::None
+        } else {
+            Input::Bytes(&stdin)
+        };
+        let run = host.run(&command, input);
         tokio::pin!(run);
         let output = tokio::select! {
             output = &mut run => output,
-            _ = self.cancel.cancelled() => {
-                let stop = RemoteCommand {
-                    script: stop_command(&marker),
-                    stdin: None,
-                    escalate: command.escalate.clone(),
-                    timeout: Some(Duration::from_secs(10)),
-                };
-                let (output, _) = tokio::join!(&mut run, conn.run(&stop));
+            _ = self.fleet.cancel().cancelled() => {
+                let stop = RemoteCommand::new(stop_command(&marker)).timeout(Some(Duration::from_secs(10)));
+                let (output, _) = tokio::join!(&mut run, host.run(&stop, Input::None));
                 output
             }
         }

@@ -9,24 +9,20 @@
 
 mod batch;
 mod facts;
-mod pool;
 mod task;
 
+use crate::exit::Code;
 use crate::inventory::{self, Inventory};
-use crate::output::events::{Event, HostCounts};
-use crate::output::monitor::Monitor;
+use crate::output::{Event, Events, HostCounts};
 use crate::playbook::{Meta, Play, Playbook, Serial, Strategy, Task, TaskKind, Vars};
+use crate::settings::{BecomeFlags, Layers, Variables};
 use crate::template::Engine;
 use crate::template::scope::HostVars;
-use crate::transport::{ConnectOptions, Target};
-use pool::Pool;
-use serde_json::{Map, Value as Json};
+use crate::transport::{Fleet, Target};
+use serde_json::Value as Json;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 /// Everything `tend run` decided before running.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +31,6 @@ pub struct RunOptions {
     pub check: bool,
     /// `--diff`.
     pub diff: bool,
-    /// `--forks`.
-    pub forks: usize,
     /// `--tags`.
     pub tags: Vec<String>,
     /// `--skip-tags`.
@@ -45,21 +39,8 @@ pub struct RunOptions {
     pub start_at_task: Option<String>,
     /// `--limit`.
     pub limit: Option<String>,
-    /// `-e`: highest precedence.
-    pub extra_vars: Vars,
-}
-
-/// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every host succeeded.
-    Ok,
-    /// A host failed.
-    Failed,
-    /// A host was unreachable, none failed.
-    Unreachable,
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
+    /// `--become`, `--become-user`: under playbook keywords and variables.
+    pub become_flags: BecomeFlags,
 }
 
 /// A host's state during the run.
@@ -96,21 +77,15 @@ struct PlayCtx<'p> {
 /// Runs playbooks.
 pub struct Executor<'a> {
     inv: &'a Inventory,
+    vars: &'a Variables,
     engine: &'a Engine,
     opts: RunOptions,
-    extra: Arc<Vars>,
-    /// `groups` as a variable layer, built once.
-    groups: Arc<Vars>,
-    /// Each inventory host's variables, shared by every scope.
-    inv_vars: Vec<Arc<Vars>>,
     /// `hostvars` for the current task; rebuilt after host state changes.
     hostvars_cache: Mutex<Option<Arc<HostVars>>>,
-    monitor: Mutex<Box<dyn Monitor>>,
-    pool: Pool,
-    forks: Semaphore,
-    cancel: CancellationToken,
+    events: Events,
+    fleet: &'a Fleet,
     state: Mutex<Vec<HostState>>,
-    /// Tasks before `--start-at-task`, by address: skipped.
+    /// Tasks before `--start-at-task`, by [`Task::id`]: skipped.
     skip: HashSet<usize>,
     stop_run: AtomicBool,
     end_play: AtomicBool,
@@ -119,46 +94,25 @@ pub struct Executor<'a> {
 }
 
 impl<'a> Executor<'a> {
-    /// An executor for one run. Before [`Executor::run`], give it targets and a monitor.
+    /// An executor for one run: its hosts are reached through `fleet`, its events go to
+    /// `events`. Before [`Executor::run`], give it targets.
     pub fn new(
         inv: &'a Inventory,
+        vars: &'a Variables,
         engine: &'a Engine,
         opts: RunOptions,
-        connect: Arc<ConnectOptions>,
-        cancel: CancellationToken,
+        fleet: &'a Fleet,
+        events: Events,
     ) -> Self {
-        let targets = vec![None; inv.hosts.len()];
-        let monitor: Box<dyn Monitor> = Box::new(crate::output::monitor::Tee(Vec::new()));
-        let mut groups = Map::new();
-        for (g, group) in inv.groups.iter().enumerate() {
-            let names: Vec<Json> = inv
-                .hosts_of_group(g)
-                .into_iter()
-                .map(|h| Json::String(inv.hosts[h].name.clone()))
-                .collect();
-            groups.insert(group.name.clone(), Json::Array(names));
-        }
-        let state = targets
-            .into_iter()
-            .map(|target| HostState {
-                target,
-                ..HostState::default()
-            })
-            .collect();
-        let forks = opts.forks.max(1);
         Self {
             inv,
+            vars,
             engine,
-            extra: Arc::new(opts.extra_vars.clone()),
             opts,
-            groups: Arc::new([("groups".to_string(), Json::Object(groups))].into_iter().collect()),
-            inv_vars: inv.hosts.iter().map(|h| Arc::new(h.vars.clone())).collect(),
             hostvars_cache: Mutex::new(None),
-            monitor: Mutex::new(monitor),
-            pool: Pool::new(connect),
-            forks: Semaphore::new(forks),
-            cancel,
-            state: Mutex::new(state),
+            events,
+            fleet,
+            state: Mutex::new(vec![HostState::default(); inv.hosts.len()]),
             skip: HashSet::new(),
             stop_run: AtomicBool::new(false),
             end_play: AtomicBool::new(false),
@@ -166,24 +120,23 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// How to reach each inventory host (`targets[i]` for host `i`; `None`: not in the run).
-    pub fn set_targets(&mut self, targets: Vec<Option<Target>>) {
+    /// How to reach each inventory host (`targets[i]` for host `i`; `None`: not in the run),
+    /// and the tasks to pass over ([`start_at`]).
+    pub fn set_targets(&mut self, targets: Vec<Option<Target>>, skip: HashSet<usize>) {
         self.with_state(|s| {
             for (st, t) in s.iter_mut().zip(targets) {
                 st.target = t;
             }
         });
-    }
-
-    /// Where events go.
-    pub fn set_monitor(&mut self, monitor: Box<dyn Monitor>) {
-        self.monitor = Mutex::new(monitor);
+        self.skip = skip;
     }
 
     fn emit(&self, event: Event) {
-        if let Ok(mut m) = self.monitor.lock() {
-            m.event(&event);
-        }
+        self.events.emit(event);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.fleet.cancel().is_cancelled()
     }
 
     fn with_state<R>(&self, f: impl FnOnce(&mut Vec<HostState>) -> R) -> R {
@@ -193,146 +146,33 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Marks the tasks before the first one named `--start-at-task` to be skipped; an unknown
-    /// name is an input error.
-    pub fn start_at(&mut self, playbooks: &[Playbook]) -> Result<(), crate::diagnostic::Diagnostic> {
-        let Some(wanted) = self.opts.start_at_task.clone() else {
-            return Ok(());
-        };
-        fn walk(tasks: &[Task], wanted: &str, skip: &mut HashSet<usize>, names: &mut Vec<String>) -> bool {
-            for t in tasks {
-                if t.name.as_deref() == Some(wanted) {
-                    return true;
-                }
-                names.extend(t.name.clone());
-                let found = match &t.kind {
-                    TaskKind::Block { block, rescue, always } => {
-                        walk(block, wanted, skip, names)
-                            || walk(rescue, wanted, skip, names)
-                            || walk(always, wanted, skip, names)
-                    }
-                    TaskKind::Include { tasks, .. } => walk(tasks, wanted, skip, names),
-                    _ => false,
-                };
-                if found {
-                    return true;
-                }
-                skip.insert(t as *const Task as usize);
-            }
-            false
-        }
-        let mut skip = HashSet::new();
-        let mut names = Vec::new();
-        for play in playbooks.iter().flat_map(|p| &p.plays) {
-            for section in &play.sections {
-                if walk(section, &wanted, &mut skip, &mut names) {
-                    self.skip = skip;
-                    return Ok(());
-                }
-            }
-        }
-        let d = crate::diagnostic::Diagnostic::plain(format!("--start-at-task: no task is named `{wanted}`"));
-        Err(
-            match crate::diagnostic::did_you_mean(&wanted, names.iter().map(String::as_str)) {
-                Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                None => d,
-            },
-        )
-    }
-
-    /// Resolves every play's host pattern first, so a bad pattern stops the run before anything
-    /// connects.
-    pub fn plan(&self, playbooks: &[Playbook]) -> Result<Vec<Vec<usize>>, inventory::PatternError> {
-        let scope = self.base_scope();
-        let mut out = Vec::new();
-        for pb in playbooks {
-            for play in &pb.plays {
-                let pattern = match self.engine.render(&play.hosts, &scope) {
-                    Ok(Json::String(s)) => s,
-                    Ok(other) => other.to_string(),
-                    Err(e) => {
-                        return Err(inventory::PatternError {
-                            message: format!("play `{}`: hosts `{}`: {e}", play.name, play.hosts),
-                            hint: Some("host patterns may use extra vars (`-e`) only".into()),
-                        });
-                    }
-                };
-                // A play outside `--limit` is skipped (as in Ansible); a pattern or limit that
-                // matches nothing in the inventory at all is still an error.
-                let mut hosts = inventory::select(self.inv, &pattern, None)?;
-                if let Some(limit) = self.opts.limit.as_deref() {
-                    let allowed = inventory::select(self.inv, limit, None)?;
-                    hosts.retain(|h| allowed.contains(h));
-                }
-                out.push(hosts);
-            }
-        }
-        Ok(out)
-    }
-
-    fn base_scope(&self) -> crate::template::Scope {
-        let mut s = crate::template::Scope::new();
-        s.push(self.extra.clone());
-        s
-    }
-
-    /// Runs the playbooks and returns how it went.
-    pub async fn run(&self, playbooks: &[Playbook], plan: Vec<Vec<usize>>) -> Outcome {
-        let start = Instant::now();
+    /// Runs the playbooks, ends the event stream with the recap and returns the exit code.
+    pub async fn run(&self, playbooks: &[Playbook], plan: Vec<Vec<usize>>) -> Code {
         let mut plan = plan.into_iter();
         'plays: for pb in playbooks {
             for play in &pb.plays {
                 let hosts = plan.next().unwrap_or_default();
-                if self.cancel.is_cancelled() || self.stop_run.load(Ordering::SeqCst) {
+                if self.cancelled() || self.stop_run.load(Ordering::SeqCst) {
                     break 'plays;
                 }
                 self.run_play(play, hosts).await;
             }
         }
-        self.pool.close_all().await;
-        let interrupted = self.cancel.is_cancelled();
-        let (outcome, counts) = self.with_state(|state| {
-            let mut counts = BTreeMap::new();
-            let (mut failed, mut unreachable) = (false, false);
-            for (i, s) in state.iter().enumerate() {
-                if s.counts.ok
-                    + s.counts.changed
-                    + s.counts.failed
-                    + s.counts.skipped
-                    + s.counts.unreachable
-                    + s.counts.rescued
-                    + s.counts.ignored
-                    > 0
-                    || s.target.is_some() && s.gathered
-                {
-                    counts.insert(self.inv.hosts[i].name.clone(), s.counts.clone());
-                }
-                failed |= s.counts.failed > 0;
-                unreachable |= s.counts.unreachable > 0;
-            }
-            let outcome = if interrupted {
-                Outcome::Interrupted
-            } else if failed {
-                Outcome::Failed
-            } else if unreachable {
-                Outcome::Unreachable
-            } else {
-                Outcome::Ok
-            };
-            (outcome, counts)
+        self.fleet.close_all().await;
+        let counts: BTreeMap<String, HostCounts> = self.with_state(|state| {
+            state
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.counts.is_empty() || s.target.is_some() && s.gathered)
+                .map(|(i, s)| (self.inv.hosts[i].name.clone(), s.counts.clone()))
+                .collect()
         });
-        let exit_code = match outcome {
-            Outcome::Ok => 0,
-            Outcome::Failed => 2,
-            Outcome::Unreachable => 3,
-            Outcome::Interrupted => 99,
-        };
-        self.emit(Event::Recap {
-            hosts: counts,
-            duration_ms: start.elapsed().as_millis() as u64,
-            exit_code,
-        });
-        outcome
+        let code = Code::of(
+            counts.values().any(|c| c.failed > 0),
+            counts.values().any(|c| c.unreachable > 0),
+            self.cancelled(),
+        );
+        self.events.finish(counts, code)
     }
 
     async fn run_play(&self, play: &Play, hosts: Vec<usize>) {
@@ -360,11 +200,7 @@ impl<'a> Executor<'a> {
             // Notifications are per play.
             self.with_state(|s| batch.iter().for_each(|&h| s[h].notified.clear()));
             // Facts are gathered when the play runs any task (not when resuming past it).
-            let runs_tasks = play
-                .sections
-                .iter()
-                .flatten()
-                .any(|t| !self.skip.contains(&(t as *const Task as usize)));
+            let runs_tasks = play.sections.iter().flatten().any(|t| !self.skip.contains(&t.id));
             if play.gather_facts && runs_tasks {
                 self.gather_facts(&ctx, &batch).await;
             }
@@ -382,7 +218,7 @@ impl<'a> Executor<'a> {
                         futures_join_all(runs).await;
                     }
                 }
-                if !self.cancel.is_cancelled() {
+                if !self.cancelled() {
                     self.flush_handlers(&ctx, &batch).await;
                 }
             }
@@ -401,7 +237,7 @@ impl<'a> Executor<'a> {
     }
 
     fn should_stop(&self) -> bool {
-        self.cancel.is_cancelled() || self.stop_run.load(Ordering::SeqCst) || self.end_play.load(Ordering::SeqCst)
+        self.cancelled() || self.stop_run.load(Ordering::SeqCst) || self.end_play.load(Ordering::SeqCst)
     }
 
     fn tags_allow(&self, task: &Task) -> bool {
@@ -458,7 +294,7 @@ impl<'a> Executor<'a> {
                     TaskKind::Include { tasks: children, .. } => self.run_include(ctx, task, children, &active).await,
                     TaskKind::Meta(meta) => self.run_meta(ctx, task, *meta, &active).await,
                     TaskKind::Module { .. } => {
-                        if self.skip.contains(&(task as *const Task as usize)) || !self.tags_allow(task) {
+                        if self.skip.contains(&task.id) || !self.tags_allow(task) {
                             continue;
                         }
                         self.run_module_task(ctx, task, &active, false).await;
@@ -514,7 +350,7 @@ impl<'a> Executor<'a> {
                 .filter(|&h| s[h].failed && !s[h].unreachable)
                 .collect()
         });
-        if !rescue.is_empty() && !failed.is_empty() && !self.cancel.is_cancelled() {
+        if !rescue.is_empty() && !failed.is_empty() && !self.cancelled() {
             self.with_state(|s| {
                 for &h in &failed {
                     s[h].failed = false;
@@ -524,7 +360,7 @@ impl<'a> Executor<'a> {
             });
             self.run_tasks(ctx, rescue, &failed).await;
         }
-        if !always.is_empty() && !self.cancel.is_cancelled() {
+        if !always.is_empty() && !self.cancelled() {
             // `always` runs on hosts that failed in the block too; they stay failed afterwards.
             let still_failed: Vec<usize> = self.with_state(|s| {
                 let f: Vec<usize> = hosts
@@ -550,7 +386,7 @@ impl<'a> Executor<'a> {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    self.fail_host_now(ctx, task, h, &e);
+                    self.fail_host_now(task, h, &e);
                     continue;
                 }
             }
@@ -559,7 +395,7 @@ impl<'a> Executor<'a> {
                 Some(spec) => match task::loop_items(self.engine, spec, task.opts.loop_flatten, &scope) {
                     Ok(items) => items,
                     Err(e) => {
-                        self.fail_host_now(ctx, task, h, &e);
+                        self.fail_host_now(task, h, &e);
                         continue;
                     }
                 },
@@ -588,8 +424,8 @@ impl<'a> Executor<'a> {
         }
     }
 
-    fn fail_host_now(&self, ctx: &PlayCtx<'_>, task: &Task, h: usize, error: &str) {
-        let result = task::error_result(&self.inv.hosts[h].name, error);
+    fn fail_host_now(&self, task: &Task, h: usize, error: &str) {
+        let result = crate::output::HostResult::failed(&self.inv.hosts[h].name, error);
         self.emit(Event::TaskStart {
             name: task.display_name(),
             location: task.span.file_line(),
@@ -598,7 +434,7 @@ impl<'a> Executor<'a> {
         });
         self.emit(Event::Result {
             task: task.display_name(),
-            location: task.span.file_line(),
+            location: Some(task.span.file_line()),
             result: Box::new(result),
         });
         self.emit(Event::TaskEnd {
@@ -609,7 +445,6 @@ impl<'a> Executor<'a> {
             s[h].failed = true;
             s[h].counts.failed += 1;
         });
-        let _ = ctx;
     }
 
     async fn run_meta(&self, ctx: &PlayCtx<'_>, task: &Task, meta: Meta, hosts: &[usize]) {
@@ -656,6 +491,7 @@ impl<'a> Executor<'a> {
     }
 
     async fn gather_facts(&self, ctx: &PlayCtx<'_>, hosts: &[usize]) {
+        use crate::output::{HostResult, Status};
         let todo: Vec<usize> = self.with_state(|s| {
             hosts
                 .iter()
@@ -668,7 +504,7 @@ impl<'a> Executor<'a> {
         }
         let name = "Gathering Facts".to_string();
         let location = ctx.play.span.file_line();
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         self.emit(Event::TaskStart {
             name: name.clone(),
             location: location.clone(),
@@ -676,31 +512,33 @@ impl<'a> Executor<'a> {
             handler: false,
         });
         let mut running: futures_util::stream::FuturesUnordered<_> = todo.iter().map(|&h| self.gather_one(h)).collect();
-        while let Some((h, result)) = futures_util::StreamExt::next(&mut running).await {
-            let event = self.with_state(|s| {
+        while let Some((h, result, took)) = futures_util::StreamExt::next(&mut running).await {
+            let host = &self.inv.hosts[h].name;
+            let mut event = self.with_state(|s| {
                 let st = &mut s[h];
                 match result {
                     Ok(facts) => {
                         st.facts = Arc::new(facts);
                         st.gathered = true;
                         st.counts.ok += 1;
-                        task::plain_result(&self.inv.hosts[h].name, crate::output::events::TaskStatus::Ok)
+                        HostResult::new(host, Status::Ok)
                     }
-                    Err((status, r)) => {
-                        if status == crate::output::events::TaskStatus::Unreachable {
+                    Err(e) => {
+                        let r = crate::ops::adhoc::transport_result(host, &e);
+                        if r.status == Status::Unreachable {
                             st.unreachable = true;
-                            st.counts.unreachable += 1;
                         } else {
                             st.failed = true;
-                            st.counts.failed += 1;
                         }
+                        st.counts.add(r.status);
                         r
                     }
                 }
             });
+            event.duration_ms = took.as_millis() as u64;
             self.emit(Event::Result {
                 task: name.clone(),
-                location: location.clone(),
+                location: Some(location.clone()),
                 result: Box::new(event),
             });
         }
@@ -717,91 +555,43 @@ impl<'a> Executor<'a> {
         h: usize,
     ) -> (
         usize,
-        Result<Vars, (crate::output::events::TaskStatus, crate::output::events::HostTaskResult)>,
+        Result<Vars, crate::transport::TransportError>,
+        std::time::Duration,
     ) {
-        use crate::output::events::TaskStatus;
-        let name = &self.inv.hosts[h].name;
-        let Some(target) = self.with_state(|s| s[h].target.clone()) else {
-            return (
-                h,
-                Err((
-                    TaskStatus::Failed,
-                    task::error_result(name, "the host's connection variables are invalid"),
-                )),
-            );
-        };
-        let start = Instant::now();
+        let start = std::time::Instant::now();
         let result = async {
+            let target = self.with_state(|s| s[h].target.clone()).ok_or_else(|| {
+                crate::transport::TransportError::Local("the host's connection variables are invalid".into())
+            })?;
             let _permit = self
-                .forks
+                .fleet
+                .forks()
                 .acquire()
                 .await
-                .map_err(|_| (TaskStatus::Failed, "the run is stopping".to_string()))?;
-            let conn = self
-                .pool
-                .get(&target)
-                .await
-                .map_err(|e| (TaskStatus::Unreachable, e.to_string()))?;
-            let command = crate::transport::RemoteCommand {
-                script: facts::SCRIPT.to_string(),
-                ..Default::default()
-            };
-            let out = conn.run(&command).await.map_err(|e| {
-                (
-                    if e.is_unreachable() {
-                        TaskStatus::Unreachable
-                    } else {
-                        TaskStatus::Failed
-                    },
-                    e.to_string(),
+                .map_err(|_| crate::transport::TransportError::Local("the run is stopping".into()))?;
+            let host = self.fleet.host(&target).await?;
+            let out = host
+                .run(
+                    &crate::transport::RemoteCommand::new(facts::SCRIPT),
+                    crate::transport::Input::None,
                 )
-            })?;
+                .await?;
             Ok(facts::parse(&String::from_utf8_lossy(&out.stdout)))
         }
         .await;
-        (
-            h,
-            result.map_err(|(status, msg)| {
-                let mut r = task::error_result(name, &msg);
-                r.status = status;
-                r.duration_ms = start.elapsed().as_millis() as u64;
-                (status, r)
-            }),
-        )
+        (h, result, start.elapsed())
     }
 
-    /// The variables of host `h` for `task`, in precedence order (lowest first):
-    /// role defaults, inventory, facts, play vars and vars_files, role vars, task/block vars,
-    /// set_fact/register, magic variables, extra vars.
+    /// The variables of host `h` for `task`, in the documented precedence
+    /// ([`crate::settings`]): role defaults, inventory, facts, play vars and vars_files, role
+    /// vars, task/block vars, set_fact/register, magic variables, extra vars.
     fn scope(&self, ctx: &PlayCtx<'_>, h: usize, task: &Task) -> crate::template::Scope {
-        let host = &self.inv.hosts[h];
         let (facts, runtime) = self.with_state(|s| (s[h].facts.clone(), s[h].runtime.clone()));
-        let mut scope = crate::template::Scope::new();
-        scope.push(ctx.role_defaults.clone());
-        scope.push(self.inv_vars[h].clone());
         let mut fact_vars = Vars::new();
-        if !facts.is_empty() {
-            for (k, v) in facts.iter() {
-                fact_vars.insert(format!("ansible_{k}"), v.clone());
-            }
-            fact_vars.insert("ansible_facts".into(), Json::Object((*facts).clone()));
-        } else {
-            fact_vars.insert("ansible_facts".into(), Json::Object(Map::new()));
+        for (k, v) in facts.iter() {
+            fact_vars.insert(format!("ansible_{k}"), v.clone());
         }
-        scope.push(Arc::new(fact_vars));
-        scope.push(ctx.vars.clone());
-        scope.push(ctx.role_vars.clone());
-        if !task.opts.vars.is_empty() {
-            scope.push(Arc::new(task.opts.vars.clone()));
-        }
-        scope.push(runtime);
-        let mut magic = Vars::new();
-        magic.insert("inventory_hostname".into(), host.name.clone().into());
-        magic.insert(
-            "inventory_hostname_short".into(),
-            host.name.split('.').next().unwrap_or_default().into(),
-        );
-        magic.insert("group_names".into(), self.inv.group_names(host).into());
+        fact_vars.insert("ansible_facts".into(), Json::Object((*facts).clone()));
         let names = |list: &[usize]| {
             Json::Array(
                 list.iter()
@@ -809,6 +599,7 @@ impl<'a> Executor<'a> {
                     .collect(),
             )
         };
+        let mut magic = Vars::new();
         magic.insert("ansible_play_hosts_all".into(), names(&ctx.hosts));
         let active: Vec<usize> = self.with_state(|s| ctx.hosts.iter().copied().filter(|&i| s[i].active()).collect());
         magic.insert("ansible_play_hosts".into(), names(&active));
@@ -818,9 +609,18 @@ impl<'a> Executor<'a> {
         magic.insert("ansible_diff_mode".into(), self.opts.diff.into());
         magic.insert("omit".into(), crate::template::OMIT.into());
         magic.insert("playbook_dir".into(), playbook_dir(&ctx.play.span.source.path).into());
-        scope.push(self.groups.clone());
-        scope.push(Arc::new(magic));
-        scope.push(self.extra.clone());
+        let mut scope = self.vars.scope(
+            h,
+            Layers {
+                defaults: Some(ctx.role_defaults.clone()),
+                facts: Some(Arc::new(fact_vars)),
+                play: Some(ctx.vars.clone()),
+                role: Some(ctx.role_vars.clone()),
+                task: (!task.opts.vars.is_empty()).then(|| Arc::new(task.opts.vars.clone())),
+                runtime: Some(runtime),
+                magic,
+            },
+        );
         scope.set_hostvars(self.hostvars());
         scope
     }
@@ -849,20 +649,102 @@ impl<'a> Executor<'a> {
         self.with_state(|s| {
             let mut hosts = BTreeMap::new();
             for (i, h) in self.inv.hosts.iter().enumerate() {
-                let mut vars = h.vars.clone();
+                let mut facts = Vars::new();
                 for (k, v) in s[i].facts.iter() {
-                    vars.insert(format!("ansible_{k}"), v.clone());
+                    facts.insert(format!("ansible_{k}"), v.clone());
                 }
                 if !s[i].facts.is_empty() {
-                    vars.insert("ansible_facts".into(), Json::Object((*s[i].facts).clone()));
+                    facts.insert("ansible_facts".into(), Json::Object((*s[i].facts).clone()));
                 }
-                vars.extend(s[i].runtime.iter().map(|(k, v)| (k.clone(), v.clone())));
-                vars.insert("inventory_hostname".into(), h.name.clone().into());
+                let vars = self.vars.hostvars_entry(i, &facts, &s[i].runtime);
                 hosts.insert(h.name.clone(), Arc::new(vars));
             }
             Arc::new(HostVars { hosts })
         })
     }
+}
+
+/// The tasks before the first one named `wanted` (`--start-at-task`), by [`Task::id`], to be
+/// passed over; an unknown name is an input error.
+pub fn start_at(playbooks: &[Playbook], wanted: Option<&str>) -> Result<HashSet<usize>, crate::diagnostic::Diagnostic> {
+    let Some(wanted) = wanted else {
+        return Ok(HashSet::new());
+    };
+    fn walk(tasks: &[Task], wanted: &str, skip: &mut HashSet<usize>, names: &mut Vec<String>) -> bool {
+        for t in tasks {
+            if t.name.as_deref() == Some(wanted) {
+                return true;
+            }
+            names.extend(t.name.clone());
+            let found = match &t.kind {
+                TaskKind::Block { block, rescue, always } => {
+                    walk(block, wanted, skip, names)
+                        || walk(rescue, wanted, skip, names)
+                        || walk(always, wanted, skip, names)
+                }
+                TaskKind::Include { tasks, .. } => walk(tasks, wanted, skip, names),
+                _ => false,
+            };
+            if found {
+                return true;
+            }
+            skip.insert(t.id);
+        }
+        false
+    }
+    let mut skip = HashSet::new();
+    let mut names = Vec::new();
+    for play in playbooks.iter().flat_map(|p| &p.plays) {
+        for section in &play.sections {
+            if walk(section, wanted, &mut skip, &mut names) {
+                return Ok(skip);
+            }
+        }
+    }
+    let d = crate::diagnostic::Diagnostic::plain(format!("--start-at-task: no task is named `{wanted}`"));
+    Err(
+        match crate::diagnostic::did_you_mean(wanted, names.iter().map(String::as_str)) {
+            Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+            None => d,
+        },
+    )
+}
+
+/// Resolves every play's host pattern (templates may use `-e` only) before anything connects,
+/// so a bad pattern stops the run first; a play outside `limit` gets no hosts.
+pub fn plan(
+    inv: &Inventory,
+    vars: &Variables,
+    engine: &Engine,
+    playbooks: &[Playbook],
+    limit: Option<&str>,
+) -> Result<Vec<Vec<usize>>, inventory::PatternError> {
+    let mut scope = crate::template::Scope::new();
+    scope.push(vars.extra().clone());
+    let mut out = Vec::new();
+    for pb in playbooks {
+        for play in &pb.plays {
+            let pattern = match engine.render(&play.hosts, &scope) {
+                Ok(Json::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(e) => {
+                    return Err(inventory::PatternError {
+                        message: format!("play `{}`: hosts `{}`: {e}", play.name, play.hosts),
+                        hint: Some("host patterns may use extra vars (`-e`) only".into()),
+                    });
+                }
+            };
+            // A play outside `--limit` is skipped (as in Ansible); a pattern or limit that
+            // matches nothing in the inventory at all is still an error.
+            let mut hosts = inventory::select(inv, &pattern, None)?;
+            if let Some(limit) = limit {
+                let allowed = inventory::select(inv, limit, None)?;
+                hosts.retain(|h| allowed.contains(h));
+            }
+            out.push(hosts);
+        }
+    }
+    Ok(out)
 }
 
 /// The absolute directory of a playbook file, as Ansible's `playbook_dir`.

@@ -3,15 +3,13 @@
 
 use super::{Executor, PlayCtx};
 use crate::modules::{self, Ctx, ModuleError, ModuleResult, Runs};
-use crate::output::events::{Event, HostTaskResult, TaskStatus};
+use crate::output::{Event, HostResult, Status};
 use crate::playbook::{Task, TaskKind};
 use crate::template::{Engine, Scope, TemplateError};
-use crate::transport::{Become, ConnectionKind, Target, TransportError};
+use crate::transport::{Become, Target, TransportError};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const NO_LOG: &str = "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
 
 /// All `when` conditions hold.
 pub(super) fn conditions_hold(engine: &Engine, conditions: &[String], scope: &Scope) -> Result<bool, String> {
@@ -46,34 +44,31 @@ pub(super) fn loop_items(engine: &Engine, spec: &Json, flatten: bool, scope: &Sc
         .collect())
 }
 
-pub(super) fn plain_result(host: &str, status: TaskStatus) -> HostTaskResult {
-    HostTaskResult {
-        host: host.to_string(),
-        status,
-        changed: status == TaskStatus::Changed,
-        duration_ms: 0,
-        msg: None,
-        rc: None,
-        cmd: None,
-        stdout_tail: String::new(),
-        stderr_tail: String::new(),
-        diff: Vec::new(),
-        item: None,
-        show_msg: false,
-        delegated_to: None,
+/// Why a module call did not give a result: the host could not be reached (the error stays
+/// typed to the recap), or the task failed before or around the module (a template, `until`).
+#[derive(Debug, Clone)]
+pub(super) enum TaskError {
+    /// The host could not be reached.
+    Unreachable(TransportError),
+    /// The task failed with a message.
+    Failed(String),
+}
+
+impl From<String> for TaskError {
+    fn from(msg: String) -> Self {
+        Self::Failed(msg)
     }
 }
 
-pub(super) fn error_result(host: &str, msg: &str) -> HostTaskResult {
-    HostTaskResult {
-        msg: Some(msg.to_string()),
-        ..plain_result(host, TaskStatus::Failed)
+impl From<&str> for TaskError {
+    fn from(msg: &str) -> Self {
+        Self::Failed(msg.to_string())
     }
 }
 
-/// How a module call ended: an error message (`UNREACHABLE: `-prefixed when the host could not
-/// be reached), skipped by `when`, or the module's result and the host it was delegated to.
-pub(super) type Outcome = Result<Option<(ModuleResult, Option<String>)>, String>;
+/// How a module call ended: an error, skipped by `when` (`None`), or the module's result and
+/// the host it was delegated to.
+pub(super) type Outcome = Result<Option<(ModuleResult, Option<String>)>, TaskError>;
 
 /// A module call's arguments and where and how it runs, templated for one host.
 pub(super) struct Prepared {
@@ -87,7 +82,7 @@ pub(super) struct Prepared {
 /// What one host did for one task.
 pub(super) struct HostRun {
     pub(super) host: usize,
-    pub(super) events: Vec<HostTaskResult>,
+    pub(super) events: Vec<HostResult>,
     register: Json,
     facts: Map<String, Json>,
     changed: bool,
@@ -147,16 +142,11 @@ impl Executor<'_> {
     pub(super) fn report(&self, task: &Task, name: &str, location: &str, run: HostRun, targets: &[usize]) {
         self.apply(task, &run, targets);
         for mut event in run.events {
-            if task.opts.no_log == Some(true) {
-                event.msg = event.msg.map(|_| NO_LOG.to_string());
-                event.stdout_tail.clear();
-                event.stderr_tail.clear();
-                event.diff.clear();
-                event.cmd = None;
-            }
+            // The event stream hides every value of a `no_log` result, in every output.
+            event.no_log = task.opts.no_log == Some(true);
             self.emit(Event::Result {
                 task: name.to_string(),
-                location: location.to_string(),
+                location: Some(location.to_string()),
                 result: Box::new(event),
             });
         }
@@ -210,10 +200,10 @@ impl Executor<'_> {
         duration: Duration,
     ) -> HostRun {
         let mut run = HostRun::new(h);
-        let mut ev = plain_result(&self.inv.hosts[h].name, TaskStatus::Ok);
+        let mut ev = HostResult::new(&self.inv.hosts[h].name, Status::Ok);
         run.register = self.settle(task, module, scope, &mut run, &mut ev, outcome);
         ev.duration_ms = duration.as_millis() as u64;
-        run.skipped = ev.status == TaskStatus::Skipped;
+        run.skipped = ev.status == Status::Skipped;
         run.events.push(ev);
         run
     }
@@ -229,9 +219,9 @@ impl Executor<'_> {
         let fail = |run: &mut HostRun, msg: String| {
             run.failed = true;
             run.ignored = ignore;
-            let mut e = error_result(&host_name, &msg);
+            let mut e = HostResult::failed(&host_name, &msg);
             if ignore {
-                e.status = TaskStatus::Ignored;
+                e.status = Status::Ignored;
             }
             run.register = serde_json::json!({"failed": true, "changed": false, "msg": msg});
             run.events.push(e);
@@ -250,7 +240,7 @@ impl Executor<'_> {
         let mut results = Vec::new();
         let list = items.clone().unwrap_or_else(|| vec![Json::Null]);
         for (index, item) in list.iter().enumerate() {
-            if self.cancel.is_cancelled() {
+            if self.cancelled() {
                 break;
             }
             if items.is_some() {
@@ -272,11 +262,11 @@ impl Executor<'_> {
             });
             let start = Instant::now();
             let outcome: Outcome = match conditions_hold(self.engine, &task.opts.when, &scope) {
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
                 Ok(false) => Ok(None),
                 Ok(true) => self.run_item(task, *module, args, &scope, h).await.map(Some),
             };
-            let mut ev = plain_result(&host_name, TaskStatus::Ok);
+            let mut ev = HostResult::new(&host_name, Status::Ok);
             ev.item = label.clone();
             let mut item_json = self.settle(task, *module, &mut scope, &mut run, &mut ev, outcome);
             ev.duration_ms = start.elapsed().as_millis() as u64;
@@ -289,7 +279,7 @@ impl Executor<'_> {
                 break;
             }
         }
-        run.skipped = !results.is_empty() && results.iter().all(|(s, _)| *s == TaskStatus::Skipped);
+        run.skipped = !results.is_empty() && results.iter().all(|(s, _)| *s == Status::Skipped);
         run.register = match items {
             None => results.pop().map(|(_, j)| j).unwrap_or(Json::Null),
             Some(_) => serde_json::json!({
@@ -311,25 +301,27 @@ impl Executor<'_> {
         module: &'static dyn modules::Module,
         scope: &mut Scope,
         run: &mut HostRun,
-        ev: &mut HostTaskResult,
+        ev: &mut HostResult,
         outcome: Outcome,
     ) -> Json {
         let ignore = task.opts.ignore_errors == Some(true);
         let mut item_json;
         match outcome {
-            Err(msg) => {
-                let unreachable = msg.starts_with("UNREACHABLE: ");
-                let msg = msg.trim_start_matches("UNREACHABLE: ").to_string();
+            Err(error) => {
+                let unreachable = matches!(error, TaskError::Unreachable(_));
+                let msg = match error {
+                    TaskError::Unreachable(e) => {
+                        ev.hint = e.hint().map(str::to_string);
+                        e.to_string()
+                    }
+                    TaskError::Failed(msg) => msg,
+                };
                 ev.msg = Some(msg.clone());
                 if unreachable {
-                    ev.status = TaskStatus::Unreachable;
+                    ev.status = Status::Unreachable;
                     run.unreachable = true;
                 } else {
-                    ev.status = if ignore {
-                        TaskStatus::Ignored
-                    } else {
-                        TaskStatus::Failed
-                    };
+                    ev.status = if ignore { Status::Ignored } else { Status::Failed };
                     run.failed = true;
                     run.ignored = ignore;
                 }
@@ -337,7 +329,7 @@ impl Executor<'_> {
                     serde_json::json!({"failed": true, "changed": false, "msg": msg, "unreachable": unreachable});
             }
             Ok(None) => {
-                ev.status = TaskStatus::Skipped;
+                ev.status = Status::Skipped;
                 item_json = serde_json::json!({"changed": false, "skipped": true, "skip_reason": "Conditional result was False"});
             }
             Ok(Some((mut r, delegated))) => {
@@ -387,17 +379,13 @@ impl Executor<'_> {
                     item_json = result_json(&r);
                 }
                 ev.status = if r.failed {
-                    if ignore {
-                        TaskStatus::Ignored
-                    } else {
-                        TaskStatus::Failed
-                    }
+                    if ignore { Status::Ignored } else { Status::Failed }
                 } else if r.skipped {
-                    TaskStatus::Skipped
+                    Status::Skipped
                 } else if r.changed {
-                    TaskStatus::Changed
+                    Status::Changed
                 } else {
-                    TaskStatus::Ok
+                    Status::Ok
                 };
                 ev.changed = r.changed && !r.failed;
                 ev.msg = r.msg.clone();
@@ -421,8 +409,7 @@ impl Executor<'_> {
         item_json
     }
 
-    /// Runs one module call (with `until`/`retries`); errors are messages, `UNREACHABLE: `-prefixed
-    /// when the host could not be reached.
+    /// Runs one module call (with `until`/`retries`).
     async fn run_item(
         &self,
         task: &Task,
@@ -430,7 +417,7 @@ impl Executor<'_> {
         raw_args: &Map<String, Json>,
         scope: &Scope,
         h: usize,
-    ) -> Result<(ModuleResult, Option<String>), String> {
+    ) -> Result<(ModuleResult, Option<String>), TaskError> {
         let Prepared {
             args,
             target,
@@ -439,21 +426,27 @@ impl Executor<'_> {
             environment,
         } = self.prepare(task, module, raw_args, scope, h)?;
         let _permit = self
-            .forks
+            .fleet
+            .forks()
             .acquire()
             .await
-            .map_err(|_| "the run is stopping".to_string())?;
-        let conn = match module.runs() {
+            .map_err(|_| TaskError::from("the run is stopping"))?;
+        let remote = match module.runs() {
             Runs::Controller => None,
-            Runs::Host => Some(self.pool.get(&target).await.map_err(|e| unreachable_message(&e))?),
+            Runs::Host => Some(
+                self.fleet
+                    .host(&target)
+                    .await
+                    .map_err(TaskError::Unreachable)?
+                    .becoming(escalate),
+            ),
         };
         let search_paths = task.opts.search_paths.clone();
         let mctx = Ctx {
-            conn: conn.as_deref(),
+            remote: remote.as_ref(),
             host: &self.inv.hosts[h].name,
             check: task.opts.check_mode.unwrap_or(self.opts.check),
             diff: self.opts.diff,
-            escalate,
             timeout: task.opts.timeout.map(Duration::from_secs),
             environment: &environment,
             engine: self.engine,
@@ -478,7 +471,7 @@ impl Executor<'_> {
                 s2.set(reg, json.clone());
             }
             let done = conditions_hold(self.engine, until, &s2)?;
-            if done || attempt >= retries || self.cancel.is_cancelled() {
+            if done || attempt >= retries || self.cancelled() {
                 let mut result = result;
                 if !done {
                     result.failed = true;
@@ -491,7 +484,8 @@ impl Executor<'_> {
         }
     }
 
-    /// Templates a task's arguments, `delegate_to`, `become_user` and `environment` for a host.
+    /// Templates a task's arguments, `delegate_to`, privilege escalation and `environment`
+    /// for a host; the values of secret parameters are masked in every output from now on.
     pub(super) fn prepare(
         &self,
         task: &Task,
@@ -514,11 +508,16 @@ impl Executor<'_> {
         } else {
             modules::coerce(module.name(), module.params(), &map)?
         };
+        for p in module.params().iter().filter(|p| p.secret) {
+            if let Some(v) = args.str(p.name) {
+                self.events.secret(v);
+            }
+        }
         let own = self
             .with_state(|s| s[h].target.clone())
             .ok_or("the host's connection variables are invalid")?;
         let (target, delegated) = match &task.opts.delegate_to {
-            None => (own.clone(), None),
+            None => (own, None),
             Some(d) => {
                 let name = match self.engine.render(d, scope).map_err(|e| format!("delegate_to: {e}"))? {
                     Json::String(s) => s,
@@ -527,19 +526,7 @@ impl Executor<'_> {
                 (self.delegate_target(&name)?, Some(name))
             }
         };
-        let escalate = match task.opts.escalate {
-            Some(true) => Some(Become {
-                user: match &task.opts.become_user {
-                    Some(u) => match self.engine.render(u, scope).map_err(|e| format!("become_user: {e}"))? {
-                        Json::String(s) => s,
-                        other => other.to_string(),
-                    },
-                    None => "root".into(),
-                },
-            }),
-            Some(false) => None,
-            None => target.escalate.clone(),
-        };
+        let escalate = self.escalation(task, scope, &target, delegated.is_some())?;
         let environment: Vec<(String, String)> = match self
             .engine
             .render_value(&Json::Object(task.opts.environment.clone()), scope)
@@ -560,28 +547,66 @@ impl Executor<'_> {
         })
     }
 
+    /// Who a task's commands run as: `ansible_become`/`ansible_become_user` variables (of the
+    /// task's host, or of the host it is delegated to), over the task's `become`/`become_user`
+    /// keywords, over `--become`/`--become-user` ([`crate::settings::escalation`]).
+    fn escalation(
+        &self,
+        task: &Task,
+        scope: &Scope,
+        target: &Target,
+        delegated: bool,
+    ) -> Result<Option<Become>, String> {
+        let keyword_user = match &task.opts.become_user {
+            Some(u) => Some(
+                match self.engine.render(u, scope).map_err(|e| format!("become_user: {e}"))? {
+                    Json::String(s) => s,
+                    other => other.to_string(),
+                },
+            ),
+            None => None,
+        };
+        let (var_enabled, var_user) = match self.inv.hosts.iter().position(|x| x.name == target.name) {
+            Some(d) if delegated => (
+                self.vars.get(d, "ansible_become").and_then(crate::settings::boolean),
+                self.vars
+                    .get(d, "ansible_become_user")
+                    .and_then(|v| v.as_str().map(str::to_string)),
+            ),
+            _ if delegated => (None, None),
+            _ => (
+                crate::settings::bool_var(self.engine, scope, "ansible_become")?,
+                crate::settings::text_var(self.engine, scope, "ansible_become_user")?,
+            ),
+        };
+        Ok(crate::settings::escalation(
+            var_enabled,
+            var_user,
+            task.opts.escalate,
+            keyword_user,
+            &self.opts.become_flags,
+        ))
+    }
+
     fn delegate_target(&self, name: &str) -> Result<Target, String> {
         if let Some(i) = self.inv.hosts.iter().position(|x| x.name == name) {
             return self
                 .with_state(|s| s[i].target.clone())
+                .or_else(|| Target::new(self.vars, i, name, &self.opts.become_flags).ok())
                 .ok_or_else(|| format!("delegate_to: host `{name}` has invalid connection variables"));
         }
         if matches!(name, "localhost" | "127.0.0.1") {
-            return Ok(Target {
-                name: "localhost".into(),
-                kind: ConnectionKind::Local,
-                escalate: None,
-            });
+            return Ok(Target::localhost());
         }
         Err(format!("delegate_to: `{name}` is not in the inventory"))
     }
 }
 
 /// A module call's result; an unreachable host is the error, other failures are failed results.
-fn result_of(result: Result<ModuleResult, ModuleError>) -> Result<ModuleResult, String> {
+fn result_of(result: Result<ModuleResult, ModuleError>) -> Result<ModuleResult, TaskError> {
     match result {
         Ok(r) => Ok(r),
-        Err(ModuleError::Transport(e)) if e.is_unreachable() => Err(unreachable_message(&e)),
+        Err(ModuleError::Transport(e)) if e.is_unreachable() => Err(TaskError::Unreachable(e)),
         Err(e) => Ok(module_error_result(e)),
     }
 }
@@ -591,28 +616,15 @@ pub(super) fn outcome_of(result: Result<ModuleResult, ModuleError>) -> Outcome {
     result_of(result).map(|r| Some((r, None)))
 }
 
-pub(super) fn unreachable_message(e: &TransportError) -> String {
-    match e.hint() {
-        Some(h) => format!("UNREACHABLE: {e} (hint: {h})"),
-        None => format!("UNREACHABLE: {e}"),
-    }
-}
-
 fn module_error_result(e: ModuleError) -> ModuleResult {
     match e {
-        ModuleError::Remote {
-            msg,
-            cmd,
-            rc,
-            stdout,
-            stderr,
-        } => ModuleResult {
+        ModuleError::Remote(f) => ModuleResult {
             failed: true,
-            msg: Some(msg),
-            cmd: Some(cmd),
-            rc,
-            stdout,
-            stderr,
+            msg: Some(f.message),
+            cmd: Some(f.command),
+            rc: f.rc,
+            stdout: f.stdout,
+            stderr: f.stderr,
             ..ModuleResult::default()
         },
         other => ModuleResult {

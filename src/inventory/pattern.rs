@@ -15,6 +15,16 @@ pub struct PatternError {
     pub hint: Option<String>,
 }
 
+impl From<PatternError> for crate::diagnostic::Diagnostic {
+    fn from(e: PatternError) -> Self {
+        let d = Self::plain(e.message);
+        match e.hint {
+            Some(h) => d.with_hint(h),
+            None => d,
+        }
+    }
+}
+
 fn err(message: String, hint: Option<String>) -> PatternError {
     PatternError { message, hint }
 }

@@ -54,6 +54,9 @@ pub struct Param {
     pub aliases: &'static [&'static str],
     /// Allowed values, when it is an enumeration.
     pub choices: &'static [&'static str],
+    /// A secret (a password): its value is masked in every output from the moment it is used,
+    /// like Ansible's `no_log` parameters.
+    pub secret: bool,
 }
 
 impl Param {
@@ -65,7 +68,13 @@ impl Param {
             required: false,
             aliases: &[],
             choices: &[],
+            secret: false,
         }
+    }
+    /// Makes it a secret.
+    pub const fn secret(mut self) -> Self {
+        self.secret = true;
+        self
     }
     /// Makes it required.
     pub const fn required(mut self) -> Self {
@@ -171,16 +180,7 @@ fn coerce_one(param: &Param, value: &Json) -> Result<Json, String> {
             Json::Bool(b) => Json::String(b.to_string()),
             _ => return Err(wrong()),
         },
-        Kind::Bool => match value {
-            Json::Bool(_) => value.clone(),
-            Json::String(s) => match s.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "on" | "1" | "y" => Json::Bool(true),
-                "no" | "false" | "off" | "0" | "n" => Json::Bool(false),
-                _ => return Err(wrong()),
-            },
-            Json::Number(n) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Json::Bool(n.as_i64() == Some(1)),
-            _ => return Err(wrong()),
-        },
+        Kind::Bool => Json::Bool(crate::settings::boolean(value).ok_or_else(wrong)?),
         Kind::Int => match value {
             Json::Number(n) if n.is_i64() => value.clone(),
             Json::String(s) => s.trim().parse::<i64>().map(Json::from).map_err(|_| wrong())?,

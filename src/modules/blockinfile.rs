@@ -259,13 +259,12 @@ fn plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
                 return Ok(Next::Done(Box::new(r)));
             }
             if !create {
-                return Err(ModuleError::Remote {
-                    msg: format!("Path {path} does not exist !"),
-                    cmd: format!("blockinfile: read {path}"),
+                return Err(ModuleError::Remote(crate::transport::Failure {
+                    message: format!("Path {path} does not exist !"),
+                    command: format!("blockinfile: read {path}"),
                     rc: Some(257),
-                    stdout: String::new(),
-                    stderr: String::new(),
-                });
+                    ..Default::default()
+                }));
             }
         }
         let (new, msg) = edit(cur.content.as_deref(), &spec).map_err(ModuleError::Args)?;

@@ -2,7 +2,8 @@
 //! atomic upload (checksum first, temp file + rename, optional `validate` before the rename).
 
 use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, Plan, Script};
-use crate::transport::{FileSpec, UploadOutcome, UploadReport};
+use crate::transport::{Content, FileSpec, INLINE_LIMIT, UploadOutcome, UploadReport};
+use std::path::PathBuf;
 
 /// `copy`: a local file or inline `content` to a path on the host.
 pub struct Copy;
@@ -47,16 +48,28 @@ impl Module for Copy {
     }
     fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
         match copy_content(ctx, args) {
-            Ok((content, name)) => place_plan(ctx, args, &content, name.as_deref()),
+            Ok((Source::Bytes(content), name)) => place_plan(ctx, args, &content, name.as_deref()),
+            // A large file is probed for first, then streamed: not one script.
+            Ok((Source::File(_), _)) => None,
             Err(e) => Some(Err(e)),
         }
     }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
-            let (content, name) = copy_content(ctx, args)?;
-            place(ctx, args, &content, name.as_deref()).await
+            match copy_content(ctx, args)? {
+                (Source::Bytes(content), name) => place(ctx, args, &content, name.as_deref()).await,
+                (Source::File(path), name) => place_file(ctx, args, &path, name.as_deref()).await,
+            }
         })
     }
+}
+
+/// Where `copy`'s content comes from.
+enum Source {
+    /// Inline content, or a small file read whole.
+    Bytes(Vec<u8>),
+    /// A file too large to hold: streamed from disk.
+    File(PathBuf),
 }
 
 impl Module for Template {
@@ -87,7 +100,7 @@ impl Module for Template {
 }
 
 /// `copy`'s content: inline or a control-node file, and the file's name (for a directory `dest`).
-fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<String>), ModuleError> {
+fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Source, Option<String>), ModuleError> {
     match (args.get("content"), args.str("src")) {
         (Some(c), None) => {
             let text = match c {
@@ -95,7 +108,7 @@ fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<String>),
                 // Ansible writes structured content as JSON.
                 other => serde_json::to_string(other).unwrap_or_default(),
             };
-            Ok((text.into_bytes(), None))
+            Ok((Source::Bytes(text.into_bytes()), None))
         }
         (None, Some(src)) => {
             let path = ctx.find_file(src, "files")?;
@@ -104,10 +117,12 @@ fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<String>),
                     "`src: {src}` is a directory; copying directories is not supported"
                 )));
             }
-            let data = std::fs::read(&path)
-                .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
+            let unreadable = |e: std::io::Error| ModuleError::Failed(format!("cannot read {}: {e}", path.display()));
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            Ok((data, name))
+            if std::fs::metadata(&path).map_err(unreadable)?.len() > INLINE_LIMIT {
+                return Ok((Source::File(path), name));
+            }
+            Ok((Source::Bytes(std::fs::read(&path).map_err(unreadable)?), name))
         }
         (Some(_), Some(_)) => Err(ModuleError::Args("`copy` takes `src` or `content`, not both".into())),
         (None, None) => Err(ModuleError::Args("`copy` needs `src` or `content`".into())),
@@ -134,7 +149,7 @@ fn template_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<Strin
 fn spec<'a>(
     ctx: &Ctx<'_>,
     args: &'a Args,
-    content: &'a [u8],
+    content: Content<'a>,
     name: Option<&'a str>,
 ) -> Result<FileSpec<'a>, ModuleError> {
     let mode = match args.str("mode") {
@@ -160,7 +175,7 @@ fn spec<'a>(
 
 /// Placing the content as one script, when it is small enough to travel with the probe.
 fn place_plan(ctx: &Ctx<'_>, args: &Args, content: &[u8], name: Option<&str>) -> Option<Result<Plan, ModuleError>> {
-    let spec = match spec(ctx, args, content, name) {
+    let spec = match spec(ctx, args, Content::Bytes(content), name) {
         Ok(s) => s,
         Err(e) => return Some(Err(e)),
     };
@@ -182,15 +197,33 @@ async fn place(ctx: &Ctx<'_>, args: &Args, content: &[u8], name: Option<&str>) -
     if let Some(plan) = place_plan(ctx, args, content, name) {
         return ctx.run_plan(plan?).await;
     }
-    let conn = ctx
-        .conn
-        .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
-    let spec = spec(ctx, args, content, name)?;
-    let report = conn
-        .upload(&spec, ctx.escalate.as_ref(), ctx.check)
+    let spec = spec(ctx, args, Content::Bytes(content), name)?;
+    let report = ctx
+        .remote()?
+        .upload(&spec, ctx.check)
         .await
         .map_err(|e| super::upload_failure(e, spec.validate))?;
     Ok(placed(&report, ctx.diff, content))
+}
+
+/// Puts a large local file at `dest`: its checksum is compared first and its content streamed
+/// from disk only when it differs (no diff is shown for it).
+async fn place_file(
+    ctx: &Ctx<'_>,
+    args: &Args,
+    path: &std::path::Path,
+    name: Option<&str>,
+) -> Result<ModuleResult, ModuleError> {
+    let hashed = crate::transport::hash_file(path)
+        .await
+        .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
+    let spec = spec(ctx, args, Content::File { path, hashed }, name)?;
+    let report = ctx
+        .remote()?
+        .upload(&spec, ctx.check)
+        .await
+        .map_err(|e| super::upload_failure(e, spec.validate))?;
+    Ok(placed(&report, false, &[]))
 }
 
 /// The result of a placed file.

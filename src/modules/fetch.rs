@@ -1,10 +1,12 @@
 //! `fetch`: copies a file from the host to the control node, into `dest/<host>/<src path>` (or
-//! straight to `dest` with `flat`). One round trip: the local copy's checksum goes with the
-//! script, and the content only comes back when it differs.
+//! straight to `dest` with `flat`). The host's checksum is compared with the local copy's
+//! first; only a file that differs is sent, streamed into a temporary file beside the local
+//! destination with its SHA-256 computed on the way, and renamed into place once it matches:
+//! a file of any size, in constant memory.
 
 use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param};
+use crate::transport::RemoteCommand;
 use crate::transport::shell::quote;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// `fetch`.
@@ -18,16 +20,12 @@ const PARAMS: &[Param] = &[
     Param::new("validate_checksum", Kind::Bool),
 ];
 
-const SCRIPT: &str = r#"if [ -d "$src" ]; then echo "remote file is a directory, fetch cannot work on directories" >&2; exit 3; fi
+/// The probe: what the file is and its checksum.
+const PROBE: &str = r#"if [ -d "$src" ]; then echo "remote file is a directory, fetch cannot work on directories" >&2; exit 3; fi
 if [ ! -e "$src" ]; then echo missing; exit 0; fi
 if [ ! -r "$src" ]; then echo "file is not readable: $src" >&2; exit 3; fi
-tmp=$(mktemp) || exit 4
-trap 'rm -f "$tmp"' EXIT
-cat -- "$src" > "$tmp" || exit 4
-sum=$(sha256sum < "$tmp" | cut -d' ' -f1)
+sum=$(tend_sha256 < "$src") || exit 4
 echo "sum $sum"
-[ "$sum" = "$have" ] && exit 0
-printf 'content '; base64 -w0 < "$tmp"; echo
 "#;
 
 /// Where the file goes on the control node, as Ansible lays it out.
@@ -66,12 +64,16 @@ impl Module for Fetch {
                 dest = PathBuf::from(format!("{}/", dest.display()));
             }
             let local = local_path(&dest, ctx.host, src, args.bool("flat", false));
-            let have = match std::fs::read(&local) {
-                Ok(data) => hex::encode(Sha256::digest(&data)),
+            let have = match crate::transport::hash_file(&local).await {
+                Ok(h) => h.sha256,
                 Err(_) => String::new(),
             };
-            let script = format!("src={} have={}\n{SCRIPT}", quote(src), quote(&have));
-            let out = ctx.run(&script, None).await?;
+            let out = ctx
+                .run(
+                    &format!("src={}\n{}{PROBE}", quote(src), crate::transport::shell::SHA256_FN),
+                    None,
+                )
+                .await?;
             if !out.success() {
                 return Err(ModuleError::remote(
                     crate::modules::last_error_line(&out, "cannot read the file"),
@@ -92,54 +94,54 @@ impl Module for Fetch {
                 r.msg = Some("the remote file does not exist, not transferring, ignored".into());
                 return Ok(r);
             }
-            let sum = stdout
-                .lines()
-                .find_map(|l| l.strip_prefix("sum "))
-                .unwrap_or_default()
-                .to_string();
+            let Some(sum) = stdout.lines().find_map(|l| l.strip_prefix("sum ")).map(str::to_string) else {
+                return Err(ModuleError::remote(
+                    format!("{src}: the host's answer was incomplete"),
+                    format!("fetch {src}"),
+                    &out,
+                ));
+            };
             r.data.insert("remote_checksum".into(), sum.clone().into());
             r.data.insert("checksum".into(), sum.clone().into());
-            let Some(encoded) = stdout.lines().find_map(|l| l.strip_prefix("content ")) else {
-                if sum != have {
-                    return Err(ModuleError::remote(
-                        format!("{src}: the host's answer was incomplete"),
-                        format!("fetch {src}"),
-                        &out,
-                    ));
-                }
+            if sum == have {
                 return Ok(r);
-            };
-            use base64::Engine as _;
-            let data = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .map_err(|e| ModuleError::Failed(format!("{src}: garbled content ({e})")))?;
-            if args.bool("validate_checksum", true) && hex::encode(Sha256::digest(&data)) != sum {
-                return Err(ModuleError::Failed(format!(
-                    "checksum mismatch: the file {src} arrived damaged"
-                )));
             }
             r.changed = true;
             if ctx.check {
                 return Ok(r);
             }
-            write_atomically(&local, &data)
-                .map_err(|e| ModuleError::Failed(format!("cannot write {}: {e}", local.display())))?;
+            let unwritable = |e: std::io::Error| ModuleError::Failed(format!("cannot write {}: {e}", local.display()));
+            let dir = local.parent().unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir).map_err(unwritable)?;
+            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(unwritable)?;
+            let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(unwritable)?);
+            let command = RemoteCommand::new(format!("exec cat -- {}", quote(src))).timeout(ctx.timeout);
+            let (out, got) = ctx.remote()?.to_file(&command, &mut file).await?;
+            if !out.success() {
+                return Err(ModuleError::remote(
+                    crate::modules::last_error_line(&out, "cannot read the file"),
+                    format!("cat {src}"),
+                    &out,
+                ));
+            }
+            if args.bool("validate_checksum", true) && got.sha256 != sum {
+                return Err(ModuleError::Failed(format!(
+                    "checksum mismatch: {src} arrived with sha256 {} instead of {sum} (it changed while it was read, or the transfer was damaged)",
+                    got.sha256
+                )));
+            }
+            file.sync_all().await.map_err(unwritable)?;
+            drop(file);
+            // A fetched file is an ordinary file of the control node, not a private temp file.
+            use std::os::unix::fs::PermissionsExt as _;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(unwritable)?;
+            tmp.persist(&local).map_err(|e| unwritable(e.error))?;
+            r.data.insert("size".into(), got.bytes.into());
             Ok(r)
         })
     }
-}
-
-/// Writes beside the target and renames, so a reader never sees half a file.
-fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, data)?;
-    // A fetched file is an ordinary file of the control node, not a private temp file.
-    use std::os::unix::fs::PermissionsExt as _;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -175,10 +175,10 @@ impl Module for GetUrl {
             if !out.success() {
                 let reason = crate::modules::last_error_line(&out, "download failed");
                 let mut e = ModuleError::remote(reason, format!("get_url {url}"), &out);
-                if let ModuleError::Remote { msg, .. } = &mut e
+                if let ModuleError::Remote(f) = &mut e
                     && out.rc == Some(6)
                 {
-                    msg.push_str(" The downloaded file was removed.");
+                    f.message.push_str(" The downloaded file was removed.");
                 }
                 return Err(e);
             }

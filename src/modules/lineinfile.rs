@@ -356,13 +356,12 @@ fn plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         return Ok(Plan::Remote(Script::chained(script, None, move |out| {
             let cur = textfile::parse_read(&out, "lineinfile", &path)?;
             if cur.content.is_none() && !create {
-                return Err(ModuleError::Remote {
-                    msg: format!("Destination {path} does not exist !"),
-                    cmd: format!("lineinfile: read {path}"),
+                return Err(ModuleError::Remote(crate::transport::Failure {
+                    message: format!("Destination {path} does not exist !"),
+                    command: format!("lineinfile: read {path}"),
                     rc: Some(257),
-                    stdout: String::new(),
-                    stderr: String::new(),
-                });
+                    ..Default::default()
+                }));
             }
             let spec = Present {
                 line: args.str("line").unwrap_or_default(),

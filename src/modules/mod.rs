@@ -29,7 +29,7 @@ mod wait_for;
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
 
 use crate::template::{Engine, Scope};
-use crate::transport::{Become, Connection, Output, RemoteCommand, TransportError, shell::quote};
+use crate::transport::{Failure, Host, Output, RemoteCommand, TransportError, shell::quote};
 use serde_json::{Map, Value as Json};
 use std::future::Future;
 use std::path::PathBuf;
@@ -89,16 +89,15 @@ pub trait Module: Send + Sync + 'static {
 
 /// Everything a module may use while it runs on one host.
 pub struct Ctx<'a> {
-    /// The host's connection (`None` for controller modules).
-    pub conn: Option<&'a Connection>,
+    /// The host, running commands as the task's `become` says (`None` for controller modules,
+    /// and while a task is only planned).
+    pub remote: Option<&'a Host>,
     /// The inventory name of the host.
     pub host: &'a str,
     /// Check mode: probe only.
     pub check: bool,
     /// Report diffs.
     pub diff: bool,
-    /// Privilege escalation for commands.
-    pub escalate: Option<Become>,
     /// Time limit per command.
     pub timeout: Option<Duration>,
     /// Environment variables for commands (`environment:`).
@@ -112,23 +111,21 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The host handle; controller modules have none.
+    pub fn remote(&self) -> Result<&Host, ModuleError> {
+        self.remote
+            .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))
+    }
+
     /// Runs a shell script on the host, with the task's environment, become and timeout.
     pub async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<Output, ModuleError> {
-        let conn = self
-            .conn
-            .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
         let mut text = String::new();
         for (k, v) in self.environment {
             text.push_str(&format!("export {k}={}\n", quote(v)));
         }
         text.push_str(script);
-        let command = RemoteCommand {
-            script: text,
-            stdin,
-            escalate: self.escalate.clone(),
-            timeout: self.timeout,
-        };
-        Ok(conn.run(&command).await?)
+        let command = RemoteCommand::new(text).timeout(self.timeout);
+        Ok(self.remote()?.run(&command, stdin.as_deref().into()).await?)
     }
 
     /// Runs a script sent on stdin rather than on the command line, so that its text (a crypted
@@ -322,31 +319,24 @@ pub enum ModuleError {
     /// The module failed with a message.
     #[error("{0}")]
     Failed(String),
-    /// A remote step failed: the command, its exit code and the tail of its stderr.
-    #[error("{msg}")]
-    Remote {
-        /// What failed.
-        msg: String,
-        /// The command or step.
-        cmd: String,
-        /// Exit code.
-        rc: Option<i32>,
-        /// Its stdout.
-        stdout: String,
-        /// Its stderr.
-        stderr: String,
-    },
+    /// A remote step failed: the command, its exit code and its output.
+    #[error("{}", .0.message)]
+    Remote(Failure),
 }
 
 impl ModuleError {
     /// A failed remote step, from its output.
     pub fn remote(msg: impl Into<String>, cmd: impl Into<String>, out: &Output) -> Self {
-        Self::Remote {
-            msg: msg.into(),
-            cmd: cmd.into(),
-            rc: out.rc,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        Self::Remote(Failure::from_output(msg, cmd, out))
+    }
+}
+
+/// A step of an operation run by a module (`release`): its failure is the module's.
+impl From<crate::transport::StepError> for ModuleError {
+    fn from(e: crate::transport::StepError) -> Self {
+        match e.fault {
+            crate::transport::StepFault::Transport(t) => Self::Transport(t),
+            crate::transport::StepFault::Remote(f) => Self::Remote(f),
         }
     }
 }
@@ -444,33 +434,23 @@ pub fn last_line(out: &Output) -> String {
 pub fn upload_failure(e: crate::transport::UploadError, validate: Option<&str>) -> ModuleError {
     match e {
         crate::transport::UploadError::Transport(t) => ModuleError::Transport(t),
-        crate::transport::UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
-            msg: match rc {
+        crate::transport::UploadError::Remote { dest, rc, stderr } => ModuleError::Remote(Failure {
+            message: match rc {
                 5 => format!("the new content of {dest} failed validation; the old file was kept"),
                 6 => format!("{dest} changed on the host while it was being edited; nothing was written (run again)"),
                 _ => format!("could not write {dest}"),
             },
-            cmd: validate
+            command: validate
                 .filter(|_| rc == 5)
                 .map_or_else(|| format!("write {dest}"), str::to_string),
             rc: Some(rc),
             stdout: String::new(),
             stderr,
-        },
+        }),
     }
 }
 
-/// The last line of a command's stderr (where tools say what went wrong), or `fallback`.
-pub fn last_error_line(out: &Output, fallback: &str) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr.trim().lines().last().unwrap_or(fallback).to_string()
-}
-
-/// The last `n` lines of a text, for failure reports.
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.trim_end().lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
+pub use crate::transport::{last_error_line, tail};
 
 #[cfg(test)]
 mod tests {

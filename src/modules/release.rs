@@ -8,7 +8,6 @@ use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param
 use crate::release::artifact::{self, Artifact};
 use crate::release::remote::{self, Staged};
 use crate::release::settings::{self, HostSettings, Unpack};
-use crate::release::{On, StepError};
 use serde_json::Value as Json;
 use std::time::Duration;
 
@@ -28,22 +27,16 @@ const PARAMS: &[Param] = &[
     Param::new("keep", Kind::Int),
 ];
 
-fn failure(e: StepError) -> ModuleError {
-    match e {
-        StepError::Transport { error, .. } => ModuleError::Transport(error),
-        StepError::Remote {
-            message,
-            command,
-            rc,
-            stderr,
-            ..
-        } => ModuleError::Remote {
-            msg: message,
-            cmd: command,
-            rc,
-            stdout: String::new(),
-            stderr,
-        },
+/// `checksum:` as a SHA-256; given but malformed is an error, never a silently unchecked
+/// artifact.
+fn checksum(args: &Args) -> Result<Option<String>, ModuleError> {
+    match args.str("checksum") {
+        None => Ok(None),
+        Some(c) => artifact::parse_checksum(c).map(Some).ok_or_else(|| {
+            ModuleError::Args(format!(
+                "`checksum: {c}` is not a SHA-256 checksum (64 hex digits, optionally prefixed with `sha256:`)"
+            ))
+        }),
     }
 }
 
@@ -97,31 +90,24 @@ impl Module for Release {
                 upstream: None,
                 drain_timeout: Duration::ZERO,
             };
+            let expected = checksum(args)?;
             let artifact = match (args.str("artifact"), args.str("url")) {
                 (Some(path), None) => {
                     let file = ctx.find_file(path, "files")?;
-                    let expected = args.str("checksum").and_then(artifact::parse_checksum);
                     Artifact::load(&file.to_string_lossy(), expected.as_deref())
                         .await
                         .map_err(|e| ModuleError::Failed(e.to_string()))?
                 }
                 (None, Some(url)) => {
-                    let sum = args.str("checksum").and_then(artifact::parse_checksum).ok_or_else(|| {
+                    let sum = expected.ok_or_else(|| {
                         ModuleError::Args("`url` needs `checksum` (sha256:HEX): the host verifies the download".into())
                     })?;
                     Artifact::remote(url, sum)
                 }
                 _ => return Err(ModuleError::Args("give exactly one of `artifact` and `url`".into())),
             };
-            let conn = ctx
-                .conn
-                .ok_or_else(|| ModuleError::Failed("`release` needs a connection to the host".into()))?;
-            let on = On {
-                name: ctx.host,
-                conn,
-                escalate: ctx.escalate.as_ref(),
-            };
-            let state = remote::inspect(on, &s).await.map_err(failure)?;
+            let on = ctx.remote()?;
+            let state = remote::inspect(on, &s).await?;
             if args.str("switch") == Some("initial")
                 && let Some(current) = &state.current
             {
@@ -153,21 +139,21 @@ impl Module for Release {
                 );
                 return Ok(r);
             }
-            let me = crate::release::lock::Me::current();
+            let me = crate::ops::lock::Me::current();
             let by = format!("{}@{}", me.user, me.control_host);
-            let outcome = remote::stage(on, &s, id, &artifact, &by).await.map_err(failure)?;
+            let outcome = remote::stage(on, &s, id, &artifact, &by).await?;
             r.data.insert("staged".into(), (outcome == Staged::New).into());
             let mut current = state.current.clone();
             if switch {
-                remote::switch(on, &s, id).await.map_err(failure)?;
+                remote::switch(on, &s, id).await?;
                 current = Some(id.to_string());
             }
             r.data
                 .insert("current".into(), current.clone().map_or(Json::Null, Json::from));
             if s.keep > 0 {
-                let now = remote::inspect(on, &s).await.map_err(failure)?;
+                let now = remote::inspect(on, &s).await?;
                 let ids = remote::to_prune(&now, s.keep);
-                remote::prune(on, &s, &ids).await.map_err(failure)?;
+                remote::prune(on, &s, &ids).await?;
                 r.changed |= !ids.is_empty();
                 r.data.insert("pruned".into(), ids.into());
             }

@@ -4,7 +4,7 @@
 //! of what was read, so a change made on the host in between is reported, never overwritten.
 
 use super::{Args, Diff, ModuleError, ModuleResult, Next, Script};
-use crate::transport::{FileSpec, Output, shell::quote};
+use crate::transport::{Content, FileSpec, Output, shell::quote};
 use sha2::{Digest, Sha256};
 
 /// The file as it was read.
@@ -178,9 +178,9 @@ pub(super) fn write_next(
         validate: validate.as_deref(),
         backup: args.bool("backup", false),
         expect_sum: Some(&cur.sum),
-        ..FileSpec::new(&cur.real, &new)
+        ..FileSpec::new(&cur.real, Content::Bytes(&new))
     };
-    let (script, stdin) = crate::transport::write_step(&spec);
+    let (script, stdin) = crate::transport::write_step(&spec, &new);
     let dest = cur.real.clone();
     Ok(Next::Then(Script::new(script, stdin, move |out| {
         let report =

@@ -6,7 +6,7 @@
 
 use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param};
 use crate::transport::shell::{join, quote};
-use crate::transport::{FileSpec, UploadError};
+use crate::transport::{Content, Failure, FileSpec, UploadError};
 use serde_json::Value as Json;
 
 /// `unarchive`.
@@ -112,7 +112,9 @@ impl Module for Unarchive {
                 (src.to_string(), String::new())
             } else {
                 let path = ctx.find_file(src, "files")?;
-                let data = std::fs::read(&path)
+                // Streamed from disk when sent: an archive of any size.
+                let hashed = crate::transport::hash_file(&path)
+                    .await
                     .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
                 let script = format!("creates={} dest={} stage=1\n{PREPARE}", quote(creates), quote(dest));
                 let out = ctx.run(&script, None).await?;
@@ -140,25 +142,22 @@ impl Module for Unarchive {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or("archive".into());
                 let arc = format!("{stage}/{name}");
-                let conn = ctx
-                    .conn
-                    .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))?;
                 let spec = FileSpec {
                     mode: Some(0o600),
-                    ..FileSpec::new(&arc, &data)
+                    ..FileSpec::new(&arc, Content::File { path: &path, hashed })
                 };
-                if let Err(e) = conn.upload(&spec, ctx.escalate.as_ref(), false).await {
+                if let Err(e) = ctx.remote()?.upload(&spec, false).await {
                     // Best effort: the staging directory is ours and useless now.
                     let _ = ctx.run(&format!("rm -rf -- {}", quote(&stage)), None).await;
                     return Err(match e {
                         UploadError::Transport(t) => ModuleError::Transport(t),
-                        UploadError::Remote { dest, rc, stderr } => ModuleError::Remote {
-                            msg: format!("could not copy the archive to {dest}"),
-                            cmd: format!("upload {dest}"),
+                        UploadError::Remote { dest, rc, stderr } => ModuleError::Remote(Failure {
+                            message: format!("could not copy the archive to {dest}"),
+                            command: format!("upload {dest}"),
                             rc: Some(rc),
                             stdout: String::new(),
                             stderr,
-                        },
+                        }),
                     });
                 }
                 (arc, stage)

@@ -24,7 +24,7 @@ const PARAMS: &[Param] = &[
     Param::new("validate_certs", Kind::Bool),
     Param::new("follow_redirects", Kind::Str).choices(&["all", "none", "safe", "urllib2", "yes", "no"]),
     Param::new("url_username", Kind::Str).aliases(&["user"]),
-    Param::new("url_password", Kind::Str).aliases(&["password"]),
+    Param::new("url_password", Kind::Str).aliases(&["password"]).secret(),
     Param::new("force_basic_auth", Kind::Bool),
     Param::new("body_regex", Kind::Str),
 ];

@@ -22,7 +22,7 @@ const PARAMS: &[Param] = &[
     Param::new("create_home", Kind::Bool).aliases(&["createhome"]),
     Param::new("move_home", Kind::Bool),
     Param::new("system", Kind::Bool),
-    Param::new("password", Kind::Str),
+    Param::new("password", Kind::Str).secret(),
     Param::new("update_password", Kind::Str).choices(&["always", "on_create"]),
     Param::new("comment", Kind::Str),
     Param::new("remove", Kind::Bool),

@@ -1,10 +1,13 @@
-//! The one place that draws a playbook run: human text on stderr (with a progress bar on a
-//! terminal) or JSON Lines on stdout, plus the audit log.
+//! The one place that draws what a command does: human text (a progress bar on a terminal,
+//! plain lines when piped, colour unless `NO_COLOR`), JSON Lines on stdout, and the audit log.
+//! Data goes to stdout (an ad-hoc command's output, listings), messages for people to stderr.
 
 use super::Style;
-use super::events::{Event, HostTaskResult, TaskStatus};
+use super::events::{Cause, Column, Event, HostCounts, HostResult, Status, StepEvent};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value as Json;
 use std::io::{IsTerminal, Write};
+use std::time::Duration;
 
 /// Renders events.
 pub trait Monitor: Send {
@@ -12,14 +15,31 @@ pub trait Monitor: Send {
     fn event(&mut self, event: &Event);
 }
 
-/// Human output on stderr.
+/// How a command's results are laid out for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Playbooks: a line per task with counts, failures under it, a recap per host.
+    Tasks,
+    /// Ad-hoc commands: each host's output on stdout as it finishes, a summary line.
+    Hosts,
+    /// Operations: a line per step, notes, warnings, the record's outcome.
+    Steps,
+    /// Listings: tables and findings on stdout, a summary line.
+    Listing,
+}
+
+/// Human output.
 pub struct Human {
-    style: Style,
+    layout: Layout,
+    err: Style,
+    out: Style,
     verbose: u8,
     diff: bool,
-    bar: Option<ProgressBar>,
     terminal: bool,
+    bar: Option<ProgressBar>,
     task: Option<TaskLine>,
+    hosts: usize,
+    stdout_closed: bool,
 }
 
 struct TaskLine {
@@ -27,52 +47,100 @@ struct TaskLine {
     location: String,
     handler: bool,
     /// The deciding status of each host (a loop reports per item; the line counts hosts).
-    hosts: Vec<(String, TaskStatus)>,
+    hosts: Vec<(String, Status)>,
     details: Vec<String>,
 }
 
 /// Which status wins when a host reports several (loop items).
-fn rank(s: TaskStatus) -> u8 {
+fn rank(s: Status) -> u8 {
     match s {
-        TaskStatus::Skipped => 0,
-        TaskStatus::Ok => 1,
-        TaskStatus::Changed => 2,
-        TaskStatus::Ignored => 3,
-        TaskStatus::Failed => 4,
-        TaskStatus::Unreachable => 5,
+        Status::Skipped => 0,
+        Status::Ok => 1,
+        Status::Changed => 2,
+        Status::Ignored => 3,
+        Status::Interrupted => 4,
+        Status::Failed => 5,
+        Status::Unreachable => 6,
     }
 }
 
 impl Human {
-    /// A human monitor; `verbose` shows per-host lines, `diff` shows diffs.
-    pub fn new(verbose: u8, diff: bool) -> Self {
+    /// A human monitor: `verbose` shows per-host lines of tasks, `diff` shows diffs.
+    pub fn new(layout: Layout, verbose: u8, diff: bool) -> Self {
         Self {
-            style: Style::stderr(),
+            layout,
+            err: Style::stderr(),
+            out: Style::stdout(),
             verbose,
             diff,
-            bar: None,
             terminal: std::io::stderr().is_terminal(),
+            bar: None,
             task: None,
+            hosts: 0,
+            stdout_closed: false,
         }
     }
 
-    fn print(&self, text: &str) {
+    /// A line for people, on stderr (above the progress bar).
+    fn say(&self, text: &str) {
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{text}")),
             None => eprintln!("{text}"),
         }
     }
 
-    fn result_lines(&self, task: &TaskLine, r: &HostTaskResult) -> Vec<String> {
-        let s = self.style;
+    /// Data, on stdout; a closed stdout (`| head`) stops the data, not the command.
+    fn data(&mut self, text: &str) {
+        if self.stdout_closed {
+            return;
+        }
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        };
+        let written = match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        };
+        self.stdout_closed = written.is_err();
+    }
+
+    fn bar(&mut self, len: Option<u64>, message: &str) {
+        if !self.terminal {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+        let template = if len.is_some() {
+            "{spinner} [{pos}/{len}] {msg} {elapsed}"
+        } else {
+            "{spinner} {msg} {elapsed}"
+        };
+        if let Ok(st) = ProgressStyle::with_template(template) {
+            bar.set_style(st);
+        }
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Some(old) = self.bar.replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    fn end_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn task_result_lines(&self, task: &TaskLine, r: &HostResult) -> Vec<String> {
+        let s = self.err;
         let item = r.item.as_ref().map(|i| format!(" (item={i})")).unwrap_or_default();
         let host = format!("{}{item}", r.host);
         let mut lines = Vec::new();
         match r.status {
-            TaskStatus::Failed | TaskStatus::Unreachable | TaskStatus::Ignored => {
+            Status::Failed | Status::Unreachable | Status::Ignored => {
                 let label = match r.status {
-                    TaskStatus::Failed => s.red("FAILED"),
-                    TaskStatus::Unreachable => s.magenta("UNREACHABLE"),
+                    Status::Failed => s.red("FAILED"),
+                    Status::Unreachable => s.magenta("UNREACHABLE"),
                     _ => s.yellow("failed (ignored)"),
                 };
                 lines.push(format!("  {label} {host}: {}", r.msg.as_deref().unwrap_or("failed")));
@@ -89,18 +157,20 @@ impl Human {
                         lines.extend(text.lines().map(|l| format!("      {l}")));
                     }
                 }
+                if let Some(h) = &r.hint {
+                    lines.push(format!("    hint: {h}"));
+                }
             }
             _ => {
-                let debug_like = r.show_msg && r.msg.is_some();
-                if debug_like {
+                if r.show_msg && r.msg.is_some() {
                     lines.push(format!(
                         "  {host}: {}",
                         r.msg.as_deref().unwrap_or_default().replace('\n', "\n    ")
                     ));
                 } else if self.verbose > 0 {
                     let label = match r.status {
-                        TaskStatus::Changed => s.yellow("changed"),
-                        TaskStatus::Skipped => s.dim("skipped"),
+                        Status::Changed => s.yellow("changed"),
+                        Status::Skipped => s.dim("skipped"),
                         _ => s.green("ok"),
                     };
                     let msg = r.msg.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
@@ -122,6 +192,280 @@ impl Human {
             }
         }
         lines
+    }
+
+    /// A result inside a task: counted into the task's line, details kept for after it.
+    fn task_result(&mut self, r: &HostResult) {
+        let Some(mut task) = self.task.take() else { return };
+        let lines = self.task_result_lines(&task, r);
+        match task.hosts.iter_mut().find(|(h, _)| *h == r.host) {
+            Some((_, status)) if rank(r.status) > rank(*status) => *status = r.status,
+            Some(_) => {}
+            None => {
+                task.hosts.push((r.host.clone(), r.status));
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+            }
+        }
+        let failed = task.hosts.iter().filter(|(_, s)| s.is_bad()).count();
+        if let (Some(bar), true) = (&self.bar, failed > 0) {
+            bar.set_message(format!("{} ({failed} failed)", task.name));
+        }
+        task.details.extend(lines);
+        self.task = Some(task);
+    }
+
+    fn task_end(&mut self, duration_ms: u64) {
+        self.end_bar();
+        let Some(task) = self.task.take() else { return };
+        let s = self.err;
+        let count = |st: Status| task.hosts.iter().filter(|(_, s)| *s == st).count();
+        let (ok, changed, failed) = (count(Status::Ok), count(Status::Changed), count(Status::Failed));
+        let (skipped, unreachable, ignored) = (
+            count(Status::Skipped),
+            count(Status::Unreachable),
+            count(Status::Ignored),
+        );
+        let mut parts = vec![format!("ok={ok}")];
+        let paint = |n: usize, word: &str, f: fn(Style, &str) -> String| {
+            let text = format!("{word}={n}");
+            if n > 0 { f(s, &text) } else { text }
+        };
+        parts.push(paint(changed, "changed", Style::yellow));
+        parts.push(paint(failed, "failed", Style::red));
+        parts.push(format!("skipped={skipped}"));
+        if unreachable > 0 {
+            parts.push(s.magenta(&format!("unreachable={unreachable}")));
+        }
+        if ignored > 0 {
+            parts.push(format!("ignored={ignored}"));
+        }
+        let kind = if task.handler { "HANDLER" } else { "TASK" };
+        let elapsed = format!("{:.2}s", duration_ms as f64 / 1000.0);
+        self.say(&format!(
+            "{} [{}] {}  {}  {}",
+            s.bold(kind),
+            task.name,
+            s.dim(&task.location),
+            parts.join(" "),
+            s.dim(&elapsed)
+        ));
+        for line in &task.details {
+            self.say(line);
+        }
+    }
+
+    /// A host's result outside a task: its block on stdout.
+    fn host_block(&mut self, r: &HostResult) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+        let s = self.out;
+        let rc = r.rc.map(|rc| format!(" | rc={rc}")).unwrap_or_default();
+        let label = match r.status {
+            Status::Ok => s.green("ok") + &rc,
+            Status::Changed => s.yellow("changed") + &rc,
+            Status::Failed => s.red("FAILED") + &rc,
+            Status::Ignored => s.yellow("failed (ignored)") + &rc,
+            Status::Skipped => s.dim("skipped"),
+            Status::Unreachable => s.magenta("UNREACHABLE"),
+            Status::Interrupted => s.magenta("NOT STARTED"),
+        };
+        let time = format!("{:.2}s", r.duration_ms as f64 / 1000.0);
+        let mut text = format!("{} | {label} | {}\n", s.bold(&r.host), s.dim(&time));
+        for stream in [&r.stdout, &r.stderr].into_iter().flatten() {
+            if !stream.is_empty() {
+                text.push_str(stream);
+                if !stream.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+        if let Some(m) = &r.msg {
+            if r.status.is_bad() {
+                text.push_str(&format!("{}: {m}\n", s.red("error")));
+            } else {
+                text.push_str(&format!("{m}\n"));
+            }
+        }
+        if let Some(cmd) = &r.cmd {
+            text.push_str(&format!("command: {cmd}\n"));
+        }
+        if !r.stderr_tail.is_empty() {
+            text.push_str(&format!("stderr:\n{}\n", r.stderr_tail));
+        }
+        if let Some(h) = &r.hint {
+            text.push_str(&format!("hint: {h}\n"));
+        }
+        self.data(&text);
+    }
+
+    fn step(&self, st: &StepEvent) {
+        let s = self.err;
+        let word = format!("{:<10}", st.step);
+        let word = match st.status {
+            Status::Failed | Status::Unreachable => s.red(&word),
+            Status::Skipped | Status::Interrupted => s.dim(&word),
+            _ => s.green(&word),
+        };
+        let mut text = format!("  {:<12} {word} {}", st.host, st.message);
+        if let Some(ms) = st.duration_ms {
+            text.push_str(&s.dim(&format!(" ({:.1}s)", ms as f64 / 1000.0)));
+        }
+        text.push_str(&cause_lines(&st.cause, "    "));
+        self.say(&text);
+    }
+
+    fn table(&mut self, columns: &[Column], rows: &[Json], mark: Option<&(String, String)>) {
+        let s = self.out;
+        let mut lines = vec![columns.iter().map(|c| c.title.clone()).collect::<Vec<_>>()];
+        for row in rows {
+            lines.push(columns.iter().map(|c| cell(&row[&c.key])).collect());
+        }
+        let widths: Vec<usize> = (0..columns.len())
+            .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut text = String::new();
+        for (n, l) in lines.iter().enumerate() {
+            let last = l.len().saturating_sub(1);
+            let line: Vec<String> = l
+                .iter()
+                .enumerate()
+                .map(|(c, v)| {
+                    if c == last {
+                        v.clone()
+                    } else {
+                        format!("{v:<w$}", w = widths[c])
+                    }
+                })
+                .collect();
+            let line = line.join("  ");
+            let marked = n > 0 && mark.is_some_and(|(key, _)| rows[n - 1][key] == Json::Bool(true));
+            if n == 0 {
+                text.push_str(&s.bold(&line));
+            } else if let (true, Some((_, words))) = (marked, mark) {
+                text.push_str(&format!("{}  {}", s.yellow(&line), s.yellow(words)));
+            } else {
+                text.push_str(&line);
+            }
+            text.push('\n');
+        }
+        self.data(&text);
+    }
+
+    fn recap(&mut self, hosts: &std::collections::BTreeMap<String, HostCounts>, duration_ms: u64) {
+        self.end_bar();
+        let s = self.err;
+        if self.layout == Layout::Tasks {
+            self.say(&s.bold("RECAP"));
+            let width = hosts.keys().map(String::len).max().unwrap_or(0);
+            for (host, c) in hosts {
+                let name = format!("{host:width$}");
+                let name = if c.failed > 0 || c.unreachable > 0 {
+                    s.red(&name)
+                } else if c.changed > 0 {
+                    s.yellow(&name)
+                } else {
+                    s.green(&name)
+                };
+                self.say(&format!(
+                    "{name}  ok={} changed={} unreachable={} failed={} skipped={} rescued={} ignored={}",
+                    c.ok, c.changed, c.unreachable, c.failed, c.skipped, c.rescued, c.ignored
+                ));
+            }
+            self.say(&format!(
+                "{} host{} in {:.2}s",
+                hosts.len(),
+                plural(hosts.len()),
+                duration_ms as f64 / 1000.0
+            ));
+            return;
+        }
+        if self.layout == Layout::Steps {
+            return;
+        }
+        // One line: how many hosts ended how (a host counts once, by its worst status).
+        let mut by = std::collections::BTreeMap::new();
+        for c in hosts.values() {
+            let status = [
+                (c.unreachable, Status::Unreachable),
+                (c.failed, Status::Failed),
+                (c.interrupted, Status::Interrupted),
+                (c.changed, Status::Changed),
+            ]
+            .into_iter()
+            .find(|(n, _)| *n > 0)
+            .map_or(Status::Ok, |(_, st)| st);
+            *by.entry(rank(status)).or_insert(0usize) += 1;
+        }
+        let n = |st: Status| by.get(&rank(st)).copied().unwrap_or(0);
+        let mut parts = vec![s.green(&format!("{} ok", n(Status::Ok)))];
+        if n(Status::Changed) > 0 {
+            parts.push(s.yellow(&format!("{} changed", n(Status::Changed))));
+        }
+        let failed = format!("{} failed", n(Status::Failed));
+        parts.push(if n(Status::Failed) > 0 { s.red(&failed) } else { failed });
+        let unreachable = format!("{} unreachable", n(Status::Unreachable));
+        parts.push(if n(Status::Unreachable) > 0 {
+            s.magenta(&unreachable)
+        } else {
+            unreachable
+        });
+        if n(Status::Interrupted) > 0 {
+            parts.push(s.magenta(&format!("{} not started (interrupted)", n(Status::Interrupted))));
+        }
+        self.say(&format!(
+            "{} host{}: {} in {:.2}s",
+            hosts.len(),
+            plural(hosts.len()),
+            parts.join(", "),
+            duration_ms as f64 / 1000.0
+        ));
+    }
+}
+
+/// The lines under a failure: command and exit code, the end of stderr, the hint.
+fn cause_lines(c: &Cause, indent: &str) -> String {
+    let mut text = String::new();
+    if let Some(cmd) = &c.cmd {
+        text.push_str(&format!("\n{indent}command: {cmd}"));
+        if let Some(rc) = c.rc {
+            text.push_str(&format!(" (exit {rc})"));
+        }
+    }
+    if !c.stderr_tail.is_empty() {
+        text.push_str(&format!("\n{indent}stderr:"));
+        for line in c.stderr_tail.lines() {
+            text.push_str(&format!("\n{indent}  {line}"));
+        }
+    }
+    if let Some(h) = &c.hint {
+        text.push_str(&format!("\n{indent}hint: {h}"));
+    }
+    text
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A table cell: text as is, `-` for nothing, yes/no, lists joined by spaces (objects by their
+/// `id`).
+fn cell(v: &Json) -> String {
+    match v {
+        Json::Null => "-".into(),
+        Json::String(s) => s.clone(),
+        Json::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Json::Array(a) => a
+            .iter()
+            .map(|x| match x.get("id") {
+                Some(id) => cell(id),
+                None => cell(x),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
     }
 }
 
@@ -149,17 +493,21 @@ pub fn unified_diff(path: &str, before: &str, after: &str, style: Style) -> Stri
 
 impl Monitor for Human {
     fn event(&mut self, event: &Event) {
-        let s = self.style;
+        let s = self.err;
         match event {
-            Event::PlayStart { name, hosts } => {
-                self.print(&format!(
-                    "{} {} ({} host{})",
-                    s.bold("PLAY"),
-                    s.bold(&format!("[{name}]")),
-                    hosts.len(),
-                    if hosts.len() == 1 { "" } else { "s" }
-                ));
+            Event::Start { hosts, .. } => {
+                self.hosts = *hosts;
+                if self.layout == Layout::Hosts && *hosts > 1 {
+                    self.bar(Some(*hosts as u64), "hosts");
+                }
             }
+            Event::PlayStart { name, hosts } => self.say(&format!(
+                "{} {} ({} host{})",
+                s.bold("PLAY"),
+                s.bold(&format!("[{name}]")),
+                hosts.len(),
+                plural(hosts.len())
+            )),
             Event::TaskStart {
                 name,
                 location,
@@ -173,120 +521,72 @@ impl Monitor for Human {
                     hosts: Vec::new(),
                     details: Vec::new(),
                 });
-                if self.terminal {
-                    let bar = ProgressBar::with_draw_target(Some(*hosts as u64), ProgressDrawTarget::stderr());
-                    if let Ok(st) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} {elapsed}") {
-                        bar.set_style(st);
-                    }
-                    bar.set_message(name.clone());
-                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-                    self.bar = Some(bar);
-                }
+                self.bar(Some(*hosts as u64), name);
             }
             Event::Result { result, .. } => {
-                let Some(task) = self.task.take() else { return };
-                let lines = self.result_lines(&task, result);
-                let mut task = task;
-                match task.hosts.iter_mut().find(|(h, _)| *h == result.host) {
-                    Some((_, status)) if rank(result.status) > rank(*status) => *status = result.status,
-                    Some(_) => {}
-                    None => {
-                        task.hosts.push((result.host.clone(), result.status));
-                        if let Some(bar) = &self.bar {
-                            bar.inc(1);
-                        }
-                    }
-                }
-                let failed = task
-                    .hosts
-                    .iter()
-                    .filter(|(_, s)| matches!(s, TaskStatus::Failed | TaskStatus::Unreachable))
-                    .count();
-                if let (Some(bar), true) = (&self.bar, failed > 0) {
-                    bar.set_message(format!("{} ({failed} failed)", task.name));
-                }
-                task.details.extend(lines);
-                self.task = Some(task);
-            }
-            Event::TaskEnd { duration_ms, .. } => {
-                if let Some(bar) = self.bar.take() {
-                    bar.finish_and_clear();
-                }
-                let Some(task) = self.task.take() else { return };
-                let count = |st: TaskStatus| task.hosts.iter().filter(|(_, s)| *s == st).count();
-                let (ok, changed, failed) = (
-                    count(TaskStatus::Ok),
-                    count(TaskStatus::Changed),
-                    count(TaskStatus::Failed),
-                );
-                let (skipped, unreachable, ignored) = (
-                    count(TaskStatus::Skipped),
-                    count(TaskStatus::Unreachable),
-                    count(TaskStatus::Ignored),
-                );
-                let mut parts = vec![format!("ok={ok}")];
-                parts.push(if changed > 0 {
-                    s.yellow(&format!("changed={changed}"))
+                if self.task.is_some() {
+                    self.task_result(result);
                 } else {
-                    format!("changed={changed}")
-                });
-                parts.push(if failed > 0 {
-                    s.red(&format!("failed={failed}"))
+                    self.host_block(result);
+                }
+            }
+            Event::TaskEnd { duration_ms, .. } => self.task_end(*duration_ms),
+            Event::Output { host, stream, line } => {
+                let text = format!("{}: {line}\n", self.out.dim(host));
+                if *stream == "stdout" {
+                    self.data(&text);
                 } else {
-                    format!("failed={failed}")
-                });
-                parts.push(format!("skipped={skipped}"));
-                if unreachable > 0 {
-                    parts.push(s.magenta(&format!("unreachable={unreachable}")));
-                }
-                if ignored > 0 {
-                    parts.push(format!("ignored={ignored}"));
-                }
-                let kind = if task.handler { "HANDLER" } else { "TASK" };
-                let elapsed = format!("{:.2}s", *duration_ms as f64 / 1000.0);
-                self.print(&format!(
-                    "{} [{}] {}  {}  {}",
-                    s.bold(kind),
-                    task.name,
-                    s.dim(&task.location),
-                    parts.join(" "),
-                    s.dim(&elapsed)
-                ));
-                for line in &task.details {
-                    self.print(line);
+                    self.say(text.trim_end());
                 }
             }
-            Event::Warning { message } => self.print(&format!("{}: {message}", s.yellow("warning"))),
-            Event::Recap { hosts, duration_ms, .. } => {
-                self.print(&s.bold("RECAP"));
-                let width = hosts.keys().map(String::len).max().unwrap_or(0);
-                for (host, c) in hosts {
-                    let bad = c.failed > 0 || c.unreachable > 0;
-                    let name = format!("{host:width$}");
-                    let name = if bad {
-                        s.red(&name)
-                    } else if c.changed > 0 {
-                        s.yellow(&name)
-                    } else {
-                        s.green(&name)
-                    };
-                    self.print(&format!(
-                        "{name}  ok={} changed={} unreachable={} failed={} skipped={} rescued={} ignored={}",
-                        c.ok, c.changed, c.unreachable, c.failed, c.skipped, c.rescued, c.ignored
-                    ));
-                }
-                self.print(&format!(
-                    "{} host{} in {:.2}s",
-                    hosts.len(),
-                    if hosts.len() == 1 { "" } else { "s" },
-                    *duration_ms as f64 / 1000.0
-                ));
+            Event::Step(st) => self.step(st),
+            Event::Note { message } => {
+                self.say(&s.bold(message));
+                self.bar(None, message);
             }
+            Event::Warning { message } => self.say(&format!("{}: {message}", s.yellow("warning"))),
+            Event::Error(e) => {
+                let text = format!("{}: {}{}", s.red("error"), e.message, cause_lines(&e.cause, "  "));
+                self.say(&text);
+            }
+            Event::Record(r) => {
+                self.end_bar();
+                let changed = r.hosts.iter().filter(|h| h.status == Status::Changed).count();
+                let line = format!(
+                    "{}: {} — {changed} of {} host(s) changed in {:.1}s",
+                    r.command,
+                    r.outcome,
+                    r.hosts.len(),
+                    r.seconds
+                );
+                let bad = r.error.is_some() || r.hosts.iter().any(|h| h.status.is_bad());
+                self.say(&if bad { s.red(&line) } else { s.green(&line) });
+            }
+            Event::Table {
+                columns, rows, mark, ..
+            } => self.table(columns, rows, mark.as_ref()),
+            Event::Recap { hosts, duration_ms, .. } => self.recap(hosts, *duration_ms),
         }
     }
 }
 
-/// JSON Lines on stdout: one object per event (schema in docs/json-output.md).
+/// Beside JSON Lines, what people reading a CI log need on stderr: why a command stopped, and
+/// an ad-hoc command's summary line.
+pub struct Essentials(pub Human);
+
+impl Monitor for Essentials {
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Error(_) => self.0.event(event),
+            Event::Recap { .. } if self.0.layout == Layout::Hosts => self.0.event(event),
+            _ => {}
+        }
+    }
+}
+
+/// JSON Lines on stdout: one object per event (docs/json-output.md); a table is one `row`
+/// line per row.
+#[derive(Debug, Default)]
 pub struct JsonLines {
     broken: bool,
 }
@@ -294,13 +594,26 @@ pub struct JsonLines {
 impl JsonLines {
     /// A JSON monitor.
     pub fn new() -> Self {
-        Self { broken: false }
+        Self::default()
     }
 }
 
-impl Default for JsonLines {
-    fn default() -> Self {
-        Self::new()
+/// The JSON lines of an event.
+fn json_lines(event: &Event) -> Vec<Json> {
+    match event {
+        Event::Table { table, rows, .. } => rows
+            .iter()
+            .map(|row| {
+                let mut line = serde_json::Map::new();
+                line.insert("event".into(), "row".into());
+                line.insert("table".into(), table.clone().into());
+                if let Json::Object(fields) = row {
+                    line.extend(fields.clone());
+                }
+                Json::Object(line)
+            })
+            .collect(),
+        other => serde_json::to_value(other).into_iter().collect(),
     }
 }
 
@@ -309,17 +622,21 @@ impl Monitor for JsonLines {
         if self.broken {
             return;
         }
-        let Ok(line) = serde_json::to_string(event) else {
-            return;
-        };
         let mut out = std::io::stdout().lock();
-        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+        for line in json_lines(event) {
+            if writeln!(out, "{line}").is_err() {
+                self.broken = true;
+                return;
+            }
+        }
+        if out.flush().is_err() {
             self.broken = true;
         }
     }
 }
 
-/// Appends one JSON line per host-task result (and the recap) to a file of its own per run.
+/// Appends the events that say what happened on hosts (not progress) to a file of its own per
+/// run, each with the run id and the time.
 pub struct Audit {
     file: Option<std::fs::File>,
     /// Where it writes.
@@ -328,7 +645,7 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// Opens `DIR/<time>-<pid>.jsonl`; a log that cannot be written is a warning, not a failure.
+    /// Opens `DIR/<run>.jsonl`; a log that cannot be written is a warning, not a failure.
     pub fn open(dir: &std::path::Path, run: &str) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(format!("{run}.jsonl"));
@@ -347,20 +664,22 @@ impl Audit {
 
 impl Monitor for Audit {
     fn event(&mut self, event: &Event) {
-        if !matches!(
+        if matches!(
             event,
-            Event::Result { .. } | Event::Recap { .. } | Event::PlayStart { .. }
+            Event::TaskStart { .. } | Event::TaskEnd { .. } | Event::Output { .. } | Event::Note { .. }
         ) {
             return;
         }
         let Some(file) = &mut self.file else { return };
-        let mut value = serde_json::to_value(event).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.insert("run".into(), self.run.clone().into());
-            map.insert("time".into(), crate::output::now_rfc3339().into());
-        }
-        if writeln!(file, "{value}").is_err() {
-            self.file = None;
+        for mut line in json_lines(event) {
+            if let Some(map) = line.as_object_mut() {
+                map.insert("run".into(), self.run.clone().into());
+                map.insert("time".into(), crate::output::now_rfc3339().into());
+            }
+            if writeln!(file, "{line}").is_err() {
+                self.file = None;
+                return;
+            }
         }
     }
 }

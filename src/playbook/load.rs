@@ -145,14 +145,17 @@ fn text(node: &Node, source: &Source, what: &str) -> Result<String, Diagnostic> 
 
 fn boolean(node: &Node, source: &Source, what: &str) -> Result<bool, Diagnostic> {
     match &node.value {
-        Value::Bool(b) => Ok(*b),
-        Value::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "yes" | "true" | "on" | "y" => Ok(true),
-            "no" | "false" | "off" | "n" => Ok(false),
-            _ => Err(source
-                .error(node.line, node.column, format!("{what} must be a boolean, found `{s}`"))
-                .with_hint("write yes/no or true/false; templated values are not supported for this keyword")),
-        },
+        Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) => crate::settings::boolean(&node.to_json())
+            .ok_or_else(|| {
+                let found = node.scalar_text().unwrap_or_default();
+                source
+                    .error(
+                        node.line,
+                        node.column,
+                        format!("{what} must be a boolean, found `{found}`"),
+                    )
+                    .with_hint("write yes/no or true/false; templated values are not supported for this keyword")
+            }),
         _ => Err(source.error(
             node.line,
             node.column,
@@ -651,7 +654,13 @@ impl Loader<'_> {
             }
             // The block's conditions now live on each of its tasks.
             opts.when.clear();
-            return Ok(vec![Task { name, span, kind, opts }]);
+            return Ok(vec![Task {
+                id: 0,
+                name,
+                span,
+                kind,
+                opts,
+            }]);
         }
         if let Some(m) = meta {
             let word = text(m, source, "`meta`")?;
@@ -667,6 +676,7 @@ impl Loader<'_> {
                 }
             };
             return Ok(vec![Task {
+                id: 0,
                 name,
                 span,
                 kind: TaskKind::Meta(action),
@@ -727,6 +737,7 @@ impl Loader<'_> {
             child_opts.loop_items = None;
             let tasks = inherit_all(children, &child_opts, false);
             return Ok(vec![Task {
+                id: 0,
                 name,
                 span,
                 kind: TaskKind::Include { file, tasks },
@@ -766,6 +777,7 @@ impl Loader<'_> {
             }
         }
         Ok(vec![Task {
+            id: 0,
             name,
             span,
             kind: TaskKind::Module { module, args },

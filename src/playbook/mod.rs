@@ -7,6 +7,34 @@ mod words;
 
 pub use load::{LoadOptions, load};
 
+/// Loads playbooks in order and numbers every task of them ([`Task::id`]).
+pub fn load_all(paths: &[PathBuf], options: &LoadOptions<'_>) -> Result<Vec<Playbook>, crate::diagnostic::Diagnostic> {
+    let mut playbooks = paths.iter().map(|p| load(p, options)).collect::<Result<Vec<_>, _>>()?;
+    fn number(tasks: &mut [Task], next: &mut usize) {
+        for t in tasks {
+            t.id = *next;
+            *next += 1;
+            match &mut t.kind {
+                TaskKind::Block { block, rescue, always } => {
+                    number(block, next);
+                    number(rescue, next);
+                    number(always, next);
+                }
+                TaskKind::Include { tasks, .. } => number(tasks, next),
+                TaskKind::Module { .. } | TaskKind::Meta(_) => {}
+            }
+        }
+    }
+    let mut next = 0;
+    for play in playbooks.iter_mut().flat_map(|p| &mut p.plays) {
+        for section in &mut play.sections {
+            number(section, &mut next);
+        }
+        number(&mut play.handlers, &mut next);
+    }
+    Ok(playbooks)
+}
+
 use crate::diagnostic::Span;
 use crate::modules::Module;
 use serde_json::{Map, Value as Json};
@@ -77,6 +105,9 @@ pub struct Play {
 /// A task, a block, an include or a meta action, with the keywords that apply to it.
 #[derive(Debug, Clone)]
 pub struct Task {
+    /// Its position among every task of the run ([`load_all`] numbers them, depth first), so
+    /// the executor can name a task without its name (`--start-at-task` skips by it).
+    pub id: usize,
     /// `name`.
     pub name: Option<String>,
     /// Where it was written.

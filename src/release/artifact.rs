@@ -1,10 +1,11 @@
-//! The thing being deployed: read (or downloaded) once on the control node and checksummed
-//! there, or fetched by each host from a URL when its checksum is given.
+//! The thing being deployed: a file on the control node (given, or downloaded there once),
+//! checksummed while it is read and streamed from disk to each host, or fetched by each host
+//! from a URL when its checksum is given. It never sits in memory whole.
 
-use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What kind of file an artifact is, which decides how a host unpacks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,17 @@ impl Kind {
     }
 }
 
+/// The artifact's file on the control node.
+#[derive(Debug)]
+pub struct ArtifactFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// A download's temporary file, removed when the artifact is dropped.
+    _download: Option<tempfile::TempPath>,
+}
+
 /// An artifact ready to go to hosts.
 #[derive(Debug, Clone)]
 pub struct Artifact {
@@ -73,8 +85,8 @@ pub struct Artifact {
     pub sha256: String,
     /// How to unpack it.
     pub kind: Kind,
-    /// The bytes, when the control node sends them; `None` when hosts download `source`.
-    pub content: Option<Arc<Vec<u8>>>,
+    /// The file, when the control node sends it; `None` when hosts download `source`.
+    pub file: Option<Arc<ArtifactFile>>,
 }
 
 /// Why an artifact could not be prepared.
@@ -134,17 +146,6 @@ fn file_name(source: &str) -> String {
 }
 
 impl Artifact {
-    /// Builds an artifact from bytes already in memory.
-    pub fn from_bytes(source: &str, bytes: Vec<u8>) -> Self {
-        Artifact {
-            source: source.to_string(),
-            name: file_name(source),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            kind: Kind::sniff(&bytes),
-            content: Some(Arc::new(bytes)),
-        }
-    }
-
     /// A URL each host downloads itself, verified against `sha256` there.
     pub fn remote(url: &str, sha256: String) -> Self {
         Artifact {
@@ -152,23 +153,43 @@ impl Artifact {
             name: file_name(url),
             sha256,
             kind: Kind::from_name(&file_name(url)),
-            content: None,
+            file: None,
         }
     }
 
-    /// Reads a local file, or downloads a URL on the control node; checks `expected` if given.
+    /// Reads a local file, or downloads a URL to a temporary file on the control node,
+    /// checksumming on the way; checks `expected` if given.
     pub async fn load(source: &str, expected: Option<&str>) -> Result<Self, ArtifactError> {
-        let bytes = if is_url(source) {
-            download(source).await?
+        let (path, download) = if is_url(source) {
+            let tmp = download(source).await?;
+            (tmp.to_path_buf(), Some(tmp))
         } else {
-            tokio::fs::read(Path::new(source))
-                .await
-                .map_err(|error| ArtifactError::Read {
-                    path: source.to_string(),
-                    error,
-                })?
+            (PathBuf::from(source), None)
         };
-        let artifact = Self::from_bytes(source, bytes);
+        let read = |error: std::io::Error| ArtifactError::Read {
+            path: source.to_string(),
+            error,
+        };
+        let hashed = crate::transport::hash_file(&path).await.map_err(read)?;
+        let mut head = Vec::with_capacity(512);
+        tokio::fs::File::open(&path)
+            .await
+            .map_err(read)?
+            .take(512)
+            .read_to_end(&mut head)
+            .await
+            .map_err(read)?;
+        let artifact = Artifact {
+            source: source.to_string(),
+            name: file_name(source),
+            sha256: hashed.sha256,
+            kind: Kind::sniff(&head),
+            file: Some(Arc::new(ArtifactFile {
+                path,
+                size: hashed.bytes,
+                _download: download,
+            })),
+        };
         if let Some(expected) = expected
             && expected != artifact.sha256
         {
@@ -182,12 +203,13 @@ impl Artifact {
     }
 
     /// The size for messages.
-    pub fn size(&self) -> Option<usize> {
-        self.content.as_ref().map(|c| c.len())
+    pub fn size(&self) -> Option<u64> {
+        self.file.as_ref().map(|f| f.size)
     }
 }
 
-async fn download(url: &str) -> Result<Vec<u8>, ArtifactError> {
+/// Downloads `url` into a temporary file, chunk by chunk.
+async fn download(url: &str) -> Result<tempfile::TempPath, ArtifactError> {
     let fail = |error: String| ArtifactError::Download {
         url: url.to_string(),
         error,
@@ -197,12 +219,25 @@ async fn download(url: &str) -> Result<Vec<u8>, ArtifactError> {
         .timeout(Duration::from_secs(600))
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let resp = client.get(url).send().await.map_err(|e| fail(e.to_string()))?;
+    let mut resp = client.get(url).send().await.map_err(|e| fail(e.to_string()))?;
     if !resp.status().is_success() {
         return Err(fail(format!("HTTP {}", resp.status())));
     }
-    let bytes = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
-    Ok(bytes.to_vec())
+    let tmp = tempfile::NamedTempFile::new()
+        .map_err(|e| fail(format!("cannot make a temporary file: {e}")))?
+        .into_temp_path();
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| fail(format!("cannot write {}: {e}", tmp.display())))?;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| fail(format!("cannot write {}: {e}", tmp.display())))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| fail(format!("cannot write {}: {e}", tmp.display())))?;
+    Ok(tmp)
 }
 
 #[cfg(test)]

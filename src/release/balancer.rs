@@ -5,8 +5,8 @@
 //! took effect and no connection to the drained servers is left open.
 
 use super::settings::UpstreamEntry;
-use super::{Node, StepError};
 use crate::transport::shell::quote;
+use crate::transport::{Host, Input, StepError};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ pub struct Placement {
 
 /// Where every app server stands on every balancer: each upstream file is read once per
 /// balancer. `hosts` are (app host, its upstream entry).
-pub async fn placements(lbs: &[Node], hosts: &[(&str, &UpstreamEntry)]) -> Vec<Placement> {
+pub async fn placements(lbs: &[Host], hosts: &[(&str, &UpstreamEntry)]) -> Vec<Placement> {
     let mut files: Vec<&str> = hosts.iter().map(|(_, u)| u.file.as_str()).collect();
     files.sort_unstable();
     files.dedup();
@@ -117,7 +117,7 @@ pub async fn placements(lbs: &[Node], hosts: &[(&str, &UpstreamEntry)]) -> Vec<P
             for (host, u) in hosts.iter().filter(|(_, u)| u.file == *file) {
                 out.push(Placement {
                     host: (*host).to_string(),
-                    balancer: lb.name.clone(),
+                    balancer: lb.name().to_string(),
                     file: (*file).to_string(),
                     server: u.server.clone(),
                     state: match &read {
@@ -183,14 +183,13 @@ pub enum Applied {
 }
 
 /// Reads an upstream file from a balancer.
-pub async fn read(node: &Node, file: &str) -> Result<String, StepError> {
+pub async fn read(node: &Host, file: &str) -> Result<String, StepError> {
     let out = node
-        .on()
         .step(
             "balancer",
             &format!("cat {file}"),
             format!("cat -- {}", quote(file)),
-            None,
+            Input::None,
             Duration::from_secs(30),
         )
         .await?;
@@ -201,7 +200,7 @@ pub async fn read(node: &Node, file: &str) -> Result<String, StepError> {
 /// file comes back if refused), reload, and when draining wait up to `wait` for in-flight
 /// requests to the drained servers.
 pub async fn apply(
-    node: &Node,
+    node: &Host,
     file: &str,
     servers: &[String],
     drain: bool,
@@ -226,12 +225,11 @@ pub async fn apply(
         servers.join(" ")
     );
     let out = node
-        .on()
         .step(
             step,
             &what,
             script,
-            Some(after.as_bytes()),
+            Input::Bytes(after.as_bytes()),
             wait + Duration::from_secs(60),
         )
         .await?;

@@ -1,21 +1,21 @@
-//! The rolling deploy and rollback: stage everywhere first, then batch by batch drain, switch,
-//! restart, health-gate and put back; a batch that fails its gate is switched back and, unless
-//! partial deploys are allowed, so is every batch before it.
+//! The rolling deploy and rollback, as an operation on the operations core: stage everywhere
+//! first, then batch by batch drain, switch, restart, health-gate and put back; a batch that
+//! fails its gate is switched back and, unless partial deploys are allowed, so is every batch
+//! before it. The core ([`crate::ops::run`]) has connected the hosts and taken the lock.
 
 use super::artifact::Artifact;
 use super::balancer::{self, Applied, ServerState};
 use super::health::{self, Unhealthy};
-use super::lock::Lease;
 use super::remote::{self, HostState, Staged};
 use super::settings::{HealthCheck, HostSettings};
-use super::{Node, StepError};
 use crate::exit::Code;
-use crate::output::{Format, Style};
-use futures_util::future::join_all;
-use serde_json::{Value as Json, json};
+use crate::ops::lock::Me;
+use crate::ops::{Outcome, Session};
+use crate::output::{ErrorEvent, HostRecord, Record, Status, StepEvent};
+use crate::transport::{Host, StepError};
+use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// The health check of a host for a given release id (the expected body may name it).
 pub type HealthOf = Box<dyn Fn(&str) -> Option<HealthCheck> + Send + Sync>;
@@ -23,7 +23,7 @@ pub type HealthOf = Box<dyn Fn(&str) -> Option<HealthCheck> + Send + Sync>;
 /// An app host taking part in a deploy.
 pub struct AppHost {
     /// Its connection.
-    pub node: Node,
+    pub node: Host,
     /// Its settings (rendered for the release being deployed).
     pub settings: HostSettings,
     /// Its health check for any release id (rollback targets included).
@@ -85,100 +85,8 @@ pub struct Options {
     pub keep_partial: bool,
     /// Only report what would happen.
     pub check: bool,
-    /// Hosts staged at once.
-    pub forks: usize,
     /// `user@control-host`, for manifests and logs.
     pub by: String,
-}
-
-/// Prints progress: lines on stderr for people, JSON Lines on stdout for CI.
-#[derive(Debug)]
-pub struct Reporter {
-    format: Format,
-    style: Style,
-}
-
-impl Reporter {
-    /// A reporter in `format`.
-    pub fn new(format: Format) -> Self {
-        Reporter {
-            format,
-            style: Style::stderr(),
-        }
-    }
-
-    /// One step on one host.
-    pub fn step(&self, host: &str, step: &str, ok: bool, detail: &str) {
-        match self.format {
-            Format::Json => emit(
-                "deploy_step",
-                json!({"host": host, "step": step, "ok": ok, "detail": detail}),
-            ),
-            Format::Human => {
-                let word = format!("{step:<10}");
-                let word = if ok {
-                    self.style.green(&word)
-                } else {
-                    self.style.red(&word)
-                };
-                eprintln!("  {host:<12} {word} {detail}");
-            }
-        }
-    }
-
-    /// A line about the whole run.
-    pub fn note(&self, text: &str) {
-        match self.format {
-            Format::Json => emit("deploy_note", json!({"message": text})),
-            Format::Human => eprintln!("{}", self.style.bold(text)),
-        }
-    }
-
-    /// A warning about the whole run.
-    pub fn warn(&self, text: &str) {
-        match self.format {
-            Format::Json => emit("deploy_warning", json!({"message": text})),
-            Format::Human => eprintln!("{}: {text}", self.style.yellow("warning")),
-        }
-    }
-
-    /// Why the run stopped: always on stderr (CI logs are read by people too), and as a
-    /// `deploy_error` event on stdout with `--format json`.
-    pub fn error(&self, text: &str) {
-        eprintln!("{}: {text}", self.style.red("error"));
-        if self.format == Format::Json {
-            emit("deploy_error", json!({"message": text}));
-        }
-    }
-
-    /// The final record.
-    pub fn record(&self, record: &Json) {
-        if self.format == Format::Json {
-            let mut r = record.clone();
-            if let Some(m) = r.as_object_mut() {
-                m.insert("event".into(), "deploy".into());
-            }
-            println!("{r}");
-        }
-    }
-}
-
-/// One JSON Lines event on stdout: `event` and `time` first, then `fields`.
-fn emit(event: &str, fields: Json) {
-    let mut line = serde_json::Map::new();
-    line.insert("event".into(), event.into());
-    line.insert("time".into(), crate::output::now_rfc3339().into());
-    if let Json::Object(f) = fields {
-        line.extend(f);
-    }
-    println!("{}", Json::Object(line));
-}
-
-/// The balancers and what they say about the app hosts.
-#[derive(Debug, Clone, Default)]
-pub struct Balancers {
-    /// Balancer hosts.
-    pub nodes: Vec<Node>,
 }
 
 /// Where each app host stands at the start.
@@ -189,145 +97,179 @@ struct Start {
     drained: bool,
 }
 
-/// Per-host result, for the record.
-#[derive(Debug, Clone, serde::Serialize)]
-struct HostRecord {
+/// Where a host ended up, for the record.
+#[derive(Debug, Clone)]
+struct HostEnd {
     host: String,
     before: Option<String>,
     after: Option<String>,
-    status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `deployed`, `rolled_back`, `unverified`, `unchanged` or `failed`.
+    outcome: &'static str,
     error: Option<String>,
 }
 
-/// The outcome of a run.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Exit code.
-    pub code: Code,
-    /// The deploy record (also written to each host's log).
-    pub record: Json,
+impl HostEnd {
+    fn record(&self) -> HostRecord {
+        let status = match self.outcome {
+            "unchanged" => Status::Ok,
+            "deployed" | "rolled_back" => Status::Changed,
+            _ => Status::Failed,
+        };
+        let mut details = Map::new();
+        details.insert("before".into(), self.before.clone().map_or(Json::Null, Json::String));
+        details.insert("after".into(), self.after.clone().map_or(Json::Null, Json::String));
+        HostRecord {
+            host: self.host.clone(),
+            status,
+            outcome: self.outcome.to_string(),
+            details,
+            error: self.error.clone(),
+        }
+    }
 }
 
 /// Everything a run needs.
-pub struct Run<'a> {
+pub struct Run<'a, 's> {
     /// App hosts in inventory order.
     pub hosts: Vec<AppHost>,
     /// Balancer hosts (may be empty).
-    pub balancers: Balancers,
+    pub balancers: Vec<Host>,
     /// The goal.
     pub goal: Goal,
     /// Options.
     pub options: Options,
-    /// The lock (none in check mode).
-    pub lease: Option<&'a Lease>,
-    /// Progress output.
-    pub reporter: &'a Reporter,
-    /// Ctrl-C.
-    pub cancel: CancellationToken,
+    /// The operation's session: events, lock, Ctrl-C.
+    pub session: &'a Session<'s>,
 }
 
-/// A run that cannot start or must stop, with the exit code it implies.
+/// A run that cannot go on, with the exit code it implies.
 #[derive(Debug)]
-pub struct Abort {
-    /// Exit code.
-    pub code: Code,
-    /// What to tell the user.
-    pub message: String,
+struct Abort {
+    code: Code,
+    error: Box<ErrorEvent>,
 }
 
-fn step_abort(e: &StepError) -> Abort {
-    Abort {
-        code: match e {
-            StepError::Transport { error, .. } if error.is_unreachable() => Code::Unreachable,
-            _ => Code::HostFailed,
-        },
-        message: e.details(),
+impl Abort {
+    fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            error: Box::new(ErrorEvent::new(message)),
+        }
+    }
+
+    /// A failed step stops the run: unreachable (exit 3) or failed (exit 2).
+    fn step(context: &str, e: &StepError) -> Self {
+        Self {
+            code: if e.is_unreachable() {
+                Code::Unreachable
+            } else {
+                Code::HostFailed
+            },
+            error: Box::new(ErrorEvent::step(context, e)),
+        }
     }
 }
 
-impl Run<'_> {
-    /// Runs the deploy or rollback to the end and returns its record.
+impl Run<'_, '_> {
+    fn step(&self, host: &str, step: &str, status: Status, message: impl Into<String>) {
+        self.session.step(StepEvent::new(host, step, status, message));
+    }
+
+    /// Runs the deploy or rollback to the end and returns its outcome and record.
     pub async fn execute(self) -> Outcome {
         let started = crate::output::now_rfc3339();
         let clock = Instant::now();
-        let mut hosts_rec: BTreeMap<String, HostRecord> = BTreeMap::new();
-        let result = self.execute_inner(&mut hosts_rec).await;
-        let (code, outcome, message) = match result {
+        let mut ends: BTreeMap<String, HostEnd> = BTreeMap::new();
+        let result = self.execute_inner(&mut ends).await;
+        let (code, outcome, error) = match result {
             Ok((code, outcome)) => (code, outcome, None),
-            Err(a) => (a.code, "failed".to_string(), Some(a.message)),
+            Err(a) => {
+                let message = a.error.message.clone();
+                self.session.events().emit(crate::output::Event::Error(a.error));
+                (a.code, "failed", Some(message))
+            }
         };
-        if let Some(m) = &message {
-            self.reporter.error(m);
-        }
-        let (command, release, sha256, artifact) = match &self.goal {
-            Goal::Deploy { id, artifact } => (
-                "deploy",
-                Json::String(id.clone()),
-                Json::String(artifact.sha256.clone()),
-                Json::String(artifact.source.clone()),
-            ),
-            Goal::Rollback { to } => (
-                "rollback",
-                to.clone().map_or(Json::Null, Json::String),
-                Json::Null,
-                Json::Null,
-            ),
-        };
-        let me = super::lock::Me::current();
-        let record = json!({
-            "command": command,
-            "group": self.options.group,
-            "release": release,
-            "sha256": sha256,
-            "artifact": artifact,
-            "user": me.user,
-            "control_host": me.control_host,
-            "started": started,
-            "finished": crate::output::now_rfc3339(),
-            "seconds": (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-            "check": self.options.check,
-            "outcome": outcome,
-            "error": message,
-            "hosts": hosts_rec.values().collect::<Vec<_>>(),
-            "schema_version": Json::Null,
-        });
-        if !self.options.check {
-            let touched: Vec<&AppHost> = self
-                .hosts
-                .iter()
-                .filter(|h| hosts_rec.get(&h.node.name).is_some_and(|r| r.status != "unchanged"))
-                .collect();
-            let writes = touched.iter().map(|h| {
-                let active = hosts_rec
-                    .get(&h.node.name)
-                    .filter(|r| r.status == "deployed" || r.status == "rolled_back")
-                    .and_then(|r| r.after.clone());
-                let mut line = record.clone();
-                if let Some(m) = line.as_object_mut() {
-                    m.insert("host".into(), h.node.name.clone().into());
-                }
-                let line = line.to_string();
-                async move { remote::record(h.node.on(), &h.settings, active.as_deref(), &line).await }
-            });
-            for r in join_all(writes).await {
-                if let Err(e) = r {
-                    self.reporter
-                        .warn(&format!("could not write the deploy log: {}", e.details()));
-                }
+        let mut details = Map::new();
+        match &self.goal {
+            Goal::Deploy { id, artifact } => {
+                details.insert("release".into(), id.clone().into());
+                details.insert("sha256".into(), artifact.sha256.clone().into());
+                details.insert("artifact".into(), artifact.source.clone().into());
+            }
+            Goal::Rollback { to } => {
+                details.insert("release".into(), to.clone().map_or(Json::Null, Json::String));
+                details.insert("sha256".into(), Json::Null);
+                details.insert("artifact".into(), Json::Null);
             }
         }
-        self.reporter.record(&record);
-        Outcome { code, record }
+        let me = Me::current();
+        let record = Record {
+            command: self.command().into(),
+            group: self.options.group.clone(),
+            user: me.user,
+            control_host: me.control_host,
+            started,
+            finished: crate::output::now_rfc3339(),
+            seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            check: self.options.check,
+            outcome: outcome.into(),
+            error,
+            hosts: ends.values().map(HostEnd::record).collect(),
+            details,
+        };
+        if !self.options.check {
+            self.log_on_hosts(&record, &ends).await;
+        }
+        Outcome {
+            code,
+            record: Some(record),
+        }
     }
 
-    async fn execute_inner(&self, rec: &mut BTreeMap<String, HostRecord>) -> Result<(Code, String), Abort> {
-        let r = self.reporter;
+    fn command(&self) -> &'static str {
+        match self.goal {
+            Goal::Deploy { .. } => "deploy",
+            Goal::Rollback { .. } => "rollback",
+        }
+    }
+
+    /// Appends the record to each changed host's `deploys.log` (and marks what it serves).
+    async fn log_on_hosts(&self, record: &Record, ends: &BTreeMap<String, HostEnd>) {
+        let touched = self.hosts.iter().filter_map(|h| {
+            ends.get(h.node.name())
+                .filter(|e| e.outcome != "unchanged")
+                .map(|e| (h, e))
+        });
+        let writes = touched.map(|(h, end)| {
+            let active = matches!(end.outcome, "deployed" | "rolled_back")
+                .then(|| end.after.clone())
+                .flatten();
+            let mut line = serde_json::to_value(record).unwrap_or_default();
+            if let Some(m) = line.as_object_mut() {
+                m.insert("host".into(), h.node.name().into());
+            }
+            let line = line.to_string();
+            async move { remote::record(&h.node, &h.settings, active.as_deref(), &line).await }
+        });
+        for r in futures_util::future::join_all(writes).await {
+            if let Err(e) = r {
+                self.session
+                    .events()
+                    .warn(format!("could not write the deploy log: {}", e.details()));
+            }
+        }
+    }
+
+    async fn execute_inner(&self, rec: &mut BTreeMap<String, HostEnd>) -> Result<(Code, &'static str), Abort> {
+        let events = self.session.events();
         // 1. Where every host stands; every app server must be in every balancer's upstream.
-        let states = join_all(self.hosts.iter().map(|h| remote::inspect(h.node.on(), &h.settings))).await;
+        let states = self
+            .session
+            .each(&self.hosts, |h| remote::inspect(&h.node, &h.settings))
+            .await;
         let mut starts = Vec::new();
         for s in states {
-            starts.push(s.map_err(|e| step_abort(&e))?);
+            starts.push(s.map_err(|e| Abort::step("cannot read the releases", &e))?);
         }
         let drained = self.balancer_states().await?;
         let starts: Vec<Start> = starts
@@ -335,17 +277,18 @@ impl Run<'_> {
             .zip(&self.hosts)
             .map(|(state, h)| Start {
                 state,
-                drained: drained.contains(&h.node.name),
+                drained: drained.contains(h.node.name()),
             })
             .collect();
         for (h, s) in self.hosts.iter().zip(&starts) {
+            self.session.touch(h.node.name());
             rec.insert(
-                h.node.name.clone(),
-                HostRecord {
-                    host: h.node.name.clone(),
+                h.node.name().to_string(),
+                HostEnd {
+                    host: h.node.name().to_string(),
                     before: s.state.current.clone(),
                     after: s.state.current.clone(),
-                    status: "unchanged".into(),
+                    outcome: "unchanged",
                     error: None,
                 },
             );
@@ -365,51 +308,50 @@ impl Run<'_> {
             })
             .collect();
         if work.is_empty() {
-            r.note("every host already runs and serves that release; nothing to do");
-            return Ok((Code::Ok, "unchanged".into()));
+            events.note("every host already runs and serves that release; nothing to do");
+            return Ok((Code::Ok, "unchanged"));
         }
         let size = self.options.batch.size(work.len());
         let batches: Vec<Vec<usize>> = work.chunks(size).map(<[usize]>::to_vec).collect();
         if self.options.check {
             for (n, batch) in batches.iter().enumerate() {
-                r.note(&format!(
+                events.note(format!(
                     "batch {}/{} (check mode: nothing changes)",
                     n + 1,
                     batches.len()
                 ));
                 for &i in batch {
                     let from = starts[i].state.current.as_deref().unwrap_or("nothing");
-                    r.step(
-                        &self.hosts[i].node.name,
-                        "would",
-                        true,
-                        &format!("switch {from} → {}", targets[i]),
+                    self.step(
+                        self.hosts[i].node.name(),
+                        "switch",
+                        Status::Skipped,
+                        format!("would switch {from} → {}", targets[i]),
                     );
                 }
             }
-            return Ok((Code::Ok, "checked".into()));
+            return Ok((Code::Ok, "checked"));
         }
         let mut done: Vec<Vec<usize>> = Vec::new();
         for (n, batch) in batches.iter().enumerate() {
-            if self.cancel.is_cancelled() {
-                return self.interrupted(rec);
+            if self.session.cancel.is_cancelled() {
+                return Err(self.interrupted(rec));
             }
-            if self.lease.is_some_and(Lease::is_lost) {
-                return Err(Abort {
-                    code: Code::HostFailed,
-                    message: "the deploy lock was broken or taken over by someone else; stopped before the next batch"
-                        .into(),
-                });
+            if self.session.lease().is_some_and(|l| l.is_lost()) {
+                return Err(Abort::new(
+                    Code::HostFailed,
+                    "the deploy lock was broken or taken over by someone else; stopped before the next batch",
+                ));
             }
-            let names: Vec<&str> = batch.iter().map(|&i| self.hosts[i].node.name.as_str()).collect();
-            r.note(&format!("batch {}/{}: {}", n + 1, batches.len(), names.join(" ")));
+            let names: Vec<&str> = batch.iter().map(|&i| self.hosts[i].node.name()).collect();
+            events.note(format!("batch {}/{}: {}", n + 1, batches.len(), names.join(" ")));
             let results = self.switch_batch(batch, &targets, rec).await?;
             let failed: Vec<(usize, String)> = results
                 .into_iter()
                 .filter_map(|(i, r)| r.err().map(|e| (i, e)))
                 .collect();
-            if self.cancel.is_cancelled() {
-                return self.interrupted(rec);
+            if self.session.cancel.is_cancelled() {
+                return Err(self.interrupted(rec));
             }
             if failed.is_empty() {
                 done.push(batch.clone());
@@ -417,19 +359,19 @@ impl Run<'_> {
             }
             // The batch failed its gate: back to where its hosts were.
             for (i, why) in &failed {
-                if let Some(h) = rec.get_mut(&self.hosts[*i].node.name) {
+                if let Some(h) = rec.get_mut(self.hosts[*i].node.name()) {
                     h.error = Some(why.clone());
                 }
             }
-            r.note("health gate failed: switching this batch back");
+            events.note("health gate failed: switching this batch back");
             self.revert_batch(batch, &starts, rec, false).await;
             if !self.options.keep_partial {
                 for earlier in done.iter().rev() {
-                    r.note(&format!(
+                    events.note(format!(
                         "switching back earlier batch: {}",
                         earlier
                             .iter()
-                            .map(|&i| self.hosts[i].node.name.as_str())
+                            .map(|&i| self.hosts[i].node.name())
                             .collect::<Vec<_>>()
                             .join(" ")
                     ));
@@ -438,11 +380,11 @@ impl Run<'_> {
             }
             let list: Vec<String> = failed
                 .iter()
-                .map(|(i, why)| format!("{}: {why}", self.hosts[*i].node.name))
+                .map(|(i, why)| format!("{}: {why}", self.hosts[*i].node.name()))
                 .collect();
-            return Err(Abort {
-                code: Code::HostFailed,
-                message: format!(
+            return Err(Abort::new(
+                Code::HostFailed,
+                format!(
                     "{} failed on {} host(s); {}:\n  {}",
                     match &self.goal {
                         Goal::Deploy { id, .. } => format!("deploy of release {id}"),
@@ -456,7 +398,7 @@ impl Run<'_> {
                     },
                     list.join("\n  ")
                 ),
-            });
+            ));
         }
         // 5. Old releases go (deploys only).
         if let Goal::Deploy { id, .. } = &self.goal {
@@ -467,15 +409,14 @@ impl Run<'_> {
             match self.goal {
                 Goal::Deploy { .. } => "deployed",
                 Goal::Rollback { .. } => "rolled_back",
-            }
-            .into(),
+            },
         ))
     }
 
-    fn interrupted(&self, rec: &BTreeMap<String, HostRecord>) -> Result<(Code, String), Abort> {
+    fn interrupted(&self, rec: &BTreeMap<String, HostEnd>) -> Abort {
         let unverified: Vec<&str> = rec
             .values()
-            .filter(|h| h.status == "unverified")
+            .filter(|h| h.outcome == "unverified")
             .map(|h| h.host.as_str())
             .collect();
         let mut message = "interrupted: no further batch was started".to_string();
@@ -485,10 +426,7 @@ impl Run<'_> {
                 unverified.join(" ")
             ));
         }
-        Err(Abort {
-            code: Code::Interrupted,
-            message,
-        })
+        Abort::new(Code::Interrupted, message)
     }
 
     /// Reads every balancer's upstream: each target server must be there; returns the hosts a
@@ -497,17 +435,20 @@ impl Run<'_> {
         let hosts: Vec<(&str, &super::settings::UpstreamEntry)> = self
             .hosts
             .iter()
-            .filter_map(|h| h.settings.upstream.as_ref().map(|u| (h.node.name.as_str(), u)))
+            .filter_map(|h| h.settings.upstream.as_ref().map(|u| (h.node.name(), u)))
             .collect();
         let mut drained = BTreeSet::new();
-        for p in balancer::placements(&self.balancers.nodes, &hosts).await {
-            match p.state.map_err(|e| step_abort(&e))? {
+        for p in balancer::placements(&self.balancers, &hosts).await {
+            match p.state.map_err(|e| Abort::step("cannot read the load balancer", &e))? {
                 None => {
                     return Err(Abort {
                         code: Code::HostFailed,
-                        message: format!(
-                            "{}: `server {}` is not in {} on balancer {}; a deploy could not drain it\n  hint: set `deploy_upstream_server` for the host, or provision the balancer first",
-                            p.host, p.server, p.file, p.balancer
+                        error: Box::new(
+                            ErrorEvent::new(format!(
+                                "{}: `server {}` is not in {} on balancer {}; a deploy could not drain it",
+                                p.host, p.server, p.file, p.balancer
+                            ))
+                            .with_hint("set `deploy_upstream_server` for the host, or provision the balancer first"),
                         ),
                     });
                 }
@@ -527,29 +468,29 @@ impl Run<'_> {
                 Goal::Deploy { id, .. } => id.clone(),
                 Goal::Rollback { to: Some(to) } => {
                     if s.state.release(to).is_none() {
-                        return Err(Abort {
-                            code: Code::HostFailed,
-                            message: format!(
+                        return Err(Abort::new(
+                            Code::HostFailed,
+                            format!(
                                 "{}: release {to} is not on this host (it has: {})",
-                                h.node.name,
+                                h.node.name(),
                                 list_ids(&s.state)
                             ),
-                        });
+                        ));
                     }
                     to.clone()
                 }
                 Goal::Rollback { to: None } => match s.state.previous() {
                     Some(p) => p.id.clone(),
                     None => {
-                        return Err(Abort {
-                            code: Code::HostFailed,
-                            message: format!(
+                        return Err(Abort::new(
+                            Code::HostFailed,
+                            format!(
                                 "{}: no release before {} to go back to (it has: {})",
-                                h.node.name,
+                                h.node.name(),
                                 s.state.current.as_deref().unwrap_or("nothing"),
                                 list_ids(&s.state)
                             ),
-                        });
+                        ));
                     }
                 },
             };
@@ -559,7 +500,6 @@ impl Run<'_> {
     }
 
     async fn stage_all(&self, id: &str, artifact: &Artifact, starts: &[Start]) -> Result<(), Abort> {
-        let r = self.reporter;
         let need: Vec<usize> = (0..self.hosts.len())
             .filter(|&i| {
                 starts[i]
@@ -570,58 +510,62 @@ impl Run<'_> {
             .collect();
         for (i, h) in self.hosts.iter().enumerate() {
             if !need.contains(&i) {
-                r.step(&h.node.name, "staged", true, &format!("release {id} already there"));
+                self.step(
+                    h.node.name(),
+                    "stage",
+                    Status::Ok,
+                    format!("release {id} already there"),
+                );
             }
         }
         if self.options.check {
             for &i in &need {
-                r.step(&self.hosts[i].node.name, "would", true, &format!("stage release {id}"));
+                self.step(
+                    self.hosts[i].node.name(),
+                    "stage",
+                    Status::Skipped,
+                    format!("would stage release {id}"),
+                );
             }
             return Ok(());
         }
-        let limit = tokio::sync::Semaphore::new(self.options.forks.max(1));
-        let jobs = need.iter().map(|&i| {
-            let h = &self.hosts[i];
-            let limit = &limit;
-            async move {
-                let _permit = limit.acquire().await;
+        let staged = self
+            .session
+            .each(&need, |&i| async move {
+                let h = &self.hosts[i];
                 let t = Instant::now();
-                let res = remote::stage(h.node.on(), &h.settings, id, artifact, &self.options.by).await;
+                let res = remote::stage(&h.node, &h.settings, id, artifact, &self.options.by).await;
                 (i, res, t.elapsed())
-            }
-        });
+            })
+            .await;
         let mut first_error = None;
-        for (i, res, took) in join_all(jobs).await {
-            let name = &self.hosts[i].node.name;
+        for (i, res, took) in staged {
+            let name = self.hosts[i].node.name();
             match res {
                 Ok(Staged::New) => {
                     let how = match artifact.size() {
                         Some(n) => format!("uploaded {}", human_size(n)),
                         None => "downloaded by the host".to_string(),
                     };
-                    r.step(
-                        name,
-                        "staged",
-                        true,
-                        &format!(
-                            "release {id} ({how}, sha256 {} verified, {:.1}s)",
-                            &artifact.sha256[..12],
-                            took.as_secs_f64()
-                        ),
+                    self.session.step(
+                        StepEvent::new(
+                            name,
+                            "stage",
+                            Status::Changed,
+                            format!("release {id} ({how}, sha256 {} verified)", &artifact.sha256[..12]),
+                        )
+                        .took(took),
                     );
                 }
-                Ok(Staged::Present) => r.step(name, "staged", true, &format!("release {id} already there")),
+                Ok(Staged::Present) => self.step(name, "stage", Status::Ok, format!("release {id} already there")),
                 Err(e) => {
-                    r.step(name, "stage", false, &e.message());
+                    self.session.failed(&e);
                     first_error.get_or_insert(e);
                 }
             }
         }
         match first_error {
-            Some(e) => Err(Abort {
-                code: step_abort(&e).code,
-                message: format!("staging failed; no host was switched\n{}", e.details()),
-            }),
+            Some(e) => Err(Abort::step("staging failed; no host was switched", &e)),
             None => Ok(()),
         }
     }
@@ -629,7 +573,6 @@ impl Run<'_> {
     /// Drains, puts the upstream entries of `batch` on every balancer; errors abort the run
     /// (nothing has switched yet when draining fails).
     async fn set_drained(&self, batch: &[usize], drain: bool) -> Result<(), StepError> {
-        let r = self.reporter;
         let mut by_file: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for &i in batch {
             if let Some(u) = &self.hosts[i].settings.upstream {
@@ -641,32 +584,40 @@ impl Run<'_> {
             .map(|&i| self.hosts[i].settings.drain_timeout)
             .max()
             .unwrap_or_default();
-        let names: Vec<&str> = batch.iter().map(|&i| self.hosts[i].node.name.as_str()).collect();
-        for lb in &self.balancers.nodes {
+        let names: Vec<&str> = batch.iter().map(|&i| self.hosts[i].node.name()).collect();
+        let names = names.join(" ");
+        let (step, what) = if drain {
+            ("drain", "out of")
+        } else {
+            ("undrain", "back in")
+        };
+        for lb in &self.balancers {
             for (file, servers) in &by_file {
                 let t = Instant::now();
-                let applied = balancer::apply(lb, file, servers, drain, wait).await?;
-                let (word, what) = if drain {
-                    ("drained", "out of")
-                } else {
-                    ("restored", "back in")
-                };
-                let detail = match applied {
-                    Applied::Unchanged => format!("{} already {what} the upstream", names.join(" ")),
-                    Applied::Reloaded if drain => format!(
-                        "{} {what} the upstream; in-flight requests finished ({:.1}s)",
-                        names.join(" "),
-                        t.elapsed().as_secs_f64()
+                let applied = balancer::apply(lb, file, servers, drain, wait).await.inspect_err(|e| {
+                    self.session.failed(e);
+                })?;
+                let (status, detail) = match applied {
+                    Applied::Unchanged => (Status::Ok, format!("{names} already {what} the upstream")),
+                    Applied::Reloaded if drain => (
+                        Status::Changed,
+                        format!("{names} {what} the upstream; in-flight requests finished"),
                     ),
-                    Applied::Reloaded => format!("{} {what} the upstream", names.join(" ")),
-                    Applied::StillBusy => format!(
-                        "{} {what} the upstream; requests still running after {}s",
-                        names.join(" "),
-                        wait.as_secs()
+                    Applied::Reloaded => (Status::Changed, format!("{names} {what} the upstream")),
+                    Applied::StillBusy => (
+                        Status::Changed,
+                        format!(
+                            "{names} {what} the upstream; requests still running after {}s",
+                            wait.as_secs()
+                        ),
                     ),
-                    Applied::NotRunning => format!("{} {what} the upstream (Nginx is not running)", names.join(" ")),
+                    Applied::NotRunning => (
+                        Status::Changed,
+                        format!("{names} {what} the upstream (Nginx is not running)"),
+                    ),
                 };
-                r.step(&format!("lb {}", lb.name), word, true, &detail);
+                self.session
+                    .step(StepEvent::new(lb.name(), step, status, detail).took(t.elapsed()));
             }
         }
         Ok(())
@@ -677,36 +628,33 @@ impl Run<'_> {
         &self,
         batch: &[usize],
         targets: &[String],
-        rec: &mut BTreeMap<String, HostRecord>,
+        rec: &mut BTreeMap<String, HostEnd>,
     ) -> Result<Vec<(usize, Result<(), String>)>, Abort> {
         if let Err(e) = self.set_drained(batch, true).await {
             // Nothing switched in this batch: put back what was drained and stop.
             let _ = self.set_drained(batch, false).await;
-            return Err(step_abort(&e));
+            return Err(Abort::step("draining failed; nothing was switched in this batch", &e));
         }
-        let client = health::client().map_err(|e| Abort {
-            code: Code::Internal,
-            message: format!("cannot build the HTTP client: {e}"),
-        })?;
-        let jobs = batch.iter().map(|&i| {
+        let client =
+            health::client().map_err(|e| Abort::new(Code::Internal, format!("cannot build the HTTP client: {e}")))?;
+        let results = futures_util::future::join_all(batch.iter().map(|&i| {
             let client = &client;
             let target = targets[i].clone();
             async move { (i, self.forward(i, &target, client).await) }
-        });
-        let results = join_all(jobs).await;
+        }))
+        .await;
         let mut healthy = Vec::new();
         let mut out = Vec::new();
         for (i, res) in results {
-            let name = self.hosts[i].node.name.clone();
-            let entry = rec.get_mut(&name);
+            let entry = rec.get_mut(self.hosts[i].node.name());
             match &res {
                 Ok(()) => {
                     healthy.push(i);
                     if let Some(e) = entry {
                         e.after = Some(targets[i].clone());
-                        e.status = match self.goal {
-                            Goal::Deploy { .. } => "deployed".into(),
-                            Goal::Rollback { .. } => "rolled_back".into(),
+                        e.outcome = match self.goal {
+                            Goal::Deploy { .. } => "deployed",
+                            Goal::Rollback { .. } => "rolled_back",
                         };
                     }
                 }
@@ -714,7 +662,7 @@ impl Run<'_> {
                 Err(Failure::AfterSwitch(_)) => {
                     if let Some(e) = entry {
                         e.after = Some(targets[i].clone());
-                        e.status = "unverified".into();
+                        e.outcome = "unverified";
                     }
                 }
             }
@@ -724,10 +672,10 @@ impl Run<'_> {
         // revert decides.
         let all_ok = out.iter().all(|(_, r)| r.is_ok());
         if !healthy.is_empty()
-            && (all_ok || self.cancel.is_cancelled())
+            && (all_ok || self.session.cancel.is_cancelled())
             && let Err(e) = self.set_drained(&healthy, false).await
         {
-            return Err(step_abort(&e));
+            return Err(Abort::step("putting the hosts back failed", &e));
         }
         Ok(out)
     }
@@ -735,20 +683,19 @@ impl Run<'_> {
     /// Switch, restart and health-gate one host.
     async fn forward(&self, i: usize, target: &str, client: &reqwest::Client) -> Result<(), Failure> {
         let h = &self.hosts[i];
-        let r = self.reporter;
-        let name = &h.node.name;
-        if self.cancel.is_cancelled() {
+        let name = h.node.name();
+        if self.session.cancel.is_cancelled() {
             return Err(Failure::BeforeSwitch("interrupted".into()));
         }
-        let previous = remote::switch(h.node.on(), &h.settings, target).await.map_err(|e| {
-            r.step(name, "switch", false, &e.message());
+        let previous = remote::switch(&h.node, &h.settings, target).await.map_err(|e| {
+            self.session.failed(&e);
             Failure::BeforeSwitch(e.details())
         })?;
-        r.step(
+        self.step(
             name,
-            "switched",
-            true,
-            &format!("{} → {target}", previous.as_deref().unwrap_or("nothing")),
+            "switch",
+            Status::Changed,
+            format!("{} → {target}", previous.as_deref().unwrap_or("nothing")),
         );
         self.restart_and_check(h, target, client)
             .await
@@ -756,51 +703,42 @@ impl Run<'_> {
     }
 
     async fn restart_and_check(&self, h: &AppHost, id: &str, client: &reqwest::Client) -> Result<(), String> {
-        let r = self.reporter;
-        let name = &h.node.name;
+        let name = h.node.name();
         let t = Instant::now();
-        if let Err(e) = remote::restart(h.node.on(), &h.settings).await {
-            r.step(name, "restart", false, &e.message());
+        if let Err(e) = remote::restart(&h.node, &h.settings).await {
+            self.session.failed(&e);
             return Err(e.details());
         }
         if !h.settings.restart.is_empty() {
-            r.step(name, "restarted", true, &format!("{:.1}s", t.elapsed().as_secs_f64()));
+            self.session
+                .step(StepEvent::new(name, "restart", Status::Changed, "restarted").took(t.elapsed()));
         }
         let Some(check) = (h.health_of)(id) else {
             return Ok(());
         };
-        match health::wait_healthy(client, &check, &self.cancel).await {
+        match health::wait_healthy(client, &check, &self.session.cancel).await {
             Ok(took) => {
-                r.step(
-                    name,
-                    "healthy",
-                    true,
-                    &format!("{} answered in {:.1}s", check.url, took.as_secs_f64()),
-                );
+                self.session
+                    .step(StepEvent::new(name, "health", Status::Ok, format!("{} answered", check.url)).took(took));
                 Ok(())
             }
             Err(Unhealthy { url, waited, last }) => {
                 let msg = format!("health check {url} failed after {}s: {last}", waited.as_secs());
-                r.step(name, "unhealthy", false, &msg);
+                self.session
+                    .step(StepEvent::new(name, "health", Status::Failed, msg.clone()).took(waited));
                 Err(msg)
             }
         }
     }
 
     /// Back to where the hosts of `batch` started; `drain` first when they are serving.
-    async fn revert_batch(
-        &self,
-        batch: &[usize],
-        starts: &[Start],
-        rec: &mut BTreeMap<String, HostRecord>,
-        drain: bool,
-    ) {
-        let r = self.reporter;
+    async fn revert_batch(&self, batch: &[usize], starts: &[Start], rec: &mut BTreeMap<String, HostEnd>, drain: bool) {
+        let events = self.session.events();
         let switched: Vec<usize> = batch
             .iter()
             .copied()
             .filter(|&i| {
-                rec.get(&self.hosts[i].node.name)
+                rec.get(self.hosts[i].node.name())
                     .is_some_and(|e| e.after != starts[i].state.current)
             })
             .collect();
@@ -808,7 +746,7 @@ impl Run<'_> {
             && !switched.is_empty()
             && let Err(e) = self.set_drained(&switched, true).await
         {
-            r.warn(&format!("could not drain before switching back: {}", e.details()));
+            events.warn(format!("could not drain before switching back: {}", e.details()));
         }
         let Ok(client) = health::client() else {
             return;
@@ -818,19 +756,19 @@ impl Run<'_> {
             async move {
                 let h = &self.hosts[i];
                 let Some(back) = starts[i].state.current.clone() else {
-                    r.step(
-                        &h.node.name,
-                        "stays out",
-                        false,
+                    self.step(
+                        h.node.name(),
+                        "switch",
+                        Status::Failed,
                         "no release to go back to; left out of the upstream",
                     );
                     return (i, None);
                 };
-                if let Err(e) = remote::switch(h.node.on(), &h.settings, &back).await {
-                    r.step(&h.node.name, "switch", false, &e.message());
+                if let Err(e) = remote::switch(&h.node, &h.settings, &back).await {
+                    self.session.failed(&e);
                     return (i, None);
                 }
-                r.step(&h.node.name, "switched", true, &format!("back to {back}"));
+                self.step(h.node.name(), "switch", Status::Changed, format!("back to {back}"));
                 match self.restart_and_check(h, &back, client).await {
                     Ok(()) => (i, Some(back)),
                     Err(_) => (i, None),
@@ -838,16 +776,15 @@ impl Run<'_> {
             }
         });
         let mut healthy = Vec::new();
-        for (i, back) in join_all(jobs).await {
-            let name = self.hosts[i].node.name.clone();
-            if let Some(e) = rec.get_mut(&name) {
+        for (i, back) in futures_util::future::join_all(jobs).await {
+            if let Some(e) = rec.get_mut(self.hosts[i].node.name()) {
                 match back {
                     Some(b) => {
                         e.after = Some(b);
-                        e.status = "rolled_back".into();
+                        e.outcome = "rolled_back";
                         healthy.push(i);
                     }
-                    None => e.status = "failed".into(),
+                    None => e.outcome = "failed",
                 }
             }
         }
@@ -855,21 +792,21 @@ impl Run<'_> {
         healthy.extend(batch.iter().copied().filter(|i| {
             !switched.contains(i)
                 && rec
-                    .get(&self.hosts[*i].node.name)
-                    .is_some_and(|e| e.error.is_none() && e.status != "unverified")
+                    .get(self.hosts[*i].node.name())
+                    .is_some_and(|e| e.error.is_none() && e.outcome != "unverified")
         }));
         if !healthy.is_empty()
             && let Err(e) = self.set_drained(&healthy, false).await
         {
-            r.warn(&format!("could not put hosts back into the upstream: {}", e.details()));
+            events.warn(format!("could not put hosts back into the upstream: {}", e.details()));
         }
         let stuck: Vec<&str> = switched
             .iter()
             .filter(|i| !healthy.contains(i))
-            .map(|&i| self.hosts[i].node.name.as_str())
+            .map(|&i| self.hosts[i].node.name())
             .collect();
         if !stuck.is_empty() {
-            r.warn(&format!(
+            events.warn(format!(
                 "{} could not be switched back to a healthy release and stay out of the upstream",
                 stuck.join(" ")
             ));
@@ -877,26 +814,28 @@ impl Run<'_> {
     }
 
     async fn prune_all(&self, id: &str) {
-        let r = self.reporter;
-        let jobs = self.hosts.iter().map(|h| async move {
-            // Re-read: the release just staged has the host's time.
-            let state = match remote::inspect(h.node.on(), &h.settings).await {
-                Ok(state) => state,
-                Err(e) => return (h, Err(e)),
-            };
-            let ids = remote::to_prune(&state, h.settings.keep);
-            (h, remote::prune(h.node.on(), &h.settings, &ids).await.map(|()| ids))
-        });
-        for (h, res) in join_all(jobs).await {
+        let pruned = self
+            .session
+            .each(&self.hosts, |h| async move {
+                // Re-read: the release just staged has the host's time.
+                let state = match remote::inspect(&h.node, &h.settings).await {
+                    Ok(state) => state,
+                    Err(e) => return (h, Err(e)),
+                };
+                let ids = remote::to_prune(&state, h.settings.keep);
+                (h, remote::prune(&h.node, &h.settings, &ids).await.map(|()| ids))
+            })
+            .await;
+        for (h, res) in pruned {
             match res {
-                Ok(ids) if !ids.is_empty() => r.step(
-                    &h.node.name,
-                    "pruned",
-                    true,
-                    &format!("removed {} (keeping {})", ids.join(" "), h.settings.keep),
+                Ok(ids) if !ids.is_empty() => self.step(
+                    h.node.name(),
+                    "prune",
+                    Status::Changed,
+                    format!("removed {} (keeping {})", ids.join(" "), h.settings.keep),
                 ),
                 Ok(_) => {}
-                Err(e) => r.warn(&format!(
+                Err(e) => self.session.events().warn(format!(
                     "release {id} is live but old releases were not removed: {}",
                     e.details()
                 )),
@@ -934,7 +873,7 @@ fn list_ids(state: &HostState) -> String {
     }
 }
 
-fn human_size(n: usize) -> String {
+fn human_size(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut size = n as f64;
     let mut unit = 0;

@@ -5,8 +5,8 @@
 
 use super::artifact::Artifact;
 use super::settings::{HostSettings, Unpack};
-use super::{On, StepError};
 use crate::transport::shell::quote;
+use crate::transport::{Failure, Host, Input, StepError};
 use std::time::Duration;
 
 const SHORT: Duration = Duration::from_secs(60);
@@ -79,10 +79,16 @@ done
 "#;
 
 /// Reads a host's releases (one channel, changes nothing).
-pub async fn inspect(node: On<'_>, s: &HostSettings) -> Result<HostState, StepError> {
+pub async fn inspect(node: &Host, s: &HostSettings) -> Result<HostState, StepError> {
     let script = format!("root={}\n{INSPECT}", quote(&s.root));
     let out = node
-        .step("inspect", &format!("list {}/releases", s.root), script, None, SHORT)
+        .step(
+            "inspect",
+            &format!("list {}/releases", s.root),
+            script,
+            Input::None,
+            SHORT,
+        )
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut state = HostState::default();
@@ -91,14 +97,14 @@ pub async fn inspect(node: On<'_>, s: &HostSettings) -> Result<HostState, StepEr
         match words.as_slice() {
             ["current", id] => state.current = Some((*id).to_string()),
             ["current-not-link"] => {
-                return Err(StepError::Remote {
-                    host: node.name.to_string(),
-                    step: "inspect".into(),
-                    message: format!("{}/current exists but is not a symlink; move it away first", s.root),
-                    command: format!("readlink {}/current", s.root),
-                    rc: None,
-                    stderr: String::new(),
-                });
+                return Err(StepError::remote(
+                    node.name(),
+                    "inspect",
+                    Failure::message(
+                        format!("{}/current exists but is not a symlink; move it away first", s.root),
+                        format!("readlink {}/current", s.root),
+                    ),
+                ));
             }
             ["active", id] => state.active = Some((*id).to_string()),
             ["history", id] => state.history.push((*id).to_string()),
@@ -143,7 +149,7 @@ if [ -n "$url" ]; then
 else
   cat > "$art" || exit 3
 fi
-got=$(sha256sum < "$art" | cut -d' ' -f1)
+got=$(tend_sha256 < "$art")
 [ "$got" = "$sum" ] || { echo "checksum mismatch: the artifact on the host has sha256 $got, expected $sum" >&2; exit 8; }
 case "$unpack:$kind" in
   exploded:zip)
@@ -176,14 +182,14 @@ pub enum Staged {
 /// Puts release `id` on the host: receive, verify, unpack, link shared paths, write the manifest,
 /// then rename the finished tree into `releases/<id>`.
 pub async fn stage(
-    node: On<'_>,
+    node: &Host,
     s: &HostSettings,
     id: &str,
     artifact: &Artifact,
     by: &str,
 ) -> Result<Staged, StepError> {
     let mut script = format!(
-        "root={} id={} sum={} name={} kind={} unpack={} url={} by={}\n{STAGE_HEAD}",
+        "root={} id={} sum={} name={} kind={} unpack={} url={} by={}\n{}{STAGE_HEAD}",
         quote(&s.root),
         quote(id),
         quote(&artifact.sha256),
@@ -193,12 +199,9 @@ pub async fn stage(
             Unpack::Exploded => "exploded",
             Unpack::Archive => "archive",
         },
-        quote(if artifact.content.is_none() {
-            &artifact.source
-        } else {
-            ""
-        }),
+        quote(if artifact.file.is_none() { &artifact.source } else { "" }),
         quote(by),
+        crate::transport::shell::SHA256_FN,
     );
     for dir in &s.shared_dirs {
         let (d, t) = (quote(dir), quote(&format!("{}/shared/{dir}", s.root)));
@@ -214,10 +217,24 @@ pub async fn stage(
         ));
     }
     script.push_str(STAGE_TAIL);
-    let stdin = artifact.content.as_deref().map(Vec::as_slice).or(Some(&[]));
     let timeout = Duration::from_secs(900);
     let what = format!("stage {} into {}/releases/{id}", artifact.name, s.root);
-    let out = node.step("stage", &what, script, stdin, timeout).await?;
+    // The artifact streams from the control node's disk: hosts × its size never sits in memory.
+    let mut file = match &artifact.file {
+        Some(f) => Some(tokio::fs::File::open(&f.path).await.map_err(|e| {
+            StepError::remote(
+                node.name(),
+                "stage",
+                Failure::message(format!("cannot read {}: {e}", f.path.display()), what.clone()),
+            )
+        })?),
+        None => None,
+    };
+    let input = match &mut file {
+        Some(f) => Input::Read(f),
+        None => Input::Bytes(&[]),
+    };
+    let out = node.step("stage", &what, script, input, timeout).await?;
     Ok(if String::from_utf8_lossy(&out.stdout).contains("present") {
         Staged::Present
     } else {
@@ -236,10 +253,10 @@ echo "previous ${t##*/}"
 
 /// Points `current` at release `id` (new symlink, then rename over the old one); returns the
 /// release it pointed at before.
-pub async fn switch(node: On<'_>, s: &HostSettings, id: &str) -> Result<Option<String>, StepError> {
+pub async fn switch(node: &Host, s: &HostSettings, id: &str) -> Result<Option<String>, StepError> {
     let script = format!("root={} id={}\n{SWITCH}", quote(&s.root), quote(id));
     let what = format!("point {}/current at releases/{id}", s.root);
-    let out = node.step("switch", &what, script, None, SHORT).await?;
+    let out = node.step("switch", &what, script, Input::None, SHORT).await?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text
         .lines()
@@ -250,19 +267,19 @@ pub async fn switch(node: On<'_>, s: &HostSettings, id: &str) -> Result<Option<S
 }
 
 /// Runs the host's restart command so the app serves `current`.
-pub async fn restart(node: On<'_>, s: &HostSettings) -> Result<(), StepError> {
+pub async fn restart(node: &Host, s: &HostSettings) -> Result<(), StepError> {
     if s.restart.is_empty() {
         return Ok(());
     }
     let what = "deploy_restart_command";
-    node.step("restart", what, s.restart.clone(), None, s.restart_timeout)
+    node.step("restart", what, s.restart.clone(), Input::None, s.restart_timeout)
         .await
         .map(|_| ())
 }
 
 /// Records a finished deploy or rollback on the host: `.tend/active` (when the host was
 /// verified serving `active`) and one JSON line appended to `.tend/deploys.log`.
-pub async fn record(node: On<'_>, s: &HostSettings, active: Option<&str>, line: &str) -> Result<(), StepError> {
+pub async fn record(node: &Host, s: &HostSettings, active: Option<&str>, line: &str) -> Result<(), StepError> {
     let mut script = format!("set -u\ncd -- {} || exit 3\nmkdir -p .tend || exit 3\n", quote(&s.root));
     if let Some(id) = active {
         script.push_str(&format!(
@@ -274,7 +291,7 @@ pub async fn record(node: On<'_>, s: &HostSettings, active: Option<&str>, line: 
     script.push_str("cat >> .tend/deploys.log\n");
     let body = format!("{}\n", line.trim_end());
     let what = format!("append to {}/.tend/deploys.log", s.root);
-    node.step("record", &what, script, Some(body.as_bytes()), SHORT)
+    node.step("record", &what, script, Input::Bytes(body.as_bytes()), SHORT)
         .await
         .map(|_| ())
 }
@@ -303,7 +320,7 @@ pub fn to_prune(state: &HostState, keep: usize) -> Vec<String> {
 }
 
 /// Deletes releases (renamed aside first, manifest last) and returns their ids.
-pub async fn prune(node: On<'_>, s: &HostSettings, ids: &[String]) -> Result<(), StepError> {
+pub async fn prune(node: &Host, s: &HostSettings, ids: &[String]) -> Result<(), StepError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -317,7 +334,7 @@ pub async fn prune(node: On<'_>, s: &HostSettings, ids: &[String]) -> Result<(),
         ));
     }
     let what = format!("remove old releases {}", ids.join(" "));
-    node.step("prune", &what, script, None, Duration::from_secs(300))
+    node.step("prune", &what, script, Input::None, Duration::from_secs(300))
         .await
         .map(|_| ())
 }

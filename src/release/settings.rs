@@ -4,7 +4,8 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Inventory;
-use crate::template::{Engine, Scope};
+use crate::settings::{Layers, Variables};
+use crate::template::Engine;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,41 +113,22 @@ pub struct HostSettings {
     pub drain_timeout: Duration,
 }
 
-/// Builds the variables a host's deploy settings are rendered with.
-pub fn host_scope(inv: &Inventory, h: usize, extra: &Map<String, Json>) -> Scope {
-    let host = &inv.hosts[h];
-    let mut scope = Scope::new();
+/// Reads one host's settings; `release_id` is visible to the templates as `release_id`.
+pub fn resolve(vars: &Variables, inv: &Inventory, h: usize, release_id: &str) -> Result<HostSettings, Diagnostic> {
     let defaults: Map<String, Json> = VARIABLES
         .iter()
         .map(|(k, v)| ((*k).to_string(), Json::String((*v).to_string())))
         .collect();
-    scope.push(Arc::new(defaults));
-    scope.push(Arc::new(host.vars.clone()));
-    let mut groups = Map::new();
-    for group in &inv.groups {
-        let names = inv
-            .hosts_of_group(inv.group_index(&group.name).unwrap_or_default())
-            .into_iter()
-            .map(|i| Json::String(inv.hosts[i].name.clone()))
-            .collect();
-        groups.insert(group.name.clone(), Json::Array(names));
-    }
     let mut magic = Map::new();
-    magic.insert("groups".into(), Json::Object(groups));
-    magic.insert("inventory_hostname".into(), host.name.clone().into());
-    magic.insert(
-        "inventory_hostname_short".into(),
-        host.name.split('.').next().unwrap_or_default().into(),
+    magic.insert("release_id".into(), release_id.into());
+    let scope = vars.scope(
+        h,
+        Layers {
+            defaults: Some(Arc::new(defaults)),
+            magic,
+            ..Layers::default()
+        },
     );
-    magic.insert("group_names".into(), inv.group_names(host).into());
-    scope.push(Arc::new(magic));
-    scope.push(Arc::new(extra.clone()));
-    scope
-}
-
-/// Reads one host's settings; `release_id` is visible to the templates as `release_id`.
-pub fn resolve(inv: &Inventory, h: usize, extra: &Map<String, Json>) -> Result<HostSettings, Diagnostic> {
-    let scope = host_scope(inv, h, extra);
     let engine = Engine::new();
     let host = inv.hosts[h].name.clone();
     let err = |var: &str, msg: String| Diagnostic::plain(format!("host `{host}`: `{var}`: {msg}"));

@@ -57,6 +57,11 @@ impl Scope {
         self.layers.push(layer);
     }
 
+    /// Adds layers above the existing ones, lowest first.
+    pub fn extend(&mut self, layers: impl IntoIterator<Item = Arc<Map<String, Json>>>) {
+        self.layers.extend(layers);
+    }
+
     /// Sets one variable above every layer (loop items, `item`, task results).
     pub fn set(&mut self, name: &str, value: Json) {
         self.top.insert(name.to_string(), value);

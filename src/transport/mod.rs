@@ -1,17 +1,33 @@
-//! Running commands and placing files on hosts: SSH (one multiplexed master per host) or local.
-//! Modules and commands talk to a [`Connection`]; they never spawn `ssh` or build shell text.
+//! Reaching hosts: one [`Host`] handle per host (connection, target, who commands run as,
+//! counters) and one [`Fleet`] that connects a set of hosts (forks, connect timeout, each
+//! unreachable host reported once, every master closed at the end and on Ctrl-C). Commands run
+//! as channels of one SSH master per host (or locally); their output is collected, read line by
+//! line as it comes, or streamed to a file or another host in constant memory. Modules and
+//! operations talk to a [`Host`]; they never spawn `ssh` or build shell text themselves.
 
+mod fleet;
+mod host;
 mod local;
+mod process;
 pub mod shell;
 mod ssh;
 pub mod ssh_defaults;
 pub mod stats;
+mod step;
+mod stream;
 mod target;
 mod upload;
 
+pub use fleet::{Fleet, HostDone, interrupt_token};
+pub use host::{Counters, Host};
+pub use process::{Input, Sink};
 pub use shell::Become;
-pub use target::{ConnectionKind, SshTarget, Target, TargetOverrides};
-pub use upload::{FileSpec, UploadError, UploadOutcome, UploadReport, one_step, read_report, write_step};
+pub use step::{Failure, StepError, StepFault, last_error_line, tail};
+pub use stream::{Hashed, Transfer, hash_file, pipe};
+pub use target::{ConnectionKind, SshTarget, Target};
+pub use upload::{
+    Content, FileSpec, INLINE_LIMIT, UploadError, UploadOutcome, UploadReport, one_step, read_report, write_step,
+};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,17 +59,28 @@ pub struct ConnectOptions {
     pub ssh_defaults: Option<PathBuf>,
 }
 
-/// A command to run on a host.
+/// A command to run on a host (who it runs as is the [`Host`]'s business).
 #[derive(Debug, Clone, Default)]
 pub struct RemoteCommand {
     /// POSIX shell script text (built with [`shell`] helpers).
     pub script: String,
-    /// Bytes fed to the command's stdin.
-    pub stdin: Option<Vec<u8>>,
-    /// Run as another user.
-    pub escalate: Option<Become>,
     /// Kill the command after this long.
     pub timeout: Option<Duration>,
+}
+
+impl RemoteCommand {
+    /// A script without a time limit.
+    pub fn new(script: impl Into<String>) -> Self {
+        Self {
+            script: script.into(),
+            timeout: None,
+        }
+    }
+
+    /// The same script, killed on the host after `timeout`.
+    pub fn timeout(self, timeout: Option<Duration>) -> Self {
+        Self { timeout, ..self }
+    }
 }
 
 /// What a finished command left behind.
@@ -113,7 +140,7 @@ impl TransportError {
 
 /// An open connection to one host.
 #[derive(Debug)]
-pub enum Connection {
+enum Connection {
     /// Over SSH.
     Ssh(Box<ssh::SshConnection>),
     /// On the control node itself.
@@ -122,44 +149,23 @@ pub enum Connection {
 
 impl Connection {
     /// Connects (for SSH: starts the master and authenticates).
-    pub async fn open(target: &Target, options: &ConnectOptions) -> Result<Self, TransportError> {
+    async fn open(target: &Target, options: &ConnectOptions) -> Result<Self, TransportError> {
         match &target.kind {
             ConnectionKind::Ssh(ssh) => Ok(Self::Ssh(Box::new(ssh::SshConnection::open(ssh, options).await?))),
             ConnectionKind::Local => Ok(Self::Local(local::LocalConnection::new(options))),
         }
     }
 
-    /// Runs a command and collects its output.
-    pub async fn run(&self, command: &RemoteCommand) -> Result<Output, TransportError> {
-        self.run_input(command, command.stdin.as_deref()).await
-    }
-
-    /// Runs a command with `stdin` borrowed instead of owned (`command.stdin` is ignored): one
-    /// large artifact goes to many hosts without a copy per host.
-    pub async fn run_input(&self, command: &RemoteCommand, stdin: Option<&[u8]>) -> Result<Output, TransportError> {
-        let line = shell::command_line(&command.script, command.escalate.as_ref(), command.timeout);
-        // The remote `timeout` kills first; this is the backstop if the host stops answering.
-        let limit = command.timeout.map(|t| t + Duration::from_secs(10));
-        let run = async {
-            match self {
-                Self::Ssh(c) => c.run(&line, stdin).await,
-                Self::Local(c) => c.run(&line, stdin).await,
-            }
-        };
-        let output = match limit {
-            Some(limit) => tokio::time::timeout(limit, run)
-                .await
-                .map_err(|_| TransportError::Timeout(command.timeout.unwrap_or_default()))??,
-            None => run.await?,
-        };
-        match (command.timeout, output.rc) {
-            (Some(t), Some(124)) => Err(TransportError::Timeout(t)),
-            _ => Ok(output),
+    /// Starts a command line.
+    async fn spawn(&self, line: &str, with_stdin: bool) -> Result<process::Process, TransportError> {
+        match self {
+            Self::Ssh(c) => c.spawn(line, with_stdin).await,
+            Self::Local(c) => c.spawn(line, with_stdin).await,
         }
     }
 
     /// Closes the connection (for SSH: stops the master).
-    pub async fn close(self) {
+    async fn close(self) {
         if let Self::Ssh(c) = self {
             (*c).close().await;
         }

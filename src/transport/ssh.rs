@@ -1,11 +1,11 @@
 //! SSH through OpenSSH: one authenticated master per host, commands as multiplexed channels
 //! (native mux protocol, no `ssh` process per command). Honours `~/.ssh/config`.
 
-use super::{ConnectOptions, HostKeyPolicy, Output, SshTarget, TransportError};
+use super::process::{Process, Waiter};
+use super::{ConnectOptions, HostKeyPolicy, SshTarget, TransportError};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{RwLock, Semaphore};
 
 /// An SSH master connection to one host.
@@ -14,7 +14,7 @@ pub struct SshConnection {
     target: SshTarget,
     options: ConnectOptions,
     session: RwLock<Arc<Session>>,
-    channels: Semaphore,
+    channels: Arc<Semaphore>,
 }
 
 impl SshConnection {
@@ -25,28 +25,49 @@ impl SshConnection {
             target: target.clone(),
             options: options.clone(),
             session: RwLock::new(Arc::new(session)),
-            channels: Semaphore::new(options.channels_per_host.max(1)),
+            channels: Arc::new(Semaphore::new(options.channels_per_host.max(1))),
         })
     }
 
-    /// Runs a command line through the host's login shell.
-    pub async fn run(&self, line: &str, stdin: Option<&[u8]>) -> Result<Output, TransportError> {
-        let _permit = self
+    /// Starts a command line through the host's login shell, as a channel of the master.
+    pub(super) async fn spawn(&self, line: &str, with_stdin: bool) -> Result<Process, TransportError> {
+        let slot = self
             .channels
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| TransportError::Local("connection is closing".into()))?;
         let session = self.session.read().await.clone();
-        match run_on(&session, line, stdin).await {
+        let child = match start(session.clone(), line, with_stdin).await {
+            Ok(child) => child,
             // The master went away while idle (ControlPersist expired, host rebooted): nothing
-            // was started on the host, so reconnect once and run the command then.
-            Err(Spawn::NotStarted(_)) if session.check().await.is_err() => {
+            // was started on the host, so reconnect once and start the command then.
+            Err(_) if session.check().await.is_err() => {
                 let fresh = Arc::new(connect(&self.target, &self.options).await?);
                 *self.session.write().await = fresh.clone();
-                run_on(&fresh, line, stdin).await.map_err(Spawn::into_error)
+                start(fresh, line, with_stdin)
+                    .await
+                    .map_err(|e| TransportError::Disconnected(error_chain(&e)))?
             }
-            other => other.map_err(Spawn::into_error),
-        }
+            Err(e) => return Err(TransportError::Disconnected(error_chain(&e))),
+        };
+        super::stats::channel_opened();
+        let mut child = child;
+        let stdin = child.stdin().take().map(|w| {
+            super::process::widen_pipe(&w);
+            Box::new(w) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>
+        });
+        let (Some(stdout), Some(stderr)) = (child.stdout().take(), child.stderr().take()) else {
+            return Err(TransportError::Local("the command's output pipes are missing".into()));
+        };
+        super::process::widen_pipe(&stdout);
+        Ok(Process {
+            stdin,
+            stdout: Box::new(stdout),
+            stderr: Box::new(stderr),
+            waiter: Waiter::Ssh(child),
+            _slot: slot,
+        })
     }
 
     /// Stops the master.
@@ -59,48 +80,18 @@ impl SshConnection {
     }
 }
 
-enum Spawn {
-    NotStarted(openssh::Error),
-    Failed(TransportError),
-}
-
-impl Spawn {
-    fn into_error(self) -> TransportError {
-        match self {
-            Spawn::NotStarted(e) => TransportError::Disconnected(error_chain(&e)),
-            Spawn::Failed(e) => e,
-        }
-    }
-}
-
-async fn run_on(session: &Session, line: &str, stdin: Option<&[u8]>) -> Result<Output, Spawn> {
-    let mut cmd = session.raw_command(line);
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+async fn start(
+    session: Arc<Session>,
+    line: &str,
+    with_stdin: bool,
+) -> Result<openssh::Child<Arc<Session>>, openssh::Error> {
+    session
+        .arc_raw_command(line)
+        .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().await.map_err(Spawn::NotStarted)?;
-    super::stats::channel_opened();
-    let writer = child.stdin().take();
-    let feed = async move {
-        if let (Some(mut w), Some(data)) = (writer, stdin) {
-            // A command that exits without reading its input is not an error of ours.
-            let _ = w.write_all(data).await;
-            let _ = w.shutdown().await;
-        }
-    };
-    let (_, result) = tokio::join!(feed, child.wait_with_output());
-    match result {
-        Ok(out) => Ok(Output {
-            rc: out.status.code(),
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }),
-        Err(openssh::Error::RemoteProcessTerminated) => Ok(Output {
-            rc: None,
-            ..Output::default()
-        }),
-        Err(e) => Err(Spawn::Failed(TransportError::Disconnected(error_chain(&e)))),
-    }
+        .stderr(Stdio::piped())
+        .spawn()
+        .await
 }
 
 async fn connect(target: &SshTarget, options: &ConnectOptions) -> Result<Session, TransportError> {
@@ -144,7 +135,8 @@ async fn connect(target: &SshTarget, options: &ConnectOptions) -> Result<Session
     Ok(session)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error and its causes on one line.
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -8,6 +8,8 @@ use std::time::Duration;
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 static CHANNELS: AtomicU64 = AtomicU64::new(0);
 static CONNECT_MICROS: AtomicU64 = AtomicU64::new(0);
+static SENT: AtomicU64 = AtomicU64::new(0);
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts one connection that was made, and how long making it took.
 pub(super) fn connected(took: Duration) {
@@ -20,6 +22,12 @@ pub(super) fn channel_opened() {
     CHANNELS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Counts bytes fed to commands and read from their stdout.
+pub(super) fn moved(sent: u64, received: u64) {
+    SENT.fetch_add(sent, Ordering::Relaxed);
+    RECEIVED.fetch_add(received, Ordering::Relaxed);
+}
+
 /// The counters so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
@@ -29,6 +37,10 @@ pub struct Stats {
     pub channels: u64,
     /// Time spent making connections, summed over hosts.
     pub connect_ms: u64,
+    /// Bytes fed to commands' stdin.
+    pub bytes_sent: u64,
+    /// Bytes read from commands' stdout.
+    pub bytes_received: u64,
 }
 
 /// Reads the counters.
@@ -37,5 +49,7 @@ pub fn snapshot() -> Stats {
         connections: CONNECTIONS.load(Ordering::Relaxed),
         channels: CHANNELS.load(Ordering::Relaxed),
         connect_ms: CONNECT_MICROS.load(Ordering::Relaxed) / 1000,
+        bytes_sent: SENT.load(Ordering::Relaxed),
+        bytes_received: RECEIVED.load(Ordering::Relaxed),
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{Become, HostKeyPolicy};
 use crate::diagnostic::Diagnostic;
-use crate::inventory::Host;
+use crate::settings::{BecomeFlags, Variables};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,48 +50,38 @@ pub struct SshTarget {
     pub connect_timeout: Option<Duration>,
 }
 
-/// What the command line says for every host.
-#[derive(Debug, Clone, Default)]
-pub struct TargetOverrides {
-    /// `--become`: escalate even where the inventory does not say so.
-    pub escalate: bool,
-    /// `--become-user`.
-    pub become_user: Option<String>,
-}
-
 fn host_error(host: &str, message: String) -> Diagnostic {
     Diagnostic::plain(format!("host `{host}`: {message}"))
 }
 
-fn text(host: &Host, var: &str) -> Result<Option<String>, Diagnostic> {
-    match host.vars.get(var) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(host_error(
-            &host.name,
-            format!("`{var}` must be a string, found `{other}`"),
-        )),
-    }
+/// A host's connection variables: `-e` over the inventory.
+struct HostVars<'a> {
+    name: &'a str,
+    vars: &'a Variables,
+    h: usize,
 }
 
-fn boolean(host: &Host, var: &str) -> Result<Option<bool>, Diagnostic> {
-    match host.vars.get(var) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-            "yes" | "true" | "on" | "1" => Ok(Some(true)),
-            "no" | "false" | "off" | "0" => Ok(Some(false)),
-            _ => Err(host_error(
-                &host.name,
-                format!("`{var}` must be a boolean, found `{s}`"),
+impl HostVars<'_> {
+    fn text(&self, var: &str) -> Result<Option<String>, Diagnostic> {
+        match self.vars.get(self.h, var) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(host_error(
+                self.name,
+                format!("`{var}` must be a string, found `{other}`"),
             )),
-        },
-        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(Some(n.as_i64() == Some(1))),
-        Some(other) => Err(host_error(
-            &host.name,
-            format!("`{var}` must be a boolean, found `{other}`"),
-        )),
+        }
+    }
+
+    fn boolean(&self, var: &str) -> Result<Option<bool>, Diagnostic> {
+        match self.vars.get(self.h, var) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => crate::settings::boolean(v).map(Some).ok_or_else(|| {
+                host_error(self.name, format!("`{var}` must be a boolean, found `{v}`"))
+                    .with_hint("write yes/no, true/false, on/off or 1/0")
+            }),
+        }
     }
 }
 
@@ -103,31 +93,28 @@ fn expand_home(p: &str) -> PathBuf {
 }
 
 impl Target {
-    /// Reads the connection variables of a host; a malformed one is an input error.
-    pub fn from_host(host: &Host, overrides: &TargetOverrides) -> Result<Self, Diagnostic> {
-        let name = &host.name;
-        let become_enabled = overrides.escalate || boolean(host, "ansible_become")?.unwrap_or(false);
-        let escalate = if become_enabled {
-            if let Some(method) = text(host, "ansible_become_method")?
-                && method != "sudo"
-            {
-                return Err(
-                    host_error(name, format!("`ansible_become_method: {method}` is not supported"))
-                        .with_hint("tend escalates with `sudo`; remove the variable or set it to `sudo`"),
-                );
-            }
-            let user = overrides
-                .become_user
-                .clone()
-                .or(text(host, "ansible_become_user")?)
-                .unwrap_or_else(|| "root".into());
-            Some(Become { user })
-        } else {
-            None
-        };
-        let connection = text(host, "ansible_connection")?.unwrap_or_else(|| "ssh".into());
+    /// Reads the connection variables of inventory host `h` (`-e` over the inventory, both over
+    /// the `--become` flags); a malformed one is an input error.
+    pub fn new(vars: &Variables, h: usize, name: &str, flags: &BecomeFlags) -> Result<Self, Diagnostic> {
+        let host = HostVars { name, vars, h };
+        let escalate = crate::settings::escalation(
+            host.boolean("ansible_become")?,
+            host.text("ansible_become_user")?,
+            None,
+            None,
+            flags,
+        );
+        if let Some(method) = host.text("ansible_become_method")?
+            && method != "sudo"
+        {
+            return Err(
+                host_error(name, format!("`ansible_become_method: {method}` is not supported"))
+                    .with_hint("tend escalates with `sudo`; remove the variable or set it to `sudo`"),
+            );
+        }
+        let connection = host.text("ansible_connection")?.unwrap_or_else(|| "ssh".into());
         let kind = match connection.as_str() {
-            "ssh" | "smart" | "paramiko" => ConnectionKind::Ssh(ssh_target(host)?),
+            "ssh" | "smart" | "paramiko" => ConnectionKind::Ssh(ssh_target(&host)?),
             "local" => ConnectionKind::Local,
             other => {
                 return Err(
@@ -137,24 +124,34 @@ impl Target {
             }
         };
         Ok(Self {
-            name: name.clone(),
+            name: name.to_string(),
             kind,
             escalate,
         })
     }
+
+    /// The control node itself, for `delegate_to: localhost` outside the inventory.
+    pub fn localhost() -> Self {
+        Self {
+            name: "localhost".into(),
+            kind: ConnectionKind::Local,
+            escalate: None,
+        }
+    }
 }
 
-fn ssh_target(host: &Host) -> Result<SshTarget, Diagnostic> {
-    let name = &host.name;
+fn ssh_target(host: &HostVars<'_>) -> Result<SshTarget, Diagnostic> {
+    let name = host.name;
     let mut t = SshTarget {
-        address: text(host, "ansible_host")?.unwrap_or_else(|| name.clone()),
-        user: text(host, "ansible_user")?.or(text(host, "ansible_ssh_user")?),
-        key_file: text(host, "ansible_ssh_private_key_file")?
-            .or(text(host, "ansible_private_key_file")?)
+        address: host.text("ansible_host")?.unwrap_or_else(|| name.to_string()),
+        user: host.text("ansible_user")?.or(host.text("ansible_ssh_user")?),
+        key_file: host
+            .text("ansible_ssh_private_key_file")?
+            .or(host.text("ansible_private_key_file")?)
             .map(|p| expand_home(&p)),
         ..SshTarget::default()
     };
-    if let Some(port) = text(host, "ansible_port")?.or(text(host, "ansible_ssh_port")?) {
+    if let Some(port) = host.text("ansible_port")?.or(host.text("ansible_ssh_port")?) {
         t.port = Some(port.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| {
             host_error(
                 name,
@@ -163,7 +160,7 @@ fn ssh_target(host: &Host) -> Result<SshTarget, Diagnostic> {
         })?);
     }
     for var in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
-        if let Some(args) = text(host, var)? {
+        if let Some(args) = host.text(var)? {
             apply_ssh_args(&mut t, &args).map_err(|m| {
                 host_error(name, format!("`{var}`: {m}"))
                     .with_hint("put other ssh settings in `~/.ssh/config` (tend reads it) or a file passed with `-F`")
@@ -247,22 +244,34 @@ fn apply_ssh_option(t: &mut SshTarget, key: &str, value: &str) -> Result<(), Str
 mod tests {
     use super::*;
 
-    fn host(vars: serde_json::Value) -> Host {
-        Host {
-            name: "h1".into(),
-            vars: vars.as_object().cloned().unwrap_or_default(),
+    fn target(vars: serde_json::Value) -> Result<Target, Diagnostic> {
+        target_with(vars, serde_json::Map::new(), &BecomeFlags::default())
+    }
+
+    fn target_with(
+        vars: serde_json::Value,
+        extra: serde_json::Map<String, Value>,
+        flags: &BecomeFlags,
+    ) -> Result<Target, Diagnostic> {
+        let inv = crate::inventory::Inventory {
+            hosts: vec![crate::inventory::Host {
+                name: "h1".into(),
+                vars: vars.as_object().cloned().unwrap_or_default(),
+                groups: vec![],
+            }],
             groups: vec![],
-        }
+        };
+        Target::new(&Variables::new(&inv, extra), 0, "h1", flags)
     }
 
     #[test]
     fn reads_ansible_connection_vars() {
-        let h = host(serde_json::json!({
+        let t = target(serde_json::json!({
             "ansible_host": "10.0.0.5", "ansible_port": 2222, "ansible_user": "deploy",
             "ansible_ssh_common_args": "-o UserKnownHostsFile=/k -o StrictHostKeyChecking=accept-new -J bastion",
             "ansible_become": "yes",
-        }));
-        let t = Target::from_host(&h, &TargetOverrides::default()).unwrap();
+        }))
+        .unwrap();
         let ConnectionKind::Ssh(s) = t.kind else {
             panic!("not ssh")
         };
@@ -277,30 +286,39 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_naming_the_host() {
-        let e = Target::from_host(
-            &host(serde_json::json!({"ansible_port": "ssh"})),
-            &TargetOverrides::default(),
-        )
-        .unwrap_err();
+        let e = target(serde_json::json!({"ansible_port": "ssh"})).unwrap_err();
         assert_eq!(
             e.to_string(),
             "host `h1`: `ansible_port` must be a port number (1-65535), found `ssh`"
         );
-        let e = Target::from_host(
-            &host(serde_json::json!({"ansible_connection": "winrm"})),
-            &TargetOverrides::default(),
-        )
-        .unwrap_err();
+        let e = target(serde_json::json!({"ansible_connection": "winrm"})).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("host `h1`: `ansible_connection: winrm` is not supported"),
             "{e}"
         );
-        let e = Target::from_host(
-            &host(serde_json::json!({"ansible_ssh_common_args": "-o ForwardAgent=yes"})),
-            &TargetOverrides::default(),
-        )
-        .unwrap_err();
+        let e = target(serde_json::json!({"ansible_ssh_common_args": "-o ForwardAgent=yes"})).unwrap_err();
         assert!(e.to_string().contains("unsupported ssh option `ForwardAgent`"), "{e}");
+    }
+
+    #[test]
+    fn extra_vars_beat_the_inventory_and_variables_beat_flags() {
+        let mut extra = serde_json::Map::new();
+        extra.insert("ansible_user".into(), "bob".into());
+        let flags = BecomeFlags {
+            enabled: true,
+            user: Some("cli".into()),
+        };
+        let t = target_with(
+            serde_json::json!({"ansible_user": "alice", "ansible_become_user": "app"}),
+            extra,
+            &flags,
+        )
+        .unwrap();
+        let ConnectionKind::Ssh(s) = t.kind else {
+            panic!("not ssh")
+        };
+        assert_eq!(s.user.as_deref(), Some("bob"));
+        assert_eq!(t.escalate, Some(Become { user: "app".into() }));
     }
 }

@@ -2,11 +2,49 @@
 //! destination, set mode and owner, and rename over it, so readers see the old or the new file,
 //! never a partial one.
 
-use super::{Connection, Output, RemoteCommand, TransportError, shell::quote};
+use super::process::Input;
+use super::{Hashed, Host, Output, RemoteCommand, TransportError, shell::quote};
 use sha2::{Digest, Sha256};
+use std::path::Path;
 
 /// Files up to this size travel with the probe (one round trip); larger ones only when changed.
-const INLINE_LIMIT: usize = 256 * 1024;
+pub const INLINE_LIMIT: u64 = 256 * 1024;
+
+/// What goes into a placed file.
+#[derive(Debug, Clone)]
+pub enum Content<'a> {
+    /// Bytes in memory (rendered templates, inline content, small files).
+    Bytes(&'a [u8]),
+    /// A local file, streamed from disk when it is sent; `hashed` was computed beforehand.
+    File {
+        /// The file.
+        path: &'a Path,
+        /// Its size and SHA-256.
+        hashed: Hashed,
+    },
+}
+
+impl Content<'_> {
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::File { hashed, .. } => hashed.bytes,
+        }
+    }
+
+    /// True when there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn sha256(&self) -> String {
+        match self {
+            Content::Bytes(b) => hex::encode(Sha256::digest(b)),
+            Content::File { hashed, .. } => hashed.sha256.clone(),
+        }
+    }
+}
 
 /// A file to place.
 #[derive(Debug, Clone)]
@@ -14,7 +52,7 @@ pub struct FileSpec<'a> {
     /// Absolute destination path.
     pub dest: &'a str,
     /// The content.
-    pub content: &'a [u8],
+    pub content: Content<'a>,
     /// Permission bits; a new file defaults to 0644, an existing one keeps its mode.
     pub mode: Option<u32>,
     /// Owner name or id.
@@ -39,7 +77,7 @@ pub struct FileSpec<'a> {
 
 impl<'a> FileSpec<'a> {
     /// A plain file: replaced when different, no validation, no backup.
-    pub fn new(dest: &'a str, content: &'a [u8]) -> Self {
+    pub fn new(dest: &'a str, content: Content<'a>) -> Self {
         Self {
             dest,
             content,
@@ -115,7 +153,7 @@ if [ ! -d "$dir" ]; then echo "directory $dir does not exist" >&2; exit 3; fi
 if [ -e "$dest" ] && [ ! -f "$dest" ]; then echo "$dest exists and is not a regular file" >&2; exit 3; fi
 guard() {
   [ -n "$expect" ] || return 0
-  if [ -f "$dest" ]; then cur=$(sha256sum < "$dest"); cur=${cur%% *}; else cur=absent; fi
+  if [ -f "$dest" ]; then cur=$(tend_sha256 < "$dest"); else cur=absent; fi
   if [ "$cur" != "$expect" ]; then echo "$dest changed since it was read (sha256 $cur, expected $expect)" >&2; exit 6; fi
 }
 guard
@@ -123,7 +161,7 @@ state=created
 if [ -f "$dest" ]; then
   state=replaced
   if [ "$force" = 0 ]; then state=same; else
-    have=$(sha256sum < "$dest"); [ "${have%% *}" != "$sum" ] || state=same
+    [ "$(tend_sha256 < "$dest")" != "$sum" ] || state=same
   fi
 fi
 if [ "$state" = same ]; then
@@ -149,7 +187,7 @@ if [ "$probe" = 1 ]; then echo "$state"; exit 0; fi
 tmp=$(mktemp "$dir/.tend.XXXXXXXX")
 trap 'rm -f "$tmp"' EXIT
 cat > "$tmp"
-got=$(sha256sum < "$tmp"); got=${got%% *}
+got=$(tend_sha256 < "$tmp")
 if [ "$got" != "$sum" ]; then echo "content arrived damaged (sha256 $got, expected $sum)" >&2; exit 4; fi
 if [ -n "$mode" ]; then chmod "$mode" "$tmp"
 elif [ "$state" = replaced ]; then chmod --reference="$dest" "$tmp"
@@ -185,8 +223,8 @@ pub enum UploadError {
 }
 
 /// The remote script of an upload: probe only, or probe and write with the content on stdin.
-fn upload_script(file: &FileSpec<'_>, probe: bool) -> (String, Option<Vec<u8>>) {
-    let sum = hex::encode(Sha256::digest(file.content));
+fn upload_script(file: &FileSpec<'_>, probe: bool) -> String {
+    let sum = file.content.sha256();
     let flag = |b: bool| if b { "1" } else { "0" };
     let vars = format!(
         "dest={} sum={} mode={} owner={} group={} force={} backup={} want_before={} name={} expect={}\n",
@@ -210,28 +248,27 @@ fn upload_script(file: &FileSpec<'_>, probe: bool) -> (String, Option<Vec<u8>>) 
         None => ":".into(),
     };
     let script = SCRIPT.replacen("\nvalidate\n", &format!("\n{validate}\n"), 1);
-    (
-        format!("set -- {}\n{vars}{script}", if probe { 1 } else { 0 }),
-        (!probe).then(|| file.content.to_vec()),
+    format!(
+        "set -- {}\n{vars}{}{script}",
+        if probe { 1 } else { 0 },
+        super::shell::SHA256_FN
     )
 }
 
 /// The upload as one script and its stdin, for callers that send it together with other work;
-/// `None` when the content is large enough to be probed for before it is sent.
+/// `None` when the content is large enough (or on disk) to be probed for before it is sent.
 pub fn one_step(file: &FileSpec<'_>, check: bool) -> Option<(String, Option<Vec<u8>>)> {
-    if check {
-        Some(upload_script(file, true))
-    } else if file.content.len() > INLINE_LIMIT {
-        None
-    } else {
-        Some(upload_script(file, false))
+    match file.content {
+        _ if check => Some((upload_script(file, true), None)),
+        Content::Bytes(b) if (b.len() as u64) <= INLINE_LIMIT => Some((upload_script(file, false), Some(b.to_vec()))),
+        _ => None,
     }
 }
 
 /// The upload as one script that writes (content on stdin) without probing first, for a caller
 /// that already knows the content differs (an edited file).
-pub fn write_step(file: &FileSpec<'_>) -> (String, Option<Vec<u8>>) {
-    upload_script(file, false)
+pub fn write_step(file: &FileSpec<'_>, content: &[u8]) -> (String, Option<Vec<u8>>) {
+    (upload_script(file, false), Some(content.to_vec()))
 }
 
 /// Reads what the upload script printed.
@@ -268,35 +305,27 @@ pub fn read_report(out: &Output, dest: &str) -> Result<UploadReport, UploadError
     }
 }
 
-impl Connection {
-    /// Places a file atomically; with `check`, only reports what it would do.
-    pub async fn upload(
-        &self,
-        file: &FileSpec<'_>,
-        escalate: Option<&super::Become>,
-        check: bool,
-    ) -> Result<UploadReport, UploadError> {
-        let step = |probe: bool| {
-            let (script, stdin) = upload_script(file, probe);
-            RemoteCommand {
-                script,
-                stdin,
-                escalate: escalate.cloned(),
-                timeout: None,
-            }
-        };
-        if check || file.content.len() > INLINE_LIMIT {
-            let report = self.upload_step(step(true), file.dest).await?;
+impl Host {
+    /// Places a file atomically; with `check`, only reports what it would do. Large content
+    /// (and every local file) is probed for first and sent only when it differs, streamed.
+    pub async fn upload(&self, file: &FileSpec<'_>, check: bool) -> Result<UploadReport, UploadError> {
+        if check || file.content.len() > INLINE_LIMIT || matches!(file.content, Content::File { .. }) {
+            let report = self.upload_step(file, true).await?;
             if check || report.outcome == UploadOutcome::Unchanged {
                 return Ok(report);
             }
         }
-        self.upload_step(step(false), file.dest).await
+        self.upload_step(file, false).await
     }
 
-    async fn upload_step(&self, command: RemoteCommand, dest: &str) -> Result<UploadReport, UploadError> {
-        let out = self.run(&command).await?;
-        read_report(&out, dest)
+    async fn upload_step(&self, file: &FileSpec<'_>, probe: bool) -> Result<UploadReport, UploadError> {
+        let command = RemoteCommand::new(upload_script(file, probe));
+        let out = match (&file.content, probe) {
+            (_, true) => self.run(&command, Input::None).await?,
+            (Content::Bytes(b), false) => self.run(&command, Input::Bytes(b)).await?,
+            (Content::File { path, .. }, false) => self.from_file(&command, path).await?.0,
+        };
+        read_report(&out, file.dest)
     }
 }
 

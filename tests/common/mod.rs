@@ -12,7 +12,10 @@ pub fn repo() -> PathBuf {
 /// The `tend` binary under test, with a clean environment for its settings.
 pub fn tend() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tend"));
-    cmd.env_remove("TEND_INVENTORY").env("NO_COLOR", "1");
+    // Audit logs of tests go to a scratch place, not the user's state directory.
+    cmd.env_remove("TEND_INVENTORY")
+        .env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", std::env::temp_dir().join("tend-test-state"));
     cmd
 }
 
@@ -40,12 +43,17 @@ impl Run {
             .collect()
     }
 
-    /// The JSON line of one host.
+    /// The JSON lines of one kind of event (`result`, `step`, `row`, ...).
+    pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.json_lines().into_iter().filter(|v| v["event"] == event).collect()
+    }
+
+    /// The `result` of one host.
     pub fn host(&self, name: &str) -> serde_json::Value {
-        self.json_lines()
+        self.events("result")
             .into_iter()
             .find(|v| v["host"] == name)
-            .unwrap_or_else(|| panic!("no line for {name} in:\n{}", self.stdout))
+            .unwrap_or_else(|| panic!("no result for {name} in:\n{}", self.stdout))
     }
 }
 

@@ -18,7 +18,7 @@ use base64::Engine as _;
 /// Connection parameters every MySQL module takes (Ansible's names).
 pub const LOGIN_PARAMS: [Param; 5] = [
     Param::new("login_user", Kind::Str),
-    Param::new("login_password", Kind::Str),
+    Param::new("login_password", Kind::Str).secret(),
     Param::new("login_host", Kind::Str),
     Param::new("login_port", Kind::Int),
     Param::new("login_unix_socket", Kind::Str),

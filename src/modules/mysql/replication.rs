@@ -29,7 +29,9 @@ const PARAMS: [Param; 13] = with_login([
     ]),
     Param::new("primary_host", Kind::Str).aliases(&["master_host"]),
     Param::new("primary_user", Kind::Str).aliases(&["master_user"]),
-    Param::new("primary_password", Kind::Str).aliases(&["master_password"]),
+    Param::new("primary_password", Kind::Str)
+        .aliases(&["master_password"])
+        .secret(),
     Param::new("primary_port", Kind::Int).aliases(&["master_port"]),
     Param::new("primary_connect_retry", Kind::Int).aliases(&["master_connect_retry"]),
     Param::new("primary_use_gtid", Kind::Str)

@@ -11,7 +11,7 @@ pub struct MysqlUser;
 
 const PARAMS: [Param; 12] = with_login([
     Param::new("name", Kind::Str).required().aliases(&["user"]),
-    Param::new("password", Kind::Str),
+    Param::new("password", Kind::Str).secret(),
     Param::new("host", Kind::Str),
     Param::new("priv", Kind::Any),
     Param::new("append_privs", Kind::Bool),

@@ -1,12 +1,12 @@
-//! A lease lock on a host, taken by every command that changes the fleet's releases or roles
-//! (deploy, rollback; later migrate, failover, restore). The lock file says who holds it (user,
+//! The operations' lease lock on a host, taken by every command that changes the fleet's
+//! releases or roles (deploy, rollback; later migrate, failover, restore) through [`super::run`]. The lock file says who holds it (user,
 //! control host, pid, command, reason) and until when; the holder renews it while it works. A
 //! crashed holder blocks nobody for long: an expired lease is taken over, and a holder on this
 //! same machine whose process is gone is recognised at once. `tend lock show/break` inspect and
 //! remove it by hand. Updates are serialised on the host with `flock`.
 
-use super::{Node, StepError};
 use crate::transport::shell::quote;
+use crate::transport::{Failure, Host, Input, StepError};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -213,7 +213,7 @@ struct Answer {
 }
 
 async fn call(
-    node: &Node,
+    node: &Host,
     name: &str,
     mode: &str,
     token: &str,
@@ -230,15 +230,20 @@ async fn call(
     );
     let what = format!("{mode} lock {LOCK_DIR}/{name}.lock");
     let out = node
-        .on()
-        .step("lock", &what, script, Some(body.as_bytes()), Duration::from_secs(30))
+        .step(
+            "lock",
+            &what,
+            script,
+            Input::Bytes(body.as_bytes()),
+            Duration::from_secs(30),
+        )
         .await?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines();
     let head = lines.next().unwrap_or_default();
     let (word, now) = head.split_once(' ').unwrap_or((head, "0"));
     let rest: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
-    let other = (!rest.is_empty()).then(|| LockInfo::parse(name, &node.name, now.trim().parse().unwrap_or(0), &rest));
+    let other = (!rest.is_empty()).then(|| LockInfo::parse(name, node.name(), now.trim().parse().unwrap_or(0), &rest));
     Ok(Answer {
         word: word.to_string(),
         other,
@@ -248,7 +253,7 @@ async fn call(
 /// A lock this process holds; renewed in the background until released.
 #[derive(Debug)]
 pub struct Lease {
-    node: Node,
+    node: Host,
     name: String,
     token: String,
     ttl: Duration,
@@ -275,7 +280,7 @@ pub struct Request {
 }
 
 /// Takes the lock on `node`, waiting up to `req.wait` while another live holder has it.
-pub async fn acquire(node: &Node, req: &Request, cancel: &CancellationToken) -> Result<Lease, LockError> {
+pub async fn acquire(node: &Host, req: &Request, cancel: &CancellationToken) -> Result<Lease, LockError> {
     let me = Me::current();
     let token = hex::encode(
         &Sha256::digest(format!(
@@ -316,21 +321,21 @@ pub async fn acquire(node: &Node, req: &Request, cancel: &CancellationToken) -> 
                 }
             }
             (word, _) => {
-                return Err(LockError::Step(StepError::Remote {
-                    host: node.name.clone(),
-                    step: "lock".into(),
-                    message: format!("unexpected answer `{word}` from the lock script"),
-                    command: format!("acquire lock {LOCK_DIR}/{}.lock", req.name),
-                    rc: Some(0),
-                    stderr: String::new(),
-                }));
+                return Err(LockError::Step(StepError::remote(
+                    node.name(),
+                    "lock",
+                    Failure::message(
+                        format!("unexpected answer `{word}` from the lock script"),
+                        format!("acquire lock {LOCK_DIR}/{}.lock", req.name),
+                    ),
+                )));
             }
         }
     }
 }
 
 impl Lease {
-    fn start(node: &Node, req: &Request, token: String, body: String, replaced: Option<LockInfo>) -> Self {
+    fn start(node: &Host, req: &Request, token: String, body: String, replaced: Option<LockInfo>) -> Self {
         let mut lease = Lease {
             node: node.clone(),
             name: req.name.clone(),
@@ -380,7 +385,7 @@ impl Lease {
 
     /// The host holding the lock file.
     pub fn host(&self) -> &str {
-        &self.node.name
+        self.node.name()
     }
 
     /// Gives the lock up (only if still ours).
@@ -396,13 +401,13 @@ impl Lease {
 }
 
 /// Who holds lock `name` on `node`, if anyone.
-pub async fn show(node: &Node, name: &str) -> Result<Option<LockInfo>, StepError> {
+pub async fn show(node: &Host, name: &str) -> Result<Option<LockInfo>, StepError> {
     let a = call(node, name, "show", "", "", Duration::ZERO, "").await?;
     Ok(if a.word == "held" { a.other } else { None })
 }
 
 /// Removes lock `name` whoever holds it; returns who held it.
-pub async fn break_lock(node: &Node, name: &str) -> Result<Option<LockInfo>, StepError> {
+pub async fn break_lock(node: &Host, name: &str) -> Result<Option<LockInfo>, StepError> {
     let a = call(node, name, "break", "", "", Duration::ZERO, "").await?;
     Ok(if a.word == "broken" { a.other } else { None })
 }

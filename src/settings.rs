@@ -1,0 +1,326 @@
+//! The one place where what the user said becomes settings: `-e` values, the boolean words
+//! Ansible accepts, privilege escalation, and the variables a host sees, layered in the
+//! documented precedence. Every command that reads inventory variables builds them here, so
+//! `tend run`, `tend exec` and the operations (`deploy`, ...) agree on what a variable means.
+//!
+//! Precedence, lowest first (as in Ansible): command-line flags (`--become-user`, which are not
+//! variables), role defaults (or an operation's defaults), inventory variables, facts, play
+//! `vars`/`vars_files`, role `vars`, block/task `vars`, `set_fact`/`register`, magic variables,
+//! extra vars (`-e`). Connection variables (`ansible_user`, `ansible_become_user`, ...) are
+//! variables too: they beat playbook keywords and flags, and `-e` beats them all.
+
+use crate::diagnostic::{Diagnostic, Source};
+use crate::inventory::Inventory;
+use crate::template::{Engine, Scope};
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+/// Variables by name.
+pub type Vars = Map<String, Json>;
+
+/// Ansible's boolean words (`ansible.module_utils.parsing.convert_bool`): case and surrounding
+/// blanks do not matter; anything else is not a boolean.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_lowercase().as_str() {
+        "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
+        "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+/// A value as a boolean the way Ansible reads it: booleans, the words of [`parse_bool`], and
+/// the numbers 1 and 0.
+pub fn boolean(value: &Json) -> Option<bool> {
+    match value {
+        Json::Bool(b) => Some(*b),
+        Json::String(s) => parse_bool(s),
+        Json::Number(n) => match n.as_f64() {
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Parses `-e` values: `k=v k2=v2` (strings), inline YAML/JSON `{"k": 1}`, or `@file.yaml`.
+pub fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
+    let mut vars = Vars::new();
+    for v in values {
+        if let Some(file) = v.strip_prefix('@') {
+            let (source, node) = crate::yaml::load_file(std::path::Path::new(file))?;
+            match node.to_json() {
+                Json::Object(m) => vars.extend(m),
+                Json::Null => {}
+                _ => {
+                    return Err(source.error(node.line, node.column, "extra vars file must be a mapping"));
+                }
+            }
+        } else if v.trim_start().starts_with('{') {
+            let source = Source::new("-e", v.as_str());
+            let node = crate::yaml::parse(&source)?;
+            if let Json::Object(m) = node.to_json() {
+                vars.extend(m);
+            }
+        } else {
+            let words = shlex::split(v).ok_or_else(|| Diagnostic::plain(format!("-e `{v}`: unbalanced quotes")))?;
+            for w in words {
+                let (k, val) = w.split_once('=').ok_or_else(|| {
+                    Diagnostic::plain(format!("-e `{w}` is not `key=value`"))
+                        .with_hint("use `-e key=value`, `-e '{\"key\": 1}'` or `-e @file.yaml`")
+                })?;
+                if !valid_name(k) {
+                    return Err(Diagnostic::plain(format!(
+                        "-e `{w}`: `{k}` is not a valid variable name"
+                    )));
+                }
+                vars.insert(k.to_string(), Json::String(val.to_string()));
+            }
+        }
+    }
+    Ok(vars)
+}
+
+/// Letters, digits and `_`, not starting with a digit.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Privilege escalation as the command line asks for it (`--become`, `--become-user`): the
+/// lowest layer, under playbook keywords and variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BecomeFlags {
+    /// `--become` (or `--become-user`, which implies it).
+    pub enabled: bool,
+    /// `--become-user`.
+    pub user: Option<String>,
+}
+
+/// Decides whether and as whom commands run: variables (`ansible_become`,
+/// `ansible_become_user`: inventory, task `vars`, `-e`) beat playbook keywords (`become`,
+/// `become_user`), which beat the command-line flags; the user defaults to `root`.
+pub fn escalation(
+    var_enabled: Option<bool>,
+    var_user: Option<String>,
+    keyword_enabled: Option<bool>,
+    keyword_user: Option<String>,
+    flags: &BecomeFlags,
+) -> Option<crate::transport::Become> {
+    let enabled = var_enabled.or(keyword_enabled).unwrap_or(flags.enabled);
+    enabled.then(|| crate::transport::Become {
+        user: var_user
+            .or(keyword_user)
+            .or_else(|| flags.user.clone())
+            .unwrap_or_else(|| "root".into()),
+    })
+}
+
+/// The variable layers of one host for one piece of work, lowest first; the inventory, the
+/// magic variables and `-e` are added by [`Variables::scope`].
+#[derive(Debug, Default, Clone)]
+pub struct Layers {
+    /// Role defaults, or an operation's defaults (`deploy_root: /srv/shop`).
+    pub defaults: Option<Arc<Vars>>,
+    /// Facts (`ansible_facts` and the `ansible_*` names).
+    pub facts: Option<Arc<Vars>>,
+    /// Play `vars` and `vars_files`.
+    pub play: Option<Arc<Vars>>,
+    /// Role `vars/`.
+    pub role: Option<Arc<Vars>>,
+    /// Block and task `vars`.
+    pub task: Option<Arc<Vars>>,
+    /// `set_fact` and `register`.
+    pub runtime: Option<Arc<Vars>>,
+    /// Magic variables beyond the inventory's own (`ansible_play_hosts`, `omit`, ...).
+    pub magic: Vars,
+}
+
+/// Every host's variables from the inventory and `-e`, shared by every scope of a command.
+#[derive(Debug)]
+pub struct Variables {
+    inventory: Vec<Arc<Vars>>,
+    magic: Vec<Arc<Vars>>,
+    groups: Arc<Vars>,
+    extra: Arc<Vars>,
+}
+
+impl Variables {
+    /// The variables of every host of `inv`, with `extra` (`-e`) over them.
+    pub fn new(inv: &Inventory, extra: Vars) -> Self {
+        let mut groups = Map::new();
+        for (g, group) in inv.groups.iter().enumerate() {
+            let names: Vec<Json> = inv
+                .hosts_of_group(g)
+                .into_iter()
+                .map(|h| Json::String(inv.hosts[h].name.clone()))
+                .collect();
+            groups.insert(group.name.clone(), Json::Array(names));
+        }
+        let magic = inv
+            .hosts
+            .iter()
+            .map(|host| {
+                let mut m = Vars::new();
+                m.insert("inventory_hostname".into(), host.name.clone().into());
+                m.insert(
+                    "inventory_hostname_short".into(),
+                    host.name.split('.').next().unwrap_or_default().into(),
+                );
+                m.insert("group_names".into(), inv.group_names(host).into());
+                Arc::new(m)
+            })
+            .collect();
+        Self {
+            inventory: inv.hosts.iter().map(|h| Arc::new(h.vars.clone())).collect(),
+            magic,
+            groups: Arc::new([("groups".to_string(), Json::Object(groups))].into_iter().collect()),
+            extra: Arc::new(extra),
+        }
+    }
+
+    /// `-e`.
+    pub fn extra(&self) -> &Arc<Vars> {
+        &self.extra
+    }
+
+    /// The inventory's variables of host `h`.
+    pub fn inventory(&self, h: usize) -> &Arc<Vars> {
+        &self.inventory[h]
+    }
+
+    /// The inventory's variables of host `h` with `-e` over them (what `tend inventory` shows).
+    pub fn merged(&self, h: usize) -> Vars {
+        let mut vars = (*self.inventory[h]).clone();
+        vars.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars
+    }
+
+    /// A variable of host `h` before any play: `-e` first, then the inventory (raw, unrendered).
+    pub fn get(&self, h: usize, name: &str) -> Option<&Json> {
+        self.extra.get(name).or_else(|| self.inventory[h].get(name))
+    }
+
+    /// The scope of host `h` with `layers`, in the documented precedence.
+    pub fn scope(&self, h: usize, layers: Layers) -> Scope {
+        let mut scope = Scope::new();
+        let Layers {
+            defaults,
+            facts,
+            play,
+            role,
+            task,
+            runtime,
+            magic,
+        } = layers;
+        scope.extend(defaults);
+        scope.push(self.inventory[h].clone());
+        scope.extend([facts, play, role, task, runtime].into_iter().flatten());
+        scope.push(self.groups.clone());
+        scope.push(self.magic[h].clone());
+        if !magic.is_empty() {
+            scope.push(Arc::new(magic));
+        }
+        scope.push(self.extra.clone());
+        scope
+    }
+
+    /// What `hostvars[h]` shows of host `h`: its inventory variables, facts and runtime
+    /// variables, and its name.
+    pub fn hostvars_entry(&self, h: usize, facts: &Vars, runtime: &Vars) -> Vars {
+        let mut vars = (*self.inventory[h]).clone();
+        vars.extend(facts.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars.extend(runtime.iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars.extend(self.magic[h].iter().map(|(k, v)| (k.clone(), v.clone())));
+        vars
+    }
+}
+
+/// Renders a variable of `scope` to text (`None` when undefined or null).
+pub fn text_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<String>, String> {
+    let Some(raw) = scope.get(name) else {
+        return Ok(None);
+    };
+    match engine.render_value(raw, scope).map_err(|e| format!("`{name}`: {e}"))? {
+        Json::Null => Ok(None),
+        Json::String(s) => Ok(Some(s)),
+        other => Ok(Some(other.to_string())),
+    }
+}
+
+/// Renders a variable of `scope` as a boolean (`None` when undefined or null).
+pub fn bool_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<bool>, String> {
+    let Some(raw) = scope.get(name) else {
+        return Ok(None);
+    };
+    match engine.render_value(raw, scope).map_err(|e| format!("`{name}`: {e}"))? {
+        Json::Null => Ok(None),
+        v => boolean(&v)
+            .map(Some)
+            .ok_or_else(|| format!("`{name}` must be a boolean, found `{v}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn booleans_read_as_ansible_reads_them() {
+        for (v, want) in [
+            (json!("Yes"), Some(true)),
+            (json!(" t "), Some(true)),
+            (json!("0"), Some(false)),
+            (json!("F"), Some(false)),
+            (json!(1), Some(true)),
+            (json!(0.0), Some(false)),
+            (json!(2), None),
+            (json!(""), None),
+            (json!("truthy"), None),
+        ] {
+            assert_eq!(boolean(&v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn variables_beat_keywords_which_beat_flags() {
+        let flags = BecomeFlags {
+            enabled: true,
+            user: Some("cli".into()),
+        };
+        let user = |b: Option<crate::transport::Become>| b.map(|b| b.user);
+        assert_eq!(user(escalation(None, None, None, None, &flags)).as_deref(), Some("cli"));
+        assert_eq!(
+            user(escalation(None, None, Some(true), Some("kw".into()), &flags)).as_deref(),
+            Some("kw")
+        );
+        assert_eq!(
+            user(escalation(
+                None,
+                Some("var".into()),
+                Some(true),
+                Some("kw".into()),
+                &flags
+            ))
+            .as_deref(),
+            Some("var")
+        );
+        assert_eq!(escalation(Some(false), None, Some(true), None, &flags), None);
+        assert_eq!(
+            user(escalation(None, None, Some(true), None, &BecomeFlags::default())).as_deref(),
+            Some("root")
+        );
+    }
+
+    #[test]
+    fn extra_vars_take_three_forms() {
+        let v = extra_vars(&["a=1 b='two words'".into(), r#"{"c": [1]}"#.into()]).unwrap();
+        assert_eq!(v["a"], "1");
+        assert_eq!(v["b"], "two words");
+        assert_eq!(v["c"], json!([1]));
+        assert!(extra_vars(&["x".into()]).is_err());
+        assert!(extra_vars(&["1x=2".into()]).is_err());
+    }
+}

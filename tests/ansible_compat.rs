@@ -119,3 +119,60 @@ fn extra_vars_show_in_the_inventory_as_ansible_inventory_shows_them() {
         ansible(&["--list"])["_meta"]["hostvars"]
     );
 }
+
+/// The `bool` filter reads fewer words than `boolean()` (`y` is false there): one playbook,
+/// run by both tools, each writing what the filter made of every word to a file.
+#[test]
+fn the_bool_filter_reads_as_ansibles() {
+    let dir = scratch();
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  vars:
+    words: ["y", "t", "yes", "On", "1", "0", "no", "f", "off", "2", "TRUE", "", 1, 0, true, false]
+  tasks:
+    - name: as bool
+      copy:
+        dest: "{{ out }}"
+        content: "{{ words | map('bool') | list | to_json }}"
+"#,
+    )
+    .expect("playbook");
+    let inv = dir.path().join("inventory.yaml");
+    // Ansible runs its modules with the virtualenv's Python, not whatever `python3` is here.
+    std::fs::write(
+        &inv,
+        format!(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      ansible_python_interpreter: {}\n",
+            ansible_bin().join("python").display()
+        ),
+    )
+    .expect("inventory");
+    let (by_ansible, by_tend) = (dir.path().join("ansible.json"), dir.path().join("tend.json"));
+    let out = Command::new(ansible_bin().join("ansible-playbook"))
+        .arg("-i")
+        .arg(&inv)
+        .arg(&pb)
+        .arg("-e")
+        .arg(format!("out={}", by_ansible.display()))
+        .output()
+        .expect("ansible-playbook");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let r = run(&[
+        "run",
+        pb.to_str().unwrap_or_default(),
+        "-i",
+        inv.to_str().unwrap_or_default(),
+        "-e",
+        &format!("out={}", by_tend.display()),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let read = |p: &std::path::Path| -> Vec<bool> {
+        serde_json::from_str(&std::fs::read_to_string(p).expect("written")).expect("a JSON list of booleans")
+    };
+    let ansible = read(&by_ansible);
+    assert_eq!(ansible.len(), 16, "{ansible:?}");
+    assert_eq!(read(&by_tend), ansible);
+}

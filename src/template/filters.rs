@@ -304,8 +304,9 @@ fn default(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     }
 }
 
-/// `bool`: Ansible's reading, `yes`/`on`/`true`/`1` (any case) and the number 1 are true,
-/// everything else false; real booleans pass through.
+/// `bool`: the filter's own reading in Ansible, narrower than [`crate::settings::boolean`]:
+/// `yes`/`on`/`true`/`1` (any case) and the number 1 are true, everything else (`y` and `t`
+/// included) false; real booleans pass through. tests/ansible_compat.rs holds it to ansible-core.
 fn to_bool(state: &State, value: &Value) -> Result<bool, Error> {
     check_defined(state, "bool", value)?;
     Ok(match value.kind() {
@@ -1971,20 +1972,7 @@ fn center(state: &State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Str
 
 /// Ansible's `boolean()` reading of yes/no words, for `truthy(convert_bool=True)`.
 fn boolean_word(value: &Value) -> Option<bool> {
-    match value.kind() {
-        ValueKind::Bool => Some(value.is_true()),
-        ValueKind::String => match value.as_str()?.trim().to_lowercase().as_str() {
-            "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
-            "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
-            _ => None,
-        },
-        ValueKind::Number => match f64::try_from(value.clone()).ok() {
-            Some(1.0) => Some(true),
-            Some(0.0) => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
+    crate::settings::boolean(&serde_json::to_value(value).ok()?)
 }
 
 /// The shared body of `truthy` and `falsy`: Python truthiness, optionally of yes/no words.

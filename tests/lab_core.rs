@@ -97,20 +97,10 @@ fn become_without_become_user_follows_the_inventory_then_the_flag_on_h4() {
     )
     .expect("inventory");
     let inv = inv.to_string_lossy().into_owned();
-    let pf = PlaybookFile::new(
-        r#"
-- hosts: h4
-  gather_facts: no
-  tasks:
-    - name: sudo is there
-      shell: command -v sudo || DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 sudo
-      changed_when: false
-    - name: who
-      command: id -un
-      become: true
-      register: who
-"#,
-    );
+    let pf = PlaybookFile::new(&format!(
+        "- hosts: h4\n  gather_facts: no\n  tasks:\n{}    - name: who\n      command: id -un\n      become: true\n",
+        common::SUDO_TASK
+    ));
     let playbook = pf.path.to_string_lossy().into_owned();
     let log = dir.path().join("log");
     let log = log.to_string_lossy().into_owned();

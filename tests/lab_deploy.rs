@@ -187,7 +187,8 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
         scratch.path().join("client.log"),
     );
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let r = deploy(&lab, &war(scratch.path(), &r2), &r2, &["--batch", "1"]);
+    let w2 = war(scratch.path(), &r2);
+    let r = deploy(&lab, &w2, &r2, &["--batch", "1"]);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let (answers, errors, releases) = client.finish();
     assert_eq!(r.code, 0, "{r:?}");
@@ -209,6 +210,12 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
     let rec = record(&r);
     assert_eq!(rec["outcome"], "deployed");
     assert_eq!(rec["hosts"].as_array().map(Vec::len), Some(s.apps.len()));
+    // Each host received the war over its connection.
+    let size = std::fs::metadata(&w2).map(|m| m.len()).unwrap_or(u64::MAX);
+    for h in rec["hosts"].as_array().into_iter().flatten() {
+        assert!(h["traffic"]["bytes_sent"].as_u64() >= Some(size), "{h}");
+        assert!(h["traffic"]["channels"].as_u64() > Some(3), "{h}");
+    }
     let steps: Vec<String> = r
         .events("step")
         .iter()

@@ -178,7 +178,7 @@ fn a_command_output_streams_from_one_host_into_another() {
     let inv = tend::inventory::load(&[std::path::PathBuf::from(lab.inventory())]).expect("inventory");
     let vars = tend::settings::Variables::new(&inv, Default::default());
     let target = |name: &str| {
-        let h = inv.hosts.iter().position(|x| x.name == name).expect("host");
+        let h = inv.host_index(name).expect("host");
         Target::new(&vars, h, name, &Default::default()).expect("target")
     };
     let control = scratch();

@@ -39,14 +39,13 @@ pub fn run(args: InventoryArgs) -> Result<Code, CliError> {
         })?;
         inv.to_graph(g)
     } else if let Some(name) = &args.host {
-        let host = inv.host(name).ok_or_else(|| {
+        let h = inv.host_index(name).ok_or_else(|| {
             let d = Diagnostic::plain(format!("no host `{name}` in the inventory"));
             match did_you_mean(name, inv.hosts.iter().map(|h| h.name.as_str())) {
                 Some(s) => d.with_hint(format!("did you mean `{s}`?")),
                 None => d,
             }
         })?;
-        let h = inv.hosts.iter().position(|x| x.name == host.name).unwrap_or_default();
         pretty(&serde_json::Value::Object(vars.merged(h)))?
     } else {
         let mut list = inv.to_list_json();

@@ -566,7 +566,7 @@ impl Executor<'_> {
             ),
             None => None,
         };
-        let (var_enabled, var_user) = match self.inv.hosts.iter().position(|x| x.name == target.name) {
+        let (var_enabled, var_user) = match self.inv.host_index(&target.name) {
             Some(d) if delegated => (
                 self.vars.get(d, "ansible_become").and_then(crate::settings::boolean),
                 self.vars
@@ -589,7 +589,7 @@ impl Executor<'_> {
     }
 
     fn delegate_target(&self, name: &str) -> Result<Target, String> {
-        if let Some(i) = self.inv.hosts.iter().position(|x| x.name == name) {
+        if let Some(i) = self.inv.host_index(name) {
             return self
                 .with_state(|s| s[i].target.clone())
                 .or_else(|| Target::new(self.vars, i, name, &self.opts.become_flags).ok())

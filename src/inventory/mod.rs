@@ -57,9 +57,9 @@ pub struct Group {
 }
 
 impl Inventory {
-    /// A host by name.
-    pub fn host(&self, name: &str) -> Option<&Host> {
-        self.hosts.iter().find(|h| h.name == name)
+    /// The index of a host by name (hosts are named by their index everywhere else).
+    pub fn host_index(&self, name: &str) -> Option<usize> {
+        self.hosts.iter().position(|h| h.name == name)
     }
 
     /// Index of a group by name.

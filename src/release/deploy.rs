@@ -214,7 +214,20 @@ impl Run<'_, '_> {
             check: self.options.check,
             outcome: outcome.into(),
             error,
-            hosts: ends.values().map(HostEnd::record).collect(),
+            hosts: ends
+                .values()
+                .map(|end| {
+                    let mut r = end.record();
+                    // What the operation cost on the host's connection.
+                    if let Some(h) = self.hosts.iter().find(|h| h.node.name() == end.host) {
+                        r.details.insert(
+                            "traffic".into(),
+                            serde_json::to_value(h.node.counters()).unwrap_or_default(),
+                        );
+                    }
+                    r
+                })
+                .collect(),
             details,
         };
         if !self.options.check {

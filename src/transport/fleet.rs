@@ -19,7 +19,7 @@ type Slot = Arc<OnceCell<Result<Host, TransportError>>>;
 #[derive(Debug)]
 pub struct Fleet {
     options: Arc<ConnectOptions>,
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
     forks: Arc<Semaphore>,
     cancel: CancellationToken,
 }
@@ -27,8 +27,6 @@ pub struct Fleet {
 /// How one host's turn of [`Fleet::each`] ended.
 #[derive(Debug)]
 pub struct HostDone<T> {
-    /// Position of the host in the target list.
-    pub index: usize,
     /// The inventory name.
     pub host: String,
     /// The work's result; `Err` when the host could not be reached; `None` when it never
@@ -43,7 +41,7 @@ impl Fleet {
     pub fn new(options: ConnectOptions, forks: usize, cancel: CancellationToken) -> Self {
         Self {
             options: Arc::new(options),
-            slots: Mutex::new(HashMap::new()),
+            slots: Arc::new(Mutex::new(HashMap::new())),
             forks: Arc::new(Semaphore::new(forks.max(1))),
             cancel,
         }
@@ -95,18 +93,18 @@ impl Fleet {
     {
         let work = Arc::new(work);
         let mut set = JoinSet::new();
-        for (index, target) in targets.into_iter().enumerate() {
-            let (forks, work, cancel, options) = (
+        for target in targets {
+            let (forks, work, cancel, options, slots) = (
                 self.forks.clone(),
                 work.clone(),
                 self.cancel.clone(),
                 self.options.clone(),
+                self.slots.clone(),
             );
             let slot = match self.slot(&target.name) {
                 Ok(slot) => slot,
                 Err(e) => {
                     done(HostDone {
-                        index,
                         host: target.name.clone(),
                         outcome: Some(Err(e)),
                         duration: Duration::ZERO,
@@ -131,8 +129,10 @@ impl Fleet {
                         })
                     }
                 };
+                // Its turn is over: its master goes now, alongside the other hosts' work.
+                drop(slot);
+                close(&slots, &target.name).await;
                 HostDone {
-                    index,
                     host: target.name,
                     outcome,
                     duration: start.elapsed(),
@@ -141,24 +141,8 @@ impl Fleet {
         }
         while let Some(joined) = set.join_next().await {
             if let Ok(result) = joined {
-                // Its turn is over: its master goes now rather than at the end.
-                self.close(&result.host).await;
                 done(result);
             }
-        }
-    }
-
-    /// Closes one host's connection (a later [`Fleet::host`] connects again).
-    pub async fn close(&self, name: &str) {
-        let slot = match self.slots.lock() {
-            Ok(mut s) => s.remove(name),
-            Err(_) => None,
-        };
-        if let Some(slot) = slot
-            && let Ok(cell) = Arc::try_unwrap(slot)
-            && let Some(Ok(host)) = cell.into_inner()
-        {
-            host.close().await;
         }
     }
 
@@ -174,6 +158,20 @@ impl Fleet {
             Some(host.close())
         });
         futures_util::future::join_all(closing).await;
+    }
+}
+
+/// Takes a host's connection out of the table and closes it (when nobody else holds it).
+async fn close(slots: &Mutex<HashMap<String, Slot>>, name: &str) {
+    let slot = match slots.lock() {
+        Ok(mut s) => s.remove(name),
+        Err(_) => None,
+    };
+    if let Some(slot) = slot
+        && let Ok(cell) = Arc::try_unwrap(slot)
+        && let Some(Ok(host)) = cell.into_inner()
+    {
+        host.close().await;
     }
 }
 

@@ -39,15 +39,6 @@ const MAX_LINE: usize = 1 << 20;
 /// Of a streamed command's stderr, only the end is kept.
 const STDERR_TAIL: usize = 1 << 20;
 
-/// Lets a pipe hold 1 MiB instead of 64 KiB, so a fast stream (a file, a backup) needs fewer
-/// wake-ups to pass; a pipe that cannot grow works as it is.
-pub(super) fn widen_pipe(pipe: &impl std::os::fd::AsRawFd) {
-    // SAFETY: F_SETPIPE_SZ only changes the capacity of the pipe behind a valid descriptor.
-    unsafe {
-        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
-    }
-}
-
 /// Waits for a started command's exit status.
 pub(super) enum Waiter {
     /// A channel of an SSH master.
@@ -100,13 +91,17 @@ impl Process {
         let out = read_stdout(&mut stdout, sink);
         let err = async {
             let mut kept = Vec::new();
+            if !streamed {
+                let _ = stderr.read_to_end(&mut kept).await;
+                return Ok(kept);
+            }
             let mut buf = vec![0u8; 16 * 1024];
             loop {
                 match stderr.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         kept.extend_from_slice(&buf[..n]);
-                        if streamed && kept.len() > 2 * STDERR_TAIL {
+                        if kept.len() > 2 * STDERR_TAIL {
                             kept.drain(..kept.len() - STDERR_TAIL);
                         }
                     }
@@ -155,7 +150,6 @@ async fn read_stdout(
     stdout: &mut (dyn AsyncRead + Unpin + Send),
     sink: Sink<'_>,
 ) -> Result<(Vec<u8>, u64), TransportError> {
-    let mut buf = vec![0u8; 256 * 1024];
     let mut received = 0u64;
     let lost = |e: std::io::Error| TransportError::Disconnected(format!("reading the command's output: {e}"));
     match sink {
@@ -166,6 +160,7 @@ async fn read_stdout(
             Ok((all, received))
         }
         Sink::Lines(f) => {
+            let mut buf = vec![0u8; 64 * 1024];
             let mut pending: Vec<u8> = Vec::new();
             loop {
                 let n = stdout.read(&mut buf).await.map_err(lost)?;
@@ -191,6 +186,8 @@ async fn read_stdout(
             Ok((Vec::new(), received))
         }
         Sink::Write(w) => {
+            // A pipe passes at most 64 KiB at a time.
+            let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = stdout.read(&mut buf).await.map_err(lost)?;
                 if n == 0 {

@@ -53,14 +53,13 @@ impl SshConnection {
         };
         super::stats::channel_opened();
         let mut child = child;
-        let stdin = child.stdin().take().map(|w| {
-            super::process::widen_pipe(&w);
-            Box::new(w) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>
-        });
+        let stdin = child
+            .stdin()
+            .take()
+            .map(|w| Box::new(w) as Box<dyn tokio::io::AsyncWrite + Unpin + Send>);
         let (Some(stdout), Some(stderr)) = (child.stdout().take(), child.stderr().take()) else {
             return Err(TransportError::Local("the command's output pipes are missing".into()));
         };
-        super::process::widen_pipe(&stdout);
         Ok(Process {
             stdin,
             stdout: Box::new(stdout),

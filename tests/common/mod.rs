@@ -198,6 +198,13 @@ impl Lab {
     }
 }
 
+/// A task that installs `sudo` on a lab host that lacks it (the lab shares the control node's
+/// programs, which may have none); for the playbooks of the become tests on h4.
+pub const SUDO_TASK: &str = "    - name: sudo is there
+      shell: command -v sudo || DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 sudo
+      changed_when: false
+";
+
 /// A fresh scratch directory.
 pub fn scratch() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")

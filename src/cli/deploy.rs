@@ -232,8 +232,13 @@ impl Plan {
                     .events()
                     .warn("no balancer hosts: hosts are switched without draining (set `deploy_balancer_group`)");
             }
+            let what = if reason.starts_with(command) {
+                reason.clone()
+            } else {
+                format!("{command} {reason}")
+            };
             session.events().note(format!(
-                "{command} {reason} to {} host(s) of `{group}`{}{}",
+                "{what} on {} host(s) of `{group}`{}{}",
                 hosts.len(),
                 if check { " (check mode)" } else { "" },
                 session

@@ -24,7 +24,7 @@ pub enum Layout {
     Hosts,
     /// Operations: a line per step, notes, warnings, the record's outcome.
     Steps,
-    /// Listings: tables and findings on stdout, a summary line.
+    /// Listings: tables and findings on stdout.
     Listing,
 }
 
@@ -38,7 +38,7 @@ pub struct Human {
     terminal: bool,
     bar: Option<ProgressBar>,
     task: Option<TaskLine>,
-    hosts: usize,
+    started: std::time::Instant,
     stdout_closed: bool,
 }
 
@@ -76,7 +76,7 @@ impl Human {
             terminal: std::io::stderr().is_terminal(),
             bar: None,
             task: None,
-            hosts: 0,
+            started: std::time::Instant::now(),
             stdout_closed: false,
         }
     }
@@ -301,6 +301,27 @@ impl Human {
         self.data(&text);
     }
 
+    /// A listing's finding: what it found on stdout, or why it could not on stderr.
+    fn finding(&mut self, r: &HostResult) {
+        let msg = r.msg.as_deref().unwrap_or_default();
+        if r.status.is_bad() {
+            let cause = Cause {
+                cmd: r.cmd.clone(),
+                rc: r.rc,
+                stderr_tail: r.stderr_tail.clone(),
+                hint: r.hint.clone(),
+            };
+            self.say(&format!(
+                "{}: {}: {msg}{}",
+                self.err.red("error"),
+                r.host,
+                cause_lines(&cause, "  ")
+            ));
+        } else {
+            self.data(&format!("{msg}\n"));
+        }
+    }
+
     fn step(&self, st: &StepEvent) {
         let s = self.err;
         let word = format!("{:<10}", st.step);
@@ -382,7 +403,7 @@ impl Human {
             ));
             return;
         }
-        if self.layout == Layout::Steps {
+        if self.layout != Layout::Hosts {
             return;
         }
         // One line: how many hosts ended how (a host counts once, by its worst status).
@@ -496,7 +517,7 @@ impl Monitor for Human {
         let s = self.err;
         match event {
             Event::Start { hosts, .. } => {
-                self.hosts = *hosts;
+                self.started = std::time::Instant::now();
                 if self.layout == Layout::Hosts && *hosts > 1 {
                     self.bar(Some(*hosts as u64), "hosts");
                 }
@@ -526,6 +547,8 @@ impl Monitor for Human {
             Event::Result { result, .. } => {
                 if self.task.is_some() {
                     self.task_result(result);
+                } else if self.layout == Layout::Listing {
+                    self.finding(result);
                 } else {
                     self.host_block(result);
                 }
@@ -557,7 +580,7 @@ impl Monitor for Human {
                     r.command,
                     r.outcome,
                     r.hosts.len(),
-                    r.seconds
+                    self.started.elapsed().as_secs_f64()
                 );
                 let bad = r.error.is_some() || r.hosts.iter().any(|h| h.status.is_bad());
                 self.say(&if bad { s.red(&line) } else { s.green(&line) });

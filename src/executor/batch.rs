@@ -461,18 +461,8 @@ impl Executor<'_> {
         escalate: Option<Become>,
         segments: &[Segment],
     ) -> Result<Option<Vec<Option<Part>>>, TaskError> {
-        let _permit = self
-            .fleet
-            .forks()
-            .acquire()
-            .await
-            .map_err(|_| TaskError::from("the run is stopping"))?;
-        let host = self
-            .fleet
-            .host(target)
-            .await
-            .map_err(TaskError::Unreachable)?
-            .becoming(escalate);
+        let _permit = self.fork().await?;
+        let host = self.host(target, escalate).await?;
         let transport = |e: TransportError| {
             if e.is_unreachable() {
                 TaskError::Unreachable(e)

@@ -425,21 +425,10 @@ impl Executor<'_> {
             escalate,
             environment,
         } = self.prepare(task, module, raw_args, scope, h)?;
-        let _permit = self
-            .fleet
-            .forks()
-            .acquire()
-            .await
-            .map_err(|_| TaskError::from("the run is stopping"))?;
+        let _permit = self.fork().await?;
         let remote = match module.runs() {
             Runs::Controller => None,
-            Runs::Host => Some(
-                self.fleet
-                    .host(&target)
-                    .await
-                    .map_err(TaskError::Unreachable)?
-                    .becoming(escalate),
-            ),
+            Runs::Host => Some(self.host(&target, escalate).await?),
         };
         let search_paths = task.opts.search_paths.clone();
         let mctx = Ctx {
@@ -482,6 +471,29 @@ impl Executor<'_> {
             attempt += 1;
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// A place among the hosts working at once (`--forks`).
+    pub(super) async fn fork(&self) -> Result<tokio::sync::SemaphorePermit<'_>, TaskError> {
+        self.fleet
+            .forks()
+            .acquire()
+            .await
+            .map_err(|_| TaskError::from("the run is stopping"))
+    }
+
+    /// The host of `target`, connected on first use, running commands as `escalate`.
+    pub(super) async fn host(
+        &self,
+        target: &Target,
+        escalate: Option<Become>,
+    ) -> Result<crate::transport::Host, TaskError> {
+        Ok(self
+            .fleet
+            .host(target)
+            .await
+            .map_err(TaskError::Unreachable)?
+            .becoming(escalate))
     }
 
     /// Templates a task's arguments, `delegate_to`, privilege escalation and `environment`

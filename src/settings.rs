@@ -256,9 +256,10 @@ pub fn bool_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<boo
     };
     match engine.render_value(raw, scope).map_err(|e| format!("`{name}`: {e}"))? {
         Json::Null => Ok(None),
-        v => boolean(&v)
-            .map(Some)
-            .ok_or_else(|| format!("`{name}` must be a boolean, found `{v}`")),
+        v => boolean(&v).map(Some).ok_or_else(|| {
+            let found = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+            format!("`{name}` must be a boolean, found `{found}`")
+        }),
     }
 }
 

@@ -228,11 +228,13 @@ where
         }
     }
     if let Some(first) = unreachable.first() {
-        let mut named: Vec<String> = unreachable.iter().take(3).map(StepError::to_string).collect();
-        if unreachable.len() > 3 {
-            named.push(format!("and {} more", unreachable.len() - 3));
-        }
-        let message = format!("{}; nothing was changed", named.join("; "));
+        let message = match unreachable.len() {
+            1 => format!("{first}; nothing was changed"),
+            n => format!(
+                "{first}; {} more host(s) cannot be reached either; nothing was changed",
+                n - 1
+            ),
+        };
         let mut error = ErrorEvent::new(message);
         error.cause.hint = first.hint.clone();
         events.error(error);

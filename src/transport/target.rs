@@ -78,7 +78,8 @@ impl HostVars<'_> {
         match self.vars.get(self.h, var) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => crate::settings::boolean(v).map(Some).ok_or_else(|| {
-                host_error(self.name, format!("`{var}` must be a boolean, found `{v}`"))
+                let found = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                host_error(self.name, format!("`{var}` must be a boolean, found `{found}`"))
                     .with_hint("write yes/no, true/false, on/off or 1/0")
             }),
         }

@@ -130,8 +130,6 @@ pub struct Session<'a> {
     pub cancel: CancellationToken,
     /// Hosts working at once.
     pub forks: usize,
-    /// Check mode.
-    pub check: bool,
 }
 
 impl<'a> Session<'a> {
@@ -257,7 +255,6 @@ where
         counts: Mutex::new(counts),
         cancel: fleet.cancel().clone(),
         forks: request.forks,
-        check: request.check,
     };
     let outcome = work(&session).await;
     if let Some(record) = outcome.record {

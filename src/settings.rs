@@ -185,11 +185,6 @@ impl Variables {
         &self.extra
     }
 
-    /// The inventory's variables of host `h`.
-    pub fn inventory(&self, h: usize) -> &Arc<Vars> {
-        &self.inventory[h]
-    }
-
     /// The inventory's variables of host `h` with `-e` over them (what `tend inventory` shows).
     pub fn merged(&self, h: usize) -> Vars {
         let mut vars = (*self.inventory[h]).clone();
@@ -237,30 +232,34 @@ impl Variables {
     }
 }
 
-/// Renders a variable of `scope` to text (`None` when undefined or null).
-pub fn text_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<String>, String> {
+/// A variable of `scope`, rendered (`None` when undefined or null).
+fn rendered(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<Json>, String> {
     let Some(raw) = scope.get(name) else {
         return Ok(None);
     };
     match engine.render_value(raw, scope).map_err(|e| format!("`{name}`: {e}"))? {
         Json::Null => Ok(None),
-        Json::String(s) => Ok(Some(s)),
-        other => Ok(Some(other.to_string())),
+        v => Ok(Some(v)),
     }
+}
+
+/// Renders a variable of `scope` to text (`None` when undefined or null).
+pub fn text_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<String>, String> {
+    Ok(rendered(engine, scope, name)?.map(|v| match v {
+        Json::String(s) => s,
+        other => other.to_string(),
+    }))
 }
 
 /// Renders a variable of `scope` as a boolean (`None` when undefined or null).
 pub fn bool_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<bool>, String> {
-    let Some(raw) = scope.get(name) else {
+    let Some(v) = rendered(engine, scope, name)? else {
         return Ok(None);
     };
-    match engine.render_value(raw, scope).map_err(|e| format!("`{name}`: {e}"))? {
-        Json::Null => Ok(None),
-        v => boolean(&v).map(Some).ok_or_else(|| {
-            let found = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-            format!("`{name}` must be a boolean, found `{found}`")
-        }),
-    }
+    boolean(&v).map(Some).ok_or_else(|| {
+        let found = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        format!("`{name}` must be a boolean, found `{found}`")
+    })
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use crate::modules::{self, Ctx, Finish, Next, Plan, Script};
 use crate::output::Event;
 use crate::playbook::{Task, TaskKind};
 use crate::template::Scope;
-use crate::transport::{Become, Input, Output, RemoteCommand, TransportError, shell::quote};
+use crate::transport::{Become, Input, Output, RemoteCommand, shell::quote};
 use std::time::{Duration, Instant};
 
 /// Tasks per script at most: results are reported when the script ends, so this bounds how long
@@ -463,18 +463,11 @@ impl Executor<'_> {
     ) -> Result<Option<Vec<Option<Part>>>, TaskError> {
         let _permit = self.fork().await?;
         let host = self.host(target, escalate).await?;
-        let transport = |e: TransportError| {
-            if e.is_unreachable() {
-                TaskError::Unreachable(e)
-            } else {
-                TaskError::Failed(e.to_string())
-            }
-        };
         if let [only] = segments {
             let output = host
                 .run(&RemoteCommand::new(only.text.clone()), only.stdin.as_deref().into())
                 .await
-                .map_err(transport)?;
+                .map_err(TaskError::from)?;
             return Ok(Some(vec![Some(Part { output, duration: None })]));
         }
         let marker = new_marker();
@@ -507,7 +500,7 @@ impl Executor<'_> {
                 output
             }
         }
-        .map_err(transport)?;
+        .map_err(TaskError::from)?;
         Ok(Some(split(&output, &marker, segments.len())))
     }
 }

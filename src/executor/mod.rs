@@ -524,7 +524,10 @@ impl<'a> Executor<'a> {
                         HostResult::new(host, Status::Ok)
                     }
                     Err(e) => {
-                        let r = crate::ops::adhoc::transport_result(host, &e);
+                        let r = match e {
+                            task::TaskError::Unreachable(e) => crate::ops::adhoc::transport_result(host, &e),
+                            task::TaskError::Failed(msg) => HostResult::failed(host, msg),
+                        };
                         if r.status == Status::Unreachable {
                             st.unreachable = true;
                         } else {
@@ -550,32 +553,16 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs the facts script on one host.
-    async fn gather_one(
-        &self,
-        h: usize,
-    ) -> (
-        usize,
-        Result<Vars, crate::transport::TransportError>,
-        std::time::Duration,
-    ) {
+    async fn gather_one(&self, h: usize) -> (usize, Result<Vars, task::TaskError>, std::time::Duration) {
         let start = std::time::Instant::now();
         let result = async {
-            let target = self.with_state(|s| s[h].target.clone()).ok_or_else(|| {
-                crate::transport::TransportError::Local("the host's connection variables are invalid".into())
-            })?;
-            let _permit = self
-                .fleet
-                .forks()
-                .acquire()
-                .await
-                .map_err(|_| crate::transport::TransportError::Local("the run is stopping".into()))?;
-            let host = self.fleet.host(&target).await?;
-            let out = host
-                .run(
-                    &crate::transport::RemoteCommand::new(facts::SCRIPT),
-                    crate::transport::Input::None,
-                )
-                .await?;
+            let target = self
+                .with_state(|s| s[h].target.clone())
+                .ok_or("the host's connection variables are invalid")?;
+            let _permit = self.fork().await?;
+            let host = self.host(&target, None).await?;
+            let command = crate::transport::RemoteCommand::new(facts::SCRIPT);
+            let out = host.run(&command, crate::transport::Input::None).await?;
             Ok(facts::parse(&String::from_utf8_lossy(&out.stdout)))
         }
         .await;

@@ -60,6 +60,18 @@ impl From<String> for TaskError {
     }
 }
 
+/// A host that stops answering is unreachable; any other transport failure (a time limit) is
+/// the task's.
+impl From<TransportError> for TaskError {
+    fn from(e: TransportError) -> Self {
+        if e.is_unreachable() {
+            Self::Unreachable(e)
+        } else {
+            Self::Failed(e.to_string())
+        }
+    }
+}
+
 impl From<&str> for TaskError {
     fn from(msg: &str) -> Self {
         Self::Failed(msg.to_string())

@@ -133,11 +133,6 @@ impl Events {
         }
     }
 
-    /// This run's id (`<UTC time>-<pid>`), also the audit log's file name.
-    pub fn run_id(&self) -> &str {
-        &self.inner.run_id
-    }
-
     /// Never prints `value` again, in any output or the audit log.
     pub fn secret(&self, value: &str) {
         if value.is_empty() {

@@ -56,16 +56,6 @@ impl Host {
         &self.shared.target.name
     }
 
-    /// How the host was reached.
-    pub fn target(&self) -> &Target {
-        &self.shared.target
-    }
-
-    /// Who commands run as (`None`: the login user).
-    pub fn escalate(&self) -> Option<&Become> {
-        self.escalate.as_ref()
-    }
-
     /// The same host and connection, running commands as `escalate` (a task's `become`).
     pub fn becoming(&self, escalate: Option<Become>) -> Self {
         Self {

@@ -18,6 +18,7 @@ pub mod diagnostic;
 pub mod executor;
 pub mod exit;
 pub mod inventory;
+pub mod migrate;
 pub mod modules;
 pub mod ops;
 pub mod output;

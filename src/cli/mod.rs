@@ -5,6 +5,7 @@ pub mod common;
 mod deploy;
 mod exec;
 mod inventory;
+mod migrate;
 mod run;
 mod upload;
 
@@ -44,6 +45,8 @@ enum Command {
     /// Show or break the lock that deploys and rollbacks take
     #[command(subcommand)]
     Lock(deploy::LockCommand),
+    #[command(subcommand)]
+    Migrate(migrate::MigrateCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => deploy::rollback(args),
         Command::Releases(args) => deploy::releases(args),
         Command::Lock(cmd) => deploy::lock_command(cmd),
+        Command::Migrate(cmd) => migrate::run(cmd),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

@@ -116,7 +116,10 @@ impl Module for Fetch {
             let tmp = tempfile::NamedTempFile::new_in(dir).map_err(unwritable)?;
             let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(unwritable)?);
             let command = RemoteCommand::new(format!("exec cat -- {}", quote(src))).timeout(ctx.timeout);
-            let (out, got) = ctx.remote()?.to_file(&command, &mut file).await?;
+            let (out, got) = ctx
+                .remote()?
+                .to_file(&command, crate::transport::Input::None, &mut file)
+                .await?;
             if !out.success() {
                 return Err(ModuleError::remote(
                     crate::modules::last_error_line(&out, "cannot read the file"),

@@ -96,6 +96,43 @@ pub struct LockRequest {
     pub wait: Duration,
 }
 
+/// Why an operation stops before its end: the exit code it implies and the error to show.
+#[derive(Debug)]
+pub struct Abort {
+    /// The exit code.
+    pub code: Code,
+    /// What to tell the operator.
+    pub error: Box<ErrorEvent>,
+}
+
+impl Abort {
+    /// An abort that is only words.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            error: Box::new(ErrorEvent::new(message)),
+        }
+    }
+
+    /// A failed step stops the run: unreachable (exit 3) or failed (exit 2).
+    pub fn step(context: &str, e: &StepError) -> Self {
+        Self {
+            code: if e.is_unreachable() {
+                Code::Unreachable
+            } else {
+                Code::HostFailed
+            },
+            error: Box::new(ErrorEvent::step(context, e)),
+        }
+    }
+
+    /// The same, with what to do about it.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.error.cause.hint = Some(hint.into());
+        self
+    }
+}
+
 /// What an operation is.
 #[derive(Debug, Clone)]
 pub struct Request {

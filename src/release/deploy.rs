@@ -10,7 +10,7 @@ use super::remote::{self, HostState, Staged};
 use super::settings::{HealthCheck, HostSettings};
 use crate::exit::Code;
 use crate::ops::lock::Me;
-use crate::ops::{Outcome, Session};
+use crate::ops::{Abort, Outcome, Session};
 use crate::output::{ErrorEvent, HostRecord, Record, Status, StepEvent};
 use crate::transport::{Host, StepError};
 use serde_json::{Map, Value as Json};
@@ -140,34 +140,6 @@ pub struct Run<'a, 's> {
     pub options: Options,
     /// The operation's session: events, lock, Ctrl-C.
     pub session: &'a Session<'s>,
-}
-
-/// A run that cannot go on, with the exit code it implies.
-#[derive(Debug)]
-struct Abort {
-    code: Code,
-    error: Box<ErrorEvent>,
-}
-
-impl Abort {
-    fn new(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            error: Box::new(ErrorEvent::new(message)),
-        }
-    }
-
-    /// A failed step stops the run: unreachable (exit 3) or failed (exit 2).
-    fn step(context: &str, e: &StepError) -> Self {
-        Self {
-            code: if e.is_unreachable() {
-                Code::Unreachable
-            } else {
-                Code::HostFailed
-            },
-            error: Box::new(ErrorEvent::step(context, e)),
-        }
-    }
 }
 
 impl Run<'_, '_> {

@@ -125,30 +125,36 @@ pub async fn pipe(
 }
 
 impl Host {
-    /// Streams a command's stdout into `file` as it comes; returns the command's exit and what
-    /// was written.
+    /// Streams a command's stdout into `file` as it comes (its stdin: `input`); returns the
+    /// command's exit and what was written.
     pub async fn to_file(
         &self,
         command: &RemoteCommand,
+        input: Input<'_>,
         file: &mut tokio::fs::File,
     ) -> Result<(Output, Hashed), TransportError> {
         let mut writer = Hashing::new(file);
-        let out = self.stream(command, Input::None, Sink::Write(&mut writer)).await?;
+        let out = self.stream(command, input, Sink::Write(&mut writer)).await?;
         Ok((out, writer.hashed()))
     }
 
-    /// Runs a command with a local file as its stdin, read as it is sent; returns the
-    /// command's output and what was sent.
+    /// Runs a command with `prefix` and then a local file as its stdin, read as it is sent;
+    /// returns the command's output and what was sent of the file.
     pub async fn from_file(
         &self,
         command: &RemoteCommand,
+        prefix: &[u8],
         path: &std::path::Path,
     ) -> Result<(Output, Hashed), TransportError> {
+        use tokio::io::AsyncReadExt as _;
         let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| TransportError::Local(format!("cannot read {}: {e}", path.display())))?;
         let mut reader = Hashing::new(file);
-        let out = self.run(command, Input::Read(&mut reader)).await?;
+        let out = {
+            let mut input = prefix.chain(&mut reader);
+            self.run(command, Input::Read(&mut input)).await?
+        };
         Ok((out, reader.hashed()))
     }
 }

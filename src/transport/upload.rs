@@ -323,7 +323,7 @@ impl Host {
         let out = match (&file.content, probe) {
             (_, true) => self.run(&command, Input::None).await?,
             (Content::Bytes(b), false) => self.run(&command, Input::Bytes(b)).await?,
-            (Content::File { path, .. }, false) => self.from_file(&command, path).await?.0,
+            (Content::File { path, .. }, false) => self.from_file(&command, &[], path).await?.0,
         };
         read_report(&out, file.dest)
     }

@@ -24,8 +24,9 @@ pub const LOGIN_PARAMS: [Param; 5] = [
     Param::new("login_unix_socket", Kind::Str),
 ];
 
-/// Finds the client and writes the option file from line 1 of stdin (base64) to `$cnf`.
-const PREAMBLE: &str = r#"
+/// Finds the client and writes the option file from line 1 of stdin (base64) to `$cnf`; every
+/// script that runs the client starts with it (see [`Login::stdin_line`]).
+pub const PREAMBLE: &str = r#"
 client=$(command -v mariadb || command -v mysql) || { echo "no mariadb or mysql client on the host" >&2; exit 127; }
 cnf=$(mktemp) || exit 1
 trap 'rm -f "$cnf"' EXIT
@@ -105,7 +106,7 @@ fn unescape(field: &str) -> Option<String> {
 /// Parses the client's `--batch` output of one batch (possibly several result sets; a header
 /// line starts each, which is how they are told apart only when callers use one statement
 /// per result they read).
-fn parse_batch(text: &str) -> Vec<ResultSet> {
+pub fn parse_batch(text: &str) -> Vec<ResultSet> {
     let mut sets = Vec::new();
     let mut lines = text.lines();
     if let Some(header) = lines.next() {
@@ -121,6 +122,54 @@ fn parse_batch(text: &str) -> Vec<ResultSet> {
     sets
 }
 
+/// How the client logs in to the server. Empty: root's unix-socket auth as the command's user.
+/// Travels as the first line of stdin (an option file), never on a command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Login {
+    /// `user`.
+    pub user: Option<String>,
+    /// `password`.
+    pub password: Option<String>,
+    /// `host` (TCP instead of the socket).
+    pub host: Option<String>,
+    /// `port`.
+    pub port: Option<i64>,
+    /// `socket`.
+    pub socket: Option<String>,
+}
+
+impl Login {
+    /// The `login_*` parameters of a module.
+    pub fn from_args(args: &Args) -> Self {
+        Self {
+            user: args.str("login_user").map(str::to_string),
+            password: args.str("login_password").map(str::to_string),
+            host: args.str("login_host").map(str::to_string),
+            port: args.int("login_port"),
+            socket: args.str("login_unix_socket").map(str::to_string),
+        }
+    }
+
+    /// The first line of a [`PREAMBLE`] script's stdin: the option file, base64, newline.
+    pub fn stdin_line(&self) -> String {
+        let mut cnf = String::from("[client]\n");
+        for (key, value) in [
+            ("user", &self.user),
+            ("password", &self.password),
+            ("host", &self.host),
+            ("socket", &self.socket),
+        ] {
+            if let Some(v) = value {
+                cnf.push_str(&format!("{key}={}\n", option_value(v)));
+            }
+        }
+        if let Some(port) = self.port {
+            cnf.push_str(&format!("port={port}\n"));
+        }
+        b64(&cnf) + "\n"
+    }
+}
+
 /// Runs `body` after [`PREAMBLE`] (so it can use `$client` and `$cnf`), with `more_stdin` after the
 /// option file line.
 pub async fn run_with_login(
@@ -129,27 +178,13 @@ pub async fn run_with_login(
     body: &str,
     more_stdin: &str,
 ) -> Result<crate::transport::Output, ModuleError> {
-    let mut cnf = String::from("[client]\n");
-    for (param, key) in [
-        ("login_user", "user"),
-        ("login_password", "password"),
-        ("login_host", "host"),
-        ("login_unix_socket", "socket"),
-    ] {
-        if let Some(v) = args.str(param) {
-            cnf.push_str(&format!("{key}={}\n", option_value(v)));
-        }
-    }
-    if let Some(port) = args.int("login_port") {
-        cnf.push_str(&format!("port={port}\n"));
-    }
-    let mut stdin = b64(&cnf);
-    stdin.push('\n');
+    let mut stdin = Login::from_args(args).stdin_line();
     stdin.push_str(more_stdin);
     ctx.run(&format!("{PREAMBLE}{body}"), Some(stdin.into_bytes())).await
 }
 
-fn b64(s: &str) -> String {
+/// Base64 of a text: how SQL and option files travel on stdin, one line each.
+pub fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
 }
 

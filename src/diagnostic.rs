@@ -143,15 +143,19 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
             Some(loc) if loc.line > 0 => {
-                writeln!(
-                    f,
-                    "{}:{}:{}: {}",
-                    loc.path.display(),
-                    loc.line,
-                    loc.column,
-                    self.message
-                )?;
-                if let Some(src) = &loc.source_line {
+                // Column 0: the line is known, not the column (the source line, no caret).
+                let column = if loc.column > 0 {
+                    format!(":{}", loc.column)
+                } else {
+                    String::new()
+                };
+                writeln!(f, "{}:{}{column}: {}", loc.path.display(), loc.line, self.message)?;
+                if let Some(src) = loc.source_line.as_ref().filter(|_| loc.column == 0) {
+                    let number = loc.line.to_string();
+                    let pad = " ".repeat(number.len());
+                    writeln!(f, "{pad} |")?;
+                    write!(f, "{number} | {src}")?;
+                } else if let Some(src) = &loc.source_line {
                     let number = loc.line.to_string();
                     let pad = " ".repeat(number.len());
                     writeln!(f, "{pad} |")?;

@@ -486,3 +486,86 @@ fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs(
     assert_eq!(r.code, 0, "{r:?}");
     assert_serving(&lab, &s, "1");
 }
+
+#[test]
+fn deploys_with_migrations_keep_the_schema_version_and_guard_rollbacks() {
+    let lab = Lab::get();
+    let s = shop(&lab);
+    let scratch = common::scratch();
+    provision(&lab, scratch.path());
+    let tag = std::process::id();
+    let db = format!("migdeploy_{tag}");
+    let dir = scratch.path().join("migrations");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("V1__visits.sql"),
+        "CREATE TABLE visits (id INT PRIMARY KEY);\n",
+    )
+    .expect("V1");
+    let target = format!("migrate_database={db}");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let (m1, m2) = (format!("m1-{tag}"), format!("m2-{tag}"));
+
+    // Release m1 with schema version 1: the migration runs before any host is switched.
+    let w1 = war(scratch.path(), &m1);
+    let r = deploy(
+        &lab,
+        &w1,
+        &m1,
+        &["--batch", "100%", "--migrate", &dir_arg, "-e", &target],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(record(&r)["schema_version"], "1", "{r:?}");
+    let steps: Vec<String> = r
+        .events("step")
+        .iter()
+        .map(|e| e["step"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let migrated = steps.iter().position(|st| st == "migrate").expect("a migrate step");
+    let switched = steps.iter().position(|st| st == "switch").expect("a switch step");
+    assert!(migrated < switched, "{steps:?}");
+    let history = lab.sh(
+        s.primary,
+        &format!("mariadb -N -e 'SELECT version FROM {db}.flyway_schema_history WHERE type = \"SQL\"'"),
+    );
+    assert_eq!(history.trim(), "1");
+    for &a in &s.apps {
+        let manifest = lab.sh(a, &format!("cat /srv/shop/.tend/manifests/{m1}"));
+        assert!(manifest.contains("schema=1\n"), "h{a}: {manifest}");
+    }
+
+    // Release m2 with schema version 2.
+    std::fs::write(
+        dir.join("V2__visits_at.sql"),
+        "ALTER TABLE visits ADD COLUMN at DATETIME;\n",
+    )
+    .expect("V2");
+    let w2 = war(scratch.path(), &m2);
+    let r = deploy(
+        &lab,
+        &w2,
+        &m2,
+        &["--batch", "100%", "--migrate", &dir_arg, "-e", &target],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(record(&r)["schema_version"], "2");
+
+    // Back to m1: refused, the hosts stay on m2; with --force it goes.
+    let r = tend_json(&lab, &["rollback", "--batch", "100%"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let msg: Vec<String> = r
+        .events("error")
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        msg.iter()
+            .any(|m| m.contains(&format!("release {m1} was deployed with schema version 1")) && m.contains("with 2")),
+        "{r:?}"
+    );
+    assert_serving(&lab, &s, &m2);
+    let r = tend_json(&lab, &["rollback", "--batch", "100%", "--force"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, &m1);
+    lab.sh(s.primary, &format!("mariadb -e 'DROP DATABASE {db}'"));
+}

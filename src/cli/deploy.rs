@@ -6,6 +6,7 @@ use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::inventory::Inventory;
+use crate::migrate::Overrides;
 use crate::ops::{self, LockRequest, Outcome, Request, Session, lock};
 use crate::output::{Column, Event, Events, HostResult, Layout, Status};
 use crate::release::artifact::{self, Artifact};
@@ -18,6 +19,7 @@ use crate::transport::{Host, Target};
 use clap::Args;
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +86,10 @@ pub struct DeployArgs {
     /// Expected SHA-256 of the artifact; with a URL, each host downloads it and checks it
     #[arg(long, value_name = "SHA256")]
     pub checksum: Option<String>,
+    /// Apply pending schema migrations (from DIR, else `migrate_dir`) on the `db_primary` host
+    /// before any host is switched; the release's manifest keeps the schema version
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    pub migrate: Option<String>,
     #[command(flatten)]
     pub fleet: FleetOpts,
 }
@@ -97,6 +103,10 @@ pub struct RollbackArgs {
     /// The release to return to [default: each host's previous release]
     #[arg(long, value_name = "ID")]
     pub to: Option<String>,
+    /// Go back to a release deployed with an older schema version than the current one
+    /// (refused without it: the old release may not work with the newer schema)
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub fleet: FleetOpts,
 }
@@ -145,7 +155,21 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
     }
     let source = args.artifact.clone();
     let reason = format!("release {id}");
-    let (plan, batch) = Plan::new(&args.fleet, &id)?;
+    let (mut plan, batch) = Plan::new(&args.fleet, &id)?;
+    if let Some(dir) = &args.migrate {
+        let over = Overrides {
+            dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
+            database: None,
+        };
+        let t = &args.fleet.target;
+        plan.migrate = Some(super::migrate::resolve_with(
+            &t.inventory,
+            &t.connection,
+            "db_primary",
+            over,
+            true,
+        )?);
+    }
     block_on(async move {
         let artifact = match (artifact::is_url(&source), expected) {
             (true, Some(sum)) => Artifact::remote(&source, sum),
@@ -166,7 +190,8 @@ pub fn rollback(args: RollbackArgs) -> Result<Code, CliError> {
         Some(t) => format!("rollback to {t}"),
         None => "rollback to the previous release".to_string(),
     };
-    let (plan, batch) = Plan::new(&args.fleet, args.to.as_deref().unwrap_or_default())?;
+    let (mut plan, batch) = Plan::new(&args.fleet, args.to.as_deref().unwrap_or_default())?;
+    plan.force = args.force;
     block_on(plan.run(args.fleet, batch, Goal::Rollback { to: args.to }, reason))
 }
 
@@ -179,6 +204,10 @@ struct Plan {
     /// Every host's variables, for health checks rendered per release id.
     vars: Arc<(Inventory, Variables)>,
     options: crate::transport::ConnectOptions,
+    /// `deploy --migrate`: the database primary, replicas and migrations.
+    migrate: Option<super::migrate::Resolved>,
+    /// `rollback --force`.
+    force: bool,
 }
 
 impl Plan {
@@ -214,6 +243,9 @@ impl Plan {
         };
         let mut targets: Vec<Target> = self.apps.iter().map(|(t, _, _)| t.clone()).collect();
         targets.extend(self.balancers.iter().cloned());
+        if let Some(m) = &self.migrate {
+            targets.extend(m.targets());
+        }
         let me = lock::Me::current();
         let check = fleet.check;
         let keep_partial = fleet.keep_partial;
@@ -246,6 +278,27 @@ impl Plan {
                     .map(|l| format!(", lock held on {} as {}@{}", l.host(), me.user, me.control_host))
                     .unwrap_or_default()
             ));
+            let schema = match &self.migrate {
+                Some(_) if check => {
+                    session
+                        .events()
+                        .note("check mode: migrations are not applied (`tend migrate plan` shows them)");
+                    None
+                }
+                Some(m) => match super::migrate::for_deploy(session, m, &reason).await {
+                    Ok(version) => version,
+                    Err(abort) => {
+                        let mut error = *abort.error;
+                        error.message = format!("{}; no host was changed", error.message);
+                        session.events().error(error);
+                        return Outcome {
+                            code: abort.code,
+                            record: None,
+                        };
+                    }
+                },
+                None => None,
+            };
             Run {
                 hosts,
                 balancers,
@@ -256,6 +309,8 @@ impl Plan {
                     keep_partial,
                     check,
                     by: format!("{}@{}", me.user, me.control_host),
+                    schema,
+                    force: self.force,
                 },
                 session,
             }
@@ -330,6 +385,8 @@ fn resolve(opts: &GroupOpts, release: &str, limited: bool) -> Result<Plan, CliEr
         lock_host,
         vars: Arc::new((inv, vars)),
         options: conn.connect_options()?,
+        migrate: None,
+        force: false,
     })
 }
 

@@ -199,7 +199,7 @@ pub struct LockOpts {
 }
 
 /// What a command resolved before connecting.
-struct Resolved {
+pub(super) struct Resolved {
     primary: Target,
     replicas: Vec<(Target, Settings)>,
     settings: Settings,
@@ -219,18 +219,33 @@ fn version(flag: &str, v: &Option<String>) -> Result<Option<Version>, CliError> 
 
 /// Resolves the target, its settings and the files; `replicas`: also the replica group.
 fn resolve(c: &Common, replicas: bool) -> Result<Resolved, CliError> {
-    let (inv, vars) = c.inventory.load()?;
-    let hosts = crate::inventory::select(&inv, &c.target, c.connection.limit.as_deref())?;
+    let over = Overrides {
+        dir: c.dir.clone(),
+        database: c.database.clone(),
+    };
+    resolve_with(&c.inventory, &c.connection, &c.target, over, replicas)
+}
+
+/// The same for any command that migrates (`deploy --migrate`).
+pub(super) fn resolve_with(
+    inventory: &InventoryOpts,
+    connection: &ConnectionOpts,
+    target: &str,
+    over: Overrides,
+    replicas: bool,
+) -> Result<Resolved, CliError> {
+    let (inv, vars) = inventory.load()?;
+    let hosts = crate::inventory::select(&inv, target, connection.limit.as_deref())?;
     let h = match hosts.as_slice() {
         [h] => *h,
         [] => {
-            let mut d = Diagnostic::plain(format!("--target `{}` matches no host of the inventory", c.target));
+            let mut d = Diagnostic::plain(format!("--target `{target}` matches no host of the inventory"));
             let names = inv
                 .groups
                 .iter()
                 .map(|g| g.name.as_str())
                 .chain(inv.hosts.iter().map(|h| h.name.as_str()));
-            if let Some(m) = crate::diagnostic::did_you_mean(&c.target, names) {
+            if let Some(m) = crate::diagnostic::did_you_mean(target, names) {
                 d = d.with_hint(format!("did you mean `--target {m}`?"));
             }
             return Err(d.into());
@@ -238,8 +253,7 @@ fn resolve(c: &Common, replicas: bool) -> Result<Resolved, CliError> {
         many => {
             let names: Vec<&str> = many.iter().map(|&h| inv.hosts[h].name.as_str()).collect();
             return Err(Diagnostic::plain(format!(
-                "--target `{}` matches {} hosts ({}); migrations run on one primary",
-                c.target,
+                "--target `{target}` matches {} hosts ({}); migrations run on one primary",
                 many.len(),
                 names.join(" ")
             ))
@@ -247,20 +261,16 @@ fn resolve(c: &Common, replicas: bool) -> Result<Resolved, CliError> {
             .into());
         }
     };
-    let over = Overrides {
-        dir: c.dir.clone(),
-        database: c.database.clone(),
-    };
     let settings = migrate::settings(&vars, &inv, h, &over)?;
     let files = files::load(&settings.dir)?;
-    let primary = c.connection.target(&inv, &vars, h)?;
+    let primary = connection.target(&inv, &vars, h)?;
     let mut reps = Vec::new();
     if replicas && let Some(g) = inv.group_index(&settings.replica_group) {
         for r in inv.hosts_of_group(g) {
             if r != h {
                 let mut s = migrate::settings(&vars, &inv, r, &over)?;
                 s.database = settings.database.clone();
-                reps.push((c.connection.target(&inv, &vars, r)?, s));
+                reps.push((connection.target(&inv, &vars, r)?, s));
             }
         }
     }
@@ -394,8 +404,7 @@ where
     let settings = c.output.settings(layout);
     let command = command.to_string();
     block_on(async move {
-        let mut targets = vec![r.primary.clone()];
-        targets.extend(r.replicas.iter().map(|(t, _)| t.clone()));
+        let targets = r.targets();
         let events = Events::start(&command, targets.len(), &settings);
         for s in std::iter::once(&r.settings).chain(r.replicas.iter().map(|(_, s)| s)) {
             if let Some(p) = &s.login.password {
@@ -415,27 +424,77 @@ where
             check: false,
             forks: c.connection.forks as usize,
         };
-        let primary = r.primary.name.clone();
         ops::run(&events, &fleet, request, targets, async |session: &Session<'_>| {
-            let Some(host) = session.host(&primary) else {
-                session.events().error(crate::output::ErrorEvent::new(
-                    "internal: the primary's connection went missing",
-                ));
-                return Outcome {
-                    code: Code::Internal,
-                    record: None,
-                };
+            let Some(db) = r.db(session) else {
+                return done(
+                    session,
+                    Err(Abort::new(
+                        Code::Internal,
+                        "internal: the primary's connection went missing",
+                    )),
+                );
             };
-            let db = Db {
-                host: host.clone(),
-                login: r.settings.login.clone(),
-                database: r.settings.database.clone(),
-            };
-            session.touch(&primary);
+            session.touch(&r.primary.name);
             work(session, &db, &r).await
         })
         .await
     })
+}
+
+impl Resolved {
+    /// Every host to connect: the primary, then the replicas.
+    pub(super) fn targets(&self) -> Vec<Target> {
+        let mut targets = vec![self.primary.clone()];
+        targets.extend(self.replicas.iter().map(|(t, _)| t.clone()));
+        targets
+    }
+
+    fn db(&self, s: &Session<'_>) -> Option<Db> {
+        s.host(&self.primary.name).map(|h| Db {
+            host: h.clone(),
+            login: self.settings.login.clone(),
+            database: self.settings.database.clone(),
+        })
+    }
+}
+
+/// `deploy --migrate`: the pending migrations on the connected primary, under the schema's lock,
+/// before anything of the release is switched; returns the schema version after them.
+pub(super) async fn for_deploy(s: &Session<'_>, r: &Resolved, release: &str) -> Result<Option<String>, Abort> {
+    let Some(db) = r.db(s) else {
+        return Err(Abort::new(
+            Code::Internal,
+            "internal: the primary's connection went missing",
+        ));
+    };
+    let req = lock::Request {
+        name: format!("migrate-{}", db.database),
+        command: "deploy --migrate".into(),
+        reason: format!("release {release}"),
+        ttl: Duration::from_secs(120),
+        wait: Duration::ZERO,
+    };
+    let lease = match lock::acquire(&db.host, &req, &s.cancel).await {
+        Ok(l) => l,
+        Err(lock::LockError::Held(info)) => {
+            return Err(Abort::new(Code::Locked, format!("lock {}", info.describe())));
+        }
+        Err(lock::LockError::Interrupted) => return Err(Abort::new(Code::Interrupted, "interrupted")),
+        Err(lock::LockError::Step(e)) => return Err(Abort::step("cannot take the schema's lock", &e)),
+    };
+    let opts = UpOptions {
+        to: None,
+        out_of_order: false,
+        allow_blocking: false,
+        on_failure: OnFailure::Restore,
+        resume: false,
+        limit: r.settings.limit,
+        max_lag: r.settings.max_lag,
+        snapshot_dir: migrate::snapshot_dir(),
+    };
+    let result = apply::up(s, &db, &replica_dbs(s, r), &r.files, &opts).await;
+    let _ = lease.release().await;
+    result.map(|report| report.after).map_err(|(abort, _)| abort)
 }
 
 fn replica_dbs(s: &Session<'_>, r: &Resolved) -> Vec<Db> {

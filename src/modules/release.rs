@@ -141,7 +141,7 @@ impl Module for Release {
             }
             let me = crate::ops::lock::Me::current();
             let by = format!("{}@{}", me.user, me.control_host);
-            let outcome = remote::stage(on, &s, id, &artifact, &by).await?;
+            let outcome = remote::stage(on, &s, id, &artifact, &by, None).await?;
             r.data.insert("staged".into(), (outcome == Staged::New).into());
             let mut current = state.current.clone();
             if switch {

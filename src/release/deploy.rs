@@ -87,6 +87,10 @@ pub struct Options {
     pub check: bool,
     /// `user@control-host`, for manifests and logs.
     pub by: String,
+    /// The schema version the release goes out with (`deploy --migrate`), kept in its manifest.
+    pub schema: Option<String>,
+    /// Roll back to a release deployed with an older schema version than the current one.
+    pub force: bool,
 }
 
 /// Where each app host stands at the start.
@@ -173,6 +177,9 @@ impl Run<'_, '_> {
                 details.insert("sha256".into(), Json::Null);
                 details.insert("artifact".into(), Json::Null);
             }
+        }
+        if let Some(v) = &self.options.schema {
+            details.insert("schema_version".into(), v.clone().into());
         }
         let me = Me::current();
         let record = Record {
@@ -479,9 +486,44 @@ impl Run<'_, '_> {
                     }
                 },
             };
+            if let Goal::Rollback { .. } = &self.goal {
+                self.schema_guard(h.node.name(), &s.state, &t)?;
+            }
             out.push(t);
         }
         Ok(out)
+    }
+
+    /// A release deployed with an older schema version than the current release's may not work
+    /// with the schema as it is now: refused unless `--force` (then a warning).
+    fn schema_guard(&self, host: &str, state: &HostState, target: &str) -> Result<(), Abort> {
+        let schema_of = |id: &str| {
+            state
+                .release(id)
+                .and_then(|r| r.schema.as_deref())
+                .and_then(crate::migrate::files::Version::parse)
+        };
+        let (Some(current), Some(old)) = (state.current.as_deref(), schema_of(target)) else {
+            return Ok(());
+        };
+        let Some(now) = schema_of(current) else {
+            return Ok(());
+        };
+        if old >= now {
+            return Ok(());
+        }
+        let message = format!(
+            "{host}: release {target} was deployed with schema version {old}, the current release {current} with {now}: the older release may not work with the newer schema"
+        );
+        if self.options.force {
+            self.session.events().warn(format!("{message} (--force)"));
+            return Ok(());
+        }
+        Err(
+            Abort::new(Code::HostFailed, format!("{message}; nothing was changed")).hint(format!(
+                "take the schema back first (`tend migrate undo --to {old}`), or roll back anyway with `--force`"
+            )),
+        )
     }
 
     async fn stage_all(&self, id: &str, artifact: &Artifact, starts: &[Start]) -> Result<(), Abort> {
@@ -519,7 +561,15 @@ impl Run<'_, '_> {
             .each(&need, |&i| async move {
                 let h = &self.hosts[i];
                 let t = Instant::now();
-                let res = remote::stage(&h.node, &h.settings, id, artifact, &self.options.by).await;
+                let res = remote::stage(
+                    &h.node,
+                    &h.settings,
+                    id,
+                    artifact,
+                    &self.options.by,
+                    self.options.schema.as_deref(),
+                )
+                .await;
                 (i, res, t.elapsed())
             })
             .await;

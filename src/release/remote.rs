@@ -20,6 +20,8 @@ pub struct Release {
     pub sha256: String,
     /// When it was staged (seconds since the epoch, host clock).
     pub staged: i64,
+    /// The schema version it was deployed with (`tend deploy --migrate`), when known.
+    pub schema: Option<String>,
 }
 
 /// What a host has: its `current` release, the one last verified serving, and every release.
@@ -73,7 +75,7 @@ for d in releases/*/; do
   [ -d "$d" ] || continue
   id=${d#releases/}; id=${id%/}
   m=.tend/manifests/$id
-  if [ -f "$m" ]; then echo "release $id $(sed -n 's/^sha256=//p' "$m") $(sed -n 's/^staged=//p' "$m")"
+  if [ -f "$m" ]; then s=$(sed -n 's/^schema=//p' "$m"); echo "release $id $(sed -n 's/^sha256=//p' "$m") $(sed -n 's/^staged=//p' "$m") ${s:--}"
   else echo "foreign $id"; fi
 done
 "#;
@@ -108,15 +110,17 @@ pub async fn inspect(node: &Host, s: &HostSettings) -> Result<HostState, StepErr
             }
             ["active", id] => state.active = Some((*id).to_string()),
             ["history", id] => state.history.push((*id).to_string()),
-            ["release", id, sum, staged] => state.releases.push(Release {
+            ["release", id, sum, staged, schema] => state.releases.push(Release {
                 id: (*id).to_string(),
                 sha256: (*sum).to_string(),
                 staged: staged.parse().unwrap_or(0),
+                schema: Some((*schema).to_string()).filter(|s| s != "-"),
             }),
-            ["release", id, sum] => state.releases.push(Release {
+            ["release", id, sum, ..] => state.releases.push(Release {
                 id: (*id).to_string(),
                 sha256: (*sum).to_string(),
                 staged: 0,
+                schema: None,
             }),
             ["foreign", id] => state.foreign.push((*id).to_string()),
             _ => {}
@@ -164,7 +168,7 @@ rm -f -- "$art"
 
 const STAGE_TAIL: &str = r#"chmod 755 "$tmp" || exit 3
 sync -f "$tmp" 2>/dev/null || sync
-printf 'sha256=%s\nartifact=%s\nstaged=%s\nby=%s\n' "$sum" "$name" "$(date +%s)" "$by" > "$m.tmp" && mv -f -- "$m.tmp" "$m" || exit 3
+{ printf 'sha256=%s\nartifact=%s\nstaged=%s\nby=%s\n' "$sum" "$name" "$(date +%s)" "$by"; [ -z "$schema" ] || printf 'schema=%s\n' "$schema"; } > "$m.tmp" && mv -f -- "$m.tmp" "$m" || exit 3
 mv -T -- "$tmp" "releases/$id" || exit 3
 trap - EXIT
 echo staged
@@ -187,9 +191,10 @@ pub async fn stage(
     id: &str,
     artifact: &Artifact,
     by: &str,
+    schema: Option<&str>,
 ) -> Result<Staged, StepError> {
     let mut script = format!(
-        "root={} id={} sum={} name={} kind={} unpack={} url={} by={}\n{}{STAGE_HEAD}",
+        "root={} id={} sum={} name={} kind={} unpack={} url={} by={} schema={}\n{}{STAGE_HEAD}",
         quote(&s.root),
         quote(id),
         quote(&artifact.sha256),
@@ -201,6 +206,7 @@ pub async fn stage(
         },
         quote(if artifact.file.is_none() { &artifact.source } else { "" }),
         quote(by),
+        quote(schema.unwrap_or_default()),
         crate::transport::shell::SHA256_FN,
     );
     for dir in &s.shared_dirs {
@@ -352,6 +358,7 @@ mod tests {
                     id: (*id).into(),
                     sha256: String::new(),
                     staged: *t,
+                    schema: None,
                 })
                 .collect(),
             ..HostState::default()

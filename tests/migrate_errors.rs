@@ -18,8 +18,10 @@ const INVENTORY: &str = "all:
         db2: {ansible_host: 192.0.2.2}
 ";
 
-/// Each case: its name, its migration files, and extra arguments.
-fn cases() -> Vec<(&'static str, Vec<(&'static str, &'static [u8])>, Vec<&'static str>)> {
+/// A case: its name, its migration files (name, bytes), and extra arguments.
+type Case = (&'static str, Vec<(&'static str, &'static [u8])>, Vec<&'static str>);
+
+fn cases() -> Vec<Case> {
     vec![
         ("name_without_separator", vec![("V1_desc.sql", b"SELECT 1;\n")], vec![]),
         ("name_without_version", vec![("V__x.sql", b"SELECT 1;\n")], vec![]),

@@ -628,3 +628,49 @@ fn statements_are_split_as_the_mariadb_client_splits_them() {
     sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn the_migrate_module_applies_migrations_from_a_playbook() {
+    let lab = Lab::get();
+    let s = provision(&lab);
+    let db = format!("mig_module_{}", std::process::id());
+    let pf = common::PlaybookFile::new(&format!(
+        "- hosts: db_primary
+  tasks:
+    - name: schema
+      migrate:
+        dir: migrations
+        database: {db}
+      register: schema
+    - name: show
+      debug:
+        msg: \"pending={{{{ schema.pending | default([]) | join(',') }}}} version={{{{ schema.version_after | default('') }}}}\"
+"
+    ));
+    pf.file("migrations/V1__categories_and_products.sql", V1)
+        .file("migrations/V2__seed.sql", V2);
+    let check = pf.run(&lab, &["--check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    let host = format!("h{}", s.primary);
+    assert_eq!(check.result("schema", &host)["changed"], true);
+    assert_eq!(
+        check.result("show", &host)["msg"],
+        "pending=V1__categories_and_products.sql,V2__seed.sql version="
+    );
+    let first = pf.run(&lab, &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert_eq!(first.result("schema", &host)["changed"], true);
+    assert_eq!(first.result("show", &host)["msg"], "pending= version=2");
+    assert_eq!(sql(&lab, s.primary, &format!("SELECT COUNT(*) FROM {db}.products")).trim(), "2");
+    let second = pf.run(&lab, &[]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert_eq!(second.result("schema", &host)["changed"], false);
+    // A failing migration fails the task with the file and line, and is restored.
+    pf.file("migrations/V3__bad.sql", "CREATE TABLE extra (id INT);\nINSERT INTO missing VALUES (1);\n");
+    let bad = pf.run(&lab, &[]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+    let result = bad.result("schema", &host);
+    assert!(result["msg"].as_str().unwrap_or_default().contains("V3__bad.sql:2"), "{result}");
+    assert_eq!(sql(&lab, s.primary, &format!("SHOW TABLES FROM {db} LIKE 'extra'")), "");
+    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+}

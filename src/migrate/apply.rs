@@ -12,7 +12,7 @@ use super::shape::{Action, shape};
 use super::snapshot::{self, Scope, Snapshot};
 use crate::exit::Code;
 use crate::modules::mysql::literal;
-use crate::ops::{Abort, Session};
+use crate::ops::{Abort, Progress};
 use crate::output::{Status as StepStatus, StepEvent};
 use crate::transport::StepError;
 use serde_json::{Value as Json, json};
@@ -201,7 +201,7 @@ fn rows_of(m: &Migration) -> String {
 }
 
 /// Waits until every replica has applied the primary's binlog up to `pos`.
-async fn catch_up(session: &Session<'_>, replicas: &[Db], pos: &str, max_lag: Duration) -> Result<(), Abort> {
+async fn catch_up(progress: &dyn Progress, replicas: &[Db], pos: &str, max_lag: Duration) -> Result<(), Abort> {
     if pos.trim().is_empty() || replicas.is_empty() {
         return Ok(());
     }
@@ -225,7 +225,7 @@ async fn catch_up(session: &Session<'_>, replicas: &[Db], pos: &str, max_lag: Du
         match answer {
             Ok(w) if w == "0" => {
                 if took > Duration::from_secs(1) {
-                    session.events().note(format!(
+                    progress.note(format!(
                         "{} caught up with the primary in {:.1} s",
                         r.host.name(),
                         took.as_secs_f64()
@@ -252,7 +252,7 @@ async fn catch_up(session: &Session<'_>, replicas: &[Db], pos: &str, max_lag: Du
 /// `up`: validate, check for blocking statements, snapshot, apply migration by migration (one
 /// session each), let replicas catch up between them; on a failure, record it and restore.
 pub async fn up(
-    session: &Session<'_>,
+    progress: &dyn Progress,
     db: &Db,
     replicas: &[Db],
     files: &Migrations,
@@ -348,7 +348,7 @@ pub async fn up(
         _ => {}
     }
     if pending.is_empty() {
-        session.events().note(format!(
+        progress.note(format!(
             "schema `{}` is up to date at version {}",
             db.database,
             report.before.as_deref().unwrap_or("none")
@@ -392,7 +392,7 @@ pub async fn up(
             .hint("rewrite them to run online (`tend migrate plan` shows what the server would do), or run in a quiet hour with `--allow-blocking`"));
         }
         for l in list {
-            session.events().warn(format!("blocking (allowed): {l}"));
+            progress.warn(format!("blocking (allowed): {l}"));
         }
     }
     let lock = match server_lock(db).await {
@@ -401,7 +401,7 @@ pub async fn up(
     };
     let resumed = if opts.resume { failed.map(|f| f.script) } else { None };
     let result = apply_all(
-        session,
+        progress,
         db,
         replicas,
         &state,
@@ -420,7 +420,7 @@ pub async fn up(
 
 #[allow(clippy::too_many_arguments)]
 async fn apply_all(
-    session: &Session<'_>,
+    progress: &dyn Progress,
     db: &Db,
     replicas: &[Db],
     state: &State,
@@ -437,7 +437,7 @@ async fn apply_all(
         let snap = snapshot::take(db, &sc, &opts.snapshot_dir)
             .await
             .map_err(|e| Abort::step("cannot take the safety snapshot; nothing was changed", &e))?;
-        session.step(
+        progress.step(
             StepEvent::new(
                 &host,
                 "snapshot",
@@ -489,7 +489,7 @@ async fn apply_all(
             Ok(reply) => {
                 let took = started.elapsed();
                 let ran = m.statements.len() - start;
-                session.step(
+                progress.step(
                     StepEvent::new(
                         &host,
                         "migrate",
@@ -510,12 +510,12 @@ async fn apply_all(
                     report.after = Some(v.to_string());
                 }
                 let pos = reply.set(last).first("pos").unwrap_or_default().to_string();
-                catch_up(session, replicas, &pos, opts.max_lag).await?;
+                catch_up(progress, replicas, &pos, opts.max_lag).await?;
             }
             Err(se) => {
-                let stop = failed(session, db, m, start, &se, last).await;
+                let stop = failed(progress, db, m, start, &se, last).await;
                 if let Some(snap) = &snap {
-                    put_back(session, db, m, snap, rank_before).await?;
+                    put_back(progress, db, m, snap, rank_before).await?;
                     report.after = report.before.clone();
                 }
                 return Err(stop);
@@ -574,7 +574,7 @@ fn migration_script(
 
 /// Records a failed migration (Flyway's `success = 0` row) and builds the error naming the
 /// file, the statement's line, the statement and the server's message.
-async fn failed(session: &Session<'_>, db: &Db, m: &Migration, start: usize, se: &SessionError, last: usize) -> Abort {
+async fn failed(progress: &dyn Progress, db: &Db, m: &Migration, start: usize, se: &SessionError, last: usize) -> Abort {
     let host = db.host.name();
     let reached = se.reply.reached;
     let index = start + reached;
@@ -582,7 +582,7 @@ async fn failed(session: &Session<'_>, db: &Db, m: &Migration, start: usize, se:
         Some(st) if reached < last => (m.at(st.line), first_line(&st.sql)),
         _ => (m.script.clone(), "recording the migration in the history".to_string()),
     };
-    session.step(StepEvent::failed(&se.error));
+    progress.step(StepEvent::failed(&se.error));
     let mut s = Script::new();
     let row = NewRow {
         version: m.version.as_ref().map(Version::as_str),
@@ -600,7 +600,7 @@ async fn failed(session: &Session<'_>, db: &Db, m: &Migration, start: usize, se:
     ));
     history::insert(&mut s, db, &row);
     if let Err(e) = db.query("record the failure", &s).await {
-        session.events().warn(format!(
+        progress.warn(format!(
             "could not mark {} failed in the history: {}",
             m.script,
             e.message()
@@ -617,7 +617,7 @@ async fn failed(session: &Session<'_>, db: &Db, m: &Migration, start: usize, se:
 /// Restores the snapshot after a failure: the schema as before `up`, the rows this run added
 /// to the history taken out (the failed row stays), the journal marked restored.
 async fn put_back(
-    session: &Session<'_>,
+    progress: &dyn Progress,
     db: &Db,
     m: &Migration,
     snap: &Snapshot,
@@ -646,7 +646,7 @@ async fn put_back(
     db.query("restore", &s)
         .await
         .map_err(|e| Abort::step("the snapshot was restored but the history could not be updated", &e))?;
-    session.step(
+    progress.step(
         StepEvent::new(
             db.host.name(),
             "restore",
@@ -669,7 +669,7 @@ async fn put_back(
 /// `undo`: runs the `U` files of the applied versions above `to` (without `to`: the latest
 /// one), newest first, each recorded as Flyway Teams records undos (`UNDO_SQL`).
 pub async fn undo(
-    session: &Session<'_>,
+    progress: &dyn Progress,
     db: &Db,
     replicas: &[Db],
     files: &Migrations,
@@ -710,7 +710,7 @@ pub async fn undo(
         None => applied.into_iter().take(1).collect(),
     };
     if targets.is_empty() {
-        session.events().note("nothing to undo");
+        progress.note("nothing to undo".into());
         return Ok(report);
     }
     let mut undos = Vec::new();
@@ -754,7 +754,7 @@ pub async fn undo(
         let started = Instant::now();
         match db.session("undo", &s, None, &mut |_| {}).await {
             Ok(reply) => {
-                session.step(
+                progress.step(
                     StepEvent::new(
                         &host,
                         "undo",
@@ -774,13 +774,13 @@ pub async fn undo(
                         .map(|x| x.to_string())
                 });
                 let pos = reply.set(last).first("pos").unwrap_or_default().to_string();
-                if let Err(e) = catch_up(session, replicas, &pos, max_lag).await {
+                if let Err(e) = catch_up(progress, replicas, &pos, max_lag).await {
                     result = Err(e);
                     break;
                 }
             }
             Err(se) => {
-                session.step(StepEvent::failed(&se.error));
+                progress.step(StepEvent::failed(&se.error));
                 let at = u
                     .statements
                     .get(se.reply.reached)
@@ -803,7 +803,7 @@ pub async fn undo(
 }
 
 /// `baseline`: marks an existing schema as being at `version` (Flyway's baseline row).
-pub async fn baseline(session: &Session<'_>, db: &Db, version: &Version) -> Result<(), Abort> {
+pub async fn baseline(progress: &dyn Progress, db: &Db, version: &Version) -> Result<(), Abort> {
     let state = state(db).await?;
     writable(db, &state)?;
     let rows = state.rows.iter().filter(|r| r.kind != kind::SCHEMA).count();
@@ -837,7 +837,7 @@ pub async fn baseline(session: &Session<'_>, db: &Db, version: &Version) -> Resu
     db.query("baseline", &s)
         .await
         .map_err(|e| Abort::step("baseline failed", &e))?;
-    session.step(StepEvent::new(
+    progress.step(StepEvent::new(
         db.host.name(),
         "baseline",
         StepStatus::Changed,
@@ -939,7 +939,7 @@ pub fn repairs(db: &Db, files: &Migrations, state: &State) -> Vec<Fix> {
 }
 
 /// Applies `fixes` in one session.
-pub async fn repair(session: &Session<'_>, db: &Db, fixes: &[Fix]) -> Result<(), Abort> {
+pub async fn repair(progress: &dyn Progress, db: &Db, fixes: &[Fix]) -> Result<(), Abort> {
     let mut s = Script::new();
     for f in fixes {
         s.sql(&f.sql);
@@ -948,7 +948,7 @@ pub async fn repair(session: &Session<'_>, db: &Db, fixes: &[Fix]) -> Result<(),
         .await
         .map_err(|e| Abort::step("repair failed", &e))?;
     for f in fixes {
-        session.step(StepEvent::new(
+        progress.step(StepEvent::new(
             db.host.name(),
             "repair",
             StepStatus::Changed,

@@ -13,6 +13,7 @@ mod file;
 mod get_url;
 mod group;
 mod lineinfile;
+mod migrate;
 pub mod mysql;
 mod nginx;
 mod package;
@@ -360,6 +361,7 @@ static REGISTRY: &[&dyn Module] = &[
     &nginx::NginxSite,
     &nginx::NginxUpstream,
     &release::Release,
+    &migrate::Migrate,
     &lineinfile::LineInFile,
     &blockinfile::BlockInFile,
     &get_url::GetUrl,

@@ -233,6 +233,31 @@ impl<'a> Session<'a> {
     }
 }
 
+/// Where the steps of a runbook are reported: the operation's [`Session`] (events and recap),
+/// or a playbook module collecting them into its result, so that one runbook serves both.
+pub trait Progress: Sync {
+    /// A step on a host.
+    fn step(&self, step: StepEvent);
+    /// What is about to happen.
+    fn note(&self, message: String);
+    /// Something the operator should know.
+    fn warn(&self, message: String);
+}
+
+impl Progress for Session<'_> {
+    fn step(&self, step: StepEvent) {
+        Session::step(self, step);
+    }
+
+    fn note(&self, message: String) {
+        self.events.note(message);
+    }
+
+    fn warn(&self, message: String) {
+        self.events.warn(message);
+    }
+}
+
 /// Runs an operation: connects every target (an unreachable host stops it before anything
 /// changes: exit 3), takes the lock (held by another run: exit 5), runs `work`, emits its
 /// record, releases the lock, closes every master and ends the stream with the recap.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian machine (root): build tend, start a lab of 5 real SSH hosts,
 # provision the shop (MariaDB primary + replica, Nginx load balancer and database proxy, two
-# Tomcat app servers with the sample app) with playbooks/site.yaml, show it answering, then
-# deploy release 2 of the app one server at a time behind the load balancer.
+# Tomcat app servers with the sample app) with playbooks/site.yaml, show it answering, plan the
+# shop's schema migrations (migrations/), then deploy release 2 of the app with them, one server
+# at a time behind the load balancer.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,11 +28,15 @@ curl -s "http://$lb/"
 echo "== which app server answered, over 6 requests"
 for _ in 1 2 3 4 5 6; do curl -s "http://$lb/" | grep '^app:'; done | sort | uniq -c
 
+echo "== schema migrations in migrations/: what the server would do to the live tables"
+"$tend" migrate plan -i "$inv"
+
 release=2-$(date +%H%M%S)
-echo "== deploying release $release, one app server at a time"
+echo "== deploying release $release with its migrations, one app server at a time"
 app/build.sh "$release" >/dev/null
-"$tend" deploy --artifact "app/build/shop-$release.war" --release-id "$release" -i "$inv"
+"$tend" deploy --artifact "app/build/shop-$release.war" --release-id "$release" --migrate -i "$inv"
 "$tend" releases -i "$inv"
+"$tend" migrate info -i "$inv"
 curl -s "http://$lb/" | head -2
 
 cat <<EOT
@@ -39,7 +44,8 @@ cat <<EOT
 Next:
   $tend --help                                   every command, with examples
   $tend run playbooks/site.yaml -i $inv --check --diff
-  $tend rollback -i $inv                         back to the release before
+  $tend rollback -i $inv                         back to the release before (refused: older schema; --force)
+  $tend migrate validate -i $inv                 applied migrations still match their files
   $tend exec app -i $inv -- 'tail -n 3 /var/lib/tomcat10/logs/catalina.out'
   ssh -F tests/lab/ssh_config h4 mariadb shop    the primary database
   tests/lab/lab.sh down                          remove the lab

@@ -661,16 +661,25 @@ fn the_migrate_module_applies_migrations_from_a_playbook() {
     assert_eq!(first.code, 0, "{first:?}");
     assert_eq!(first.result("schema", &host)["changed"], true);
     assert_eq!(first.result("show", &host)["msg"], "pending= version=2");
-    assert_eq!(sql(&lab, s.primary, &format!("SELECT COUNT(*) FROM {db}.products")).trim(), "2");
+    assert_eq!(
+        sql(&lab, s.primary, &format!("SELECT COUNT(*) FROM {db}.products")).trim(),
+        "2"
+    );
     let second = pf.run(&lab, &[]);
     assert_eq!(second.code, 0, "{second:?}");
     assert_eq!(second.result("schema", &host)["changed"], false);
     // A failing migration fails the task with the file and line, and is restored.
-    pf.file("migrations/V3__bad.sql", "CREATE TABLE extra (id INT);\nINSERT INTO missing VALUES (1);\n");
+    pf.file(
+        "migrations/V3__bad.sql",
+        "CREATE TABLE extra (id INT);\nINSERT INTO missing VALUES (1);\n",
+    );
     let bad = pf.run(&lab, &[]);
     assert_eq!(bad.code, 2, "{bad:?}");
     let result = bad.result("schema", &host);
-    assert!(result["msg"].as_str().unwrap_or_default().contains("V3__bad.sql:2"), "{result}");
+    assert!(
+        result["msg"].as_str().unwrap_or_default().contains("V3__bad.sql:2"),
+        "{result}"
+    );
     assert_eq!(sql(&lab, s.primary, &format!("SHOW TABLES FROM {db} LIKE 'extra'")), "");
     sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
 }

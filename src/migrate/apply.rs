@@ -574,7 +574,14 @@ fn migration_script(
 
 /// Records a failed migration (Flyway's `success = 0` row) and builds the error naming the
 /// file, the statement's line, the statement and the server's message.
-async fn failed(progress: &dyn Progress, db: &Db, m: &Migration, start: usize, se: &SessionError, last: usize) -> Abort {
+async fn failed(
+    progress: &dyn Progress,
+    db: &Db,
+    m: &Migration,
+    start: usize,
+    se: &SessionError,
+    last: usize,
+) -> Abort {
     let host = db.host.name();
     let reached = se.reply.reached;
     let index = start + reached;

@@ -46,7 +46,10 @@ impl Collected {
     }
 
     fn take(&self) -> Vec<String> {
-        self.lines.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default()
+        self.lines
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
     }
 }
 
@@ -76,12 +79,16 @@ impl Module for Migrate {
             let dir = ctx.find_file(args.str("dir").unwrap_or_default(), "files")?;
             let migrations = files::load(&dir).map_err(|d| ModuleError::Args(d.to_string()))?;
             let to = match args.str("to") {
-                Some(t) => Some(Version::parse(t).ok_or_else(|| ModuleError::Args(format!("`to: {t}` is not a version")))?),
+                Some(t) => {
+                    Some(Version::parse(t).ok_or_else(|| ModuleError::Args(format!("`to: {t}` is not a version")))?)
+                }
                 None => None,
             };
             let limit = match args.str("blocking_limit") {
                 Some(l) => Limit::parse(l).ok_or_else(|| {
-                    ModuleError::Args(format!("`blocking_limit: {l}` is neither a row count nor a size like `500MB`"))
+                    ModuleError::Args(format!(
+                        "`blocking_limit: {l}` is neither a row count nor a size like `500MB`"
+                    ))
                 })?,
                 None => Limit::Rows(100_000),
             };
@@ -92,12 +99,19 @@ impl Module for Migrate {
             };
             let out_of_order = args.bool("out_of_order", false);
             if ctx.check {
-                let state = apply::state(&db).await.map_err(|a| ModuleError::Failed(a.error.message))?;
+                let state = apply::state(&db)
+                    .await
+                    .map_err(|a| ModuleError::Failed(a.error.message))?;
                 let info = info::reconcile(&migrations, &state, out_of_order);
-                let pending: Vec<String> = info.pending(&migrations, to.as_ref()).iter().map(|m| m.script.clone()).collect();
+                let pending: Vec<String> = info
+                    .pending(&migrations, to.as_ref())
+                    .iter()
+                    .map(|m| m.script.clone())
+                    .collect();
                 let mut r = ModuleResult::changed(!pending.is_empty());
                 r.data.insert("pending".into(), json!(pending));
-                r.data.insert("version".into(), json!(info.current.map(|v| v.to_string())));
+                r.data
+                    .insert("version".into(), json!(info.current.map(|v| v.to_string())));
                 return Ok(r);
             }
             let opts = UpOptions {

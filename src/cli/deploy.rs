@@ -165,7 +165,7 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
         plan.migrate = Some(super::migrate::resolve_with(
             &t.inventory,
             &t.connection,
-            "db_primary",
+            ("db_primary", None),
             over,
             true,
         )?);
@@ -245,6 +245,7 @@ impl Plan {
         targets.extend(self.balancers.iter().cloned());
         if let Some(m) = &self.migrate {
             targets.extend(m.targets());
+            m.secrets(&events);
         }
         let me = lock::Me::current();
         let check = fleet.check;

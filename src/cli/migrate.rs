@@ -223,19 +223,26 @@ fn resolve(c: &Common, replicas: bool) -> Result<Resolved, CliError> {
         dir: c.dir.clone(),
         database: c.database.clone(),
     };
-    resolve_with(&c.inventory, &c.connection, &c.target, over, replicas)
+    resolve_with(
+        &c.inventory,
+        &c.connection,
+        (&c.target, c.connection.limit.as_deref()),
+        over,
+        replicas,
+    )
 }
 
-/// The same for any command that migrates (`deploy --migrate`).
+/// The same for any command that migrates (`deploy --migrate`, whose `--limit` is about app
+/// hosts: it passes none).
 pub(super) fn resolve_with(
     inventory: &InventoryOpts,
     connection: &ConnectionOpts,
-    target: &str,
+    (target, limit): (&str, Option<&str>),
     over: Overrides,
     replicas: bool,
 ) -> Result<Resolved, CliError> {
     let (inv, vars) = inventory.load()?;
-    let hosts = crate::inventory::select(&inv, target, connection.limit.as_deref())?;
+    let hosts = crate::inventory::select(&inv, target, limit)?;
     let h = match hosts.as_slice() {
         [h] => *h,
         [] => {
@@ -406,11 +413,7 @@ where
     block_on(async move {
         let targets = r.targets();
         let events = Events::start(&command, targets.len(), &settings);
-        for s in std::iter::once(&r.settings).chain(r.replicas.iter().map(|(_, s)| s)) {
-            if let Some(p) = &s.login.password {
-                events.secret(p);
-            }
-        }
+        r.secrets(&events);
         let fleet = c.connection.fleet(options);
         let request = Request {
             command: command.clone(),
@@ -418,7 +421,7 @@ where
             lock: lock_wait.map(|wait| LockRequest {
                 name: lock_name.clone(),
                 host: r.primary.clone(),
-                ttl: Duration::from_secs(120),
+                ttl: migrate::LOCK_TTL,
                 wait: Duration::from_secs(wait),
             }),
             check: false,
@@ -442,6 +445,15 @@ where
 }
 
 impl Resolved {
+    /// Tells the event stream the login passwords, so that no output shows them.
+    pub(super) fn secrets(&self, events: &Events) {
+        for s in std::iter::once(&self.settings).chain(self.replicas.iter().map(|(_, s)| s)) {
+            if let Some(p) = &s.login.password {
+                events.secret(p);
+            }
+        }
+    }
+
     /// Every host to connect: the primary, then the replicas.
     pub(super) fn targets(&self) -> Vec<Target> {
         let mut targets = vec![self.primary.clone()];
@@ -468,10 +480,10 @@ pub(super) async fn for_deploy(s: &Session<'_>, r: &Resolved, release: &str) -> 
         ));
     };
     let req = lock::Request {
-        name: format!("migrate-{}", db.database),
+        name: migrate::lock_name(&db.database),
         command: "deploy --migrate".into(),
-        reason: format!("release {release}"),
-        ttl: Duration::from_secs(120),
+        reason: release.to_string(),
+        ttl: migrate::LOCK_TTL,
         wait: Duration::ZERO,
     };
     let lease = match lock::acquire(&db.host, &req, &s.cancel).await {
@@ -553,7 +565,7 @@ fn finish(
     );
     let record = Record {
         command: command.into(),
-        group: format!("migrate-{}", db.database),
+        group: migrate::lock_name(&db.database),
         user: me.user,
         control_host: me.control_host,
         started,

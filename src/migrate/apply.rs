@@ -3,6 +3,7 @@
 //! failing migration ran stays, so `up` keeps a journal of completed statements in the schema
 //! and, by default, puts the touched tables back from the snapshot it took before starting.
 
+use super::db::text;
 use super::db::{Db, Script, SessionError};
 use super::files::{Kind, Migration, Migrations, Version};
 use super::history::{self, BASELINE_TEXT, JOURNAL, NewRow, State, TABLE, kind};
@@ -11,13 +12,11 @@ use super::plan::{self, Limit};
 use super::shape::{Action, shape};
 use super::snapshot::{self, Scope, Snapshot};
 use crate::exit::Code;
-use crate::modules::mysql::literal;
 use crate::ops::{Abort, Progress};
 use crate::output::{Status as StepStatus, StepEvent};
 use crate::transport::StepError;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -143,17 +142,21 @@ fn first_line(sql: &str) -> String {
 
 /// The tables the snapshot must hold for `pending`.
 fn scope(db: &Db, pending: &[&Migration]) -> Scope {
-    let mut tables = BTreeSet::new();
+    let mut touched = snapshot::Touched::default();
     for m in pending {
         for st in &m.statements {
             let sh = shape(&st.sql, &db.database);
             if sh.action == Action::Unknown {
                 return Scope::Schema;
             }
-            tables.extend(sh.tables);
+            if sh.action == Action::Write {
+                touched.written.extend(sh.tables.iter().cloned());
+            }
+            touched.tables.extend(sh.tables);
+            touched.triggers.extend(sh.trigger);
         }
     }
-    Scope::Tables(tables)
+    Scope::Tables(touched)
 }
 
 /// Holds the server-side lock Flyway also takes, for the whole change.
@@ -192,11 +195,20 @@ async fn prepare(db: &Db, state: &State) -> Result<(), Abort> {
     Ok(())
 }
 
+/// Deletes the failed row of a migration (there is at most one: a new failure replaces it).
+fn delete_failed(db: &Db, m: &Migration) -> String {
+    format!(
+        "DELETE FROM {}.`{TABLE}` WHERE `success` = 0 AND {}",
+        db.schema(),
+        rows_of(m)
+    )
+}
+
 /// The where-clause that finds a migration's rows.
 fn rows_of(m: &Migration) -> String {
     match &m.version {
-        Some(v) => format!("`version` = {}", literal(v.as_str())),
-        None => format!("`version` IS NULL AND `description` = {}", literal(&m.description)),
+        Some(v) => format!("`version` = {}", text(v.as_str())),
+        None => format!("`version` IS NULL AND `description` = {}", text(&m.description)),
     }
 }
 
@@ -210,7 +222,7 @@ async fn catch_up(progress: &dyn Progress, replicas: &[Db], pos: &str, max_lag: 
         let m = s.mark();
         s.sql(&format!(
             "SELECT MASTER_GTID_WAIT({}, {}) AS w",
-            literal(pos),
+            text(pos),
             max_lag.as_secs_f64()
         ));
         let started = Instant::now();
@@ -249,9 +261,27 @@ async fn catch_up(progress: &dyn Progress, replicas: &[Db], pos: &str, max_lag: 
     Ok(())
 }
 
-/// `up`: validate, check for blocking statements, snapshot, apply migration by migration (one
-/// session each), let replicas catch up between them; on a failure, record it and restore.
+/// `up`: under Flyway's server lock (taken before the history is read, so no other run's
+/// changes can slip in between), validate, check for blocking statements, snapshot, apply
+/// migration by migration (one session each), let replicas catch up between them; on a
+/// failure, record it and restore.
 pub async fn up(
+    progress: &dyn Progress,
+    db: &Db,
+    replicas: &[Db],
+    files: &Migrations,
+    opts: &UpOptions,
+) -> Result<Report, (Abort, Report)> {
+    let lock = match server_lock(db).await {
+        Ok(l) => l,
+        Err(e) => return Err((e, Report::default())),
+    };
+    let result = up_locked(progress, db, replicas, files, opts).await;
+    lock.release().await;
+    result
+}
+
+async fn up_locked(
     progress: &dyn Progress,
     db: &Db,
     replicas: &[Db],
@@ -318,23 +348,33 @@ pub async fn up(
                 let now = m.statements.get(d.statement.saturating_sub(1));
                 if now.map(|s| sha(&s.sql)) != Some(d.sha256.clone()) {
                     let line = now.map_or(0, |s| s.line);
-                    bail!(Abort::new(
-                        Code::InvalidInput,
-                        format!(
-                            "cannot resume {}: statement {} ({}) changed since it ran; a resume continues after the statements that ran, which must stay as they were",
-                            m.script,
-                            d.statement,
-                            m.at(line)
-                        ),
-                    )
-                    .hint("put the statement back as it was; to start the migration over, undo its changes by hand and run `tend migrate repair`"));
+                    let hint = if d.restored {
+                        "its changes were put back from the snapshot: to run the edited file from its start, `tend migrate repair --yes` then `tend migrate up`"
+                    } else {
+                        "put the statement back as it was: its changes are in the schema; to start the migration over, undo them by hand, then `tend migrate repair --yes` and `tend migrate up`"
+                    };
+                    bail!(
+                        Abort::new(
+                            Code::InvalidInput,
+                            format!(
+                                "cannot resume {}: statement {} ({}) changed since it ran; a resume continues the migration as it ran, with only the failed statement fixed",
+                                m.script,
+                                d.statement,
+                                m.at(line)
+                            ),
+                        )
+                        .hint(hint)
+                    );
                 }
             }
-            resume_from = if done.iter().any(|d| d.restored) {
-                0
-            } else {
-                done.iter().map(|d| d.statement).max().unwrap_or(0)
-            };
+            // The statements whose changes are still in the schema are not run again; those put
+            // back by a restore are.
+            resume_from = done
+                .iter()
+                .filter(|d| !d.restored)
+                .map(|d| d.statement)
+                .max()
+                .unwrap_or(0);
             let at = pending
                 .iter()
                 .position(|p| p.kind == m.kind && (m.kind == Kind::Repeatable || p.version > m.version))
@@ -395,10 +435,6 @@ pub async fn up(
             progress.warn(format!("blocking (allowed): {l}"));
         }
     }
-    let lock = match server_lock(db).await {
-        Ok(l) => l,
-        Err(e) => bail!(e),
-    };
     let resumed = if opts.resume { failed.map(|f| f.script) } else { None };
     let result = apply_all(
         progress,
@@ -411,7 +447,6 @@ pub async fn up(
         &mut report,
     )
     .await;
-    lock.release().await;
     match result {
         Ok(()) => Ok(report),
         Err(stop) => Err((stop, report)),
@@ -443,14 +478,10 @@ async fn apply_all(
                 "snapshot",
                 StepStatus::Ok,
                 format!(
-                    "{} ({} bytes, {}) -> {}",
-                    if snap.tables.is_empty() {
-                        "routines".to_string()
-                    } else {
-                        snap.tables.join(" ")
-                    },
+                    "{} ({} bytes, sha256 {}) -> {}",
+                    snap.holds(),
                     snap.bytes,
-                    &snap.sha256[..12],
+                    snap.sha256.get(..12).unwrap_or_default(),
                     snap.path.display()
                 ),
             )
@@ -465,15 +496,7 @@ async fn apply_all(
     for m in pending {
         let resuming = resumed == Some(m.script.as_str());
         let start = if resuming { resume_from } else { 0 };
-        let before = if resuming {
-            format!(
-                "DELETE FROM {}.`{TABLE}` WHERE `success` = 0 AND {}",
-                db.schema(),
-                rows_of(m)
-            )
-        } else {
-            String::new()
-        };
+        let before = if resuming { delete_failed(db, m) } else { String::new() };
         let row = NewRow {
             version: m.version.as_ref().map(Version::as_str),
             description: &m.description,
@@ -485,7 +508,7 @@ async fn apply_all(
         };
         let (s, last) = migration_script(db, m, start, true, &before, &row);
         let started = Instant::now();
-        match db.session("migrate", &s, None, &mut |_| {}).await {
+        match db.session("migrate", &s, None).await {
             Ok(reply) => {
                 let took = started.elapsed();
                 let ran = m.statements.len() - start;
@@ -514,11 +537,11 @@ async fn apply_all(
             }
             Err(se) => {
                 let stop = failed(progress, db, m, start, &se, last).await;
-                if let Some(snap) = &snap {
-                    put_back(progress, db, m, snap, rank_before).await?;
-                    report.after = report.before.clone();
-                }
-                return Err(stop);
+                let Some(snap) = &snap else {
+                    return Err(stop);
+                };
+                report.after = report.before.clone();
+                return Err(put_back(progress, db, (m, start), snap, rank_before, stop).await);
             }
         }
     }
@@ -551,7 +574,7 @@ fn migration_script(
             s.sql(&format!(
                 "REPLACE INTO {}.`{JOURNAL}` (`script`, `statement`, `line`, `sha256`) VALUES ({}, {}, {}, '{}')",
                 db.schema(),
-                literal(&m.script),
+                text(&m.script),
                 k + 1,
                 st.line,
                 sha(&st.sql)
@@ -564,7 +587,7 @@ fn migration_script(
         s.sql(&format!(
             "DELETE FROM {}.`{JOURNAL}` WHERE `script` = {}",
             db.schema(),
-            literal(&m.script)
+            text(&m.script)
         ));
     }
     let last = s.mark();
@@ -600,11 +623,7 @@ async fn failed(
         execution_ms: "0",
         success: false,
     };
-    s.sql(&format!(
-        "DELETE FROM {}.`{TABLE}` WHERE `success` = 0 AND {}",
-        db.schema(),
-        rows_of(m)
-    ));
+    s.sql(&delete_failed(db, m));
     history::insert(&mut s, db, &row);
     if let Err(e) = db.query("record the failure", &s).await {
         progress.warn(format!(
@@ -622,60 +641,83 @@ async fn failed(
 }
 
 /// Restores the snapshot after a failure: the schema as before `up`, the rows this run added
-/// to the history taken out (the failed row stays), the journal marked restored.
+/// to the history taken out (the failed row stays), the journal rows of the statements this run
+/// completed marked restored (those before `start` ran in an earlier run and are in the
+/// snapshot). Returns the failure's error, told what the restore did.
 async fn put_back(
     progress: &dyn Progress,
     db: &Db,
-    m: &Migration,
+    (m, start): (&Migration, usize),
     snap: &Snapshot,
     rank_before: i64,
-) -> Result<(), Abort> {
+    mut stop: Abort,
+) -> Abort {
     let started = Instant::now();
-    snapshot::restore(db, snap).await.map_err(|e| {
-        Abort::step(
-            &format!(
-                "restoring the snapshot {} failed; the schema is as the failed migration left it",
-                snap.path.display()
-            ),
-            &e,
-        )
-    })?;
+    if let Err(e) = snapshot::restore(db, snap).await {
+        progress.step(StepEvent::failed(&e));
+        stop.error.message = format!(
+            "{}\nrestoring the snapshot failed too ({}); the touched tables may be partly restored: load {} by hand (`mariadb {} < FILE`), then `tend migrate repair`",
+            stop.error.message,
+            e.message(),
+            snap.path.display(),
+            db.database
+        );
+        return stop;
+    }
     let mut s = Script::new();
     s.sql(&format!(
         "DELETE FROM {}.`{TABLE}` WHERE `installed_rank` > {rank_before} AND `success` = 1 AND `type` = 'SQL'",
         db.schema()
     ));
     s.sql(&format!(
-        "UPDATE {}.`{JOURNAL}` SET `restored` = TRUE WHERE `script` = {}",
+        "UPDATE {}.`{JOURNAL}` SET `restored` = TRUE WHERE `script` = {} AND `statement` > {start}",
         db.schema(),
-        literal(&m.script)
+        text(&m.script)
     ));
-    db.query("restore", &s)
-        .await
-        .map_err(|e| Abort::step("the snapshot was restored but the history could not be updated", &e))?;
+    if let Err(e) = db.query("restore", &s).await {
+        stop.error.message = format!(
+            "{}\nthe snapshot was restored but the history could not be updated ({}); run `tend migrate repair`",
+            stop.error.message,
+            e.message()
+        );
+        return stop;
+    }
     progress.step(
         StepEvent::new(
             db.host.name(),
             "restore",
             StepStatus::Changed,
-            format!(
-                "put back {} from {}",
-                if snap.tables.is_empty() {
-                    "the routines".to_string()
-                } else {
-                    snap.tables.join(" ")
-                },
-                snap.path.display()
-            ),
+            format!("put back {} from {}", snap.holds(), snap.path.display()),
         )
         .took(started.elapsed()),
     );
-    Ok(())
+    stop.error.message = format!(
+        "{}; the schema was restored to what it was before `up`",
+        stop.error.message
+    );
+    stop
 }
 
 /// `undo`: runs the `U` files of the applied versions above `to` (without `to`: the latest
 /// one), newest first, each recorded as Flyway Teams records undos (`UNDO_SQL`).
 pub async fn undo(
+    progress: &dyn Progress,
+    db: &Db,
+    replicas: &[Db],
+    files: &Migrations,
+    to: Option<&Version>,
+    max_lag: Duration,
+) -> Result<Report, (Abort, Report)> {
+    let lock = match server_lock(db).await {
+        Ok(l) => l,
+        Err(e) => return Err((e, Report::default())),
+    };
+    let result = undo_locked(progress, db, replicas, files, to, max_lag).await;
+    lock.release().await;
+    result
+}
+
+async fn undo_locked(
     progress: &dyn Progress,
     db: &Db,
     replicas: &[Db],
@@ -741,10 +783,6 @@ pub async fn undo(
             }
         }
     }
-    let lock = match server_lock(db).await {
-        Ok(l) => l,
-        Err(e) => return Err((e, report)),
-    };
     let host = db.host.name().to_string();
     let mut result = Ok(());
     for (i, (v, u)) in undos.iter().enumerate() {
@@ -759,7 +797,7 @@ pub async fn undo(
         };
         let (s, last) = migration_script(db, u, 0, false, "", &row);
         let started = Instant::now();
-        match db.session("undo", &s, None, &mut |_| {}).await {
+        match db.session("undo", &s, None).await {
             Ok(reply) => {
                 progress.step(
                     StepEvent::new(
@@ -802,7 +840,6 @@ pub async fn undo(
             }
         }
     }
-    lock.release().await;
     match result {
         Ok(()) => Ok(report),
         Err(e) => Err((e, report)),
@@ -903,7 +940,7 @@ pub fn repairs(db: &Db, files: &Migrations, state: &State) -> Vec<Fix> {
                     sql: format!(
                         "UPDATE {t} SET `checksum` = {}, `description` = {} WHERE `installed_rank` = {}",
                         m.checksum,
-                        literal(&m.description),
+                        text(&m.description),
                         r.installed_rank
                     ),
                 });

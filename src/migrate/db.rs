@@ -101,13 +101,13 @@ impl Db {
         RemoteCommand::new(format!("{}{body}", mysql::PREAMBLE)).timeout(timeout)
     }
 
-    /// Runs a session; `on_mark` sees each mark as the server reaches it. One SSH channel.
+    /// Runs a session in one SSH channel; its output is read as it comes, so the marks
+    /// reached are known even when the session fails or the connection drops.
     pub async fn session(
         &self,
         step: &str,
         script: &Script,
         timeout: Option<Duration>,
-        on_mark: &mut (dyn FnMut(usize) + Send),
     ) -> Result<Reply, Box<SessionError>> {
         let mut stdin = self.login.stdin_line();
         stdin.push_str(script.text());
@@ -131,7 +131,6 @@ impl Db {
                     while reply.sets.len() <= n {
                         reply.sets.push(Vec::new());
                     }
-                    on_mark(n);
                     return;
                 }
                 block.push_str(MARK);
@@ -174,7 +173,7 @@ impl Db {
 
     /// Runs a session and only wants its results.
     pub async fn query(&self, step: &str, script: &Script) -> Result<Reply, StepError> {
-        self.session(step, script, Some(Duration::from_secs(300)), &mut |_| {})
+        self.session(step, script, Some(Duration::from_secs(300)))
             .await
             .map_err(|e| e.error)
     }
@@ -186,7 +185,7 @@ impl Db {
 
     /// The schema name as an SQL string.
     pub fn schema_literal(&self) -> String {
-        mysql::literal(&self.database)
+        text(&self.database)
     }
 
     /// Runs a shell script after the client preamble (`$client`, `$cnf` set) with `input`
@@ -197,6 +196,13 @@ impl Db {
             self.login.stdin_line(),
         )
     }
+}
+
+/// A string for tend's own SQL, whatever the server's `sql_mode` (`NO_BACKSLASH_ESCAPES`,
+/// `ANSI_QUOTES`): hexadecimal bytes with the utf8mb4 introducer, so that no file name,
+/// description or statement text can end the string.
+pub fn text(s: &str) -> String {
+    format!("_utf8mb4 X'{}'", hex::encode(s.as_bytes()))
 }
 
 /// A block of output lines between marks: one or more result sets, each a header and rows.
@@ -277,7 +283,7 @@ impl Db {
                 });
             }
         });
-        let name = mysql::literal(name);
+        let name = text(name);
         let sql = format!(
             "{}SELECT GET_LOCK({name}, {wait_s}) AS l, (SELECT CONCAT(USER, '@', HOST, ' connection ', ID) FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK({name})) AS holder;\n",
             self.login.stdin_line()
@@ -326,5 +332,16 @@ mod tests {
         );
         assert_eq!(s.mark(), 1);
         assert!(s.text().ends_with("SELECT '__tend_mark__ 1' AS __tend_mark__;\n"));
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::text;
+
+    #[test]
+    fn strings_are_hex_whatever_they_hold() {
+        assert_eq!(text("a'b\\"), "_utf8mb4 X'6127625c'");
+        assert_eq!(text(""), "_utf8mb4 X''");
     }
 }

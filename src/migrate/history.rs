@@ -2,8 +2,10 @@
 //! a schema migrated by Flyway is continued by tend and the other way round; and tend's
 //! statement journal beside it, which lets a failed migration resume where it stopped.
 
+use super::db::text;
 use super::db::{Db, Script};
-use crate::modules::mysql::{ResultSet, literal};
+use super::files::Version;
+use crate::modules::mysql::ResultSet;
 use crate::transport::StepError;
 
 /// Flyway's table name.
@@ -148,10 +150,10 @@ pub fn insert(s: &mut Script, db: &Db, row: &NewRow<'_>) {
     s.sql(&format!(
         "INSERT INTO {t} (`installed_rank`, `version`, `description`, `type`, `script`, `checksum`, `installed_by`, `execution_time`, `success`) \
          SELECT COALESCE(MAX(`installed_rank`), 0) + 1, {}, {}, {}, {}, {}, {INSTALLED_BY}, {}, {} FROM {t}",
-        row.version.map_or("NULL".to_string(), literal),
-        literal(row.description),
-        literal(row.kind),
-        literal(row.script),
+        row.version.map_or("NULL".to_string(), text),
+        text(row.description),
+        text(row.kind),
+        text(row.script),
         row.checksum.map_or("NULL".to_string(), |c| c.to_string()),
         row.execution_ms,
         i32::from(row.success),
@@ -164,9 +166,9 @@ pub fn insert_schema_row(s: &mut Script, db: &Db) {
         "INSERT INTO {}.`{TABLE}` (`installed_rank`, `version`, `description`, `type`, `script`, `checksum`, `installed_by`, `execution_time`, `success`) \
          VALUES (0, NULL, {}, {}, {}, NULL, {INSTALLED_BY}, 0, 1)",
         db.schema(),
-        literal(SCHEMA_TEXT),
-        literal(kind::SCHEMA),
-        literal(&format!("`{}`", db.database)),
+        text(SCHEMA_TEXT),
+        text(kind::SCHEMA),
+        text(&format!("`{}`", db.database)),
     ));
 }
 
@@ -183,15 +185,41 @@ pub struct State {
     pub rows: Vec<Row>,
     /// Completed statements of unfinished migrations.
     pub journal: Vec<Done>,
-    /// The server's version string.
-    pub server: String,
+}
+
+/// What the history says of each version: its last row (an undo or a failure included; a
+/// version whose last row is `DELETE` is gone), and the baseline version.
+pub fn versions(rows: &[Row]) -> (Vec<(Version, &Row)>, Option<Version>) {
+    let mut last: Vec<(Version, &Row)> = Vec::new();
+    let mut baseline = None;
+    for row in rows.iter().filter(|r| r.version.is_some() && r.kind != kind::SCHEMA) {
+        let Some(v) = row.version.as_deref().and_then(Version::parse) else {
+            continue;
+        };
+        if row.kind == kind::BASELINE {
+            baseline = Some(v.clone());
+        }
+        if row.kind == kind::DELETE {
+            last.retain(|(lv, _)| *lv != v);
+            continue;
+        }
+        match last.iter_mut().find(|(lv, _)| *lv == v) {
+            Some(slot) => slot.1 = row,
+            None => last.push((v, row)),
+        }
+    }
+    (last, baseline)
 }
 
 impl State {
-    /// The last completed row of each migration kind is what counts; this is every row that
-    /// applied something (successful SQL rows), by rank.
-    pub fn failed(&self) -> Vec<&Row> {
-        self.rows.iter().filter(|r| !r.success).collect()
+    /// The schema's version: the highest version applied (or baselined) and not undone.
+    pub fn current(&self) -> Option<Version> {
+        versions(&self.rows)
+            .0
+            .into_iter()
+            .filter(|(_, r)| r.success && r.kind != kind::UNDO)
+            .map(|(v, _)| v)
+            .max()
     }
 }
 
@@ -201,7 +229,7 @@ pub async fn read(db: &Db) -> Result<State, StepError> {
     let mut s = Script::new();
     let m_status = s.mark();
     s.sql(&format!(
-        "SELECT @@read_only AS ro, @@version AS server, \
+        "SELECT @@read_only AS ro, \
          (SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {schema}) AS schema_exists, \
          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = '{TABLE}') AS history, \
          (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = '{JOURNAL}') AS journal"
@@ -230,7 +258,6 @@ pub async fn read(db: &Db) -> Result<State, StepError> {
         read_only: flag("ro"),
         schema_exists: flag("schema_exists"),
         history_exists: flag("history"),
-        server: status.first("server").unwrap_or_default().to_string(),
         rows: rows(&reply.set(m_rows)),
         journal: journal(&reply.set(m_journal)),
     })
@@ -243,7 +270,7 @@ fn select_if_exists(s: &mut Script, db: &Db, table: &str, columns: &str, order: 
     s.sql(&format!(
         "SET @tend_q = IF((SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = '{table}') > 0, {}, 'SELECT 1 AS none FROM DUAL WHERE FALSE')",
         db.schema_literal(),
-        literal(&query)
+        text(&query)
     ));
     s.sql("EXECUTE IMMEDIATE @tend_q");
 }

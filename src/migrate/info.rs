@@ -2,7 +2,7 @@
 //! vocabulary), the current version, what `up` would apply and what `validate` objects to.
 
 use super::files::{Kind, Migration, Migrations, Version};
-use super::history::{Row, State, kind};
+use super::history::{self, Row, State, kind};
 
 /// A migration's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -83,26 +83,8 @@ pub struct Info {
 pub fn reconcile(files: &Migrations, state: &State, out_of_order: bool) -> Info {
     let rows = &state.rows;
     // The last row of each version decides its state (a later undo makes it pending again).
-    let mut last: Vec<(Version, &Row)> = Vec::new();
-    let mut baseline: Option<Version> = None;
-    for row in rows.iter().filter(|r| r.version.is_some() && r.kind != kind::SCHEMA) {
-        let Some(v) = row.version.as_deref().and_then(Version::parse) else {
-            continue;
-        };
-        if row.kind == kind::BASELINE {
-            baseline = Some(v.clone());
-        }
-        if row.kind == kind::DELETE {
-            last.retain(|(lv, _)| *lv != v);
-            continue;
-        }
-        match last.iter_mut().find(|(lv, _)| *lv == v) {
-            Some(slot) => slot.1 = row,
-            None => last.push((v, row)),
-        }
-    }
-    let applied = |r: &Row| r.success && r.kind != kind::UNDO;
-    let current = last.iter().filter(|(_, r)| applied(r)).map(|(v, _)| v.clone()).max();
+    let (last, baseline) = history::versions(rows);
+    let current = state.current();
     let latest_file = files.latest().cloned();
     let mut entries = Vec::new();
     for (i, m) in files.versioned.iter().enumerate() {

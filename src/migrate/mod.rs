@@ -39,6 +39,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("migrate_database", "{{ shop_db_name | default('') }}"),
     ("migrate_blocking_limit", "100000"),
     ("migrate_max_replica_lag", "30"),
+    // (The two defaults above are DEFAULT_LIMIT and DEFAULT_LAG.)
     ("migrate_replica_group", "db_replica"),
     ("migrate_login_user", ""),
     ("migrate_login_password", ""),
@@ -103,12 +104,7 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize, over: &Overrides) -
         return Err(Diagnostic::plain(format!("host `{host}`: no database to migrate"))
             .with_hint("give `--database NAME`, or set `migrate_database` (or `shop_db_name`) in the inventory"));
     }
-    if database.len() > 64 || database.contains(['`', '/', '\\', '.', '\0']) {
-        return Err(err(
-            "migrate_database",
-            format!("`{database}` is not a usable schema name"),
-        ));
-    }
+    check_database(&database).map_err(|m| err("migrate_database", m))?;
     let limit_text = text("migrate_blocking_limit")?;
     let limit = plan::Limit::parse(&limit_text).ok_or_else(|| {
         err(
@@ -137,6 +133,31 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize, over: &Overrides) -
         },
     })
 }
+
+/// Schema names tend migrates: letters, digits and `_` (they name the lock, the snapshot
+/// files and the scratch schema too).
+pub fn check_database(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "`{name}` is not a schema name tend migrates: use letters, digits and `_` (at most 64)"
+        ));
+    }
+    Ok(())
+}
+
+/// The lease lock of a schema's migrations (the lock deploys use, on the primary).
+pub fn lock_name(database: &str) -> String {
+    format!("migrate-{database}")
+}
+
+/// How long a migration's lease lasts before it is renewed.
+pub const LOCK_TTL: Duration = Duration::from_secs(120);
+
+/// `migrate_blocking_limit` when not set.
+pub const DEFAULT_LIMIT: plan::Limit = plan::Limit::Rows(100_000);
+
+/// `migrate_max_replica_lag` when not set, in seconds.
+pub const DEFAULT_LAG: u64 = 30;
 
 /// Where safety snapshots go: `$XDG_STATE_HOME/tend/snapshots`, else
 /// `~/.local/state/tend/snapshots`.

@@ -5,10 +5,11 @@
 //! what it would do to the real table. The scratch session writes no binary log (replicas see
 //! nothing) and the scratch schema is dropped at the end; the migrated schema is only read.
 
+use super::db::text;
 use super::db::{Db, Script};
 use super::files::Migration;
 use super::shape::{Action, shape};
-use crate::modules::mysql::{ident, literal};
+use crate::modules::mysql::ident;
 use crate::transport::StepError;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,9 +55,13 @@ pub struct Step {
 }
 
 impl Step {
-    /// Blocks writes to its table while it runs: a copy, or any lock but `NONE`.
+    /// Blocks writes to its table while it runs: a copy, or any lock but `NONE`; or unknown
+    /// (the server took none of the algorithms on the copy, or it was not asked), which counts
+    /// as blocking: a statement is only let through on a large table when it is known not to be.
     pub fn blocking(&self) -> bool {
-        self.algorithm.as_deref() == Some("COPY") || self.lock.as_deref().is_some_and(|l| l != "NONE")
+        self.algorithm.as_deref() == Some("COPY")
+            || self.lock.as_deref().is_some_and(|l| l != "NONE")
+            || self.error.is_some()
     }
 
     /// Larger than the limit (rows or bytes).
@@ -110,9 +115,11 @@ impl std::fmt::Display for Limit {
     }
 }
 
-/// The scratch schema's name for this run.
+/// The scratch schema's name for this run: random, so that no other run's is touched.
 fn scratch_name() -> String {
-    format!("tend_plan_{}", std::process::id())
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    format!("tend_plan_{}_{}", std::process::id(), hex::encode(bytes))
 }
 
 /// Asks the server about every statement of `pending`. One session.
@@ -144,7 +151,7 @@ BEGIN
   DECLARE a VARCHAR(40);
   DECLARE before_cols LONGTEXT;
   SET @tend_alg = NULL, @tend_err = '';
-  SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, '\\t', COLUMN_TYPE) ORDER BY ORDINAL_POSITION SEPARATOR '\\n')
+  SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, CHAR(9), COLUMN_TYPE) ORDER BY ORDINAL_POSITION SEPARATOR '\n')
     INTO before_cols FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = t;
   WHILE i < 9 AND @tend_alg IS NULL DO
     SET i = i + 1;
@@ -153,12 +160,12 @@ BEGIN
     IF @tend_ok = 1 THEN SET @tend_alg = a; END IF;
   END WHILE;
   SELECT @tend_alg AS alg, @tend_err AS err, before_cols AS before_cols,
-    (SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, '\\t', COLUMN_TYPE) ORDER BY ORDINAL_POSITION SEPARATOR '\\n')
+    (SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, CHAR(9), COLUMN_TYPE) ORDER BY ORDINAL_POSITION SEPARATOR '\n')
        FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = t) AS after_cols;
 END",
-        literal(&scratch),
-        literal(ATTEMPTS),
-        literal(&scratch),
+        text(&scratch),
+        text(ATTEMPTS),
+        text(&scratch),
     ));
     let sizes_mark = s.mark();
     s.sql(&format!(
@@ -176,7 +183,7 @@ END",
                     if copied.insert(t.clone()) {
                         s.sql(&format!(
                             "CALL {sx}.tend_try({})",
-                            literal(&format!(
+                            text(&format!(
                                 "CREATE TABLE {sx}.{} LIKE {}.{}",
                                 ident(t),
                                 db.schema(),
@@ -195,8 +202,8 @@ END",
         s.sql(&format!(
             "SET @tend_q = IF(COALESCE((SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}), {COUNT_LIMIT}) < {COUNT_LIMIT}, {}, 'SELECT NULL AS n')",
             db.schema_literal(),
-            literal(t),
-            literal(&format!("SELECT COUNT(*) AS n FROM {}.{}", db.schema(), ident(t))),
+            text(t),
+            text(&format!("SELECT COUNT(*) AS n FROM {}.{}", db.schema(), ident(t))),
         ));
         s.sql("EXECUTE IMMEDIATE @tend_q");
         count_marks.insert(t.clone(), mark);
@@ -207,6 +214,11 @@ END",
             probes.push(None);
             continue;
         };
+        if sh.qualified {
+            // It would reach the live schema from the scratch one: never run.
+            probes.push(None);
+            continue;
+        }
         let rewritten = format!(
             "{}{}.{}{}",
             &st.sql[..range.start],
@@ -216,7 +228,7 @@ END",
         );
         match sh.action {
             Action::CreateTable => {
-                s.sql(&format!("CALL {sx}.tend_try({})", literal(&rewritten)));
+                s.sql(&format!("CALL {sx}.tend_try({})", text(&rewritten)));
                 probes.push(None);
             }
             Action::AlterTable | Action::CreateIndex | Action::DropIndex => {
@@ -224,9 +236,9 @@ END",
                 let mark = s.mark();
                 s.sql(&format!(
                     "CALL {sx}.tend_probe({}, {}, {})",
-                    literal(table),
-                    literal(rewritten.trim_end().trim_end_matches(';')),
-                    literal(sep)
+                    text(table),
+                    text(rewritten.trim_end().trim_end_matches(';')),
+                    text(sep)
                 ));
                 probes.push(Some(mark));
             }
@@ -294,6 +306,12 @@ END",
             destructive: sh.destructive,
             error: None,
         };
+        if sh.qualified && matches!(sh.action, Action::AlterTable | Action::CreateIndex | Action::DropIndex) {
+            step.error = Some(
+                "not asked: the statement names a table with its schema, which the scratch copy cannot stand in for"
+                    .into(),
+            );
+        }
         if let Some(mark) = probe {
             let set = reply.set(mark);
             match set.first("alg") {

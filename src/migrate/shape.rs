@@ -43,6 +43,11 @@ pub struct Shape {
     pub target: Option<(String, std::ops::Range<usize>)>,
     /// Its kind loses data (`DROP TABLE`, `TRUNCATE`, `DROP PARTITION`).
     pub destructive: bool,
+    /// `DROP TRIGGER`: the trigger's name (its table is found on the server).
+    pub trigger: Option<String>,
+    /// It names a table with its schema somewhere besides its target (`RENAME TO shop.x`,
+    /// `EXCHANGE PARTITION ... WITH TABLE shop.y`): `plan` must not run it anywhere.
+    pub qualified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,11 +208,25 @@ impl Reader<'_> {
 pub fn shape(sql: &str, database: &str) -> Shape {
     let toks = tokens(sql);
     let mut r = Reader { toks: &toks, at: 0 };
+    // `a.b` outside the target's own name (numbers like `1.5` aside).
+    let qualified_at: Vec<usize> = toks
+        .windows(3)
+        .filter_map(|w| match w {
+            [
+                (Tok::Word(a) | Tok::Ident(a), r),
+                (Tok::Punct('.'), _),
+                (Tok::Word(_) | Tok::Ident(_), _),
+            ] if !a.starts_with(|c: char| c.is_ascii_digit()) || matches!(w[0].0, Tok::Ident(_)) => Some(r.start),
+            _ => None,
+        })
+        .collect();
     let unknown = Shape {
         action: Action::Unknown,
         tables: Vec::new(),
         target: None,
         destructive: false,
+        trigger: None,
+        qualified: !qualified_at.is_empty(),
     };
     let out = |action: Action, names: Vec<(Option<String>, String, std::ops::Range<usize>)>, target: bool| {
         let mut tables = Vec::new();
@@ -217,15 +236,21 @@ pub fn shape(sql: &str, database: &str) -> Shape {
                 _ => tables.push(t.clone()),
             }
         }
+        let target = if target {
+            names.first().map(|(_, t, range)| (t.clone(), range.clone()))
+        } else {
+            None
+        };
+        let qualified = qualified_at
+            .iter()
+            .any(|at| target.as_ref().is_none_or(|(_, r)| *at != r.start));
         Shape {
             action,
-            target: if target {
-                names.first().map(|(_, t, range)| (t.clone(), range.clone()))
-            } else {
-                None
-            },
+            target,
             tables,
             destructive: matches!(action, Action::DropTable | Action::Truncate),
+            trigger: None,
+            qualified,
         }
     };
     let Some(first) = r.word() else {
@@ -322,6 +347,14 @@ pub fn shape(sql: &str, database: &str) -> Shape {
                         None => unknown.clone(),
                     }
                 }
+                "TRIGGER" => match r.name() {
+                    Some((Some(schema), _, _)) if schema != database => unknown.clone(),
+                    Some((_, name, _)) => Shape {
+                        trigger: Some(name),
+                        ..out(Action::Routine, Vec::new(), false)
+                    },
+                    None => unknown.clone(),
+                },
                 "VIEW" => {
                     // Views are dumped with the tables: the snapshot holds the old definition.
                     let mut names = Vec::new();
@@ -441,7 +474,10 @@ mod tests {
             t("CREATE TRIGGER tr BEFORE INSERT ON orders FOR EACH ROW SET NEW.x = 1").1,
             ["orders"]
         );
-        assert_eq!(t("DROP TRIGGER tr").0, Action::Unknown);
+        assert_eq!(
+            shape("DROP TRIGGER IF EXISTS tr", "shop").trigger.as_deref(),
+            Some("tr")
+        );
         assert_eq!(
             t("CREATE OR REPLACE ALGORITHM=MERGE VIEW v AS SELECT 1"),
             (Action::Routine, vec!["v".into()], false)
@@ -450,6 +486,13 @@ mod tests {
         assert_eq!(t("CALL p()").0, Action::Unknown);
         assert_eq!(t("ALTER TABLE other.t ADD x INT").0, Action::Unknown);
         assert_eq!(t("/*!40101 SET NAMES utf8mb4 */").0, Action::Session);
+    }
+
+    #[test]
+    fn names_qualified_beside_the_target_are_seen() {
+        assert!(!shape("ALTER TABLE shop.t ADD x DECIMAL(4,1) DEFAULT 1.5", "shop").qualified);
+        assert!(shape("ALTER TABLE t RENAME TO shop.t_old", "shop").qualified);
+        assert!(shape("ALTER TABLE t EXCHANGE PARTITION p WITH TABLE `shop`.`archive`", "shop").qualified);
     }
 
     #[test]

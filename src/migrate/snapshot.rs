@@ -15,19 +15,61 @@ use std::time::{Duration, Instant};
 /// What the snapshot holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
-    /// These tables (and views) of the schema, those that exist.
-    Tables(BTreeSet<String>),
+    /// The tables (and views) the statements name, and what those reach on the server.
+    Tables(Touched),
     /// Every table but the history and journal.
     Schema,
 }
 
-/// Objects of the schema, to tell what a failed run created.
+/// What the statements name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Tables and views changed.
+    pub tables: BTreeSet<String>,
+    /// Of those, the tables whose rows are written (`INSERT`, `UPDATE`, `DELETE`): their
+    /// triggers and foreign keys reach further.
+    pub written: BTreeSet<String>,
+    /// Triggers dropped by name.
+    pub triggers: BTreeSet<String>,
+}
+
+/// The tables to dump for `touched`, given the schema's triggers (name, table) and foreign
+/// keys (child, parent); `None`: the whole schema (a written table has triggers, whose bodies
+/// may write anywhere).
+fn reach(touched: &Touched, triggers: &[(String, String)], keys: &[(String, String)]) -> Option<BTreeSet<String>> {
+    if triggers.iter().any(|(_, table)| touched.written.contains(table)) {
+        return None;
+    }
+    let mut tables = touched.tables.clone();
+    tables.extend(
+        triggers
+            .iter()
+            .filter(|(name, _)| touched.triggers.contains(name))
+            .map(|(_, table)| table.clone()),
+    );
+    // Rows written in a parent reach its children (ON DELETE/UPDATE CASCADE, SET NULL).
+    let mut parents: Vec<String> = touched.written.iter().cloned().collect();
+    while let Some(p) = parents.pop() {
+        for (child, _) in keys.iter().filter(|(_, parent)| *parent == p) {
+            if tables.insert(child.clone()) {
+                parents.push(child.clone());
+            }
+        }
+    }
+    Some(tables)
+}
+
+/// Objects of the schema, to tell what a failed run created and what a snapshot must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Objects {
     /// Tables and views.
     pub tables: BTreeSet<String>,
     /// `PROCEDURE name` / `FUNCTION name`.
     pub routines: BTreeSet<String>,
+    /// Triggers: (name, table).
+    pub triggers: Vec<(String, String)>,
+    /// Foreign keys: (child table, parent table).
+    pub keys: Vec<(String, String)>,
 }
 
 /// A snapshot on the control node.
@@ -47,6 +89,17 @@ pub struct Snapshot {
     pub took: Duration,
 }
 
+impl Snapshot {
+    /// What it holds, in words.
+    pub fn holds(&self) -> String {
+        if self.tables.is_empty() {
+            "the routines".to_string()
+        } else {
+            format!("{} and the routines", self.tables.join(" "))
+        }
+    }
+}
+
 /// Reads the schema's tables, views and routines.
 pub async fn objects(db: &Db) -> Result<Objects, StepError> {
     let mut s = Script::new();
@@ -60,8 +113,26 @@ pub async fn objects(db: &Db) -> Result<Objects, StepError> {
         "SELECT CONCAT(ROUTINE_TYPE, ' ', ROUTINE_NAME) AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {}",
         db.schema_literal()
     ));
+    let t = s.mark();
+    s.sql(&format!(
+        "SELECT TRIGGER_NAME AS name, EVENT_OBJECT_TABLE AS t FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {}",
+        db.schema_literal()
+    ));
+    let k = s.mark();
+    s.sql(&format!(
+        "SELECT TABLE_NAME AS child, REFERENCED_TABLE_NAME AS parent FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = {0} AND UNIQUE_CONSTRAINT_SCHEMA = {0}",
+        db.schema_literal()
+    ));
     s.mark();
     let reply = db.query("list the schema's objects", &s).await?;
+    let pairs = |n: usize| -> Vec<(String, String)> {
+        reply
+            .set(n)
+            .rows
+            .iter()
+            .filter_map(|row| Some((row.first().cloned().flatten()?, row.get(1).cloned().flatten()?)))
+            .collect()
+    };
     let names = |n: usize| -> BTreeSet<String> {
         reply
             .set(n)
@@ -76,6 +147,8 @@ pub async fn objects(db: &Db) -> Result<Objects, StepError> {
     Ok(Objects {
         tables,
         routines: names(r),
+        triggers: pairs(t),
+        keys: pairs(k),
     })
 }
 
@@ -85,9 +158,13 @@ pub async fn take(db: &Db, scope: &Scope, dir: &Path) -> Result<Snapshot, StepEr
     let fail = |m: String| StepError::remote(&host, "snapshot", Failure::message(m, "mariadb-dump"));
     let started = Instant::now();
     let before = objects(db).await?;
-    let tables: Vec<String> = match scope {
-        Scope::Schema => before.tables.iter().cloned().collect(),
-        Scope::Tables(t) => t.iter().filter(|t| before.tables.contains(*t)).cloned().collect(),
+    let reached = match scope {
+        Scope::Schema => None,
+        Scope::Tables(t) => reach(t, &before.triggers, &before.keys),
+    };
+    let tables: Vec<String> = match reached {
+        None => before.tables.iter().cloned().collect(),
+        Some(t) => t.into_iter().filter(|t| before.tables.contains(t)).collect(),
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
@@ -159,26 +236,8 @@ pub async fn restore(db: &Db, snap: &Snapshot) -> Result<(), StepError> {
             snap.sha256
         )));
     }
-    let now = objects(db).await?;
-    let mut s = Script::new();
-    s.sql("SET SESSION foreign_key_checks = 0");
-    for t in now.tables.difference(&snap.before.tables) {
-        // A view or a table: whichever it is, the other statement is a no-op.
-        s.sql(&format!("DROP VIEW IF EXISTS {}.{}", db.schema(), ident(t)));
-        s.sql(&format!("DROP TABLE IF EXISTS {}.{}", db.schema(), ident(t)));
-    }
-    for r in now.routines.difference(&snap.before.routines) {
-        if let Some((kind, name)) = r.split_once(' ') {
-            s.sql(&format!("DROP {kind} IF EXISTS {}.{}", db.schema(), ident(name)));
-        }
-    }
-    // Routines as they were: the dump recreates them all.
-    for r in &snap.before.routines {
-        if let Some((kind, name)) = r.split_once(' ') {
-            s.sql(&format!("DROP {kind} IF EXISTS {}.{}", db.schema(), ident(name)));
-        }
-    }
-    db.query("restore", &s).await?;
+    // The dump first (it drops and recreates what it holds, routines included): when it
+    // fails, nothing else has been dropped yet.
     let body = format!(
         r#"
 "$client" --defaults-extra-file="$cnf" --batch --default-character-set=utf8mb4 --init-command='SET SESSION foreign_key_checks = 0' {}
@@ -202,5 +261,69 @@ pub async fn restore(db: &Db, snap: &Snapshot) -> Result<(), StepError> {
             ),
         ));
     }
+    // Then what the failed run created.
+    let now = objects(db).await?;
+    let mut s = Script::new();
+    s.sql("SET SESSION foreign_key_checks = 0");
+    for t in now.tables.difference(&snap.before.tables) {
+        // A view or a table: whichever it is, the other statement is a no-op.
+        s.sql(&format!("DROP VIEW IF EXISTS {}.{}", db.schema(), ident(t)));
+        s.sql(&format!("DROP TABLE IF EXISTS {}.{}", db.schema(), ident(t)));
+    }
+    for r in now.routines.difference(&snap.before.routines) {
+        if let Some((kind, name)) = r.split_once(' ') {
+            s.sql(&format!("DROP {kind} IF EXISTS {}.{}", db.schema(), ident(name)));
+        }
+    }
+    let before_triggers: BTreeSet<&String> = snap.before.triggers.iter().map(|(n, _)| n).collect();
+    for (name, _) in now.triggers.iter().filter(|(n, _)| !before_triggers.contains(n)) {
+        s.sql(&format!("DROP TRIGGER IF EXISTS {}.{}", db.schema(), ident(name)));
+    }
+    db.query("restore", &s).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_snapshot_reaches_what_triggers_and_keys_reach() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let keys = [pair("products", "categories"), pair("order_lines", "products")];
+        let triggers = [pair("order_lines_total", "order_lines")];
+        // A DELETE in categories cascades to products and from there to order_lines.
+        let t = Touched {
+            tables: set(&["categories"]),
+            written: set(&["categories"]),
+            ..Touched::default()
+        };
+        assert_eq!(
+            reach(&t, &[], &keys),
+            Some(set(&["categories", "order_lines", "products"]))
+        );
+        // A table altered, not written: its children stay out.
+        let t = Touched {
+            tables: set(&["categories"]),
+            ..Touched::default()
+        };
+        assert_eq!(reach(&t, &triggers, &keys), Some(set(&["categories"])));
+        // Rows written in a table with triggers: the whole schema.
+        let t = Touched {
+            tables: set(&["order_lines"]),
+            written: set(&["order_lines"]),
+            ..Touched::default()
+        };
+        assert_eq!(reach(&t, &triggers, &keys), None);
+        // A trigger dropped by name: its table.
+        let t = Touched {
+            triggers: set(&["order_lines_total"]),
+            ..Touched::default()
+        };
+        assert_eq!(reach(&t, &triggers, &keys), Some(set(&["order_lines"])));
+    }
 }

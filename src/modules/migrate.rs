@@ -90,12 +90,14 @@ impl Module for Migrate {
                         "`blocking_limit: {l}` is neither a row count nor a size like `500MB`"
                     ))
                 })?,
-                None => Limit::Rows(100_000),
+                None => crate::migrate::DEFAULT_LIMIT,
             };
+            let database = args.str("database").unwrap_or_default().to_string();
+            crate::migrate::check_database(&database).map_err(|m| ModuleError::Args(format!("`database`: {m}")))?;
             let db = Db {
                 host: ctx.remote()?.clone(),
                 login: Login::from_args(args),
-                database: args.str("database").unwrap_or_default().to_string(),
+                database,
             };
             let out_of_order = args.bool("out_of_order", false);
             if ctx.check {
@@ -125,7 +127,11 @@ impl Module for Migrate {
                 },
                 resume: args.bool("resume", false),
                 limit,
-                max_lag: Duration::from_secs(args.int("max_replica_lag").unwrap_or(30).max(1) as u64),
+                max_lag: Duration::from_secs(
+                    args.int("max_replica_lag")
+                        .unwrap_or(crate::migrate::DEFAULT_LAG as i64)
+                        .max(1) as u64,
+                ),
                 snapshot_dir: snapshot_dir(),
             };
             let collected = Collected::default();

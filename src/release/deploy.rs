@@ -495,7 +495,9 @@ impl Run<'_, '_> {
     }
 
     /// A release deployed with an older schema version than the current release's may not work
-    /// with the schema as it is now: refused unless `--force` (then a warning).
+    /// with the schema as it is now: refused unless `--force` (then a warning). The versions are
+    /// those the releases' manifests recorded at `deploy --migrate`: a rollback needs no
+    /// database to reach, and one whose schema was taken back by hand says so with `--force`.
     fn schema_guard(&self, host: &str, state: &HostState, target: &str) -> Result<(), Abort> {
         let schema_of = |id: &str| {
             state
@@ -521,7 +523,7 @@ impl Run<'_, '_> {
         }
         Err(
             Abort::new(Code::HostFailed, format!("{message}; nothing was changed")).hint(format!(
-                "take the schema back first (`tend migrate undo --to {old}`), or roll back anyway with `--force`"
+                "if the release works with the schema as it is (or after `tend migrate undo --to {old}`), roll back with `--force`"
             )),
         )
     }
@@ -543,6 +545,22 @@ impl Run<'_, '_> {
                     Status::Ok,
                     format!("release {id} already there"),
                 );
+            }
+        }
+        // A release staged before keeps the schema version it now goes out with.
+        if let (Some(schema), false) = (self.options.schema.as_deref(), self.options.check) {
+            let stale: Vec<usize> = (0..self.hosts.len())
+                .filter(|i| !need.contains(i))
+                .filter(|&i| starts[i].state.release(id).and_then(|r| r.schema.as_deref()) != Some(schema))
+                .collect();
+            let marked = self
+                .session
+                .each(&stale, |&i| {
+                    remote::mark_schema(&self.hosts[i].node, &self.hosts[i].settings, id, schema)
+                })
+                .await;
+            for r in marked {
+                r.map_err(|e| Abort::step("cannot record the schema version", &e))?;
             }
         }
         if self.options.check {

@@ -248,6 +248,18 @@ pub async fn stage(
     })
 }
 
+/// Records in release `id`'s manifest the schema version it goes out with.
+pub async fn mark_schema(node: &Host, s: &HostSettings, id: &str, schema: &str) -> Result<(), StepError> {
+    let script = format!(
+        "set -u\ncd -- {} || exit 3\nm=.tend/manifests/{}\n{{ grep -v '^schema=' \"$m\"; printf 'schema=%s\\n' {}; }} > \"$m.tmp\" && mv -f -- \"$m.tmp\" \"$m\"\n",
+        quote(&s.root),
+        quote(id),
+        quote(schema)
+    );
+    let what = format!("record schema {schema} in {}/.tend/manifests/{id}", s.root);
+    node.step("stage", &what, script, Input::None, SHORT).await.map(|_| ())
+}
+
 const SWITCH: &str = r#"set -u
 cd -- "$root" || exit 3
 [ -d "releases/$id" ] && [ -f ".tend/manifests/$id" ] || { echo "release $id is not complete on this host" >&2; exit 7; }

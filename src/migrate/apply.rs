@@ -272,11 +272,19 @@ pub async fn up(
     files: &Migrations,
     opts: &UpOptions,
 ) -> Result<Report, (Abort, Report)> {
+    locked(db, up_locked(progress, db, replicas, files, opts)).await
+}
+
+/// Runs `work` holding Flyway's server lock on the schema.
+async fn locked(
+    db: &Db,
+    work: impl std::future::Future<Output = Result<Report, (Abort, Report)>>,
+) -> Result<Report, (Abort, Report)> {
     let lock = match server_lock(db).await {
         Ok(l) => l,
         Err(e) => return Err((e, Report::default())),
     };
-    let result = up_locked(progress, db, replicas, files, opts).await;
+    let result = work.await;
     lock.release().await;
     result
 }
@@ -708,13 +716,7 @@ pub async fn undo(
     to: Option<&Version>,
     max_lag: Duration,
 ) -> Result<Report, (Abort, Report)> {
-    let lock = match server_lock(db).await {
-        Ok(l) => l,
-        Err(e) => return Err((e, Report::default())),
-    };
-    let result = undo_locked(progress, db, replicas, files, to, max_lag).await;
-    lock.release().await;
-    result
+    locked(db, undo_locked(progress, db, replicas, files, to, max_lag)).await
 }
 
 async fn undo_locked(

@@ -69,6 +69,22 @@ pub struct Entry {
     pub file: Option<usize>,
 }
 
+impl Entry {
+    /// The entry of file `i` of its kind, with the history row that decides its state.
+    fn of_file(m: &Migration, i: usize, status: Status, row: Option<&Row>) -> Self {
+        Self {
+            version: m.version.clone(),
+            description: m.description.clone(),
+            script: m.script.clone(),
+            status,
+            installed_on: row.map(|r| r.installed_on.clone()),
+            file_checksum: Some(m.checksum),
+            applied_checksum: row.and_then(|r| r.checksum),
+            file: Some(i),
+        }
+    }
+}
+
 /// The whole picture.
 #[derive(Debug, Clone, Default)]
 pub struct Info {
@@ -97,16 +113,7 @@ pub fn reconcile(files: &Migrations, state: &State, out_of_order: bool) -> Info 
             Some(_) => Status::Applied,
             None => pending(v, &current, &baseline, out_of_order, Status::Pending),
         };
-        entries.push(Entry {
-            version: Some(v.clone()),
-            description: m.description.clone(),
-            script: m.script.clone(),
-            status,
-            installed_on: row.map(|r| r.installed_on.clone()),
-            file_checksum: Some(m.checksum),
-            applied_checksum: row.and_then(|r| r.checksum),
-            file: Some(i),
-        });
+        entries.push(Entry::of_file(m, i, status, row));
     }
     for (v, r) in &last {
         if files.versioned.iter().any(|m| m.version.as_ref() == Some(v)) {
@@ -150,16 +157,7 @@ pub fn reconcile(files: &Migrations, state: &State, out_of_order: bool) -> Info 
             Some(r) if r.checksum != Some(m.checksum) => Status::Outdated,
             Some(_) => Status::Applied,
         };
-        entries.push(Entry {
-            version: None,
-            description: m.description.clone(),
-            script: m.script.clone(),
-            status,
-            installed_on: row.map(|r| r.installed_on.clone()),
-            file_checksum: Some(m.checksum),
-            applied_checksum: row.and_then(|r| r.checksum),
-            file: Some(i),
-        });
+        entries.push(Entry::of_file(m, i, status, row));
     }
     let mut gone: Vec<&Row> = Vec::new();
     for r in rows

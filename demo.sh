@@ -44,7 +44,7 @@ cat <<EOT
 Next:
   $tend --help                                   every command, with examples
   $tend run playbooks/site.yaml -i $inv --check --diff
-  $tend rollback -i $inv                         back to the release before (refused: older schema; --force)
+  $tend rollback -i $inv                         back to the release before
   $tend migrate validate -i $inv                 applied migrations still match their files
   $tend exec app -i $inv -- 'tail -n 3 /var/lib/tomcat10/logs/catalina.out'
   ssh -F tests/lab/ssh_config h4 mariadb shop    the primary database

@@ -40,6 +40,13 @@ use std::time::{Duration, Instant};
 /// Exit codes: 0 done, 2 a migration failed or was refused (validation, blocking statement,
 /// lagging replica), 3 unreachable, 4 bad input (nothing sent to the database), 5 another run
 /// holds the schema's lock.
+///
+/// Examples:
+///   tend migrate info
+///   tend migrate plan --format json           what each ALTER would lock, as the server says
+///   tend migrate up --to 3
+///   tend migrate up --resume                  after fixing the file of a failed migration
+///   tend deploy --artifact shop.war --migrate migrations before the first host switches
 #[derive(Debug, Subcommand)]
 #[command(verbatim_doc_comment)]
 pub enum MigrateCommand {

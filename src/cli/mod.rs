@@ -22,7 +22,7 @@ use std::process::ExitCode;
 ///
 /// Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable (none failed),
 /// 4 invalid input (inventory, pattern, flags; nothing was run), 5 the target is locked by another
-/// run (deploy, rollback; nothing was changed), 99 interrupted.
+/// run (deploy, rollback, migrate; nothing was changed), 99 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "tend", version, max_term_width = 100)]
 struct Cli {

@@ -9,10 +9,12 @@
 //!   them, commands collected or streamed, files moved in constant memory;
 //! - `executor` runs playbooks, with `modules` (one per file) and `template` (Jinja2);
 //! - `ops` is the operations core (targets, connections, lock, steps, record) on which
-//!   `release` (deploys and rollbacks) is built, and ad-hoc commands run;
+//!   `release` (deploys and rollbacks), `migrate` (schema migrations) and `backup` are built,
+//!   and ad-hoc commands run;
 //! - `output` is the one event stream: secrets masked in one place, one monitor drawing human
 //!   text or JSON Lines, the audit log.
 
+pub mod backup;
 pub mod cli;
 pub mod diagnostic;
 pub mod executor;

@@ -243,6 +243,52 @@ fn rendered(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<Json>, 
     }
 }
 
+/// The settings of an operation on one host: the host's variables over the operation's
+/// defaults, each read as rendered, trimmed text; errors name the host and the variable.
+pub struct HostVars {
+    scope: Scope,
+    engine: Engine,
+    host: String,
+}
+
+impl HostVars {
+    /// Host `h`'s variables over `defaults` (name, template).
+    pub fn new(vars: &Variables, inv: &Inventory, h: usize, defaults: &[(&str, &str)]) -> Self {
+        let defaults: Map<String, Json> = defaults
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Json::String((*v).to_string())))
+            .collect();
+        Self {
+            scope: vars.scope(
+                h,
+                Layers {
+                    defaults: Some(Arc::new(defaults)),
+                    ..Layers::default()
+                },
+            ),
+            engine: Engine::new(),
+            host: inv.hosts[h].name.clone(),
+        }
+    }
+
+    /// A variable as trimmed text (empty when unset).
+    pub fn text(&self, var: &str) -> Result<String, Diagnostic> {
+        text_var(&self.engine, &self.scope, var)
+            .map(|v| v.unwrap_or_default().trim().to_string())
+            .map_err(|e| self.error(var, e))
+    }
+
+    /// A variable as text, `None` when empty.
+    pub fn optional(&self, var: &str) -> Result<Option<String>, Diagnostic> {
+        self.text(var).map(|t| if t.is_empty() { None } else { Some(t) })
+    }
+
+    /// An error about `var` of this host.
+    pub fn error(&self, var: &str, message: impl std::fmt::Display) -> Diagnostic {
+        Diagnostic::plain(format!("host `{}`: `{var}`: {message}", self.host))
+    }
+}
+
 /// Renders a variable of `scope` to text (`None` when undefined or null).
 pub fn text_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<String>, String> {
     Ok(rendered(engine, scope, name)?.map(|v| match v {

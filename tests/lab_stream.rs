@@ -169,7 +169,7 @@ fn a_2_gib_file_moves_host_to_control_node_to_hosts_in_constant_memory() {
 
 #[test]
 fn a_command_output_streams_from_one_host_into_another() {
-    use tend::transport::{ConnectOptions, Fleet, HostKeyPolicy, RemoteCommand, Target, pipe};
+    use tend::transport::{ConnectOptions, Fleet, HostKeyPolicy, Input, RemoteCommand, Target, pipe};
     let lab = Lab::get();
     let tag = std::process::id();
     let src = format!("/var/tmp/tend-pipe-{tag}");
@@ -197,6 +197,7 @@ fn a_command_output_streams_from_one_host_into_another() {
         let t = pipe(
             &from,
             &RemoteCommand::new(format!("cat {src}")),
+            Input::None,
             &to,
             &RemoteCommand::new(format!("cat > {src}.in && sha256sum < {src}.in")),
         )

@@ -302,7 +302,7 @@ pub fn run(cmd: MigrateCommand) -> Result<Code, CliError> {
         MigrateCommand::Info(a) => {
             let r = resolve(&a.common, false)?;
             operate(&a.common, "migrate info", r, None, Layout::Listing, async |s, db, r| {
-                done(s, show_info(s, db, &r.files, a.out_of_order).await)
+                s.end(show_info(s, db, &r.files, a.out_of_order).await)
             })
         }
         MigrateCommand::Validate(a) => {
@@ -313,14 +313,14 @@ pub fn run(cmd: MigrateCommand) -> Result<Code, CliError> {
                 r,
                 None,
                 Layout::Listing,
-                async |s, db, r| done(s, validate(s, db, &r.files, a.out_of_order).await),
+                async |s, db, r| s.end(validate(s, db, &r.files, a.out_of_order).await),
             )
         }
         MigrateCommand::Plan(a) => {
             let to = version("--to", &a.to)?;
             let r = resolve(&a.common, false)?;
             operate(&a.common, "migrate plan", r, None, Layout::Listing, async |s, db, r| {
-                done(s, show_plan(s, db, &r.files, to.as_ref(), a.out_of_order).await)
+                s.end(show_plan(s, db, &r.files, to.as_ref(), a.out_of_order).await)
             })
         }
         MigrateCommand::Up(a) => {
@@ -376,7 +376,7 @@ pub fn run(cmd: MigrateCommand) -> Result<Code, CliError> {
                 r,
                 Some(a.lock.lock_wait),
                 Layout::Steps,
-                async |s, db, _| done(s, apply::baseline(s, db, &v).await.map(|()| Code::Ok)),
+                async |s, db, _| s.end(apply::baseline(s, db, &v).await.map(|()| Code::Ok)),
             )
         }
         MigrateCommand::Repair(a) => {
@@ -387,7 +387,7 @@ pub fn run(cmd: MigrateCommand) -> Result<Code, CliError> {
                 r,
                 Some(a.lock.lock_wait),
                 Layout::Steps,
-                async |s, db, r| done(s, repair(s, db, &r.files, a.yes).await),
+                async |s, db, r| s.end(repair(s, db, &r.files, a.yes).await),
             )
         }
     }
@@ -436,13 +436,10 @@ where
         };
         ops::run(&events, &fleet, request, targets, async |session: &Session<'_>| {
             let Some(db) = r.db(session) else {
-                return done(
-                    session,
-                    Err(Abort::new(
-                        Code::Internal,
-                        "internal: the primary's connection went missing",
-                    )),
-                );
+                return session.end(Err(Abort::new(
+                    Code::Internal,
+                    "internal: the primary's connection went missing",
+                )));
             };
             session.touch(&r.primary.name);
             work(session, &db, &r).await
@@ -527,20 +524,6 @@ fn replica_dbs(s: &Session<'_>, r: &Resolved) -> Vec<Db> {
             })
         })
         .collect()
-}
-
-/// An outcome without a record.
-fn done(s: &Session<'_>, result: Result<Code, Abort>) -> Outcome {
-    match result {
-        Ok(code) => Outcome { code, record: None },
-        Err(stop) => {
-            s.events().error(*stop.error);
-            Outcome {
-                code: stop.code,
-                record: None,
-            }
-        }
-    }
 }
 
 /// The record of `up` or `undo`.

@@ -1,6 +1,7 @@
 //! The command line: parse flags, run one command, turn its outcome into an exit code.
 //! This is the edge where typed errors become messages.
 
+mod backup;
 pub mod common;
 mod deploy;
 mod exec;
@@ -47,6 +48,8 @@ enum Command {
     Lock(deploy::LockCommand),
     #[command(subcommand)]
     Migrate(migrate::MigrateCommand),
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
         Command::Releases(args) => deploy::releases(args),
         Command::Lock(cmd) => deploy::lock_command(cmd),
         Command::Migrate(cmd) => migrate::run(cmd),
+        Command::Backup(cmd) => backup::run(cmd),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

@@ -26,11 +26,8 @@ pub mod split;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Inventory;
 use crate::modules::mysql::Login;
-use crate::settings::{Layers, Variables};
-use crate::template::Engine;
-use serde_json::{Map, Value as Json};
+use crate::settings::{HostVars, Variables};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Every inventory variable `tend migrate` reads, with its default.
@@ -73,25 +70,10 @@ pub struct Overrides {
 
 /// Reads host `h`'s settings.
 pub fn settings(vars: &Variables, inv: &Inventory, h: usize, over: &Overrides) -> Result<Settings, Diagnostic> {
-    let defaults: Map<String, Json> = VARIABLES
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), Json::String((*v).to_string())))
-        .collect();
-    let scope = vars.scope(
-        h,
-        Layers {
-            defaults: Some(Arc::new(defaults)),
-            ..Layers::default()
-        },
-    );
-    let engine = Engine::new();
+    let v = HostVars::new(vars, inv, h, VARIABLES);
     let host = inv.hosts[h].name.clone();
-    let err = |var: &str, msg: String| Diagnostic::plain(format!("host `{host}`: `{var}`: {msg}"));
-    let text = |var: &str| -> Result<String, Diagnostic> {
-        crate::settings::text_var(&engine, &scope, var)
-            .map(|v| v.unwrap_or_default().trim().to_string())
-            .map_err(|e| err(var, e))
-    };
+    let err = |var: &str, msg: String| v.error(var, msg);
+    let text = |var: &str| v.text(var);
     let dir = match &over.dir {
         Some(d) => d.clone(),
         None => PathBuf::from(text("migrate_dir")?),
@@ -119,7 +101,6 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize, over: &Overrides) -
             format!("must be a whole number of seconds, found `{lag}`"),
         )
     })?;
-    let some = |s: String| if s.is_empty() { None } else { Some(s) };
     Ok(Settings {
         dir,
         database,
@@ -127,8 +108,8 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize, over: &Overrides) -
         max_lag: Duration::from_secs(lag.max(1)),
         replica_group: text("migrate_replica_group")?,
         login: Login {
-            user: some(text("migrate_login_user")?),
-            password: some(text("migrate_login_password")?),
+            user: v.optional("migrate_login_user")?,
+            password: v.optional("migrate_login_password")?,
             ..Login::default()
         },
     })

@@ -206,6 +206,20 @@ impl<'a> Session<'a> {
         self.events.result(task, result);
     }
 
+    /// Ends the work without a record: the code, or the abort reported with its code.
+    pub fn end(&self, result: Result<Code, Abort>) -> Outcome {
+        match result {
+            Ok(code) => Outcome { code, record: None },
+            Err(abort) => {
+                self.events.error(*abort.error);
+                Outcome {
+                    code: abort.code,
+                    record: None,
+                }
+            }
+        }
+    }
+
     /// Counts a host that took part without a step of its own to report.
     pub fn touch(&self, host: &str) {
         if let Ok(mut c) = self.counts.lock() {

@@ -96,19 +96,20 @@ pub struct Transfer {
     pub hashed: Hashed,
 }
 
-/// Streams the stdout of `from_cmd` on `from` into the stdin of `to_cmd` on `to`, through the
-/// control node in constant memory, hashing on the way. When the receiver stops reading, the
-/// sender is stopped too.
+/// Streams the stdout of `from_cmd` on `from` (its stdin: `from_input`) into the stdin of
+/// `to_cmd` on `to`, through the control node in constant memory, hashing on the way. When the
+/// receiver stops reading, the sender is stopped too.
 pub async fn pipe(
     from: &Host,
     from_cmd: &RemoteCommand,
+    from_input: Input<'_>,
     to: &Host,
     to_cmd: &RemoteCommand,
 ) -> Result<Transfer, TransportError> {
     let (writer, reader) = tokio::io::duplex(256 * 1024);
     let send = async move {
         let mut writer = Hashing::new(writer);
-        let out = from.stream(from_cmd, Input::None, Sink::Write(&mut writer)).await;
+        let out = from.stream(from_cmd, from_input, Sink::Write(&mut writer)).await;
         // Dropping the writer ends the receiver's input.
         let _ = writer.shutdown().await;
         out.map(|o| (o, writer.hashed()))

@@ -1,0 +1,95 @@
+//! Backups on the operations core: a store (a directory on a host of the inventory or on the
+//! control node), a catalog of JSON entries in it, and the runbooks that fill it.
+//!
+//! ```text
+//! source (a caught-up replica, its applier stopped: a consistent point the primary never
+//! notices; else the primary) ─ mariadb-dump | zstd ─► control node (constant memory,
+//! SHA-256 on the way) ─► store host: file.part, renamed when complete ─► catalog entry last
+//! ```
+//!
+//! Built so far: logical backups (`tend backup run`), `list` and `show`. Physical backups,
+//! binlog shipping, verification by restoring, retention and point-in-time restore come next.
+
+pub mod catalog;
+pub mod logical;
+pub mod store;
+
+use crate::diagnostic::Diagnostic;
+use crate::inventory::Inventory;
+use crate::modules::mysql::Login;
+use crate::settings::{HostVars, Variables};
+use std::path::PathBuf;
+use store::Store;
+
+/// Every inventory variable the backup commands read, with its default.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("backup_store_host", ""),
+    ("backup_store_dir", ""),
+    ("backup_login_user", ""),
+    ("backup_login_password", ""),
+];
+
+/// One host's backup settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where backups go.
+    pub store: Store,
+    /// How the client and the dump log in.
+    pub login: Login,
+}
+
+/// Reads host `h`'s settings; the store host must be a host of the inventory.
+pub fn settings(vars: &Variables, inv: &Inventory, h: usize) -> Result<Settings, Diagnostic> {
+    let v = HostVars::new(vars, inv, h, VARIABLES);
+    let text = |var: &str| v.text(var);
+    let store_host = text("backup_store_host")?;
+    let dir = text("backup_store_dir")?;
+    let store = if store_host.is_empty() {
+        let dir = if dir.is_empty() {
+            default_store()
+        } else {
+            PathBuf::from(dir)
+        };
+        Store::Local(dir)
+    } else {
+        if inv.hosts.iter().all(|x| x.name != store_host) {
+            let mut d = Diagnostic::plain(format!(
+                "`backup_store_host: {store_host}` is not a host of the inventory"
+            ));
+            if let Some(m) = crate::diagnostic::did_you_mean(&store_host, inv.hosts.iter().map(|x| x.name.as_str())) {
+                d = d.with_hint(format!("did you mean `{m}`?"));
+            }
+            return Err(d);
+        }
+        let dir = if dir.is_empty() {
+            "/var/backups/tend".to_string()
+        } else {
+            dir
+        };
+        if !dir.starts_with('/') || dir.split('/').any(|c| c == "..") {
+            return Err(Diagnostic::plain(format!(
+                "`backup_store_dir: {dir}` must be an absolute path on {store_host}"
+            )));
+        }
+        Store::Remote {
+            host: store_host,
+            dir: dir.trim_end_matches('/').to_string(),
+        }
+    };
+    Ok(Settings {
+        store,
+        login: Login {
+            user: v.optional("backup_login_user")?,
+            password: v.optional("backup_login_password")?,
+            ..Login::default()
+        },
+    })
+}
+
+/// The control node's store when none is configured: `$XDG_STATE_HOME/tend/backups`, else
+/// `~/.local/state/tend/backups`.
+pub fn default_store() -> PathBuf {
+    let runs = crate::output::default_log_dir();
+    runs.parent()
+        .map_or_else(|| PathBuf::from("backups"), |p| p.join("backups"))
+}

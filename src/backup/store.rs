@@ -1,0 +1,253 @@
+//! The backup store: a directory on a host of the inventory, or on the control node. Files
+//! arrive as streams (from the database host straight to the store host, through the control
+//! node in constant memory), under a temporary name renamed when complete, with the SHA-256 of
+//! what was stored; nothing is ever held whole in memory or staged on the control node.
+
+use super::catalog::{self, Backup, File};
+use crate::transport::{Failure, Host, Input, Output, RemoteCommand, StepError, pipe, shell::quote};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// A directory on the control node.
+    Local(PathBuf),
+    /// A directory on a host of the inventory (by inventory name).
+    Remote {
+        /// The host.
+        host: String,
+        /// The directory.
+        dir: String,
+    },
+}
+
+/// Writes the stdin to `$dir/$rel` through a temporary file renamed over it; prints the bytes
+/// written and their SHA-256.
+const RECEIVE: &str = r#"set -u
+umask 077
+mkdir -p -- "$(dirname -- "$dir/$rel")" || exit 3
+tmp="$dir/$rel.part.$$"
+trap 'rm -f -- "$tmp"' EXIT
+cat > "$tmp" || { echo "cannot write $dir/$rel (disk full?)" >&2; exit 3; }
+sync -f "$tmp" 2>/dev/null || sync
+mv -f -- "$tmp" "$dir/$rel" || exit 3
+trap - EXIT
+"#;
+
+impl Store {
+    /// Says where it is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Local(d) => format!("{} on the control node", d.display()),
+            Self::Remote { host, dir } => format!("{host}:{dir}"),
+        }
+    }
+
+    /// Streams the output of `command` on `from` (stdin `input`) into the store as file `rel`
+    /// (a path inside the store). `store_host` is the connected store host for a remote store.
+    /// Returns the stored file and the sending command's exit and stderr.
+    pub async fn receive(
+        &self,
+        store_host: Option<&Host>,
+        from: &Host,
+        (command, input): (&RemoteCommand, Input<'_>),
+        rel: &str,
+    ) -> Result<(File, Output), StepError> {
+        let name = rel.rsplit('/').next().unwrap_or(rel).to_string();
+        match (self, store_host) {
+            (Self::Remote { host, dir }, Some(to)) => {
+                let script = format!("dir={} rel={}\n{RECEIVE}", quote(dir), quote(rel));
+                let t = pipe(from, command, input, to, &RemoteCommand::new(script))
+                    .await
+                    .map_err(|e| StepError::transport(host, "store", e))?;
+                if !t.dest.success() {
+                    return Err(StepError::remote(
+                        host,
+                        "store",
+                        Failure::from_output(
+                            crate::transport::last_error_line(&t.dest, "writing to the store failed"),
+                            format!("write {dir}/{rel}"),
+                            &t.dest,
+                        ),
+                    ));
+                }
+                if let Some(e) = source_failure(from, &t.source) {
+                    return Err(e);
+                }
+                let file = File {
+                    name,
+                    bytes: t.hashed.bytes,
+                    sha256: t.hashed.sha256,
+                };
+                Ok((file, t.source))
+            }
+            (Self::Local(dir), _) => {
+                let path = dir.join(rel);
+                let fail =
+                    |m: String| StepError::remote(from.name(), "store", Failure::message(m, "write to the store"));
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+                }
+                let tmp = path.with_extension(format!("part.{}", std::process::id()));
+                let mut file = tokio::fs::File::create(&tmp)
+                    .await
+                    .map_err(|e| fail(format!("cannot create {}: {e}", tmp.display())))?;
+                let result = from.to_file(command, input, &mut file).await;
+                let synced = file.sync_all().await;
+                drop(file);
+                let (out, hashed) = match result {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(StepError::transport(from.name(), "backup", e));
+                    }
+                };
+                let failure = source_failure(from, &out).or_else(|| {
+                    synced
+                        .err()
+                        .map(|e| fail(format!("cannot write {}: {e}", tmp.display())))
+                });
+                if let Some(e) = failure {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                std::fs::rename(&tmp, &path).map_err(|e| fail(format!("cannot rename {}: {e}", tmp.display())))?;
+                let file = File {
+                    name,
+                    bytes: hashed.bytes,
+                    sha256: hashed.sha256,
+                };
+                Ok((file, out))
+            }
+            (Self::Remote { host, .. }, None) => Err(StepError::remote(
+                host,
+                "store",
+                Failure::message("internal: the store host is not connected", "store"),
+            )),
+        }
+    }
+
+    /// Writes a small file (a catalog entry) atomically.
+    pub async fn put(&self, store_host: Option<&Host>, rel: &str, bytes: &[u8]) -> Result<(), StepError> {
+        match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                let script = format!("dir={} rel={}\n{RECEIVE}", quote(dir), quote(rel));
+                to.step(
+                    "store",
+                    &format!("write {dir}/{rel}"),
+                    script,
+                    Input::Bytes(bytes),
+                    SHORT,
+                )
+                .await
+                .map(|_| ())
+            }
+            (Self::Local(dir), _) => {
+                let path = dir.join(rel);
+                let fail =
+                    |m: String| StepError::remote("localhost", "store", Failure::message(m, "write to the store"));
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+                }
+                let tmp = path.with_extension(format!("part.{}", std::process::id()));
+                std::fs::write(&tmp, bytes).map_err(|e| fail(format!("cannot write {}: {e}", tmp.display())))?;
+                std::fs::rename(&tmp, &path).map_err(|e| fail(format!("cannot rename {}: {e}", tmp.display())))
+            }
+            (Self::Remote { host, .. }, None) => Err(StepError::remote(
+                host,
+                "store",
+                Failure::message("internal: the store host is not connected", "store"),
+            )),
+        }
+    }
+
+    /// Removes what a failed backup left of its files (its directory).
+    pub async fn discard(&self, store_host: Option<&Host>, id: &str) {
+        if !catalog::valid_id(id) {
+            return;
+        }
+        match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                let script = format!("rm -rf -- {}/{}", quote(dir), quote(id));
+                let _ = to.step("store", "discard", script, Input::None, SHORT).await;
+            }
+            (Self::Local(dir), _) => {
+                let _ = std::fs::remove_dir_all(dir.join(id));
+            }
+            _ => {}
+        }
+    }
+
+    /// Every backup in the catalog, oldest first; entries that cannot be read are skipped with
+    /// their names returned beside.
+    pub async fn list(&self, store_host: Option<&Host>) -> Result<(Vec<Backup>, Vec<String>), StepError> {
+        let mut texts: Vec<(String, String)> = Vec::new();
+        match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                // One line per entry: its name, a tab, its JSON (catalog entries are one line).
+                let script = format!(
+                    "cd -- {} 2>/dev/null || exit 0\nfor f in catalog/*.json; do [ -f \"$f\" ] || continue; printf '%s\\t' \"$f\"; tr -d '\\n' < \"$f\"; echo; done\n",
+                    quote(dir)
+                );
+                let out = to
+                    .step("catalog", &format!("read {dir}/catalog"), script, Input::None, SHORT)
+                    .await?;
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    if let Some((name, json)) = line.split_once('\t') {
+                        texts.push((name.to_string(), json.to_string()));
+                    }
+                }
+            }
+            (Self::Local(dir), _) => {
+                if let Ok(entries) = std::fs::read_dir(dir.join("catalog")) {
+                    for e in entries.flatten() {
+                        let p = e.path();
+                        if p.extension().is_some_and(|x| x == "json")
+                            && let Ok(t) = std::fs::read_to_string(&p)
+                        {
+                            texts.push((p.display().to_string(), t));
+                        }
+                    }
+                }
+            }
+            (Self::Remote { host, .. }, None) => {
+                return Err(StepError::remote(
+                    host,
+                    "catalog",
+                    Failure::message("internal: the store host is not connected", "catalog"),
+                ));
+            }
+        }
+        let mut backups = Vec::new();
+        let mut unreadable = Vec::new();
+        for (name, text) in texts {
+            match serde_json::from_str::<Backup>(&text) {
+                Ok(b) => backups.push(b),
+                Err(_) => unreadable.push(name),
+            }
+        }
+        backups.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((backups, unreadable))
+    }
+}
+
+const SHORT: Duration = Duration::from_secs(120);
+
+/// The sending command's own failure, if it failed.
+fn source_failure(from: &Host, out: &Output) -> Option<StepError> {
+    if out.success() {
+        return None;
+    }
+    Some(StepError::remote(
+        from.name(),
+        "backup",
+        Failure::from_output(
+            crate::transport::last_error_line(out, "the backup command failed"),
+            "mariadb-dump",
+            out,
+        ),
+    ))
+}

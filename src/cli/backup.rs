@@ -1,0 +1,397 @@
+//! `tend backup`: backups of the shop's databases into a backup store, as operations on the
+//! operations core ([`crate::ops`]).
+
+use super::CliError;
+use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
+use crate::backup::catalog::{self, Backup};
+use crate::backup::logical::{self, Source};
+use crate::backup::store::Store;
+use crate::backup::{self, Settings};
+use crate::diagnostic::Diagnostic;
+use crate::exit::Code;
+use crate::migrate::db::{Db, Script};
+use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session, lock};
+use crate::output::{Column, Event, Events, HostRecord, Layout, Record, Status};
+use crate::transport::Target;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Backups of the shop's databases into a backup store
+///
+/// The store is a directory on a host of the inventory (`backup_store_host`,
+/// `backup_store_dir`, default /var/backups/tend) or on the control node (`backup_store_dir`
+/// alone; default ~/.local/state/tend/backups). Backups stream from the database host to the
+/// store, compressed with zstd, a SHA-256 of every file computed on the way; each backup has a
+/// JSON entry in the store's `catalog/`, written last: a backup that failed part-way is listed
+/// as failed, never as good.
+///
+/// Examples:
+///   tend backup run                     a logical backup of a caught-up replica (else the primary)
+///   tend backup list --format json
+///   tend backup show 20261201T040000Z-logical
+#[derive(Debug, Subcommand)]
+#[command(verbatim_doc_comment)]
+pub enum BackupCommand {
+    Run(RunArgs),
+    List(ListArgs),
+    Show(ShowArgs),
+}
+
+/// What every backup command takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    #[command(flatten)]
+    pub inventory: InventoryOpts,
+    #[command(flatten)]
+    pub connection: ConnectionOpts,
+    #[command(flatten)]
+    pub output: OutputOpts,
+}
+
+/// Take a backup
+///
+/// Logical (`mariadb-dump --single-transaction` of every database). From a replica (the
+/// default when one is running and caught up) its SQL applier is stopped for the backup: the
+/// row counts and `CHECKSUM TABLE` of every table, the GTID and the primary's binlog
+/// coordinates are those of the dump's own consistent point, and the primary keeps serving.
+/// From the primary the coordinates come from the dump (`--master-data=2 --gtid`) and the
+/// tables are counted just before.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The kind of backup
+    #[arg(long, value_parser = ["logical"], default_value = "logical")]
+    pub kind: String,
+    /// The database host to back up [default: a caught-up host of `db_replica`, else the
+    /// `db_primary` host]
+    #[arg(long, value_name = "HOST")]
+    pub from: Option<String>,
+    /// Wait this long for the lock when another run holds it (default: fail at once, exit 5)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+/// List the backups of the store
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Show one backup's catalog entry
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The backup id (see `tend backup list`)
+    pub id: String,
+}
+
+/// Hosts and settings resolved before connecting.
+struct Resolved {
+    /// Candidates in order of preference (replicas first), with whether each is a replica.
+    sources: Vec<(Target, bool)>,
+    /// The primary, where the lock lives.
+    primary: Target,
+    settings: Settings,
+    store_host: Option<Target>,
+}
+
+fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliError> {
+    let (inv, vars) = c.inventory.load()?;
+    let group_hosts = |g: &str| -> Vec<usize> { inv.group_index(g).map(|i| inv.hosts_of_group(i)).unwrap_or_default() };
+    let primaries = group_hosts("db_primary");
+    let Some(&p) = primaries.first() else {
+        return Err(Diagnostic::plain("the inventory has no `db_primary` host")
+            .with_hint("backups need the database group of the shop inventory (`db_primary`, `db_replica`)")
+            .into());
+    };
+    let replicas = group_hosts("db_replica");
+    let conn = &c.connection;
+    let sources = match from {
+        Some(name) => {
+            let Some(h) = inv.hosts.iter().position(|x| x.name == name) else {
+                let mut d = Diagnostic::plain(format!("--from `{name}` is not a host of the inventory"));
+                if let Some(m) = crate::diagnostic::did_you_mean(name, inv.hosts.iter().map(|x| x.name.as_str())) {
+                    d = d.with_hint(format!("did you mean `--from {m}`?"));
+                }
+                return Err(d.into());
+            };
+            if !primaries.contains(&h) && !replicas.contains(&h) {
+                return Err(Diagnostic::plain(format!(
+                    "--from `{name}` is not a database host (`db_primary`, `db_replica`)"
+                ))
+                .into());
+            }
+            vec![(conn.target(&inv, &vars, h)?, replicas.contains(&h))]
+        }
+        None => {
+            let mut s = Vec::new();
+            for &r in &replicas {
+                s.push((conn.target(&inv, &vars, r)?, true));
+            }
+            s.push((conn.target(&inv, &vars, p)?, false));
+            s
+        }
+    };
+    let settings = backup::settings(&vars, &inv, p)?;
+    let store_host = match &settings.store {
+        Store::Remote { host, .. } => match inv.hosts.iter().position(|x| &x.name == host) {
+            Some(h) => Some(conn.target(&inv, &vars, h)?),
+            None => None,
+        },
+        Store::Local(_) => None,
+    };
+    Ok(Resolved {
+        sources,
+        primary: conn.target(&inv, &vars, p)?,
+        settings,
+        store_host,
+    })
+}
+
+/// Runs `tend backup ...`.
+pub fn run(cmd: BackupCommand) -> Result<Code, CliError> {
+    match cmd {
+        BackupCommand::Run(a) => backup_run(a),
+        BackupCommand::List(a) => listing(&a.common, None),
+        BackupCommand::Show(a) => {
+            if !catalog::valid_id(&a.id) {
+                return Err(Diagnostic::plain(format!("`{}` is not a backup id", a.id))
+                    .with_hint("`tend backup list` shows the ids")
+                    .into());
+            }
+            listing(&a.common, Some(a.id.clone()))
+        }
+    }
+}
+
+/// Whether a replica is running and caught up, so that a backup of it is as good as one of the
+/// primary.
+async fn caught_up(db: &Db) -> Result<bool, Abort> {
+    let mut s = Script::new();
+    let m = s.mark();
+    s.sql("SHOW SLAVE STATUS");
+    s.mark();
+    let r = db
+        .query("replica status", &s)
+        .await
+        .map_err(|e| Abort::step("cannot read the replica's status", &e))?;
+    let st = r.set(m);
+    Ok(st.first("Slave_SQL_Running") == Some("Yes")
+        && st.first("Slave_IO_Running") == Some("Yes")
+        && st.first("Seconds_Behind_Master") == Some("0"))
+}
+
+fn backup_run(a: RunArgs) -> Result<Code, CliError> {
+    let r = resolve(&a.common, a.from.as_deref())?;
+    let options = a.common.connection.connect_options()?;
+    let settings = a.common.output.settings(Layout::Steps);
+    block_on(async move {
+        let mut targets: Vec<Target> = r.sources.iter().map(|(t, _)| t.clone()).collect();
+        targets.extend(r.store_host.iter().cloned());
+        let events = Events::start("backup run", targets.len(), &settings);
+        if let Some(p) = &r.settings.login.password {
+            events.secret(p);
+        }
+        let fleet = a.common.connection.fleet(options);
+        let request = Request {
+            command: "backup run".into(),
+            reason: format!("{} backup", a.kind),
+            lock: Some(LockRequest {
+                name: "backup".into(),
+                host: r.primary.clone(),
+                ttl: Duration::from_secs(120),
+                wait: Duration::from_secs(a.lock_wait),
+            }),
+            check: false,
+            forks: a.common.connection.forks as usize,
+        };
+        ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
+            let started = (crate::output::now_rfc3339(), Instant::now());
+            let mut chosen = None;
+            for (t, replica) in &r.sources {
+                let Some(h) = s.host(&t.name) else { continue };
+                let db = Db {
+                    host: h.clone(),
+                    login: r.settings.login.clone(),
+                    database: "mysql".into(),
+                };
+                let usable = if !*replica || r.sources.len() == 1 {
+                    true
+                } else {
+                    match caught_up(&db).await {
+                        Ok(yes) => yes,
+                        Err(abort) => return s.end(Err(abort)),
+                    }
+                };
+                if usable {
+                    chosen = Some(Source { db, replica: *replica });
+                    break;
+                }
+                s.events().warn(format!(
+                    "{}: the replica is not running or not caught up; not backed up from",
+                    t.name
+                ));
+            }
+            let Some(src) = chosen else {
+                return s.end(Err(Abort::new(Code::HostFailed, "no database host to back up from")));
+            };
+            s.touch(src.db.host.name());
+            let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
+            let id = format!("{}-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), a.kind);
+            s.events().note(format!(
+                "{} backup {id} of {}{} into {}",
+                a.kind,
+                src.db.host.name(),
+                if src.replica { " (replica)" } else { "" },
+                r.settings.store.describe()
+            ));
+            let result = logical::run(s, &src, &r.settings.store, store_host, &id).await;
+            record(s, started, &src, result)
+        })
+        .await
+    })
+}
+
+fn record(
+    s: &Session<'_>,
+    (started, clock): (String, Instant),
+    src: &Source,
+    result: Result<Backup, Abort>,
+) -> Outcome {
+    let me = lock::Me::current();
+    let (code, outcome, error, details) = match result {
+        Ok(b) => {
+            let details = serde_json::to_value(&b)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .unwrap_or_default();
+            (Code::Ok, "backed_up", None, details)
+        }
+        Err(abort) => {
+            let message = abort.error.message.clone();
+            s.events().error(*abort.error);
+            (abort.code, "failed", Some(message), serde_json::Map::new())
+        }
+    };
+    let mut details = details;
+    details.remove("host");
+    details.insert("source".into(), src.db.host.name().into());
+    Outcome {
+        code,
+        record: Some(Record {
+            command: "backup run".into(),
+            group: "backup".into(),
+            user: me.user,
+            control_host: me.control_host,
+            started,
+            finished: crate::output::now_rfc3339(),
+            seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            check: false,
+            outcome: outcome.into(),
+            error: error.clone(),
+            hosts: vec![HostRecord {
+                host: src.db.host.name().to_string(),
+                status: if error.is_some() {
+                    Status::Failed
+                } else {
+                    Status::Changed
+                },
+                outcome: outcome.into(),
+                details: serde_json::Map::new(),
+                error,
+            }],
+            details,
+        }),
+    }
+}
+
+/// `list` (every backup) and `show ID` (one, whole).
+fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
+    let r = resolve(c, None)?;
+    let options = c.connection.connect_options()?;
+    let settings = c.output.settings(Layout::Listing);
+    block_on(async move {
+        let targets: Vec<Target> = r.store_host.iter().cloned().collect();
+        let events = Events::start(
+            if id.is_some() { "backup show" } else { "backup list" },
+            targets.len(),
+            &settings,
+        );
+        let fleet = c.connection.fleet(options);
+        let request = Request {
+            command: "backup list".into(),
+            reason: String::new(),
+            lock: None,
+            check: false,
+            forks: c.connection.forks as usize,
+        };
+        ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
+            let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
+            let (backups, unreadable) = match r.settings.store.list(store_host).await {
+                Ok(x) => x,
+                Err(e) => return s.end(Err(Abort::step("cannot read the catalog", &e))),
+            };
+            for u in unreadable {
+                s.events().warn(format!("catalog entry {u} cannot be read; left out"));
+            }
+            if let Some(id) = &id {
+                let Some(b) = backups.iter().find(|b| &b.id == id) else {
+                    return s.end(Err(Abort::new(
+                        Code::InvalidInput,
+                        format!("no backup `{id}` in {}", r.settings.store.describe()),
+                    )
+                    .hint("`tend backup list` shows the ids")));
+                };
+                let row = serde_json::to_value(b).unwrap_or_default();
+                s.events().emit(Event::Table {
+                    table: "backup".into(),
+                    columns: vec![
+                        Column::new("id", "ID"),
+                        Column::new("state", "STATE"),
+                        Column::new("gtid", "GTID"),
+                        Column::new("bytes", "BYTES"),
+                    ],
+                    rows: vec![row],
+                    mark: None,
+                });
+                return s.end(Ok(Code::Ok));
+            }
+            let rows = backups
+                .iter()
+                .map(|b| {
+                    json!({
+                        "id": b.id,
+                        "kind": b.kind,
+                        "state": b.state,
+                        "host": b.host,
+                        "gtid": b.gtid,
+                        "bytes": b.bytes,
+                        "seconds": b.seconds,
+                        "tables": b.tables.len(),
+                    })
+                })
+                .collect();
+            s.events().emit(Event::Table {
+                table: "backups".into(),
+                columns: vec![
+                    Column::new("id", "ID"),
+                    Column::new("kind", "KIND"),
+                    Column::new("state", "STATE"),
+                    Column::new("host", "FROM"),
+                    Column::new("gtid", "GTID"),
+                    Column::new("bytes", "BYTES"),
+                    Column::new("seconds", "SECONDS"),
+                ],
+                rows,
+                mark: None,
+            });
+            s.end(Ok(Code::Ok))
+        })
+        .await
+    })
+}

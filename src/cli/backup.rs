@@ -11,7 +11,7 @@ use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::migrate::db::{Db, Script};
 use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session, lock};
-use crate::output::{Column, Event, Events, HostRecord, Layout, Record, Status};
+use crate::output::{Events, HostRecord, Layout, Record, Status};
 use crate::transport::Target;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -348,17 +348,11 @@ fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
                     .hint("`tend backup list` shows the ids")));
                 };
                 let row = serde_json::to_value(b).unwrap_or_default();
-                s.events().emit(Event::Table {
-                    table: "backup".into(),
-                    columns: vec![
-                        Column::new("id", "ID"),
-                        Column::new("state", "STATE"),
-                        Column::new("gtid", "GTID"),
-                        Column::new("bytes", "BYTES"),
-                    ],
-                    rows: vec![row],
-                    mark: None,
-                });
+                s.events().table(
+                    "backup",
+                    &[("id", "ID"), ("state", "STATE"), ("gtid", "GTID"), ("bytes", "BYTES")],
+                    vec![row],
+                );
                 return s.end(Ok(Code::Ok));
             }
             let rows = backups
@@ -376,20 +370,19 @@ fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
                     })
                 })
                 .collect();
-            s.events().emit(Event::Table {
-                table: "backups".into(),
-                columns: vec![
-                    Column::new("id", "ID"),
-                    Column::new("kind", "KIND"),
-                    Column::new("state", "STATE"),
-                    Column::new("host", "FROM"),
-                    Column::new("gtid", "GTID"),
-                    Column::new("bytes", "BYTES"),
-                    Column::new("seconds", "SECONDS"),
+            s.events().table(
+                "backups",
+                &[
+                    ("id", "ID"),
+                    ("kind", "KIND"),
+                    ("state", "STATE"),
+                    ("host", "FROM"),
+                    ("gtid", "GTID"),
+                    ("bytes", "BYTES"),
+                    ("seconds", "SECONDS"),
                 ],
                 rows,
-                mark: None,
-            });
+            );
             s.end(Ok(Code::Ok))
         })
         .await

@@ -10,7 +10,7 @@ use crate::migrate::db::Db;
 use crate::migrate::files::{self, Migrations, Version};
 use crate::migrate::{self, Overrides, Settings, info, plan};
 use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session, lock};
-use crate::output::{Column, Event, Events, HostRecord, Layout, Record, Status};
+use crate::output::{Events, HostRecord, Layout, Record, Status};
 use crate::transport::Target;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -586,18 +586,17 @@ fn finish(
 async fn show_info(s: &Session<'_>, db: &Db, files: &Migrations, out_of_order: bool) -> Result<Code, Abort> {
     let state = apply::state(db).await?;
     let info = info::reconcile(files, &state, out_of_order);
-    s.events().emit(Event::Table {
-        table: "migrations".into(),
-        columns: vec![
-            Column::new("category", "CATEGORY"),
-            Column::new("version", "VERSION"),
-            Column::new("description", "DESCRIPTION"),
-            Column::new("installed_on", "INSTALLED ON"),
-            Column::new("state", "STATE"),
+    s.events().table(
+        "migrations",
+        &[
+            ("category", "CATEGORY"),
+            ("version", "VERSION"),
+            ("description", "DESCRIPTION"),
+            ("installed_on", "INSTALLED ON"),
+            ("state", "STATE"),
         ],
-        rows: apply::info_rows(&info),
-        mark: None,
-    });
+        apply::info_rows(&info),
+    );
     s.events().note(format!(
         "schema `{}` on {}: current version {}{}",
         db.database,
@@ -677,20 +676,19 @@ async fn show_plan(
             })
         })
         .collect();
-    s.events().emit(Event::Table {
-        table: "plan".into(),
-        columns: vec![
-            Column::new("at", "FILE:LINE"),
-            Column::new("statement", "STATEMENT"),
-            Column::new("algorithm", "ALGORITHM"),
-            Column::new("lock", "LOCK"),
-            Column::new("rows", "ROWS"),
-            Column::new("estimate_s", "COPY S"),
-            Column::new("flag", ""),
+    s.events().table(
+        "plan",
+        &[
+            ("at", "FILE:LINE"),
+            ("statement", "STATEMENT"),
+            ("algorithm", "ALGORITHM"),
+            ("lock", "LOCK"),
+            ("rows", "ROWS"),
+            ("estimate_s", "COPY S"),
+            ("flag", ""),
         ],
         rows,
-        mark: None,
-    });
+    );
     let limit = steps.iter().filter(|st| st.blocking()).count();
     if limit > 0 {
         s.events().warn(format!(

@@ -184,6 +184,16 @@ impl Events {
         });
     }
 
+    /// A listing: `columns` are (row field, heading) pairs; in JSON one `row` per row.
+    pub fn table(&self, table: &str, columns: &[(&str, &str)], rows: Vec<serde_json::Value>) {
+        self.emit(Event::Table {
+            table: table.to_string(),
+            columns: columns.iter().map(|(k, t)| Column::new(k, t)).collect(),
+            rows,
+            mark: None,
+        });
+    }
+
     /// Progress of an operation.
     pub fn note(&self, message: impl Into<String>) {
         self.emit(Event::Note {

@@ -132,7 +132,10 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
         "0"
     );
     let r = backup(&lab, &store, &["run"]);
+    // The view goes at once: later dumps of the shop must not meet it, whatever this test finds.
+    sql(&lab, s.primary, &format!("DROP VIEW {db}.broken"));
     assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(record(&r)["state"], "failed", "{r:?}");
     assert!(
         r.events("error")[0]["message"]
             .as_str()
@@ -140,8 +143,7 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
             .contains("mariadb-dump failed"),
         "{r:?}"
     );
-    let failed_id = record(&r)["hosts"][0]["host"].clone();
-    assert_eq!(failed_id, format!("h{}", s.replica));
+    assert_eq!(record(&r)["hosts"][0]["host"], format!("h{}", s.replica));
     let status = lab.sh(s.replica, "mariadb -e 'SHOW SLAVE STATUS\\G'");
     assert!(status.contains("Slave_SQL_Running: Yes"), "{status}");
     let list = backup(&lab, &store, &["list"]);
@@ -173,7 +175,6 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
     let local = common::scratch();
     let inv = lab.inventory();
     let dir = format!("backup_store_dir={}", local.path().display());
-    sql(&lab, s.primary, &format!("DROP VIEW {db}.broken"));
     let r = run_in(&repo(), &["backup", "run", "-i", &inv, "-e", &dir, "--format", "json"]);
     assert_eq!(r.code, 0, "{r:?}");
     let rec3 = record(&r);
@@ -188,6 +189,9 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
         rec3["files"][0]["sha256"].as_str().unwrap_or("?")
     );
     assert_eq!(rec3["files"][0]["bytes"], bytes.len() as u64);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a dump holds password hashes: owner only");
     // Bad input: exit 4.
     assert_eq!(backup(&lab, &store, &["show", "no-such-backup"]).code, 4);
     assert_eq!(backup(&lab, &store, &["show", "../etc"]).code, 4);

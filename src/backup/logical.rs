@@ -28,20 +28,32 @@ pub struct Source {
 /// Schemas never backed up (the server makes them).
 const SYSTEM: &str = "'information_schema', 'performance_schema', 'sys'";
 
-/// The dump, compressed; its exit status and its version go to stderr as `tend-*` lines, and
-/// so do the coordinates among its first 50 lines (the rest streams through `cat`).
+/// The dump, compressed. On stderr, as `tend-*` lines: the tool's version, the coordinates
+/// among the dump's first 50 lines (the rest streams through `cat`), the exit status of the
+/// dump and of the copy, and the dump's last line (it must say the dump completed): a pipe's
+/// status is only its last command's, and a cut dump still compresses cleanly.
 const DUMP: &str = r#"
 dump=$(command -v mariadb-dump || command -v mysqldump) || { echo "no mariadb-dump or mysqldump on the host" >&2; exit 127; }
 command -v zstd >/dev/null || { echo "zstd is not installed on the host" >&2; exit 127; }
 echo "tend-tool $("$dump" --version)" >&2
+last=$(mktemp -u) && mkfifo -m 600 "$last" || exit 3
+trap 'rm -f -- "$cnf" "$last"' EXIT
+{ tail -n 1 < "$last" | sed 's/^/tend-last /' >&2; } &
 { "$dump" --defaults-extra-file="$cnf" --single-transaction --routines --triggers --events --hex-blob --default-character-set=utf8mb4 $coordinates --all-databases; echo "tend-dump-rc $?" >&2; } |
 { i=0; while [ $i -lt 50 ] && IFS= read -r line; do
     printf '%s\n' "$line"
-    case $line in "-- CHANGE MASTER TO"*|"-- SET GLOBAL gtid_slave_pos"*) echo "tend-coord $line" >&2;; esac
+    case $line in "-- CHANGE MASTER TO"*) echo "tend-coord $line" >&2;; esac
     i=$((i + 1))
-  done; cat; } |
-zstd -q -3 -T0
+  done; cat; echo "tend-copy-rc $?" >&2; } |
+tee "$last" | zstd -q -3 -T0
+rc=$?
+wait
+exit $rc
 "#;
+
+/// Stops the replica's SQL applier in a session of its own; when the session ends (released,
+/// or tend's connection gone) the host starts it again.
+const RESTART_APPLIER: &str = r#""$client" --defaults-extra-file="$cnf" -e 'START SLAVE SQL_THREAD' >/dev/null 2>&1 || { echo "could not start the replica's SQL thread again" >&2; exit 1; }"#;
 
 /// What the consistent point is.
 #[derive(Debug, Default)]
@@ -57,12 +69,10 @@ fn fail(host: &str, message: impl Into<String>) -> Abort {
     Abort::new(Code::HostFailed, format!("{host}: {}", message.into()))
 }
 
-/// Stops a replica's applier (when `stop`) and reads the server, the position and the tables.
+/// Reads the server, the position (a replica's, with its applier stopped: where it stands) and
+/// the tables.
 async fn point(db: &Db, stop: bool) -> Result<Point, StepError> {
     let mut s = Script::new();
-    if stop {
-        s.sql("STOP SLAVE SQL_THREAD");
-    }
     let m = s.mark();
     s.sql(&format!(
         "SELECT @@version AS server, {} AS gtid",
@@ -140,15 +150,38 @@ async fn gtid_at(db: &Db, file: &str, pos: u64) -> Result<String, StepError> {
     Ok(reply.set(m).first("g").unwrap_or_default().to_string())
 }
 
-/// Starts a replica's applier again.
-async fn resume(db: &Db) -> Result<(), StepError> {
+/// Whether a replica's SQL applier runs, and whether the replica is caught up with its primary.
+pub async fn replica_status(db: &Db) -> Result<(bool, bool), StepError> {
     let mut s = Script::new();
-    s.sql("START SLAVE SQL_THREAD");
-    db.query("start the replica's applier", &s).await.map(|_| ())
+    let m = s.mark();
+    s.sql("SHOW SLAVE STATUS");
+    s.mark();
+    let r = db.query("replica status", &s).await?;
+    let st = r.set(m);
+    let sql = st.first("Slave_SQL_Running") == Some("Yes");
+    let caught_up =
+        sql && st.first("Slave_IO_Running") == Some("Yes") && st.first("Seconds_Behind_Master") == Some("0");
+    Ok((sql, caught_up))
 }
 
-/// Takes a logical backup of `src` into `store` as backup `id`. On a failure nothing is listed:
-/// the files are discarded and a failed entry records why.
+/// Stops a replica's applier for the backup, in a session that starts it again when it ends
+/// (if it was running before).
+async fn stop_applier(db: &Db) -> Result<super::super::migrate::db::Held, StepError> {
+    let (running, _) = replica_status(db).await?;
+    let after = if running { RESTART_APPLIER } else { "" };
+    let (held, _) = db
+        .hold(
+            "stop the replica's applier",
+            "STOP SLAVE SQL_THREAD; SELECT 1 AS stopped",
+            after,
+            Duration::from_secs(30),
+        )
+        .await?;
+    Ok(held)
+}
+
+/// Takes a logical backup of `src` into `store` as backup `id`. On a failure nothing is listed
+/// as good: the files are discarded and a failed entry records why.
 pub async fn run(
     progress: &dyn Progress,
     src: &Source,
@@ -159,75 +192,110 @@ pub async fn run(
     let host = src.db.host.name().to_string();
     let started = crate::output::now_rfc3339();
     let clock = Instant::now();
-    let result = take(progress, src, store, store_host, id).await;
-    if src.replica
-        && let Err(e) = resume(&src.db).await
-    {
-        progress.warn(format!(
-            "{host}: could not start the replica's applier again: {}",
-            e.message()
-        ));
-    }
-    let (point, tables, file, tool) = match result {
-        Ok(r) => r,
-        Err(abort) => {
-            store.discard(store_host, id).await;
-            let entry = Backup {
-                id: id.to_string(),
-                kind: "logical".into(),
-                host: host.clone(),
-                from_replica: src.replica,
-                server_version: String::new(),
-                tool_version: String::new(),
-                started,
-                finished: crate::output::now_rfc3339(),
-                seconds: secs(clock.elapsed()),
-                bytes: 0,
-                files: Vec::new(),
-                gtid: String::new(),
-                binlog_file: None,
-                binlog_pos: None,
-                tables: Vec::new(),
-                tables_at_consistent_point: false,
-                state: State::Failed,
-                error: Some(abort.error.message.clone()),
-            };
-            if let Ok(json) = serde_json::to_vec(&entry) {
-                let _ = store.put(store_host, &Backup::entry_path(id), &json).await;
+    let guard = if src.replica {
+        match stop_applier(&src.db).await {
+            Ok(g) => Some(g),
+            Err(e) => {
+                return Err(Abort::step(
+                    "cannot stop the replica's applier; nothing was backed up",
+                    &e,
+                ));
             }
-            return Err(abort);
         }
+    } else {
+        None
     };
-    let entry = Backup {
+    let result = take(progress, src, store, store_host, id).await;
+    let restarted = match guard {
+        Some(g) => g.release().await.map_err(|e| {
+            Abort::step(
+                "the replica's SQL thread is stopped: start it with `START SLAVE SQL_THREAD`",
+                &e,
+            )
+        }),
+        None => Ok(()),
+    };
+    let mut entry = Backup {
         id: id.to_string(),
         kind: "logical".into(),
         host,
         from_replica: src.replica,
-        server_version: point.server,
-        tool_version: tool,
+        server_version: String::new(),
+        tool_version: String::new(),
         started,
-        finished: crate::output::now_rfc3339(),
-        seconds: secs(clock.elapsed()),
-        bytes: file.bytes,
-        files: vec![file],
-        gtid: point.gtid,
-        binlog_file: point.file,
-        binlog_pos: point.pos,
-        tables,
-        tables_at_consistent_point: src.replica,
-        state: State::Complete,
+        finished: String::new(),
+        seconds: 0.0,
+        bytes: 0,
+        files: Vec::new(),
+        gtid: String::new(),
+        binlog_file: None,
+        binlog_pos: None,
+        tables: Vec::new(),
+        tables_at_consistent_point: false,
+        state: State::Failed,
         error: None,
     };
-    let json = serde_json::to_vec(&entry).map_err(|e| fail(&entry.host, format!("catalog entry: {e}")))?;
-    store
-        .put(store_host, &Backup::entry_path(id), &json)
-        .await
-        .map_err(|e| Abort::step("cannot write the catalog entry", &e))?;
+    // The file gets its name, then the catalog lists it: in that order, or not at all.
+    let stored = match result {
+        Ok(taken) => store
+            .commit(store_host, &taken.rel)
+            .await
+            .map(|()| taken)
+            .map_err(|e| Abort::step("cannot complete the backup file in the store", &e)),
+        Err(abort) => Err(abort),
+    };
+    entry.finished = crate::output::now_rfc3339();
+    entry.seconds = secs(clock.elapsed());
+    let listed = match stored {
+        Ok(taken) => {
+            entry.server_version = taken.point.server;
+            entry.tool_version = taken.tool;
+            entry.bytes = taken.file.bytes;
+            entry.files = vec![taken.file];
+            entry.gtid = taken.point.gtid;
+            entry.binlog_file = taken.point.file;
+            entry.binlog_pos = taken.point.pos;
+            entry.tables = taken.tables;
+            entry.tables_at_consistent_point = src.replica;
+            entry.state = State::Complete;
+            match serde_json::to_vec(&entry) {
+                Ok(json) => store
+                    .put(store_host, &Backup::entry_path(id), &json)
+                    .await
+                    .map_err(|e| Abort::step("cannot write the catalog entry", &e)),
+                Err(e) => Err(fail(&entry.host, format!("catalog entry: {e}"))),
+            }
+        }
+        Err(abort) => Err(abort),
+    };
+    if let Err(abort) = listed {
+        store.discard(store_host, id).await;
+        entry.state = State::Failed;
+        entry.error = Some(abort.error.message.clone());
+        entry.files.clear();
+        entry.bytes = 0;
+        if let Ok(json) = serde_json::to_vec(&entry) {
+            let _ = store.put(store_host, &Backup::entry_path(id), &json).await;
+        }
+        restarted?;
+        return Err(abort);
+    }
+    // A good backup; a replica left stopped is still the run's failure.
+    restarted?;
     Ok(entry)
 }
 
 fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 10.0).round() / 10.0
+}
+
+/// What a dump stored, before the catalog lists it.
+struct Taken {
+    point: Point,
+    tables: Vec<Table>,
+    file: File,
+    rel: String,
+    tool: String,
 }
 
 async fn take(
@@ -236,7 +304,7 @@ async fn take(
     store: &Store,
     store_host: Option<&Host>,
     id: &str,
-) -> Result<(Point, Vec<Table>, File, String), Abort> {
+) -> Result<Taken, Abort> {
     let host = src.db.host.name().to_string();
     let t = Instant::now();
     let mut point = point(&src.db, src.replica)
@@ -245,18 +313,29 @@ async fn take(
     let tables = tables(&src.db, &point.tables)
         .await
         .map_err(|e| Abort::step("cannot count the tables", &e))?;
+    if src.replica && point.gtid.is_empty() {
+        return Err(fail(
+            &host,
+            "the replica has no GTID position (`gtid_slave_pos` is empty): a backup without one cannot be rolled forward",
+        ));
+    }
     progress.step(
         StepEvent::new(
             &host,
             "point",
             Status::Ok,
-            format!(
-                "{} at GTID {} ({} tables counted{})",
-                if src.replica { "replica stopped" } else { "primary" },
-                if point.gtid.is_empty() { "-" } else { &point.gtid },
-                tables.len(),
-                if src.replica { "" } else { "; the primary keeps writing" }
-            ),
+            if src.replica {
+                format!(
+                    "replica stopped at GTID {} ({} tables counted there)",
+                    point.gtid,
+                    tables.len()
+                )
+            } else {
+                format!(
+                    "primary: {} tables counted; the dump's own position follows",
+                    tables.len()
+                )
+            },
         )
         .took(t.elapsed()),
     );
@@ -274,30 +353,34 @@ async fn take(
         )
         .await
         .map_err(|e| Abort::step("the backup failed; nothing was stored", &e))?;
-    // The dump's own status, version and coordinates come on its stderr: compression hides a
-    // failed dump from the pipe's exit status.
-    let said = Said::read(&String::from_utf8_lossy(&out.stderr));
-    if said.rc != Some(0) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = Said::read(&stderr);
+    if said.dump_rc != Some(0) || said.copy_rc != Some(0) || !said.last.starts_with("-- Dump completed") {
         return Err(fail(
             &host,
             format!(
-                "mariadb-dump failed (exit {}): {}",
-                said.rc.map_or("unknown".to_string(), |rc| rc.to_string()),
-                crate::transport::tail(&String::from_utf8_lossy(&out.stderr), 5)
+                "mariadb-dump failed (exit {}, copy {}, last line `{}`): {}",
+                said.dump_rc.map_or("unknown".to_string(), |rc| rc.to_string()),
+                said.copy_rc.map_or("unknown".to_string(), |rc| rc.to_string()),
+                said.last,
+                crate::transport::tail(&stderr, 5)
             ),
         ));
     }
     if !src.replica {
         // The dump names the binlog position of its snapshot at its top (its GTID only at its
         // end); the server maps the position to its GTID.
-        point.gtid = match (&said.file, said.pos) {
-            (Some(f), Some(p)) => gtid_at(&src.db, f, p)
-                .await
-                .map_err(|e| Abort::step("cannot read the backup's GTID position", &e))?,
-            _ => said.gtid.unwrap_or_default(),
+        let (Some(f), Some(p)) = (said.file.clone(), said.pos) else {
+            return Err(fail(&host, "the dump named no binlog position (is binary logging on?)"));
         };
-        point.file = said.file;
-        point.pos = said.pos;
+        point.gtid = gtid_at(&src.db, &f, p)
+            .await
+            .map_err(|e| Abort::step("cannot read the backup's GTID position", &e))?;
+        if point.gtid.is_empty() {
+            return Err(fail(&host, format!("the server has no GTID for {f}:{p}")));
+        }
+        point.file = Some(f);
+        point.pos = Some(p);
     }
     progress.step(
         StepEvent::new(
@@ -305,23 +388,31 @@ async fn take(
             "dump",
             Status::Changed,
             format!(
-                "{} bytes to {} (sha256 {})",
+                "{} bytes to {} (sha256 {}) at GTID {}",
                 file.bytes,
                 store.describe(),
-                file.sha256.get(..12).unwrap_or_default()
+                file.sha256.get(..12).unwrap_or_default(),
+                point.gtid
             ),
         )
         .took(t.elapsed()),
     );
-    Ok((point, tables, file, said.tool))
+    Ok(Taken {
+        point,
+        tables,
+        file,
+        rel,
+        tool: said.tool,
+    })
 }
 
 /// What the dump script said on stderr.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Said {
-    rc: Option<i32>,
+    dump_rc: Option<i32>,
+    copy_rc: Option<i32>,
+    last: String,
     tool: String,
-    gtid: Option<String>,
     file: Option<String>,
     pos: Option<u64>,
 }
@@ -336,20 +427,22 @@ impl Said {
         };
         for line in stderr.lines() {
             if let Some(rc) = line.strip_prefix("tend-dump-rc ") {
-                said.rc = rc.trim().parse().ok();
+                said.dump_rc = rc.trim().parse().ok();
+            } else if let Some(rc) = line.strip_prefix("tend-copy-rc ") {
+                said.copy_rc = rc.trim().parse().ok();
+            } else if let Some(l) = line.strip_prefix("tend-last ") {
+                said.last = l.to_string();
             } else if let Some(v) = line.strip_prefix("tend-tool ") {
                 said.tool = v.trim().to_string();
-            } else if let Some(c) = line.strip_prefix("tend-coord ") {
-                if c.contains("gtid_slave_pos") {
-                    said.gtid = quoted(c, "gtid_slave_pos=");
-                } else if let Some(file) = quoted(c, "MASTER_LOG_FILE=") {
-                    // (`-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;` comes first and names none.)
-                    said.file = Some(file);
-                    said.pos = c
-                        .split("MASTER_LOG_POS=")
-                        .nth(1)
-                        .and_then(|p| p.trim_end_matches(';').trim().parse().ok());
-                }
+            } else if let Some(c) = line.strip_prefix("tend-coord ")
+                && let Some(file) = quoted(c, "MASTER_LOG_FILE=")
+            {
+                // (`-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;` comes first and names none.)
+                said.file = Some(file);
+                said.pos = c
+                    .split("MASTER_LOG_POS=")
+                    .nth(1)
+                    .and_then(|p| p.trim_end_matches(';').trim().parse().ok());
             }
         }
         said
@@ -364,17 +457,18 @@ mod tests {
     fn the_dump_script_is_understood() {
         let said = Said::read(
             "tend-tool mariadb-dump  Ver 10.19 Distrib 10.11.14-MariaDB\n\
-             tend-coord -- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000003', MASTER_LOG_POS=1234;\n\
              tend-coord -- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n\
-             tend-coord -- SET GLOBAL gtid_slave_pos='0-1-42';\n\
-             tend-dump-rc 0\n",
+             tend-coord -- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000003', MASTER_LOG_POS=1234;\n\
+             tend-dump-rc 0\n\
+             tend-copy-rc 0\n\
+             tend-last -- Dump completed on 2026-12-01  4:00:00\n",
         );
-        assert_eq!(said.rc, Some(0));
-        assert_eq!(said.gtid.as_deref(), Some("0-1-42"));
+        assert_eq!((said.dump_rc, said.copy_rc), (Some(0), Some(0)));
+        assert!(said.last.starts_with("-- Dump completed"));
         assert_eq!(said.file.as_deref(), Some("mysql-bin.000003"));
         assert_eq!(said.pos, Some(1234));
         assert!(said.tool.starts_with("mariadb-dump"));
-        assert_eq!(Said::read("tend-dump-rc 2\n").rc, Some(2));
-        assert_eq!(Said::read("").rc, None);
+        assert_eq!(Said::read("tend-dump-rc 2\n").dump_rc, Some(2));
+        assert_eq!(Said::read("").dump_rc, None);
     }
 }

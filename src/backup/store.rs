@@ -1,7 +1,9 @@
 //! The backup store: a directory on a host of the inventory, or on the control node. Files
 //! arrive as streams (from the database host straight to the store host, through the control
-//! node in constant memory), under a temporary name renamed when complete, with the SHA-256 of
-//! what was stored; nothing is ever held whole in memory or staged on the control node.
+//! node in constant memory) into `NAME.part`, with the SHA-256 of what was sent; a file gets its
+//! name only when the caller has checked that its sender finished ([`Store::commit`]). Nothing
+//! is held whole in memory or staged on the control node; the store is readable by its owner
+//! only (a dump holds the server's password hashes).
 
 use super::catalog::{self, Backup, File};
 use crate::transport::{Failure, Host, Input, Output, RemoteCommand, StepError, pipe, shell::quote};
@@ -22,18 +24,52 @@ pub enum Store {
     },
 }
 
-/// Writes the stdin to `$dir/$rel` through a temporary file renamed over it; prints the bytes
-/// written and their SHA-256.
+/// Writes the stdin to `$dir/$rel.part` and prints the bytes written.
 const RECEIVE: &str = r#"set -u
 umask 077
 mkdir -p -- "$(dirname -- "$dir/$rel")" || exit 3
-tmp="$dir/$rel.part.$$"
+cat > "$dir/$rel.part" || { echo "cannot write $dir/$rel (disk full?)" >&2; rm -f -- "$dir/$rel.part"; exit 3; }
+sync -f "$dir/$rel.part" 2>/dev/null || sync
+stat -c %s -- "$dir/$rel.part"
+"#;
+
+/// Writes the stdin to `$dir/$rel` through a temporary file renamed over it.
+const PUT: &str = r#"set -u
+umask 077
+mkdir -p -- "$(dirname -- "$dir/$rel")" || exit 3
+tmp="$dir/$rel.tmp.$$"
 trap 'rm -f -- "$tmp"' EXIT
 cat > "$tmp" || { echo "cannot write $dir/$rel (disk full?)" >&2; exit 3; }
-sync -f "$tmp" 2>/dev/null || sync
 mv -f -- "$tmp" "$dir/$rel" || exit 3
 trap - EXIT
 "#;
+
+const SHORT: Duration = Duration::from_secs(120);
+
+/// Creates a directory (and its parents) that only its owner can enter.
+fn private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// A new file only its owner can read.
+fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn not_connected(host: &str) -> StepError {
+    StepError::remote(
+        host,
+        "store",
+        Failure::message("internal: the store host is not connected", "store"),
+    )
+}
 
 impl Store {
     /// Says where it is, for messages.
@@ -44,9 +80,9 @@ impl Store {
         }
     }
 
-    /// Streams the output of `command` on `from` (stdin `input`) into the store as file `rel`
-    /// (a path inside the store). `store_host` is the connected store host for a remote store.
-    /// Returns the stored file and the sending command's exit and stderr.
+    /// Streams the output of `command` on `from` (stdin `input`) into the store as `rel.part`
+    /// (`rel` a path inside the store). Returns the file as sent and the sending command's
+    /// exit and stderr; the caller checks those, then [`Store::commit`]s or discards.
     pub async fn receive(
         &self,
         store_host: Option<&Host>,
@@ -61,6 +97,7 @@ impl Store {
                 let t = pipe(from, command, input, to, &RemoteCommand::new(script))
                     .await
                     .map_err(|e| StepError::transport(host, "store", e))?;
+                // The store's own failure first: a full disk also breaks the sender's pipe.
                 if !t.dest.success() {
                     return Err(StepError::remote(
                         host,
@@ -75,6 +112,21 @@ impl Store {
                 if let Some(e) = source_failure(from, &t.source) {
                     return Err(e);
                 }
+                let stored: Option<u64> = String::from_utf8_lossy(&t.dest.stdout).trim().parse().ok();
+                if stored != Some(t.hashed.bytes) {
+                    return Err(StepError::remote(
+                        host,
+                        "store",
+                        Failure::message(
+                            format!(
+                                "the store holds {} bytes of {dir}/{rel}, {} were sent",
+                                stored.map_or("an unknown number of".to_string(), |n| n.to_string()),
+                                t.hashed.bytes
+                            ),
+                            format!("write {dir}/{rel}"),
+                        ),
+                    ));
+                }
                 let file = File {
                     name,
                     bytes: t.hashed.bytes,
@@ -83,37 +135,32 @@ impl Store {
                 Ok((file, t.source))
             }
             (Self::Local(dir), _) => {
-                let path = dir.join(rel);
+                let path = dir.join(format!("{rel}.part"));
                 let fail =
-                    |m: String| StepError::remote(from.name(), "store", Failure::message(m, "write to the store"));
+                    |m: String| StepError::remote("localhost", "store", Failure::message(m, "write to the store"));
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+                    private_dir(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
                 }
-                let tmp = path.with_extension(format!("part.{}", std::process::id()));
-                let mut file = tokio::fs::File::create(&tmp)
-                    .await
-                    .map_err(|e| fail(format!("cannot create {}: {e}", tmp.display())))?;
+                let file = private_file(&path).map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
+                let mut file = tokio::fs::File::from_std(file);
                 let result = from.to_file(command, input, &mut file).await;
                 let synced = file.sync_all().await;
                 drop(file);
                 let (out, hashed) = match result {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
+                        let _ = std::fs::remove_file(&path);
                         return Err(StepError::transport(from.name(), "backup", e));
                     }
                 };
-                let failure = source_failure(from, &out).or_else(|| {
-                    synced
-                        .err()
-                        .map(|e| fail(format!("cannot write {}: {e}", tmp.display())))
-                });
+                let failure = synced
+                    .err()
+                    .map(|e| fail(format!("cannot write {}: {e}", path.display())))
+                    .or_else(|| source_failure(from, &out));
                 if let Some(e) = failure {
-                    let _ = std::fs::remove_file(&tmp);
+                    let _ = std::fs::remove_file(&path);
                     return Err(e);
                 }
-                std::fs::rename(&tmp, &path).map_err(|e| fail(format!("cannot rename {}: {e}", tmp.display())))?;
                 let file = File {
                     name,
                     bytes: hashed.bytes,
@@ -121,11 +168,30 @@ impl Store {
                 };
                 Ok((file, out))
             }
-            (Self::Remote { host, .. }, None) => Err(StepError::remote(
-                host,
-                "store",
-                Failure::message("internal: the store host is not connected", "store"),
-            )),
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
+        }
+    }
+
+    /// Gives a received file (`rel.part`) its name.
+    pub async fn commit(&self, store_host: Option<&Host>, rel: &str) -> Result<(), StepError> {
+        match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                let script = format!("mv -f -- {0}/{1}.part {0}/{1}", quote(dir), quote(rel));
+                to.step("store", &format!("complete {dir}/{rel}"), script, Input::None, SHORT)
+                    .await
+                    .map(|_| ())
+            }
+            (Self::Local(dir), _) => {
+                let path = dir.join(rel);
+                std::fs::rename(dir.join(format!("{rel}.part")), &path).map_err(|e| {
+                    StepError::remote(
+                        "localhost",
+                        "store",
+                        Failure::message(format!("cannot complete {}: {e}", path.display()), "store"),
+                    )
+                })
+            }
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
         }
     }
 
@@ -133,7 +199,7 @@ impl Store {
     pub async fn put(&self, store_host: Option<&Host>, rel: &str, bytes: &[u8]) -> Result<(), StepError> {
         match (self, store_host) {
             (Self::Remote { dir, .. }, Some(to)) => {
-                let script = format!("dir={} rel={}\n{RECEIVE}", quote(dir), quote(rel));
+                let script = format!("dir={} rel={}\n{PUT}", quote(dir), quote(rel));
                 to.step(
                     "store",
                     &format!("write {dir}/{rel}"),
@@ -149,18 +215,18 @@ impl Store {
                 let fail =
                     |m: String| StepError::remote("localhost", "store", Failure::message(m, "write to the store"));
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+                    private_dir(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
                 }
-                let tmp = path.with_extension(format!("part.{}", std::process::id()));
-                std::fs::write(&tmp, bytes).map_err(|e| fail(format!("cannot write {}: {e}", tmp.display())))?;
+                let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+                let written = private_file(&tmp).and_then(|mut f| {
+                    use std::io::Write as _;
+                    f.write_all(bytes)?;
+                    f.sync_all()
+                });
+                written.map_err(|e| fail(format!("cannot write {}: {e}", tmp.display())))?;
                 std::fs::rename(&tmp, &path).map_err(|e| fail(format!("cannot rename {}: {e}", tmp.display())))
             }
-            (Self::Remote { host, .. }, None) => Err(StepError::remote(
-                host,
-                "store",
-                Failure::message("internal: the store host is not connected", "store"),
-            )),
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
         }
     }
 
@@ -213,13 +279,7 @@ impl Store {
                     }
                 }
             }
-            (Self::Remote { host, .. }, None) => {
-                return Err(StepError::remote(
-                    host,
-                    "catalog",
-                    Failure::message("internal: the store host is not connected", "catalog"),
-                ));
-            }
+            (Self::Remote { host, .. }, None) => return Err(not_connected(host)),
         }
         let mut backups = Vec::new();
         let mut unreadable = Vec::new();
@@ -233,8 +293,6 @@ impl Store {
         Ok((backups, unreadable))
     }
 }
-
-const SHORT: Duration = Duration::from_secs(120);
 
 /// The sending command's own failure, if it failed.
 fn source_failure(from: &Host, out: &Output) -> Option<StepError> {

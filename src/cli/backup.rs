@@ -9,7 +9,7 @@ use crate::backup::store::Store;
 use crate::backup::{self, Settings};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
-use crate::migrate::db::{Db, Script};
+use crate::migrate::db::Db;
 use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session, lock};
 use crate::output::{Events, HostRecord, Layout, Record, Status};
 use crate::transport::Target;
@@ -169,23 +169,6 @@ pub fn run(cmd: BackupCommand) -> Result<Code, CliError> {
     }
 }
 
-/// Whether a replica is running and caught up, so that a backup of it is as good as one of the
-/// primary.
-async fn caught_up(db: &Db) -> Result<bool, Abort> {
-    let mut s = Script::new();
-    let m = s.mark();
-    s.sql("SHOW SLAVE STATUS");
-    s.mark();
-    let r = db
-        .query("replica status", &s)
-        .await
-        .map_err(|e| Abort::step("cannot read the replica's status", &e))?;
-    let st = r.set(m);
-    Ok(st.first("Slave_SQL_Running") == Some("Yes")
-        && st.first("Slave_IO_Running") == Some("Yes")
-        && st.first("Seconds_Behind_Master") == Some("0"))
-}
-
 fn backup_run(a: RunArgs) -> Result<Code, CliError> {
     let r = resolve(&a.common, a.from.as_deref())?;
     let options = a.common.connection.connect_options()?;
@@ -221,28 +204,40 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
                     database: "mysql".into(),
                 };
                 let usable = if !*replica || r.sources.len() == 1 {
-                    true
+                    Ok(true)
                 } else {
-                    match caught_up(&db).await {
-                        Ok(yes) => yes,
-                        Err(abort) => return s.end(Err(abort)),
-                    }
+                    logical::replica_status(&db).await.map(|(_, caught_up)| caught_up)
                 };
-                if usable {
-                    chosen = Some(Source { db, replica: *replica });
-                    break;
+                match usable {
+                    Ok(true) => {
+                        chosen = Some(Source { db, replica: *replica });
+                        break;
+                    }
+                    Ok(false) => s.events().warn(format!(
+                        "{}: the replica is not running or not caught up; not backed up from",
+                        t.name
+                    )),
+                    Err(e) => s.events().warn(format!(
+                        "{}: cannot read the replica's status ({}); not backed up from",
+                        t.name,
+                        e.message()
+                    )),
                 }
-                s.events().warn(format!(
-                    "{}: the replica is not running or not caught up; not backed up from",
-                    t.name
-                ));
             }
             let Some(src) = chosen else {
                 return s.end(Err(Abort::new(Code::HostFailed, "no database host to back up from")));
             };
             s.touch(src.db.host.name());
             let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
-            let id = format!("{}-{}", jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"), a.kind);
+            let mut salt = [0u8; 3];
+            let _ = getrandom::fill(&mut salt);
+            let id = format!(
+                "{}-{}-{}-{}",
+                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+                a.kind,
+                src.db.host.name(),
+                hex::encode(salt)
+            );
             s.events().note(format!(
                 "{} backup {id} of {}{} into {}",
                 a.kind,
@@ -251,7 +246,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
                 r.settings.store.describe()
             ));
             let result = logical::run(s, &src, &r.settings.store, store_host, &id).await;
-            record(s, started, &src, result)
+            record(s, started, (&src, &id), result)
         })
         .await
     })
@@ -260,7 +255,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
 fn record(
     s: &Session<'_>,
     (started, clock): (String, Instant),
-    src: &Source,
+    (src, id): (&Source, &str),
     result: Result<Backup, Abort>,
 ) -> Outcome {
     let me = lock::Me::current();
@@ -275,7 +270,10 @@ fn record(
         Err(abort) => {
             let message = abort.error.message.clone();
             s.events().error(*abort.error);
-            (abort.code, "failed", Some(message), serde_json::Map::new())
+            let mut details = serde_json::Map::new();
+            details.insert("id".into(), id.into());
+            details.insert("state".into(), "failed".into());
+            (abort.code, "failed", Some(message), details)
         }
     };
     let mut details = details;

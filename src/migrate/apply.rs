@@ -160,7 +160,7 @@ fn scope(db: &Db, pending: &[&Migration]) -> Scope {
 }
 
 /// Holds the server-side lock Flyway also takes, for the whole change.
-async fn server_lock(db: &Db) -> Result<super::db::ServerLock, Abort> {
+async fn server_lock(db: &Db) -> Result<super::db::Held, Abort> {
     let name = history::lock_name(&db.database);
     db.hold_lock(&name, 10).await.map_err(|e| match e {
         super::db::LockError::Held(holder) => Abort::new(
@@ -285,7 +285,7 @@ async fn locked(
         Err(e) => return Err((e, Report::default())),
     };
     let result = work.await;
-    lock.release().await;
+    let _ = lock.release().await;
     result
 }
 

@@ -218,19 +218,27 @@ fn flush(block: &mut String, reply: &mut Reply) {
     block.clear();
 }
 
-/// A server-side lock (`GET_LOCK`) held by a session that stays open until released: the
-/// lock lasts as long as that client's connection, so it ends with tend's SSH channel even when
-/// tend is killed.
-pub struct ServerLock {
+/// A client session kept open on a host until released: what it started lasts as long as the
+/// session (a `GET_LOCK`), and what it must undo runs when it ends (`after`, a shell command run
+/// once the client has read the end of its input), also when tend is killed and the SSH channel
+/// closes.
+pub struct Held {
     stdin: Option<tokio::io::DuplexStream>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Result<(), StepError>>,
 }
 
-impl ServerLock {
-    /// Ends the session, which releases the lock.
-    pub async fn release(mut self) {
+impl Held {
+    /// Ends the session; the error of `after`, if it failed.
+    pub async fn release(mut self) -> Result<(), StepError> {
         drop(self.stdin.take());
-        let _ = (&mut self.task).await;
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(StepError::remote(
+                "localhost",
+                "session",
+                Failure::message(format!("internal: the session task failed: {e}"), "session"),
+            )),
+        }
     }
 }
 
@@ -244,15 +252,25 @@ pub enum LockError {
 }
 
 impl Db {
-    /// Takes `GET_LOCK(name, wait_s)` in a session of its own and keeps that session open.
-    pub async fn hold_lock(&self, name: &str, wait_s: u64) -> Result<ServerLock, LockError> {
+    /// Opens a session that runs `sql` (one statement answering one row) and stays open;
+    /// returns it and the row's fields. `after` (shell, `$client` and `$cnf` set) runs when the
+    /// session ends.
+    pub async fn hold(
+        &self,
+        step: &str,
+        sql: &str,
+        after: &str,
+        wait: Duration,
+    ) -> Result<(Held, Vec<String>), StepError> {
         use tokio::io::AsyncWriteExt as _;
         let (mut tx, rx) = tokio::io::duplex(4096);
         let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
         let host = self.host.clone();
-        let command = Self::command(None);
-        let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let failed_in_task = failed.clone();
+        let command = RemoteCommand::new(format!(
+            "{}\ntrap '' HUP PIPE\n\"$client\" --defaults-extra-file=\"$cnf\" --batch --unbuffered --default-character-set=utf8mb4\nrc=$?\n{after}\nexit $rc\n",
+            mysql::PREAMBLE
+        ));
+        let what = step.to_string();
         let task = tokio::spawn(async move {
             let mut rx = rx;
             let mut answer = Some(answer_tx);
@@ -267,54 +285,61 @@ impl Db {
             };
             let out = host
                 .stream(&command, Input::Read(&mut rx), Sink::Lines(&mut on_line))
-                .await;
-            if let Ok(mut f) = failed_in_task.lock() {
-                *f = Some(match out {
-                    Ok(o) => StepError::remote(
-                        host.name(),
-                        "server lock",
-                        Failure::from_output(
-                            crate::transport::last_error_line(&o, "the lock session ended"),
-                            "mariadb: GET_LOCK",
-                            &o,
-                        ),
-                    ),
-                    Err(e) => StepError::transport(host.name(), "server lock", e),
-                });
+                .await
+                .map_err(|e| StepError::transport(host.name(), &what, e))?;
+            if out.success() {
+                return Ok(());
             }
+            Err(StepError::remote(
+                host.name(),
+                &what,
+                Failure::from_output(
+                    crate::transport::last_error_line(&out, "the session failed"),
+                    format!("mariadb: {what}"),
+                    &out,
+                ),
+            ))
         });
-        let name = text(name);
-        let sql = format!(
-            "{}SELECT GET_LOCK({name}, {wait_s}) AS l, (SELECT CONCAT(USER, '@', HOST, ' connection ', ID) FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK({name})) AS holder;\n",
-            self.login.stdin_line()
-        );
-        let sent = tx.write_all(sql.as_bytes()).await;
-        let answer = tokio::time::timeout(Duration::from_secs(wait_s + 30), answer_rx).await;
-        let lock = ServerLock { stdin: Some(tx), task };
+        let input = format!("{}{};\n", self.login.stdin_line(), sql.trim_end().trim_end_matches(';'));
+        let sent = tx.write_all(input.as_bytes()).await;
+        let answer = tokio::time::timeout(wait + Duration::from_secs(30), answer_rx).await;
+        let held = Held { stdin: Some(tx), task };
         match (sent, answer) {
             (Ok(()), Ok(Ok(lines))) => {
-                let row: Vec<&str> = lines.get(1).map(|l| l.split('\t').collect()).unwrap_or_default();
-                if row.first() == Some(&"1") {
-                    Ok(lock)
-                } else {
-                    lock.release().await;
-                    Err(LockError::Held(
-                        row.get(1).copied().unwrap_or("unknown session").to_string(),
-                    ))
-                }
+                let row = lines
+                    .get(1)
+                    .map(|l| l.split('\t').map(str::to_string).collect())
+                    .unwrap_or_default();
+                Ok((held, row))
             }
-            _ => {
-                lock.release().await;
-                let e = failed.lock().ok().and_then(|mut f| f.take());
-                Err(LockError::Step(e.unwrap_or_else(|| {
-                    StepError::remote(
-                        self.host.name(),
-                        "server lock",
-                        Failure::message("no answer to GET_LOCK", "mariadb: GET_LOCK"),
-                    )
-                })))
-            }
+            _ => Err(match held.release().await {
+                Err(e) => e,
+                Ok(()) => StepError::remote(
+                    self.host.name(),
+                    step,
+                    Failure::message(format!("no answer to: {sql}"), format!("mariadb: {step}")),
+                ),
+            }),
         }
+    }
+
+    /// Takes `GET_LOCK(name, wait_s)` in a session of its own and keeps that session open.
+    pub async fn hold_lock(&self, name: &str, wait_s: u64) -> Result<Held, LockError> {
+        let name = text(name);
+        let sql = format!(
+            "SELECT GET_LOCK({name}, {wait_s}) AS l, (SELECT CONCAT(USER, '@', HOST, ' connection ', ID) FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK({name})) AS holder"
+        );
+        let (held, row) = self
+            .hold("server lock", &sql, "", Duration::from_secs(wait_s))
+            .await
+            .map_err(LockError::Step)?;
+        if row.first().map(String::as_str) == Some("1") {
+            return Ok(held);
+        }
+        let _ = held.release().await;
+        Err(LockError::Held(
+            row.get(1).cloned().unwrap_or_else(|| "unknown session".into()),
+        ))
     }
 }
 

@@ -254,6 +254,17 @@ pub struct HostVars {
 impl HostVars {
     /// Host `h`'s variables over `defaults` (name, template).
     pub fn new(vars: &Variables, inv: &Inventory, h: usize, defaults: &[(&str, &str)]) -> Self {
+        Self::with_magic(vars, inv, h, defaults, Map::new())
+    }
+
+    /// The same, with the operation's own magic variables (`release_id`) visible to templates.
+    pub fn with_magic(
+        vars: &Variables,
+        inv: &Inventory,
+        h: usize,
+        defaults: &[(&str, &str)],
+        magic: Map<String, Json>,
+    ) -> Self {
         let defaults: Map<String, Json> = defaults
             .iter()
             .map(|(k, v)| ((*k).to_string(), Json::String((*v).to_string())))
@@ -263,6 +274,7 @@ impl HostVars {
                 h,
                 Layers {
                     defaults: Some(Arc::new(defaults)),
+                    magic,
                     ..Layers::default()
                 },
             ),
@@ -271,11 +283,21 @@ impl HostVars {
         }
     }
 
-    /// A variable as trimmed text (empty when unset).
+    /// A variable rendered (null when unset).
+    pub fn value(&self, var: &str) -> Result<Json, Diagnostic> {
+        let raw = self.scope.get(var).cloned().unwrap_or(Json::Null);
+        self.engine
+            .render_value(&raw, &self.scope)
+            .map_err(|e| self.error(var, e.0))
+    }
+
+    /// A variable as trimmed text (empty when unset; numbers and other values as written).
     pub fn text(&self, var: &str) -> Result<String, Diagnostic> {
-        text_var(&self.engine, &self.scope, var)
-            .map(|v| v.unwrap_or_default().trim().to_string())
-            .map_err(|e| self.error(var, e))
+        Ok(match self.value(var)? {
+            Json::Null => String::new(),
+            Json::String(s) => s.trim().to_string(),
+            other => other.to_string(),
+        })
     }
 
     /// A variable as text, `None` when empty.

@@ -4,10 +4,8 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Inventory;
-use crate::settings::{Layers, Variables};
-use crate::template::Engine;
+use crate::settings::{HostVars, Variables};
 use serde_json::{Map, Value as Json};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Restarts the shop's Tomcat: systemd where it runs, else `catalina.sh`; compiled JSPs of the
@@ -115,27 +113,12 @@ pub struct HostSettings {
 
 /// Reads one host's settings; `release_id` is visible to the templates as `release_id`.
 pub fn resolve(vars: &Variables, inv: &Inventory, h: usize, release_id: &str) -> Result<HostSettings, Diagnostic> {
-    let defaults: Map<String, Json> = VARIABLES
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), Json::String((*v).to_string())))
-        .collect();
     let mut magic = Map::new();
     magic.insert("release_id".into(), release_id.into());
-    let scope = vars.scope(
-        h,
-        Layers {
-            defaults: Some(Arc::new(defaults)),
-            magic,
-            ..Layers::default()
-        },
-    );
-    let engine = Engine::new();
+    let v = HostVars::with_magic(vars, inv, h, VARIABLES, magic);
     let host = inv.hosts[h].name.clone();
-    let err = |var: &str, msg: String| Diagnostic::plain(format!("host `{host}`: `{var}`: {msg}"));
-    let value = |var: &str| -> Result<Json, Diagnostic> {
-        let raw = scope.get(var).cloned().unwrap_or(Json::Null);
-        engine.render_value(&raw, &scope).map_err(|e| err(var, e.0))
-    };
+    let err = |var: &str, msg: String| v.error(var, msg);
+    let value = |var: &str| v.value(var);
     let text = |var: &str| -> Result<String, Diagnostic> {
         match value(var)? {
             Json::String(s) => Ok(s.trim().to_string()),

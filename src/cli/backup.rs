@@ -10,12 +10,12 @@ use crate::backup::{self, Settings};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::migrate::db::Db;
-use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session, lock};
+use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session};
 use crate::output::{Events, HostRecord, Layout, Record, Status};
 use crate::transport::Target;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Backups of the shop's databases into a backup store
 ///
@@ -194,7 +194,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
             forks: a.common.connection.forks as usize,
         };
         ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
-            let started = (crate::output::now_rfc3339(), Instant::now());
+            let started = ops::Clock::start();
             let mut chosen = None;
             for (t, replica) in &r.sources {
                 let Some(h) = s.host(&t.name) else { continue };
@@ -252,13 +252,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
     })
 }
 
-fn record(
-    s: &Session<'_>,
-    (started, clock): (String, Instant),
-    (src, id): (&Source, &str),
-    result: Result<Backup, Abort>,
-) -> Outcome {
-    let me = lock::Me::current();
+fn record(s: &Session<'_>, clock: ops::Clock, (src, id): (&Source, &str), result: Result<Backup, Abort>) -> Outcome {
     let (code, outcome, error, details) = match result {
         Ok(b) => {
             let details = serde_json::to_value(&b)
@@ -282,14 +276,6 @@ fn record(
     Outcome {
         code,
         record: Some(Record {
-            command: "backup run".into(),
-            group: "backup".into(),
-            user: me.user,
-            control_host: me.control_host,
-            started,
-            finished: crate::output::now_rfc3339(),
-            seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-            check: false,
             outcome: outcome.into(),
             error: error.clone(),
             hosts: vec![HostRecord {
@@ -304,6 +290,7 @@ fn record(
                 error,
             }],
             details,
+            ..clock.record("backup run", "backup")
         }),
     }
 }

@@ -16,7 +16,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Schema migrations of the shop database, Flyway-compatible
 ///
@@ -344,7 +344,7 @@ pub fn run(cmd: MigrateCommand) -> Result<Code, CliError> {
                 Layout::Steps,
                 async |s, db, r| {
                     let replicas = replica_dbs(s, r);
-                    let started = (crate::output::now_rfc3339(), Instant::now());
+                    let started = ops::Clock::start();
                     let result = apply::up(s, db, &replicas, &r.files, &opts).await;
                     finish(s, db, "migrate up", started, result)
                 },
@@ -361,7 +361,7 @@ pub fn run(cmd: MigrateCommand) -> Result<Code, CliError> {
                 Layout::Steps,
                 async |s, db, r| {
                     let replicas = replica_dbs(s, r);
-                    let started = (crate::output::now_rfc3339(), Instant::now());
+                    let started = ops::Clock::start();
                     let result = apply::undo(s, db, &replicas, &r.files, to.as_ref(), r.settings.max_lag).await;
                     finish(s, db, "migrate undo", started, result)
                 },
@@ -531,7 +531,7 @@ fn finish(
     s: &Session<'_>,
     db: &Db,
     command: &str,
-    (started, clock): (String, Instant),
+    clock: ops::Clock,
     result: Result<Report, (Abort, Report)>,
 ) -> Outcome {
     let (code, report, error) = match result {
@@ -547,21 +547,12 @@ fn finish(
         (None, true) => "unchanged",
         (None, false) => "migrated",
     };
-    let me = lock::Me::current();
     let mut details = report.details(db);
     details.insert(
         "traffic".into(),
         serde_json::to_value(db.host.counters()).unwrap_or_default(),
     );
     let record = Record {
-        command: command.into(),
-        group: migrate::lock_name(&db.database),
-        user: me.user,
-        control_host: me.control_host,
-        started,
-        finished: crate::output::now_rfc3339(),
-        seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
-        check: false,
         outcome: outcome.into(),
         error: error.clone(),
         hosts: vec![HostRecord {
@@ -576,6 +567,7 @@ fn finish(
             error,
         }],
         details,
+        ..clock.record(command, &migrate::lock_name(&db.database))
     };
     Outcome {
         code,

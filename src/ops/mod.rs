@@ -133,6 +133,44 @@ impl Abort {
     }
 }
 
+/// When an operation started, for its record: who ran it, from where, when, and for how long
+/// are the same for every operation, so they are filled in one place.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    started: String,
+    at: std::time::Instant,
+}
+
+impl Clock {
+    /// Starts the clock now.
+    pub fn start() -> Self {
+        Self {
+            started: crate::output::now_rfc3339(),
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// The operation's record as of now: `command` on `group`, by this user and control host,
+    /// started and finished; the outcome, hosts and details are the caller's to fill.
+    pub fn record(&self, command: &str, group: &str) -> Record {
+        let me = lock::Me::current();
+        Record {
+            command: command.to_string(),
+            group: group.to_string(),
+            user: me.user,
+            control_host: me.control_host,
+            started: self.started.clone(),
+            finished: crate::output::now_rfc3339(),
+            seconds: (self.at.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            check: false,
+            outcome: String::new(),
+            error: None,
+            hosts: Vec::new(),
+            details: serde_json::Map::new(),
+        }
+    }
+}
+
 /// What an operation is.
 #[derive(Debug, Clone)]
 pub struct Request {

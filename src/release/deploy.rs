@@ -9,7 +9,6 @@ use super::health::{self, Unhealthy};
 use super::remote::{self, HostState, Staged};
 use super::settings::{HealthCheck, HostSettings};
 use crate::exit::Code;
-use crate::ops::lock::Me;
 use crate::ops::{Abort, Outcome, Session};
 use crate::output::{ErrorEvent, HostRecord, Record, Status, StepEvent};
 use crate::transport::{Host, StepError};
@@ -153,8 +152,7 @@ impl Run<'_, '_> {
 
     /// Runs the deploy or rollback to the end and returns its outcome and record.
     pub async fn execute(self) -> Outcome {
-        let started = crate::output::now_rfc3339();
-        let clock = Instant::now();
+        let clock = crate::ops::Clock::start();
         let mut ends: BTreeMap<String, HostEnd> = BTreeMap::new();
         let result = self.execute_inner(&mut ends).await;
         let (code, outcome, error) = match result {
@@ -181,15 +179,7 @@ impl Run<'_, '_> {
         if let Some(v) = &self.options.schema {
             details.insert("schema_version".into(), v.clone().into());
         }
-        let me = Me::current();
         let record = Record {
-            command: self.command().into(),
-            group: self.options.group.clone(),
-            user: me.user,
-            control_host: me.control_host,
-            started,
-            finished: crate::output::now_rfc3339(),
-            seconds: (clock.elapsed().as_secs_f64() * 10.0).round() / 10.0,
             check: self.options.check,
             outcome: outcome.into(),
             error,
@@ -208,6 +198,7 @@ impl Run<'_, '_> {
                 })
                 .collect(),
             details,
+            ..clock.record(self.command(), &self.options.group)
         };
         if !self.options.check {
             self.log_on_hosts(&record, &ends).await;

@@ -3,28 +3,10 @@
 //! consistent point and of the primary, the catalog, a failed backup never listed as good.
 
 mod common;
-use common::{Lab, Run, Shop, repo, run_in, shop};
-
-fn provision(lab: &Lab) -> Shop {
-    let r = run_in(
-        &repo(),
-        &[
-            "run",
-            "playbooks/mysql.yaml",
-            "-i",
-            &lab.inventory(),
-            "--log-dir",
-            "/tmp/tend-test-backup-log",
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    shop(lab)
-}
+use common::{Lab, Run, provision_databases, repo, run_in};
 
 fn sql(lab: &Lab, i: u32, sql: &str) -> String {
-    let r = lab.on_host(i, &["mariadb", "--batch", "--skip-column-names", "-e", sql]);
-    assert_eq!(r.code, 0, "on h{i}: {sql}\n{r:?}");
-    r.stdout.trim().to_string()
+    lab.sql(i, sql).trim().to_string()
 }
 
 fn backup(lab: &Lab, store: &str, args: &[&str]) -> Run {
@@ -47,7 +29,7 @@ fn record(r: &Run) -> serde_json::Value {
 #[test]
 fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let tag = std::process::id();
     let db = format!("bk_{tag}");
     let store = format!("/var/backups/tend-test-{tag}");

@@ -7,26 +7,9 @@
 mod common;
 #[path = "common/echo.rs"]
 mod echo;
-use common::{Lab, Run, Shop, repo, run_in, shop};
+use common::{Lab, Run, Shop, provision_databases, repo, run_in};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-/// Provisions the databases of the shop (idempotent: quick when already there).
-fn provision(lab: &Lab) -> Shop {
-    let r = run_in(
-        &repo(),
-        &[
-            "run",
-            "playbooks/mysql.yaml",
-            "-i",
-            &lab.inventory(),
-            "--log-dir",
-            "/tmp/tend-test-migrate-log",
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    shop(lab)
-}
 
 /// A migrations directory in a scratch place.
 struct Dir {
@@ -68,13 +51,6 @@ fn migrate(lab: &Lab, sub: &str, db: &str, dir: &Path, extra: &[&str]) -> Run {
     run_in(&repo(), &args)
 }
 
-/// SQL run by the client on lab host `i`; the output in batch mode.
-fn sql(lab: &Lab, i: u32, sql: &str) -> String {
-    let r = lab.on_host(i, &["mariadb", "--batch", "--skip-column-names", "-e", sql]);
-    assert_eq!(r.code, 0, "on h{i}: {sql}\n{r:?}");
-    r.stdout
-}
-
 /// A dump of the schema's definitions and data, without the history and journal: what the
 /// schema holds, for before/after comparisons.
 fn dump(lab: &Lab, i: u32, db: &str, data: bool) -> String {
@@ -87,12 +63,8 @@ fn dump(lab: &Lab, i: u32, db: &str, data: bool) -> String {
 
 /// Waits until the replica has what the primary has.
 fn synced(lab: &Lab, s: &Shop) {
-    let pos = sql(lab, s.primary, "SELECT @@gtid_binlog_pos");
-    let w = sql(
-        lab,
-        s.replica,
-        &format!("SELECT MASTER_GTID_WAIT('{}', 30)", pos.trim()),
-    );
+    let pos = lab.sql(s.primary, "SELECT @@gtid_binlog_pos");
+    let w = lab.sql(s.replica, &format!("SELECT MASTER_GTID_WAIT('{}', 30)", pos.trim()));
     assert_eq!(w.trim(), "0", "the replica did not catch up");
 }
 
@@ -134,7 +106,7 @@ const VIEWS: &str = "CREATE OR REPLACE VIEW product_list AS\n  SELECT p.id, p.na
 #[test]
 fn migrations_with_routines_reach_the_replica_and_run_once() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let db = format!("mig_apply_{}", std::process::id());
     let d = Dir::new();
     d.file("V1__categories_and_products.sql", V1)
@@ -151,24 +123,23 @@ fn migrations_with_routines_reach_the_replica_and_run_once() {
     let channels = rec["traffic"]["channels"].as_u64().unwrap_or(99);
     assert!(channels <= 5 + 8, "{channels} channels for 5 migrations:\n{r:?}");
     // The objects work on the primary: the procedure fires the trigger.
-    sql(&lab, s.primary, &format!("CALL {db}.sell(1, 2)"));
+    lab.sql(s.primary, &format!("CALL {db}.sell(1, 2)"));
     assert_eq!(
-        sql(&lab, s.primary, &format!("SELECT qty, total FROM {db}.sales")).trim(),
+        lab.sql(s.primary, &format!("SELECT qty, total FROM {db}.sales")).trim(),
         "2\t7.00"
     );
     assert_eq!(
-        sql(&lab, s.primary, &format!("SELECT name FROM {db}.products WHERE id = 1")).trim(),
+        lab.sql(s.primary, &format!("SELECT name FROM {db}.products WHERE id = 1"))
+            .trim(),
         "green 'sencha'"
     );
     // The replica has the same objects and data.
     synced(&lab, &s);
     assert_eq!(dump(&lab, s.primary, &db, true), dump(&lab, s.replica, &db, true));
-    let create = sql(&lab, s.replica, &format!("SHOW CREATE TRIGGER {db}.sales_total"));
+    let create = lab.sql(s.replica, &format!("SHOW CREATE TRIGGER {db}.sales_total"));
     assert!(create.contains("NEW.qty *"), "{create}");
     // History rows as Flyway writes them.
-    let rows = sql(
-        &lab,
-        s.primary,
+    let rows = lab.sql(s.primary,
         &format!(
             "SELECT installed_rank, IFNULL(version, 'NULL'), description, type, script, success FROM {db}.flyway_schema_history ORDER BY installed_rank"
         ),
@@ -201,15 +172,17 @@ fn migrations_with_routines_reach_the_replica_and_run_once() {
         "{info:?}"
     );
     assert_eq!(migrate(&lab, "up", &db, &d.path, &[]).code, 0);
-    assert!(sql(&lab, s.primary, &format!("SHOW CREATE VIEW {db}.product_list")).contains("category_name"));
+    assert!(
+        lab.sql(s.primary, &format!("SHOW CREATE VIEW {db}.product_list"))
+            .contains("category_name")
+    );
 
     // An applied file edited: validate names it and both checksums; repair re-aligns.
     let edited = V3.replace("qty INT", "qty BIGINT");
     d.file("V3__sales.sql", &edited);
     let v = migrate(&lab, "validate", &db, &d.path, &[]);
     assert_eq!(v.code, 2, "{v:?}");
-    let old = sql(
-        &lab,
+    let old = lab.sql(
         s.primary,
         &format!("SELECT checksum FROM {db}.flyway_schema_history WHERE version = '3'"),
     );
@@ -229,12 +202,14 @@ fn migrations_with_routines_reach_the_replica_and_run_once() {
     let u = migrate(&lab, "undo", &db, &d.path, &[]);
     assert_eq!(u.code, 0, "{u:?}");
     assert_eq!(record(&u)["version_after"], "3");
-    assert!(!sql(&lab, s.primary, &format!("SHOW CREATE TABLE {db}.products")).contains("stock"));
+    assert!(
+        !lab.sql(s.primary, &format!("SHOW CREATE TABLE {db}.products"))
+            .contains("stock")
+    );
     let info = migrate(&lab, "info", &db, &d.path, &[]);
     assert!(states(&info).contains(&("4".into(), "undone".into())), "{info:?}");
     assert_eq!(
-        sql(
-            &lab,
+        lab.sql(
             s.primary,
             &format!("SELECT type, script FROM {db}.flyway_schema_history ORDER BY installed_rank DESC LIMIT 1")
         )
@@ -243,14 +218,17 @@ fn migrations_with_routines_reach_the_replica_and_run_once() {
     );
     // ... and applied again.
     assert_eq!(migrate(&lab, "up", &db, &d.path, &[]).code, 0);
-    assert!(sql(&lab, s.primary, &format!("SHOW CREATE TABLE {db}.products")).contains("stock"));
-    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    assert!(
+        lab.sql(s.primary, &format!("SHOW CREATE TABLE {db}.products"))
+            .contains("stock")
+    );
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
 }
 
 #[test]
 fn a_failed_migration_is_restored_and_resumed() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let db = format!("mig_fail_{}", std::process::id());
     let d = Dir::new();
     d.file("V1__categories_and_products.sql", V1).file("V2__seed.sql", V2);
@@ -272,9 +250,7 @@ fn a_failed_migration_is_restored_and_resumed() {
     // The schema is as it was before `up` (V3's table too is gone), V5 is marked failed.
     assert_eq!(dump(&lab, s.primary, &db, true), before);
     assert_eq!(
-        sql(
-            &lab,
-            s.primary,
+        lab.sql(s.primary,
             &format!(
                 "SELECT version, success FROM {db}.flyway_schema_history WHERE installed_rank > 2 ORDER BY installed_rank"
             )
@@ -312,13 +288,11 @@ fn a_failed_migration_is_restored_and_resumed() {
     assert_eq!(resumed.code, 0, "{resumed:?}");
     assert_eq!(record(&resumed)["version_after"], "5");
     assert_eq!(
-        sql(&lab, s.primary, &format!("SELECT sku FROM {db}.products ORDER BY id")),
+        lab.sql(s.primary, &format!("SELECT sku FROM {db}.products ORDER BY id")),
         "P1\nP2\n"
     );
     assert_eq!(
-        sql(
-            &lab,
-            s.primary,
+        lab.sql(s.primary,
             &format!(
                 "SELECT version, success FROM {db}.flyway_schema_history WHERE installed_rank > 2 ORDER BY installed_rank"
             )
@@ -326,12 +300,8 @@ fn a_failed_migration_is_restored_and_resumed() {
         "3\t1\n5\t1\n"
     );
     assert_eq!(
-        sql(
-            &lab,
-            s.primary,
-            &format!("SELECT COUNT(*) FROM {db}.tend_migrate_journal")
-        )
-        .trim(),
+        lab.sql(s.primary, &format!("SELECT COUNT(*) FROM {db}.tend_migrate_journal"))
+            .trim(),
         "0"
     );
     assert_eq!(migrate(&lab, "validate", &db, &d.path, &[]).code, 0);
@@ -343,7 +313,10 @@ fn a_failed_migration_is_restored_and_resumed() {
     );
     let stop = migrate(&lab, "up", &db, &d.path, &["--on-failure", "stop"]);
     assert_eq!(stop.code, 2, "{stop:?}");
-    assert!(sql(&lab, s.primary, &format!("SHOW CREATE TABLE {db}.products")).contains("`weight`"));
+    assert!(
+        lab.sql(s.primary, &format!("SHOW CREATE TABLE {db}.products"))
+            .contains("`weight`")
+    );
     // Resumed with its second statement still wrong (restore, the default): the snapshot of
     // this run holds the first statement's column, which stays; the next resume still
     // continues after it.
@@ -353,7 +326,10 @@ fn a_failed_migration_is_restored_and_resumed() {
     );
     let again = migrate(&lab, "up", &db, &d.path, &["--resume"]);
     assert_eq!(again.code, 2, "{again:?}");
-    assert!(sql(&lab, s.primary, &format!("SHOW CREATE TABLE {db}.products")).contains("`weight`"));
+    assert!(
+        lab.sql(s.primary, &format!("SHOW CREATE TABLE {db}.products"))
+            .contains("`weight`")
+    );
     d.file(
         "V6__more.sql",
         "ALTER TABLE products ADD COLUMN weight INT;\nINSERT INTO categories VALUES (3, 'cocoa');\n",
@@ -361,7 +337,7 @@ fn a_failed_migration_is_restored_and_resumed() {
     let resumed = migrate(&lab, "up", &db, &d.path, &["--resume"]);
     assert_eq!(resumed.code, 0, "{resumed:?}");
     assert_eq!(record(&resumed)["migrations"][0]["statements"], 1);
-    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -372,7 +348,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[test]
 fn plan_reports_what_the_server_would_do_and_up_refuses_blocking_changes() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let db = format!("mig_plan_{}", std::process::id());
     let d = Dir::new();
     d.file(
@@ -386,7 +362,7 @@ fn plan_reports_what_the_server_would_do_and_up_refuses_blocking_changes() {
     );
     let before = dump(&lab, s.primary, &db, false);
     synced(&lab, &s);
-    let binlog = sql(&lab, s.primary, "SELECT @@gtid_binlog_pos");
+    let binlog = lab.sql(s.primary, "SELECT @@gtid_binlog_pos");
     let p = migrate(&lab, "plan", &db, &d.path, &[]);
     assert_eq!(p.code, 0, "{p:?}");
     let rows = p.events("row");
@@ -409,9 +385,9 @@ fn plan_reports_what_the_server_would_do_and_up_refuses_blocking_changes() {
     // Plan changed nothing, left no scratch schema, and wrote nothing to the binlog: the
     // replica never saw the scratch schema.
     assert_eq!(dump(&lab, s.primary, &db, false), before);
-    assert_eq!(sql(&lab, s.primary, "SHOW DATABASES LIKE 'tend\\_plan\\_%'"), "");
-    assert_eq!(sql(&lab, s.primary, "SELECT @@gtid_binlog_pos"), binlog);
-    assert_eq!(sql(&lab, s.replica, "SHOW DATABASES LIKE 'tend\\_plan\\_%'"), "");
+    assert_eq!(lab.sql(s.primary, "SHOW DATABASES LIKE 'tend\\_plan\\_%'"), "");
+    assert_eq!(lab.sql(s.primary, "SELECT @@gtid_binlog_pos"), binlog);
+    assert_eq!(lab.sql(s.replica, "SHOW DATABASES LIKE 'tend\\_plan\\_%'"), "");
     // `up` refuses the COPY on 200 000 rows, names it, changes nothing.
     let r = migrate(&lab, "up", &db, &d.path, &[]);
     assert_eq!(r.code, 2, "{r:?}");
@@ -429,8 +405,11 @@ fn plan_reports_what_the_server_would_do_and_up_refuses_blocking_changes() {
     assert_eq!(dump(&lab, s.primary, &db, false), before);
     let r = migrate(&lab, "up", &db, &d.path, &["--allow-blocking"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(sql(&lab, s.primary, &format!("SHOW CREATE TABLE {db}.events")).contains("varchar(100)"));
-    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    assert!(
+        lab.sql(s.primary, &format!("SHOW CREATE TABLE {db}.events"))
+            .contains("varchar(100)")
+    );
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
 }
 
 /// Flyway's checksum computed apart from tend: CRC32 (Python's zlib) of the file's lines
@@ -456,7 +435,7 @@ fn flyway_checksum(text: &str) -> i64 {
 #[test]
 fn a_history_written_by_flyway_is_continued() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let db = format!("mig_flyway_{}", std::process::id());
     let d = Dir::new();
     d.file("V1__categories_and_products.sql", V1)
@@ -505,9 +484,7 @@ INSERT INTO flyway_schema_history (installed_rank, version, description, type, s
     assert_eq!(record(&up)["version_after"], "2");
     // The row tend adds is the row Flyway would add next.
     assert_eq!(
-        sql(
-            &lab,
-            s.primary,
+        lab.sql(s.primary,
             &format!(
                 "SELECT installed_rank, version, description, type, script, checksum, installed_by, success FROM {db}.flyway_schema_history WHERE installed_rank = 3"
             )
@@ -531,7 +508,7 @@ INSERT INTO flyway_schema_history (installed_rank, version, description, type, s
         error_messages(&blocked).join("\n").contains("another session"),
         "{blocked:?}"
     );
-    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
 }
 
 /// Java's `String.hashCode`, written here apart from tend's.
@@ -546,7 +523,7 @@ fn java_hash(s: &str) -> i32 {
 #[test]
 fn two_ups_at_once_and_a_replica_target_are_refused() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let db = format!("mig_lock_{}", std::process::id());
     let d = Dir::new();
     d.file("V1__slow.sql", "CREATE TABLE t (id INT);\nDO SLEEP(6);\n");
@@ -585,15 +562,15 @@ fn two_ups_at_once_and_a_replica_target_are_refused() {
     let r = migrate(&lab, "up", &db, &d.path, &["--target", &host]);
     assert_eq!(r.code, 4, "{r:?}");
     assert!(error_messages(&r).join("\n").contains("read_only"), "{r:?}");
-    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
 }
 
 #[test]
 fn statements_are_split_as_the_mariadb_client_splits_them() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let db = format!("tendsplit_{}", std::process::id());
-    sql(&lab, s.primary, &format!("CREATE DATABASE {db}"));
+    lab.sql(s.primary, &format!("CREATE DATABASE {db}"));
     let dir = repo().join("tests/fixtures/sql");
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("fixtures")
@@ -682,14 +659,14 @@ fn statements_are_split_as_the_mariadb_client_splits_them() {
             )),
         }
     }
-    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn the_migrate_module_applies_migrations_from_a_playbook() {
     let lab = Lab::get();
-    let s = provision(&lab);
+    let s = provision_databases(&lab);
     let db = format!("mig_module_{}", std::process::id());
     let pf = common::PlaybookFile::new(&format!(
         "- hosts: db_primary
@@ -719,7 +696,8 @@ fn the_migrate_module_applies_migrations_from_a_playbook() {
     assert_eq!(first.result("schema", &host)["changed"], true);
     assert_eq!(first.result("show", &host)["msg"], "pending= version=2");
     assert_eq!(
-        sql(&lab, s.primary, &format!("SELECT COUNT(*) FROM {db}.products")).trim(),
+        lab.sql(s.primary, &format!("SELECT COUNT(*) FROM {db}.products"))
+            .trim(),
         "2"
     );
     let second = pf.run(&lab, &[]);
@@ -737,6 +715,6 @@ fn the_migrate_module_applies_migrations_from_a_playbook() {
         result["msg"].as_str().unwrap_or_default().contains("V3__bad.sql:2"),
         "{result}"
     );
-    assert_eq!(sql(&lab, s.primary, &format!("SHOW TABLES FROM {db} LIKE 'extra'")), "");
-    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    assert_eq!(lab.sql(s.primary, &format!("SHOW TABLES FROM {db} LIKE 'extra'")), "");
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
 }

@@ -185,6 +185,14 @@ impl Lab {
         r.stdout
     }
 
+    /// SQL run by the `mariadb` client inside host `hI` (batch, no column names); panics unless
+    /// it succeeds.
+    pub fn sql(&self, i: u32, sql: &str) -> String {
+        let r = self.on_host(i, &["mariadb", "--batch", "--skip-column-names", "-e", sql]);
+        assert_eq!(r.code, 0, "on h{i}: {sql}\n{r:?}");
+        r.stdout
+    }
+
     pub fn address(&self, i: u32) -> String {
         let out = Command::new(self.script())
             .args(["address", &i.to_string()])
@@ -375,6 +383,25 @@ pub fn shop(lab: &Lab) -> Shop {
         primary: num("db_primary")[0],
         replica: num("db_replica")[0],
     }
+}
+
+/// Provisions the shop's databases (`playbooks/mysql.yaml`; quick when already done) for the
+/// tests that work on the primary and replica, and returns the shop's hosts.
+pub fn provision_databases(lab: &Lab) -> Shop {
+    let log = std::env::temp_dir().join("tend-test-databases-log");
+    let r = run_in(
+        &repo(),
+        &[
+            "run",
+            "playbooks/mysql.yaml",
+            "-i",
+            &lab.inventory(),
+            "--log-dir",
+            log.to_str().unwrap_or_default(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    shop(lab)
 }
 
 /// GET with curl: (status, body); status 0 when nothing answered.

@@ -2,8 +2,8 @@
 # The main job on a fresh Debian machine (root): build tend, start a lab of 5 real SSH hosts,
 # provision the shop (MariaDB primary + replica, Nginx load balancer and database proxy, two
 # Tomcat app servers with the sample app) with playbooks/site.yaml, show it answering, plan the
-# shop's schema migrations (migrations/), then deploy release 2 of the app with them, one server
-# at a time behind the load balancer.
+# shop's schema migrations (migrations/), deploy release 2 of the app with them, one server
+# at a time behind the load balancer, and take a backup of the database.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -37,6 +37,10 @@ app/build.sh "$release" >/dev/null
 "$tend" deploy --artifact "app/build/shop-$release.war" --release-id "$release" --migrate -i "$inv"
 "$tend" releases -i "$inv"
 "$tend" migrate info -i "$inv"
+
+echo "== a backup of the replica (its applier paused at one GTID), into the control node's store"
+"$tend" backup run -i "$inv"
+"$tend" backup list -i "$inv"
 curl -s "http://$lb/" | head -2
 
 cat <<EOT

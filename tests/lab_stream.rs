@@ -196,10 +196,12 @@ fn a_command_output_streams_from_one_host_into_another() {
         let (from, to) = (from.expect("h1"), to.expect("h2"));
         let t = pipe(
             &from,
-            &RemoteCommand::new(format!("cat {src}")),
-            Input::None,
+            (&RemoteCommand::new(format!("cat {src}")), Input::None),
             &to,
-            &RemoteCommand::new(format!("cat > {src}.in && sha256sum < {src}.in")),
+            (
+                &RemoteCommand::new(format!("cat > {src}.in && sha256sum < {src}.in")),
+                b"",
+            ),
         )
         .await;
         drop((from, to));

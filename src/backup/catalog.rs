@@ -67,6 +67,9 @@ pub struct Backup {
     pub binlog_file: Option<String>,
     /// Its position.
     pub binlog_pos: Option<u64>,
+    /// The server whose binlogs `binlog_file` names (the primary at the time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog_host: Option<String>,
     /// Row counts and checksums of every table.
     pub tables: Vec<Table>,
     /// Whether `tables` were taken at the consistent point itself (a replica with its applier

@@ -23,6 +23,8 @@ pub struct Source {
     pub db: Db,
     /// A replica: its applier is stopped for the consistent point.
     pub replica: bool,
+    /// The primary (inventory name), whose binlogs the backup's position names.
+    pub primary: String,
 }
 
 /// Schemas never backed up (the server makes them).
@@ -39,7 +41,7 @@ echo "tend-tool $("$dump" --version)" >&2
 last=$(mktemp -u) && mkfifo -m 600 "$last" || exit 3
 trap 'rm -f -- "$cnf" "$last"' EXIT
 { tail -n 1 < "$last" | sed 's/^/tend-last /' >&2; } &
-{ "$dump" --defaults-extra-file="$cnf" --single-transaction --routines --triggers --events --hex-blob --default-character-set=utf8mb4 $coordinates --all-databases; echo "tend-dump-rc $?" >&2; } |
+{ "$dump" --defaults-extra-file="$cnf" --single-transaction --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --ignore-table=mysql.tend_restore $coordinates --all-databases; echo "tend-dump-rc $?" >&2; } |
 { i=0; while [ $i -lt 50 ] && IFS= read -r line; do
     printf '%s\n' "$line"
     case $line in "-- CHANGE MASTER TO"*) echo "tend-coord $line" >&2;; esac
@@ -230,6 +232,7 @@ pub async fn run(
         gtid: String::new(),
         binlog_file: None,
         binlog_pos: None,
+        binlog_host: Some(src.primary.clone()),
         tables: Vec::new(),
         tables_at_consistent_point: false,
         state: State::Failed,

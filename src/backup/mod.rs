@@ -10,8 +10,11 @@
 //! Built so far: logical backups (`tend backup run`), `list` and `show`. Physical backups,
 //! binlog shipping, verification by restoring, retention and point-in-time restore come next.
 
+pub mod binlogs;
 pub mod catalog;
 pub mod logical;
+pub mod replay;
+pub mod restore;
 pub mod store;
 
 use crate::diagnostic::Diagnostic;
@@ -27,6 +30,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("backup_store_dir", ""),
     ("backup_login_user", ""),
     ("backup_login_password", ""),
+    ("shop_db_proxy_upstream", "shop_db"),
 ];
 
 /// One host's backup settings.
@@ -36,6 +40,8 @@ pub struct Settings {
     pub store: Store,
     /// How the client and the dump log in.
     pub login: Login,
+    /// The balancer's database upstream (`nginx_upstream` name), where writes are stopped.
+    pub proxy_upstream: String,
 }
 
 /// Reads host `h`'s settings; the store host must be a host of the inventory.
@@ -82,6 +88,15 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize) -> Result<Settings,
             user: v.optional("backup_login_user")?,
             password: v.optional("backup_login_password")?,
             ..Login::default()
+        },
+        proxy_upstream: {
+            let u = text("shop_db_proxy_upstream")?;
+            if u.is_empty() || !u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(Diagnostic::plain(format!(
+                    "`shop_db_proxy_upstream: {u}` must be an nginx upstream name (letters, digits, `_`, `-`)"
+                )));
+            }
+            u
         },
     })
 }

@@ -44,6 +44,18 @@ mv -f -- "$tmp" "$dir/$rel" || exit 3
 trap - EXIT
 "#;
 
+/// Cuts `$dir/$rel` to `$offset` bytes, appends the stdin, prints the new size and SHA-256.
+const APPEND: &str = r#"set -u
+umask 077
+mkdir -p -- "$(dirname -- "$dir/$rel")" || exit 3
+f="$dir/$rel"
+touch -- "$f" && truncate -s "$offset" -- "$f" || exit 3
+cat >> "$f" || { echo "cannot write $f (disk full?)" >&2; truncate -s "$offset" -- "$f"; exit 3; }
+sync -f "$f" 2>/dev/null || sync
+s=$(sha256sum < "$f") || exit 3
+echo "$(stat -c %s -- "$f") ${s%% *}"
+"#;
+
 const SHORT: Duration = Duration::from_secs(120);
 
 /// Creates a directory (and its parents) that only its owner can enter.
@@ -94,21 +106,14 @@ impl Store {
         match (self, store_host) {
             (Self::Remote { host, dir }, Some(to)) => {
                 let script = format!("dir={} rel={}\n{RECEIVE}", quote(dir), quote(rel));
-                let t = pipe(from, command, input, to, &RemoteCommand::new(script))
-                    .await
-                    .map_err(|e| StepError::transport(host, "store", e))?;
-                // The store's own failure first: a full disk also breaks the sender's pipe.
-                if !t.dest.success() {
-                    return Err(StepError::remote(
-                        host,
-                        "store",
-                        Failure::from_output(
-                            crate::transport::last_error_line(&t.dest, "writing to the store failed"),
-                            format!("write {dir}/{rel}"),
-                            &t.dest,
-                        ),
-                    ));
-                }
+                let t = into_store(
+                    from,
+                    (command, input),
+                    (to, host),
+                    &script,
+                    &format!("write {dir}/{rel}"),
+                )
+                .await?;
                 if let Some(e) = source_failure(from, &t.source) {
                     return Err(e);
                 }
@@ -247,6 +252,190 @@ impl Store {
         }
     }
 
+    /// Streams a stored file into `command` on `to` (its stdin: `prefix`, then the file);
+    /// returns the command's output and what was sent.
+    pub async fn send(
+        &self,
+        store_host: Option<&Host>,
+        rel: &str,
+        to: &Host,
+        (command, prefix): (&RemoteCommand, &[u8]),
+    ) -> Result<(Output, crate::transport::Hashed), StepError> {
+        match (self, store_host) {
+            (Self::Remote { host, dir }, Some(from)) => {
+                let cat = RemoteCommand::new(format!("exec cat -- {}/{}", quote(dir), quote(rel)));
+                let t = pipe(from, (&cat, Input::None), to, (command, prefix))
+                    .await
+                    .map_err(|e| StepError::transport(host, "store", e))?;
+                if !t.source.success() {
+                    return Err(store_failure(
+                        host,
+                        &t.source,
+                        ("reading the store failed", &format!("read {dir}/{rel}")),
+                    ));
+                }
+                Ok((t.dest, t.hashed))
+            }
+            (Self::Local(dir), _) => to
+                .from_file(command, prefix, &dir.join(rel))
+                .await
+                .map_err(|e| StepError::transport(to.name(), "store", e)),
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
+        }
+    }
+
+    /// The SHA-256 of stored files as they are now (`None`: missing or unreadable), in order.
+    pub async fn sha256(&self, store_host: Option<&Host>, rels: &[String]) -> Result<Vec<Option<String>>, StepError> {
+        match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                let mut script = format!("cd -- {} || exit 3\n", quote(dir));
+                for rel in rels {
+                    script.push_str(&format!(
+                        "s=$(sha256sum < {0} 2>/dev/null) && echo \"${{s%% *}}\" || echo -\n",
+                        quote(rel)
+                    ));
+                }
+                let out = to
+                    .step(
+                        "store",
+                        &format!("checksum files in {dir}"),
+                        script,
+                        Input::None,
+                        Duration::from_secs(3600),
+                    )
+                    .await?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let mut sums: Vec<Option<String>> =
+                    text.lines().map(|l| (l.len() == 64).then(|| l.to_string())).collect();
+                sums.resize(rels.len(), None);
+                Ok(sums)
+            }
+            (Self::Local(dir), _) => {
+                let mut sums = Vec::new();
+                for rel in rels {
+                    sums.push(crate::transport::hash_file(&dir.join(rel)).await.ok().map(|h| h.sha256));
+                }
+                Ok(sums)
+            }
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
+        }
+    }
+
+    /// Cuts a stored file to `offset` bytes (a crashed append leaves more) and appends the
+    /// output of `command` on `from` to it; returns the file's new size and SHA-256 (of the
+    /// whole file, read back) and the sending command's output.
+    pub async fn append(
+        &self,
+        store_host: Option<&Host>,
+        from: &Host,
+        (command, input): (&RemoteCommand, Input<'_>),
+        (rel, offset): (&str, u64),
+    ) -> Result<(crate::transport::Hashed, Output), StepError> {
+        match (self, store_host) {
+            (Self::Remote { host, dir }, Some(to)) => {
+                let script = format!("dir={} rel={} offset={offset}\n{APPEND}", quote(dir), quote(rel));
+                let t = into_store(
+                    from,
+                    (command, input),
+                    (to, host),
+                    &script,
+                    &format!("append to {dir}/{rel}"),
+                )
+                .await?;
+                let text = String::from_utf8_lossy(&t.dest.stdout);
+                let mut words = text.split_whitespace();
+                let bytes = words.next().and_then(|b| b.parse().ok());
+                let sha256 = words.next().unwrap_or_default().to_string();
+                match bytes {
+                    Some(bytes) if bytes == offset + t.hashed.bytes && sha256.len() == 64 => {
+                        Ok((crate::transport::Hashed { bytes, sha256 }, t.source))
+                    }
+                    _ => Err(StepError::remote(
+                        host,
+                        "store",
+                        Failure::message(
+                            format!(
+                                "{dir}/{rel} holds {} bytes after appending {} to {offset}",
+                                bytes.map_or("an unknown number of".to_string(), |b: u64| b.to_string()),
+                                t.hashed.bytes
+                            ),
+                            format!("append to {dir}/{rel}"),
+                        ),
+                    )),
+                }
+            }
+            (Self::Local(dir), _) => {
+                let path = dir.join(rel);
+                let fail =
+                    |m: String| StepError::remote("localhost", "store", Failure::message(m, "write to the store"));
+                if let Some(parent) = path.parent() {
+                    private_dir(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
+                }
+                let file = {
+                    use std::os::unix::fs::OpenOptionsExt as _;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(false)
+                        .mode(0o600)
+                        .open(&path)
+                }
+                .and_then(|f| {
+                    f.set_len(offset)?;
+                    Ok(f)
+                })
+                .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                let mut file = tokio::fs::File::from_std(file);
+                {
+                    use tokio::io::AsyncSeekExt as _;
+                    file.seek(std::io::SeekFrom::End(0))
+                        .await
+                        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                }
+                let (out, _) = from
+                    .to_file(command, input, &mut file)
+                    .await
+                    .map_err(|e| StepError::transport(from.name(), "binlogs", e))?;
+                file.sync_all()
+                    .await
+                    .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                drop(file);
+                let hashed = crate::transport::hash_file(&path)
+                    .await
+                    .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+                Ok((hashed, out))
+            }
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
+        }
+    }
+
+    /// Reads a small stored file (an index); `None` when there is none.
+    pub async fn get(&self, store_host: Option<&Host>, rel: &str) -> Result<Option<Vec<u8>>, StepError> {
+        match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                let script = format!(
+                    "f={}/{}\n[ -e \"$f\" ] || exit 0\nprintf x; cat -- \"$f\"\n",
+                    quote(dir),
+                    quote(rel)
+                );
+                let out = to
+                    .step("store", &format!("read {dir}/{rel}"), script, Input::None, SHORT)
+                    .await?;
+                Ok(out.stdout.strip_prefix(b"x").map(<[u8]>::to_vec))
+            }
+            (Self::Local(dir), _) => match std::fs::read(dir.join(rel)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StepError::remote(
+                    "localhost",
+                    "store",
+                    Failure::message(format!("cannot read {}: {e}", dir.join(rel).display()), "store"),
+                )),
+            },
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
+        }
+    }
+
     /// Every backup in the catalog, oldest first; entries that cannot be read are skipped with
     /// their names returned beside.
     pub async fn list(&self, store_host: Option<&Host>) -> Result<(Vec<Backup>, Vec<String>), StepError> {
@@ -292,6 +481,33 @@ impl Store {
         backups.sort_by(|a, b| a.id.cmp(&b.id));
         Ok((backups, unreadable))
     }
+}
+
+/// Streams `command` on `from` into `script` on the store host; the store's own failure first
+/// (a full disk also breaks the sender's pipe).
+async fn into_store(
+    from: &Host,
+    (command, input): (&RemoteCommand, Input<'_>),
+    (to, host): (&Host, &str),
+    script: &str,
+    what: &str,
+) -> Result<crate::transport::Transfer, StepError> {
+    let t = pipe(from, (command, input), to, (&RemoteCommand::new(script), b""))
+        .await
+        .map_err(|e| StepError::transport(host, "store", e))?;
+    if !t.dest.success() {
+        return Err(store_failure(host, &t.dest, ("writing to the store failed", what)));
+    }
+    Ok(t)
+}
+
+/// The store host's command failed: its last error line, else `fallback`.
+fn store_failure(host: &str, out: &Output, (fallback, what): (&str, &str)) -> StepError {
+    StepError::remote(
+        host,
+        "store",
+        Failure::from_output(crate::transport::last_error_line(out, fallback), what, out),
+    )
 }
 
 /// The sending command's own failure, if it failed.

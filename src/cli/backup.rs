@@ -11,7 +11,7 @@ use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::migrate::db::Db;
 use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session};
-use crate::output::{Events, HostRecord, Layout, Record, Status};
+use crate::output::{Events, Layout, Status};
 use crate::transport::Target;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -34,6 +34,7 @@ use std::time::Duration;
 #[command(verbatim_doc_comment)]
 pub enum BackupCommand {
     Run(RunArgs),
+    Binlogs(BinlogsArgs),
     List(ListArgs),
     Show(ShowArgs),
 }
@@ -74,6 +75,27 @@ pub struct RunArgs {
     pub lock_wait: u64,
 }
 
+/// Ship the primary's binlogs to the store
+///
+/// Appends to the store what the primary wrote since the last run: closed binlog files whole,
+/// the current one up to the end of its last committed transaction. Idempotent and cheap: run
+/// it from cron every minute. The store's index (binlogs/<host>/index.json) records each
+/// file's size, SHA-256 and GTID range, the moment up to which every committed transaction is
+/// shipped, and any gap (a file the server purged before it was shipped): a backup rolls
+/// forward over the files after it up to the first gap.
+///
+/// Example (crontab):
+///   * * * * *  tend backup binlogs -i /etc/tend/inventory.yaml --format json >> /var/log/tend-binlogs.log
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct BinlogsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Wait this long for another shipping run to finish (default: exit 5 at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
 /// List the backups of the store
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -91,16 +113,20 @@ pub struct ShowArgs {
 }
 
 /// Hosts and settings resolved before connecting.
-struct Resolved {
+pub(super) struct Resolved {
     /// Candidates in order of preference (replicas first), with whether each is a replica.
-    sources: Vec<(Target, bool)>,
+    pub sources: Vec<(Target, bool)>,
     /// The primary, where the lock lives.
-    primary: Target,
-    settings: Settings,
-    store_host: Option<Target>,
+    pub primary: Target,
+    /// The replicas.
+    pub replicas: Vec<Target>,
+    /// The balancer with the database proxy, and its address as the primary sees it.
+    pub lb: Option<(Target, String)>,
+    pub settings: Settings,
+    pub store_host: Option<Target>,
 }
 
-fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliError> {
+pub(super) fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliError> {
     let (inv, vars) = c.inventory.load()?;
     let group_hosts = |g: &str| -> Vec<usize> { inv.group_index(g).map(|i| inv.hosts_of_group(i)).unwrap_or_default() };
     let primaries = group_hosts("db_primary");
@@ -145,8 +171,25 @@ fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliError> {
         },
         Store::Local(_) => None,
     };
+    let lb = match group_hosts("lb").first() {
+        Some(&h) => {
+            let t = conn.target(&inv, &vars, h)?;
+            let address = match &t.kind {
+                crate::transport::ConnectionKind::Ssh(s) => s.address.clone(),
+                crate::transport::ConnectionKind::Local => "127.0.0.1".into(),
+            };
+            Some((t, address))
+        }
+        None => None,
+    };
+    let replicas = replicas
+        .iter()
+        .map(|&r| conn.target(&inv, &vars, r))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Resolved {
         sources,
+        replicas,
+        lb,
         primary: conn.target(&inv, &vars, p)?,
         settings,
         store_host,
@@ -157,6 +200,7 @@ fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliError> {
 pub fn run(cmd: BackupCommand) -> Result<Code, CliError> {
     match cmd {
         BackupCommand::Run(a) => backup_run(a),
+        BackupCommand::Binlogs(a) => binlogs(a),
         BackupCommand::List(a) => listing(&a.common, None),
         BackupCommand::Show(a) => {
             if !catalog::valid_id(&a.id) {
@@ -210,7 +254,11 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
                 };
                 match usable {
                     Ok(true) => {
-                        chosen = Some(Source { db, replica: *replica });
+                        chosen = Some(Source {
+                            db,
+                            replica: *replica,
+                            primary: r.primary.name.clone(),
+                        });
                         break;
                     }
                     Ok(false) => s.events().warn(format!(
@@ -252,47 +300,108 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
     })
 }
 
+fn binlogs(a: BinlogsArgs) -> Result<Code, CliError> {
+    let r = resolve(&a.common, None)?;
+    let options = a.common.connection.connect_options()?;
+    let settings = a.common.output.settings(Layout::Steps);
+    block_on(async move {
+        let mut targets = vec![r.primary.clone()];
+        targets.extend(r.store_host.iter().cloned());
+        let events = Events::start("backup binlogs", targets.len(), &settings);
+        if let Some(p) = &r.settings.login.password {
+            events.secret(p);
+        }
+        let fleet = a.common.connection.fleet(options);
+        let request = Request {
+            command: "backup binlogs".into(),
+            reason: String::new(),
+            lock: None,
+            check: false,
+            forks: a.common.connection.forks as usize,
+        };
+        ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
+            let clock = ops::Clock::start();
+            let Some(h) = s.host(&r.primary.name) else {
+                return s.end(Ok(Code::Unreachable));
+            };
+            let db = Db {
+                host: h.clone(),
+                login: r.settings.login.clone(),
+                database: "mysql".into(),
+            };
+            let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
+            let t = std::time::Instant::now();
+            let shipped = match crate::backup::binlogs::ship_locked(
+                &db,
+                (&r.settings.store, store_host),
+                Duration::from_secs(a.lock_wait),
+                &s.cancel,
+            )
+            .await
+            {
+                Ok(x) => x,
+                Err(abort) => return s.end(Err(abort)),
+            };
+            let index = &shipped.index;
+            s.step(
+                crate::output::StepEvent::new(
+                    &r.primary.name,
+                    "ship",
+                    if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
+                    format!(
+                        "{} bytes in {} files to {}; every transaction before {} is shipped",
+                        shipped.bytes,
+                        shipped.files.len(),
+                        r.settings.store.describe(),
+                        crate::backup::replay::show_time(index.covered_until)
+                    ),
+                )
+                .took(t.elapsed()),
+            );
+            for (a, b) in &shipped.new_gaps {
+                s.events().warn(format!(
+                    "gap: the server purged the binlogs between {a} and {b} before they were shipped; backups before the gap cannot roll forward past it"
+                ));
+            }
+            let mut details = serde_json::Map::new();
+            details.insert("shipped_bytes".into(), shipped.bytes.into());
+            details.insert(
+                "shipped".into(),
+                shipped.files.iter().map(|(n, b)| json!({"name": n, "bytes": b})).collect(),
+            );
+            details.insert("covered_until".into(), crate::backup::replay::show_time(index.covered_until).into());
+            details.insert("gtid_end".into(), index.files.last().map(|f| f.gtid_end.clone()).unwrap_or_default().into());
+            details.insert("files".into(), index.files.len().into());
+            details.insert("gaps".into(), json!(index.gaps));
+            let status = if shipped.bytes > 0 { Status::Changed } else { Status::Ok };
+            clock.one_host(s, ("backup binlogs", "db_primary", &r.primary.name), Ok(("shipped", status, details)))
+        })
+        .await
+    })
+}
+
 fn record(s: &Session<'_>, clock: ops::Clock, (src, id): (&Source, &str), result: Result<Backup, Abort>) -> Outcome {
-    let (code, outcome, error, details) = match result {
+    let with_source = |mut details: serde_json::Map<String, serde_json::Value>| {
+        details.remove("host");
+        details.insert("source".into(), src.db.host.name().into());
+        details
+    };
+    let result = match result {
         Ok(b) => {
             let details = serde_json::to_value(&b)
                 .ok()
                 .and_then(|v| v.as_object().cloned())
                 .unwrap_or_default();
-            (Code::Ok, "backed_up", None, details)
+            Ok(("backed_up", Status::Changed, with_source(details)))
         }
         Err(abort) => {
-            let message = abort.error.message.clone();
-            s.events().error(*abort.error);
             let mut details = serde_json::Map::new();
             details.insert("id".into(), id.into());
             details.insert("state".into(), "failed".into());
-            (abort.code, "failed", Some(message), details)
+            Err((abort, with_source(details)))
         }
     };
-    let mut details = details;
-    details.remove("host");
-    details.insert("source".into(), src.db.host.name().into());
-    Outcome {
-        code,
-        record: Some(Record {
-            outcome: outcome.into(),
-            error: error.clone(),
-            hosts: vec![HostRecord {
-                host: src.db.host.name().to_string(),
-                status: if error.is_some() {
-                    Status::Failed
-                } else {
-                    Status::Changed
-                },
-                outcome: outcome.into(),
-                details: serde_json::Map::new(),
-                error,
-            }],
-            details,
-            ..clock.record("backup run", "backup")
-        }),
-    }
+    clock.one_host(s, ("backup run", "backup", src.db.host.name()), result)
 }
 
 /// `list` (every backup) and `show ID` (one, whole).

@@ -193,3 +193,30 @@ where
     rt.shutdown_timeout(Duration::from_secs(1));
     Ok(out)
 }
+
+/// Asks a yes/no question on the terminal; `false` without one (then `--yes` is needed).
+pub fn confirm(question: &str) -> bool {
+    use std::io::IsTerminal as _;
+    let asked = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    asked && {
+        eprint!("{question} [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+    }
+}
+
+/// Asks for a number 1..=n on the terminal; `None` without one or on another answer.
+pub fn choose(question: &str, n: usize) -> Option<usize> {
+    use std::io::IsTerminal as _;
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return None;
+    }
+    eprint!("{question} [1-{n}, default 1] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).ok()?;
+    let a = answer.trim();
+    if a.is_empty() {
+        return Some(0);
+    }
+    a.parse::<usize>().ok().filter(|i| (1..=n).contains(i)).map(|i| i - 1)
+}

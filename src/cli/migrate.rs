@@ -14,7 +14,6 @@ use crate::output::{Events, HostRecord, Layout, Record, Status};
 use crate::transport::Target;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -711,19 +710,11 @@ async fn repair(s: &Session<'_>, db: &Db, files: &Migrations, yes: bool) -> Resu
     for f in &fixes {
         s.events().note(format!("repair: {}", f.what));
     }
-    if !yes {
-        let asked = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-        let agreed = asked && {
-            eprint!("apply these {} change(s) to the history? [y/N] ", fixes.len());
-            let mut answer = String::new();
-            std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
-        };
-        if !agreed {
-            return Err(
-                Abort::new(Code::InvalidInput, "repair not confirmed; nothing was changed")
-                    .hint("run again with `--yes` to apply the changes listed"),
-            );
-        }
+    if !yes && !super::common::confirm(&format!("apply these {} change(s) to the history?", fixes.len())) {
+        return Err(
+            Abort::new(Code::InvalidInput, "repair not confirmed; nothing was changed")
+                .hint("run again with `--yes` to apply the changes listed"),
+        );
     }
     apply::repair(s, db, &fixes).await.map(|()| Code::Ok)
 }

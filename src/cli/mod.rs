@@ -7,6 +7,7 @@ mod deploy;
 mod exec;
 mod inventory;
 mod migrate;
+mod restore;
 mod run;
 mod upload;
 
@@ -50,6 +51,9 @@ enum Command {
     Migrate(migrate::MigrateCommand),
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    Restore(restore::RestoreArgs),
+    #[command(subcommand)]
+    Replica(restore::ReplicaCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -93,6 +97,8 @@ pub fn main() -> ExitCode {
         Command::Lock(cmd) => deploy::lock_command(cmd),
         Command::Migrate(cmd) => migrate::run(cmd),
         Command::Backup(cmd) => backup::run(cmd),
+        Command::Restore(args) => restore::run(args),
+        Command::Replica(cmd) => restore::replica(cmd),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

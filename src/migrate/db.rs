@@ -218,29 +218,8 @@ fn flush(block: &mut String, reply: &mut Reply) {
     block.clear();
 }
 
-/// A client session kept open on a host until released: what it started lasts as long as the
-/// session (a `GET_LOCK`), and what it must undo runs when it ends (`after`, a shell command run
-/// once the client has read the end of its input), also when tend is killed and the SSH channel
-/// closes.
-pub struct Held {
-    stdin: Option<tokio::io::DuplexStream>,
-    task: tokio::task::JoinHandle<Result<(), StepError>>,
-}
-
-impl Held {
-    /// Ends the session; the error of `after`, if it failed.
-    pub async fn release(mut self) -> Result<(), StepError> {
-        drop(self.stdin.take());
-        match (&mut self.task).await {
-            Ok(r) => r,
-            Err(e) => Err(StepError::remote(
-                "localhost",
-                "session",
-                Failure::message(format!("internal: the session task failed: {e}"), "session"),
-            )),
-        }
-    }
-}
+/// A client session kept open on a host until released (see [`Host::hold`]).
+pub use crate::transport::Held;
 
 /// Why a server lock was not taken.
 #[derive(Debug)]
@@ -262,65 +241,20 @@ impl Db {
         after: &str,
         wait: Duration,
     ) -> Result<(Held, Vec<String>), StepError> {
-        use tokio::io::AsyncWriteExt as _;
-        let (mut tx, rx) = tokio::io::duplex(4096);
-        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
-        let host = self.host.clone();
         let command = RemoteCommand::new(format!(
             "{}\ntrap '' HUP PIPE\n\"$client\" --defaults-extra-file=\"$cnf\" --batch --unbuffered --default-character-set=utf8mb4\nrc=$?\n{after}\nexit $rc\n",
             mysql::PREAMBLE
         ));
-        let what = step.to_string();
-        let task = tokio::spawn(async move {
-            let mut rx = rx;
-            let mut answer = Some(answer_tx);
-            let mut lines: Vec<String> = Vec::new();
-            let mut on_line = |l: &[u8]| {
-                lines.push(String::from_utf8_lossy(l).into_owned());
-                if lines.len() == 2
-                    && let Some(a) = answer.take()
-                {
-                    let _ = a.send(lines.clone());
-                }
-            };
-            let out = host
-                .stream(&command, Input::Read(&mut rx), Sink::Lines(&mut on_line))
-                .await
-                .map_err(|e| StepError::transport(host.name(), &what, e))?;
-            if out.success() {
-                return Ok(());
-            }
-            Err(StepError::remote(
-                host.name(),
-                &what,
-                Failure::from_output(
-                    crate::transport::last_error_line(&out, "the session failed"),
-                    format!("mariadb: {what}"),
-                    &out,
-                ),
-            ))
-        });
         let input = format!("{}{};\n", self.login.stdin_line(), sql.trim_end().trim_end_matches(';'));
-        let sent = tx.write_all(input.as_bytes()).await;
-        let answer = tokio::time::timeout(wait + Duration::from_secs(30), answer_rx).await;
-        let held = Held { stdin: Some(tx), task };
-        match (sent, answer) {
-            (Ok(()), Ok(Ok(lines))) => {
-                let row = lines
-                    .get(1)
-                    .map(|l| l.split('\t').map(str::to_string).collect())
-                    .unwrap_or_default();
-                Ok((held, row))
-            }
-            _ => Err(match held.release().await {
-                Err(e) => e,
-                Ok(()) => StepError::remote(
-                    self.host.name(),
-                    step,
-                    Failure::message(format!("no answer to: {sql}"), format!("mariadb: {step}")),
-                ),
-            }),
-        }
+        let (held, lines) = self
+            .host
+            .hold(&format!("mariadb: {step}"), command, input.as_bytes(), 2, wait)
+            .await?;
+        let row = lines
+            .get(1)
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .unwrap_or_default();
+        Ok((held, row))
     }
 
     /// Takes `GET_LOCK(name, wait_s)` in a session of its own and keeps that session open.

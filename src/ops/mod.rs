@@ -27,11 +27,12 @@
 
 pub mod adhoc;
 pub mod lock;
+pub mod proxy;
 
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::inventory::Inventory;
-use crate::output::{ErrorEvent, Event, Events, HostCounts, Record, Status, StepEvent};
+use crate::output::{ErrorEvent, Event, Events, HostCounts, HostRecord, Record, Status, StepEvent};
 use crate::transport::{Fleet, Host, StepError, Target};
 use lock::{Lease, LockError};
 use std::collections::BTreeMap;
@@ -167,6 +168,46 @@ impl Clock {
             error: None,
             hosts: Vec::new(),
             details: serde_json::Map::new(),
+        }
+    }
+}
+
+/// What an operation on one host came to: its outcome word, the host's status and the
+/// record's details.
+pub type OneHost = (&'static str, Status, serde_json::Map<String, serde_json::Value>);
+
+impl Clock {
+    /// The outcome of an operation that worked on one host: the record with that host (the
+    /// abort's error shown and recorded; `failed` keeps the details given for it).
+    pub fn one_host(
+        &self,
+        s: &Session<'_>,
+        (command, group, host): (&str, &str, &str),
+        result: Result<OneHost, (Abort, serde_json::Map<String, serde_json::Value>)>,
+    ) -> Outcome {
+        let (code, (outcome, status, details), error) = match result {
+            Ok(x) => (Code::Ok, x, None),
+            Err((abort, details)) => {
+                let message = abort.error.message.clone();
+                s.events().error(*abort.error);
+                (abort.code, ("failed", Status::Failed, details), Some(message))
+            }
+        };
+        Outcome {
+            code,
+            record: Some(Record {
+                outcome: outcome.into(),
+                error: error.clone(),
+                hosts: vec![HostRecord {
+                    host: host.to_string(),
+                    status,
+                    outcome: outcome.into(),
+                    details: serde_json::Map::new(),
+                    error,
+                }],
+                details,
+                ..self.record(command, group)
+            }),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! operations talk to a [`Host`]; they never spawn `ssh` or build shell text themselves.
 
 mod fleet;
+mod held;
 mod host;
 mod local;
 mod process;
@@ -19,6 +20,7 @@ mod target;
 mod upload;
 
 pub use fleet::{Fleet, HostDone, interrupt_token};
+pub use held::Held;
 pub use host::{Counters, Host};
 pub use process::{Input, Sink};
 pub use shell::Become;

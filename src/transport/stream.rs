@@ -97,14 +97,14 @@ pub struct Transfer {
 }
 
 /// Streams the stdout of `from_cmd` on `from` (its stdin: `from_input`) into the stdin of
-/// `to_cmd` on `to`, through the control node in constant memory, hashing on the way. When the
-/// receiver stops reading, the sender is stopped too.
+/// `to_cmd` on `to` (after `to_prefix`, a login line), through the control node in constant
+/// memory, hashing what was sent on the way. When the receiver stops reading, the sender is
+/// stopped too.
 pub async fn pipe(
     from: &Host,
-    from_cmd: &RemoteCommand,
-    from_input: Input<'_>,
+    (from_cmd, from_input): (&RemoteCommand, Input<'_>),
     to: &Host,
-    to_cmd: &RemoteCommand,
+    (to_cmd, to_prefix): (&RemoteCommand, &[u8]),
 ) -> Result<Transfer, TransportError> {
     let (writer, reader) = tokio::io::duplex(256 * 1024);
     let send = async move {
@@ -116,8 +116,9 @@ pub async fn pipe(
     };
     let receive = async move {
         // Owned here, so that a receiver that ends early drops the pipe and stops the sender.
-        let mut reader = reader;
-        to.run(to_cmd, Input::Read(&mut reader)).await
+        use tokio::io::AsyncReadExt as _;
+        let mut input = to_prefix.chain(reader);
+        to.run(to_cmd, Input::Read(&mut input)).await
     };
     let (sent, received) = tokio::join!(send, receive);
     let dest = received?;

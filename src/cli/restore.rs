@@ -1,0 +1,612 @@
+//! `tend restore`: a backup onto a database server, rolled forward over the shipped binlogs to
+//! a point, on the operations core.
+
+use super::CliError;
+use super::backup::{Common, Resolved, resolve};
+use super::common::{block_on, choose, confirm};
+use crate::backup::binlogs::{self, Index};
+use crate::backup::replay::{self, Gtid, Txn};
+use crate::backup::restore::{self, Staged, Wanted};
+use crate::diagnostic::Diagnostic;
+use crate::exit::Code;
+use crate::migrate::db::{Db, Script};
+use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session};
+use crate::output::{Events, Layout, Status, StepEvent};
+use crate::transport::{Held, Target};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use sha2::Digest as _;
+use std::time::{Duration, Instant};
+
+/// Restore a backup onto a database server, to a point in time
+///
+/// Verifies the backup's files in the store (a damaged file is named and nothing is touched),
+/// ships the primary's newest binlogs, chooses the newest complete backup before the point
+/// (or --backup), replaces the target's databases with it and rolls it forward over the
+/// shipped binlogs to the point: in one client session across files (temporary tables
+/// survive), with nothing binlogged on the target, marking each transaction's GTID so that
+/// an interrupted restore resumes when run again with the same arguments.
+///
+/// The point: --to-time (the database server's local time, as `mariadb-binlog
+/// --stop-datetime` reads it, unless it carries an offset or Z; transactions written at or
+/// after it are not replayed), --to-gtid (that transaction included), --before (just before
+/// the first statement after the backup matching the pattern; the matches are listed with
+/// time, GTID and thread, and asked for on a terminal), else the end of what is shipped.
+///
+/// A target holding transactions past the point is refused without --force (they would be
+/// lost). Restoring the primary takes the backup lock and stops writes through the balancer's
+/// database proxy for its duration (given back even if tend is killed); its replicas then
+/// hold data it no longer has: rebuild them. A restored replica replicates again from the
+/// point. Asks for confirmation on a terminal; elsewhere --yes is needed.
+///
+/// Examples:
+///   tend restore --target h8 --before "DROP TABLE orders" --dry-run
+///   tend restore --target h8 --to-time "2026-12-01 14:07:00" --force --yes
+///   tend restore --target h9 --backup 20261201T040000Z-logical-h9-1a2b3c --yes
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The database server restored (a host of `db_primary` or `db_replica`)
+    #[arg(long, value_name = "HOST")]
+    pub target: String,
+    /// The backup: an id of `tend backup list`, or `latest` (the newest before the point)
+    #[arg(long, value_name = "ID", default_value = "latest")]
+    pub backup: String,
+    /// Stop before the first transaction written at or after this time
+    #[arg(long, value_name = "\"YYYY-MM-DD HH:MM:SS\"", group = "point")]
+    pub to_time: Option<String>,
+    /// Stop after this transaction (`domain-server-sequence`)
+    #[arg(long, value_name = "GTID", group = "point")]
+    pub to_gtid: Option<String>,
+    /// Stop just before the first statement matching this (case, quoting and schema
+    /// names aside)
+    #[arg(long, value_name = "SQL PATTERN", group = "point")]
+    pub before: Option<String>,
+    /// Print the plan (backup, binlogs, stop) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Restore even when the target holds transactions past the point (they are lost)
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation (needed when not at a terminal); with --before, take the
+    /// first match
+    #[arg(long)]
+    pub yes: bool,
+    /// Wait this long for the lock when another run holds it (default: exit 5 at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+/// Rebuild a replica from the newest backup and the shipped binlogs
+///
+/// Replaces every database of the replica with the newest complete backup rolled forward
+/// over the shipped binlogs to their end, then makes it replicate from the primary again from
+/// that GTID. After a restore of the primary, take a backup of the primary first: the
+/// binlogs before a restore describe another history.
+///
+/// Example:
+///   tend replica rebuild h9 --yes
+#[derive(Debug, Subcommand)]
+#[command(verbatim_doc_comment)]
+pub enum ReplicaCommand {
+    Rebuild(RebuildArgs),
+}
+
+/// Rebuild a replica from the newest backup and the shipped binlogs
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The replica (a host of `db_replica`)
+    pub host: String,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (needed when not at a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Wait this long for the lock when another run holds it (default: exit 5 at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+/// What one restore run is asked to do.
+struct Job {
+    command: &'static str,
+    target: String,
+    backup: String,
+    dry_run: bool,
+    force: bool,
+    yes: bool,
+    lock_wait: u64,
+    /// A rebuild: the data must be the primary's current history.
+    rebuild: bool,
+}
+
+/// Runs `tend replica ...`.
+pub fn replica(cmd: ReplicaCommand) -> Result<Code, CliError> {
+    let ReplicaCommand::Rebuild(a) = cmd;
+    let job = Job {
+        command: "replica rebuild",
+        target: a.host.clone(),
+        backup: "latest".into(),
+        dry_run: a.dry_run,
+        force: true,
+        yes: a.yes,
+        lock_wait: a.lock_wait,
+        rebuild: true,
+    };
+    let r = resolve(&a.common, None)?;
+    if !r.replicas.iter().any(|t| t.name == a.host) {
+        let mut d = Diagnostic::plain(format!("`{}` is not a replica (`db_replica`)", a.host));
+        if let Some(m) = crate::diagnostic::did_you_mean(&a.host, r.replicas.iter().map(|t| t.name.as_str())) {
+            d = d.with_hint(format!("did you mean `{m}`?"));
+        }
+        return Err(d.into());
+    }
+    start(&a.common, r, job, Wanted::End)
+}
+
+/// Runs `tend restore`.
+pub fn run(a: RestoreArgs) -> Result<Code, CliError> {
+    let wanted = wanted(&a)?;
+    if a.backup != "latest" && !crate::backup::catalog::valid_id(&a.backup) {
+        return Err(Diagnostic::plain(format!("--backup `{}` is not a backup id", a.backup))
+            .with_hint("`tend backup list` shows the ids")
+            .into());
+    }
+    let r = resolve(&a.common, None)?;
+    let job = Job {
+        command: "restore",
+        target: a.target.clone(),
+        backup: a.backup.clone(),
+        dry_run: a.dry_run,
+        force: a.force,
+        yes: a.yes,
+        lock_wait: a.lock_wait,
+        rebuild: false,
+    };
+    start(&a.common, r, job, wanted)
+}
+
+fn start(common: &Common, r: Resolved, a: Job, wanted: Wanted) -> Result<Code, CliError> {
+    let role = role(&r, &a.target)?;
+    let options = common.connection.connect_options()?;
+    let settings = common.output.settings(Layout::Steps);
+    block_on(async move {
+        let target = role.target().clone();
+        let mut targets = vec![target.clone()];
+        if r.primary.name != target.name {
+            targets.push(r.primary.clone());
+        }
+        targets.extend(r.store_host.iter().cloned());
+        if matches!(role, Role::Primary(_))
+            && let Some((lb, _)) = &r.lb
+        {
+            targets.push(lb.clone());
+        }
+        let events = Events::start(a.command, targets.len(), &settings);
+        if let Some(p) = &r.settings.login.password {
+            events.secret(p);
+        }
+        let fleet = common.connection.fleet(options);
+        let request = Request {
+            command: a.command.into(),
+            reason: format!("restore {} to {}", target.name, wanted.describe()),
+            lock: (!a.dry_run).then(|| LockRequest {
+                name: "backup".into(),
+                host: target.clone(),
+                ttl: Duration::from_secs(120),
+                wait: Duration::from_secs(a.lock_wait),
+            }),
+            check: false,
+            forks: common.connection.forks as usize,
+        };
+        ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
+            let clock = ops::Clock::start();
+            let result = restore(s, &a, &r, (&role, &wanted)).await;
+            record(s, (clock, a.command), &target.name, result)
+        })
+        .await
+    })
+}
+
+/// The restored server's place.
+enum Role {
+    Primary(Target),
+    Replica(Target),
+}
+
+impl Role {
+    fn target(&self) -> &Target {
+        match self {
+            Self::Primary(t) | Self::Replica(t) => t,
+        }
+    }
+}
+
+fn role(r: &Resolved, name: &str) -> Result<Role, CliError> {
+    if r.primary.name == name {
+        return Ok(Role::Primary(r.primary.clone()));
+    }
+    if let Some(t) = r.replicas.iter().find(|t| t.name == name) {
+        return Ok(Role::Replica(t.clone()));
+    }
+    let names = std::iter::once(r.primary.name.as_str()).chain(r.replicas.iter().map(|t| t.name.as_str()));
+    let mut d = Diagnostic::plain(format!(
+        "--target `{name}` is not a database host (`db_primary`, `db_replica`)"
+    ));
+    if let Some(m) = crate::diagnostic::did_you_mean(name, names) {
+        d = d.with_hint(format!("did you mean `--target {m}`?"));
+    }
+    Err(d.into())
+}
+
+fn wanted(a: &RestoreArgs) -> Result<Wanted, CliError> {
+    if let Some(t) = &a.to_time {
+        if restore::parse_time(t).is_none() {
+            return Err(Diagnostic::plain(format!("--to-time `{t}` is not a time"))
+                .with_hint("write \"YYYY-MM-DD HH:MM:SS\" (the server's local time), or add an offset: \"2026-12-01 14:07:00+01:00\" or \"...Z\"")
+                .into());
+        }
+        return Ok(Wanted::Time(t.trim().to_string()));
+    }
+    if let Some(g) = &a.to_gtid {
+        let Some(g) = Gtid::parse(g) else {
+            return Err(Diagnostic::plain(format!("--to-gtid `{g}` is not a GTID"))
+                .with_hint("write domain-server-sequence, e.g. 0-1-4711")
+                .into());
+        };
+        return Ok(Wanted::Gtid(g));
+    }
+    if let Some(p) = &a.before {
+        if replay::normalize(p).is_empty() {
+            return Err(Diagnostic::plain("--before needs a statement pattern, e.g. \"DROP TABLE orders\"").into());
+        }
+        return Ok(Wanted::Before(p.clone()));
+    }
+    Ok(Wanted::End)
+}
+
+/// What a restore reports.
+struct Done {
+    backup: String,
+    end: String,
+    txns: usize,
+    dry_run: bool,
+}
+
+async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role, &Wanted)) -> Result<Done, Abort> {
+    let target = role.target();
+    let Some(host) = s.host(&target.name) else {
+        return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", target.name)));
+    };
+    let db = Db {
+        host: host.clone(),
+        login: r.settings.login.clone(),
+        database: "mysql".into(),
+    };
+    let store = &r.settings.store;
+    let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
+    // The newest binlogs first: the point may be minutes old.
+    match s.host(&r.primary.name) {
+        Some(p) => {
+            let t = Instant::now();
+            let pdb = Db {
+                host: p.clone(),
+                ..db.clone()
+            };
+            match binlogs::ship_locked(&pdb, (store, store_host), Duration::from_secs(60), &s.cancel).await {
+                Ok(shipped) => s.step(
+                    StepEvent::new(
+                        &r.primary.name,
+                        "ship",
+                        if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
+                        format!(
+                            "{} bytes of binlogs shipped; covered until {}",
+                            shipped.bytes,
+                            replay::show_time(shipped.index.covered_until)
+                        ),
+                    )
+                    .took(t.elapsed()),
+                ),
+                Err(abort) => s.events().warn(format!(
+                    "the primary's newest binlogs were not shipped ({}); restoring from what the store has",
+                    abort.error.message
+                )),
+            }
+        }
+        None => s.events().warn(format!(
+            "the primary {} is unreachable; restoring from the binlogs the store has",
+            r.primary.name
+        )),
+    }
+    let (backups, _) = store
+        .list(store_host)
+        .await
+        .map_err(|e| Abort::step("cannot read the catalog", &e))?;
+    let backups: Vec<_> = backups
+        .into_iter()
+        .filter(|b| b.binlog_host.as_deref().is_none_or(|h| h == r.primary.name))
+        .collect();
+    let index = Index::load(store, store_host, &r.primary.name)
+        .await
+        .map_err(|e| Abort::step("cannot read the binlog index", &e))?;
+    let time = match wanted {
+        Wanted::Time(t) => {
+            let spec = restore::parse_time(t).ok_or_else(|| Abort::new(Code::InvalidInput, "bad time"))?;
+            Some(restore::resolve_time(&db, &spec).await?)
+        }
+        _ => None,
+    };
+    let key = hex::encode(&sha2::Sha256::digest(format!("{}|{wanted:?}|{}", target.name, a.backup))[..8]);
+    let mut staged = Staged::new(&key);
+    let yes = a.yes;
+    let pick = |matches: &[&Txn]| -> Option<usize> {
+        let rows = matches
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                json!({
+                    "n": i + 1,
+                    "time": replay::show_time(t.time),
+                    "gtid": t.gtid,
+                    "thread": t.thread,
+                    "where": format!("{}:{}", t.file, t.at),
+                    "statement": t.text.chars().take(100).collect::<String>(),
+                })
+            })
+            .collect();
+        s.events().table(
+            "matches",
+            &[
+                ("n", "#"),
+                ("time", "TIME"),
+                ("gtid", "GTID"),
+                ("thread", "THREAD"),
+                ("statement", "STATEMENT"),
+            ],
+            rows,
+        );
+        if yes || matches.len() == 1 {
+            return Some(0);
+        }
+        choose("restore to just before which statement?", matches.len())
+    };
+    let chosen = (a.backup != "latest").then_some(a.backup.as_str());
+    let prepared = restore::prepare(
+        s,
+        (store, store_host),
+        &db,
+        (&backups, chosen),
+        (&index, &mut staged),
+        (wanted, time),
+        &pick,
+    )
+    .await;
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            restore::clean(host, &staged).await;
+            return Err(e);
+        }
+    };
+    if a.rebuild
+        && let (Some(f), Some(p)) = (&prepared.backup.binlog_file, prepared.backup.binlog_pos)
+        && let Some(k) = index.break_after(f, p)
+    {
+        restore::clean(host, &staged).await;
+        return Err(Abort::new(
+            Code::InvalidInput,
+            format!(
+                "the primary was restored (at GTID {}) after the newest backup {}: a replica built from it would not match the primary",
+                k.gtid, prepared.backup.id
+            ),
+        )
+        .hint(format!("take a backup of the primary first: `tend backup run --from {}`", r.primary.name)));
+    }
+    // The run: what it restores and where it ends (a rebuild's end moves with the binlogs).
+    let run = format!("{key}-{}-{}", &prepared.backup.id, prepared.plan.end);
+    let run = hex::encode(&sha2::Sha256::digest(run)[..8]);
+    let plan = &prepared.plan;
+    let binlog_files: Vec<String> = prepared.files.iter().map(|f| f.name.clone()).collect();
+    s.events().note(format!(
+        "plan: backup {} (GTID {}), binlogs {}, {} transactions, stop {}; the data ends at GTID {}",
+        prepared.backup.id,
+        prepared.backup.gtid,
+        if binlog_files.is_empty() {
+            "none".to_string()
+        } else {
+            binlog_files.join(" ")
+        },
+        plan.apply.len(),
+        plan.stop
+            .as_ref()
+            .map_or("at the end of the shipped binlogs".to_string(), |(f, at)| format!(
+                "before {f}:{at}"
+            )),
+        plan.end
+    ));
+    let check = async {
+        restore::check_store((store, store_host), &prepared.backup, (&index.host, &prepared.files)).await?;
+        let state = restore::target_state(&db)
+            .await
+            .map_err(|e| Abort::step("cannot read the target's state", &e))?;
+        let ours = state.row.as_ref().is_some_and(|(rn, _, _)| rn == &run);
+        if !ours && let Some(g) = state.position.ahead_of(&plan.end) {
+            if !a.force && !a.dry_run {
+                return Err(Abort::new(
+                    Code::InvalidInput,
+                    format!(
+                        "{} holds transactions past the restore point (GTID {g}; the point is {}): they would be lost",
+                        target.name, plan.end
+                    ),
+                )
+                .hint("check with --dry-run, then add --force to restore anyway"));
+            }
+            s.events().warn(format!(
+                "{} holds transactions past the restore point (up to {g}); {}",
+                target.name,
+                if a.force {
+                    "--force: they will be lost"
+                } else {
+                    "they would be lost: the restore needs --force"
+                }
+            ));
+        }
+        Ok(state)
+    };
+    if let Err(e) = check.await {
+        restore::clean(host, &staged).await;
+        return Err(e);
+    }
+    let done = Done {
+        backup: prepared.backup.id.clone(),
+        end: plan.end.to_string(),
+        txns: plan.apply.len(),
+        dry_run: a.dry_run,
+    };
+    if a.dry_run {
+        restore::clean(host, &staged).await;
+        s.events().note("dry run: nothing was changed");
+        return Ok(done);
+    }
+    if !a.yes && !confirm(&format!("replace every database of {} with this?", target.name)) {
+        restore::clean(host, &staged).await;
+        return Err(
+            Abort::new(Code::InvalidInput, "restore not confirmed; nothing was changed")
+                .hint("run again with `--yes` to restore"),
+        );
+    }
+    // Writes stopped (primary) or replication stopped (replica) for the duration.
+    let mut writes: Option<Held> = None;
+    match role {
+        Role::Primary(_) => {
+            if let Some((lb, address)) = &r.lb
+                && let Some(lbh) = s.host(&lb.name)
+            {
+                let t = Instant::now();
+                let held = ops::proxy::stop_writes(lbh, &r.settings.proxy_upstream)
+                    .await
+                    .map_err(|e| Abort::step("cannot stop writes at the database proxy; nothing was changed", &e))?;
+                writes = Some(held);
+                let killed = ops::proxy::kill_sessions_from(&db, address).await.unwrap_or(0);
+                s.step(
+                    StepEvent::new(
+                        &lb.name,
+                        "stop writes",
+                        Status::Changed,
+                        format!("database proxy stopped; {killed} open sessions ended"),
+                    )
+                    .took(t.elapsed()),
+                );
+            } else {
+                s.events()
+                    .warn("no balancer (`lb`) in the inventory: application writes are not stopped");
+            }
+        }
+        Role::Replica(_) => {
+            let mut q = Script::new();
+            q.sql("STOP SLAVE");
+            db.query("stop replication", &q)
+                .await
+                .map_err(|e| Abort::step("cannot stop replication; nothing was changed", &e))?;
+        }
+    }
+    let applied = restore::apply(s, (store, store_host), &db, (&run, &staged), &prepared).await;
+    let after = match (&applied, role) {
+        (Ok(()), Role::Replica(t)) => replicate(s, &db, &t.name, &plan.end.to_string()).await,
+        (Ok(()), Role::Primary(_)) => {
+            // Its binlog before this point is another history now.
+            if let Err(e) = binlogs::mark_break(&db, (store, store_host), &s.cancel).await {
+                s.events().warn(format!(
+                    "the restore is not recorded in the binlog index ({}): do not roll backups older than now forward past it",
+                    e.error.message
+                ));
+            }
+            for rep in &r.replicas {
+                s.events().warn(format!(
+                    "{} holds data the restored primary no longer has: rebuild it (`tend replica rebuild {}`)",
+                    rep.name, rep.name
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+    if let Some(held) = writes {
+        let t = Instant::now();
+        let given_back = held.release().await;
+        if let Some((lb, _)) = &r.lb {
+            match given_back {
+                Ok(()) => s.step(
+                    StepEvent::new(&lb.name, "resume writes", Status::Changed, "database proxy open again")
+                        .took(t.elapsed()),
+                ),
+                Err(e) => s.failed(&e),
+            }
+        }
+    }
+    applied?;
+    after?;
+    restore::clean(host, &staged).await;
+    Ok(done)
+}
+
+/// A restored replica replicates again from the restored point.
+async fn replicate(s: &Session<'_>, db: &Db, name: &str, end: &str) -> Result<(), Abort> {
+    let t = Instant::now();
+    let mut q = Script::new();
+    q.sql(&format!(
+        "SET GLOBAL gtid_slave_pos = {}",
+        crate::migrate::db::text(end)
+    ));
+    q.sql("CHANGE MASTER TO MASTER_USE_GTID = slave_pos");
+    q.sql("START SLAVE");
+    db.query("start replication", &q)
+        .await
+        .map_err(|e| Abort::step("the replica is restored but does not replicate", &e))?;
+    for _ in 0..30 {
+        let (sql, caught_up) = crate::backup::logical::replica_status(db)
+            .await
+            .map_err(|e| Abort::step("cannot read the replica's status", &e))?;
+        if sql && caught_up {
+            s.step(
+                StepEvent::new(
+                    name,
+                    "replicate",
+                    Status::Changed,
+                    format!("replicating from GTID {end}, caught up"),
+                )
+                .took(t.elapsed()),
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    s.events().warn(format!(
+        "{name} replicates from GTID {end} but has not caught up within 30 s: see `SHOW SLAVE STATUS`"
+    ));
+    Ok(())
+}
+
+fn record(s: &Session<'_>, (clock, command): (ops::Clock, &str), target: &str, result: Result<Done, Abort>) -> Outcome {
+    let result = match result {
+        Ok(d) => {
+            let mut m = serde_json::Map::new();
+            m.insert("backup".into(), d.backup.into());
+            m.insert("gtid".into(), d.end.into());
+            m.insert("transactions".into(), d.txns.into());
+            m.insert("dry_run".into(), d.dry_run.into());
+            Ok(if d.dry_run {
+                ("planned", Status::Ok, m)
+            } else {
+                ("restored", Status::Changed, m)
+            })
+        }
+        Err(abort) => Err((abort, serde_json::Map::new())),
+    };
+    clock.one_host(s, (command, "db", target), result)
+}

@@ -181,3 +181,375 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
     lab.sh(6, &format!("rm -rf {store}"));
     sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
 }
+
+fn restore(lab: &Lab, store: &str, args: &[&str]) -> Run {
+    let inv = lab.inventory();
+    let host = "backup_store_host=h6".to_string();
+    let dir = format!("backup_store_dir={store}");
+    let mut all = args.to_vec();
+    all.extend(["-i", &inv, "-e", &host, "-e", &dir, "--format", "json"]);
+    run_in(&repo(), &all)
+}
+
+/// Rows of `db.t`: count and highest id.
+fn rows(lab: &Lab, i: u32, db: &str) -> String {
+    sql(
+        lab,
+        i,
+        &format!("SELECT CONCAT(COUNT(*), ' ', IFNULL(MAX(id), 0)) FROM {db}.t"),
+    )
+}
+
+/// Waits until the server's clock has passed a second boundary and returns that second
+/// (`YYYY-MM-DD HH:MM:SS`, the server's local time): every write before is older, every one
+/// after is as old or newer.
+fn a_new_second(lab: &Lab, i: u32) -> String {
+    let now = sql(lab, i, "SELECT NOW()");
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let t = sql(lab, i, "SELECT NOW()");
+        if t != now {
+            return t;
+        }
+    }
+}
+
+#[test]
+fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
+    let lab = Lab::get();
+    let s = common::provision_shop(&lab);
+    let tag = std::process::id();
+    let db = format!("pitr_{tag}");
+    let store = format!("/var/backups/tend-pitr-{tag}");
+    let (p, rep) = (s.primary, s.replica);
+    let primary = format!("h{p}");
+    sql(
+        &lab,
+        p,
+        &format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY); USE {db}; INSERT INTO t SELECT seq FROM seq_1_to_100"
+        ),
+    );
+    let r = restore(&lab, &store, &["backup", "binlogs"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let pos = sql(&lab, p, "SELECT @@gtid_binlog_pos");
+    assert_eq!(sql(&lab, rep, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)")), "0");
+    let r = backup(&lab, &store, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let backup_id = record(&r)["id"].as_str().unwrap_or_default().to_string();
+
+    // Rows 101-200, then the moment T, then 201-300 written through a temporary table that
+    // lives across a binlog rotation (logged as statements, so the replay needs the table in
+    // its session), 301-400, and the accident.
+    sql(
+        &lab,
+        p,
+        &format!("USE {db}; INSERT INTO t SELECT seq FROM seq_101_to_200"),
+    );
+    let t = a_new_second(&lab, p);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sql(
+        &lab,
+        p,
+        &format!(
+            "SET SESSION binlog_format = 'STATEMENT'; USE {db}; CREATE TEMPORARY TABLE tmp (id INT); INSERT INTO tmp SELECT seq FROM seq_201_to_300; FLUSH BINARY LOGS; INSERT INTO t SELECT id FROM tmp; DROP TEMPORARY TABLE tmp"
+        ),
+    );
+    sql(
+        &lab,
+        p,
+        &format!("USE {db}; INSERT INTO t SELECT seq FROM seq_301_to_400; DROP TABLE t"),
+    );
+
+    // The plan, and nothing changed.
+    let r = restore(
+        &lab,
+        &store,
+        &["restore", "--target", &primary, "--to-time", &t, "--dry-run"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(record(&r)["outcome"], "planned");
+    assert!(r.stdout.contains("past the restore point"), "{r:?}");
+    assert!(sql(&lab, p, &format!("SHOW TABLES IN {db}")).is_empty());
+    // Without --force the primary's newer transactions are not thrown away; without --yes
+    // nothing happens off a terminal.
+    assert_eq!(
+        restore(
+            &lab,
+            &store,
+            &["restore", "--target", &primary, "--to-time", &t, "--yes"]
+        )
+        .code,
+        4
+    );
+    assert_eq!(
+        restore(
+            &lab,
+            &store,
+            &["restore", "--target", &primary, "--to-time", &t, "--force"]
+        )
+        .code,
+        4
+    );
+    // Bad points: exit 4, the window named.
+    let r = restore(
+        &lab,
+        &store,
+        &[
+            "restore",
+            "--target",
+            &primary,
+            "--to-time",
+            "2099-01-01 00:00:00",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stdout.contains("covered window"), "{r:?}");
+    let r = restore(
+        &lab,
+        &store,
+        &[
+            "restore",
+            "--target",
+            &primary,
+            "--before",
+            "DROP TABLE nothing_like_it",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+    assert_eq!(
+        restore(&lab, &store, &["restore", "--target", "h6", "--dry-run"]).code,
+        4
+    );
+    assert_eq!(
+        restore(
+            &lab,
+            &store,
+            &["restore", "--target", &primary, "--to-time", "yesterday"]
+        )
+        .code,
+        4
+    );
+
+    // To T: exactly the rows written before it.
+    let r = restore(
+        &lab,
+        &store,
+        &["restore", "--target", &primary, "--to-time", &t, "--force", "--yes"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(rows(&lab, p, &db), "200 200");
+    // Writes went through the proxy again at the end.
+    let upstream = lab.sh(s.lb, "cat /etc/nginx/stream.d/upstream-shop_db.conf");
+    assert!(!upstream.contains("down"), "{upstream}");
+    // Just before the DROP: every row, those that came through the temporary table too.
+    let r = restore(
+        &lab,
+        &store,
+        &[
+            "restore",
+            "--target",
+            &primary,
+            "--before",
+            "DROP TABLE t",
+            "--force",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let matches = r.events("row");
+    assert_eq!(matches.len(), 1, "{r:?}");
+    assert!(
+        matches[0]["statement"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("DROP TABLE"),
+        "{r:?}"
+    );
+    assert_eq!(rows(&lab, p, &db), "400 400");
+    let (code, body) = common::http_get(&format!("http://{}/", lab.address(s.lb)));
+    assert_eq!(code, 200, "{body}");
+    // The same restore again: already done, nothing touched.
+    sql(&lab, p, &format!("INSERT INTO {db}.t VALUES (1000)"));
+    let r = restore(
+        &lab,
+        &store,
+        &[
+            "restore",
+            "--target",
+            &primary,
+            "--before",
+            "DROP TABLE t",
+            "--force",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("already restored"), "{r:?}");
+    assert_eq!(rows(&lab, p, &db), "401 1000");
+
+    // A damaged file in the store: refused, the file and both sums named, nothing touched.
+    lab.sh(
+        6,
+        &format!(
+            "cp -p {store}/{backup_id}/dump.sql.zst /tmp/good-{tag} && printf x >> {store}/{backup_id}/dump.sql.zst"
+        ),
+    );
+    let r = restore(
+        &lab,
+        &store,
+        &[
+            "restore", "--target", &primary, "--backup", &backup_id, "--force", "--yes",
+        ],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    let message = r.events("error")[0]["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        message.contains(&format!("{backup_id}/dump.sql.zst")) && message.contains("damaged"),
+        "{message}"
+    );
+    assert_eq!(rows(&lab, p, &db), "401 1000");
+    lab.sh(6, &format!("mv /tmp/good-{tag} {store}/{backup_id}/dump.sql.zst"));
+
+    // The replica holds another history now: rebuilt from a new backup of the primary, it
+    // replicates, and a new row travels.
+    let r = restore(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
+    assert_eq!(
+        r.code, 4,
+        "a backup from before the restore must not seed the replica: {r:?}"
+    );
+    let r = backup(&lab, &store, &["run", "--from", &primary]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = restore(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let status = lab.sh(rep, "mariadb -e 'SHOW SLAVE STATUS\\G'");
+    assert!(
+        status.contains("Slave_IO_Running: Yes") && status.contains("Slave_SQL_Running: Yes"),
+        "{status}"
+    );
+    sql(&lab, p, &format!("INSERT INTO {db}.t VALUES (1001)"));
+    let pos = sql(&lab, p, "SELECT @@gtid_binlog_pos");
+    assert_eq!(sql(&lab, rep, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)")), "0");
+    assert_eq!(rows(&lab, rep, &db), "402 1001");
+    sql(&lab, p, &format!("DROP DATABASE {db}"));
+    lab.sh(6, &format!("rm -rf {store}"));
+}
+
+#[test]
+fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction() {
+    use std::io::BufRead;
+    let lab = Lab::get();
+    let s = common::provision_shop(&lab);
+    let tag = std::process::id();
+    let db = format!("kill_{tag}");
+    let store = format!("/var/backups/tend-kill-{tag}");
+    let (p, rep) = (s.primary, s.replica);
+    let primary = format!("h{p}");
+    sql(
+        &lab,
+        p,
+        &format!("CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+    );
+    let pos = sql(&lab, p, "SELECT @@gtid_binlog_pos");
+    assert_eq!(sql(&lab, rep, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)")), "0");
+    let r = backup(&lab, &store, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // 20000 transactions of one row each, then the accident.
+    lab.sh(
+        p,
+        &format!(
+            "seq 1 20000 | sed 's/.*/INSERT INTO t VALUES (&);/' | mariadb {db} && mariadb {db} -e 'DROP TABLE t'"
+        ),
+    );
+    let inv = lab.inventory();
+    let dir = format!("backup_store_dir={store}");
+    let args = [
+        "restore",
+        "--target",
+        &primary,
+        "--before",
+        "DROP TABLE t",
+        "--force",
+        "--yes",
+        "-i",
+        &inv,
+        "-e",
+        "backup_store_host=h6",
+        "-e",
+        &dir,
+        "--format",
+        "json",
+    ];
+    let mut child = common::tend()
+        .current_dir(repo())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tend");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut loaded = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap_or_default();
+        if line.contains("\"step\":\"load\"") {
+            loaded = true;
+            break;
+        }
+        assert!(
+            !line.contains("\"event\":\"record\""),
+            "ended before the replay: {line}"
+        );
+    }
+    assert!(loaded, "no load step");
+    // Killed once the replay has committed something.
+    let mut marked = String::new();
+    for _ in 0..200 {
+        marked = sql(&lab, p, "SELECT gtid FROM mysql.tend_restore WHERE id = 1");
+        if !marked.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(!marked.is_empty(), "the replay committed nothing while watched");
+    let partial = rows(&lab, p, &db);
+    // The proxy lets writes through again without tend.
+    let mut upstream = String::new();
+    for _ in 0..50 {
+        upstream = lab.sh(s.lb, "cat /etc/nginx/stream.d/upstream-shop_db.conf");
+        if !upstream.contains("down") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!upstream.contains("down"), "{upstream}");
+    // The same command again: resumes (the lock of the dead run is taken over) and ends at the
+    // point.
+    let r = restore(
+        &lab,
+        &store,
+        &[
+            "restore",
+            "--target",
+            &primary,
+            "--before",
+            "DROP TABLE t",
+            "--force",
+            "--yes",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("resuming"), "{r:?}");
+    assert_eq!(rows(&lab, p, &db), "20000 20000", "after a kill at {partial}");
+    // The replica, seeded again from a backup of the restored primary.
+    let r = backup(&lab, &store, &["run", "--from", &primary]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = restore(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(rows(&lab, rep, &db), "20000 20000");
+    sql(&lab, p, &format!("DROP DATABASE {db}"));
+    lab.sh(6, &format!("rm -rf {store}"));
+}

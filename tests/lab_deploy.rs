@@ -3,27 +3,10 @@
 //! pruning, the deploy lock, and a `tend` killed in the middle of a deploy.
 
 mod common;
-use common::{Lab, Run, Shop, http_get as page, repo, run_in, shop};
+use common::{Lab, Run, Shop, http_get as page, provision_shop, repo, run_in, shop};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-
-/// Provisions the shop (idempotent: quick when it is already there).
-fn provision(lab: &Lab, dir: &Path) {
-    let log = dir.join("log");
-    let r = run_in(
-        &repo(),
-        &[
-            "run",
-            "playbooks/site.yaml",
-            "-i",
-            &lab.inventory(),
-            "--log-dir",
-            log.to_str().unwrap_or_default(),
-        ],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-}
 
 /// A war of the sample app whose pages say release `id`.
 fn war(dir: &Path, id: &str) -> PathBuf {
@@ -170,7 +153,7 @@ fn rolling_deploys_roll_back_on_a_failed_health_gate_and_prune() {
     let lab = Lab::get();
     let s = shop(&lab);
     let scratch = common::scratch();
-    provision(&lab, scratch.path());
+    provision_shop(&lab);
     let tag = std::process::id();
     let (r2, r3, r4) = (format!("2-{tag}"), format!("3-{tag}"), format!("4-{tag}"));
 
@@ -378,7 +361,7 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
     let lab = Lab::get();
     let s = shop(&lab);
     let scratch = common::scratch();
-    provision(&lab, scratch.path());
+    provision_shop(&lab);
     let id = format!("locked-{}", std::process::id());
     let w = war(scratch.path(), &id);
     let (mut first, mut out) = spawn_deploy(&lab, &w, &id);
@@ -446,7 +429,7 @@ fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs(
     let lab = Lab::get();
     let s = shop(&lab);
     let scratch = common::scratch();
-    provision(&lab, scratch.path());
+    provision_shop(&lab);
     let id = format!("killed-{}", std::process::id());
     let w = war(scratch.path(), &id);
     let (mut child, mut out) = spawn_deploy(&lab, &w, &id);
@@ -492,7 +475,7 @@ fn deploys_with_migrations_keep_the_schema_version_and_guard_rollbacks() {
     let lab = Lab::get();
     let s = shop(&lab);
     let scratch = common::scratch();
-    provision(&lab, scratch.path());
+    provision_shop(&lab);
     let tag = std::process::id();
     let db = format!("migdeploy_{tag}");
     let dir = scratch.path().join("migrations");

@@ -25,7 +25,8 @@ use crate::migrate::db::{Db, Script, text};
 use crate::modules::mysql::ident;
 use crate::ops::{Abort, Progress};
 use crate::output::{Status, StepEvent};
-use crate::transport::{Host, Input, RemoteCommand, Sink, StepError, shell::quote};
+use crate::transport::shell::{quote, tethered};
+use crate::transport::{Host, Input, RemoteCommand, Sink, StepError};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -223,9 +224,10 @@ pub async fn resolve_time(db: &Db, spec: &TimeSpec) -> Result<i64, Abort> {
         TimeSpec::ServerLocal(s) => {
             let mut q = Script::new();
             let m = q.mark();
+            // Past 2038 UNIX_TIMESTAMP has no answer: then the distance from now.
+            let t = text(s);
             q.sql(&format!(
-                "SELECT UNIX_TIMESTAMP({}) AS t, @@system_time_zone AS tz",
-                text(s)
+                "SELECT IFNULL(NULLIF(UNIX_TIMESTAMP({t}), 0), UNIX_TIMESTAMP() + TIMESTAMPDIFF(SECOND, NOW(), {t})) AS t"
             ));
             q.mark();
             let r = db
@@ -480,17 +482,21 @@ fn set_stage(s: &mut Script, run: &str, stage: &str) {
     ));
 }
 
+/// Held by the session that loads or replays: a run that finds it held waits for the session
+/// of a killed run to end.
+const SERVER_LOCK: &str = "tend-restore";
+
 /// The dump, decompressed into one client session that binlogs nothing.
 const LOAD: &str = r#"
 command -v zstd >/dev/null || { echo "zstd is not installed on the host" >&2; exit 127; }
-{ printf 'SET SESSION sql_log_bin = 0;\n'; zstd -dc; echo "tend-zstd-rc $?" >&2; } |
+{ printf "SET SESSION sql_log_bin = 0;\nDO GET_LOCK('%s', 60);\n" "$lock"; zstd -dc; echo "tend-zstd-rc $?" >&2; } |
 "$client" --defaults-extra-file="$cnf" --default-character-set=utf8mb4 --max-allowed-packet=1G
 "#;
 
 /// The binlogs, in one session, with a progress mark in each transaction.
 const REPLAY: &str = r#"
 cd -- "$dir" || exit 3
-{ printf 'SET SESSION sql_log_bin = 0;\n'; mariadb-binlog "$@"; echo "tend-binlog-rc $?" >&2; } |
+{ printf "SET SESSION sql_log_bin = 0;\nDO GET_LOCK('%s', 60);\n" "$lock"; mariadb-binlog "$@"; echo "tend-binlog-rc $?" >&2; } |
 awk "$marks" |
 "$client" --defaults-extra-file="$cnf" --binary-mode --default-character-set=utf8mb4 --max-allowed-packet=1G
 "#;
@@ -508,6 +514,21 @@ pub async fn apply(
     p: &Prepared,
 ) -> Result<(), Abort> {
     let host = db.host.name().to_string();
+    // A killed run's load or replay ends with its channel; its session may take a moment.
+    match db.hold_lock(SERVER_LOCK, 60).await {
+        Ok(held) => {
+            let _ = held.release().await;
+        }
+        Err(crate::migrate::db::LockError::Held(who)) => {
+            return Err(Abort::new(
+                Code::Locked,
+                format!("{host}: another restore session still works on the server ({who})"),
+            ));
+        }
+        Err(crate::migrate::db::LockError::Step(e)) => {
+            return Err(Abort::step("cannot check for another restore session", &e));
+        }
+    }
     let state = target_state(db)
         .await
         .map_err(|e| Abort::step("cannot read the target's state", &e))?;
@@ -563,10 +584,11 @@ pub async fn apply(
             args.push(format!("--stop-position={at}"));
         }
         let script = format!(
-            "set -- {}\ndir={}\nmarks={}\n{REPLAY}",
+            "set -- {}\ndir={}\nmarks={}\nlock={SERVER_LOCK}\n{}",
             crate::transport::shell::join(&args),
             quote(&staged.dir),
-            quote(replay::MARKS)
+            quote(replay::MARKS),
+            tethered(REPLAY, &["client", "cnf", "dir", "marks", "lock"])
         );
         let (command, login) = db.shell(&script, Some(LONG));
         let out = db
@@ -653,7 +675,8 @@ async fn load(
         .await
         .map_err(|e| Abort::step("cannot clear the server's databases", &e))?;
     for f in &backup.files {
-        let (command, login) = db.shell(LOAD, Some(LONG));
+        let script = format!("lock={SERVER_LOCK}\n{}", tethered(LOAD, &["client", "cnf", "lock"]));
+        let (command, login) = db.shell(&script, Some(LONG));
         let rel = format!("{}/{}", backup.id, f.name);
         let (out, hashed) = store
             .send(store_host, &rel, &db.host, (&command, login.as_bytes()))

@@ -15,6 +15,38 @@ pub struct Become {
 /// about 2 s where coreutils' `sha256sum` takes 14 s), else `sha256sum`.
 pub const SHA256_FN: &str = "tend_sha256() { if command -v openssl >/dev/null 2>&1; then set -- $(openssl dgst -sha256 -r); else set -- $(sha256sum); fi; echo \"$1\"; }\n";
 
+/// Runs `body` (a script; the variables named in `exports` and the positional parameters
+/// passed on) so that it ends with its SSH channel: in a process group of its own, watched by
+/// a loop that writes a heartbeat line to stdout every 0.2 s and stops the group when that
+/// write fails (tend killed or its connection gone). A long load or replay on a host is never
+/// left running by a dead tend, to race the next run. Exits with the body's status.
+pub fn tethered(body: &str, exports: &[&str]) -> String {
+    let mut s = String::new();
+    if !exports.is_empty() {
+        s.push_str(&format!("export {}\n", exports.join(" ")));
+    }
+    s.push_str(&format!(
+        r#"tend_done=$(mktemp -u) || exit 3
+export tend_done
+tend_body={}
+exec 3<&0
+setsid sh -c 'sh -c "$0" tend "$@"; echo $? > "$tend_done"' "$tend_body" "$@" <&3 3<&- &
+exec 3<&-
+tend_pid=$!
+trap '' PIPE
+while [ ! -s "$tend_done" ]; do
+  sleep 0.2
+  if ! printf '.\n' 2>/dev/null; then kill -TERM -- "-$tend_pid" 2>/dev/null; kill -TERM "$tend_pid" 2>/dev/null; exit 143; fi
+done
+wait "$tend_pid" 2>/dev/null
+tend_rc=$(cat "$tend_done"); rm -f -- "$tend_done"
+exit "$tend_rc"
+"#,
+        quote(body)
+    ));
+    s
+}
+
 /// POSIX single-quote quoting: safe for any byte string in `sh`, `bash`, `dash`, `zsh`.
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
@@ -55,6 +87,26 @@ pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tethered_body_keeps_its_stdin_arguments_and_exit_status() {
+        use std::io::Write as _;
+        let script = format!(
+            "x=1\nset -- a 'b c'\n{}",
+            tethered("read -r l; echo \"$x $l $2\"; exit 3", &["x"])
+        );
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child.stdin.take().expect("stdin").write_all(b"line\n").expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(3));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.lines().any(|l| l == "1 line b c"), "{text}");
+    }
 
     #[test]
     fn quotes_only_when_needed() {

@@ -388,12 +388,21 @@ pub fn shop(lab: &Lab) -> Shop {
 /// Provisions the shop's databases (`playbooks/mysql.yaml`; quick when already done) for the
 /// tests that work on the primary and replica, and returns the shop's hosts.
 pub fn provision_databases(lab: &Lab) -> Shop {
-    let log = std::env::temp_dir().join("tend-test-databases-log");
+    provision(lab, "playbooks/mysql.yaml")
+}
+
+/// Provisions the whole shop (`playbooks/site.yaml`; quick when already done).
+pub fn provision_shop(lab: &Lab) -> Shop {
+    provision(lab, "playbooks/site.yaml")
+}
+
+fn provision(lab: &Lab, playbook: &str) -> Shop {
+    let log = std::env::temp_dir().join("tend-test-provision-log");
     let r = run_in(
         &repo(),
         &[
             "run",
-            "playbooks/mysql.yaml",
+            playbook,
             "-i",
             &lab.inventory(),
             "--log-dir",

@@ -378,6 +378,16 @@ pub async fn mark_break(
     Ok(brk)
 }
 
+/// Drops pruned files from the index (their bytes are gone from the store).
+pub async fn forget(
+    (store, store_host): (&Store, Option<&Host>),
+    mut index: Index,
+    names: &[String],
+) -> Result<(), StepError> {
+    index.files.retain(|f| !names.contains(&f.name));
+    save(store, store_host, &index).await
+}
+
 async fn save(store: &Store, store_host: Option<&Host>, index: &Index) -> Result<(), StepError> {
     let json = serde_json::to_vec(index).unwrap_or_default();
     store.put(store_host, &Index::path(&index.host), &json).await

@@ -80,6 +80,41 @@ pub struct Backup {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Every verification by restoring it, oldest first.
+    #[serde(default)]
+    pub verifications: Vec<Verification>,
+}
+
+impl Backup {
+    /// The verification that passed last, if one did.
+    pub fn verified(&self) -> Option<&Verification> {
+        self.verifications.iter().rev().find(|v| v.ok)
+    }
+}
+
+/// One verification of a backup: restored into a scratch server, checked, rolled forward.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// RFC 3339 start.
+    pub at: String,
+    /// The host of the scratch server.
+    pub host: String,
+    /// Whether the backup proved good.
+    pub ok: bool,
+    /// What was wrong.
+    pub problems: Vec<String>,
+    /// Seconds to load and roll forward: what a restore of it takes.
+    pub restore_seconds: f64,
+    /// Seconds to load the backup.
+    pub load_seconds: f64,
+    /// Seconds to roll it forward.
+    pub replay_seconds: f64,
+    /// The GTID position it was rolled forward to.
+    pub gtid: String,
+    /// Transactions replayed.
+    pub transactions: u64,
+    /// Seconds for the whole verification.
+    pub seconds: f64,
 }
 
 impl Backup {

@@ -116,7 +116,7 @@ async fn point(db: &Db, stop: bool) -> Result<Point, StepError> {
 }
 
 /// Row counts and `CHECKSUM TABLE` of `tables`, one session.
-async fn tables(db: &Db, names: &[String]) -> Result<Vec<Table>, StepError> {
+pub(super) async fn tables(db: &Db, names: &[String]) -> Result<Vec<Table>, StepError> {
     let mut s = Script::new();
     let mut marks = Vec::new();
     for name in names {
@@ -237,6 +237,7 @@ pub async fn run(
         tables_at_consistent_point: false,
         state: State::Failed,
         error: None,
+        verifications: Vec::new(),
     };
     // The file gets its name, then the catalog lists it: in that order, or not at all.
     let stored = match result {

@@ -15,7 +15,9 @@ pub mod catalog;
 pub mod logical;
 pub mod replay;
 pub mod restore;
+pub mod retention;
 pub mod store;
+pub mod verify;
 
 use crate::diagnostic::Diagnostic;
 use crate::inventory::Inventory;
@@ -31,6 +33,12 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("backup_login_user", ""),
     ("backup_login_password", ""),
     ("shop_db_proxy_upstream", "shop_db"),
+    ("backup_verify_host", ""),
+    ("backup_verify_port", "3399"),
+    ("backup_max_age", "26h"),
+    ("backup_keep_daily", "7"),
+    ("backup_keep_weekly", "4"),
+    ("backup_keep_monthly", "6"),
 ];
 
 /// One host's backup settings.
@@ -42,6 +50,43 @@ pub struct Settings {
     pub login: Login,
     /// The balancer's database upstream (`nginx_upstream` name), where writes are stopped.
     pub proxy_upstream: String,
+    /// Where backups are verified (a database host; empty: the first replica, else the primary).
+    pub verify_host: String,
+    /// The scratch server's port.
+    pub verify_port: u16,
+    /// `tend backup status` fails when the newest verified backup is older.
+    pub max_age: std::time::Duration,
+    /// Retention: the newest backup of each of this many days, ISO weeks and months is kept.
+    pub keep: Keep,
+}
+
+/// How many daily, weekly and monthly backups retention keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    /// Days.
+    pub daily: usize,
+    /// ISO weeks.
+    pub weekly: usize,
+    /// Months.
+    pub monthly: usize,
+}
+
+/// `90s`, `45m`, `26h`, `7d` or plain seconds.
+pub fn parse_age(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (n, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: u64 = n.trim().parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n * 60,
+        'h' => n * 3600,
+        'd' => n * 86400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
 }
 
 /// Reads host `h`'s settings; the store host must be a host of the inventory.
@@ -88,6 +133,32 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize) -> Result<Settings,
             user: v.optional("backup_login_user")?,
             password: v.optional("backup_login_password")?,
             ..Login::default()
+        },
+        verify_host: text("backup_verify_host")?,
+        verify_port: {
+            let p = text("backup_verify_port")?;
+            p.parse()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| Diagnostic::plain(format!("`backup_verify_port: {p}` is not a port number")))?
+        },
+        max_age: {
+            let a = text("backup_max_age")?;
+            parse_age(&a).ok_or_else(|| {
+                Diagnostic::plain(format!("`backup_max_age: {a}` is not an age")).with_hint("write e.g. 26h, 2d or 90m")
+            })?
+        },
+        keep: {
+            let n = |var: &str| -> Result<usize, Diagnostic> {
+                let v = text(var)?;
+                v.parse()
+                    .map_err(|_| Diagnostic::plain(format!("`{var}: {v}` is not a number of backups")))
+            };
+            Keep {
+                daily: n("backup_keep_daily")?,
+                weekly: n("backup_keep_weekly")?,
+                monthly: n("backup_keep_monthly")?,
+            }
         },
         proxy_upstream: {
             let u = text("shop_db_proxy_upstream")?;

@@ -513,6 +513,21 @@ pub async fn apply(
     (run, staged): (&str, &Staged),
     p: &Prepared,
 ) -> Result<(), Abort> {
+    match begin(progress, (store, store_host), db, run, p).await? {
+        Some(start) => replay(progress, db, staged, p, start).await,
+        None => Ok(()),
+    }
+}
+
+/// Where a restore begins its replay: loads the backup unless run `run` already did (then it
+/// resumes after the last transaction that run applied). `None`: the run already finished.
+pub async fn begin(
+    progress: &dyn Progress,
+    (store, store_host): (&Store, Option<&Host>),
+    db: &Db,
+    run: &str,
+    p: &Prepared,
+) -> Result<Option<Resume>, Abort> {
     let host = db.host.name().to_string();
     // A killed run's load or replay ends with its channel; its session may take a moment.
     match db.hold_lock(SERVER_LOCK, 60).await {
@@ -540,7 +555,7 @@ pub async fn apply(
                 Status::Ok,
                 "already restored by this run",
             ));
-            return Ok(());
+            return Ok(None);
         }
         Some((r, stage, gtid)) if r == run && stage == "replaying" => Some(gtid.clone()),
         _ => None,
@@ -573,7 +588,27 @@ pub async fn apply(
             ),
         ));
     }
-    // Replay.
+    Ok(Some(Resume { start, after: resume }))
+}
+
+/// Where a replay starts: the index of its first transaction, and the GTID a resumed run had
+/// reached.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    start: usize,
+    after: Option<String>,
+}
+
+/// Replays the binlogs of `p` from `from` and checks that the progress mark is the plan's end.
+pub async fn replay(
+    progress: &dyn Progress,
+    db: &Db,
+    staged: &Staged,
+    p: &Prepared,
+    from: Resume,
+) -> Result<(), Abort> {
+    let host = db.host.name().to_string();
+    let Resume { start, after: resume } = from;
     let t = Instant::now();
     let todo = p.txns.get(start..p.plan.apply.end).unwrap_or_default();
     if let Some(first) = todo.first() {

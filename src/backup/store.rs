@@ -436,6 +436,50 @@ impl Store {
         }
     }
 
+    /// Removes backups (their directory and catalog entry) and binlog files (paths inside the
+    /// store); ids and names are checked to be plain names first.
+    pub async fn remove(
+        &self,
+        store_host: Option<&Host>,
+        backups: &[String],
+        files: &[String],
+    ) -> Result<(), StepError> {
+        let mut rels: Vec<String> = Vec::new();
+        for id in backups.iter().filter(|id| catalog::valid_id(id)) {
+            rels.push(Backup::entry_path(id));
+            rels.push(id.clone());
+        }
+        rels.extend(
+            files
+                .iter()
+                .filter(|f| !f.contains("..") && !f.starts_with('/'))
+                .cloned(),
+        );
+        match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                let mut script = format!("cd -- {} || exit 3\n", quote(dir));
+                for rel in &rels {
+                    script.push_str(&format!("rm -rf -- {}\n", quote(rel)));
+                }
+                to.step("store", &format!("remove from {dir}"), script, Input::None, SHORT)
+                    .await
+                    .map(|_| ())
+            }
+            (Self::Local(dir), _) => {
+                for rel in &rels {
+                    let p = dir.join(rel);
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
+                Ok(())
+            }
+            (Self::Remote { host, .. }, None) => Err(not_connected(host)),
+        }
+    }
+
     /// Every backup in the catalog, oldest first; entries that cannot be read are skipped with
     /// their names returned beside.
     pub async fn list(&self, store_host: Option<&Host>) -> Result<(Vec<Backup>, Vec<String>), StepError> {

@@ -35,6 +35,9 @@ use std::time::Duration;
 pub enum BackupCommand {
     Run(RunArgs),
     Binlogs(BinlogsArgs),
+    Verify(VerifyArgs),
+    Status(StatusArgs),
+    Prune(PruneArgs),
     List(ListArgs),
     Show(ShowArgs),
 }
@@ -92,6 +95,67 @@ pub struct BinlogsArgs {
     #[command(flatten)]
     pub common: Common,
     /// Wait this long for another shipping run to finish (default: exit 5 at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+/// Prove a backup by restoring it into a scratch server
+///
+/// Starts a scratch MariaDB server (its own datadir under /var/tmp and port
+/// `backup_verify_port`, default 3399; the running server is never touched) on
+/// `backup_verify_host` (default: the first replica, else the primary), checks the backup's
+/// files against their SHA-256, loads it as `tend restore` would, runs CHECK TABLE on every
+/// table, compares row counts and CHECKSUM TABLE with the catalog, rolls it forward over the
+/// shipped binlogs to their end and checks the GTID reached, then removes the scratch server.
+/// The result and the measured restore time go into the backup's catalog entry; a backup
+/// verified once is not verified again unless --again. Exit 2 when the backup is bad.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The backup id [default: the newest complete backup]
+    pub id: Option<String>,
+    /// The host of the scratch server (a host with MariaDB installed)
+    #[arg(long, value_name = "HOST")]
+    pub on: Option<String>,
+    /// Verify even when it was verified before
+    #[arg(long)]
+    pub again: bool,
+    /// Wait this long for the lock when another run holds it (default: exit 5 at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+/// Say how old the newest verified backup is and what can be restored today
+///
+/// Prints the newest backup, the newest verified one and its age, and the point-in-time
+/// window covered today (from the oldest backup that rolls forward to the newest shipped
+/// transaction). Exits 2 when there is no verified backup or the newest is older than
+/// `backup_max_age` (default 26h): for monitoring.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Delete backups and binlogs that retention no longer keeps
+///
+/// Keeps the newest complete backup of each of the last `backup_keep_daily` days (default 7),
+/// `backup_keep_weekly` ISO weeks (4) and `backup_keep_monthly` months (6), always the newest
+/// backup and the newest verified one, and every binlog from the oldest kept backup's position
+/// on. Failed entries older than the newest complete backup go too. --plan shows exactly what
+/// would go and changes nothing.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Show what would be deleted; delete nothing
+    #[arg(long)]
+    pub plan: bool,
+    /// Wait this long for the lock when another run holds it (default: exit 5 at once)
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
@@ -201,6 +265,9 @@ pub fn run(cmd: BackupCommand) -> Result<Code, CliError> {
     match cmd {
         BackupCommand::Run(a) => backup_run(a),
         BackupCommand::Binlogs(a) => binlogs(a),
+        BackupCommand::Verify(a) => verify(a),
+        BackupCommand::Status(a) => status(a),
+        BackupCommand::Prune(a) => prune(a),
         BackupCommand::List(a) => listing(&a.common, None),
         BackupCommand::Show(a) => {
             if !catalog::valid_id(&a.id) {
@@ -215,168 +282,154 @@ pub fn run(cmd: BackupCommand) -> Result<Code, CliError> {
 
 fn backup_run(a: RunArgs) -> Result<Code, CliError> {
     let r = resolve(&a.common, a.from.as_deref())?;
-    let options = a.common.connection.connect_options()?;
-    let settings = a.common.output.settings(Layout::Steps);
-    block_on(async move {
-        let mut targets: Vec<Target> = r.sources.iter().map(|(t, _)| t.clone()).collect();
-        targets.extend(r.store_host.iter().cloned());
-        let events = Events::start("backup run", targets.len(), &settings);
-        if let Some(p) = &r.settings.login.password {
-            events.secret(p);
-        }
-        let fleet = a.common.connection.fleet(options);
-        let request = Request {
-            command: "backup run".into(),
-            reason: format!("{} backup", a.kind),
-            lock: Some(LockRequest {
-                name: "backup".into(),
-                host: r.primary.clone(),
-                ttl: Duration::from_secs(120),
-                wait: Duration::from_secs(a.lock_wait),
-            }),
-            check: false,
-            forks: a.common.connection.forks as usize,
-        };
-        ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
-            let started = ops::Clock::start();
-            let mut chosen = None;
-            for (t, replica) in &r.sources {
-                let Some(h) = s.host(&t.name) else { continue };
-                let db = Db {
-                    host: h.clone(),
-                    login: r.settings.login.clone(),
-                    database: "mysql".into(),
-                };
-                let usable = if !*replica || r.sources.len() == 1 {
-                    Ok(true)
-                } else {
-                    logical::replica_status(&db).await.map(|(_, caught_up)| caught_up)
-                };
-                match usable {
-                    Ok(true) => {
-                        chosen = Some(Source {
-                            db,
-                            replica: *replica,
-                            primary: r.primary.name.clone(),
-                        });
-                        break;
-                    }
-                    Ok(false) => s.events().warn(format!(
-                        "{}: the replica is not running or not caught up; not backed up from",
-                        t.name
-                    )),
-                    Err(e) => s.events().warn(format!(
-                        "{}: cannot read the replica's status ({}); not backed up from",
-                        t.name,
-                        e.message()
-                    )),
-                }
-            }
-            let Some(src) = chosen else {
-                return s.end(Err(Abort::new(Code::HostFailed, "no database host to back up from")));
-            };
-            s.touch(src.db.host.name());
-            let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
-            let mut salt = [0u8; 3];
-            let _ = getrandom::fill(&mut salt);
-            let id = format!(
-                "{}-{}-{}-{}",
-                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
-                a.kind,
-                src.db.host.name(),
-                hex::encode(salt)
-            );
-            s.events().note(format!(
-                "{} backup {id} of {}{} into {}",
-                a.kind,
-                src.db.host.name(),
-                if src.replica { " (replica)" } else { "" },
-                r.settings.store.describe()
-            ));
-            let result = logical::run(s, &src, &r.settings.store, store_host, &id).await;
-            record(s, started, (&src, &id), result)
-        })
-        .await
-    })
-}
-
-fn binlogs(a: BinlogsArgs) -> Result<Code, CliError> {
-    let r = resolve(&a.common, None)?;
-    let options = a.common.connection.connect_options()?;
-    let settings = a.common.output.settings(Layout::Steps);
-    block_on(async move {
-        let mut targets = vec![r.primary.clone()];
-        targets.extend(r.store_host.iter().cloned());
-        let events = Events::start("backup binlogs", targets.len(), &settings);
-        if let Some(p) = &r.settings.login.password {
-            events.secret(p);
-        }
-        let fleet = a.common.connection.fleet(options);
-        let request = Request {
-            command: "backup binlogs".into(),
-            reason: String::new(),
-            lock: None,
-            check: false,
-            forks: a.common.connection.forks as usize,
-        };
-        ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
-            let clock = ops::Clock::start();
-            let Some(h) = s.host(&r.primary.name) else {
-                return s.end(Ok(Code::Unreachable));
-            };
+    let spec = Spec {
+        command: "backup run",
+        layout: Layout::Steps,
+        lock_wait: Some(a.lock_wait),
+        hosts: r.sources.iter().map(|(t, _)| t.clone()).collect(),
+    };
+    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
+        let started = ops::Clock::start();
+        let mut chosen = None;
+        for (t, replica) in &r.sources {
+            let Some(h) = s.host(&t.name) else { continue };
             let db = Db {
                 host: h.clone(),
                 login: r.settings.login.clone(),
                 database: "mysql".into(),
             };
-            let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
-            let t = std::time::Instant::now();
-            let shipped = match crate::backup::binlogs::ship_locked(
-                &db,
-                (&r.settings.store, store_host),
-                Duration::from_secs(a.lock_wait),
-                &s.cancel,
-            )
-            .await
-            {
-                Ok(x) => x,
-                Err(abort) => return s.end(Err(abort)),
+            let usable = if !*replica || r.sources.len() == 1 {
+                Ok(true)
+            } else {
+                logical::replica_status(&db).await.map(|(_, caught_up)| caught_up)
             };
-            let index = &shipped.index;
-            s.step(
-                crate::output::StepEvent::new(
-                    &r.primary.name,
-                    "ship",
-                    if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
-                    format!(
-                        "{} bytes in {} files to {}; every transaction before {} is shipped",
-                        shipped.bytes,
-                        shipped.files.len(),
-                        r.settings.store.describe(),
-                        crate::backup::replay::show_time(index.covered_until)
-                    ),
-                )
-                .took(t.elapsed()),
-            );
-            for (a, b) in &shipped.new_gaps {
-                s.events().warn(format!(
+            match usable {
+                Ok(true) => {
+                    chosen = Some(Source {
+                        db,
+                        replica: *replica,
+                        primary: r.primary.name.clone(),
+                    });
+                    break;
+                }
+                Ok(false) => s.events().warn(format!(
+                    "{}: the replica is not running or not caught up; not backed up from",
+                    t.name
+                )),
+                Err(e) => s.events().warn(format!(
+                    "{}: cannot read the replica's status ({}); not backed up from",
+                    t.name,
+                    e.message()
+                )),
+            }
+        }
+        let Some(src) = chosen else {
+            return s.end(Err(Abort::new(Code::HostFailed, "no database host to back up from")));
+        };
+        s.touch(src.db.host.name());
+        let mut salt = [0u8; 3];
+        let _ = getrandom::fill(&mut salt);
+        let id = format!(
+            "{}-{}-{}-{}",
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+            a.kind,
+            src.db.host.name(),
+            hex::encode(salt)
+        );
+        s.events().note(format!(
+            "{} backup {id} of {}{} into {}",
+            a.kind,
+            src.db.host.name(),
+            if src.replica { " (replica)" } else { "" },
+            r.settings.store.describe()
+        ));
+        let result = logical::run(s, &src, &r.settings.store, store_host, &id).await;
+        record(s, started, (&src, &id), result)
+    })
+}
+
+fn binlogs(a: BinlogsArgs) -> Result<Code, CliError> {
+    let r = resolve(&a.common, None)?;
+    let spec = Spec {
+        command: "backup binlogs",
+        layout: Layout::Steps,
+        lock_wait: None,
+        hosts: vec![r.primary.clone()],
+    };
+    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
+        let clock = ops::Clock::start();
+        let Some(h) = s.host(&r.primary.name) else {
+            return s.end(Ok(Code::Unreachable));
+        };
+        let db = Db {
+            host: h.clone(),
+            login: r.settings.login.clone(),
+            database: "mysql".into(),
+        };
+        let t = std::time::Instant::now();
+        let shipped = match crate::backup::binlogs::ship_locked(
+            &db,
+            (&r.settings.store, store_host),
+            Duration::from_secs(a.lock_wait),
+            &s.cancel,
+        )
+        .await
+        {
+            Ok(x) => x,
+            Err(abort) => return s.end(Err(abort)),
+        };
+        let index = &shipped.index;
+        s.step(
+            crate::output::StepEvent::new(
+                &r.primary.name,
+                "ship",
+                if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
+                format!(
+                    "{} bytes in {} files to {}; every transaction before {} is shipped",
+                    shipped.bytes,
+                    shipped.files.len(),
+                    r.settings.store.describe(),
+                    crate::backup::replay::show_time(index.covered_until)
+                ),
+            )
+            .took(t.elapsed()),
+        );
+        for (a, b) in &shipped.new_gaps {
+            s.events().warn(format!(
                     "gap: the server purged the binlogs between {a} and {b} before they were shipped; backups before the gap cannot roll forward past it"
                 ));
-            }
-            let mut details = serde_json::Map::new();
-            details.insert("shipped_bytes".into(), shipped.bytes.into());
-            details.insert(
-                "shipped".into(),
-                shipped.files.iter().map(|(n, b)| json!({"name": n, "bytes": b})).collect(),
-            );
-            details.insert("covered_until".into(), crate::backup::replay::show_time(index.covered_until).into());
-            details.insert("gtid_end".into(), index.files.last().map(|f| f.gtid_end.clone()).unwrap_or_default().into());
-            details.insert("files".into(), index.files.len().into());
-            details.insert("gaps".into(), json!(index.gaps));
-            let status = if shipped.bytes > 0 { Status::Changed } else { Status::Ok };
-            clock.one_host(s, ("backup binlogs", "db_primary", &r.primary.name), Ok(("shipped", status, details)))
-        })
-        .await
+        }
+        let mut details = serde_json::Map::new();
+        details.insert("shipped_bytes".into(), shipped.bytes.into());
+        details.insert(
+            "shipped".into(),
+            shipped
+                .files
+                .iter()
+                .map(|(n, b)| json!({"name": n, "bytes": b}))
+                .collect(),
+        );
+        details.insert(
+            "covered_until".into(),
+            crate::backup::replay::show_time(index.covered_until).into(),
+        );
+        details.insert(
+            "gtid_end".into(),
+            index
+                .files
+                .last()
+                .map(|f| f.gtid_end.clone())
+                .unwrap_or_default()
+                .into(),
+        );
+        details.insert("files".into(), index.files.len().into());
+        details.insert("gaps".into(), json!(index.gaps));
+        let status = if shipped.bytes > 0 { Status::Changed } else { Status::Ok };
+        clock.one_host(
+            s,
+            ("backup binlogs", "db_primary", &r.primary.name),
+            Ok(("shipped", status, details)),
+        )
     })
 }
 
@@ -407,78 +460,380 @@ fn record(s: &Session<'_>, clock: ops::Clock, (src, id): (&Source, &str), result
 /// `list` (every backup) and `show ID` (one, whole).
 fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
     let r = resolve(c, None)?;
-    let options = c.connection.connect_options()?;
-    let settings = c.output.settings(Layout::Listing);
-    block_on(async move {
-        let targets: Vec<Target> = r.store_host.iter().cloned().collect();
-        let events = Events::start(
-            if id.is_some() { "backup show" } else { "backup list" },
-            targets.len(),
-            &settings,
+    let spec = Spec {
+        command: if id.is_some() { "backup show" } else { "backup list" },
+        layout: Layout::Listing,
+        lock_wait: None,
+        hosts: Vec::new(),
+    };
+    operate(c, &r, spec, async |s: &Session<'_>, store_host| {
+        let (backups, unreadable) = match r.settings.store.list(store_host).await {
+            Ok(x) => x,
+            Err(e) => return s.end(Err(Abort::step("cannot read the catalog", &e))),
+        };
+        for u in unreadable {
+            s.events().warn(format!("catalog entry {u} cannot be read; left out"));
+        }
+        if let Some(id) = &id {
+            let Some(b) = backups.iter().find(|b| &b.id == id) else {
+                return s.end(Err(Abort::new(
+                    Code::InvalidInput,
+                    format!("no backup `{id}` in {}", r.settings.store.describe()),
+                )
+                .hint("`tend backup list` shows the ids")));
+            };
+            let row = serde_json::to_value(b).unwrap_or_default();
+            s.events().table(
+                "backup",
+                &[("id", "ID"), ("state", "STATE"), ("gtid", "GTID"), ("bytes", "BYTES")],
+                vec![row],
+            );
+            return s.end(Ok(Code::Ok));
+        }
+        let rows = backups
+            .iter()
+            .map(|b| {
+                json!({
+                    "id": b.id,
+                    "kind": b.kind,
+                    "state": b.state,
+                    "host": b.host,
+                    "gtid": b.gtid,
+                    "bytes": b.bytes,
+                    "seconds": b.seconds,
+                    "tables": b.tables.len(),
+                })
+            })
+            .collect();
+        s.events().table(
+            "backups",
+            &[
+                ("id", "ID"),
+                ("kind", "KIND"),
+                ("state", "STATE"),
+                ("host", "FROM"),
+                ("gtid", "GTID"),
+                ("bytes", "BYTES"),
+                ("seconds", "SECONDS"),
+            ],
+            rows,
         );
+        s.end(Ok(Code::Ok))
+    })
+}
+
+/// How a backup subcommand runs on the operations core.
+struct Spec {
+    command: &'static str,
+    layout: Layout,
+    /// Takes the `backup` lock on the primary, waiting this long.
+    lock_wait: Option<u64>,
+    /// Hosts besides the store host.
+    hosts: Vec<Target>,
+}
+
+/// Runs `work` as backup subcommand `spec` with the store host connected.
+fn operate<W>(c: &Common, r: &Resolved, spec: Spec, work: W) -> Result<Code, CliError>
+where
+    W: AsyncFnOnce(&Session<'_>, Option<&crate::transport::Host>) -> Outcome,
+{
+    let options = c.connection.connect_options()?;
+    let settings = c.output.settings(spec.layout);
+    block_on(async move {
+        let mut targets = spec.hosts.clone();
+        targets.extend(r.store_host.iter().cloned());
+        let events = Events::start(spec.command, targets.len(), &settings);
+        if let Some(p) = &r.settings.login.password {
+            events.secret(p);
+        }
         let fleet = c.connection.fleet(options);
         let request = Request {
-            command: "backup list".into(),
+            command: spec.command.into(),
             reason: String::new(),
-            lock: None,
+            lock: spec.lock_wait.map(|wait| LockRequest {
+                name: "backup".into(),
+                host: r.primary.clone(),
+                ttl: Duration::from_secs(120),
+                wait: Duration::from_secs(wait),
+            }),
             check: false,
             forks: c.connection.forks as usize,
         };
         ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
             let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
-            let (backups, unreadable) = match r.settings.store.list(store_host).await {
-                Ok(x) => x,
-                Err(e) => return s.end(Err(Abort::step("cannot read the catalog", &e))),
-            };
-            for u in unreadable {
-                s.events().warn(format!("catalog entry {u} cannot be read; left out"));
-            }
-            if let Some(id) = &id {
-                let Some(b) = backups.iter().find(|b| &b.id == id) else {
-                    return s.end(Err(Abort::new(
-                        Code::InvalidInput,
-                        format!("no backup `{id}` in {}", r.settings.store.describe()),
-                    )
-                    .hint("`tend backup list` shows the ids")));
-                };
-                let row = serde_json::to_value(b).unwrap_or_default();
-                s.events().table(
-                    "backup",
-                    &[("id", "ID"), ("state", "STATE"), ("gtid", "GTID"), ("bytes", "BYTES")],
-                    vec![row],
-                );
-                return s.end(Ok(Code::Ok));
-            }
-            let rows = backups
-                .iter()
-                .map(|b| {
-                    json!({
-                        "id": b.id,
-                        "kind": b.kind,
-                        "state": b.state,
-                        "host": b.host,
-                        "gtid": b.gtid,
-                        "bytes": b.bytes,
-                        "seconds": b.seconds,
-                        "tables": b.tables.len(),
-                    })
-                })
-                .collect();
-            s.events().table(
-                "backups",
-                &[
-                    ("id", "ID"),
-                    ("kind", "KIND"),
-                    ("state", "STATE"),
-                    ("host", "FROM"),
-                    ("gtid", "GTID"),
-                    ("bytes", "BYTES"),
-                    ("seconds", "SECONDS"),
-                ],
-                rows,
-            );
-            s.end(Ok(Code::Ok))
+            work(s, store_host).await
         })
         .await
+    })
+}
+
+/// The backups of the store and the binlog index of the primary.
+async fn catalog_and_index(
+    r: &Resolved,
+    store_host: Option<&crate::transport::Host>,
+) -> Result<(Vec<Backup>, crate::backup::binlogs::Index), Abort> {
+    let (backups, _) = r
+        .settings
+        .store
+        .list(store_host)
+        .await
+        .map_err(|e| Abort::step("cannot read the catalog", &e))?;
+    let index = crate::backup::binlogs::Index::load(&r.settings.store, store_host, &r.primary.name)
+        .await
+        .map_err(|e| Abort::step("cannot read the binlog index", &e))?;
+    Ok((backups, index))
+}
+
+fn verify(a: VerifyArgs) -> Result<Code, CliError> {
+    if let Some(id) = &a.id
+        && !catalog::valid_id(id)
+    {
+        return Err(Diagnostic::plain(format!("`{id}` is not a backup id"))
+            .with_hint("`tend backup list` shows the ids")
+            .into());
+    }
+    let r = resolve(&a.common, None)?;
+    let on =
+        a.on.clone()
+            .or_else(|| (!r.settings.verify_host.is_empty()).then(|| r.settings.verify_host.clone()));
+    let host = match on {
+        Some(name) => {
+            let (inv, vars) = a.common.inventory.load()?;
+            let Some(h) = inv.hosts.iter().position(|x| x.name == name) else {
+                let mut d = Diagnostic::plain(format!("verify host `{name}` is not a host of the inventory"));
+                if let Some(m) = crate::diagnostic::did_you_mean(&name, inv.hosts.iter().map(|x| x.name.as_str())) {
+                    d = d.with_hint(format!("did you mean `{m}`?"));
+                }
+                return Err(d.into());
+            };
+            a.common.connection.target(&inv, &vars, h)?
+        }
+        None => r.replicas.first().cloned().unwrap_or_else(|| r.primary.clone()),
+    };
+    let spec = Spec {
+        command: "backup verify",
+        layout: Layout::Steps,
+        lock_wait: Some(a.lock_wait),
+        hosts: vec![host.clone()],
+    };
+    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
+        let clock = ops::Clock::start();
+        let result = async {
+            let Some(h) = s.host(&host.name) else {
+                return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", host.name)));
+            };
+            let (backups, index) = catalog_and_index(&r, store_host).await?;
+            let chosen = match &a.id {
+                Some(id) => backups.iter().find(|b| &b.id == id),
+                None => backups.iter().rev().find(|b| b.state == catalog::State::Complete),
+            };
+            let Some(b) = chosen else {
+                return Err(Abort::new(
+                    Code::InvalidInput,
+                    match &a.id {
+                        Some(id) => format!("no backup `{id}` in {}", r.settings.store.describe()),
+                        None => format!("{} holds no complete backup", r.settings.store.describe()),
+                    },
+                )
+                .hint("`tend backup list` shows the backups"));
+            };
+            if let Some(v) = b.verified()
+                && !a.again
+            {
+                s.events().note(format!(
+                    "{} was verified at {} on {} (restore took {} s); --again to verify it again",
+                    b.id, v.at, v.host, v.restore_seconds
+                ));
+                return Ok((b.clone(), None));
+            }
+            s.events().note(format!("verifying {} on {}", b.id, host.name));
+            let v = crate::backup::verify::run(
+                s,
+                (&r.settings.store, store_host),
+                h,
+                (b, &backups, &index),
+                r.settings.verify_port,
+            )
+            .await?;
+            let mut entry = b.clone();
+            entry.verifications.push(v.clone());
+            let json = serde_json::to_vec(&entry).unwrap_or_default();
+            r.settings
+                .store
+                .put(store_host, &Backup::entry_path(&entry.id), &json)
+                .await
+                .map_err(|e| Abort::step("cannot record the verification in the catalog", &e))?;
+            Ok((entry, Some(v)))
+        }
+        .await;
+        let result = match result {
+            Ok((b, v)) => {
+                let mut d = serde_json::Map::new();
+                d.insert("id".into(), b.id.clone().into());
+                let fresh = v.is_some();
+                let v = v.or_else(|| b.verified().cloned());
+                d.insert("verification".into(), serde_json::to_value(&v).unwrap_or_default());
+                match v.as_ref().map(crate::backup::verify::outcome) {
+                    Some(Err(abort)) => Err((abort, d)),
+                    _ if fresh => Ok(("verified", Status::Changed, d)),
+                    _ => Ok(("verified", Status::Ok, d)),
+                }
+            }
+            Err(abort) => Err((abort, serde_json::Map::new())),
+        };
+        clock.one_host(s, ("backup verify", "backup", &host.name), result)
+    })
+}
+
+fn status(a: StatusArgs) -> Result<Code, CliError> {
+    let r = resolve(&a.common, None)?;
+    let spec = Spec {
+        command: "backup status",
+        layout: Layout::Listing,
+        lock_wait: None,
+        hosts: Vec::new(),
+    };
+    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
+        let (backups, index) = match catalog_and_index(&r, store_host).await {
+            Ok(x) => x,
+            Err(abort) => return s.end(Err(abort)),
+        };
+        let now = jiff::Timestamp::now().as_second();
+        let complete: Vec<&Backup> = backups.iter().filter(|b| b.state == catalog::State::Complete).collect();
+        let newest = complete.last();
+        let verified = complete.iter().rev().find(|b| b.verified().is_some());
+        let age = verified.map(|b| now - crate::backup::restore::started(b));
+        // The window: from the oldest backup whose binlog was shipped to the newest shipped
+        // transaction (or the newest backup's own point without binlogs).
+        let from = complete
+            .iter()
+            .find(|b| b.binlog_file.as_deref().is_some_and(|f| index.from_file(f).is_some()))
+            .or(complete.first())
+            .map(|b| crate::backup::restore::started(b));
+        let to = if index.covered_until > 0 {
+            Some(index.covered_until)
+        } else {
+            newest.map(|b| crate::backup::restore::started(b))
+        };
+        let show = |t: Option<i64>| t.map_or("-".to_string(), crate::backup::replay::show_time);
+        let row = json!({
+            "newest": newest.map(|b| b.id.clone()),
+            "newest_verified": verified.map(|b| b.id.clone()),
+            "verified_age_seconds": age,
+            "restore_seconds": verified.and_then(|b| b.verified()).map(|v| v.restore_seconds),
+            "window_from": show(from),
+            "window_to": show(to),
+            "gaps": index.gaps.len(),
+            "max_age_seconds": r.settings.max_age.as_secs(),
+        });
+        s.events().table(
+            "status",
+            &[
+                ("newest_verified", "NEWEST VERIFIED"),
+                ("verified_age_seconds", "AGE (S)"),
+                ("restore_seconds", "RESTORE (S)"),
+                ("window_from", "WINDOW FROM"),
+                ("window_to", "TO"),
+                ("gaps", "GAPS"),
+            ],
+            vec![row],
+        );
+        let max = r.settings.max_age.as_secs() as i64;
+        match age {
+            None => s.end(Err(Abort::new(Code::HostFailed, "no backup has been verified")
+                .hint("`tend backup verify` proves the newest one"))),
+            Some(age) if age > max => s.end(Err(Abort::new(
+                Code::HostFailed,
+                format!(
+                    "the newest verified backup is {} h old (backup_max_age: {} h)",
+                    age / 3600,
+                    max / 3600
+                ),
+            ))),
+            Some(_) => s.end(Ok(Code::Ok)),
+        }
+    })
+}
+
+fn prune(a: PruneArgs) -> Result<Code, CliError> {
+    let r = resolve(&a.common, None)?;
+    let spec = Spec {
+        command: "backup prune",
+        layout: Layout::Listing,
+        lock_wait: (!a.plan).then_some(a.lock_wait),
+        hosts: vec![r.primary.clone()],
+    };
+    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
+        let clock = ops::Clock::start();
+        let result = async {
+            let (backups, index) = catalog_and_index(&r, store_host).await?;
+            let p = crate::backup::retention::plan(&backups, std::slice::from_ref(&index), r.settings.keep);
+            let mut rows: Vec<serde_json::Value> = Vec::new();
+            for b in &backups {
+                let keep = p.keep.iter().find(|(id, _)| id == &b.id);
+                rows.push(json!({
+                    "id": b.id,
+                    "state": b.state,
+                    "verified": b.verified().is_some(),
+                    "action": if keep.is_some() { "keep" } else if p.delete.contains(&b.id) { "delete" } else { "keep" },
+                    "why": keep.map(|(_, w)| w.join(", ")).unwrap_or_default(),
+                }));
+            }
+            for (host, files) in &p.binlogs {
+                for f in files {
+                    rows.push(json!({"id": format!("binlogs/{host}/{f}"), "action": "delete", "why": "before every kept backup"}));
+                }
+            }
+            s.events().table(
+                "prune",
+                &[("action", "ACTION"), ("id", "BACKUP OR BINLOG"), ("state", "STATE"), ("why", "WHY KEPT")],
+                rows,
+            );
+            let files: Vec<String> = p
+                .binlogs
+                .iter()
+                .flat_map(|(h, fs)| fs.iter().map(move |f| crate::backup::binlogs::Index::file_path(h, f)))
+                .collect();
+            if a.plan {
+                s.events().note(format!(
+                    "plan: {} backups and {} binlog files would be deleted; nothing was changed",
+                    p.delete.len(),
+                    files.len()
+                ));
+                return Ok((p, false));
+            }
+            r.settings
+                .store
+                .remove(store_host, &p.delete, &files)
+                .await
+                .map_err(|e| Abort::step("cannot delete from the store", &e))?;
+            if let Some(names) = p.binlogs.get(&index.host) {
+                crate::backup::binlogs::forget((&r.settings.store, store_host), index.clone(), names)
+                    .await
+                    .map_err(|e| Abort::step("cannot update the binlog index", &e))?;
+            }
+            Ok((p, true))
+        }
+        .await;
+        let result = match result {
+            Ok((p, deleted)) => {
+                let mut d = serde_json::Map::new();
+                d.insert("delete".into(), json!(p.delete));
+                d.insert(
+                    "keep".into(),
+                    json!(p.keep.iter().map(|(id, _)| id).collect::<Vec<_>>()),
+                );
+                d.insert("binlogs".into(), json!(p.binlogs));
+                d.insert("plan".into(), (!deleted).into());
+                let changed = deleted && (!p.delete.is_empty() || !p.binlogs.is_empty());
+                Ok((
+                    if deleted { "pruned" } else { "planned" },
+                    if changed { Status::Changed } else { Status::Ok },
+                    d,
+                ))
+            }
+            Err(abort) => Err((abort, serde_json::Map::new())),
+        };
+        clock.one_host(s, ("backup prune", "backup", &r.primary.name), result)
     })
 }

@@ -553,3 +553,127 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
     sql(&lab, p, &format!("DROP DATABASE {db}"));
     lab.sh(6, &format!("rm -rf {store}"));
 }
+
+#[test]
+fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_needed() {
+    let lab = Lab::get();
+    let s = provision_databases(&lab);
+    let tag = std::process::id();
+    let db = format!("ver_{tag}");
+    let store = format!("/var/backups/tend-verify-{tag}");
+    let (p, rep) = (s.primary, s.replica);
+    let caught_up = |lab: &Lab| {
+        let pos = sql(lab, p, "SELECT @@gtid_binlog_pos");
+        assert_eq!(sql(lab, rep, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)")), "0");
+    };
+    sql(
+        &lab,
+        p,
+        &format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY); USE {db}; INSERT INTO t SELECT seq FROM seq_1_to_1000; FLUSH BINARY LOGS"
+        ),
+    );
+    assert_eq!(restore(&lab, &store, &["backup", "binlogs"]).code, 0);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        caught_up(&lab);
+        let r = backup(&lab, &store, &["run"]);
+        assert_eq!(r.code, 0, "{r:?}");
+        ids.push(record(&r)["id"].as_str().unwrap_or_default().to_string());
+        sql(
+            &lab,
+            p,
+            &format!("USE {db}; INSERT INTO t VALUES ({}); FLUSH BINARY LOGS", 2000 + n),
+        );
+    }
+    assert_eq!(restore(&lab, &store, &["backup", "binlogs"]).code, 0);
+    let entry = |id: &str| -> serde_json::Value {
+        serde_json::from_str(&lab.sh(6, &format!("cat {store}/catalog/{id}.json"))).unwrap_or_default()
+    };
+
+    // The newest: restored into a scratch server, checked, rolled forward to the last insert.
+    let r = backup(&lab, &store, &["verify"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = &entry(&ids[2])["verifications"][0];
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["restore_seconds"].as_f64().is_some_and(|s| s > 0.0), "{v}");
+    assert_eq!(v["transactions"], 1, "the insert after the backup was replayed: {v}");
+    assert_eq!(v["gtid"], sql(&lab, p, "SELECT @@gtid_binlog_pos"));
+    // Nothing of the scratch server is left, and the running server was not touched.
+    assert_eq!(lab.sh(rep, "ls /var/tmp | grep -c tend-verify || true").trim(), "0");
+    assert_eq!(sql(&lab, rep, "SELECT @@port"), "3306");
+    // Verified once: not again.
+    let r = backup(&lab, &store, &["verify"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(entry(&ids[2])["verifications"].as_array().map(Vec::len), Some(1));
+    // A damaged file: the verification fails, names the file, and is recorded.
+    lab.sh(6, &format!("printf x >> {store}/{}/dump.sql.zst", ids[1]));
+    let r = backup(&lab, &store, &["verify", &ids[1]]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let v = &entry(&ids[1])["verifications"][0];
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["problems"][0].as_str().unwrap_or_default().contains("dump.sql.zst"),
+        "{v}"
+    );
+
+    // Status: the newest verified backup and the window; too old for a tiny backup_max_age.
+    let r = backup(&lab, &store, &["status"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.events("row")[0]["newest_verified"], ids[2].as_str());
+    let r = backup(&lab, &store, &["status", "-e", "backup_max_age=0s"]);
+    assert_eq!(r.code, 2, "{r:?}");
+
+    // Retention of one day: the newest (also the newest verified) stays with the binlogs from
+    // its position on; the others and the binlogs before it go, exactly as planned.
+    let keep = [
+        "-e",
+        "backup_keep_daily=1",
+        "-e",
+        "backup_keep_weekly=0",
+        "-e",
+        "backup_keep_monthly=0",
+    ];
+    let mut plan_args = vec!["prune", "--plan"];
+    plan_args.extend(keep);
+    let plan = backup(&lab, &store, &plan_args);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let planned = record(&plan);
+    assert_eq!(planned["delete"], serde_json::json!([ids[0], ids[1]]), "{planned}");
+    assert_eq!(planned["keep"], serde_json::json!([ids[2]]), "{planned}");
+    let kept_file = entry(&ids[2])["binlog_file"].as_str().unwrap_or_default().to_string();
+    let doomed: Vec<String> = planned["binlogs"][format!("h{p}")]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !doomed.is_empty() && doomed.iter().all(|f| *f < kept_file),
+        "{doomed:?} vs {kept_file}"
+    );
+    assert!(
+        lab.sh(6, &format!("ls {store}/{}", ids[0])).contains("dump.sql.zst"),
+        "--plan deleted"
+    );
+    let mut prune_args = vec!["prune"];
+    prune_args.extend(keep);
+    let r = backup(&lab, &store, &prune_args);
+    assert_eq!(r.code, 0, "{r:?}");
+    let left = lab.sh(6, &format!("ls {store} {store}/catalog {store}/binlogs/h{p}"));
+    assert!(
+        !left.contains(&ids[0]) && !left.contains(&ids[1]) && left.contains(&ids[2]),
+        "{left}"
+    );
+    assert!(
+        doomed.iter().all(|f| !left.contains(f.as_str())) && left.contains(&kept_file),
+        "{left}"
+    );
+    // What stays still restores: the kept backup rolls forward over the kept binlogs.
+    let r = restore(&lab, &store, &["restore", "--target", &format!("h{rep}"), "--dry-run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(record(&r)["backup"], ids[2].as_str());
+    sql(&lab, p, &format!("DROP DATABASE {db}"));
+    lab.sh(6, &format!("rm -rf {store}"));
+}

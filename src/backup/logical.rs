@@ -88,7 +88,7 @@ async fn point(db: &Db, stop: bool) -> Result<Point, StepError> {
     });
     let t = s.mark();
     s.sql(&format!(
-        "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({SYSTEM}) ORDER BY 1"
+        "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ({SYSTEM}) AND NOT (TABLE_SCHEMA = 'mysql' AND TABLE_NAME = 'tend_restore') ORDER BY 1"
     ));
     s.mark();
     let reply = db.query("consistent point", &s).await?;

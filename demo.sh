@@ -3,7 +3,8 @@
 # provision the shop (MariaDB primary + replica, Nginx load balancer and database proxy, two
 # Tomcat app servers with the sample app) with playbooks/site.yaml, show it answering, plan the
 # shop's schema migrations (migrations/), deploy release 2 of the app with them, one server
-# at a time behind the load balancer, and take a backup of the database.
+# at a time behind the load balancer, take a backup of the database, ship its binlogs, prove the
+# backup by restoring it into a scratch server, and plan a point-in-time restore.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -40,7 +41,14 @@ app/build.sh "$release" >/dev/null
 
 echo "== a backup of the replica (its applier paused at one GTID), into the control node's store"
 "$tend" backup run -i "$inv"
+echo "== the primary's binlogs shipped to the store (run it from cron every minute)"
+"$tend" backup binlogs -i "$inv"
+echo "== the backup proved by restoring it into a scratch server and rolling it forward"
+"$tend" backup verify -i "$inv"
+"$tend" backup status -i "$inv"
 "$tend" backup list -i "$inv"
+echo "== the plan of a point-in-time restore of the primary to this second (nothing is changed)"
+"$tend" restore --target h4 --to-time "$(date -u '+%Y-%m-%d %H:%M:%SZ')" --dry-run -i "$inv"
 curl -s "http://$lb/" | head -2
 
 cat <<EOT
@@ -52,5 +60,7 @@ Next:
   $tend migrate validate -i $inv                 applied migrations still match their files
   $tend exec app -i $inv -- 'tail -n 3 /var/lib/tomcat10/logs/catalina.out'
   ssh -F tests/lab/ssh_config h4 mariadb shop    the primary database
+  $tend restore --target h4 --before "DROP TABLE orders" --dry-run -i $inv
+  $tend backup prune --plan -i $inv
   tests/lab/lab.sh down                          remove the lab
 EOT

@@ -500,6 +500,8 @@ EOF
     shop_http_port: 80
     shop_app_port: 8080
 EOF
+            # Backups of the lab's shop go with the lab (a store on the control node).
+            echo "    backup_store_dir: $BASE/backups"
         fi
         echo "  children:"
         echo "    lab:"

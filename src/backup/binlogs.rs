@@ -82,13 +82,24 @@ impl Index {
 
     /// Reads a host's index from the store (empty when none).
     pub async fn load(store: &Store, store_host: Option<&Host>, host: &str) -> Result<Self, StepError> {
-        let bytes = store.get(store_host, &Self::path(host)).await?;
-        Ok(bytes
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_else(|| Self {
+        let Some(bytes) = store.get(store_host, &Self::path(host)).await? else {
+            return Ok(Self {
                 host: host.to_string(),
                 ..Self::default()
-            }))
+            });
+        };
+        // An index that cannot be read is never taken for an empty one: shipping would start
+        // over and forget the gaps and restores it records.
+        serde_json::from_slice(&bytes).map_err(|e| {
+            StepError::remote(
+                host,
+                "binlogs",
+                crate::transport::Failure::message(
+                    format!("the store's binlog index {} cannot be read: {e}", Self::path(host)),
+                    "read the binlog index",
+                ),
+            )
+        })
     }
 
     /// The files to roll forward over from binlog position `file`: that file and every later
@@ -225,7 +236,13 @@ pub async fn ship(db: &Db, store: &Store, store_host: Option<&Host>) -> Result<S
     let mut shipped = Shipped::default();
     // What to ship: (name, from, to, closed).
     let mut work: Vec<(String, u64, u64, bool)> = Vec::new();
-    for (name, size) in &server.files {
+    // Files after the current one appeared by a rotation between the two statements: the next
+    // run ships them.
+    for (name, size) in server
+        .files
+        .iter()
+        .filter(|(n, _)| n.as_str() <= server.current.as_str())
+    {
         let current = *name == server.current;
         let end = if current { server.position } else { *size };
         let known = index.files.iter().find(|f| &f.name == name);
@@ -246,10 +263,15 @@ pub async fn ship(db: &Db, store: &Store, store_host: Option<&Host>) -> Result<S
         }
         work.push((name.clone(), known.map_or(0, |k| k.bytes), end, !current));
     }
-    // A file the store lacks between the last shipped one and the first shipped now.
+    // A file the store lacks between the last shipped one and the first shipped now, or the
+    // unshipped end of a file the server purged before it was closed in the store.
+    let purged_open = index
+        .files
+        .last()
+        .is_some_and(|l| !l.closed && !server.files.iter().any(|(n, _)| *n == l.name));
     if let (Some(last), Some(first)) = (index.files.last(), work.first())
         && !index.files.iter().any(|f| f.name == first.0)
-        && !consecutive(&last.name, &first.0)
+        && (purged_open || !consecutive(&last.name, &first.0))
     {
         let gap = (last.name.clone(), first.0.clone());
         index.gaps.push(gap.clone());

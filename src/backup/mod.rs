@@ -7,8 +7,9 @@
 //! SHA-256 on the way) ─► store host: file.part, renamed when complete ─► catalog entry last
 //! ```
 //!
-//! Built so far: logical backups (`tend backup run`), `list` and `show`. Physical backups,
-//! binlog shipping, verification by restoring, retention and point-in-time restore come next.
+//! Logical backups (`logical`), binlog shipping (`binlogs`), restores rolled forward to a point
+//! (`replay`, `restore`), verification in a scratch server (`verify`) and retention
+//! (`retention`). Physical backups (mariabackup) are not built yet.
 
 pub mod binlogs;
 pub mod catalog;

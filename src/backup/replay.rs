@@ -132,7 +132,7 @@ fn gtid_header(line: &str) -> Option<(i64, String)> {
         return None;
     }
     let n = |s: &str| s.parse::<i16>().ok();
-    let (y, m, d) = (n(&date[0..2])?, n(&date[2..4])?, n(&date[4..6])?);
+    let (y, m, d) = (n(date.get(0..2)?)?, n(date.get(2..4)?)?, n(date.get(4..6)?)?);
     let mut hms = time.split(':').map(n);
     let (hh, mm, ss) = (hms.next()??, hms.next()??, hms.next()??);
     let dt = jiff::civil::DateTime::new(2000 + y, m as i8, d as i8, hh as i8, mm as i8, ss as i8, 0).ok()?;
@@ -364,10 +364,23 @@ pub fn normalize(text: &str) -> String {
     out
 }
 
-/// The transactions after the backup whose statements match `pattern`.
+/// The transactions whose statements match `pattern` as whole words (`orders` does not find
+/// `orders_old`).
 pub fn matches<'a>(txns: &'a [Txn], pattern: &str) -> Vec<&'a Txn> {
     let p = normalize(pattern);
-    txns.iter().filter(|t| normalize(&t.text).contains(&p)).collect()
+    txns.iter()
+        .filter(|t| contains_words(&normalize(&t.text), &p))
+        .collect()
+}
+
+/// Whether `hay` holds `needle` with no word character right before or after it.
+fn contains_words(hay: &str, needle: &str) -> bool {
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + needle.len()..].chars().next();
+        (!word(before) || !word(needle.chars().next())) && (!word(after) || !word(needle.chars().next_back()))
+    })
 }
 
 /// The replay's filter (awk, on the target): before each transaction's `COMMIT` (and after a
@@ -513,5 +526,8 @@ DELIMITER ;
             "drop table orders"
         );
         assert_eq!(normalize("UPDATE t SET x = 1.5"), "update t set x = 1.5");
+        assert!(contains_words("drop table orders", "drop table orders"));
+        assert!(!contains_words("drop table orders_old", "drop table orders"));
+        assert!(contains_words("delete from orders where id = 1", "delete from orders"));
     }
 }

@@ -314,7 +314,11 @@ pub async fn prepare(
         if let Some(k) = brk {
             txns.retain(|t| (t.file.as_str(), t.at) < (k.file.as_str(), k.pos));
         }
-        let covered_until = brk.map_or(index.covered_until, |k| k.time.min(index.covered_until));
+        let mut covered_until = brk.map_or(index.covered_until, |k| k.time.min(index.covered_until));
+        // A chain cut by a gap covers only up to its last transaction.
+        if files.last().map(|f| &f.name) != index.files.last().map(|f| &f.name) {
+            covered_until = covered_until.min(txns.last().map_or_else(|| started(b), |t| t.time));
+        }
         let from_pos = Position::parse(&b.gtid).unwrap_or_default();
         let stop = match wanted {
             Wanted::End => Stop::End,

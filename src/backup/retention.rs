@@ -70,7 +70,7 @@ pub fn plan(backups: &[Backup], indexes: &[Index], keep: Keep) -> Pruning {
         let oldest = backups
             .iter()
             .filter(|b| why.contains_key(&b.id))
-            .filter(|b| b.binlog_host.as_deref() == Some(index.host.as_str()))
+            .filter(|b| b.binlog_host.as_deref().is_none_or(|h| h == index.host))
             .filter_map(|b| b.binlog_file.clone())
             .min();
         let Some(oldest) = oldest else { continue };

@@ -49,11 +49,13 @@ const APPEND: &str = r#"set -u
 umask 077
 mkdir -p -- "$(dirname -- "$dir/$rel")" || exit 3
 f="$dir/$rel"
-touch -- "$f" && truncate -s "$offset" -- "$f" || exit 3
+touch -- "$f" || exit 3
+have=$(stat -c %s -- "$f") || exit 3
+[ "$have" -ge "$offset" ] || { echo "$f holds $have bytes, the index says $offset were shipped: the store lost data" >&2; exit 3; }
+truncate -s "$offset" -- "$f" || exit 3
 cat >> "$f" || { echo "cannot write $f (disk full?)" >&2; truncate -s "$offset" -- "$f"; exit 3; }
 sync -f "$f" 2>/dev/null || sync
-s=$(sha256sum < "$f") || exit 3
-echo "$(stat -c %s -- "$f") ${s%% *}"
+echo "$(stat -c %s -- "$f") $(tend_sha256 < "$f")"
 "#;
 
 const SHORT: Duration = Duration::from_secs(120);
@@ -288,10 +290,10 @@ impl Store {
     pub async fn sha256(&self, store_host: Option<&Host>, rels: &[String]) -> Result<Vec<Option<String>>, StepError> {
         match (self, store_host) {
             (Self::Remote { dir, .. }, Some(to)) => {
-                let mut script = format!("cd -- {} || exit 3\n", quote(dir));
+                let mut script = format!("cd -- {} || exit 3\n{}", quote(dir), crate::transport::shell::SHA256_FN);
                 for rel in rels {
                     script.push_str(&format!(
-                        "s=$(sha256sum < {0} 2>/dev/null) && echo \"${{s%% *}}\" || echo -\n",
+                        "if [ -r {0} ]; then tend_sha256 < {0}; else echo -; fi\n",
                         quote(rel)
                     ));
                 }
@@ -333,7 +335,12 @@ impl Store {
     ) -> Result<(crate::transport::Hashed, Output), StepError> {
         match (self, store_host) {
             (Self::Remote { host, dir }, Some(to)) => {
-                let script = format!("dir={} rel={} offset={offset}\n{APPEND}", quote(dir), quote(rel));
+                let script = format!(
+                    "dir={} rel={} offset={offset}\n{}{APPEND}",
+                    quote(dir),
+                    quote(rel),
+                    crate::transport::shell::SHA256_FN
+                );
                 let t = into_store(
                     from,
                     (command, input),
@@ -381,6 +388,12 @@ impl Store {
                         .open(&path)
                 }
                 .and_then(|f| {
+                    let have = f.metadata()?.len();
+                    if have < offset {
+                        return Err(std::io::Error::other(format!(
+                            "it holds {have} bytes, the index says {offset} were shipped: the store lost data"
+                        )));
+                    }
                     f.set_len(offset)?;
                     Ok(f)
                 })
@@ -522,7 +535,11 @@ impl Store {
                 Err(_) => unreadable.push(name),
             }
         }
-        backups.sort_by(|a, b| a.id.cmp(&b.id));
+        // In the order they were taken (ids of one second differ by their random part).
+        backups.sort_by(|a, b| {
+            let t = |x: &Backup| x.started.parse::<jiff::Timestamp>().ok();
+            t(a).cmp(&t(b)).then_with(|| a.id.cmp(&b.id))
+        });
         Ok((backups, unreadable))
     }
 }

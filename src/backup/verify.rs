@@ -55,18 +55,25 @@ impl Scratch {
     pub async fn start(host: &Host, id: &str, port: u16) -> Result<Self, StepError> {
         let dir = format!("/var/tmp/tend-verify-{id}");
         let script = format!("d={}\nport={port}\n{START}", quote(&dir));
-        host.step(
-            "scratch server",
-            "start a scratch server",
-            script,
-            Input::None,
-            Duration::from_secs(120),
-        )
-        .await?;
-        Ok(Self {
+        let scratch = Self {
             host: host.clone(),
             dir,
-        })
+        };
+        if let Err(e) = host
+            .step(
+                "scratch server",
+                "start a scratch server",
+                script,
+                Input::None,
+                Duration::from_secs(120),
+            )
+            .await
+        {
+            // A server that started too slowly is not left behind.
+            scratch.stop().await;
+            return Err(e);
+        }
+        Ok(scratch)
     }
 
     /// A client of it (root over its socket).
@@ -256,6 +263,8 @@ pub async fn run(
                 seconds: secs(t0.elapsed().as_secs_f64()),
             }
         }
+        // The backup is fine as far as anyone knows: the verification could not run.
+        Err(abort) if abort.code != Code::HostFailed => return Err(abort),
         Err(abort) => Verification {
             at: started,
             host: name,

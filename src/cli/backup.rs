@@ -331,7 +331,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
         let _ = getrandom::fill(&mut salt);
         let id = format!(
             "{}-{}-{}-{}",
-            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
             a.kind,
             src.db.host.name(),
             hex::encode(salt)

@@ -197,7 +197,7 @@ fn start(common: &Common, r: Resolved, a: Job, wanted: Wanted) -> Result<Code, C
             reason: format!("restore {} to {}", target.name, wanted.describe()),
             lock: (!a.dry_run).then(|| LockRequest {
                 name: "backup".into(),
-                host: target.clone(),
+                host: r.primary.clone(),
                 ttl: Duration::from_secs(120),
                 wait: Duration::from_secs(a.lock_wait),
             }),
@@ -515,17 +515,21 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
                 .map_err(|e| Abort::step("cannot stop replication; nothing was changed", &e))?;
         }
     }
+    if matches!(role, Role::Primary(_)) {
+        // The primary's binlog describes another history from here: recorded before anything is
+        // dropped (nothing the restore does is binlogged, so the position holds).
+        if let Err(e) = binlogs::mark_break(&db, (store, store_host), &s.cancel).await {
+            if let Some(held) = writes {
+                let _ = held.release().await;
+            }
+            restore::clean(host, &staged).await;
+            return Err(e);
+        }
+    }
     let applied = restore::apply(s, (store, store_host), &db, (&run, &staged), &prepared).await;
     let after = match (&applied, role) {
         (Ok(()), Role::Replica(t)) => replicate(s, &db, &t.name, &plan.end.to_string()).await,
         (Ok(()), Role::Primary(_)) => {
-            // Its binlog before this point is another history now.
-            if let Err(e) = binlogs::mark_break(&db, (store, store_host), &s.cancel).await {
-                s.events().warn(format!(
-                    "the restore is not recorded in the binlog index ({}): do not roll backups older than now forward past it",
-                    e.error.message
-                ));
-            }
             for rep in &r.replicas {
                 s.events().warn(format!(
                     "{} holds data the restored primary no longer has: rebuild it (`tend replica rebuild {}`)",
@@ -536,29 +540,40 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
         }
         _ => Ok(()),
     };
-    if let Some(held) = writes {
+    restore::clean(host, &staged).await;
+    if let (Some(held), Some((lb, _))) = (writes, &r.lb) {
         let t = Instant::now();
-        let given_back = held.release().await;
-        if let Some((lb, _)) = &r.lb {
-            match given_back {
+        if applied.is_ok() {
+            match held.release().await {
                 Ok(()) => s.step(
                     StepEvent::new(&lb.name, "resume writes", Status::Changed, "database proxy open again")
                         .took(t.elapsed()),
                 ),
                 Err(e) => s.failed(&e),
             }
+        } else {
+            // A half-restored primary takes no writes while tend can say so.
+            let _ = ops::proxy::keep_stopped(held).await;
+            s.events().warn(format!(
+                "writes stay stopped at the database proxy on {}: run the same command again to finish the restore; to let writes through without it, on {}: mv {f}.tend-writes-stopped {f} && nginx -s reload",
+                lb.name,
+                lb.name,
+                f = ops::proxy::upstream_file(&r.settings.proxy_upstream)
+            ));
         }
     }
     applied?;
     after?;
-    restore::clean(host, &staged).await;
     Ok(done)
 }
 
-/// A restored replica replicates again from the restored point.
+/// A restored replica replicates again from the restored point. Its own binlog holds the
+/// history it had before (`log_slave_updates`), past the point: reset, or `gtid_strict_mode`
+/// would refuse the first replicated transaction.
 async fn replicate(s: &Session<'_>, db: &Db, name: &str, end: &str) -> Result<(), Abort> {
     let t = Instant::now();
     let mut q = Script::new();
+    q.sql("RESET MASTER");
     q.sql(&format!(
         "SET GLOBAL gtid_slave_pos = {}",
         crate::migrate::db::text(end)
@@ -568,11 +583,32 @@ async fn replicate(s: &Session<'_>, db: &Db, name: &str, end: &str) -> Result<()
     db.query("start replication", &q)
         .await
         .map_err(|e| Abort::step("the replica is restored but does not replicate", &e))?;
-    for _ in 0..30 {
-        let (sql, caught_up) = crate::backup::logical::replica_status(db)
+    for _ in 0..60 {
+        let mut q = Script::new();
+        let m = q.mark();
+        q.sql("SHOW SLAVE STATUS");
+        q.mark();
+        let st = db
+            .query("replica status", &q)
             .await
-            .map_err(|e| Abort::step("cannot read the replica's status", &e))?;
-        if sql && caught_up {
+            .map_err(|e| Abort::step("cannot read the replica's status", &e))?
+            .set(m);
+        let field = |k: &str| st.first(k).unwrap_or_default().to_string();
+        if field("Last_SQL_Errno") != "0" || field("Last_IO_Errno") != "0" {
+            return Err(Abort::new(
+                Code::HostFailed,
+                format!(
+                    "{name} is restored but replication stopped: {}{}",
+                    field("Last_SQL_Error"),
+                    field("Last_IO_Error")
+                ),
+            )
+            .hint("see `SHOW SLAVE STATUS`; `tend replica rebuild` seeds it again"));
+        }
+        if field("Slave_SQL_Running") == "Yes"
+            && field("Slave_IO_Running") == "Yes"
+            && field("Seconds_Behind_Master") == "0"
+        {
             s.step(
                 StepEvent::new(
                     name,
@@ -584,7 +620,7 @@ async fn replicate(s: &Session<'_>, db: &Db, name: &str, end: &str) -> Result<()
             );
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     s.events().warn(format!(
         "{name} replicates from GTID {end} but has not caught up within 30 s: see `SHOW SLAVE STATUS`"

@@ -2,8 +2,9 @@
 //! door the applications write through. Stopping writes marks every server of the upstream
 //! `down` and reloads nginx; the change is held by a command on the balancer that puts the
 //! file back and reloads when tend releases it, or when tend's connection goes away — writes
-//! are never left stopped by a killed run. A leftover of a run that lost the balancer itself is
-//! put back first.
+//! are never left stopped by a killed run. When the work failed, tend says so ([`keep_stopped`])
+//! and writes stay stopped, the original file beside (`.tend-writes-stopped`); the next run puts
+//! it back first, as it does a leftover of a run that lost the balancer itself.
 
 use crate::migrate::db::{Db, Script, text};
 use crate::transport::{Held, Host, RemoteCommand, StepError, shell::quote};
@@ -20,7 +21,9 @@ cp -p -- "$f" "$keep" || exit 3
 sed -E '/[[:space:]]down[[:space:]]*;/!s/^([[:space:]]*server[[:space:]]+[^;]*[^;[:space:]])[[:space:]]*;/\1 down;/' "$keep" > "$f.tmp" && mv -f -- "$f.tmp" "$f" || { mv -f -- "$keep" "$f"; exit 3; }
 if ! reload; then mv -f -- "$keep" "$f"; reload; echo "nginx refused the stopped upstream; writes were not stopped" >&2; exit 3; fi
 echo "writes stopped"
-cat > /dev/null
+answer=$(cat)
+# Told to keep them stopped (the work failed): the original stays beside, for the next run.
+if [ "$answer" = keep ]; then exit 0; fi
 mv -f -- "$keep" "$f"
 reload || { echo "nginx did not reload with the upstream put back: check $f" >&2; exit 3; }
 "#;
@@ -46,6 +49,11 @@ pub async fn stop_writes(lb: &Host, name: &str) -> Result<Held, StepError> {
     Ok(held)
 }
 
+/// Leaves writes stopped after a failure: the held command keeps the `down` upstream.
+pub async fn keep_stopped(held: Held) -> Result<(), StepError> {
+    held.release_with(b"keep\n").await
+}
+
 /// Ends the sessions that came through the proxy (from `address`) on the primary: a reload
 /// leaves open connections on their backend.
 pub async fn kill_sessions_from(db: &Db, address: &str) -> Result<u64, StepError> {
@@ -68,13 +76,15 @@ pub async fn kill_sessions_from(db: &Db, address: &str) -> Result<u64, StepError
     if ids.is_empty() {
         return Ok(0);
     }
+    // One block per session that ignores a session gone by itself meanwhile (error 1094).
     let mut k = Script::new();
     for id in &ids {
-        // A session may end by itself in between.
-        k.sql(&format!("KILL CONNECTION {id}"));
+        k.statement(&format!(
+            "BEGIN NOT ATOMIC DECLARE CONTINUE HANDLER FOR 1094 BEGIN END; KILL CONNECTION {id}; END"
+        ));
     }
-    let _ = db
-        .session("end the proxy's sessions", &k, Some(Duration::from_secs(60)))
-        .await;
+    db.session("end the proxy's sessions", &k, Some(Duration::from_secs(60)))
+        .await
+        .map_err(|e| e.error)?;
     Ok(ids.len() as u64)
 }

@@ -16,8 +16,17 @@ pub struct Held {
 
 impl Held {
     /// Ends the command (closes its stdin) and waits for it; its failure, if it failed.
-    pub async fn release(mut self) -> Result<(), StepError> {
-        drop(self.stdin.take());
+    pub async fn release(self) -> Result<(), StepError> {
+        self.release_with(b"").await
+    }
+
+    /// Writes `last` to the command (what it should do at its end), then ends it.
+    pub async fn release_with(mut self, last: &[u8]) -> Result<(), StepError> {
+        if let Some(mut tx) = self.stdin.take()
+            && !last.is_empty()
+        {
+            let _ = tx.write_all(last).await;
+        }
         match (&mut self.task).await {
             Ok(r) => r,
             Err(e) => Err(StepError::remote(

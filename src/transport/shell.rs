@@ -36,7 +36,7 @@ tend_pid=$!
 trap '' PIPE
 while [ ! -s "$tend_done" ]; do
   sleep 0.2
-  if ! printf '.\n' 2>/dev/null; then kill -TERM -- "-$tend_pid" 2>/dev/null; kill -TERM "$tend_pid" 2>/dev/null; exit 143; fi
+  if ! printf '.\n' 2>/dev/null; then kill -TERM -"$tend_pid" 2>/dev/null; kill -TERM "$tend_pid" 2>/dev/null; exit 143; fi
 done
 wait "$tend_pid" 2>/dev/null
 tend_rc=$(cat "$tend_done"); rm -f -- "$tend_done"
@@ -87,6 +87,25 @@ pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tethered_body_dies_when_its_output_is_gone() {
+        let dir = std::env::temp_dir().join(format!("tend-tether-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let marker = dir.join("survived");
+        let body = format!("sleep 2; touch {}", quote(&marker.display().to_string()));
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &tethered(&body, &[])])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        // The channel goes: nobody reads the heartbeat any more.
+        drop(child.stdout.take());
+        let status = child.wait().expect("wait");
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        assert!(!marker.exists(), "the body outlived its channel ({status})");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_tethered_body_keeps_its_stdin_arguments_and_exit_status() {

@@ -31,26 +31,21 @@ pub struct Source {
 const SYSTEM: &str = "'information_schema', 'performance_schema', 'sys'";
 
 /// The dump, compressed. On stderr, as `tend-*` lines: the tool's version, the coordinates
-/// among the dump's first 50 lines (the rest streams through `cat`), the exit status of the
-/// dump and of the copy, and the dump's last line (it must say the dump completed): a pipe's
-/// status is only its last command's, and a cut dump still compresses cleanly.
+/// among the dump's first 50 lines (the rest streams through `cat`), and the exit status of
+/// the dump and of the copy: a pipe's status is only its last command's, and a cut dump still
+/// compresses cleanly. (Reading the dump's last line as well cost a second pass over every
+/// byte: a quarter of the backup's time on 2 GB, for what the dump's own status says.)
 const DUMP: &str = r#"
 dump=$(command -v mariadb-dump || command -v mysqldump) || { echo "no mariadb-dump or mysqldump on the host" >&2; exit 127; }
 command -v zstd >/dev/null || { echo "zstd is not installed on the host" >&2; exit 127; }
 echo "tend-tool $("$dump" --version)" >&2
-last=$(mktemp -u) && mkfifo -m 600 "$last" || exit 3
-trap 'rm -f -- "$cnf" "$last"' EXIT
-{ tail -n 1 < "$last" | sed 's/^/tend-last /' >&2; } &
 { "$dump" --defaults-extra-file="$cnf" --single-transaction --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --ignore-table=mysql.tend_restore $coordinates --all-databases; echo "tend-dump-rc $?" >&2; } |
 { i=0; while [ $i -lt 50 ] && IFS= read -r line; do
     printf '%s\n' "$line"
     case $line in "-- CHANGE MASTER TO"*) echo "tend-coord $line" >&2;; esac
     i=$((i + 1))
   done; cat; echo "tend-copy-rc $?" >&2; } |
-tee "$last" | zstd -q -3 -T0
-rc=$?
-wait
-exit $rc
+zstd -q -3 -T0
 "#;
 
 /// Stops the replica's SQL applier in a session of its own; when the session ends (released,
@@ -314,9 +309,6 @@ async fn take(
     let mut point = point(&src.db, src.replica)
         .await
         .map_err(|e| Abort::step("cannot read the consistent point", &e))?;
-    let tables = tables(&src.db, &point.tables)
-        .await
-        .map_err(|e| Abort::step("cannot count the tables", &e))?;
     if src.replica && point.gtid.is_empty() {
         return Err(fail(
             &host,
@@ -330,14 +322,14 @@ async fn take(
             Status::Ok,
             if src.replica {
                 format!(
-                    "replica stopped at GTID {} ({} tables counted there)",
+                    "replica stopped at GTID {}: {} tables counted there as the dump runs",
                     point.gtid,
-                    tables.len()
+                    point.tables.len()
                 )
             } else {
                 format!(
-                    "primary: {} tables counted; the dump's own position follows",
-                    tables.len()
+                    "primary: {} tables counted as the dump runs; the dump's own position follows",
+                    point.tables.len()
                 )
             },
         )
@@ -348,25 +340,28 @@ async fn take(
     let (command, login) = src.db.shell(&script, None);
     let t = Instant::now();
     let rel = format!("{id}/dump.sql.zst");
-    let (file, out) = store
-        .receive(
+    // Counted beside the dump: both read the same frozen replica (on a primary, the counts are
+    // near the dump's point either way), and a full scan per table costs no extra wall time.
+    let (counted, received) = tokio::join!(
+        tables(&src.db, &point.tables),
+        store.receive(
             store_host,
             &src.db.host,
             (&command, Input::Bytes(login.as_bytes())),
             &rel,
         )
-        .await
-        .map_err(|e| Abort::step("the backup failed; nothing was stored", &e))?;
+    );
+    let (file, out) = received.map_err(|e| Abort::step("the backup failed; nothing was stored", &e))?;
+    let tables = counted.map_err(|e| Abort::step("cannot count the tables", &e))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let said = Said::read(&stderr);
-    if said.dump_rc != Some(0) || said.copy_rc != Some(0) || !said.last.starts_with("-- Dump completed") {
+    if said.dump_rc != Some(0) || said.copy_rc != Some(0) {
         return Err(fail(
             &host,
             format!(
-                "mariadb-dump failed (exit {}, copy {}, last line `{}`): {}",
+                "mariadb-dump failed (exit {}, copy {}): {}",
                 said.dump_rc.map_or("unknown".to_string(), |rc| rc.to_string()),
                 said.copy_rc.map_or("unknown".to_string(), |rc| rc.to_string()),
-                said.last,
                 crate::transport::tail(&stderr, 5)
             ),
         ));
@@ -415,7 +410,6 @@ async fn take(
 struct Said {
     dump_rc: Option<i32>,
     copy_rc: Option<i32>,
-    last: String,
     tool: String,
     file: Option<String>,
     pos: Option<u64>,
@@ -434,8 +428,6 @@ impl Said {
                 said.dump_rc = rc.trim().parse().ok();
             } else if let Some(rc) = line.strip_prefix("tend-copy-rc ") {
                 said.copy_rc = rc.trim().parse().ok();
-            } else if let Some(l) = line.strip_prefix("tend-last ") {
-                said.last = l.to_string();
             } else if let Some(v) = line.strip_prefix("tend-tool ") {
                 said.tool = v.trim().to_string();
             } else if let Some(c) = line.strip_prefix("tend-coord ")
@@ -464,11 +456,9 @@ mod tests {
              tend-coord -- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n\
              tend-coord -- CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000003', MASTER_LOG_POS=1234;\n\
              tend-dump-rc 0\n\
-             tend-copy-rc 0\n\
-             tend-last -- Dump completed on 2026-12-01  4:00:00\n",
+             tend-copy-rc 0\n",
         );
         assert_eq!((said.dump_rc, said.copy_rc), (Some(0), Some(0)));
-        assert!(said.last.starts_with("-- Dump completed"));
         assert_eq!(said.file.as_deref(), Some("mysql-bin.000003"));
         assert_eq!(said.pos, Some(1234));
         assert!(said.tool.starts_with("mariadb-dump"));

@@ -290,38 +290,33 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
     };
     let store = &r.settings.store;
     let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
-    // The newest binlogs first: the point may be minutes old.
-    match s.host(&r.primary.name) {
-        Some(p) => {
-            let t = Instant::now();
-            let pdb = Db {
-                host: p.clone(),
-                ..db.clone()
-            };
-            match binlogs::ship_locked(&pdb, (store, store_host), Duration::from_secs(60), &s.cancel).await {
-                Ok(shipped) => s.step(
-                    StepEvent::new(
-                        &r.primary.name,
-                        "ship",
-                        if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
-                        format!(
-                            "{} bytes of binlogs shipped; covered until {}",
-                            shipped.bytes,
-                            replay::show_time(shipped.index.covered_until)
-                        ),
-                    )
-                    .took(t.elapsed()),
-                ),
-                Err(abort) => s.events().warn(format!(
-                    "the primary's newest binlogs were not shipped ({}); restoring from what the store has",
-                    abort.error.message
-                )),
-            }
+    // The newest binlogs first: the point may be minutes old. (The primary is a target and the
+    // lock's host: an unreachable one stops the run, exit 3, before this.)
+    if let Some(p) = s.host(&r.primary.name) {
+        let t = Instant::now();
+        let pdb = Db {
+            host: p.clone(),
+            ..db.clone()
+        };
+        match binlogs::ship_locked(&pdb, (store, store_host), Duration::from_secs(60), &s.cancel).await {
+            Ok(shipped) => s.step(
+                StepEvent::new(
+                    &r.primary.name,
+                    "ship",
+                    if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
+                    format!(
+                        "{} bytes of binlogs shipped; covered until {}",
+                        shipped.bytes,
+                        replay::show_time(shipped.index.covered_until)
+                    ),
+                )
+                .took(t.elapsed()),
+            ),
+            Err(abort) => s.events().warn(format!(
+                "the primary's newest binlogs were not shipped ({}); restoring from what the store has",
+                abort.error.message
+            )),
         }
-        None => s.events().warn(format!(
-            "the primary {} is unreachable; restoring from the binlogs the store has",
-            r.primary.name
-        )),
     }
     let (backups, _) = store
         .list(store_host)

@@ -66,6 +66,19 @@ fn private_dir(path: &std::path::Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
 }
 
+/// A failure of the store on the control node.
+fn local_failure(message: String) -> StepError {
+    StepError::remote("localhost", "store", Failure::message(message, "write to the store"))
+}
+
+/// Creates the directory a store file goes in (owner only).
+fn private_parent(path: &std::path::Path) -> Result<(), String> {
+    match path.parent() {
+        Some(parent) => private_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display())),
+        None => Ok(()),
+    }
+}
+
 /// A new file only its owner can read.
 fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -143,12 +156,9 @@ impl Store {
             }
             (Self::Local(dir), _) => {
                 let path = dir.join(format!("{rel}.part"));
-                let fail =
-                    |m: String| StepError::remote("localhost", "store", Failure::message(m, "write to the store"));
-                if let Some(parent) = path.parent() {
-                    private_dir(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
-                }
-                let file = private_file(&path).map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
+                private_parent(&path).map_err(local_failure)?;
+                let file =
+                    private_file(&path).map_err(|e| local_failure(format!("cannot create {}: {e}", path.display())))?;
                 let mut file = tokio::fs::File::from_std(file);
                 let result = from.to_file(command, input, &mut file).await;
                 let synced = file.sync_all().await;
@@ -162,7 +172,7 @@ impl Store {
                 };
                 let failure = synced
                     .err()
-                    .map(|e| fail(format!("cannot write {}: {e}", path.display())))
+                    .map(|e| local_failure(format!("cannot write {}: {e}", path.display())))
                     .or_else(|| source_failure(from, &out));
                 if let Some(e) = failure {
                     let _ = std::fs::remove_file(&path);
@@ -219,19 +229,15 @@ impl Store {
             }
             (Self::Local(dir), _) => {
                 let path = dir.join(rel);
-                let fail =
-                    |m: String| StepError::remote("localhost", "store", Failure::message(m, "write to the store"));
-                if let Some(parent) = path.parent() {
-                    private_dir(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
-                }
+                private_parent(&path).map_err(local_failure)?;
                 let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
                 let written = private_file(&tmp).and_then(|mut f| {
                     use std::io::Write as _;
                     f.write_all(bytes)?;
                     f.sync_all()
                 });
-                written.map_err(|e| fail(format!("cannot write {}: {e}", tmp.display())))?;
-                std::fs::rename(&tmp, &path).map_err(|e| fail(format!("cannot rename {}: {e}", tmp.display())))
+                written.map_err(|e| local_failure(format!("cannot write {}: {e}", tmp.display())))?;
+                std::fs::rename(&tmp, &path).map_err(|e| local_failure(format!("cannot rename {}: {e}", tmp.display())))
             }
             (Self::Remote { host, .. }, None) => Err(not_connected(host)),
         }
@@ -373,11 +379,7 @@ impl Store {
             }
             (Self::Local(dir), _) => {
                 let path = dir.join(rel);
-                let fail =
-                    |m: String| StepError::remote("localhost", "store", Failure::message(m, "write to the store"));
-                if let Some(parent) = path.parent() {
-                    private_dir(parent).map_err(|e| fail(format!("cannot create {}: {e}", parent.display())))?;
-                }
+                private_parent(&path).map_err(local_failure)?;
                 let file = {
                     use std::os::unix::fs::OpenOptionsExt as _;
                     std::fs::OpenOptions::new()
@@ -397,13 +399,13 @@ impl Store {
                     f.set_len(offset)?;
                     Ok(f)
                 })
-                .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                .map_err(|e| local_failure(format!("cannot write {}: {e}", path.display())))?;
                 let mut file = tokio::fs::File::from_std(file);
                 {
                     use tokio::io::AsyncSeekExt as _;
                     file.seek(std::io::SeekFrom::End(0))
                         .await
-                        .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                        .map_err(|e| local_failure(format!("cannot write {}: {e}", path.display())))?;
                 }
                 let (out, _) = from
                     .to_file(command, input, &mut file)
@@ -411,11 +413,11 @@ impl Store {
                     .map_err(|e| StepError::transport(from.name(), "binlogs", e))?;
                 file.sync_all()
                     .await
-                    .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                    .map_err(|e| local_failure(format!("cannot write {}: {e}", path.display())))?;
                 drop(file);
                 let hashed = crate::transport::hash_file(&path)
                     .await
-                    .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+                    .map_err(|e| local_failure(format!("cannot read {}: {e}", path.display())))?;
                 Ok((hashed, out))
             }
             (Self::Remote { host, .. }, None) => Err(not_connected(host)),

@@ -283,6 +283,7 @@ pub fn run(cmd: BackupCommand) -> Result<Code, CliError> {
 fn backup_run(a: RunArgs) -> Result<Code, CliError> {
     let r = resolve(&a.common, a.from.as_deref())?;
     let spec = Spec {
+        reason: format!("{} backup", a.kind),
         command: "backup run",
         layout: Layout::Steps,
         lock_wait: Some(a.lock_wait),
@@ -351,6 +352,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
 fn binlogs(a: BinlogsArgs) -> Result<Code, CliError> {
     let r = resolve(&a.common, None)?;
     let spec = Spec {
+        reason: String::new(),
         command: "backup binlogs",
         layout: Layout::Steps,
         lock_wait: None,
@@ -461,6 +463,7 @@ fn record(s: &Session<'_>, clock: ops::Clock, (src, id): (&Source, &str), result
 fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
     let r = resolve(c, None)?;
     let spec = Spec {
+        reason: String::new(),
         command: if id.is_some() { "backup show" } else { "backup list" },
         layout: Layout::Listing,
         lock_wait: None,
@@ -522,18 +525,20 @@ fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
     })
 }
 
-/// How a backup subcommand runs on the operations core.
-struct Spec {
-    command: &'static str,
-    layout: Layout,
+/// How a backup subcommand (or a restore) runs on the operations core.
+pub(super) struct Spec {
+    pub command: &'static str,
+    /// Why, written into the lock.
+    pub reason: String,
+    pub layout: Layout,
     /// Takes the `backup` lock on the primary, waiting this long.
-    lock_wait: Option<u64>,
+    pub lock_wait: Option<u64>,
     /// Hosts besides the store host.
-    hosts: Vec<Target>,
+    pub hosts: Vec<Target>,
 }
 
 /// Runs `work` as backup subcommand `spec` with the store host connected.
-fn operate<W>(c: &Common, r: &Resolved, spec: Spec, work: W) -> Result<Code, CliError>
+pub(super) fn operate<W>(c: &Common, r: &Resolved, spec: Spec, work: W) -> Result<Code, CliError>
 where
     W: AsyncFnOnce(&Session<'_>, Option<&crate::transport::Host>) -> Outcome,
 {
@@ -549,7 +554,7 @@ where
         let fleet = c.connection.fleet(options);
         let request = Request {
             command: spec.command.into(),
-            reason: String::new(),
+            reason: spec.reason.clone(),
             lock: spec.lock_wait.map(|wait| LockRequest {
                 name: "backup".into(),
                 host: r.primary.clone(),
@@ -611,6 +616,7 @@ fn verify(a: VerifyArgs) -> Result<Code, CliError> {
         None => r.replicas.first().cloned().unwrap_or_else(|| r.primary.clone()),
     };
     let spec = Spec {
+        reason: String::new(),
         command: "backup verify",
         layout: Layout::Steps,
         lock_wait: Some(a.lock_wait),
@@ -688,6 +694,7 @@ fn verify(a: VerifyArgs) -> Result<Code, CliError> {
 fn status(a: StatusArgs) -> Result<Code, CliError> {
     let r = resolve(&a.common, None)?;
     let spec = Spec {
+        reason: String::new(),
         command: "backup status",
         layout: Layout::Listing,
         lock_wait: None,
@@ -758,6 +765,7 @@ fn status(a: StatusArgs) -> Result<Code, CliError> {
 fn prune(a: PruneArgs) -> Result<Code, CliError> {
     let r = resolve(&a.common, None)?;
     let spec = Spec {
+        reason: String::new(),
         command: "backup prune",
         layout: Layout::Listing,
         lock_wait: (!a.plan).then_some(a.lock_wait),

@@ -2,16 +2,16 @@
 //! a point, on the operations core.
 
 use super::CliError;
-use super::backup::{Common, Resolved, resolve};
-use super::common::{block_on, choose, confirm};
+use super::backup::{Common, Resolved, Spec, operate, resolve};
+use super::common::{choose, confirm};
 use crate::backup::binlogs::{self, Index};
 use crate::backup::replay::{self, Gtid, Txn};
 use crate::backup::restore::{self, Staged, Wanted};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::migrate::db::{Db, Script};
-use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session};
-use crate::output::{Events, Layout, Status, StepEvent};
+use crate::ops::{self, Abort, Outcome, Session};
+use crate::output::{Layout, Status, StepEvent};
 use crate::transport::{Held, Target};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -173,43 +173,27 @@ pub fn run(a: RestoreArgs) -> Result<Code, CliError> {
 
 fn start(common: &Common, r: Resolved, a: Job, wanted: Wanted) -> Result<Code, CliError> {
     let role = role(&r, &a.target)?;
-    let options = common.connection.connect_options()?;
-    let settings = common.output.settings(Layout::Steps);
-    block_on(async move {
-        let target = role.target().clone();
-        let mut targets = vec![target.clone()];
-        if r.primary.name != target.name {
-            targets.push(r.primary.clone());
-        }
-        targets.extend(r.store_host.iter().cloned());
-        if matches!(role, Role::Primary(_))
-            && let Some((lb, _)) = &r.lb
-        {
-            targets.push(lb.clone());
-        }
-        let events = Events::start(a.command, targets.len(), &settings);
-        if let Some(p) = &r.settings.login.password {
-            events.secret(p);
-        }
-        let fleet = common.connection.fleet(options);
-        let request = Request {
-            command: a.command.into(),
-            reason: format!("restore {} to {}", target.name, wanted.describe()),
-            lock: (!a.dry_run).then(|| LockRequest {
-                name: "backup".into(),
-                host: r.primary.clone(),
-                ttl: Duration::from_secs(120),
-                wait: Duration::from_secs(a.lock_wait),
-            }),
-            check: false,
-            forks: common.connection.forks as usize,
-        };
-        ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
-            let clock = ops::Clock::start();
-            let result = restore(s, &a, &r, (&role, &wanted)).await;
-            record(s, (clock, a.command), &target.name, result)
-        })
-        .await
+    let target = role.target().clone();
+    let mut hosts = vec![target.clone()];
+    if r.primary.name != target.name {
+        hosts.push(r.primary.clone());
+    }
+    if matches!(role, Role::Primary(_))
+        && let Some((lb, _)) = &r.lb
+    {
+        hosts.push(lb.clone());
+    }
+    let spec = Spec {
+        command: a.command,
+        reason: format!("restore {} to {}", target.name, wanted.describe()),
+        layout: Layout::Steps,
+        lock_wait: (!a.dry_run).then_some(a.lock_wait),
+        hosts,
+    };
+    operate(common, &r, spec, async |s: &Session<'_>, _| {
+        let clock = ops::Clock::start();
+        let result = restore(s, &a, &r, (&role, &wanted)).await;
+        record(s, (clock, a.command), &target.name, result)
     })
 }
 

@@ -3,8 +3,9 @@
 # provision the shop (MariaDB primary + replica, Nginx load balancer and database proxy, two
 # Tomcat app servers with the sample app) with playbooks/site.yaml, show it answering, plan the
 # shop's schema migrations (migrations/), deploy release 2 of the app with them, one server
-# at a time behind the load balancer, take a backup of the database, ship its binlogs, prove the
-# backup by restoring it into a scratch server, and plan a point-in-time restore.
+# at a time behind the load balancer, take a logical and a physical backup of the database, ship
+# its binlogs, prove a backup by restoring it into a scratch server, and plan a point-in-time
+# restore.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -39,11 +40,13 @@ app/build.sh "$release" >/dev/null
 "$tend" releases -i "$inv"
 "$tend" migrate info -i "$inv"
 
-echo "== a backup of the replica (its applier paused at one GTID), into the control node's store"
+echo "== backups of the replica (its applier paused at one GTID), into the control node's store:"
+echo "   logical (mariadb-dump) and physical (mariabackup)"
 "$tend" backup run -i "$inv"
+"$tend" backup run --kind physical -i "$inv"
 echo "== the primary's binlogs shipped to the store (run it from cron every minute)"
 "$tend" backup binlogs -i "$inv"
-echo "== the backup proved by restoring it into a scratch server and rolling it forward"
+echo "== the newest backup proved: unpacked and prepared into a scratch server, checked, rolled forward"
 "$tend" backup verify -i "$inv"
 "$tend" backup status -i "$inv"
 "$tend" backup list -i "$inv"

@@ -1,6 +1,6 @@
-//! `tend backup` against the lab shop's real MariaDB primary (h8) and replica (h9), with an
-//! app host (h6) as the backup store: logical backups of the replica at its stopped applier's
-//! consistent point and of the primary, the catalog, a failed backup never listed as good.
+//! `tend backup` and `tend restore` against the lab shop's real MariaDB primary (h8) and replica
+//! (h9), with an app host (h6) as the backup store: logical and physical backups at a consistent
+//! point, the catalog, a failed backup never listed as good, restores to a point, verification.
 
 mod common;
 use common::{Lab, Run, provision_databases, repo, run_in};
@@ -9,14 +9,11 @@ fn sql(lab: &Lab, i: u32, sql: &str) -> String {
     lab.sql(i, sql).trim().to_string()
 }
 
+/// `tend backup ARGS` with the store on h6.
 fn backup(lab: &Lab, store: &str, args: &[&str]) -> Run {
-    let inv = lab.inventory();
-    let host = format!("backup_store_host=h{}", 6);
-    let dir = format!("backup_store_dir={store}");
     let mut all = vec!["backup"];
     all.extend_from_slice(args);
-    all.extend(["-i", &inv, "-e", &host, "-e", &dir, "--format", "json"]);
-    run_in(&repo(), &all)
+    with_store(lab, store, &all)
 }
 
 fn record(r: &Run) -> serde_json::Value {
@@ -182,7 +179,8 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
     sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
 }
 
-fn restore(lab: &Lab, store: &str, args: &[&str]) -> Run {
+/// `tend ARGS` (any command) with the store on h6.
+fn with_store(lab: &Lab, store: &str, args: &[&str]) -> Run {
     let inv = lab.inventory();
     let host = "backup_store_host=h6".to_string();
     let dir = format!("backup_store_dir={store}");
@@ -216,11 +214,22 @@ fn a_new_second(lab: &Lab, i: u32) -> String {
 
 #[test]
 fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
+    point_in_time_restores("logical", "dump.sql.zst");
+}
+
+#[test]
+fn physical_backups_restore_to_a_point_and_rebuild_a_replica_the_same_way() {
+    point_in_time_restores("physical", "backup.xbstream.zst");
+}
+
+/// The same story for each kind of backup: restores to a time and to just before a
+/// statement, refusals, a damaged file, a replica rebuilt.
+fn point_in_time_restores(kind: &str, file: &str) {
     let lab = Lab::get();
     let s = common::provision_shop(&lab);
     let tag = std::process::id();
-    let db = format!("pitr_{tag}");
-    let store = format!("/var/backups/tend-pitr-{tag}");
+    let db = format!("pitr_{kind}_{tag}");
+    let store = format!("/var/backups/tend-pitr-{kind}-{tag}");
     let (p, rep) = (s.primary, s.replica);
     let primary = format!("h{p}");
     sql(
@@ -230,12 +239,13 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
             "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY); USE {db}; INSERT INTO t SELECT seq FROM seq_1_to_100"
         ),
     );
-    let r = restore(&lab, &store, &["backup", "binlogs"]);
+    let r = with_store(&lab, &store, &["backup", "binlogs"]);
     assert_eq!(r.code, 0, "{r:?}");
     let pos = sql(&lab, p, "SELECT @@gtid_binlog_pos");
     assert_eq!(sql(&lab, rep, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)")), "0");
-    let r = backup(&lab, &store, &["run"]);
+    let r = backup(&lab, &store, &["run", "--kind", kind]);
     assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(record(&r)["kind"], kind, "{r:?}");
     let backup_id = record(&r)["id"].as_str().unwrap_or_default().to_string();
 
     // Rows 101-200, then the moment T, then 201-300 written through a temporary table that
@@ -262,7 +272,7 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     );
 
     // The plan, and nothing changed.
-    let r = restore(
+    let r = with_store(
         &lab,
         &store,
         &["restore", "--target", &primary, "--to-time", &t, "--dry-run"],
@@ -274,7 +284,7 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     // Without --force the primary's newer transactions are not thrown away; without --yes
     // nothing happens off a terminal.
     assert_eq!(
-        restore(
+        with_store(
             &lab,
             &store,
             &["restore", "--target", &primary, "--to-time", &t, "--yes"]
@@ -283,7 +293,7 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
         4
     );
     assert_eq!(
-        restore(
+        with_store(
             &lab,
             &store,
             &["restore", "--target", &primary, "--to-time", &t, "--force"]
@@ -292,7 +302,7 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
         4
     );
     // Bad points: exit 4, the window named.
-    let r = restore(
+    let r = with_store(
         &lab,
         &store,
         &[
@@ -306,7 +316,7 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     );
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stdout.contains("covered window"), "{r:?}");
-    let r = restore(
+    let r = with_store(
         &lab,
         &store,
         &[
@@ -320,11 +330,11 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     );
     assert_eq!(r.code, 4, "{r:?}");
     assert_eq!(
-        restore(&lab, &store, &["restore", "--target", "h6", "--dry-run"]).code,
+        with_store(&lab, &store, &["restore", "--target", "h6", "--dry-run"]).code,
         4
     );
     assert_eq!(
-        restore(
+        with_store(
             &lab,
             &store,
             &["restore", "--target", &primary, "--to-time", "yesterday"]
@@ -334,18 +344,35 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     );
 
     // To T: exactly the rows written before it.
-    let r = restore(
+    let binlogs_before = lab.sh(p, "mariadb -N -e 'SHOW BINARY LOGS' | cut -f1");
+    let r = with_store(
         &lab,
         &store,
         &["restore", "--target", &primary, "--to-time", &t, "--force", "--yes"],
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(rows(&lab, p, &db), "200 200");
+    // The primary's binlog goes on: every file it had is still there, the next one new.
+    let binlogs_after = lab.sh(p, "mariadb -N -e 'SHOW BINARY LOGS' | cut -f1");
+    assert!(
+        binlogs_after.starts_with(binlogs_before.trim_end()),
+        "{binlogs_before} / {binlogs_after}"
+    );
+    if kind == "physical" {
+        let steps: Vec<String> = r
+            .events("step")
+            .iter()
+            .filter_map(|e| e["step"].as_str().map(str::to_string))
+            .collect();
+        for step in ["unpack", "prepare", "swap", "replay"] {
+            assert!(steps.iter().any(|s| s == step), "{step} in {steps:?}");
+        }
+    }
     // Writes went through the proxy again at the end.
     let upstream = lab.sh(s.lb, "cat /etc/nginx/stream.d/upstream-shop_db.conf");
     assert!(!upstream.contains("down"), "{upstream}");
     // Just before the DROP: every row, those that came through the temporary table too.
-    let r = restore(
+    let r = with_store(
         &lab,
         &store,
         &[
@@ -373,7 +400,7 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     assert_eq!(code, 200, "{body}");
     // The same restore again: already done, nothing touched.
     sql(&lab, p, &format!("INSERT INTO {db}.t VALUES (1000)"));
-    let r = restore(
+    let r = with_store(
         &lab,
         &store,
         &[
@@ -393,11 +420,9 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     // A damaged file in the store: refused, the file and both sums named, nothing touched.
     lab.sh(
         6,
-        &format!(
-            "cp -p {store}/{backup_id}/dump.sql.zst /tmp/good-{tag} && printf x >> {store}/{backup_id}/dump.sql.zst"
-        ),
+        &format!("cp -p {store}/{backup_id}/{file} /tmp/good-{tag} && printf x >> {store}/{backup_id}/{file}"),
     );
-    let r = restore(
+    let r = with_store(
         &lab,
         &store,
         &[
@@ -407,22 +432,49 @@ fn point_in_time_restores_reach_exactly_the_point_and_a_replica_is_rebuilt() {
     assert_eq!(r.code, 2, "{r:?}");
     let message = r.events("error")[0]["message"].as_str().unwrap_or_default().to_string();
     assert!(
-        message.contains(&format!("{backup_id}/dump.sql.zst")) && message.contains("damaged"),
+        message.contains(&format!("{backup_id}/{file}")) && message.contains("damaged"),
         "{message}"
     );
     assert_eq!(rows(&lab, p, &db), "401 1000");
-    lab.sh(6, &format!("mv /tmp/good-{tag} {store}/{backup_id}/dump.sql.zst"));
+    lab.sh(6, &format!("mv /tmp/good-{tag} {store}/{backup_id}/{file}"));
+    if kind == "physical" {
+        // Files of another release series would not start: refused before anything is done.
+        let entry = format!("{store}/catalog/{backup_id}.json");
+        lab.sh(
+            6,
+            &format!("cp -p {entry} /tmp/entry-{tag} && sed -i 's/\"server_version\":\"10\\./\"server_version\":\"9./' {entry}"),
+        );
+        let r = with_store(
+            &lab,
+            &store,
+            &[
+                "restore", "--target", &primary, "--backup", &backup_id, "--force", "--yes",
+            ],
+        );
+        assert_eq!(r.code, 4, "{r:?}");
+        assert!(r.stdout.contains("release series"), "{r:?}");
+        lab.sh(6, &format!("mv /tmp/entry-{tag} {entry}"));
+    }
+    // Nothing of a restore is left beside the datadir or in the server's options.
+    assert_eq!(
+        lab.sh(
+            p,
+            "ls -d /var/lib/mysql.tend-* /etc/mysql/mariadb.conf.d/99-tend-* 2>/dev/null || true"
+        )
+        .trim(),
+        ""
+    );
 
     // The replica holds another history now: rebuilt from a new backup of the primary, it
     // replicates, and a new row travels.
-    let r = restore(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
+    let r = with_store(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
     assert_eq!(
         r.code, 4,
         "a backup from before the restore must not seed the replica: {r:?}"
     );
-    let r = backup(&lab, &store, &["run", "--from", &primary]);
+    let r = backup(&lab, &store, &["run", "--from", &primary, "--kind", kind]);
     assert_eq!(r.code, 0, "{r:?}");
-    let r = restore(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
+    let r = with_store(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     let status = lab.sh(rep, "mariadb -e 'SHOW SLAVE STATUS\\G'");
     assert!(
@@ -528,7 +580,7 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
     assert!(!upstream.contains("down"), "{upstream}");
     // The same command again: resumes (the lock of the dead run is taken over) and ends at the
     // point.
-    let r = restore(
+    let r = with_store(
         &lab,
         &store,
         &[
@@ -547,7 +599,7 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
     // The replica, seeded again from a backup of the restored primary.
     let r = backup(&lab, &store, &["run", "--from", &primary]);
     assert_eq!(r.code, 0, "{r:?}");
-    let r = restore(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
+    let r = with_store(&lab, &store, &["replica", "rebuild", &format!("h{rep}"), "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(rows(&lab, rep, &db), "20000 20000");
     sql(&lab, p, &format!("DROP DATABASE {db}"));
@@ -573,11 +625,16 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
             "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY); USE {db}; INSERT INTO t SELECT seq FROM seq_1_to_1000; FLUSH BINARY LOGS"
         ),
     );
-    assert_eq!(restore(&lab, &store, &["backup", "binlogs"]).code, 0);
+    assert_eq!(with_store(&lab, &store, &["backup", "binlogs"]).code, 0);
     let mut ids = Vec::new();
+    // Two logical backups, then a physical one (the newest).
     for n in 0..3 {
         caught_up(&lab);
-        let r = backup(&lab, &store, &["run"]);
+        let r = backup(
+            &lab,
+            &store,
+            &["run", "--kind", if n == 2 { "physical" } else { "logical" }],
+        );
         assert_eq!(r.code, 0, "{r:?}");
         ids.push(record(&r)["id"].as_str().unwrap_or_default().to_string());
         sql(
@@ -586,14 +643,16 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
             &format!("USE {db}; INSERT INTO t VALUES ({}); FLUSH BINARY LOGS", 2000 + n),
         );
     }
-    assert_eq!(restore(&lab, &store, &["backup", "binlogs"]).code, 0);
+    assert_eq!(with_store(&lab, &store, &["backup", "binlogs"]).code, 0);
     let entry = |id: &str| -> serde_json::Value {
         serde_json::from_str(&lab.sh(6, &format!("cat {store}/catalog/{id}.json"))).unwrap_or_default()
     };
 
-    // The newest: restored into a scratch server, checked, rolled forward to the last insert.
+    // The newest: unpacked and prepared into a scratch server, checked, rolled forward to the
+    // last insert.
     let r = backup(&lab, &store, &["verify"]);
     assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("mariabackup --prepare"), "{r:?}");
     let v = &entry(&ids[2])["verifications"][0];
     assert_eq!(v["ok"], true, "{v}");
     assert!(v["restore_seconds"].as_f64().is_some_and(|s| s > 0.0), "{v}");
@@ -671,7 +730,7 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
         "{left}"
     );
     // What stays still restores: the kept backup rolls forward over the kept binlogs.
-    let r = restore(&lab, &store, &["restore", "--target", &format!("h{rep}"), "--dry-run"]);
+    let r = with_store(&lab, &store, &["restore", "--target", &format!("h{rep}"), "--dry-run"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(record(&r)["backup"], ids[2].as_str());
     sql(&lab, p, &format!("DROP DATABASE {db}"));

@@ -26,6 +26,34 @@ pub struct Table {
     pub checksum: Option<String>,
 }
 
+/// How a backup was taken, which says how it is restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `mariadb-dump`: SQL, loaded into a running server.
+    Logical,
+    /// `mariabackup --stream`: the server's files, prepared and put in place of its datadir.
+    Physical,
+}
+
+impl Kind {
+    /// Its name in ids, the catalog and `--kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logical => "logical",
+            Self::Physical => "physical",
+        }
+    }
+
+    /// The name of its one file in the store.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Self::Logical => "dump.sql.zst",
+            Self::Physical => "backup.xbstream.zst",
+        }
+    }
+}
+
 /// Where a backup stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,8 +69,8 @@ pub enum State {
 pub struct Backup {
     /// `<UTC time>-<kind>`, sortable.
     pub id: String,
-    /// `logical` (or `physical`).
-    pub kind: String,
+    /// Logical or physical.
+    pub kind: Kind,
     /// The host it was taken from.
     pub host: String,
     /// Whether that host was a replica (the primary kept serving).

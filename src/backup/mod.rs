@@ -3,21 +3,22 @@
 //!
 //! ```text
 //! source (a caught-up replica, its applier stopped: a consistent point the primary never
-//! notices; else the primary) ─ mariadb-dump | zstd ─► control node (constant memory,
+//! notices; else the primary) ─ mariadb-dump or mariabackup | zstd ─► control node (constant memory,
 //! SHA-256 on the way) ─► store host: file.part, renamed when complete ─► catalog entry last
 //! ```
 //!
-//! Logical backups (`logical`), binlog shipping (`binlogs`), restores rolled forward to a point
-//! (`replay`, `restore`), verification in a scratch server (`verify`) and retention
-//! (`retention`). Physical backups (mariabackup) are not built yet.
+//! Backups of both kinds (`take`; the physical kind's own steps in `physical`), binlog
+//! shipping (`binlogs`), restores rolled forward to a point (`replay`, `restore`),
+//! verification in a scratch server (`verify`) and retention (`retention`).
 
 pub mod binlogs;
 pub mod catalog;
-pub mod logical;
+pub mod physical;
 pub mod replay;
 pub mod restore;
 pub mod retention;
 pub mod store;
+pub mod take;
 pub mod verify;
 
 use crate::diagnostic::Diagnostic;

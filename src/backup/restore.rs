@@ -17,7 +17,7 @@
 //! over, one that finished does nothing.
 
 use super::binlogs::{BinlogFile, Index};
-use super::catalog::Backup;
+use super::catalog::{Backup, Kind};
 use super::replay::{self, From, Plan, PlanError, Position, Scanner, Stop, Txn};
 use super::store::Store;
 use crate::exit::Code;
@@ -74,12 +74,12 @@ pub enum TimeSpec {
     ServerLocal(String),
 }
 
-/// The scan of staged binlog files, kept per file.
+/// The scan of staged binlog files, kept per file with the offset it started at.
 #[derive(Debug, Default)]
 pub struct Staged {
     dir: String,
     files: Vec<String>,
-    scans: BTreeMap<String, Vec<Txn>>,
+    scans: BTreeMap<String, (u64, Vec<Txn>)>,
 }
 
 impl Staged {
@@ -95,7 +95,7 @@ impl Staged {
     fn txns(&self, files: &[BinlogFile]) -> Vec<Txn> {
         files
             .iter()
-            .flat_map(|f| self.scans.get(&f.name).cloned().unwrap_or_default())
+            .flat_map(|f| self.scans.get(&f.name).map(|(_, t)| t.clone()).unwrap_or_default())
             .collect()
     }
 }
@@ -120,16 +120,22 @@ fn input(message: impl Into<String>) -> Abort {
 }
 
 /// Copies `files` from the store to the staging directory on the target, checking each
-/// file's SHA-256 on the way; a file already staged whole is not copied again.
+/// file's SHA-256 on the way, and scans them; the first is scanned from offset `from` (a
+/// backup's position: what lies before it is never replayed). A file already staged is not
+/// copied again, nor scanned again from where its scan started or after.
 pub async fn stage(
     staged: &mut Staged,
     (store, store_host): (&Store, Option<&Host>),
     target: &Host,
-    (binlog_host, files): (&str, &[BinlogFile]),
+    (binlog_host, files, from): (&str, &[BinlogFile], u64),
 ) -> Result<(), Abort> {
     let mut new = Vec::new();
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
+        let start = if i == 0 { from } else { 0 };
         if staged.files.contains(&f.name) {
+            if staged.scans.get(&f.name).is_none_or(|(at, _)| *at > start) {
+                new.push((f.name.clone(), start));
+            }
             continue;
         }
         let rel = Index::file_path(binlog_host, &f.name);
@@ -164,7 +170,7 @@ pub async fn stage(
             ));
         }
         staged.files.push(f.name.clone());
-        new.push(f.name.clone());
+        new.push((f.name.clone(), start));
     }
     if new.is_empty() {
         return Ok(());
@@ -174,9 +180,14 @@ pub async fn stage(
         "cd -- {} || exit 3\ncommand -v mariadb-binlog >/dev/null || {{ echo 'no mariadb-binlog on the host' >&2; exit 127; }}\n",
         quote(&staged.dir)
     );
-    for n in &new {
+    for (n, start) in &new {
+        let from = if *start > 4 {
+            format!("--start-position={start} ")
+        } else {
+            String::new()
+        };
         script.push_str(&format!(
-            "echo {}\nTZ=UTC mariadb-binlog --base64-output=decode-rows -- {} || exit $?\n",
+            "echo {}\nTZ=UTC mariadb-binlog --base64-output=decode-rows {from}-- {} || exit $?\n",
             quote(&format!("tend-file {n}")),
             quote(n)
         ));
@@ -206,11 +217,11 @@ pub async fn stage(
             ),
         ));
     }
-    for n in new {
-        staged.scans.insert(n, Vec::new());
+    for (n, start) in new {
+        staged.scans.insert(n, (start, Vec::new()));
     }
     for t in scanner.txns {
-        if let Some(v) = staged.scans.get_mut(&t.file) {
+        if let Some((_, v)) = staged.scans.get_mut(&t.file) {
             v.push(t);
         }
     }
@@ -222,20 +233,17 @@ pub async fn resolve_time(db: &Db, spec: &TimeSpec) -> Result<i64, Abort> {
     match spec {
         TimeSpec::Absolute(t) => Ok(*t),
         TimeSpec::ServerLocal(s) => {
-            let mut q = Script::new();
-            let m = q.mark();
             // Past 2038 UNIX_TIMESTAMP has no answer: then the distance from now.
             let t = text(s);
-            q.sql(&format!(
-                "SELECT IFNULL(NULLIF(UNIX_TIMESTAMP({t}), 0), UNIX_TIMESTAMP() + TIMESTAMPDIFF(SECOND, NOW(), {t})) AS t"
-            ));
-            q.mark();
-            let r = db
-                .query("read the time", &q)
-                .await
-                .map_err(|e| Abort::step("cannot read the time on the server", &e))?;
-            r.set(m)
-                .first("t")
+            db.one(
+                "read the time",
+                &format!(
+                    "SELECT IFNULL(NULLIF(UNIX_TIMESTAMP({t}), 0), UNIX_TIMESTAMP() + TIMESTAMPDIFF(SECOND, NOW(), {t})) AS t"
+                ),
+            )
+            .await
+            .map_err(|e| Abort::step("cannot read the time on the server", &e))?
+            .first("t")
                 .and_then(|t| t.split('.').next().and_then(|t| t.parse().ok()))
                 .filter(|t: &i64| *t > 0)
                 .ok_or_else(|| input(format!("the server cannot read `{s}` as a time")))
@@ -243,9 +251,9 @@ pub async fn resolve_time(db: &Db, spec: &TimeSpec) -> Result<i64, Abort> {
     }
 }
 
-/// Chooses the backup (`chosen`, else the newest complete logical backup that can reach the
-/// stop) and plans the replay. `pick` chooses among the statements a `--before` pattern
-/// matches (they are listed to it).
+/// Chooses the backup (`chosen`, else the newest complete backup that can reach the stop)
+/// and plans the replay. `pick` chooses among the statements a `--before` pattern matches
+/// (they are listed to it).
 pub async fn prepare(
     progress: &dyn Progress,
     (store, store_host): (&Store, Option<&Host>),
@@ -258,15 +266,13 @@ pub async fn prepare(
     let mut candidates: Vec<&Backup> = backups
         .iter()
         .rev()
-        .filter(|b| b.state == super::catalog::State::Complete && b.kind == "logical")
+        .filter(|b| b.state == super::catalog::State::Complete)
         .filter(|b| chosen.is_none_or(|id| b.id == id))
         .collect();
     if let Some(id) = chosen {
         if candidates.is_empty() {
-            return Err(
-                input(format!("no complete logical backup `{id}` in {}", store.describe()))
-                    .hint("`tend backup list` shows the backups"),
-            );
+            return Err(input(format!("no complete backup `{id}` in {}", store.describe()))
+                .hint("`tend backup list` shows the backups"));
         }
     } else if candidates.is_empty() {
         return Err(
@@ -309,7 +315,7 @@ pub async fn prepare(
             .filter(|f| brk.is_none_or(|k| f.name <= k.file))
             .cloned()
             .collect();
-        stage(staged, (store, store_host), &target.host, (&index.host, &files)).await?;
+        stage(staged, (store, store_host), &target.host, (&index.host, &files, pos)).await?;
         let mut txns = staged.txns(&files);
         if let Some(k) = brk {
             txns.retain(|t| (t.file.as_str(), t.at) < (k.file.as_str(), k.pos));
@@ -456,12 +462,12 @@ pub async fn target_state(db: &Db) -> Result<TargetState, StepError> {
             .collect(),
     };
     if head.first("has_state") == Some("1") {
-        let mut q = Script::new();
-        let m = q.mark();
-        q.sql("SELECT run, stage, gtid FROM mysql.tend_restore WHERE id = 1");
-        q.mark();
-        let r = db.query("restore state", &q).await?;
-        let row = r.set(m);
+        let row = db
+            .one(
+                "restore state",
+                "SELECT run, stage, gtid FROM mysql.tend_restore WHERE id = 1",
+            )
+            .await?;
         if let (Some(a), Some(b)) = (row.first("run"), row.first("stage")) {
             state.row = Some((
                 a.to_string(),
@@ -508,28 +514,46 @@ awk "$marks" |
 /// How long the load and the replay may take.
 const LONG: Duration = Duration::from_secs(24 * 3600);
 
-/// Restores `p` onto `db` as run `run` (resuming where a run with the same id stopped). The
-/// caller has stopped writes and replication where needed.
+/// Restores `p` onto `db` as run `run` (resuming where a run with the same id stopped);
+/// `unpacked`: a physical backup was [`super::physical::stage`]d for it. The caller has
+/// stopped writes and replication where needed.
 pub async fn apply(
     progress: &dyn Progress,
     (store, store_host): (&Store, Option<&Host>),
     db: &Db,
-    (run, staged): (&str, &Staged),
+    (run, staged, unpacked): (&str, &Staged, bool),
     p: &Prepared,
 ) -> Result<(), Abort> {
-    match begin(progress, (store, store_host), db, run, p).await? {
-        Some(start) => replay(progress, db, staged, p, start).await,
-        None => Ok(()),
+    let load = if unpacked { Load::Unpacked } else { Load::Here };
+    if let Some(start) = begin(progress, (store, store_host), db, (run, load), p).await? {
+        replay(progress, db, staged, p, start).await?;
     }
+    if p.backup.kind == Kind::Physical {
+        super::physical::finish(progress, db, run).await;
+    }
+    Ok(())
 }
 
-/// Where a restore begins its replay: loads the backup unless run `run` already did (then it
-/// resumes after the last transaction that run applied). `None`: the run already finished.
+/// How the backup gets onto the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Load {
+    /// Loaded (logical), or unpacked, prepared and put in place (physical), by [`begin`].
+    Here,
+    /// A physical backup already unpacked and prepared beside the datadir
+    /// ([`super::physical::stage`]): only put in place.
+    Unpacked,
+    /// The server already runs on it (a scratch server started on a prepared backup).
+    InPlace,
+}
+
+/// Where a restore begins its replay: loads the backup as `load` says unless run `run`
+/// already did (then it resumes after the last transaction that run applied). `None`: the run
+/// already finished.
 pub async fn begin(
     progress: &dyn Progress,
     (store, store_host): (&Store, Option<&Host>),
     db: &Db,
-    run: &str,
+    (run, load): (&str, Load),
     p: &Prepared,
 ) -> Result<Option<Resume>, Abort> {
     let host = db.host.name().to_string();
@@ -577,7 +601,25 @@ pub async fn begin(
         _ => p.plan.apply.start,
     };
     if resume.is_none() {
-        load(progress, (store, store_host), db, run, (&p.backup, &state.databases)).await?;
+        match (p.backup.kind, load) {
+            (_, Load::InPlace) => {}
+            (Kind::Logical, _) => {
+                self::load(progress, (store, store_host), db, run, (&p.backup, &state.databases)).await?;
+            }
+            (Kind::Physical, load) => {
+                if load == Load::Here {
+                    super::physical::stage(progress, (store, store_host), db, run, &p.backup).await?;
+                }
+                super::physical::swap(progress, db, run, &p.backup).await?;
+            }
+        }
+        if p.backup.kind == Kind::Physical || load == Load::InPlace {
+            let mut s = Script::new();
+            set_stage(&mut s, run, "replaying");
+            db.query("backup in place", &s)
+                .await
+                .map_err(|e| Abort::step("cannot record the restore's start", &e))?;
+        }
     } else {
         progress.step(StepEvent::new(
             &host,
@@ -653,15 +695,13 @@ pub async fn replay(
         .and_then(|t| t.last())
         .map(|t| t.gtid.clone())
         .unwrap_or_default();
-    let mut s = Script::new();
-    let m = s.mark();
-    s.sql("SELECT gtid FROM mysql.tend_restore WHERE id = 1");
-    s.mark();
-    let r = db
-        .query("check the replay", &s)
+    let got = db
+        .one("check the replay", "SELECT gtid FROM mysql.tend_restore WHERE id = 1")
         .await
-        .map_err(|e| Abort::step("cannot read the replay's end", &e))?;
-    let got = r.set(m).first("gtid").unwrap_or_default().to_string();
+        .map_err(|e| Abort::step("cannot read the replay's end", &e))?
+        .first("gtid")
+        .unwrap_or_default()
+        .to_string();
     let expected_now = if expected.is_empty() {
         resume.clone().unwrap_or_default()
     } else {
@@ -716,28 +756,18 @@ async fn load(
     for f in &backup.files {
         let script = format!("lock={SERVER_LOCK}\n{}", tethered(LOAD, &["client", "cnf", "lock"]));
         let (command, login) = db.shell(&script, Some(LONG));
-        let rel = format!("{}/{}", backup.id, f.name);
-        let (out, hashed) = store
-            .send(store_host, &rel, &db.host, (&command, login.as_bytes()))
-            .await
-            .map_err(|e| Abort::step("cannot load the backup", &e))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if hashed.sha256 != f.sha256 {
-            return Err(Abort::new(
-                Code::HostFailed,
-                format!(
-                    "{rel} in the store is damaged: SHA-256 {}, the catalog says {}; the server is half loaded: restore again from a good backup",
-                    hashed.sha256, f.sha256
-                ),
-            ));
-        }
-        if !out.success() || !stderr.contains("tend-zstd-rc 0") {
-            return Err(Abort::new(
-                Code::HostFailed,
-                format!("{host}: loading {rel} failed: {}", crate::transport::tail(&stderr, 5)),
-            )
-            .hint("run the same command again: the load starts over"));
-        }
+        feed(
+            (store, store_host),
+            &db.host,
+            (backup, f),
+            (&command, login.as_bytes()),
+            (
+                "loading",
+                "the server is half loaded: restore again from a good backup",
+                "run the same command again: the load starts over",
+            ),
+        )
+        .await?;
     }
     let mut s = Script::new();
     s.sql("SET SESSION sql_log_bin = 0");
@@ -758,6 +788,46 @@ async fn load(
     Ok(())
 }
 
+/// Streams file `f` of `backup` from the store into `command` on `host` (its stdin: `prefix`,
+/// then the file). A damaged file (its SHA-256 not the catalog's) or a command that failed, or
+/// whose `zstd -dc` did (`tend-zstd-rc` on stderr), is the error; `doing` names the work,
+/// `damaged` says what a damaged file leaves, `retry` hints after a failure.
+pub(super) async fn feed(
+    (store, store_host): (&Store, Option<&Host>),
+    host: &Host,
+    (backup, f): (&Backup, &super::catalog::File),
+    (command, prefix): (&RemoteCommand, &[u8]),
+    (doing, damaged, retry): (&str, &str, &str),
+) -> Result<(), Abort> {
+    let rel = format!("{}/{}", backup.id, f.name);
+    let (out, hashed) = store
+        .send(store_host, &rel, host, (command, prefix))
+        .await
+        .map_err(|e| Abort::step(&format!("{doing} {rel} failed"), &e))?;
+    if hashed.sha256 != f.sha256 {
+        return Err(Abort::new(
+            Code::HostFailed,
+            format!(
+                "{rel} in the store is damaged: SHA-256 {}, the catalog says {}; {damaged}",
+                hashed.sha256, f.sha256
+            ),
+        ));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.success() || !stderr.contains("tend-zstd-rc 0") {
+        return Err(Abort::new(
+            Code::HostFailed,
+            format!(
+                "{}: {doing} {rel} failed: {}",
+                host.name(),
+                crate::transport::tail(&stderr, 5)
+            ),
+        )
+        .hint(retry));
+    }
+    Ok(())
+}
+
 /// Removes the staging directory.
 pub async fn clean(target: &Host, staged: &Staged) {
     let _ = target
@@ -771,23 +841,15 @@ pub async fn clean(target: &Host, staged: &Staged) {
         .await;
 }
 
-/// Checks every file a restore reads against its recorded SHA-256 in the store itself, before
-/// anything is touched; names the first damaged one with both sums.
-pub async fn check_store(
-    (store, store_host): (&Store, Option<&Host>),
-    backup: &Backup,
-    (binlog_host, files): (&str, &[BinlogFile]),
-) -> Result<(), Abort> {
-    let mut rels: Vec<(String, String)> = backup
+/// Checks the backup's files against their recorded SHA-256 in the store itself, before
+/// anything is touched; names the first damaged one with both sums. (Binlogs are checked as
+/// they are staged.)
+pub async fn check_store((store, store_host): (&Store, Option<&Host>), backup: &Backup) -> Result<(), Abort> {
+    let rels: Vec<(String, String)> = backup
         .files
         .iter()
         .map(|f| (format!("{}/{}", backup.id, f.name), f.sha256.clone()))
         .collect();
-    rels.extend(
-        files
-            .iter()
-            .map(|f| (Index::file_path(binlog_host, &f.name), f.sha256.clone())),
-    );
     let names: Vec<String> = rels.iter().map(|(r, _)| r.clone()).collect();
     let sums = store
         .sha256(store_host, &names)

@@ -6,8 +6,8 @@
 //! result with the measured restore time goes into the backup's catalog entry.
 
 use super::binlogs::Index;
-use super::catalog::{Backup, Verification};
-use super::restore::{self, Staged, Wanted};
+use super::catalog::{Backup, Kind, Verification};
+use super::restore::{self, Load, Staged, Wanted};
 use super::store::Store;
 use crate::exit::Code;
 use crate::migrate::db::{Db, Script};
@@ -17,14 +17,31 @@ use crate::output::{Status, StepEvent};
 use crate::transport::{Host, Input, StepError, shell::quote};
 use std::time::{Duration, Instant};
 
-/// Creates and starts a scratch server in `$d` on `$port`.
-const START: &str = r#"set -u
+/// Makes the scratch server's directory `$d` afresh (stopping one a killed run left) and
+/// checks that nothing listens on `$port`.
+const CREATE: &str = r#"set -u
 for p in mariadbd mariadb-install-db; do command -v $p >/dev/null || { echo "$p is not installed on this host (verify on a database host)" >&2; exit 127; }; done
 id mysql >/dev/null 2>&1 || { echo "no mysql user on this host" >&2; exit 3; }
 if [ -e "$d/mariadbd.pid" ]; then kill "$(cat "$d/mariadbd.pid")" 2>/dev/null; sleep 2; fi
-rm -rf -- "$d" && mkdir -p -- "$d/data" && chown -R mysql:mysql -- "$d" && chmod 700 -- "$d" || exit 3
+rm -rf -- "$d" && mkdir -p -- "$d" && chown mysql:mysql -- "$d" && chmod 700 -- "$d" || exit 3
+hex=$(printf '%04X' "$port")
+if awk -v p=":$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+  echo "port $port is taken on this host: set backup_verify_port to a free one" >&2; exit 3
+fi
+"#;
+
+/// An empty server's datadir in `$d/data` (a logical backup is loaded into it).
+const INSTALL: &str = r#"set -u
+mkdir -p -- "$d/data" && chown mysql:mysql -- "$d/data" || exit 3
 mariadb-install-db --no-defaults --datadir="$d/data" --user=mysql --auth-root-authentication-method=socket --skip-test-db > "$d/install.log" 2>&1 || { tail -5 "$d/install.log" >&2; exit 3; }
-(setsid mariadbd --no-defaults --datadir="$d/data" --socket="$d/server.sock" --port="$port" --bind-address=127.0.0.1 --user=mysql --pid-file="$d/mariadbd.pid" --log-error="$d/error.log" --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 --skip-log-bin --max-allowed-packet=1G < /dev/null > /dev/null 2>&1 &)
+"#;
+
+/// Starts the scratch server on `$d/data` and `$port`.
+const RUN: &str = r#"set -u
+# A prepared physical backup brings the InnoDB settings its files need.
+defaults=--no-defaults
+[ -f "$d/data/backup-my.cnf" ] && defaults=--defaults-file="$d/data/backup-my.cnf"
+(setsid mariadbd "$defaults" --datadir="$d/data" --socket="$d/server.sock" --port="$port" --bind-address=127.0.0.1 --user=mysql --pid-file="$d/mariadbd.pid" --log-error="$d/error.log" --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 --skip-log-bin --skip-slave-start --max-allowed-packet=1G < /dev/null > /dev/null 2>&1 &)
 i=0
 while [ $i -lt 240 ]; do
   mariadb --no-defaults --socket="$d/server.sock" -e 'SELECT 1' > /dev/null 2>&1 && exit 0
@@ -51,29 +68,40 @@ pub struct Scratch {
 }
 
 impl Scratch {
-    /// Creates and starts one for backup `id` on `port`.
-    pub async fn start(host: &Host, id: &str, port: u16) -> Result<Self, StepError> {
-        let dir = format!("/var/tmp/tend-verify-{id}");
-        let script = format!("d={}\nport={port}\n{START}", quote(&dir));
+    /// Makes its directory for backup `id` on `host`, where it will listen on `port`.
+    pub async fn create(host: &Host, id: &str, port: u16) -> Result<Self, StepError> {
         let scratch = Self {
             host: host.clone(),
-            dir,
+            dir: format!("/var/tmp/tend-verify-{id}"),
         };
-        if let Err(e) = host
-            .step(
-                "scratch server",
-                "start a scratch server",
-                script,
-                Input::None,
-                Duration::from_secs(120),
-            )
-            .await
-        {
-            // A server that started too slowly is not left behind.
-            scratch.stop().await;
-            return Err(e);
-        }
+        scratch
+            .script("make a scratch directory", CREATE, &format!("port={port}\n"))
+            .await?;
         Ok(scratch)
+    }
+
+    /// Where its data goes.
+    pub fn datadir(&self) -> String {
+        format!("{}/data", self.dir)
+    }
+
+    /// An empty server's data.
+    pub async fn install(&self) -> Result<(), StepError> {
+        self.script("make an empty scratch server", INSTALL, "").await
+    }
+
+    /// Starts it on `port`.
+    pub async fn run(&self, port: u16) -> Result<(), StepError> {
+        self.script("start a scratch server", RUN, &format!("port={port}\n"))
+            .await
+    }
+
+    async fn script(&self, what: &str, body: &str, vars: &str) -> Result<(), StepError> {
+        let script = format!("d={}\n{vars}{body}", quote(&self.dir));
+        self.host
+            .step("scratch server", what, script, Input::None, Duration::from_secs(300))
+            .await
+            .map(|_| ())
     }
 
     /// A client of it (root over its socket).
@@ -114,8 +142,9 @@ const UNCOMPARED: &[&str] = &[
     "mysql.tend_restore",
 ];
 
-/// What the checks of a restored backup found wrong (empty: nothing).
-async fn check_tables(db: &Db, backup: &Backup) -> Result<Vec<String>, StepError> {
+/// What the checks of a restored backup found wrong (empty: nothing): `CHECK TABLE` of every
+/// table, and with `compare` its rows and `CHECKSUM TABLE` against the catalog.
+async fn check_tables(db: &Db, backup: &Backup, compare: bool) -> Result<Vec<String>, StepError> {
     let names: Vec<String> = backup.tables.iter().map(|t| t.name.clone()).collect();
     let mut problems = Vec::new();
     let mut s = Script::new();
@@ -140,7 +169,10 @@ async fn check_tables(db: &Db, backup: &Backup) -> Result<Vec<String>, StepError
             }
         }
     }
-    let now = super::logical::tables(db, &names).await?;
+    if !compare {
+        return Ok(problems);
+    }
+    let now = super::take::tables(db, &names).await?;
     for (want, got) in backup.tables.iter().zip(&now) {
         // The server's own statistics, and tables a restore itself writes, differ by nature.
         if UNCOMPARED.contains(&want.name.as_str()) {
@@ -176,12 +208,16 @@ pub async fn run(
     let started = crate::output::now_rfc3339();
     let t0 = Instant::now();
     let mut staged = Staged::new(&format!("verify-{}", backup.id));
-    let scratch = Scratch::start(host, &backup.id, port)
+    let physical = backup.kind == Kind::Physical;
+    let environment = |what: &str, e: StepError| Failure::Environment(Abort::step(what, &e));
+    if physical {
+        super::physical::tools(host)
+            .await
+            .map_err(|e| Abort::step("cannot verify a physical backup here", &e))?;
+    }
+    let scratch = Scratch::create(host, &backup.id, port)
         .await
-        .map_err(|e| Abort::step("cannot start a scratch server", &e))?;
-    progress.step(
-        StepEvent::new(&name, "scratch", Status::Ok, format!("scratch server on port {port}")).took(t0.elapsed()),
-    );
+        .map_err(|e| Abort::step("cannot make a scratch server", &e))?;
     let db = scratch.db();
     let result = async {
         let prepared = restore::prepare(
@@ -194,18 +230,34 @@ pub async fn run(
             &|_| Some(0),
         )
         .await?;
-        restore::check_store((store, store_host), backup, (&index.host, &prepared.files)).await?;
         let t = Instant::now();
-        let run = format!("verify-{}", backup.id);
-        let start = restore::begin(progress, (store, store_host), &db, &run, &prepared).await?;
-        let load_seconds = t.elapsed().as_secs_f64();
-        let problems = if backup.tables_at_consistent_point {
-            check_tables(&db, backup)
-                .await
-                .map_err(|e| Abort::step("cannot check the restored tables", &e))?
+        // The backup's file is checked against its SHA-256 as it is loaded or unpacked.
+        if physical {
+            super::physical::unpack(progress, (store, store_host), host, backup, &scratch.datadir()).await?;
         } else {
-            Vec::new()
-        };
+            scratch
+                .install()
+                .await
+                .map_err(|e| environment("cannot make a scratch server", e))?;
+        }
+        // A server that does not start on a prepared backup is the backup's failure.
+        scratch.run(port).await.map_err(|e| {
+            if physical {
+                Failure::Finding(Abort::step("the server does not start on the prepared backup", &e))
+            } else {
+                environment("cannot start a scratch server", e)
+            }
+        })?;
+        progress.step(
+            StepEvent::new(&name, "scratch", Status::Ok, format!("scratch server on port {port}")).took(t.elapsed()),
+        );
+        let run = format!("verify-{}", backup.id);
+        let load = if physical { Load::InPlace } else { Load::Here };
+        let start = restore::begin(progress, (store, store_host), &db, (&run, load), &prepared).await?;
+        let load_seconds = t.elapsed().as_secs_f64();
+        let problems = check_tables(&db, backup, backup.tables_at_consistent_point)
+            .await
+            .map_err(|e| Abort::step("cannot check the restored tables", &e))?;
         progress.step(StepEvent::new(
             &name,
             "check",
@@ -235,7 +287,7 @@ pub async fn run(
         {
             replay_problem = Some(e.error.message.clone());
         }
-        Ok::<_, Abort>((
+        Ok::<_, Failure>((
             prepared,
             problems,
             replay_problem,
@@ -264,8 +316,9 @@ pub async fn run(
             }
         }
         // The backup is fine as far as anyone knows: the verification could not run.
-        Err(abort) if abort.code != Code::HostFailed => return Err(abort),
-        Err(abort) => Verification {
+        Err(Failure::Environment(abort)) => return Err(abort),
+        Err(Failure::Finding(abort)) if abort.code != Code::HostFailed => return Err(abort),
+        Err(Failure::Finding(abort)) => Verification {
             at: started,
             host: name,
             ok: false,
@@ -279,6 +332,18 @@ pub async fn run(
         },
     };
     Ok(v)
+}
+
+/// Why a verification stopped: something about the backup (recorded), or about where it ran.
+enum Failure {
+    Finding(Abort),
+    Environment(Abort),
+}
+
+impl From<Abort> for Failure {
+    fn from(a: Abort) -> Self {
+        Self::Finding(a)
+    }
 }
 
 fn secs(s: f64) -> f64 {

@@ -4,8 +4,8 @@
 use super::CliError;
 use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
 use crate::backup::catalog::{self, Backup};
-use crate::backup::logical::{self, Source};
 use crate::backup::store::Store;
+use crate::backup::take::{self, Source};
 use crate::backup::{self, Settings};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
@@ -55,20 +55,26 @@ pub struct Common {
 
 /// Take a backup
 ///
-/// Logical (`mariadb-dump --single-transaction` of every database). From a replica (the
-/// default when one is running and caught up) its SQL applier is stopped for the backup: the
-/// row counts and `CHECKSUM TABLE` of every table, the GTID and the primary's binlog
-/// coordinates are those of the dump's own consistent point, and the primary keeps serving.
-/// From the primary the coordinates come from the dump (`--master-data=2 --gtid`) and the
-/// tables are counted just before.
+/// Logical (`mariadb-dump --single-transaction` of every database: SQL, loaded into a running
+/// server) or physical (`mariabackup --backup --stream`: the server's files, faster to
+/// restore on large databases). Either is compressed with zstd on the source and streamed to
+/// the store with its SHA-256. A physical backup is stored as taken and prepared where it is
+/// restored (`mariabackup --prepare` on the database host, whose mariabackup matches the
+/// server; the store needs no MariaDB tools), so every verification proves the prepare too.
+///
+/// From a replica (the default when one is running and caught up) its SQL applier is stopped
+/// for the backup: the row counts and `CHECKSUM TABLE` of every table, the GTID and the
+/// primary's binlog coordinates are those of the backup's own consistent point, and the
+/// primary keeps serving. From the primary the coordinates come from the tool
+/// (`--master-data=2`, mariabackup's binlog position) and the tables are counted as it runs.
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
     /// The kind of backup
-    #[arg(long, value_parser = ["logical"], default_value = "logical")]
-    pub kind: String,
+    #[arg(long, value_enum, default_value = "logical")]
+    pub kind: KindArg,
     /// The database host to back up [default: a caught-up host of `db_replica`, else the
     /// `db_primary` host]
     #[arg(long, value_name = "HOST")]
@@ -76,6 +82,24 @@ pub struct RunArgs {
     /// Wait this long for the lock when another run holds it (default: fail at once, exit 5)
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
+}
+
+/// `--kind`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KindArg {
+    /// mariadb-dump
+    Logical,
+    /// mariabackup
+    Physical,
+}
+
+impl From<KindArg> for catalog::Kind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Logical => Self::Logical,
+            KindArg::Physical => Self::Physical,
+        }
+    }
 }
 
 /// Ship the primary's binlogs to the store
@@ -283,7 +307,7 @@ pub fn run(cmd: BackupCommand) -> Result<Code, CliError> {
 fn backup_run(a: RunArgs) -> Result<Code, CliError> {
     let r = resolve(&a.common, a.from.as_deref())?;
     let spec = Spec {
-        reason: format!("{} backup", a.kind),
+        reason: format!("{} backup", catalog::Kind::from(a.kind).as_str()),
         command: "backup run",
         layout: Layout::Steps,
         lock_wait: Some(a.lock_wait),
@@ -302,7 +326,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
             let usable = if !*replica || r.sources.len() == 1 {
                 Ok(true)
             } else {
-                logical::replica_status(&db).await.map(|(_, caught_up)| caught_up)
+                take::replica_status(&db).await.map(|st| st.caught_up())
             };
             match usable {
                 Ok(true) => {
@@ -310,6 +334,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
                         db,
                         replica: *replica,
                         primary: r.primary.name.clone(),
+                        kind: a.kind.into(),
                     });
                     break;
                 }
@@ -333,18 +358,18 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
         let id = format!(
             "{}-{}-{}-{}",
             jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
-            a.kind,
+            src.kind.as_str(),
             src.db.host.name(),
             hex::encode(salt)
         );
         s.events().note(format!(
             "{} backup {id} of {}{} into {}",
-            a.kind,
+            src.kind.as_str(),
             src.db.host.name(),
             if src.replica { " (replica)" } else { "" },
             r.settings.store.describe()
         ));
-        let result = logical::run(s, &src, &r.settings.store, store_host, &id).await;
+        let result = take::run(s, &src, &r.settings.store, store_host, &id).await;
         record(s, started, (&src, &id), result)
     })
 }
@@ -498,7 +523,7 @@ fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
             .map(|b| {
                 json!({
                     "id": b.id,
-                    "kind": b.kind,
+                    "kind": b.kind.as_str(),
                     "state": b.state,
                     "host": b.host,
                     "gtid": b.gtid,

@@ -5,6 +5,7 @@ use super::CliError;
 use super::backup::{Common, Resolved, Spec, operate, resolve};
 use super::common::{choose, confirm};
 use crate::backup::binlogs::{self, Index};
+use crate::backup::catalog::Kind;
 use crate::backup::replay::{self, Gtid, Txn};
 use crate::backup::restore::{self, Staged, Wanted};
 use crate::diagnostic::Diagnostic;
@@ -22,8 +23,10 @@ use std::time::{Duration, Instant};
 ///
 /// Verifies the backup's files in the store (a damaged file is named and nothing is touched),
 /// ships the primary's newest binlogs, chooses the newest complete backup before the point
-/// (or --backup), replaces the target's databases with it and rolls it forward over the
-/// shipped binlogs to the point: in one client session across files (temporary tables
+/// (or --backup), replaces the target's databases with it (a physical backup is unpacked and
+/// prepared beside the datadir, then put in place of it: the server restarts, keeping its own
+/// binlogs and replication settings) and rolls it forward over the shipped binlogs to the
+/// point: in one client session across files (temporary tables
 /// survive), with nothing binlogged on the target, marking each transaction's GTID so that
 /// an interrupted restore resumes when run again with the same arguments.
 ///
@@ -408,8 +411,15 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
             )),
         plan.end
     ));
+    let physical = prepared.backup.kind == Kind::Physical;
     let check = async {
-        restore::check_store((store, store_host), &prepared.backup, (&index.host, &prepared.files)).await?;
+        // A physical backup is checked as it is unpacked, before anything is touched.
+        if a.dry_run || !physical {
+            restore::check_store((store, store_host), &prepared.backup).await?;
+        }
+        if physical {
+            crate::backup::physical::same_series(&db, &prepared.backup).await?;
+        }
         let state = restore::target_state(&db)
             .await
             .map_err(|e| Abort::step("cannot read the target's state", &e))?;
@@ -437,10 +447,13 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
         }
         Ok(state)
     };
-    if let Err(e) = check.await {
-        restore::clean(host, &staged).await;
-        return Err(e);
-    }
+    let state = match check.await {
+        Ok(state) => state,
+        Err(e) => {
+            restore::clean(host, &staged).await;
+            return Err(e);
+        }
+    };
     let done = Done {
         backup: prepared.backup.id.clone(),
         end: plan.end.to_string(),
@@ -458,6 +471,16 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
             Abort::new(Code::InvalidInput, "restore not confirmed; nothing was changed")
                 .hint("run again with `--yes` to restore"),
         );
+    }
+    // A physical backup is unpacked and prepared beside the datadir while the server still
+    // serves (unless this run got further already).
+    let ours = state.row.as_ref().is_some_and(|(rn, _, _)| rn == &run);
+    let unpacked = physical && !ours;
+    if unpacked
+        && let Err(e) = crate::backup::physical::stage(s, (store, store_host), &db, &run, &prepared.backup).await
+    {
+        restore::clean(host, &staged).await;
+        return Err(e);
     }
     // Writes stopped (primary) or replication stopped (replica) for the duration.
     let mut writes: Option<Held> = None;
@@ -505,7 +528,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
             return Err(e);
         }
     }
-    let applied = restore::apply(s, (store, store_host), &db, (&run, &staged), &prepared).await;
+    let applied = restore::apply(s, (store, store_host), &db, (&run, &staged, unpacked), &prepared).await;
     let after = match (&applied, role) {
         (Ok(()), Role::Replica(t)) => replicate(s, &db, &t.name, &plan.end.to_string()).await,
         (Ok(()), Role::Primary(_)) => {
@@ -563,31 +586,17 @@ async fn replicate(s: &Session<'_>, db: &Db, name: &str, end: &str) -> Result<()
         .await
         .map_err(|e| Abort::step("the replica is restored but does not replicate", &e))?;
     for _ in 0..60 {
-        let mut q = Script::new();
-        let m = q.mark();
-        q.sql("SHOW SLAVE STATUS");
-        q.mark();
-        let st = db
-            .query("replica status", &q)
+        let st = crate::backup::take::replica_status(db)
             .await
-            .map_err(|e| Abort::step("cannot read the replica's status", &e))?
-            .set(m);
-        let field = |k: &str| st.first(k).unwrap_or_default().to_string();
-        if field("Last_SQL_Errno") != "0" || field("Last_IO_Errno") != "0" {
+            .map_err(|e| Abort::step("cannot read the replica's status", &e))?;
+        if !st.error.is_empty() {
             return Err(Abort::new(
                 Code::HostFailed,
-                format!(
-                    "{name} is restored but replication stopped: {}{}",
-                    field("Last_SQL_Error"),
-                    field("Last_IO_Error")
-                ),
+                format!("{name} is restored but replication stopped: {}", st.error),
             )
             .hint("see `SHOW SLAVE STATUS`; `tend replica rebuild` seeds it again"));
         }
-        if field("Slave_SQL_Running") == "Yes"
-            && field("Slave_IO_Running") == "Yes"
-            && field("Seconds_Behind_Master") == "0"
-        {
+        if st.caught_up() {
             s.step(
                 StepEvent::new(
                     name,

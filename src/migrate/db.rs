@@ -178,6 +178,15 @@ impl Db {
             .map_err(|e| e.error)
     }
 
+    /// Runs one statement and returns its result set (a session of its own).
+    pub async fn one(&self, step: &str, sql: &str) -> Result<crate::modules::mysql::ResultSet, StepError> {
+        let mut s = Script::new();
+        let m = s.mark();
+        s.sql(sql);
+        s.mark();
+        Ok(self.query(step, &s).await?.set(m))
+    }
+
     /// The schema name as an SQL identifier.
     pub fn schema(&self) -> String {
         mysql::ident(&self.database)

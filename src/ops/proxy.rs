@@ -14,7 +14,19 @@ use std::time::Duration;
 const STOP: &str = r#"set -u
 trap '' HUP PIPE
 keep="$f.tend-writes-stopped"
-reload() { nginx -t -q && { service nginx reload >/dev/null 2>&1 || nginx -s reload; }; }
+# reload: until the master has started workers on the new file, the old ones still accept
+# connections on the old one: waits (up to 10 s) for a new worker.
+workers() { m=$(cat /run/nginx.pid 2>/dev/null) && [ -n "$m" ] && pgrep -P "$m" 2>/dev/null | tr '\n' ' '; }
+reload() {
+  before=" $(workers) "
+  nginx -t -q && { service nginx reload >/dev/null 2>&1 || nginx -s reload; } || return 1
+  [ "$before" != "  " ] || return 0
+  i=0
+  while [ $i -lt 40 ]; do
+    for w in $(workers); do case $before in *" $w "*) ;; *) sleep 0.2; return 0;; esac; done
+    sleep 0.25; i=$((i + 1))
+  done
+}
 [ -f "$f" ] || { echo "no upstream file $f on this host (is it the balancer?)" >&2; exit 3; }
 if [ -e "$keep" ]; then mv -f -- "$keep" "$f"; fi
 cp -p -- "$f" "$keep" || exit 3
@@ -57,17 +69,15 @@ pub async fn keep_stopped(held: Held) -> Result<(), StepError> {
 /// Ends the sessions that came through the proxy (from `address`) on the primary: a reload
 /// leaves open connections on their backend.
 pub async fn kill_sessions_from(db: &Db, address: &str) -> Result<u64, StepError> {
-    let mut s = Script::new();
-    let m = s.mark();
-    s.sql(&format!(
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE HOST LIKE CONCAT({}, ':%') AND ID <> CONNECTION_ID()",
-        text(address)
-    ));
-    s.mark();
     let ids: Vec<String> = db
-        .query("find the proxy's sessions", &s)
+        .one(
+            "find the proxy's sessions",
+            &format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE HOST LIKE CONCAT({}, ':%') AND ID <> CONNECTION_ID()",
+                text(address)
+            ),
+        )
         .await?
-        .set(m)
         .rows
         .iter()
         .filter_map(|r| r.first().cloned().flatten())

@@ -1,12 +1,13 @@
-//! A logical backup: `mariadb-dump` of every database, compressed with zstd on the source and
-//! streamed to the store. From a replica, its SQL applier is stopped first: the replica then
-//! stands at one GTID position, where the row counts and `CHECKSUM TABLE` of every table are
-//! taken and the dump's snapshot is opened, while the primary keeps serving; the applier is
-//! started again whatever happens. From a primary, the dump's own consistent point
-//! (`--single-transaction --master-data=2 --gtid`) is read from the first lines of the dump as
-//! they pass, and the tables are counted just before.
+//! Taking a backup of either kind: `mariadb-dump` of every database (logical) or
+//! `mariabackup --stream` of the server's files (physical, see `physical`), compressed with
+//! zstd on the source and streamed to the store. From a replica, its SQL applier is stopped
+//! first: the replica then stands at one GTID position, where the row counts and `CHECKSUM
+//! TABLE` of every table are taken and the backup's copy is made, while the primary keeps
+//! serving; the applier is started again whatever happens. From a primary, the tool's own
+//! consistent point is read from what it says as it runs (the dump's `--master-data=2` lines,
+//! mariabackup's binlog position line), and the tables are counted as it runs.
 
-use super::catalog::{Backup, File, State, Table};
+use super::catalog::{Backup, File, Kind, State, Table};
 use super::store::Store;
 use crate::exit::Code;
 use crate::migrate::db::{Db, Script, text};
@@ -25,6 +26,8 @@ pub struct Source {
     pub replica: bool,
     /// The primary (inventory name), whose binlogs the backup's position names.
     pub primary: String,
+    /// Logical or physical.
+    pub kind: Kind,
 }
 
 /// Schemas never backed up (the server makes them).
@@ -139,33 +142,62 @@ pub(super) async fn tables(db: &Db, names: &[String]) -> Result<Vec<Table>, Step
 
 /// The GTID position of a binlog position of the server (`BINLOG_GTID_POS`).
 async fn gtid_at(db: &Db, file: &str, pos: u64) -> Result<String, StepError> {
-    let mut s = Script::new();
-    let m = s.mark();
-    s.sql(&format!("SELECT BINLOG_GTID_POS({}, {pos}) AS g", text(file)));
-    s.mark();
-    let reply = db.query("GTID of the backup", &s).await?;
-    Ok(reply.set(m).first("g").unwrap_or_default().to_string())
+    let set = db
+        .one(
+            "GTID of the backup",
+            &format!("SELECT BINLOG_GTID_POS({}, {pos}) AS g", text(file)),
+        )
+        .await?;
+    Ok(set.first("g").unwrap_or_default().to_string())
 }
 
-/// Whether a replica's SQL applier runs, and whether the replica is caught up with its primary.
-pub async fn replica_status(db: &Db) -> Result<(bool, bool), StepError> {
-    let mut s = Script::new();
-    let m = s.mark();
-    s.sql("SHOW SLAVE STATUS");
-    s.mark();
-    let r = db.query("replica status", &s).await?;
-    let st = r.set(m);
-    let sql = st.first("Slave_SQL_Running") == Some("Yes");
-    let caught_up =
-        sql && st.first("Slave_IO_Running") == Some("Yes") && st.first("Seconds_Behind_Master") == Some("0");
-    Ok((sql, caught_up))
+/// A replica's replication, as `SHOW SLAVE STATUS` says: read by backups (is it a usable
+/// source, is its applier running) and restores (does it replicate again).
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaStatus {
+    /// The SQL applier runs.
+    pub sql: bool,
+    /// The IO thread runs.
+    pub io: bool,
+    /// `Seconds_Behind_Master`.
+    pub behind: Option<u64>,
+    /// The last SQL or IO error, empty when there is none.
+    pub error: String,
+}
+
+impl ReplicaStatus {
+    /// Both threads run and nothing is waiting to be applied.
+    pub fn caught_up(&self) -> bool {
+        self.sql && self.io && self.behind == Some(0)
+    }
+}
+
+/// Reads a replica's replication status.
+pub async fn replica_status(db: &Db) -> Result<ReplicaStatus, StepError> {
+    let st = db.one("replica status", "SHOW SLAVE STATUS").await?;
+    let field = |k: &str| st.first(k).unwrap_or_default();
+    let mut error = String::new();
+    for (errno, text) in [("Last_SQL_Errno", "Last_SQL_Error"), ("Last_IO_Errno", "Last_IO_Error")] {
+        if !matches!(field(errno), "" | "0") {
+            error = format!("{}{}", error, field(text));
+        }
+    }
+    Ok(ReplicaStatus {
+        sql: field("Slave_SQL_Running") == "Yes",
+        io: field("Slave_IO_Running") == "Yes",
+        behind: field("Seconds_Behind_Master").parse().ok(),
+        error,
+    })
 }
 
 /// Stops a replica's applier for the backup, in a session that starts it again when it ends
 /// (if it was running before).
 async fn stop_applier(db: &Db) -> Result<super::super::migrate::db::Held, StepError> {
-    let (running, _) = replica_status(db).await?;
-    let after = if running { RESTART_APPLIER } else { "" };
+    let after = if replica_status(db).await?.sql {
+        RESTART_APPLIER
+    } else {
+        ""
+    };
     let (held, _) = db
         .hold(
             "stop the replica's applier",
@@ -177,7 +209,7 @@ async fn stop_applier(db: &Db) -> Result<super::super::migrate::db::Held, StepEr
     Ok(held)
 }
 
-/// Takes a logical backup of `src` into `store` as backup `id`. On a failure nothing is listed
+/// Takes a backup of `src` into `store` as backup `id`. On a failure nothing is listed
 /// as good: the files are discarded and a failed entry records why.
 pub async fn run(
     progress: &dyn Progress,
@@ -214,7 +246,7 @@ pub async fn run(
     };
     let mut entry = Backup {
         id: id.to_string(),
-        kind: "logical".into(),
+        kind: src.kind,
         host,
         from_replica: src.replica,
         server_version: String::new(),
@@ -322,24 +354,29 @@ async fn take(
             Status::Ok,
             if src.replica {
                 format!(
-                    "replica stopped at GTID {}: {} tables counted there as the dump runs",
+                    "replica stopped at GTID {}: {} tables counted there as the backup runs",
                     point.gtid,
                     point.tables.len()
                 )
             } else {
                 format!(
-                    "primary: {} tables counted as the dump runs; the dump's own position follows",
+                    "primary: {} tables counted as the backup runs; its own position follows",
                     point.tables.len()
                 )
             },
         )
         .took(t.elapsed()),
     );
-    let coordinates = if src.replica { "" } else { "--master-data=2 --gtid" };
-    let script = format!("coordinates={}\n{DUMP}", crate::transport::shell::quote(coordinates));
+    let script = match src.kind {
+        Kind::Logical => {
+            let coordinates = if src.replica { "" } else { "--master-data=2 --gtid" };
+            format!("coordinates={}\n{DUMP}", crate::transport::shell::quote(coordinates))
+        }
+        Kind::Physical => super::physical::BACKUP.to_string(),
+    };
     let (command, login) = src.db.shell(&script, None);
     let t = Instant::now();
-    let rel = format!("{id}/dump.sql.zst");
+    let rel = format!("{id}/{}", src.kind.file_name());
     // Counted beside the dump: both read the same frozen replica (on a primary, the counts are
     // near the dump's point either way), and a full scan per table costs no extra wall time.
     let (counted, received) = tokio::join!(
@@ -355,11 +392,16 @@ async fn take(
     let tables = counted.map_err(|e| Abort::step("cannot count the tables", &e))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let said = Said::read(&stderr);
-    if said.dump_rc != Some(0) || said.copy_rc != Some(0) {
+    if said.dump_rc != Some(0) || (src.kind == Kind::Logical && said.copy_rc != Some(0)) {
         return Err(fail(
             &host,
             format!(
-                "mariadb-dump failed (exit {}, copy {}): {}",
+                "{} failed (exit {}, copy {}): {}",
+                if src.kind == Kind::Logical {
+                    "mariadb-dump"
+                } else {
+                    "mariabackup"
+                },
                 said.dump_rc.map_or("unknown".to_string(), |rc| rc.to_string()),
                 said.copy_rc.map_or("unknown".to_string(), |rc| rc.to_string()),
                 crate::transport::tail(&stderr, 5)
@@ -368,9 +410,12 @@ async fn take(
     }
     if !src.replica {
         // The dump names the binlog position of its snapshot at its top (its GTID only at its
-        // end); the server maps the position to its GTID.
+        // end), mariabackup at its end; the server maps the position to its GTID.
         let (Some(f), Some(p)) = (said.file.clone(), said.pos) else {
-            return Err(fail(&host, "the dump named no binlog position (is binary logging on?)"));
+            return Err(fail(
+                &host,
+                "the backup named no binlog position (is binary logging on?)",
+            ));
         };
         point.gtid = gtid_at(&src.db, &f, p)
             .await
@@ -384,7 +429,7 @@ async fn take(
     progress.step(
         StepEvent::new(
             &host,
-            "dump",
+            if src.kind == Kind::Logical { "dump" } else { "copy" },
             Status::Changed,
             format!(
                 "{} bytes to {} (sha256 {}) at GTID {}",
@@ -430,6 +475,11 @@ impl Said {
                 said.copy_rc = rc.trim().parse().ok();
             } else if let Some(v) = line.strip_prefix("tend-tool ") {
                 said.tool = v.trim().to_string();
+            } else if let Some(c) = line.strip_prefix("tend-coord ")
+                && let Some((file, pos)) = super::physical::coordinates(c)
+            {
+                said.file = Some(file);
+                said.pos = Some(pos);
             } else if let Some(c) = line.strip_prefix("tend-coord ")
                 && let Some(file) = quoted(c, "MASTER_LOG_FILE=")
             {

@@ -297,7 +297,7 @@ fn vars(p: &Paths, run: &str) -> String {
         quote(&p.datadir),
         quote(&staged_dir(&p.datadir, run)),
         quote(&old_dir(&p.datadir, run)),
-        quote(&format!("{}.tend-prev-{run}", p.datadir)),
+        quote(&prev_dir(&p.datadir, run)),
         quote(&p.binlog),
         quote(&p.pidfile),
     )
@@ -436,6 +436,11 @@ fn staged_dir(datadir: &str, run: &str) -> String {
     format!("{datadir}.tend-restore-{run}")
 }
 
+/// Where a retried swap of run `run` keeps the data of the earlier swap until the server runs.
+fn prev_dir(datadir: &str, run: &str) -> String {
+    format!("{datadir}.tend-prev-{run}")
+}
+
 /// Where the server's data before run `run` is kept.
 fn old_dir(datadir: &str, run: &str) -> String {
     format!("{datadir}.tend-old-{run}")
@@ -448,7 +453,7 @@ pub async fn finish(progress: &dyn Progress, db: &Db, run: &str) {
     let script = format!(
         "rm -rf -- {} {}\nfor x in {}.tend-old-*; do [ -e \"$x\" ] && echo \"$x\"; done; exit 0",
         quote(&old_dir(&p.datadir, run)),
-        quote(&format!("{}.tend-prev-{run}", p.datadir)),
+        quote(&prev_dir(&p.datadir, run)),
         quote(&p.datadir)
     );
     match db

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod executor;
 pub mod exit;
+pub mod failover;
 pub mod inventory;
 pub mod migrate;
 pub mod modules;

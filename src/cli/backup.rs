@@ -259,17 +259,7 @@ pub(super) fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliErr
         },
         Store::Local(_) => None,
     };
-    let lb = match group_hosts("lb").first() {
-        Some(&h) => {
-            let t = conn.target(&inv, &vars, h)?;
-            let address = match &t.kind {
-                crate::transport::ConnectionKind::Ssh(s) => s.address.clone(),
-                crate::transport::ConnectionKind::Local => "127.0.0.1".into(),
-            };
-            Some((t, address))
-        }
-        None => None,
-    };
+    let lb = conn.balancer(&inv, &vars)?;
     let replicas = replicas
         .iter()
         .map(|&r| conn.target(&inv, &vars, r))
@@ -588,6 +578,7 @@ where
             }),
             check: false,
             forks: c.connection.forks as usize,
+            optional: Vec::new(),
         };
         ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
             let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));

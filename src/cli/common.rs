@@ -88,6 +88,23 @@ impl ConnectionOpts {
         Ok(Target::new(vars, h, &inv.hosts[h].name, &self.become_flags())?)
     }
 
+    /// The balancer (the first host of `lb`, which holds the database proxy) and its address
+    /// as the database servers see its sessions; `None` without an `lb` group.
+    pub fn balancer(&self, inv: &Inventory, vars: &Variables) -> Result<Option<(Target, String)>, CliError> {
+        let Some(h) = inv
+            .group_index("lb")
+            .and_then(|g| inv.hosts_of_group(g).first().copied())
+        else {
+            return Ok(None);
+        };
+        let t = self.target(inv, vars, h)?;
+        let address = match &t.kind {
+            crate::transport::ConnectionKind::Ssh(s) => s.address.clone(),
+            crate::transport::ConnectionKind::Local => "127.0.0.1".into(),
+        };
+        Ok(Some((t, address)))
+    }
+
     /// Resolves `pattern` (and `--limit`) to targets; every connection variable is checked here.
     pub fn targets(&self, inv: &Inventory, vars: &Variables, pattern: &str) -> Result<Vec<Target>, CliError> {
         inventory::select(inv, pattern, self.limit.as_deref())?

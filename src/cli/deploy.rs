@@ -240,6 +240,7 @@ impl Plan {
             }),
             check: fleet.check,
             forks: fleet.target.connection.forks as usize,
+            optional: Vec::new(),
         };
         let mut targets: Vec<Target> = self.apps.iter().map(|(t, _, _)| t.clone()).collect();
         targets.extend(self.balancers.iter().cloned());
@@ -405,6 +406,7 @@ pub fn releases(args: ReleasesArgs) -> Result<Code, CliError> {
             lock: None,
             check: false,
             forks: args.connection.forks as usize,
+            optional: Vec::new(),
         };
         let mut targets: Vec<Target> = plan.apps.iter().map(|(t, _, _)| t.clone()).collect();
         targets.extend(plan.balancers.iter().cloned());
@@ -546,6 +548,7 @@ pub fn lock_command(cmd: LockCommand) -> Result<Code, CliError> {
             lock: None,
             check: false,
             forks: 1,
+            optional: Vec::new(),
         };
         let name = args.group.clone();
         let lock_host = plan.lock_host.clone();

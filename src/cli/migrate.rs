@@ -432,6 +432,7 @@ where
             }),
             check: false,
             forks: c.connection.forks as usize,
+            optional: Vec::new(),
         };
         ops::run(&events, &fleet, request, targets, async |session: &Session<'_>| {
             let Some(db) = r.db(session) else {

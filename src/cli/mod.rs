@@ -5,6 +5,7 @@ mod backup;
 pub mod common;
 mod deploy;
 mod exec;
+mod failover;
 mod inventory;
 mod migrate;
 mod restore;
@@ -54,6 +55,8 @@ enum Command {
     Restore(restore::RestoreArgs),
     #[command(subcommand)]
     Replica(restore::ReplicaCommand),
+    #[command(subcommand)]
+    Failover(failover::FailoverCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -99,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Backup(cmd) => backup::run(cmd),
         Command::Restore(args) => restore::run(args),
         Command::Replica(cmd) => restore::replica(cmd),
+        Command::Failover(cmd) => failover::run(cmd),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

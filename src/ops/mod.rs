@@ -225,6 +225,9 @@ pub struct Request {
     pub check: bool,
     /// Hosts working at once.
     pub forks: usize,
+    /// Hosts the operation can do without (a failover's dead primary): when one cannot be
+    /// reached it is reported and the work runs without it ([`Session::host`] is `None`).
+    pub optional: Vec<String>,
 }
 
 /// What an operation's work came to.
@@ -376,7 +379,9 @@ where
                 let e = StepError::transport(&t.name, "connect", e);
                 counts.entry(t.name.clone()).or_default().add(Status::Unreachable);
                 events.step(StepEvent::failed(&e));
-                unreachable.push(e);
+                if !request.optional.contains(&t.name) {
+                    unreachable.push(e);
+                }
             }
         }
     }

@@ -10,13 +10,10 @@ use crate::migrate::db::{Db, Script, text};
 use crate::transport::{Held, Host, RemoteCommand, StepError, shell::quote};
 use std::time::Duration;
 
-/// Holds the upstream's servers `down` until its stdin ends, then puts the file back.
-const STOP: &str = r#"set -u
-trap '' HUP PIPE
-keep="$f.tend-writes-stopped"
-# reload: until the master has started workers on the new file, the old ones still accept
-# connections on the old one: waits (up to 10 s) for a new worker.
-workers() { m=$(cat /run/nginx.pid 2>/dev/null) && [ -n "$m" ] && pgrep -P "$m" 2>/dev/null | tr '\n' ' '; }
+/// `reload`: tests the configuration and reloads nginx, then waits (up to 10 s) until the
+/// master has started a worker on the new file: until then the old workers still accept
+/// connections on the old one.
+const RELOAD: &str = r#"workers() { m=$(cat /run/nginx.pid 2>/dev/null) && [ -n "$m" ] && pgrep -P "$m" 2>/dev/null | tr '\n' ' '; }
 reload() {
   before=" $(workers) "
   nginx -t -q && { service nginx reload >/dev/null 2>&1 || nginx -s reload; } || return 1
@@ -27,6 +24,13 @@ reload() {
     sleep 0.25; i=$((i + 1))
   done
 }
+"#;
+
+/// Holds the upstream's servers `down` until its stdin ends, then puts the file back (after
+/// [`RELOAD`]).
+const STOP: &str = r#"set -u
+trap '' HUP PIPE
+keep="$f.tend-writes-stopped"
 [ -f "$f" ] || { echo "no upstream file $f on this host (is it the balancer?)" >&2; exit 3; }
 if [ -e "$keep" ]; then mv -f -- "$keep" "$f"; fi
 cp -p -- "$f" "$keep" || exit 3
@@ -40,6 +44,116 @@ mv -f -- "$keep" "$f"
 reload || { echo "nginx did not reload with the upstream put back: check $f" >&2; exit 3; }
 "#;
 
+/// Puts the upstream file read on stdin in place of `$f` (after [`RELOAD`]): tested with
+/// `nginx -t` and reloaded, or put back as it was (exit 4, with nginx's words) when nginx
+/// refuses it. Refused while another run holds writes stopped there.
+const REPOINT: &str = r#"set -u
+[ -f "$f" ] || { echo "no upstream file $f on this host (is it the balancer?)" >&2; exit 3; }
+[ -e "$f.tend-writes-stopped" ] && { echo "writes are stopped at the proxy by another run ($f.tend-writes-stopped is there)" >&2; exit 3; }
+prev="$f.tend-repoint-prev"
+cp -p -- "$f" "$prev" || exit 3
+cat > "$f.tmp" && chmod --reference="$prev" -- "$f.tmp" && mv -f -- "$f.tmp" "$f" || { rm -f -- "$f.tmp"; exit 3; }
+if ! msg=$(nginx -t 2>&1); then
+  mv -f -- "$prev" "$f"
+  echo "nginx -t refused the repointed upstream $f, put back as it was: $(printf '%s\n' "$msg" | grep -v 'test failed' | tail -n 1)" >&2
+  exit 4
+fi
+reload || { mv -f -- "$prev" "$f"; reload; echo "nginx did not reload with the repointed upstream $f, put back as it was" >&2; exit 4; }
+rm -f -- "$prev"
+"#;
+
+/// The one server of an upstream block: its host and port (`10.0.0.5`, `3306`).
+pub fn upstream_server(text: &str) -> Result<(String, String), String> {
+    let servers: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("server"))
+        .filter(|rest| rest.starts_with(char::is_whitespace))
+        .collect();
+    let [rest] = servers.as_slice() else {
+        return Err(format!(
+            "the database proxy's upstream has {} servers; a primary's proxy has one",
+            servers.len()
+        ));
+    };
+    let address = rest
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, "3306"));
+    if host.is_empty() {
+        return Err("the database proxy's upstream names no server".into());
+    }
+    Ok((host.to_string(), port.to_string()))
+}
+
+/// The upstream block with its one server moved to `host` (same port and options).
+pub fn repointed(text: &str, host: &str) -> Result<String, String> {
+    let (old, port) = upstream_server(text)?;
+    if host.contains([';', '{', '}', '\n', ' ', '\t']) || host.is_empty() {
+        return Err(format!("`{host}` cannot be an nginx server address"));
+    }
+    let mut out = String::new();
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("server")
+            && rest.starts_with(char::is_whitespace)
+        {
+            let indent = &line[..line.len() - t.len()];
+            let tail = rest.trim_start();
+            let tail = tail
+                .strip_prefix(&format!("{old}:{port}"))
+                .unwrap_or(tail.strip_prefix(old.as_str()).unwrap_or(tail));
+            out.push_str(&format!("{indent}server {host}:{port}{tail}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the upstream file of upstream `name` on the balancer.
+pub async fn read_upstream(lb: &Host, name: &str) -> Result<String, StepError> {
+    let out = lb
+        .step(
+            "read the proxy",
+            "cat",
+            format!("cat -- {}", quote(&upstream_file(name))),
+            crate::transport::Input::None,
+            Duration::from_secs(30),
+        )
+        .await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Points upstream `name` at `host` (the port kept): `Ok(false)` when it already does.
+pub async fn repoint(lb: &Host, name: &str, host: &str) -> Result<bool, StepError> {
+    let text = read_upstream(lb, name).await?;
+    let fail = |m: String| {
+        StepError::remote(
+            lb.name(),
+            "repoint the proxy",
+            crate::transport::Failure::message(m, upstream_file(name)),
+        )
+    };
+    let (now, _) = upstream_server(&text).map_err(fail)?;
+    if now == host {
+        return Ok(false);
+    }
+    let new = repointed(&text, host).map_err(fail)?;
+    lb.step(
+        "repoint the proxy",
+        "nginx -t and reload",
+        format!("f={}\n{RELOAD}{REPOINT}", quote(&upstream_file(name))),
+        crate::transport::Input::Bytes(new.as_bytes()),
+        Duration::from_secs(60),
+    )
+    .await?;
+    Ok(true)
+}
+
 /// The proxy's upstream file for upstream `name`, as `nginx_upstream` writes it.
 pub fn upstream_file(name: &str) -> String {
     format!("/etc/nginx/stream.d/upstream-{name}.conf")
@@ -48,7 +162,7 @@ pub fn upstream_file(name: &str) -> String {
 /// Stops writes through the proxy on `lb` (upstream `name`) until the returned hold is
 /// released.
 pub async fn stop_writes(lb: &Host, name: &str) -> Result<Held, StepError> {
-    let script = format!("f={}\n{STOP}", quote(&upstream_file(name)));
+    let script = format!("f={}\n{RELOAD}{STOP}", quote(&upstream_file(name)));
     let (held, _) = lb
         .hold(
             "stop writes",
@@ -97,4 +211,34 @@ pub async fn kill_sessions_from(db: &Db, address: &str) -> Result<u64, StepError
         .await
         .map_err(|e| e.error)?;
     Ok(ids.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BLOCK: &str =
+        "# Managed by tend (nginx_upstream shop_db).\nupstream shop_db {\n    server 10.77.0.18:3306 max_fails=2;\n}\n";
+
+    #[test]
+    fn the_one_server_is_read_and_moved_with_its_port_and_options() {
+        assert_eq!(
+            upstream_server(BLOCK),
+            Ok(("10.77.0.18".to_string(), "3306".to_string()))
+        );
+        let moved = repointed(BLOCK, "10.77.0.19").unwrap();
+        assert_eq!(
+            moved,
+            "# Managed by tend (nginx_upstream shop_db).\nupstream shop_db {\n    server 10.77.0.19:3306 max_fails=2;\n}\n"
+        );
+        assert_eq!(upstream_server(&moved).unwrap().0, "10.77.0.19");
+    }
+
+    #[test]
+    fn an_upstream_of_several_servers_or_a_bad_address_is_refused() {
+        let two = "upstream x {\n  server a:3306;\n  server b:3306;\n}\n";
+        assert!(upstream_server(two).unwrap_err().contains("2 servers"));
+        assert!(repointed(BLOCK, "a;b").is_err());
+        assert!(repointed(BLOCK, "").is_err());
+    }
 }

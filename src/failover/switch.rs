@@ -1,0 +1,498 @@
+//! The switchover runbook: each step a session on one server or the balancer, each reported
+//! and timed (the drill's timeline), each safe to run again. Until the proxy is repointed a
+//! failure undoes what was done (the old primary writable again, the candidate a replica
+//! again: nothing lost, nothing changed for the applications); from the repoint on, the
+//! applications write to the new primary and a failure says where it stopped and that the
+//! same command finishes it.
+
+use super::topology::{self, Topology};
+use super::{Member, Settings, WRITE_ROLE};
+use crate::exit::Code;
+use crate::migrate::db::{Db, Script, text};
+use crate::modules::mysql::{Login, literal};
+use crate::ops::{Abort, Session, proxy};
+use crate::output::{Status, StepEvent};
+use crate::transport::{Host, Input, StepError, shell::quote};
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One step of a switchover on the drill's clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    /// The step.
+    pub name: String,
+    /// Where it ran.
+    pub host: String,
+    /// Start, milliseconds from the origin.
+    pub start_ms: u64,
+    /// End, milliseconds from the origin.
+    pub end_ms: u64,
+}
+
+/// What a switchover works with.
+pub struct Cx<'a> {
+    /// The operation.
+    pub s: &'a Session<'a>,
+    /// The cluster's settings.
+    pub settings: &'a Settings,
+    /// The balancer: its inventory name and its address as the servers see its sessions.
+    pub lb: (&'a str, &'a str),
+    /// Where the applications' path is checked from (an app host); `None`: not checked.
+    pub client: Option<&'a str>,
+    /// The clock's zero (the drill's start).
+    pub origin: Instant,
+    /// The steps done so far.
+    pub phases: Mutex<Vec<Phase>>,
+}
+
+/// What a switchover did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Done {
+    /// The old primary.
+    pub from: String,
+    /// The new primary.
+    pub to: String,
+    /// The GTID position the new primary took over at.
+    pub gtid: String,
+    /// Sessions ended on the old primary.
+    pub sessions_ended: u64,
+}
+
+impl<'a> Cx<'a> {
+    fn db(&self, m: &Member) -> Result<Db, Abort> {
+        let host = self.host(&m.name)?;
+        Ok(Db {
+            host: host.clone(),
+            login: self.settings.login.clone(),
+            database: "mysql".into(),
+        })
+    }
+
+    fn host(&self, name: &str) -> Result<&'a Host, Abort> {
+        self.s
+            .host(name)
+            .ok_or_else(|| Abort::new(Code::Unreachable, format!("{name} cannot be reached")))
+    }
+
+    fn ms(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.origin).as_millis() as u64
+    }
+
+    /// Reports a step that started at `t0` and records it as a phase.
+    fn done(&self, host: &str, name: &str, t0: Instant, message: impl Into<String>) {
+        if let Ok(mut p) = self.phases.lock() {
+            p.push(Phase {
+                name: name.into(),
+                host: host.into(),
+                start_ms: self.ms(t0),
+                end_ms: self.ms(Instant::now()),
+            });
+        }
+        self.s
+            .step(StepEvent::new(host, name, Status::Changed, message).took(t0.elapsed()));
+    }
+
+    /// The recorded phases.
+    pub fn timeline(&self) -> Vec<Phase> {
+        self.phases.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+async fn sql(db: &Db, step: &str, statements: &[String]) -> Result<(), StepError> {
+    let mut q = Script::new();
+    for st in statements {
+        q.sql(st);
+    }
+    db.query(step, &q).await.map(|_| ())
+}
+
+/// Writes the role file on a member's host.
+async fn persist_role(cx: &Cx<'_>, m: &Member, read_only: bool, why: &str) -> Result<(), StepError> {
+    let host = cx.host(&m.name).map_err(|_| {
+        StepError::remote(
+            &m.name,
+            "role file",
+            crate::transport::Failure::message("cannot be reached", "role file"),
+        )
+    })?;
+    host.step(
+        "role file",
+        "write the role file",
+        format!(
+            "ro={} why={}\n{WRITE_ROLE}",
+            if read_only { "ON" } else { "OFF" },
+            quote(why)
+        ),
+        Input::None,
+        Duration::from_secs(30),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Switches the primary from the topology's primary to member `to`, waiting up to
+/// `max_wait` for it to catch up.
+pub async fn switchover(cx: &Cx<'_>, topo: &Topology, to: usize, max_wait: Duration) -> Result<Done, Abort> {
+    let Some((old, _)) = topo.primary() else {
+        return Err(Abort::new(
+            Code::HostFailed,
+            "the cluster has no primary to switch from",
+        ));
+    };
+    let old = old.clone();
+    let new = topo.members[to].member.clone();
+    if old.name == new.name {
+        // Switched already (a run that stopped after the repoint): finish it.
+        return finish(cx, topo, &new, None, String::new(), 0).await;
+    }
+    let (old_db, new_db) = (cx.db(&old)?, cx.db(&new)?);
+    let lb = cx.host(cx.lb.0)?;
+    // 1. The old primary refuses writes; the applications' open sessions end.
+    let t0 = Instant::now();
+    sql(&old_db, "demote", &["SET GLOBAL read_only = ON".into()])
+        .await
+        .map_err(|e| Abort::step("cannot make the primary read-only; nothing was changed", &e))?;
+    let ended = proxy::kill_sessions_from(&old_db, cx.lb.1).await.unwrap_or(0);
+    let gtid = match old_db.one("demote", "SELECT @@gtid_binlog_pos AS g").await {
+        Ok(r) => r.first("g").unwrap_or_default().to_string(),
+        Err(e) => {
+            undo(cx, &old, None).await;
+            return Err(Abort::step("cannot read the primary's GTID position", &e));
+        }
+    };
+    cx.done(
+        &old.name,
+        "demote",
+        t0,
+        format!("read_only; {ended} application session(s) ended; binlog at GTID {gtid}"),
+    );
+    // 2. The candidate executes everything the old primary wrote.
+    let t0 = Instant::now();
+    let waited = new_db
+        .one(
+            "catch up",
+            &format!(
+                "SELECT MASTER_GTID_WAIT({}, {}) AS w",
+                text(&gtid),
+                max_wait.as_secs_f64()
+            ),
+        )
+        .await;
+    match waited.as_ref().map(|r| r.first("w").unwrap_or_default().to_string()) {
+        Ok(w) if w == "0" => cx.done(&new.name, "catch up", t0, format!("executed GTID {gtid}")),
+        Ok(_) => {
+            undo(cx, &old, None).await;
+            return Err(Abort::new(
+                Code::HostFailed,
+                format!(
+                    "{} did not execute GTID {gtid} within {} s; {} is the primary again, nothing was changed",
+                    new.name,
+                    max_wait.as_secs(),
+                    old.name
+                ),
+            )
+            .hint("see `tend failover status`; a longer --max-wait lets a lagging replica catch up"));
+        }
+        Err(e) => {
+            undo(cx, &old, None).await;
+            return Err(Abort::step("the candidate did not catch up; nothing was changed", e));
+        }
+    }
+    // 3. The candidate stops applying and accepts writes (its replication settings kept
+    //    until the repoint, for the undo).
+    let t0 = Instant::now();
+    if let Err(e) = sql(
+        &new_db,
+        "promote",
+        &["STOP SLAVE".into(), "SET GLOBAL read_only = OFF".into()],
+    )
+    .await
+    {
+        undo(cx, &old, Some(&new)).await;
+        return Err(Abort::step("cannot promote the candidate; nothing was changed", &e));
+    }
+    cx.done(&new.name, "promote", t0, "replication stopped; read_only off");
+    // 4. The applications' path: the proxy to the new primary.
+    let t0 = Instant::now();
+    match proxy::repoint(lb, &cx.settings.upstream, &new.address).await {
+        Ok(_) => cx.done(
+            cx.lb.0,
+            "repoint",
+            t0,
+            format!("database proxy → {}:{}", new.address, new.port),
+        ),
+        Err(e) => {
+            undo(cx, &old, Some(&new)).await;
+            return Err(Abort::step(
+                &format!(
+                    "the proxy was not repointed; {} is the primary again, nothing was lost",
+                    old.name
+                ),
+                &e,
+            ));
+        }
+    }
+    // Sessions that reached the old primary through the old workers meanwhile.
+    let late = proxy::kill_sessions_from(&old_db, cx.lb.1).await.unwrap_or(0);
+    finish(cx, topo, &new, Some(&old), gtid, ended + late).await
+}
+
+/// Puts things back after a failure before the repoint: the candidate a replica again, the
+/// old primary writable. Failures here are reported, not raised: the caller's error stands.
+async fn undo(cx: &Cx<'_>, old: &Member, new: Option<&Member>) {
+    let t0 = Instant::now();
+    if let Some(new) = new
+        && let Ok(db) = cx.db(new)
+        && let Err(e) = sql(&db, "undo", &["SET GLOBAL read_only = ON".into(), "START SLAVE".into()]).await
+    {
+        cx.s.failed(&e);
+    }
+    match cx.db(old) {
+        Ok(db) => match sql(&db, "undo", &["SET GLOBAL read_only = OFF".into()]).await {
+            Ok(()) => cx.done(&old.name, "undo", t0, "the primary accepts writes again"),
+            Err(e) => {
+                cx.s.failed(&e);
+                cx.s.events().warn(format!(
+                    "{} is still read_only: on it, SET GLOBAL read_only = OFF",
+                    old.name
+                ));
+            }
+        },
+        Err(_) => {
+            cx.s.events()
+                .warn(format!("{} cannot be reached to make it writable again", old.name))
+        }
+    }
+}
+
+/// The part after the repoint: the new primary's replication settings dropped, the roles
+/// written for the next start, the other members replicating from it, and a write through
+/// the applications' path checked. Each part is skipped when it is done already.
+async fn finish(
+    cx: &Cx<'_>,
+    topo: &Topology,
+    new: &Member,
+    old: Option<&Member>,
+    gtid: String,
+    ended: u64,
+) -> Result<Done, Abort> {
+    let stopped = |what: &str| {
+        format!(
+            "the applications write to {} now; {what}: run `tend failover switchover --to {}` again to finish",
+            new.name, new.name
+        )
+    };
+    let new_db = cx.db(new)?;
+    let t0 = Instant::now();
+    sql(
+        &new_db,
+        "commit",
+        &[
+            "STOP SLAVE".into(),
+            "RESET SLAVE ALL".into(),
+            "SET GLOBAL read_only = OFF".into(),
+        ],
+    )
+    .await
+    .map_err(|e| Abort::step(&stopped("its replication settings are still there"), &e))?;
+    persist_role(cx, new, false, "primary")
+        .await
+        .map_err(|e| Abort::step(&stopped("its role file was not written"), &e))?;
+    cx.done(
+        &new.name,
+        "commit",
+        t0,
+        "replication settings dropped; read_only off for good",
+    );
+    let server = topology::read(&new_db)
+        .await
+        .map_err(|e| Abort::step(&stopped("cannot read it"), &e))?;
+    let gtid = if gtid.is_empty() { server.binlog.clone() } else { gtid };
+    // Every other reachable member replicates from the new primary.
+    for seen in &topo.members {
+        let m = &seen.member;
+        if m.name == new.name {
+            continue;
+        }
+        let Ok(state) = &seen.state else {
+            cx.s.events().warn(format!(
+                "{} could not be read: it does not replicate from {} (`tend failover rejoin {}` once it is back)",
+                m.name, new.name, m.name
+            ));
+            continue;
+        };
+        let was_primary = old.is_some_and(|o| o.name == m.name) || !state.replicating();
+        if let Some(r) = &state.replication
+            && (r.source == new.address || r.source == new.name)
+            && state.replicating()
+        {
+            continue;
+        }
+        if let Some(n) = topology::errant(&server.current, &current(cx, m).await.unwrap_or_default()).filter(|n| *n > 0)
+        {
+            cx.s.events().warn(format!(
+                "{} holds {n} transaction(s) {} does not have: it is left out (`tend failover rejoin {}`)",
+                m.name, new.name, m.name
+            ));
+            continue;
+        }
+        replicate_from(cx, m, new, was_primary, &gtid)
+            .await
+            .map_err(|e| Abort::step(&stopped(&format!("{} does not replicate from it", m.name)), &e))?;
+    }
+    // A write through the applications' path lands on the new primary.
+    if let Some(client) = cx.client {
+        let t0 = Instant::now();
+        let id = app_write(cx, client, "check")
+            .await
+            .map_err(|e| Abort::step(&stopped("a write through the proxy failed"), &e))?;
+        if id != server.server_id {
+            return Err(Abort::new(
+                Code::HostFailed,
+                stopped(&format!(
+                    "a write through the proxy landed on server_id {id}, not on {} (server_id {})",
+                    new.name, server.server_id
+                )),
+            ));
+        }
+        cx.done(
+            client,
+            "check",
+            t0,
+            format!("a write through the proxy landed on {}", new.name),
+        );
+    }
+    Ok(Done {
+        from: old.map_or_else(String::new, |o| o.name.clone()),
+        to: new.name.clone(),
+        gtid,
+        sessions_ended: ended,
+    })
+}
+
+async fn current(cx: &Cx<'_>, m: &Member) -> Option<String> {
+    let db = cx.db(m).ok()?;
+    let r = db.one("read the server", "SELECT @@gtid_current_pos AS g").await.ok()?;
+    r.first("g").map(str::to_string)
+}
+
+/// Makes `m` replicate from `new`. A former primary starts from its own binlog position (what
+/// it wrote is what the new primary took over); a replica keeps its own position, once it
+/// has executed `gtid`.
+async fn replicate_from(cx: &Cx<'_>, m: &Member, new: &Member, was_primary: bool, gtid: &str) -> Result<(), StepError> {
+    let t0 = Instant::now();
+    let db = cx.db(m).map_err(|_| unreachable_step(&m.name, "replicate"))?;
+    let (user, password) = &cx.settings.repl;
+    let mut statements = Vec::new();
+    if !was_primary && !gtid.is_empty() {
+        statements.push(format!("DO MASTER_GTID_WAIT({}, 60)", text(gtid)));
+    }
+    // CHANGE MASTER takes plain literals only (no introducer, no hex): with backslash escapes
+    // on in this session, `literal` quotes any value.
+    statements.push("SET SESSION sql_mode = 'STRICT_TRANS_TABLES'".into());
+    statements.push("STOP SLAVE".into());
+    if was_primary {
+        statements.push("SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos".into());
+    }
+    statements.push("SET GLOBAL read_only = ON".into());
+    statements.push(format!(
+        "CHANGE MASTER TO MASTER_HOST = {}, MASTER_PORT = {}, MASTER_USER = {}, MASTER_PASSWORD = {}, MASTER_USE_GTID = slave_pos",
+        literal(&new.address),
+        new.port,
+        literal(user),
+        literal(password)
+    ));
+    statements.push("START SLAVE".into());
+    sql(&db, "replicate", &statements).await?;
+    persist_role(cx, m, true, &format!("replica of {}", new.name)).await?;
+    // Both threads running and caught up, within 30 s.
+    for _ in 0..60 {
+        let st = crate::backup::take::replica_status(&db).await?;
+        if !st.error.is_empty() {
+            return Err(StepError::remote(
+                &m.name,
+                "replicate",
+                crate::transport::Failure::message(
+                    format!("replication from {} stopped: {}", new.name, st.error),
+                    "SHOW SLAVE STATUS",
+                ),
+            ));
+        }
+        if st.caught_up() {
+            cx.done(
+                &m.name,
+                "replicate",
+                t0,
+                format!("replicates from {}, caught up", new.name),
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    cx.s.events().warn(format!(
+        "{} replicates from {} but has not caught up within 30 s: see `tend failover status`",
+        m.name, new.name
+    ));
+    Ok(())
+}
+
+fn unreachable_step(host: &str, step: &str) -> StepError {
+    StepError::remote(
+        host,
+        step,
+        crate::transport::Failure::message(format!("{host} cannot be reached"), step),
+    )
+}
+
+/// The probe's table in the applications' schema: one row per write, with the server that
+/// took it.
+pub fn probe_table(settings: &Settings) -> String {
+    format!("{}.`tend_probe`", crate::modules::mysql::ident(&settings.app.0))
+}
+
+/// Creates the probe's table on the primary (it replicates to the others).
+pub async fn ensure_probe_table(db: &Db, settings: &Settings) -> Result<(), StepError> {
+    sql(
+        db,
+        "probe table",
+        &[format!(
+            "CREATE TABLE IF NOT EXISTS {} (run VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, sent DATETIME(6) NOT NULL, server_id INT UNSIGNED NOT NULL, PRIMARY KEY (run, seq)) ENGINE=InnoDB",
+            probe_table(settings)
+        )],
+    )
+    .await
+}
+
+/// The applications' login through the proxy (from an app host).
+pub fn app_login(cx_settings: &Settings, lb_address: &str) -> Login {
+    Login {
+        user: Some(cx_settings.app.1.clone()),
+        password: Some(cx_settings.app.2.clone()).filter(|p| !p.is_empty()),
+        host: Some(lb_address.to_string()),
+        port: Some(i64::from(cx_settings.proxy_port)),
+        socket: None,
+    }
+}
+
+/// One write through the proxy as the applications write, from host `client`: the
+/// `server_id` that took it.
+async fn app_write(cx: &Cx<'_>, client: &str, run: &str) -> Result<u64, StepError> {
+    let host = cx.host(client).map_err(|_| unreachable_step(client, "check"))?;
+    let db = Db {
+        host: host.clone(),
+        login: app_login(cx.settings, cx.lb.1),
+        database: cx.settings.app.0.clone(),
+    };
+    let mut q = Script::new();
+    q.sql(&format!(
+        "INSERT INTO {} (run, seq, sent, server_id) VALUES ({}, UNIX_TIMESTAMP(NOW(6)) * 1000000, NOW(6), @@server_id)",
+        probe_table(cx.settings),
+        text(run)
+    ));
+    let m = q.mark();
+    q.sql("SELECT @@server_id AS id");
+    q.mark();
+    let r = db.query("check", &q).await?;
+    Ok(r.set(m).first("id").and_then(|x| x.parse().ok()).unwrap_or(0))
+}

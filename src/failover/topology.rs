@@ -1,0 +1,416 @@
+//! The cluster as its servers say it is now: each member's role, GTID positions, lag and
+//! `read_only`, which one the proxy sends the applications to, and a verdict per candidate
+//! that explains itself. The inventory's `db_primary`/`db_replica` groups only say who the
+//! members are: after a switchover they name the old roles, and nothing here trusts them.
+
+use super::Member;
+use crate::backup::replay::Position;
+use crate::migrate::db::{Db, Script};
+use serde::Serialize;
+
+/// A replica's replication, from `SHOW SLAVE STATUS`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Replication {
+    /// `Master_Host`: where it replicates from.
+    pub source: String,
+    /// The IO thread runs.
+    pub io: bool,
+    /// The SQL applier runs.
+    pub sql: bool,
+    /// `Seconds_Behind_Master`.
+    pub behind_s: Option<u64>,
+    /// Relay log received but not applied, in bytes (an estimate across relay files).
+    pub unapplied_bytes: Option<u64>,
+    /// The last IO or SQL error.
+    pub error: String,
+}
+
+/// Semi-synchronous replication as the server reports it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SemiSync {
+    /// `rpl_semi_sync_master_enabled`.
+    pub primary_enabled: bool,
+    /// `Rpl_semi_sync_master_status`: on, or fallen back to asynchronous.
+    pub primary_active: bool,
+    /// `Rpl_semi_sync_slave_status`.
+    pub replica_active: bool,
+}
+
+/// One reachable server.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Server {
+    /// `@@server_id`.
+    pub server_id: u64,
+    /// `@@read_only`.
+    pub read_only: bool,
+    /// `@@gtid_binlog_pos`: what it wrote to its binlog.
+    pub binlog: String,
+    /// `@@gtid_current_pos`: what it executed or wrote.
+    pub current: String,
+    /// Replication, when it is configured (`Master_Host` set).
+    pub replication: Option<Replication>,
+    /// Semi-synchronous replication.
+    pub semi_sync: SemiSync,
+    /// Transactions open for 10 s or more.
+    pub long_transactions: u64,
+    /// The oldest open transaction's age.
+    pub oldest_transaction_s: u64,
+    /// Sessions waiting for a metadata lock.
+    pub metadata_lock_waits: u64,
+}
+
+impl Server {
+    /// Its replication threads run (it follows a source).
+    pub fn replicating(&self) -> bool {
+        self.replication.as_ref().is_some_and(|r| r.io || r.sql)
+    }
+}
+
+/// What one member is: its server, or why it could not be read.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The member.
+    pub member: Member,
+    /// Its server's state, or the error reading it.
+    pub state: Result<Server, String>,
+}
+
+/// The cluster now.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    /// Every member, inventory order.
+    pub members: Vec<Seen>,
+    /// The primary, by index into `members`.
+    pub primary: Option<usize>,
+    /// The proxy's server (`host`) and the member it is, if one.
+    pub proxy: Option<(String, Option<usize>)>,
+    /// What is wrong with the cluster as a whole (two writable servers, no primary).
+    pub problems: Vec<String>,
+}
+
+/// Reads one server in one session.
+pub async fn read(db: &Db) -> Result<Server, crate::transport::StepError> {
+    let mut s = Script::new();
+    let m = s.mark();
+    s.sql(
+        "SELECT @@server_id AS id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, @@gtid_current_pos AS cur, \
+         @@rpl_semi_sync_master_enabled AS ss_enabled, \
+         (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS ss_primary, \
+         (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_SLAVE_STATUS') AS ss_replica, \
+         (SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_started <= NOW() - INTERVAL 10 SECOND) AS long_trx, \
+         (SELECT COALESCE(MAX(TIMESTAMPDIFF(SECOND, trx_started, NOW())), 0) FROM information_schema.INNODB_TRX) AS oldest, \
+         (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE 'Waiting for%metadata lock') AS mdl",
+    );
+    let st = s.mark();
+    s.sql("SHOW SLAVE STATUS");
+    s.mark();
+    let reply = db.query("read the server", &s).await?;
+    let v = reply.set(m);
+    let num = |k: &str| v.first(k).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let on = |k: &str| matches!(v.first(k), Some("1" | "ON" | "on"));
+    let status = reply.set(st);
+    let field = |k: &str| status.first(k).unwrap_or_default().to_string();
+    let replication = (!field("Master_Host").is_empty()).then(|| {
+        let n = |k: &str| status.first(k).and_then(|x| x.parse::<u64>().ok());
+        let unapplied = if field("Master_Log_File") == field("Relay_Master_Log_File") {
+            n("Read_Master_Log_Pos")
+                .zip(n("Exec_Master_Log_Pos"))
+                .map(|(r, e)| r.saturating_sub(e))
+        } else {
+            n("Relay_Log_Space")
+        };
+        let mut error = String::new();
+        for (errno, text) in [("Last_SQL_Errno", "Last_SQL_Error"), ("Last_IO_Errno", "Last_IO_Error")] {
+            if !matches!(field(errno).as_str(), "" | "0") {
+                error.push_str(&field(text));
+            }
+        }
+        Replication {
+            source: field("Master_Host"),
+            io: field("Slave_IO_Running") == "Yes",
+            sql: field("Slave_SQL_Running") == "Yes",
+            behind_s: n("Seconds_Behind_Master"),
+            unapplied_bytes: unapplied,
+            error,
+        }
+    });
+    Ok(Server {
+        server_id: num("id"),
+        read_only: on("ro"),
+        binlog: v.first("binlog").unwrap_or_default().to_string(),
+        current: v.first("cur").unwrap_or_default().to_string(),
+        replication,
+        semi_sync: SemiSync {
+            primary_enabled: on("ss_enabled"),
+            primary_active: on("ss_primary"),
+            replica_active: on("ss_replica"),
+        },
+        long_transactions: num("long_trx"),
+        oldest_transaction_s: num("oldest"),
+        metadata_lock_waits: num("mdl"),
+    })
+}
+
+/// Transactions of `ahead` (a primary's binlog position) that `behind` has not executed,
+/// counted per replication domain.
+pub fn transactions_behind(ahead: &str, behind: &str) -> Option<u64> {
+    let a = Position::parse(ahead)?;
+    let b = Position::parse(behind)?;
+    Some(
+        a.0.iter()
+            .map(|(d, g)| g.seq.saturating_sub(b.0.get(d).map_or(0, |x| x.seq)))
+            .sum(),
+    )
+}
+
+/// Transactions `server` executed that `primary` does not have: errant ones (a GTID of a
+/// domain the primary never wrote, or past the primary's sequence number in a domain).
+pub fn errant(primary: &str, server: &str) -> Option<u64> {
+    transactions_behind(server, primary)
+}
+
+impl Topology {
+    /// Builds the picture from what each member said and the proxy's server. The primary is
+    /// the member the proxy sends the applications to when it replicates from nobody; else
+    /// the only writable member that replicates from nobody; else the only one that
+    /// replicates from nobody (a demoted primary whose switchover stopped part-way).
+    pub fn new(members: Vec<Seen>, proxy: Option<String>) -> Self {
+        let mut problems = Vec::new();
+        let proxy = proxy.map(|host| {
+            let i = members
+                .iter()
+                .position(|m| m.member.address == host || m.member.name == host);
+            (host, i)
+        });
+        let free = |i: usize| members[i].state.as_ref().is_ok_and(|s| !s.replicating());
+        let writable: Vec<usize> = (0..members.len())
+            .filter(|&i| free(i) && members[i].state.as_ref().is_ok_and(|s| !s.read_only))
+            .collect();
+        if writable.len() > 1 {
+            let names: Vec<&str> = writable.iter().map(|&i| members[i].member.name.as_str()).collect();
+            problems.push(format!(
+                "{} servers accept writes and replicate from nobody: {} (split brain)",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+        let primary = match proxy.as_ref().and_then(|(_, i)| *i) {
+            Some(i) if free(i) => Some(i),
+            _ => match writable.as_slice() {
+                [one] => Some(*one),
+                [] => {
+                    let free_ones: Vec<usize> = (0..members.len()).filter(|&i| free(i)).collect();
+                    match free_ones.as_slice() {
+                        [one] => Some(*one),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            },
+        };
+        match (&proxy, primary) {
+            (_, None) => {
+                problems.push("no primary: no member both replicates from nobody and is the only one to".into())
+            }
+            (Some((host, i)), Some(p)) if *i != Some(p) => problems.push(format!(
+                "the database proxy sends the applications to {host}, not to the primary {}",
+                members[p].member.name
+            )),
+            _ => {}
+        }
+        if let Some(p) = primary
+            && members[p].state.as_ref().is_ok_and(|s| s.read_only)
+        {
+            problems.push(format!(
+                "the primary {} is read_only: the applications' writes fail (a switchover stopped part-way? run it again)",
+                members[p].member.name
+            ));
+        }
+        Self {
+            members,
+            primary,
+            proxy,
+            problems,
+        }
+    }
+
+    /// The primary's member and server.
+    pub fn primary(&self) -> Option<(&Member, &Server)> {
+        let p = self.primary?;
+        let s = self.members[p].state.as_ref().ok()?;
+        Some((&self.members[p].member, s))
+    }
+
+    /// Whether member `i` can become the primary now without losing a transaction, and if
+    /// not, why: `Ok(())` is "ready".
+    pub fn verdict(&self, i: usize) -> Result<(), String> {
+        let seen = &self.members[i];
+        let server = seen.state.as_ref().map_err(|e| format!("cannot be read: {e}"))?;
+        let Some((pm, ps)) = self.primary() else {
+            return Err("there is no primary to take over from".into());
+        };
+        if pm.name == seen.member.name {
+            return Err("is the primary".into());
+        }
+        let Some(r) = &server.replication else {
+            return Err("is not a replica".into());
+        };
+        if r.source != pm.address && r.source != pm.name {
+            return Err(format!(
+                "replicates from {}, not from the primary {}",
+                r.source, pm.name
+            ));
+        }
+        if !r.error.is_empty() {
+            return Err(format!("replication error: {}", r.error));
+        }
+        if let Some(n) = errant(&ps.binlog, &server.current).filter(|n| *n > 0) {
+            return Err(format!("has {n} errant transaction(s) the primary does not have"));
+        }
+        let behind = transactions_behind(&ps.binlog, &server.current).unwrap_or(0);
+        let mut why = Vec::new();
+        if !r.io {
+            why.push("IO thread stopped".to_string());
+        }
+        if !r.sql {
+            why.push("SQL thread stopped".to_string());
+        }
+        if behind > 0 {
+            why.push(format!("{behind} transaction(s) behind"));
+        }
+        if let Some(b) = r.unapplied_bytes.filter(|b| *b > 0) {
+            why.push(format!(
+                "{} of relay log unapplied{}",
+                human_bytes(b),
+                r.behind_s
+                    .filter(|s| *s > 0)
+                    .map(|s| format!(" (about {s} s)"))
+                    .unwrap_or_default()
+            ));
+        }
+        if why.is_empty() { Ok(()) } else { Err(why.join(", ")) }
+    }
+
+    /// The member named `name`.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.member.name == name)
+    }
+}
+
+/// Bytes for people: `1.4 GB`, `320 kB`.
+pub fn human_bytes(b: u64) -> String {
+    let units = [("GB", 1e9), ("MB", 1e6), ("kB", 1e3)];
+    for (u, n) in units {
+        if b as f64 >= n {
+            return format!("{:.1} {u}", b as f64 / n);
+        }
+    }
+    format!("{b} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, address: &str) -> Member {
+        Member {
+            name: name.into(),
+            address: address.into(),
+            port: 3306,
+        }
+    }
+
+    fn primary(binlog: &str) -> Server {
+        Server {
+            server_id: 1,
+            binlog: binlog.into(),
+            current: binlog.into(),
+            ..Server::default()
+        }
+    }
+
+    fn replica(of: &str, current: &str) -> Server {
+        Server {
+            server_id: 2,
+            read_only: true,
+            current: current.into(),
+            replication: Some(Replication {
+                source: of.into(),
+                io: true,
+                sql: true,
+                behind_s: Some(0),
+                unapplied_bytes: Some(0),
+                error: String::new(),
+            }),
+            ..Server::default()
+        }
+    }
+
+    fn cluster(p: Server, r: Server, proxy: &str) -> Topology {
+        Topology::new(
+            vec![
+                Seen {
+                    member: member("db1", "10.0.0.1"),
+                    state: Ok(p),
+                },
+                Seen {
+                    member: member("db2", "10.0.0.2"),
+                    state: Ok(r),
+                },
+            ],
+            Some(proxy.into()),
+        )
+    }
+
+    #[test]
+    fn the_primary_is_read_from_the_servers_not_the_groups() {
+        let t = cluster(primary("0-1-10"), replica("10.0.0.1", "0-1-10"), "10.0.0.1");
+        assert_eq!(t.primary, Some(0));
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        assert_eq!(t.verdict(1), Ok(()));
+        assert_eq!(t.verdict(0), Err("is the primary".into()));
+        // After a switchover the roles are the other way round, whatever the groups say.
+        let t = cluster(replica("10.0.0.2", "0-2-12"), primary("0-2-12"), "10.0.0.2");
+        assert_eq!(t.primary, Some(1));
+        assert_eq!(t.verdict(0), Ok(()));
+    }
+
+    #[test]
+    fn a_lagging_or_stopped_or_errant_replica_says_why() {
+        let mut r = replica("10.0.0.1", "0-1-7");
+        if let Some(x) = r.replication.as_mut() {
+            x.sql = false;
+            x.unapplied_bytes = Some(1_400_000_000);
+            x.behind_s = Some(40);
+        }
+        let t = cluster(primary("0-1-10"), r, "10.0.0.1");
+        assert_eq!(
+            t.verdict(1),
+            Err("SQL thread stopped, 3 transaction(s) behind, 1.4 GB of relay log unapplied (about 40 s)".into())
+        );
+        let t = cluster(primary("0-1-10"), replica("10.0.0.1", "0-1-10,1-2-3"), "10.0.0.1");
+        assert_eq!(
+            t.verdict(1),
+            Err("has 3 errant transaction(s) the primary does not have".into())
+        );
+    }
+
+    #[test]
+    fn two_writable_servers_or_a_read_only_primary_are_problems() {
+        let t = cluster(primary("0-1-10"), primary("0-1-10"), "10.0.0.1");
+        assert!(t.problems.iter().any(|p| p.contains("split brain")), "{:?}", t.problems);
+        let mut demoted = primary("0-1-10");
+        demoted.read_only = true;
+        let t = cluster(demoted, replica("10.0.0.1", "0-1-10"), "10.0.0.1");
+        assert_eq!(t.primary, Some(0));
+        assert!(t.problems.iter().any(|p| p.contains("read_only")), "{:?}", t.problems);
+    }
+
+    #[test]
+    fn transactions_are_counted_per_domain() {
+        assert_eq!(transactions_behind("0-1-10,1-1-5", "0-1-8"), Some(7));
+        assert_eq!(transactions_behind("0-1-10", "0-2-10"), Some(0));
+        assert_eq!(errant("0-1-10", "0-1-10,2-3-4"), Some(4));
+        assert_eq!(transactions_behind("garbage", "0-1-1"), None);
+    }
+}

@@ -4,8 +4,9 @@
 # Tomcat app servers with the sample app) with playbooks/site.yaml, show it answering, plan the
 # shop's schema migrations (migrations/), deploy release 2 of the app with them, one server
 # at a time behind the load balancer, take a logical and a physical backup of the database, ship
-# its binlogs, prove a backup by restoring it into a scratch server, and plan a point-in-time
-# restore.
+# its binlogs, prove a backup by restoring it into a scratch server, plan a point-in-time
+# restore, and drill a failover (RTO and RPO measured by a write probe, an HTML report) and
+# switch back.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -54,6 +55,16 @@ echo "== the plan of a point-in-time restore of the primary to this second (noth
 "$tend" restore --target h4 --to-time "$(date -u '+%Y-%m-%d %H:%M:%SZ')" --dry-run -i "$inv"
 curl -s "http://$lb/" | head -2
 
+echo "== failover: the cluster as its servers say it is"
+"$tend" failover status -i "$inv"
+report="$(dirname "$inv")/failover-drill.html"
+echo "== a switchover drill: writes probed through the database proxy while the replica takes over"
+"$tend" failover drill --kind switchover --report "$report" -i "$inv"
+echo "== and back to h4, a planned switchover (--force: the cool-down holds after a real one)"
+"$tend" failover switchover --to h4 --force -i "$inv"
+"$tend" failover history -i "$inv"
+curl -s "http://$lb/" | head -2
+
 cat <<EOT
 
 Next:
@@ -65,5 +76,7 @@ Next:
   ssh -F tests/lab/ssh_config h4 mariadb shop    the primary database
   $tend restore --target h4 --before "DROP TABLE orders" --dry-run -i $inv
   $tend backup prune --plan -i $inv
+  $tend failover drill --kind kill-primary -i $inv    the primary killed; start it and rejoin it
+  open $report                                   the drill's report
   tests/lab/lab.sh down                          remove the lab
 EOT

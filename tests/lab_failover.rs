@@ -5,12 +5,31 @@
 mod common;
 use common::{Lab, Run, Shop, http_get, provision_shop, repo, run_in};
 
+/// `tend failover ARGS` without the cool-down (the tests switch back and forth).
 fn failover(lab: &Lab, args: &[&str]) -> Run {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-e", "failover_cooldown=0"]);
+    failover_with(lab, &all)
+}
+
+fn failover_with(lab: &Lab, args: &[&str]) -> Run {
     let inv = lab.inventory();
     let mut all = vec!["failover"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-i", &inv, "--format", "json"]);
     run_in(&repo(), &all)
+}
+
+/// Starts a killed server again, as its host coming back would.
+fn start_server(lab: &Lab, i: u32) {
+    lab.sh(i, "service mariadb start >/dev/null 2>&1 || true");
+    for _ in 0..60 {
+        if lab.on_host(i, &["mariadb", "-e", "SELECT 1"]).code == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("h{i}: mariadb did not start again");
 }
 
 fn record(r: &Run) -> serde_json::Value {
@@ -45,10 +64,23 @@ struct Restore<'a>(&'a Lab, u32);
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        let (_, rows) = status(self.0);
         let primary = format!("h{}", self.1);
+        // A killed server comes back first (without panicking: this runs while unwinding).
+        let _ = self.0.on_host(
+            self.1,
+            &["sh", "-c", "pgrep -x mariadbd >/dev/null || service mariadb start"],
+        );
+        let (_, rows) = status(self.0);
         if rows.get(&primary).is_some_and(|r| r["role"] != "primary") {
             let _ = failover(self.0, &["switchover", "--to", &primary]);
+        }
+        // Any other member left out of replication comes back (what it holds of its own is
+        // dropped: the next test starts from one history).
+        let (_, rows) = status(self.0);
+        for (host, row) in rows {
+            if host != primary && row["verdict"] != "ready" {
+                let _ = failover(self.0, &["rejoin", &host, "--discard-errant"]);
+            }
         }
     }
 }
@@ -97,6 +129,36 @@ fn assert_primary(lab: &Lab, s: &Shop, (primary, replica): (u32, u32), roles: bo
     sql(lab, primary, &format!("DELETE FROM shop.settings WHERE name = '{tag}'"));
 }
 
+/// The drill's HTML report opens in headless Chromium and shows the chart: the screenshot
+/// holds the probe's green marks and the first step's colour.
+fn assert_report_renders(report: &std::path::Path, dir: &std::path::Path) {
+    let text = std::fs::read_to_string(report).unwrap_or_default();
+    assert!(text.contains("<svg") && !text.contains("<script"), "{text}");
+    let shot = dir.join("report.png");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1000,700",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .expect("chromium (installed by .ci/run)");
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("png")));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let step = info.color_type.samples();
+    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(step).collect();
+    let count = |rgb: [u8; 3]| pixels.iter().filter(|p| p[..3] == rgb).count();
+    assert!(count([0x2e, 0x7d, 0x32]) > 20, "no acknowledged writes drawn");
+    assert!(count([0x4e, 0x79, 0xa7]) > 20, "no step drawn");
+}
+
 #[test]
 fn a_switchover_drill_loses_nothing_and_switching_back_works() {
     let lab = Lab::get();
@@ -113,8 +175,20 @@ fn a_switchover_drill_loses_nothing_and_switching_back_works() {
     assert_eq!(rows[&r]["verdict"], "ready", "{rows:?}");
 
     // The drill: probe through the proxy, switch over, probe until steady.
-    let d = failover(&lab, &["drill", "--kind", "switchover"]);
+    let dir = common::scratch();
+    let report = dir.path().join("drill.html");
+    let d = failover(
+        &lab,
+        &[
+            "drill",
+            "--kind",
+            "switchover",
+            "--report",
+            report.to_str().unwrap_or_default(),
+        ],
+    );
     assert_eq!(d.code, 0, "{d:?}");
+    assert_report_renders(&report, dir.path());
     let rec = record(&d);
     assert_eq!(rec["from"], p.as_str());
     assert_eq!(rec["to"], r.as_str());
@@ -245,6 +319,8 @@ fn a_lagging_replica_or_a_proxy_nginx_refuses_changes_nothing() {
             &inv,
             "-i",
             overlay.to_str().unwrap_or_default(),
+            "-e",
+            "failover_cooldown=0",
             "--format",
             "json",
         ],
@@ -260,4 +336,171 @@ fn a_lagging_replica_or_a_proxy_nginx_refuses_changes_nothing() {
         ""
     );
     assert_primary(&lab, &s, (s.primary, s.replica), false);
+}
+
+#[test]
+fn a_killed_primary_is_replaced_fenced_and_rejoined() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let _restore = Restore(&lab, s.primary);
+    let (p, r) = (format!("h{}", s.primary), format!("h{}", s.replica));
+
+    let d = failover(&lab, &["drill", "--kind", "kill-primary"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    let rec = record(&d);
+    assert_eq!(
+        (rec["from"].as_str(), rec["to"].as_str()),
+        (Some(p.as_str()), Some(r.as_str()))
+    );
+    assert_eq!(rec["rpo_missing"], serde_json::json!([]), "{rec}");
+    assert!(rec["rto_ms"].as_u64().unwrap_or(u64::MAX) < 5000, "{rec}");
+    // The killed server is down; the shop writes to the new primary.
+    assert_ne!(lab.on_host(s.primary, &["mariadb", "-e", "SELECT 1"]).code, 0);
+    let (code, body) = http_get(&format!("http://{}/", lab.address(s.lb)));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&format!("db: {r}")), "{body}");
+
+    // Its host comes back: the server starts fenced, read_only and out of the proxy.
+    start_server(&lab, s.primary);
+    assert_eq!(sql(&lab, s.primary, "SELECT @@read_only"), "1");
+    let (_, rows) = status(&lab);
+    assert_eq!(rows[&p]["proxy"], false, "{rows:?}");
+    assert_eq!(rows[&r]["role"], "primary", "{rows:?}");
+
+    // Rejoined: a replica of the new primary, with nothing errant.
+    let j = failover(&lab, &["rejoin", &p]);
+    assert_eq!(j.code, 0, "{j:?}");
+    assert_eq!(record(&j)["errant"], 0);
+    assert_primary(&lab, &s, (s.replica, s.primary), true);
+    let back = failover(&lab, &["switchover", "--to", &p]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_primary(&lab, &s, (s.primary, s.replica), true);
+    let h = failover(&lab, &["history"]);
+    assert!(
+        h.events("row")
+            .iter()
+            .any(|e| e["kind"] == "drill kill-primary" && e["rto_ms"].is_u64()),
+        "{h:?}"
+    );
+}
+
+#[test]
+fn a_lagging_replica_loses_exactly_what_the_report_says_and_the_old_primary_writes_it_out() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let _restore = Restore(&lab, s.primary);
+    let (p, r) = (format!("h{}", s.primary), format!("h{}", s.replica));
+    let proxy_file = "/etc/nginx/stream.d/upstream-shop_db.conf";
+    let before = lab.sh(s.lb, &format!("cat {proxy_file}"));
+
+    // The replica's applier stopped: with a budget of 0 the drill is refused before the kill.
+    sql(&lab, s.replica, "STOP SLAVE SQL_THREAD");
+    let refused = failover(&lab, &["drill", "--kind", "kill-primary"]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains("SQL thread is stopped"), "{refused:?}");
+    assert_eq!(sql(&lab, s.primary, "SELECT @@read_only"), "0");
+    assert_eq!(lab.sh(s.lb, &format!("cat {proxy_file}")), before);
+    // A promotion while the primary takes writes is refused too.
+    let alive = failover(&lab, &["promote"]);
+    assert_eq!(alive.code, 2, "{alive:?}");
+    assert!(alive.stderr.contains("still takes writes"), "{alive:?}");
+
+    // Accepted: the writes the replica never applied are lost, and listed.
+    let d = failover(&lab, &["drill", "--kind", "kill-primary", "--accept-data-loss"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    let rec = record(&d);
+    assert_eq!(rec["to"], r.as_str());
+    let missing: Vec<u64> = rec["rpo_missing"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{rec}"))
+        .iter()
+        .filter_map(serde_json::Value::as_u64)
+        .collect();
+    assert!(!missing.is_empty(), "{rec}");
+    // Exactly: the old primary has them, the new one does not.
+    start_server(&lab, s.primary);
+    let run = rec["probe"]["run"].as_str().unwrap_or_default().to_string();
+    let rows = |i: u32| -> std::collections::BTreeSet<u64> {
+        sql(&lab, i, &format!("SELECT seq FROM shop.tend_probe WHERE run = '{run}'"))
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let lost: Vec<u64> = rows(s.primary).difference(&rows(s.replica)).copied().collect();
+    assert_eq!(missing, lost);
+
+    // The old primary holds them as errant transactions: written out as SQL, left alone.
+    let dir = common::scratch();
+    let file = dir.path().join("errant.sql");
+    let file_arg = file.to_str().unwrap_or_default();
+    let j = failover(&lab, &["rejoin", &p, "--sql-file", file_arg]);
+    assert_eq!(j.code, 2, "{j:?}");
+    let rec = record(&j);
+    assert_eq!(rec["errant"].as_u64(), Some(missing.len() as u64), "{rec}");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(text.contains("INSERT INTO `shop`.`tend_probe`"), "{text}");
+    assert!(slave_status(&lab, s.primary).trim().is_empty());
+    // Discarded on the operator's word: it replicates from the new primary.
+    let j = failover(&lab, &["rejoin", &p, "--discard-errant", "--sql-file", file_arg]);
+    assert_eq!(j.code, 0, "{j:?}");
+    assert_primary(&lab, &s, (s.replica, s.primary), true);
+    let back = failover(&lab, &["switchover", "--to", &p]);
+    assert_eq!(back.code, 0, "{back:?}");
+    assert_primary(&lab, &s, (s.primary, s.replica), true);
+}
+
+#[test]
+fn a_second_switchover_within_the_cooldown_is_refused_unless_forced() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let _restore = Restore(&lab, s.primary);
+    let (p, r) = (format!("h{}", s.primary), format!("h{}", s.replica));
+    let there = failover_with(&lab, &["switchover", "--to", &r, "--force"]);
+    assert_eq!(there.code, 0, "{there:?}");
+    let back = failover_with(&lab, &["switchover", "--to", &p]);
+    assert_eq!(back.code, 4, "{back:?}");
+    assert!(back.stderr.contains("failover_cooldown"), "{back:?}");
+    assert_primary(&lab, &s, (s.replica, s.primary), true);
+    let forced = failover_with(&lab, &["switchover", "--to", &p, "--force"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert_primary(&lab, &s, (s.primary, s.replica), true);
+}
+
+#[test]
+fn a_switchover_killed_part_way_is_finished_by_running_it_again() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let _restore = Restore(&lab, s.primary);
+    let inv = lab.inventory();
+    let (mut target, mut other) = (s.replica, s.primary);
+    // Killed at different points of its steps (connecting, demoted, promoted, repointed...).
+    for ms in [250, 450, 650, 850] {
+        let to = format!("h{target}");
+        let mut child = common::tend()
+            .current_dir(repo())
+            .args([
+                "failover",
+                "switchover",
+                "--to",
+                &to,
+                "-i",
+                &inv,
+                "-e",
+                "failover_cooldown=0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start tend");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // `status` says what state each server is in, whatever it is.
+        let (st, rows) = status(&lab);
+        assert!(rows.len() == 2, "{st:?}");
+        let again = failover(&lab, &["switchover", "--to", &to]);
+        assert_eq!(again.code, 0, "killed after {ms} ms; then: {st:?}\n{again:?}");
+        assert_primary(&lab, &s, (target, other), true);
+        std::mem::swap(&mut target, &mut other);
+    }
 }

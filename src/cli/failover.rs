@@ -8,7 +8,7 @@ use crate::exit::Code;
 use crate::failover::probe::{self, Probe};
 use crate::failover::switch::{self, Cx};
 use crate::failover::topology::{self, Seen, Topology};
-use crate::failover::{self, Member, Settings};
+use crate::failover::{self, Member, Settings, history};
 use crate::migrate::db::Db;
 use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session};
 use crate::output::{Events, Layout, Status};
@@ -27,13 +27,51 @@ use std::time::{Duration, Instant};
 /// Examples:
 ///   tend failover status
 ///   tend failover switchover --to h9
-///   tend failover drill --kind switchover --format json
+///   tend failover promote --to h9            the primary is gone
+///   tend failover rejoin h8                  the old primary back, as a replica
+///   tend failover drill --kind kill-primary --format json
+///   tend failover history
 #[derive(Debug, Subcommand)]
 #[command(verbatim_doc_comment)]
 pub enum FailoverCommand {
     Status(StatusArgs),
     Switchover(SwitchoverArgs),
+    Promote(PromoteArgs),
+    Rejoin(RejoinArgs),
     Drill(DrillArgs),
+    History(HistoryArgs),
+}
+
+/// What every command that switches the primary takes.
+#[derive(Debug, Args)]
+pub struct Switching {
+    /// The replica to promote [default: the first ready one (switchover), the most advanced
+    /// (promote)]
+    #[arg(long, value_name = "REPLICA")]
+    pub to: Option<String>,
+    /// How long to wait for the candidate to execute the primary's transactions
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub max_wait: u64,
+    /// Wait this long for the lock when another run holds it (default: exit 5 at once)
+    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    pub lock_wait: u64,
+}
+
+/// The data-loss budget of an unplanned promotion.
+#[derive(Debug, Args)]
+pub struct Budget {
+    /// The most transactions the promotion may lose
+    #[arg(long, default_value_t = 0, value_name = "TRANSACTIONS")]
+    pub max_data_loss: u64,
+    /// Promote whatever the estimated loss
+    #[arg(long)]
+    pub accept_data_loss: bool,
+}
+
+impl Budget {
+    fn limit(&self) -> Option<u64> {
+        (!self.accept_data_loss).then_some(self.max_data_loss)
+    }
 }
 
 /// What every failover command takes.
@@ -74,15 +112,71 @@ pub struct StatusArgs {
 pub struct SwitchoverArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
-    /// The replica to promote [default: the first ready one]
-    #[arg(long, value_name = "REPLICA")]
-    pub to: Option<String>,
-    /// How long to wait for the candidate to execute the primary's transactions
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub max_wait: u64,
+    #[command(flatten)]
+    pub switching: Switching,
+    /// Switch even within `failover_cooldown` (1h) of the last switchover or promotion
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Unplanned failover: the primary is gone; promote the most advanced replica
+///
+/// The old primary is the server the balancer's database proxy sends the applications to;
+/// refused while it still takes writes (use `switchover`). Chooses the replica that reaches
+/// the furthest GTID once it has applied what it received (or --to), estimates the
+/// transactions it would lack of those the cluster knows of (the old primary's binlog when it
+/// can still be read, everything any replica executed or received: with semi-synchronous
+/// replication every acknowledged write is among them), and refuses when that exceeds
+/// --max-data-loss (0) unless --accept-data-loss. Then fences the old primary (read_only now if
+/// it answers, and `read_only` in its role file for its next start where its host is
+/// reachable; the proxy is moved away from it in any case), lets the candidate apply its relay
+/// log, promotes it, repoints the proxy, makes the other replicas replicate from it, and
+/// checks a write through the proxy. `tend failover rejoin` brings the old primary back.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub switching: Switching,
+    #[command(flatten)]
+    pub budget: Budget,
+    /// Promote even within `failover_cooldown` (1h) of the last switchover or promotion
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Bring a former primary (or any member out of the cluster) back as a replica
+///
+/// Compares its binlog with the primary's (`gtid_binlog_state`: per domain and server, which
+/// tells two histories apart after a failover). Without errant transactions it replicates from
+/// the primary from its own position, read_only (also in its role file). With errant ones
+/// (writes that never reached the new primary) they are written out as SQL (`mariadb-binlog`,
+/// row events decoded) into --sql-file (default: the run's directory) for review, and it is
+/// left alone: rebuild it (`tend replica rebuild`), or give --discard-errant to reset its
+/// binlog and replicate from the primary's position (the rows those transactions wrote stay in
+/// its tables, which then differ from the primary's).
+#[derive(Debug, Args)]
+pub struct RejoinArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The member to bring back
+    pub host: String,
+    /// Reset its binlog and replicate even though it holds errant transactions
+    #[arg(long)]
+    pub discard_errant: bool,
+    /// Where the errant transactions are written as SQL
+    #[arg(long, value_name = "FILE")]
+    pub sql_file: Option<std::path::PathBuf>,
     /// Wait this long for the lock when another run holds it (default: exit 5 at once)
     #[arg(long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
+}
+
+/// Show the failovers and drills of the cluster, with RTO and RPO, oldest first
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 /// The kind of drill.
@@ -90,6 +184,8 @@ pub struct SwitchoverArgs {
 pub enum DrillKind {
     /// A planned switchover, both servers alive.
     Switchover,
+    /// The primary dies (SIGKILL of mariadbd and its supervisor) and the replica is promoted.
+    KillPrimary,
 }
 
 /// Rehearse a failover and measure what the applications saw (RTO, RPO)
@@ -103,7 +199,11 @@ pub enum DrillKind {
 ///   RTO: from the last acknowledged write before the outage to the first acknowledged write
 ///        after it, as the client saw it (its resolution is the probe's interval);
 ///   RPO: the acknowledged sequence numbers the new primary does not have (expected none).
-/// The JSON record carries `rto_ms` and `rpo_missing`.
+/// With --kind kill-primary the primary's server is killed as a lost host dies and `promote`
+/// runs at once (its loss budget checked before the kill: a refused drill changes nothing);
+/// the killed server stays down, fenced: start it and `tend failover rejoin` it.
+/// The JSON record carries `rto_ms` and `rpo_missing`. Drills are not held by the cool-down
+/// and are recorded in the history like any failover.
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DrillArgs {
@@ -112,28 +212,29 @@ pub struct DrillArgs {
     /// What the drill does
     #[arg(long, value_enum, default_value = "switchover")]
     pub kind: DrillKind,
-    /// The replica to promote [default: the first ready one]
-    #[arg(long, value_name = "REPLICA")]
-    pub to: Option<String>,
+    #[command(flatten)]
+    pub switching: Switching,
+    #[command(flatten)]
+    pub budget: Budget,
     /// Probe writes a second
     #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
     pub probe_rate: u32,
     /// Seconds of uninterrupted writes that end the drill
     #[arg(long, default_value_t = 3, value_name = "SECONDS")]
     pub steady: u64,
-    /// How long to wait for the candidate to execute the primary's transactions
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
-    pub max_wait: u64,
-    /// Wait this long for the lock when another run holds it (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
-    pub lock_wait: u64,
+    /// Also write the report as a self-contained HTML file (timeline chart, steps, failed
+    /// writes)
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 /// The cluster resolved before connecting.
 struct Cluster {
+    name: String,
     members: Vec<(Member, Target)>,
     lb: Option<(Target, String)>,
     client: Option<Target>,
+    store_host: Option<Target>,
     settings: Settings,
 }
 
@@ -172,11 +273,21 @@ fn resolve(a: &ClusterArgs) -> Result<Cluster, CliError> {
         Some(h) => Some(conn.target(&inv, &vars, h)?),
         None => lb.as_ref().map(|(t, _)| t.clone()),
     };
+    let settings = failover::settings(&vars, &inv, first)?;
+    let store_host = match &settings.store {
+        crate::backup::store::Store::Remote { host, .. } => match inv.hosts.iter().position(|x| &x.name == host) {
+            Some(h) => Some(conn.target(&inv, &vars, h)?),
+            None => None,
+        },
+        crate::backup::store::Store::Local(_) => None,
+    };
     Ok(Cluster {
+        name: a.cluster.clone(),
         members,
         lb,
         client,
-        settings: failover::settings(&vars, &inv, first)?,
+        store_host,
+        settings,
     })
 }
 
@@ -184,24 +295,31 @@ fn resolve(a: &ClusterArgs) -> Result<Cluster, CliError> {
 pub fn run(cmd: FailoverCommand) -> Result<Code, CliError> {
     match cmd {
         FailoverCommand::Status(a) => status(a),
+        FailoverCommand::History(a) => history(a),
+        FailoverCommand::Rejoin(a) => rejoin(a),
         FailoverCommand::Switchover(a) => {
-            let job = Job {
-                command: "failover switchover",
-                to: a.to,
-                max_wait: a.max_wait,
-                lock_wait: a.lock_wait,
-                drill: None,
-            };
+            let job = Job::new("failover switchover", Kind::Switchover, a.switching, None, a.force);
+            switchover(&a.cluster, job)
+        }
+        FailoverCommand::Promote(a) => {
+            let job = Job::new(
+                "failover promote",
+                Kind::Promote,
+                a.switching,
+                a.budget.limit(),
+                a.force,
+            );
             switchover(&a.cluster, job)
         }
         FailoverCommand::Drill(a) => {
-            let DrillKind::Switchover = a.kind;
+            let kind = match a.kind {
+                DrillKind::Switchover => Kind::Switchover,
+                DrillKind::KillPrimary => Kind::Promote,
+            };
             let job = Job {
-                command: "failover drill",
-                to: a.to,
-                max_wait: a.max_wait,
-                lock_wait: a.lock_wait,
                 drill: Some((a.probe_rate, a.steady)),
+                report: a.report,
+                ..Job::new("failover drill", kind, a.switching, a.budget.limit(), true)
             };
             switchover(&a.cluster, job)
         }
@@ -220,6 +338,7 @@ where
     let mut targets: Vec<Target> = c.members.iter().map(|(_, t)| t.clone()).collect();
     targets.extend(c.lb.iter().map(|(t, _)| t.clone()));
     targets.extend(c.client.iter().cloned());
+    targets.extend(c.store_host.iter().cloned());
     let lock = match (lock, &c.lb) {
         (Some(wait), Some((lb, _))) => Some(LockRequest {
             name: "failover".into(),
@@ -256,7 +375,14 @@ where
             lock,
             check: false,
             forks: a.common.connection.forks as usize,
-            optional: c.members.iter().map(|(m, _)| m.name.clone()).collect(),
+            // A member may be down (that is what a failover is for); without the store only
+            // the history is missing.
+            optional: c
+                .members
+                .iter()
+                .map(|(m, _)| m.name.clone())
+                .chain(c.store_host.iter().map(|t| t.name.clone()))
+                .collect(),
         };
         ops::run(&events, &fleet, request, targets, work).await
     })
@@ -401,13 +527,52 @@ fn status(a: StatusArgs) -> Result<Code, CliError> {
     })
 }
 
+/// Planned or unplanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Switchover,
+    Promote,
+}
+
 struct Job {
     command: &'static str,
+    kind: Kind,
     to: Option<String>,
     max_wait: u64,
     lock_wait: u64,
+    /// The data-loss budget of a promotion (`None`: accepted whatever it is).
+    budget: Option<u64>,
+    /// Past the cool-down.
+    force: bool,
     /// A drill: the probe's rate and the steady period.
     drill: Option<(u32, u64)>,
+    /// The drill's HTML report.
+    report: Option<std::path::PathBuf>,
+}
+
+impl Job {
+    fn new(command: &'static str, kind: Kind, w: Switching, budget: Option<u64>, force: bool) -> Self {
+        Self {
+            command,
+            kind,
+            to: w.to,
+            max_wait: w.max_wait,
+            lock_wait: w.lock_wait,
+            budget,
+            force,
+            drill: None,
+            report: None,
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match (self.kind, self.drill.is_some()) {
+            (Kind::Switchover, false) => "switchover",
+            (Kind::Promote, false) => "promote",
+            (Kind::Switchover, true) => "drill switchover",
+            (Kind::Promote, true) => "drill kill-primary",
+        }
+    }
 }
 
 fn switchover(a: &ClusterArgs, job: Job) -> Result<Code, CliError> {
@@ -419,14 +584,8 @@ fn switchover(a: &ClusterArgs, job: Job) -> Result<Code, CliError> {
         ))
         .into());
     }
-    if let Some(to) = &job.to
-        && !c.members.iter().any(|(m, _)| &m.name == to)
-    {
-        let mut d = Diagnostic::plain(format!("--to `{to}` is not a member of the cluster `{}`", a.cluster));
-        if let Some(m) = crate::diagnostic::did_you_mean(to, c.members.iter().map(|(m, _)| m.name.as_str())) {
-            d = d.with_hint(format!("did you mean `--to {m}`?"));
-        }
-        return Err(d.into());
+    if let Some(to) = &job.to {
+        member_named(&c, to, "--to")?;
     }
     if job.drill.is_some() && c.settings.app.2.is_empty() {
         return Err(
@@ -435,125 +594,185 @@ fn switchover(a: &ClusterArgs, job: Job) -> Result<Code, CliError> {
     }
     operate(a, &c, job.command, Some(job.lock_wait), async |s: &Session<'_>| {
         let clock = ops::Clock::start();
-        let origin = Instant::now();
-        let lb =
-            c.lb.as_ref()
-                .map(|(t, addr)| (t.name.as_str(), addr.as_str()))
-                .unwrap_or_default();
-        let cx = Cx {
-            s,
-            settings: &c.settings,
-            lb,
-            client: if c.settings.app.2.is_empty() {
-                None
-            } else {
-                c.client.as_ref().map(|t| t.name.as_str())
-            },
-            origin,
-            phases: Default::default(),
-        };
+        let cx = context(s, &c, true);
         if cx.client.is_none() {
             s.events()
                 .warn("`shop_db_password` is not set: the write through the proxy is not checked");
         }
-        let result = drive(&cx, &c, &job).await;
+        let store_host = c.store_host.as_ref().and_then(|t| s.host(&t.name));
+        let result = drive(&cx, &c, &job, store_host).await;
         let mut details = serde_json::Map::new();
+        details.insert("kind".into(), job.kind_name().into());
         details.insert("phases".into(), json!(cx.timeline()));
+        let (from, to, measured) = match &result {
+            Ok((done, m)) => (done.from.clone(), done.to.clone(), m.clone()),
+            Err((_, m)) => (String::new(), String::new(), m.clone()),
+        };
+        for (k, v) in measured.unwrap_or_default() {
+            details.insert(k, v);
+        }
+        // Every failover that changed something goes into the history, failed ones too.
+        if !cx.timeline().is_empty() {
+            let entry = history::Entry {
+                at: crate::output::now_rfc3339(),
+                at_s: jiff::Timestamp::now().as_second(),
+                cluster: c.name.clone(),
+                kind: job.kind_name().into(),
+                from: details
+                    .get("from")
+                    .and_then(|v| v.as_str())
+                    .map_or(from, str::to_string),
+                to,
+                outcome: if result.is_ok() { "switched" } else { "failed" }.into(),
+                rto_ms: details.get("rto_ms").and_then(serde_json::Value::as_u64),
+                rpo_missing: details.get("rpo_missing").and_then(|v| v.as_array()).map(Vec::len),
+                user: crate::ops::lock::Me::current().user,
+            };
+            if let Err(e) = history::append(&c.settings.store, store_host, &entry).await {
+                s.events()
+                    .warn(format!("the failover history was not written: {}", e.message()));
+            }
+        }
         let result = match result {
-            Ok((done, measured)) => {
+            Ok((done, _)) => {
                 details.insert("from".into(), done.from.clone().into());
                 details.insert("to".into(), done.to.clone().into());
                 details.insert("gtid".into(), done.gtid.clone().into());
-                if let Some(m) = measured {
-                    for (k, v) in m {
-                        details.insert(k, v);
-                    }
-                }
                 Ok(("switched", Status::Changed, details))
             }
-            Err((abort, measured)) => {
-                if let Some(m) = measured {
-                    for (k, v) in m {
-                        details.insert(k, v);
-                    }
-                }
-                Err((abort, details))
-            }
+            Err((abort, _)) => Err((abort, details)),
         };
         let host = cx.lb.0.to_string();
         clock.one_host(s, (job.command, "db", &host), result)
     })
 }
 
-type Measured = Option<serde_json::Map<String, serde_json::Value>>;
+/// What the runbooks work with; `client`: the app host that checks the applications' path
+/// (only with the applications' password).
+fn context<'a>(s: &'a Session<'a>, c: &'a Cluster, client: bool) -> Cx<'a> {
+    Cx {
+        s,
+        settings: &c.settings,
+        lb: c
+            .lb
+            .as_ref()
+            .map(|(t, addr)| (t.name.as_str(), addr.as_str()))
+            .unwrap_or_default(),
+        client: if client && !c.settings.app.2.is_empty() {
+            c.client.as_ref().map(|t| t.name.as_str())
+        } else {
+            None
+        },
+        origin: Instant::now(),
+        phases: Default::default(),
+    }
+}
 
-/// The switchover, inside a probe when the job is a drill.
-async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job) -> Result<(switch::Done, Measured), (Abort, Measured)> {
+/// The member named `name`, or a "did you mean" (exit 4).
+fn member_named<'a>(c: &'a Cluster, name: &str, flag: &str) -> Result<&'a Member, CliError> {
+    if let Some((m, _)) = c.members.iter().find(|(m, _)| m.name == name) {
+        return Ok(m);
+    }
+    let mut d = Diagnostic::plain(format!("{flag} `{name}` is not a member of the cluster `{}`", c.name));
+    if let Some(m) = crate::diagnostic::did_you_mean(name, c.members.iter().map(|(m, _)| m.name.as_str())) {
+        d = d.with_hint(format!("did you mean `{m}`?"));
+    }
+    Err(d.into())
+}
+
+type Measured = Option<serde_json::Map<String, serde_json::Value>>;
+type Driven = Result<(switch::Done, Measured), (Abort, Measured)>;
+
+fn refuse(message: String) -> (Abort, Measured) {
+    (
+        Abort::new(Code::HostFailed, format!("{message}; nothing was changed"))
+            .hint("`tend failover status` shows the cluster"),
+        None,
+    )
+}
+
+/// Chooses the old primary and the candidate, checks them (and the cool-down), then runs the
+/// failover, inside a probe when the job is a drill.
+async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job, store_host: Option<&crate::transport::Host>) -> Driven {
     let s = cx.s;
     let t = topology(s, c).await;
-    let Some((pm, _)) = t.primary() else {
-        let why = t.problems.first().cloned().unwrap_or_else(|| "no primary".into());
-        return Err((
-            Abort::new(Code::HostFailed, format!("{why}; nothing was changed")),
-            None,
-        ));
+    let (old, to) = match job.kind {
+        Kind::Switchover => choose_switchover(&t, job)?,
+        Kind::Promote => choose_promote(&t, job)?,
     };
-    let pm = pm.clone();
-    let to = match &job.to {
-        Some(name) => t.index(name).unwrap_or(0),
-        None => match (0..t.members.len()).find(|&i| t.verdict(i).is_ok()) {
-            Some(i) => i,
-            None => {
-                return Err((
-                    Abort::new(
-                        Code::HostFailed,
-                        "no replica is ready to take over; nothing was changed",
-                    )
-                    .hint("`tend failover status` says why each one is not"),
-                    None,
-                ));
-            }
-        },
-    };
-    let candidate = t.members[to].member.name.clone();
-    if candidate != pm.name {
-        // Lag is waited for (--max-wait); anything else is refused.
-        if let Err(why) = t.verdict(to)
-            && !lag_only(&t, to)
-        {
-            return Err((
-                Abort::new(Code::HostFailed, format!("{candidate} {why}; nothing was changed"))
-                    .hint("`tend failover status` shows the cluster"),
-                None,
-            ));
-        }
-    } else if job.drill.is_some() {
+    let finishing = old == to;
+    if finishing && job.drill.is_some() {
         return Err((
             Abort::new(
                 Code::InvalidInput,
-                format!("{candidate} is the primary already; nothing was changed"),
+                format!(
+                    "{} is the primary already; nothing was changed",
+                    t.members[to].member.name
+                ),
             ),
             None,
         ));
     }
+    // The cool-down: a second failover soon after one is more likely flapping than cure.
+    if !job.force && !finishing {
+        let past = history::load(&c.settings.store, store_host).await.unwrap_or_default();
+        let now = jiff::Timestamp::now().as_second();
+        if let Some(e) = history::cooling(&past, &c.name, now, c.settings.cooldown) {
+            return Err((
+                Abort::new(
+                    Code::InvalidInput,
+                    format!(
+                        "the cluster `{}` had a {} ({} → {}) at {}, within failover_cooldown ({} min); nothing was changed",
+                        c.name,
+                        e.kind,
+                        e.from,
+                        e.to,
+                        e.at,
+                        c.settings.cooldown.as_secs() / 60
+                    ),
+                )
+                .hint("--force switches anyway"),
+                None,
+            ));
+        }
+    }
     let max_wait = Duration::from_secs(job.max_wait);
+    let old_member = t.members[old].member.clone();
+    let act = async |t: &Topology| -> Result<switch::Done, Abort> {
+        match job.kind {
+            Kind::Switchover => switch::switchover(cx, t, to, max_wait).await,
+            Kind::Promote if job.drill.is_some() => {
+                switch::kill(cx, &old_member).await?;
+                // The cluster as it is now, the primary dead: the budget again.
+                let now = topology(s, c).await;
+                if let Err((abort, _)) = budget_check(&now, (old, to), job.budget) {
+                    return Err(Abort {
+                        code: abort.code,
+                        error: Box::new(crate::output::ErrorEvent::new(format!(
+                            "{} is killed; the promotion is refused: {}",
+                            old_member.name,
+                            abort.error.message.trim_end_matches("; nothing was changed")
+                        ))),
+                    }
+                    .hint("`tend failover promote --accept-data-loss` promotes anyway; or start the primary again"));
+                }
+                switch::promote(cx, &now, (old, to), max_wait).await
+            }
+            Kind::Promote => switch::promote(cx, t, (old, to), max_wait).await,
+        }
+    };
     let Some((rate, steady)) = job.drill else {
-        return switch::switchover(cx, &t, to, max_wait)
-            .await
-            .map(|d| (d, None))
-            .map_err(|e| (e, None));
+        return act(&t).await.map(|d| (d, None)).map_err(|e| (e, None));
     };
     // The drill: the probe first, through the applications' path.
     let Some(client) = cx.client.and_then(|n| s.host(n)) else {
         return Err((Abort::new(Code::Unreachable, "no app host for the probe"), None));
     };
+    let Some(primary_host) = s.host(&old_member.name) else {
+        return Err(refuse(format!("{} cannot be reached", old_member.name)));
+    };
     let primary_db = Db {
-        host: s.host(&pm.name).cloned().ok_or_else(|| {
-            (
-                Abort::new(Code::Unreachable, format!("{} cannot be reached", pm.name)),
-                None,
-            )
-        })?,
+        host: primary_host.clone(),
         login: c.settings.login.clone(),
         database: "mysql".into(),
     };
@@ -582,7 +801,7 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job) -> Result<(switch::Done, Mea
     ));
     // A second of writes before anything changes.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let switched = switch::switchover(cx, &t, to, max_wait).await;
+    let switched = act(&t).await;
     // Until writes have gone through for the steady period (at most a minute more).
     let after = cx.origin.elapsed().as_secs_f64() * 1e3;
     let until = Instant::now() + Duration::from_secs(60 + steady);
@@ -598,10 +817,10 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job) -> Result<(switch::Done, Mea
     // RPO: acknowledged writes the primary now serving does not have.
     let now_primary = match &switched {
         Ok(d) => d.to.clone(),
-        Err(_) => pm.name.clone(),
+        Err(_) => old_member.name.clone(),
     };
     let mut measured = serde_json::Map::new();
-    measured.insert("kind".into(), "switchover".into());
+    measured.insert("from".into(), old_member.name.clone().into());
     measured.insert("rto_ms".into(), seen.rto_ms.into());
     let rpo = match s.host(&now_primary) {
         Some(h) => {
@@ -642,6 +861,36 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job) -> Result<(switch::Done, Mea
         }),
     );
     measured.insert("attempts".into(), json!(attempts));
+    if let Some(path) = &job.report {
+        let missing = rpo.as_ref().ok().map(|(m, _)| m.as_slice());
+        let outcome = match &switched {
+            Ok(_) => "switched".to_string(),
+            Err(e) => format!("failed: {}", e.error.message),
+        };
+        let text = crate::failover::report::html(&crate::failover::report::Drill {
+            kind: job.kind_name(),
+            cluster: &c.name,
+            from: &old_member.name,
+            to: switched.as_ref().map(|d| d.to.as_str()).unwrap_or_default(),
+            at: &crate::output::now_rfc3339(),
+            outcome: &outcome,
+            rto_ms: seen.rto_ms,
+            outage: seen.outage,
+            rpo_missing: missing,
+            interval_ms: interval,
+            attempts: &attempts,
+            phases: &cx.timeline(),
+        });
+        match std::fs::write(path, text) {
+            Ok(()) => {
+                s.events().note(format!("report: {}", path.display()));
+                measured.insert("report".into(), path.display().to_string().into());
+            }
+            Err(e) => s
+                .events()
+                .warn(format!("cannot write the report {}: {e}", path.display())),
+        }
+    }
     match switched {
         Ok(done) => {
             let missing = rpo.as_ref().map(|(m, _)| m.len()).unwrap_or(0);
@@ -649,7 +898,7 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job) -> Result<(switch::Done, Mea
                 "RTO {} ms (probe interval {:.0} ms; {} of {} writes failed), RPO {} acknowledged write(s) missing on {}",
                 seen.rto_ms, interval, seen.failed, seen.attempts, missing, done.to
             ));
-            if missing > 0 {
+            if missing > 0 && job.budget.is_some() {
                 return Err((
                     Abort::new(
                         Code::HostFailed,
@@ -667,6 +916,151 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job) -> Result<(switch::Done, Mea
     }
 }
 
+/// A switchover's old primary (the cluster's) and candidate (--to, else the first ready
+/// replica). The candidate may lag (it is waited for), nothing else.
+fn choose_switchover(t: &Topology, job: &Job) -> Result<(usize, usize), (Abort, Measured)> {
+    let Some(old) = t.primary else {
+        let why = t.problems.first().cloned().unwrap_or_else(|| "no primary".into());
+        return Err(refuse(why));
+    };
+    let to = match &job.to {
+        Some(name) => t.index(name).unwrap_or(old),
+        None => (0..t.members.len())
+            .find(|&i| t.verdict(i).is_ok())
+            .ok_or_else(|| refuse("no replica is ready to take over".into()))?,
+    };
+    if to != old
+        && let Err(why) = t.verdict(to)
+        && !lag_only(t, to)
+        && !half_promoted(t, (old, to))
+    {
+        return Err(refuse(format!("{} {why}", t.members[to].member.name)));
+    }
+    if to != old && job.drill.is_some() && t.verdict(to).is_err() {
+        return Err(refuse(format!(
+            "{} is not caught up: a drill starts from a healthy cluster",
+            t.members[to].member.name
+        )));
+    }
+    Ok((old, to))
+}
+
+/// A promotion's old primary (the member the proxy sends the applications to, which must be
+/// gone or read-only, except in a drill that is about to kill it) and candidate (--to, else
+/// the replica that reaches the furthest), with the loss budget checked.
+fn choose_promote(t: &Topology, job: &Job) -> Result<(usize, usize), (Abort, Measured)> {
+    let Some(old) = t.proxied().or(t.primary) else {
+        return Err(refuse(
+            "the database proxy sends the applications to no member: cannot tell which primary is gone".into(),
+        ));
+    };
+    let old_name = t.members[old].member.name.clone();
+    let alive = t.members[old]
+        .state
+        .as_ref()
+        .is_ok_and(|s| !s.read_only && !s.replicating());
+    if alive && job.drill.is_none() {
+        return Err(refuse(format!(
+            "the primary {old_name} still takes writes: use `tend failover switchover`"
+        )));
+    }
+    let source_is_old = |i: usize| {
+        t.members[i].state.as_ref().is_ok_and(|s| {
+            s.replication
+                .as_ref()
+                .is_some_and(|r| r.source == t.members[old].member.address || r.source == old_name)
+        })
+    };
+    let to = match &job.to {
+        Some(name) => t.index(name).unwrap_or(old),
+        None => {
+            let mut best: Option<(usize, u64)> = None;
+            for i in (0..t.members.len()).filter(|&i| i != old && source_is_old(i)) {
+                let loss = t.loss(i, Some(old)).unwrap_or(u64::MAX);
+                if best.is_none_or(|(_, l)| loss < l) {
+                    best = Some((i, loss));
+                }
+            }
+            best.map(|(i, _)| i)
+                .ok_or_else(|| refuse(format!("no replica of {old_name} can be read")))?
+        }
+    };
+    let name = &t.members[to].member.name;
+    if to == old {
+        return Err(refuse(format!("{name} is the primary that is gone")));
+    }
+    if !source_is_old(to) {
+        return Err(refuse(format!("{name} is not a replica of {old_name}")));
+    }
+    if let Some(e) = t.members[to]
+        .state
+        .as_ref()
+        .ok()
+        .and_then(|s| s.replication.as_ref())
+        .map(|r| &r.error)
+        && !e.is_empty()
+        && job.budget.is_some()
+    {
+        return Err(refuse(format!("{name} has a replication error: {e}")));
+    }
+    // In a drill the primary still writes until it is killed: with the candidate's applier
+    // stopped, whatever it writes meanwhile is lost.
+    let stopped = t.members[to]
+        .state
+        .as_ref()
+        .ok()
+        .and_then(|s| s.replication.as_ref())
+        .is_some_and(|r| !r.sql);
+    if stopped && job.drill.is_some() && job.budget.is_some() {
+        return Err((
+            Abort::new(
+                Code::HostFailed,
+                format!(
+                    "{name}'s SQL thread is stopped: every write from now on would be lost when the primary dies; nothing was changed"
+                ),
+            )
+            .hint("--accept-data-loss runs the drill anyway (the report lists the lost writes)"),
+            None,
+        ));
+    }
+    budget_check(t, (old, to), job.budget)?;
+    Ok((old, to))
+}
+
+/// Refuses a promotion of `to` that would lose more than `budget` transactions.
+fn budget_check(t: &Topology, (old, to): (usize, usize), budget: Option<u64>) -> Result<(), (Abort, Measured)> {
+    let name = &t.members[to].member.name;
+    let loss = t.loss(to, Some(old)).unwrap_or(u64::MAX);
+    if let Some(budget) = budget
+        && loss > budget
+    {
+        return Err((
+            Abort::new(
+                Code::HostFailed,
+                format!("promoting {name} would lose {loss} transaction(s) (budget: {budget}); nothing was changed"),
+            )
+            .hint("--max-data-loss N raises the budget; --accept-data-loss promotes anyway"),
+            None,
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a switchover from `old` to `to` stopped between the promotion and the repoint (tend
+/// killed): the old primary read_only, the candidate writable with its applier stopped and its
+/// replication still pointing at the old primary. Running it again finishes it.
+fn half_promoted(t: &Topology, (old, to): (usize, usize)) -> bool {
+    let (Ok(o), Ok(n)) = (&t.members[old].state, &t.members[to].state) else {
+        return false;
+    };
+    let om = &t.members[old].member;
+    o.read_only
+        && !n.read_only
+        && n.replication
+            .as_ref()
+            .is_some_and(|r| !r.io && !r.sql && r.error.is_empty() && (r.source == om.address || r.source == om.name))
+}
+
 /// Whether the only reasons member `i` is not ready are lag (which a switchover waits for).
 fn lag_only(t: &Topology, i: usize) -> bool {
     let Ok(srv) = &t.members[i].state else {
@@ -678,5 +1072,114 @@ fn lag_only(t: &Topology, i: usize) -> bool {
         && r.io
         && r.sql
         && r.error.is_empty()
-        && topology::errant(&ps.binlog, &srv.current).unwrap_or(0) == 0
+        && topology::errant_ranges(&ps.binlog_state, &srv.binlog_state).is_empty()
+}
+
+fn rejoin(a: RejoinArgs) -> Result<Code, CliError> {
+    let c = resolve(&a.cluster)?;
+    member_named(&c, &a.host, "the member")?;
+    let sql_file = a.sql_file.clone().unwrap_or_else(|| {
+        crate::output::default_log_dir().join(format!("rejoin-{}-{}.sql", a.host, jiff::Timestamp::now().as_second()))
+    });
+    operate(
+        &a.cluster,
+        &c,
+        "failover rejoin",
+        Some(a.lock_wait),
+        async |s: &Session<'_>| {
+            let clock = ops::Clock::start();
+            let cx = context(s, &c, false);
+            let t = topology(s, &c).await;
+            let result = match t.index(&a.host) {
+                Some(i) if t.primary == Some(i) => Err((
+                    Abort::new(
+                        Code::InvalidInput,
+                        format!("{} is the primary; nothing to rejoin", a.host),
+                    ),
+                    serde_json::Map::new(),
+                )),
+                Some(i) => match switch::rejoin(&cx, &t, i, a.discard_errant).await {
+                    Ok((done, sql)) => {
+                        let mut details = serde_json::Map::new();
+                        if let Some(text) = &sql {
+                            if let Some(dir) = sql_file.parent() {
+                                let _ = std::fs::create_dir_all(dir);
+                            }
+                            match std::fs::write(&sql_file, text) {
+                                Ok(()) => {
+                                    s.events().note(format!(
+                                        "{} errant transaction(s) of {} written out as SQL: {}",
+                                        done.errant,
+                                        a.host,
+                                        sql_file.display()
+                                    ));
+                                    details.insert("errant_sql".into(), sql_file.display().to_string().into());
+                                }
+                                Err(e) => s.events().warn(format!("cannot write {}: {e}", sql_file.display())),
+                            }
+                        }
+                        details.insert("errant".into(), done.errant.into());
+                        details.insert("discarded".into(), done.discarded.into());
+                        details.insert("replicating".into(), done.replicating.into());
+                        if done.replicating {
+                            Ok(("rejoined", Status::Changed, details))
+                        } else {
+                            Err((
+                            Abort::new(
+                                Code::HostFailed,
+                                format!(
+                                    "{} holds {} transaction(s) the primary does not have; it was left alone",
+                                    a.host, done.errant
+                                ),
+                            )
+                            .hint(format!(
+                                "review them in {}; then rebuild it (`tend replica rebuild {}`) or run again with --discard-errant",
+                                sql_file.display(),
+                                a.host
+                            )),
+                            details,
+                        ))
+                        }
+                    }
+                    Err(abort) => Err((abort, serde_json::Map::new())),
+                },
+                None => Err((
+                    Abort::new(Code::InvalidInput, format!("{} is not a member", a.host)),
+                    serde_json::Map::new(),
+                )),
+            };
+            clock.one_host(s, ("failover rejoin", "db", &a.host), result)
+        },
+    )
+}
+
+fn history(a: HistoryArgs) -> Result<Code, CliError> {
+    let c = resolve(&a.cluster)?;
+    operate(&a.cluster, &c, "failover history", None, async |s: &Session<'_>| {
+        let store_host = c.store_host.as_ref().and_then(|t| s.host(&t.name));
+        let entries = match history::load(&c.settings.store, store_host).await {
+            Ok(e) => e,
+            Err(e) => return s.end(Err(Abort::step("cannot read the failover history", &e))),
+        };
+        let rows = entries
+            .iter()
+            .filter(|e| e.cluster == c.name)
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect();
+        s.events().table(
+            "history",
+            &[
+                ("at", "AT"),
+                ("kind", "KIND"),
+                ("from", "FROM"),
+                ("to", "TO"),
+                ("outcome", "OUTCOME"),
+                ("rto_ms", "RTO (MS)"),
+                ("rpo_missing", "RPO (WRITES)"),
+                ("user", "USER"),
+            ],
+            rows,
+        );
+        s.end(Ok(Code::Ok))
+    })
 }

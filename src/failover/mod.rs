@@ -12,7 +12,9 @@
 //!   drill: probe ─► switchover ─► steady probing ─► RTO/RPO from the probe's acknowledgements
 //! ```
 
+pub mod history;
 pub mod probe;
+pub mod report;
 pub mod switch;
 pub mod topology;
 
@@ -31,6 +33,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("shop_db_password", ""),
     ("shop_repl_user", "repl"),
     ("shop_repl_password", ""),
+    ("failover_cooldown", "1h"),
 ];
 
 /// A member of the cluster as the others and the proxy reach it.
@@ -58,6 +61,10 @@ pub struct Settings {
     pub app: (String, String, String),
     /// The replication user and password a demoted primary replicates with.
     pub repl: (String, String),
+    /// Where the drill history lives: the backup store.
+    pub store: crate::backup::store::Store,
+    /// A second switchover or promotion within this is refused without `--force`.
+    pub cooldown: std::time::Duration,
 }
 
 /// Reads member `h` and, from the first member, the settings.
@@ -96,6 +103,16 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize) -> Result<Settings,
             v.text("shop_db_password")?,
         ),
         repl: (v.text("shop_repl_user")?, v.text("shop_repl_password")?),
+        store: b.store,
+        cooldown: {
+            let c = v.text("failover_cooldown")?;
+            if c == "0" {
+                std::time::Duration::ZERO
+            } else {
+                crate::backup::parse_age(&c)
+                    .ok_or_else(|| v.error("failover_cooldown", format!("`{c}` is not a duration (1h, 30m, 0)")))?
+            }
+        },
     })
 }
 

@@ -200,29 +200,14 @@ pub async fn switchover(cx: &Cx<'_>, topo: &Topology, to: usize, max_wait: Durat
         }
     }
     // 3. The candidate stops applying and accepts writes (its replication settings kept
-    //    until the repoint, for the undo).
-    let t0 = Instant::now();
-    if let Err(e) = sql(
-        &new_db,
-        "promote",
-        &["STOP SLAVE".into(), "SET GLOBAL read_only = OFF".into()],
-    )
-    .await
-    {
-        undo(cx, &old, Some(&new)).await;
-        return Err(Abort::step("cannot promote the candidate; nothing was changed", &e));
-    }
-    cx.done(&new.name, "promote", t0, "replication stopped; read_only off");
-    // 4. The applications' path: the proxy to the new primary.
-    let t0 = Instant::now();
-    match proxy::repoint(lb, &cx.settings.upstream, &new.address).await {
-        Ok(_) => cx.done(
-            cx.lb.0,
-            "repoint",
-            t0,
-            format!("database proxy → {}:{}", new.address, new.port),
-        ),
-        Err(e) => {
+    //    until the repoint, for the undo); 4. the applications' path: the proxy to it.
+    match promote_and_repoint(cx, lb, &new, &new_db).await {
+        Ok(()) => {}
+        Err(Failed::Promote(e)) => {
+            undo(cx, &old, Some(&new)).await;
+            return Err(Abort::step("cannot promote the candidate; nothing was changed", &e));
+        }
+        Err(Failed::Repoint(e)) => {
             undo(cx, &old, Some(&new)).await;
             return Err(Abort::step(
                 &format!(
@@ -236,6 +221,302 @@ pub async fn switchover(cx: &Cx<'_>, topo: &Topology, to: usize, max_wait: Durat
     // Sessions that reached the old primary through the old workers meanwhile.
     let late = proxy::kill_sessions_from(&old_db, cx.lb.1).await.unwrap_or(0);
     finish(cx, topo, &new, Some(&old), gtid, ended + late).await
+}
+
+/// Promotes member `to` after the primary `old` died: the old primary fenced (read_only now
+/// if its server still answers, and for its next start; the proxy is moved away from it in
+/// any case), the candidate's relay log applied, the candidate promoted, the proxy repointed,
+/// the others made its replicas. Nothing is undone: the old primary is gone.
+pub async fn promote(
+    cx: &Cx<'_>,
+    topo: &Topology,
+    (old, to): (usize, usize),
+    max_wait: Duration,
+) -> Result<Done, Abort> {
+    let old = topo.members[old].member.clone();
+    let new = topo.members[to].member.clone();
+    let new_db = cx.db(&new)?;
+    let lb = cx.host(cx.lb.0)?;
+    // 1. Fence: the old primary must never take writes again by itself.
+    let t0 = Instant::now();
+    let mut fenced = Vec::new();
+    if cx.s.host(&old.name).is_some() {
+        match persist_role(cx, &old, true, &format!("fenced: replaced by {}", new.name)).await {
+            Ok(()) => fenced.push("read_only at its next start"),
+            Err(e) => cx.s.events().warn(format!(
+                "{}: the role file was not written ({}): it may start writable; `tend failover rejoin {}` fences it",
+                old.name,
+                e.message(),
+                old.name
+            )),
+        }
+        if let Ok(db) = cx.db(&old)
+            && sql(&db, "fence", &["SET GLOBAL read_only = ON".into()]).await.is_ok()
+        {
+            fenced.push("read_only now");
+        }
+    }
+    fenced.push("the proxy moves away from it");
+    cx.done(&old.name, "fence", t0, fenced.join("; "));
+    // 2. The candidate applies what it received.
+    let t0 = Instant::now();
+    let target = topo.members[to]
+        .state
+        .as_ref()
+        .map(|s| s.reachable())
+        .unwrap_or_default();
+    if !target.is_empty() {
+        let waited = new_db
+            .one(
+                "catch up",
+                &format!(
+                    "SELECT MASTER_GTID_WAIT({}, {}) AS w",
+                    text(&target),
+                    max_wait.as_secs_f64()
+                ),
+            )
+            .await
+            .map_err(|e| Abort::step("the candidate did not apply its relay log", &e))?;
+        if waited.first("w") != Some("0") {
+            return Err(Abort::new(
+                Code::HostFailed,
+                format!(
+                    "{} did not apply its relay log up to {target} within {} s; it is not promoted",
+                    new.name,
+                    max_wait.as_secs()
+                ),
+            )
+            .hint("a longer --max-wait lets it finish; the old primary stays fenced"));
+        }
+    }
+    cx.done(
+        &new.name,
+        "catch up",
+        t0,
+        format!("applied its relay log up to {target}"),
+    );
+    // 3. Promote, 4. repoint: as a switchover does, without the undo.
+    match promote_and_repoint(cx, lb, &new, &new_db).await {
+        Ok(()) => {}
+        Err(Failed::Promote(e)) => return Err(Abort::step("cannot promote the candidate", &e)),
+        Err(Failed::Repoint(e)) => {
+            return Err(Abort::step(
+                &format!(
+                    "{} is promoted but the proxy was not repointed: the applications cannot write; fix the proxy and run `tend failover switchover --to {}`",
+                    new.name, new.name
+                ),
+                &e,
+            ));
+        }
+    }
+    finish(cx, topo, &new, Some(&old), String::new(), 0).await
+}
+
+/// Kills a server as a lost host would end it: SIGKILL of `mariadbd` and of whatever would
+/// start it again (`mysqld_safe`; systemd's restart is switched off for that stop only).
+const KILL: &str = r#"set -u
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mariadb; then
+  d=/run/systemd/system/mariadb.service.d
+  mkdir -p "$d" && printf '[Service]\nRestart=no\n' > "$d/tend-drill.conf" && systemctl daemon-reload
+  systemctl kill --signal=SIGKILL mariadb
+  trap 'rm -f "$d/tend-drill.conf"; systemctl daemon-reload' EXIT
+else
+  pkill -KILL -x mysqld_safe 2>/dev/null
+  pkill -KILL -x mariadbd 2>/dev/null || pkill -KILL -x mysqld 2>/dev/null
+fi
+i=0
+while pgrep -x mariadbd >/dev/null 2>&1 || pgrep -x mysqld >/dev/null 2>&1; do
+  i=$((i + 1)); [ $i -lt 100 ] || { echo "the server still runs 10 s after SIGKILL" >&2; exit 1; }
+  sleep 0.1
+done
+"#;
+
+/// Kills the server of `m` (a drill).
+pub async fn kill(cx: &Cx<'_>, m: &Member) -> Result<(), Abort> {
+    let t0 = Instant::now();
+    let host = cx.host(&m.name)?;
+    host.step(
+        "kill",
+        "kill the server",
+        KILL.to_string(),
+        Input::None,
+        Duration::from_secs(30),
+    )
+    .await
+    .map_err(|e| Abort::step("the primary's server could not be killed; the drill stops here", &e))?;
+    cx.done(&m.name, "kill", t0, "mariadbd and its supervisor killed (SIGKILL)");
+    Ok(())
+}
+
+/// What `rejoin` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejoined {
+    /// The server rejoined (or not).
+    pub host: String,
+    /// Its errant transactions (absent on the primary).
+    pub errant: u64,
+    /// They were discarded (its binlog reset) on the operator's word.
+    pub discarded: bool,
+    /// It replicates from the primary now.
+    pub replicating: bool,
+}
+
+/// Writes out as SQL (decoded row events, for review) the transactions of the server's
+/// binlogs after `$from` up to `$to` (GTID positions).
+const ERRANT_SQL: &str = r#"set -u
+bin=$(command -v mariadb-binlog || command -v mysqlbinlog) || { echo "no mariadb-binlog on the host" >&2; exit 127; }
+base=$("$client" --defaults-extra-file="$cnf" -N -B -e 'SELECT @@log_bin_basename') || exit 1
+[ -f "$base.index" ] || { echo "no binlog index $base.index" >&2; exit 1; }
+cd "$(dirname "$base")" || exit 1
+"$bin" --base64-output=decode-rows --verbose --start-position="$from" --stop-position="$to" $(cat "$base.index")
+"#;
+
+/// Makes `m` (an old primary, or any member out of the cluster) a replica of the primary.
+/// Errant transactions are written out as SQL; then it is refused unless `discard` (its
+/// binlog reset: the rows those transactions wrote stay in its tables, which no longer match
+/// the primary's: rebuild it for an exact copy).
+pub async fn rejoin(
+    cx: &Cx<'_>,
+    topo: &Topology,
+    m: usize,
+    discard: bool,
+) -> Result<(Rejoined, Option<String>), Abort> {
+    let Some((pm, ps)) = topo.primary() else {
+        return Err(Abort::new(Code::HostFailed, "the cluster has no primary to rejoin"));
+    };
+    let (pm, ps) = (pm.clone(), ps.clone());
+    let member = topo.members[m].member.clone();
+    let srv = topo.members[m]
+        .state
+        .as_ref()
+        .map_err(|e| Abort::new(Code::HostFailed, format!("{} cannot be read: {e}", member.name)))?
+        .clone();
+    let mut out = Rejoined {
+        host: member.name.clone(),
+        errant: 0,
+        discarded: false,
+        replicating: false,
+    };
+    if let Some(r) = &srv.replication
+        && (r.source == pm.address || r.source == pm.name)
+        && r.io
+        && r.sql
+    {
+        out.replicating = true;
+        return Ok((out, None));
+    }
+    let ranges = topology::errant_ranges(&ps.binlog_state, &srv.binlog_state);
+    out.errant = ranges.iter().map(|r| r.2).sum();
+    let mut sql_text = None;
+    if out.errant > 0 {
+        let from: Vec<&str> = ranges.iter().map(|r| r.0.as_str()).collect();
+        let to: Vec<&str> = ranges.iter().map(|r| r.1.as_str()).collect();
+        let t0 = Instant::now();
+        let db = cx.db(&member)?;
+        let (command, login) = db.shell(
+            &format!(
+                "from={} to={}\n{ERRANT_SQL}",
+                quote(&from.join(",")),
+                quote(&to.join(","))
+            ),
+            Some(Duration::from_secs(300)),
+        );
+        let got = db
+            .host
+            .run(&command, Input::Bytes(login.as_bytes()))
+            .await
+            .map_err(|e| {
+                Abort::step(
+                    "cannot read its binlogs",
+                    &StepError::transport(&member.name, "errant", e),
+                )
+            })?;
+        if !got.success() {
+            return Err(Abort::step(
+                "cannot write out its errant transactions",
+                &StepError::remote(
+                    &member.name,
+                    "errant",
+                    crate::transport::Failure::from_output(
+                        crate::transport::last_error_line(&got, "mariadb-binlog failed"),
+                        "mariadb-binlog",
+                        &got,
+                    ),
+                ),
+            ));
+        }
+        sql_text = Some(String::from_utf8_lossy(&got.stdout).into_owned());
+        cx.done(
+            &member.name,
+            "errant",
+            t0,
+            format!(
+                "{} transaction(s) {} does not have, written out as SQL",
+                out.errant, pm.name
+            ),
+        );
+        if !discard {
+            return Ok((out, sql_text));
+        }
+        let t0 = Instant::now();
+        sql(&db, "discard", &["STOP SLAVE".into(), "RESET MASTER".into()])
+            .await
+            .map_err(|e| Abort::step("cannot reset its binlog", &e))?;
+        // What it replicates from: the primary's position, not its own history.
+        sql(
+            &db,
+            "discard",
+            &[format!("SET GLOBAL gtid_slave_pos = {}", text(&ps.current))],
+        )
+        .await
+        .map_err(|e| Abort::step("cannot set its replication position", &e))?;
+        out.discarded = true;
+        cx.done(
+            &member.name,
+            "discard",
+            t0,
+            "binlog reset; its tables keep what those transactions wrote",
+        );
+        replicate_from(cx, &member, &pm, false, "")
+            .await
+            .map_err(|e| Abort::step("it does not replicate", &e))?;
+    } else {
+        replicate_from(cx, &member, &pm, true, "")
+            .await
+            .map_err(|e| Abort::step("it does not replicate", &e))?;
+    }
+    out.replicating = true;
+    Ok((out, sql_text))
+}
+
+/// Which of the two steps failed.
+enum Failed {
+    Promote(StepError),
+    Repoint(StepError),
+}
+
+/// The candidate stops applying and takes writes; the proxy sends the applications to it.
+async fn promote_and_repoint(cx: &Cx<'_>, lb: &Host, new: &Member, new_db: &Db) -> Result<(), Failed> {
+    let t0 = Instant::now();
+    sql(
+        new_db,
+        "promote",
+        &["STOP SLAVE".into(), "SET GLOBAL read_only = OFF".into()],
+    )
+    .await
+    .map_err(Failed::Promote)?;
+    cx.done(&new.name, "promote", t0, "replication stopped; read_only off");
+    let t0 = Instant::now();
+    proxy::repoint(lb, &cx.settings.upstream, &new.address)
+        .await
+        .map_err(Failed::Repoint)?;
+    cx.done(
+        cx.lb.0,
+        "repoint",
+        t0,
+        format!("database proxy → {}:{}", new.address, new.port),
+    );
+    Ok(())
 }
 
 /// Puts things back after a failure before the repoint: the candidate a replica again, the
@@ -327,10 +608,24 @@ async fn finish(
             && (r.source == new.address || r.source == new.name)
             && state.replicating()
         {
+            // Replicating already (a run that stopped part-way): its role made sure of.
+            let db = cx.db(m)?;
+            let fixed = async {
+                if !state.read_only {
+                    sql(&db, "replicate", &["SET GLOBAL read_only = ON".into()]).await?;
+                }
+                persist_role(cx, m, true, &format!("replica of {}", new.name)).await
+            };
+            fixed
+                .await
+                .map_err(|e| Abort::step(&stopped(&format!("{}'s role is not set", m.name)), &e))?;
             continue;
         }
-        if let Some(n) = topology::errant(&server.current, &current(cx, m).await.unwrap_or_default()).filter(|n| *n > 0)
-        {
+        let n: u64 = topology::errant_ranges(&server.binlog_state, &state.binlog_state)
+            .iter()
+            .map(|r| r.2)
+            .sum();
+        if n > 0 {
             cx.s.events().warn(format!(
                 "{} holds {n} transaction(s) {} does not have: it is left out (`tend failover rejoin {}`)",
                 m.name, new.name, m.name
@@ -369,12 +664,6 @@ async fn finish(
         gtid,
         sessions_ended: ended,
     })
-}
-
-async fn current(cx: &Cx<'_>, m: &Member) -> Option<String> {
-    let db = cx.db(m).ok()?;
-    let r = db.one("read the server", "SELECT @@gtid_current_pos AS g").await.ok()?;
-    r.first("g").map(str::to_string)
 }
 
 /// Makes `m` replicate from `new`. A former primary starts from its own binlog position (what

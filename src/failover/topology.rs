@@ -23,6 +23,8 @@ pub struct Replication {
     pub unapplied_bytes: Option<u64>,
     /// The last IO or SQL error.
     pub error: String,
+    /// `Gtid_IO_Pos`: the GTID position received into the relay log.
+    pub received: String,
 }
 
 /// Semi-synchronous replication as the server reports it.
@@ -47,6 +49,10 @@ pub struct Server {
     pub binlog: String,
     /// `@@gtid_current_pos`: what it executed or wrote.
     pub current: String,
+    /// `@@gtid_binlog_state`: the last GTID of each (domain, server) in its binlog, which
+    /// tells histories apart where positions cannot (two servers that wrote the same sequence
+    /// numbers of a domain after a failover).
+    pub binlog_state: String,
     /// Replication, when it is configured (`Master_Host` set).
     pub replication: Option<Replication>,
     /// Semi-synchronous replication.
@@ -93,7 +99,7 @@ pub async fn read(db: &Db) -> Result<Server, crate::transport::StepError> {
     let mut s = Script::new();
     let m = s.mark();
     s.sql(
-        "SELECT @@server_id AS id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, @@gtid_current_pos AS cur, \
+        "SELECT @@server_id AS id, @@read_only AS ro, @@gtid_binlog_pos AS binlog, @@gtid_current_pos AS cur, @@gtid_binlog_state AS state, \
          @@rpl_semi_sync_master_enabled AS ss_enabled, \
          (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS ss_primary, \
          (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_SLAVE_STATUS') AS ss_replica, \
@@ -132,6 +138,7 @@ pub async fn read(db: &Db) -> Result<Server, crate::transport::StepError> {
             behind_s: n("Seconds_Behind_Master"),
             unapplied_bytes: unapplied,
             error,
+            received: field("Gtid_IO_Pos"),
         }
     });
     Ok(Server {
@@ -139,6 +146,7 @@ pub async fn read(db: &Db) -> Result<Server, crate::transport::StepError> {
         read_only: on("ro"),
         binlog: v.first("binlog").unwrap_or_default().to_string(),
         current: v.first("cur").unwrap_or_default().to_string(),
+        binlog_state: v.first("state").unwrap_or_default().to_string(),
         replication,
         semi_sync: SemiSync {
             primary_enabled: on("ss_enabled"),
@@ -163,10 +171,72 @@ pub fn transactions_behind(ahead: &str, behind: &str) -> Option<u64> {
     )
 }
 
-/// Transactions `server` executed that `primary` does not have: errant ones (a GTID of a
-/// domain the primary never wrote, or past the primary's sequence number in a domain).
-pub fn errant(primary: &str, server: &str) -> Option<u64> {
-    transactions_behind(server, primary)
+/// The transactions in a server's binlog that the primary's binlog does not have, by
+/// `gtid_binlog_state`: per (domain, server) the range of sequence numbers past the primary's
+/// last one of that pair (or, when the primary has none of that pair, past its last of the
+/// domain), as `(from, to)` GTIDs (`from` exclusive) with their count.
+pub fn errant_ranges(primary_state: &str, server_state: &str) -> Vec<(String, String, u64)> {
+    let parse = |s: &str| -> Vec<crate::backup::replay::Gtid> {
+        s.split(',')
+            .filter_map(|g| crate::backup::replay::Gtid::parse(g.trim()))
+            .collect()
+    };
+    let primary = parse(primary_state);
+    let mut out = Vec::new();
+    for g in parse(server_state) {
+        // The primary's last of the pair; without one (a pair it never had, or a binlog reset
+        // since), the primary's last of the domain: what is past it is not the primary's.
+        let have = primary
+            .iter()
+            .find(|p| p.domain == g.domain && p.server == g.server)
+            .or_else(|| primary.iter().filter(|p| p.domain == g.domain).max_by_key(|p| p.seq))
+            .map_or(0, |p| p.seq);
+        if g.seq > have {
+            out.push((
+                format!("{}-{}-{have}", g.domain, g.server),
+                g.to_string(),
+                // Sequence numbers of a domain are shared by its servers: an upper bound when
+                // the pair is new to the primary.
+                g.seq - have,
+            ));
+        }
+    }
+    out
+}
+
+impl Server {
+    /// The position it reaches once its applier has run through what it received (its
+    /// executed position when the applier is stopped: tend does not restart an applier an
+    /// operator or an error stopped).
+    pub fn reachable(&self) -> String {
+        match &self.replication {
+            Some(r) if r.sql && !r.received.is_empty() => {
+                let (Some(mut a), Some(b)) = (Position::parse(&self.current), Position::parse(&r.received)) else {
+                    return self.current.clone();
+                };
+                for g in b.0.values() {
+                    if !a.contains(*g) {
+                        a.add(*g);
+                    }
+                }
+                a.to_string()
+            }
+            _ => self.current.clone(),
+        }
+    }
+
+    /// Everything it has: executed, or received into its relay log.
+    pub fn known(&self) -> String {
+        let mut a = Position::parse(&self.current).unwrap_or_default();
+        if let Some(b) = self.replication.as_ref().and_then(|r| Position::parse(&r.received)) {
+            for g in b.0.values() {
+                if !a.contains(*g) {
+                    a.add(*g);
+                }
+            }
+        }
+        a.to_string()
+    }
 }
 
 impl Topology {
@@ -264,7 +334,11 @@ impl Topology {
         if !r.error.is_empty() {
             return Err(format!("replication error: {}", r.error));
         }
-        if let Some(n) = errant(&ps.binlog, &server.current).filter(|n| *n > 0) {
+        let n: u64 = errant_ranges(&ps.binlog_state, &server.binlog_state)
+            .iter()
+            .map(|r| r.2)
+            .sum();
+        if n > 0 {
             return Err(format!("has {n} errant transaction(s) the primary does not have"));
         }
         let behind = transactions_behind(&ps.binlog, &server.current).unwrap_or(0);
@@ -289,6 +363,34 @@ impl Topology {
             ));
         }
         if why.is_empty() { Ok(()) } else { Err(why.join(", ")) }
+    }
+
+    /// The transactions member `i` would lack as the new primary, of those the cluster is
+    /// known to hold: the old primary's binlog when it can still be read, and everything any
+    /// replica executed or received (with semi-synchronous replication, every acknowledged
+    /// write is among them). `None` when `i` cannot be read.
+    pub fn loss(&self, i: usize, old: Option<usize>) -> Option<u64> {
+        let candidate = self.members[i].state.as_ref().ok()?.reachable();
+        let mut known = Position::default();
+        for (j, seen) in self.members.iter().enumerate() {
+            let Ok(srv) = &seen.state else { continue };
+            let pos = if Some(j) == old {
+                srv.binlog.clone()
+            } else {
+                srv.known()
+            };
+            for g in Position::parse(&pos).unwrap_or_default().0.values() {
+                if !known.contains(*g) {
+                    known.add(*g);
+                }
+            }
+        }
+        transactions_behind(&known.to_string(), &candidate)
+    }
+
+    /// The member the proxy sends the applications to.
+    pub fn proxied(&self) -> Option<usize> {
+        self.proxy.as_ref().and_then(|(_, i)| *i)
     }
 
     /// The member named `name`.
@@ -325,6 +427,7 @@ mod tests {
             server_id: 1,
             binlog: binlog.into(),
             current: binlog.into(),
+            binlog_state: binlog.into(),
             ..Server::default()
         }
     }
@@ -334,6 +437,7 @@ mod tests {
             server_id: 2,
             read_only: true,
             current: current.into(),
+            binlog_state: current.into(),
             replication: Some(Replication {
                 source: of.into(),
                 io: true,
@@ -341,6 +445,7 @@ mod tests {
                 behind_s: Some(0),
                 unapplied_bytes: Some(0),
                 error: String::new(),
+                received: current.into(),
             }),
             ..Server::default()
         }
@@ -407,10 +512,55 @@ mod tests {
     }
 
     #[test]
+    fn the_loss_counts_what_the_cluster_knew_and_the_candidate_will_not_have() {
+        // Applier stopped 3 transactions short of what it received: those are lost.
+        let mut r = replica("10.0.0.1", "0-1-7");
+        if let Some(x) = r.replication.as_mut() {
+            x.sql = false;
+            x.received = "0-1-10".into();
+        }
+        let t = cluster(primary("0-1-10"), r.clone(), "10.0.0.1");
+        assert_eq!(t.loss(1, Some(0)), Some(3));
+        // The primary gone: what the replica received is still known.
+        let gone = Topology::new(
+            vec![
+                Seen {
+                    member: member("db1", "10.0.0.1"),
+                    state: Err("down".into()),
+                },
+                Seen {
+                    member: member("db2", "10.0.0.2"),
+                    state: Ok(r.clone()),
+                },
+            ],
+            Some("10.0.0.1".into()),
+        );
+        assert_eq!(gone.loss(1, Some(0)), Some(3));
+        // With its applier running, what it received will be applied: nothing lost.
+        if let Some(x) = r.replication.as_mut() {
+            x.sql = true;
+        }
+        let t = cluster(primary("0-1-10"), r, "10.0.0.1");
+        assert_eq!(t.loss(1, Some(0)), Some(0));
+    }
+
+    #[test]
+    fn errant_transactions_are_told_apart_by_server_after_a_failover() {
+        // The new primary (2) took over at 0-1-115 and wrote on from 116; the old one (1)
+        // had written 116..120 that never reached it: same domain, same numbers.
+        let errant = errant_ranges("0-1-115,0-2-150", "0-1-120");
+        assert_eq!(errant, vec![("0-1-115".to_string(), "0-1-120".to_string(), 5)]);
+        assert!(errant_ranges("0-1-120,0-2-150", "0-1-120").is_empty());
+        assert!(errant_ranges("0-1-120,0-2-150", "0-1-100,0-2-140").is_empty());
+        // A primary whose binlog was reset has no entry of the old pair: its domain decides.
+        assert!(errant_ranges("0-2-600", "0-1-565,0-2-590").is_empty());
+        assert_eq!(errant_ranges("0-2-10", "1-3-4").len(), 1);
+    }
+
+    #[test]
     fn transactions_are_counted_per_domain() {
         assert_eq!(transactions_behind("0-1-10,1-1-5", "0-1-8"), Some(7));
         assert_eq!(transactions_behind("0-1-10", "0-2-10"), Some(0));
-        assert_eq!(errant("0-1-10", "0-1-10,2-3-4"), Some(4));
         assert_eq!(transactions_behind("garbage", "0-1-1"), None);
     }
 }

@@ -440,10 +440,18 @@ fn a_lagging_replica_loses_exactly_what_the_report_says_and_the_old_primary_writ
     let text = std::fs::read_to_string(&file).unwrap_or_default();
     assert!(text.contains("INSERT INTO `shop`.`tend_probe`"), "{text}");
     assert!(slave_status(&lab, s.primary).trim().is_empty());
-    // Discarded on the operator's word: it replicates from the new primary.
+    // Discarded on the operator's word: it replicates from the new primary, from the point
+    // both shared, so it receives every write the new primary took since the promotion.
     let j = failover(&lab, &["rejoin", &p, "--discard-errant", "--sql-file", file_arg]);
     assert_eq!(j.code, 0, "{j:?}");
     assert_primary(&lab, &s, (s.replica, s.primary), true);
+    let on_new = rows(s.replica);
+    let on_old = rows(s.primary);
+    assert!(
+        on_new.is_subset(&on_old),
+        "writes of the new primary missing on the rejoined server: {:?}",
+        on_new.difference(&on_old).collect::<Vec<_>>()
+    );
     let back = failover(&lab, &["switchover", "--to", &p]);
     assert_eq!(back.code, 0, "{back:?}");
     assert_primary(&lab, &s, (s.primary, s.replica), true);
@@ -468,13 +476,14 @@ fn a_second_switchover_within_the_cooldown_is_refused_unless_forced() {
 
 #[test]
 fn a_switchover_killed_part_way_is_finished_by_running_it_again() {
+    use std::io::BufRead as _;
     let lab = Lab::get();
     let s = provision_shop(&lab);
     let _restore = Restore(&lab, s.primary);
     let inv = lab.inventory();
     let (mut target, mut other) = (s.replica, s.primary);
-    // Killed at different points of its steps (connecting, demoted, promoted, repointed...).
-    for ms in [250, 450, 650, 850] {
+    // Killed (SIGKILL) as soon as each step in turn has been reported.
+    for after in ["demote", "catch up", "promote", "repoint", "commit"] {
         let to = format!("h{target}");
         let mut child = common::tend()
             .current_dir(repo())
@@ -487,19 +496,30 @@ fn a_switchover_killed_part_way_is_finished_by_running_it_again() {
                 &inv,
                 "-e",
                 "failover_cooldown=0",
+                "--format",
+                "json",
             ])
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start tend");
-        std::thread::sleep(std::time::Duration::from_millis(ms));
-        let _ = child.kill();
+        let out = child.stdout.take().expect("stdout");
+        let mut seen = false;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let e: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if e["event"] == "step" && e["step"] == after {
+                let _ = child.kill();
+                seen = true;
+                break;
+            }
+        }
         let _ = child.wait();
+        assert!(seen, "the switchover never reported `{after}`");
         // `status` says what state each server is in, whatever it is.
         let (st, rows) = status(&lab);
         assert!(rows.len() == 2, "{st:?}");
         let again = failover(&lab, &["switchover", "--to", &to]);
-        assert_eq!(again.code, 0, "killed after {ms} ms; then: {st:?}\n{again:?}");
+        assert_eq!(again.code, 0, "killed after `{after}`; then: {st:?}\n{again:?}");
         assert_primary(&lab, &s, (target, other), true);
         std::mem::swap(&mut target, &mut other);
     }

@@ -581,11 +581,55 @@ where
             optional: Vec::new(),
         };
         ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
+            if let Err(abort) = check_primary(s, r).await {
+                return s.end(Err(abort));
+            }
             let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
             work(s, store_host).await
         })
         .await
     })
+}
+
+/// The inventory's `db_primary` host must be the primary its server says it is: after a
+/// failover the groups name the old roles, and a backup's position, binlog shipping or a
+/// restore aimed at the wrong server does harm. Refused (exit 4), naming the primary.
+async fn check_primary(s: &Session<'_>, r: &Resolved) -> Result<(), Abort> {
+    let read = async |name: &str| {
+        let h = s.host(name)?;
+        let db = Db {
+            host: h.clone(),
+            login: r.settings.login.clone(),
+            database: "mysql".into(),
+        };
+        crate::failover::topology::read(&db).await.ok()
+    };
+    // Not connected, or not readable: the command's own steps say so.
+    let Some(server) = read(&r.primary.name).await else {
+        return Ok(());
+    };
+    if !server.read_only && !server.replicating() {
+        return Ok(());
+    }
+    let mut now = None;
+    for t in &r.replicas {
+        if let Some(x) = read(&t.name).await
+            && !x.read_only
+            && !x.replicating()
+        {
+            now = Some(t.name.clone());
+        }
+    }
+    Err(Abort::new(
+        Code::InvalidInput,
+        format!(
+            "the inventory's `db_primary` is {} but its server is {} now{}; nothing was changed",
+            r.primary.name,
+            if server.replicating() { "a replica" } else { "read_only" },
+            now.map(|n| format!(" ({n} takes the writes)")).unwrap_or_default()
+        ),
+    )
+    .hint("after a failover, move the new primary into `db_primary` (`tend failover status` shows the roles)"))
 }
 
 /// The backups of the store and the binlog index of the primary.

@@ -382,6 +382,7 @@ where
                 .iter()
                 .map(|(m, _)| m.name.clone())
                 .chain(c.store_host.iter().map(|t| t.name.clone()))
+                .chain(c.client.iter().map(|t| t.name.clone()))
                 .collect(),
         };
         ops::run(&events, &fleet, request, targets, work).await
@@ -821,7 +822,14 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job, store_host: Option<&crate::t
     };
     let mut measured = serde_json::Map::new();
     measured.insert("from".into(), old_member.name.clone().into());
-    measured.insert("rto_ms".into(), seen.rto_ms.into());
+    measured.insert(
+        "rto_ms".into(),
+        if seen.recovered {
+            seen.rto_ms.into()
+        } else {
+            serde_json::Value::Null
+        },
+    );
     let rpo = match s.host(&now_primary) {
         Some(h) => {
             let db = Db {
@@ -890,6 +898,17 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job, store_host: Option<&crate::t
                 .events()
                 .warn(format!("cannot write the report {}: {e}", path.display())),
         }
+    }
+    if !seen.recovered {
+        let e = Abort::new(
+            Code::HostFailed,
+            format!(
+                "the probe's writes had not recovered {} s after the failover: no RTO",
+                60 + steady
+            ),
+        )
+        .hint("`tend failover status` shows the cluster; the probe's attempts are in the record");
+        return Err((switched.err().unwrap_or(e), Some(measured)));
     }
     match switched {
         Ok(done) => {
@@ -1072,7 +1091,7 @@ fn lag_only(t: &Topology, i: usize) -> bool {
         && r.io
         && r.sql
         && r.error.is_empty()
-        && topology::errant_ranges(&ps.binlog_state, &srv.binlog_state).is_empty()
+        && topology::errant_count(&ps.binlog_state, &srv.binlog_state) == 0
 }
 
 fn rejoin(a: RejoinArgs) -> Result<Code, CliError> {
@@ -1098,51 +1117,60 @@ fn rejoin(a: RejoinArgs) -> Result<Code, CliError> {
                     ),
                     serde_json::Map::new(),
                 )),
-                Some(i) => match switch::rejoin(&cx, &t, i, a.discard_errant).await {
-                    Ok((done, sql)) => {
-                        let mut details = serde_json::Map::new();
-                        if let Some(text) = &sql {
-                            if let Some(dir) = sql_file.parent() {
-                                let _ = std::fs::create_dir_all(dir);
-                            }
-                            match std::fs::write(&sql_file, text) {
-                                Ok(()) => {
-                                    s.events().note(format!(
-                                        "{} errant transaction(s) of {} written out as SQL: {}",
-                                        done.errant,
-                                        a.host,
-                                        sql_file.display()
-                                    ));
-                                    details.insert("errant_sql".into(), sql_file.display().to_string().into());
-                                }
-                                Err(e) => s.events().warn(format!("cannot write {}: {e}", sql_file.display())),
-                            }
+                Some(i) => {
+                    // The errant transactions are on disk (synced) before anything is discarded.
+                    let mut written = false;
+                    let mut keep = |text: &str| -> Result<(), String> {
+                        if let Some(dir) = sql_file.parent() {
+                            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                         }
-                        details.insert("errant".into(), done.errant.into());
-                        details.insert("discarded".into(), done.discarded.into());
-                        details.insert("replicating".into(), done.replicating.into());
-                        if done.replicating {
-                            Ok(("rejoined", Status::Changed, details))
-                        } else {
-                            Err((
-                            Abort::new(
-                                Code::HostFailed,
-                                format!(
-                                    "{} holds {} transaction(s) the primary does not have; it was left alone",
-                                    a.host, done.errant
-                                ),
-                            )
-                            .hint(format!(
-                                "review them in {}; then rebuild it (`tend replica rebuild {}`) or run again with --discard-errant",
-                                sql_file.display(),
-                                a.host
-                            )),
-                            details,
-                        ))
-                        }
+                        let mut f =
+                            std::fs::File::create(&sql_file).map_err(|e| format!("{}: {e}", sql_file.display()))?;
+                        use std::io::Write as _;
+                        f.write_all(text.as_bytes())
+                            .and_then(|()| f.sync_all())
+                            .map_err(|e| format!("{}: {e}", sql_file.display()))?;
+                        written = true;
+                        Ok(())
+                    };
+                    let rejoined = switch::rejoin(&cx, &t, i, (a.discard_errant, &mut keep)).await;
+                    let mut details = serde_json::Map::new();
+                    if written {
+                        s.events().note(format!(
+                            "errant transactions of {} written out as SQL: {}",
+                            a.host,
+                            sql_file.display()
+                        ));
+                        details.insert("errant_sql".into(), sql_file.display().to_string().into());
                     }
-                    Err(abort) => Err((abort, serde_json::Map::new())),
-                },
+                    match rejoined {
+                        Ok(done) => {
+                            details.insert("errant".into(), done.errant.into());
+                            details.insert("discarded".into(), done.discarded.into());
+                            details.insert("replicating".into(), done.replicating.into());
+                            if done.replicating {
+                                Ok(("rejoined", Status::Changed, details))
+                            } else {
+                                Err((
+                                    Abort::new(
+                                        Code::HostFailed,
+                                        format!(
+                                            "{} holds {} transaction(s) the primary does not have; it was left alone",
+                                            a.host, done.errant
+                                        ),
+                                    )
+                                    .hint(format!(
+                                        "review them in {}; then rebuild it (`tend replica rebuild {}`) or run again with --discard-errant",
+                                        sql_file.display(),
+                                        a.host
+                                    )),
+                                    details,
+                                ))
+                            }
+                        }
+                        Err(abort) => Err((abort, details)),
+                    }
+                }
                 None => Err((
                     Abort::new(Code::InvalidInput, format!("{} is not a member", a.host)),
                     serde_json::Map::new(),

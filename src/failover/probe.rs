@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 /// write, a new connection each time as a restarted application makes; `$iv` nanoseconds
 /// between starts; stops when its stdin ends.
 const LOOP: &str = r#"
+# Ended by its watcher: the exit runs the preamble's trap (the login's option file removed).
+trap 'exit 143' TERM
 exec 3<&0
 { cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null; } &
 exec 3<&-
@@ -242,6 +244,9 @@ pub struct Seen {
     pub outage: (f64, f64),
     /// The median write's duration, ms.
     pub latency_p50_ms: f64,
+    /// The last write was acknowledged: writes recovered (else `rto_ms` is only how long the
+    /// probe watched).
+    pub recovered: bool,
 }
 
 /// RTO from the attempts (in sequence order).
@@ -277,6 +282,7 @@ pub fn outage(attempts: &[Attempt]) -> Seen {
         rto_ms: (to - from).max(0.0).round() as u64,
         outage: (from, to),
         latency_p50_ms: lat.get(lat.len() / 2).copied().unwrap_or(0.0),
+        recovered: attempts.last().is_some_and(|a| a.ok),
     }
 }
 

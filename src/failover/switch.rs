@@ -150,9 +150,23 @@ pub async fn switchover(cx: &Cx<'_>, topo: &Topology, to: usize, max_wait: Durat
     let lb = cx.host(cx.lb.0)?;
     // 1. The old primary refuses writes; the applications' open sessions end.
     let t0 = Instant::now();
-    sql(&old_db, "demote", &["SET GLOBAL read_only = ON".into()])
-        .await
-        .map_err(|e| Abort::step("cannot make the primary read-only; nothing was changed", &e))?;
+    // Setting read_only waits for running commits (and blocks new ones meanwhile): not long.
+    if let Err(e) = sql(
+        &old_db,
+        "demote",
+        &[
+            "SET SESSION lock_wait_timeout = 10".into(),
+            "SET GLOBAL read_only = ON".into(),
+        ],
+    )
+    .await
+    {
+        undo(cx, &old, None).await;
+        return Err(Abort::step(
+            &format!("cannot make the primary read-only; {} takes writes again", old.name),
+            &e,
+        ));
+    }
     let ended = proxy::kill_sessions_from(&old_db, cx.lb.1).await.unwrap_or(0);
     let gtid = match old_db.one("demote", "SELECT @@gtid_binlog_pos AS g").await {
         Ok(r) => r.first("g").unwrap_or_default().to_string(),
@@ -208,14 +222,35 @@ pub async fn switchover(cx: &Cx<'_>, topo: &Topology, to: usize, max_wait: Durat
             return Err(Abort::step("cannot promote the candidate; nothing was changed", &e));
         }
         Err(Failed::Repoint(e)) => {
-            undo(cx, &old, Some(&new)).await;
-            return Err(Abort::step(
-                &format!(
-                    "the proxy was not repointed; {} is the primary again, nothing was lost",
-                    old.name
-                ),
-                &e,
-            ));
+            // The proxy may have moved before the failure (a connection lost after the
+            // reload): then the applications write to the new primary, and it is finished,
+            // not undone.
+            let now = proxy::read_upstream(lb, &cx.settings.upstream)
+                .await
+                .ok()
+                .and_then(|t| proxy::upstream_server(&t).ok());
+            match now {
+                Some((host, _)) if host == old.address => {
+                    undo(cx, &old, Some(&new)).await;
+                    return Err(Abort::step(
+                        &format!(
+                            "the proxy was not repointed; {} is the primary again, nothing was lost",
+                            old.name
+                        ),
+                        &e,
+                    ));
+                }
+                Some((host, _)) if host == new.address => cx.s.failed(&e),
+                _ => {
+                    return Err(Abort::step(
+                        &format!(
+                            "the proxy could not be read after a failed repoint: {} is read_only, {} is promoted; see `tend failover status`, then run the switchover again",
+                            old.name, new.name
+                        ),
+                        &e,
+                    ));
+                }
+            }
         }
     }
     // Sessions that reached the old primary through the old workers meanwhile.
@@ -315,6 +350,7 @@ pub async fn promote(
 /// Kills a server as a lost host would end it: SIGKILL of `mariadbd` and of whatever would
 /// start it again (`mysqld_safe`; systemd's restart is switched off for that stop only).
 const KILL: &str = r#"set -u
+pgrep -x mariadbd >/dev/null 2>&1 || pgrep -x mysqld >/dev/null 2>&1 || { echo "no mariadbd runs on $(hostname)" >&2; exit 1; }
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mariadb; then
   d=/run/systemd/system/mariadb.service.d
   mkdir -p "$d" && printf '[Service]\nRestart=no\n' > "$d/tend-drill.conf" && systemctl daemon-reload
@@ -371,16 +407,21 @@ cd "$(dirname "$base")" || exit 1
 "$bin" --base64-output=decode-rows --verbose --start-position="$from" --stop-position="$to" $(cat "$base.index")
 "#;
 
+/// Where errant transactions written out as SQL are kept (an error: they are not safe).
+pub type Keep<'a> = dyn FnMut(&str) -> Result<(), String> + Send + 'a;
+
 /// Makes `m` (an old primary, or any member out of the cluster) a replica of the primary.
-/// Errant transactions are written out as SQL; then it is refused unless `discard` (its
-/// binlog reset: the rows those transactions wrote stay in its tables, which no longer match
-/// the primary's: rebuild it for an exact copy).
+/// Errant transactions are written out as SQL and handed to `keep` (which must have them
+/// safe before anything is discarded); then it is refused unless `discard`: its binlog reset
+/// and its replication started at the last GTID both share, so that it receives everything
+/// the primary wrote since (the rows its own transactions wrote stay in its tables, which no
+/// longer match the primary's: rebuild it for an exact copy).
 pub async fn rejoin(
     cx: &Cx<'_>,
     topo: &Topology,
     m: usize,
-    discard: bool,
-) -> Result<(Rejoined, Option<String>), Abort> {
+    (discard, keep): (bool, &mut Keep<'_>),
+) -> Result<Rejoined, Abort> {
     let Some((pm, ps)) = topo.primary() else {
         return Err(Abort::new(Code::HostFailed, "the cluster has no primary to rejoin"));
     };
@@ -403,90 +444,113 @@ pub async fn rejoin(
         && r.sql
     {
         out.replicating = true;
-        return Ok((out, None));
+        return Ok(out);
     }
     let ranges = topology::errant_ranges(&ps.binlog_state, &srv.binlog_state);
-    out.errant = ranges.iter().map(|r| r.2).sum();
-    let mut sql_text = None;
-    if out.errant > 0 {
-        let from: Vec<&str> = ranges.iter().map(|r| r.0.as_str()).collect();
-        let to: Vec<&str> = ranges.iter().map(|r| r.1.as_str()).collect();
-        let t0 = Instant::now();
-        let db = cx.db(&member)?;
-        let (command, login) = db.shell(
-            &format!(
-                "from={} to={}\n{ERRANT_SQL}",
-                quote(&from.join(",")),
-                quote(&to.join(","))
-            ),
-            Some(Duration::from_secs(300)),
-        );
-        let got = db
-            .host
-            .run(&command, Input::Bytes(login.as_bytes()))
-            .await
-            .map_err(|e| {
-                Abort::step(
-                    "cannot read its binlogs",
-                    &StepError::transport(&member.name, "errant", e),
-                )
-            })?;
-        if !got.success() {
-            return Err(Abort::step(
-                "cannot write out its errant transactions",
-                &StepError::remote(
-                    &member.name,
-                    "errant",
-                    crate::transport::Failure::from_output(
-                        crate::transport::last_error_line(&got, "mariadb-binlog failed"),
-                        "mariadb-binlog",
-                        &got,
-                    ),
-                ),
-            ));
-        }
-        sql_text = Some(String::from_utf8_lossy(&got.stdout).into_owned());
-        cx.done(
-            &member.name,
-            "errant",
-            t0,
-            format!(
-                "{} transaction(s) {} does not have, written out as SQL",
-                out.errant, pm.name
-            ),
-        );
-        if !discard {
-            return Ok((out, sql_text));
-        }
-        let t0 = Instant::now();
-        sql(&db, "discard", &["STOP SLAVE".into(), "RESET MASTER".into()])
-            .await
-            .map_err(|e| Abort::step("cannot reset its binlog", &e))?;
-        // What it replicates from: the primary's position, not its own history.
-        sql(
-            &db,
-            "discard",
-            &[format!("SET GLOBAL gtid_slave_pos = {}", text(&ps.current))],
-        )
-        .await
-        .map_err(|e| Abort::step("cannot set its replication position", &e))?;
-        out.discarded = true;
-        cx.done(
-            &member.name,
-            "discard",
-            t0,
-            "binlog reset; its tables keep what those transactions wrote",
-        );
-        replicate_from(cx, &member, &pm, false, "")
-            .await
-            .map_err(|e| Abort::step("it does not replicate", &e))?;
-    } else {
+    out.errant = ranges.iter().map(|r| r.count).sum();
+    if out.errant == 0 {
         replicate_from(cx, &member, &pm, true, "")
             .await
             .map_err(|e| Abort::step("it does not replicate", &e))?;
+        out.replicating = true;
+        return Ok(out);
     }
+    let t0 = Instant::now();
+    let db = cx.db(&member)?;
+    let from: Vec<&str> = ranges.iter().map(|r| r.from.as_str()).collect();
+    let to: Vec<&str> = ranges.iter().map(|r| r.to.as_str()).collect();
+    let (command, login) = db.shell(
+        &format!(
+            "from={} to={}\n{ERRANT_SQL}",
+            quote(&from.join(",")),
+            quote(&to.join(","))
+        ),
+        Some(Duration::from_secs(300)),
+    );
+    let got = db
+        .host
+        .run(&command, Input::Bytes(login.as_bytes()))
+        .await
+        .map_err(|e| {
+            Abort::step(
+                "cannot read its binlogs",
+                &StepError::transport(&member.name, "errant", e),
+            )
+        })?;
+    if !got.success() {
+        return Err(Abort::step(
+            "cannot write out its errant transactions",
+            &StepError::remote(
+                &member.name,
+                "errant",
+                crate::transport::Failure::from_output(
+                    crate::transport::last_error_line(&got, "mariadb-binlog failed"),
+                    "mariadb-binlog",
+                    &got,
+                ),
+            ),
+        ));
+    }
+    keep(&String::from_utf8_lossy(&got.stdout)).map_err(|e| {
+        Abort::new(
+            Code::HostFailed,
+            format!("its errant transactions could not be kept ({e}); nothing was changed"),
+        )
+    })?;
+    cx.done(
+        &member.name,
+        "errant",
+        t0,
+        format!(
+            "{} transaction(s) {} does not have, written out as SQL",
+            out.errant, pm.name
+        ),
+    );
+    if !discard {
+        return Ok(out);
+    }
+    // Where it replicates from: the last GTID both have in each domain it diverged in, its
+    // own last in the others.
+    if let Some(r) = ranges.iter().find(|r| !r.common) {
+        return Err(Abort::new(
+            Code::HostFailed,
+            format!(
+                "{} has no GTID of {}'s pair before {}: the point both share is unknown; nothing was discarded",
+                pm.name, member.name, r.to
+            ),
+        )
+        .hint(format!("rebuild it: `tend replica rebuild {}`", member.name)));
+    }
+    let mut start = crate::backup::replay::Position::parse(&srv.binlog).unwrap_or_default();
+    for r in &ranges {
+        if let Some(g) = crate::backup::replay::Gtid::parse(&r.from) {
+            start.add(g);
+        }
+    }
+    let t0 = Instant::now();
+    sql(
+        &db,
+        "discard",
+        &[
+            "STOP SLAVE".into(),
+            "RESET MASTER".into(),
+            format!("SET GLOBAL gtid_slave_pos = {}", text(&start.to_string())),
+        ],
+    )
+    .await
+    .map_err(|e| Abort::step("cannot reset its binlog", &e))?;
+    out.discarded = true;
+    cx.done(
+        &member.name,
+        "discard",
+        t0,
+        format!("binlog reset; replicates from {start}; its tables keep what those transactions wrote"),
+    );
+    replicate_from(cx, &member, &pm, false, "")
+        .await
+        .map_err(|e| Abort::step("it does not replicate", &e))?;
     out.replicating = true;
-    Ok((out, sql_text))
+    Ok(out)
 }
 
 /// Which of the two steps failed.
@@ -523,11 +587,21 @@ async fn promote_and_repoint(cx: &Cx<'_>, lb: &Host, new: &Member, new_db: &Db) 
 /// old primary writable. Failures here are reported, not raised: the caller's error stands.
 async fn undo(cx: &Cx<'_>, old: &Member, new: Option<&Member>) {
     let t0 = Instant::now();
-    if let Some(new) = new
-        && let Ok(db) = cx.db(new)
-        && let Err(e) = sql(&db, "undo", &["SET GLOBAL read_only = ON".into(), "START SLAVE".into()]).await
-    {
-        cx.s.failed(&e);
+    if let Some(new) = new {
+        let back = match cx.db(new) {
+            Ok(db) => sql(&db, "undo", &["SET GLOBAL read_only = ON".into(), "START SLAVE".into()])
+                .await
+                .map_err(|e| cx.s.failed(&e)),
+            Err(_) => Err(()),
+        };
+        if back.is_err() {
+            // Never two writable servers: the old primary stays read_only.
+            cx.s.events().warn(format!(
+                "{} could not be made a replica again and may take writes: {} stays read_only; on {}: SET GLOBAL read_only = ON, then run the switchover again",
+                new.name, old.name, new.name
+            ));
+            return;
+        }
     }
     match cx.db(old) {
         Ok(db) => match sql(&db, "undo", &["SET GLOBAL read_only = OFF".into()]).await {
@@ -565,6 +639,26 @@ async fn finish(
         )
     };
     let new_db = cx.db(new)?;
+    // The proxy to it (a run that stopped before the repoint finishes here).
+    let t0 = Instant::now();
+    match proxy::repoint(cx.host(cx.lb.0)?, &cx.settings.upstream, &new.address).await {
+        Ok(true) => cx.done(
+            cx.lb.0,
+            "repoint",
+            t0,
+            format!("database proxy → {}:{}", new.address, new.port),
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            return Err(Abort::step(
+                &format!(
+                    "{} takes writes but the proxy does not send the applications to it; fix the proxy and run `tend failover switchover --to {}` again",
+                    new.name, new.name
+                ),
+                &e,
+            ));
+        }
+    }
     let t0 = Instant::now();
     sql(
         &new_db,
@@ -596,7 +690,12 @@ async fn finish(
         if m.name == new.name {
             continue;
         }
-        let Ok(state) = &seen.state else {
+        // As it is now, not as it was before the switch.
+        let state = match cx.db(m) {
+            Ok(db) => topology::read(&db).await.map_err(|e| e.message()),
+            Err(_) => Err("unreachable".to_string()),
+        };
+        let Ok(state) = &state else {
             cx.s.events().warn(format!(
                 "{} could not be read: it does not replicate from {} (`tend failover rejoin {}` once it is back)",
                 m.name, new.name, m.name
@@ -621,10 +720,7 @@ async fn finish(
                 .map_err(|e| Abort::step(&stopped(&format!("{}'s role is not set", m.name)), &e))?;
             continue;
         }
-        let n: u64 = topology::errant_ranges(&server.binlog_state, &state.binlog_state)
-            .iter()
-            .map(|r| r.2)
-            .sum();
+        let n = topology::errant_count(&server.binlog_state, &state.binlog_state);
         if n > 0 {
             cx.s.events().warn(format!(
                 "{} holds {n} transaction(s) {} does not have: it is left out (`tend failover rejoin {}`)",
@@ -637,7 +733,16 @@ async fn finish(
             .map_err(|e| Abort::step(&stopped(&format!("{} does not replicate from it", m.name)), &e))?;
     }
     // A write through the applications' path lands on the new primary.
-    if let Some(client) = cx.client {
+    if let Some(client) = cx.client
+        && cx.s.host(client).is_none()
+    {
+        cx.s.events().warn(format!(
+            "{client} cannot be reached: the write through the proxy is not checked"
+        ));
+    } else if let Some(client) = cx.client {
+        ensure_probe_table(&new_db, cx.settings)
+            .await
+            .map_err(|e| Abort::step(&stopped("the check's table cannot be made"), &e))?;
         let t0 = Instant::now();
         let id = app_write(cx, client, "check")
             .await

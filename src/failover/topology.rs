@@ -171,11 +171,26 @@ pub fn transactions_behind(ahead: &str, behind: &str) -> Option<u64> {
     )
 }
 
-/// The transactions in a server's binlog that the primary's binlog does not have, by
-/// `gtid_binlog_state`: per (domain, server) the range of sequence numbers past the primary's
-/// last one of that pair (or, when the primary has none of that pair, past its last of the
-/// domain), as `(from, to)` GTIDs (`from` exclusive) with their count.
-pub fn errant_ranges(primary_state: &str, server_state: &str) -> Vec<(String, String, u64)> {
+/// Transactions in a server's binlog that the primary's binlog does not have, of one
+/// (domain, server) pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Errant {
+    /// The last GTID before them (exclusive start; the pair's last on the primary, else the
+    /// primary's last of the domain).
+    pub from: String,
+    /// The last of them.
+    pub to: String,
+    /// How many (an upper bound when the pair is new to the primary: sequence numbers of a
+    /// domain are shared by its servers).
+    pub count: u64,
+    /// `from` is a GTID the primary has (the pair's last there): the point both share.
+    pub common: bool,
+}
+
+/// The errant transactions of a server against the primary, by `gtid_binlog_state`: per
+/// (domain, server) what is past the primary's last of that pair (or, when the primary has
+/// none of that pair, past its last of the domain).
+pub fn errant_ranges(primary_state: &str, server_state: &str) -> Vec<Errant> {
     let parse = |s: &str| -> Vec<crate::backup::replay::Gtid> {
         s.split(',')
             .filter_map(|g| crate::backup::replay::Gtid::parse(g.trim()))
@@ -184,24 +199,25 @@ pub fn errant_ranges(primary_state: &str, server_state: &str) -> Vec<(String, St
     let primary = parse(primary_state);
     let mut out = Vec::new();
     for g in parse(server_state) {
-        // The primary's last of the pair; without one (a pair it never had, or a binlog reset
-        // since), the primary's last of the domain: what is past it is not the primary's.
-        let have = primary
-            .iter()
-            .find(|p| p.domain == g.domain && p.server == g.server)
+        let pair = primary.iter().find(|p| p.domain == g.domain && p.server == g.server);
+        let have = pair
             .or_else(|| primary.iter().filter(|p| p.domain == g.domain).max_by_key(|p| p.seq))
             .map_or(0, |p| p.seq);
         if g.seq > have {
-            out.push((
-                format!("{}-{}-{have}", g.domain, g.server),
-                g.to_string(),
-                // Sequence numbers of a domain are shared by its servers: an upper bound when
-                // the pair is new to the primary.
-                g.seq - have,
-            ));
+            out.push(Errant {
+                from: format!("{}-{}-{have}", g.domain, g.server),
+                to: g.to_string(),
+                count: g.seq - have,
+                common: pair.is_some(),
+            });
         }
     }
     out
+}
+
+/// How many errant transactions.
+pub fn errant_count(primary_state: &str, server_state: &str) -> u64 {
+    errant_ranges(primary_state, server_state).iter().map(|e| e.count).sum()
 }
 
 impl Server {
@@ -334,10 +350,7 @@ impl Topology {
         if !r.error.is_empty() {
             return Err(format!("replication error: {}", r.error));
         }
-        let n: u64 = errant_ranges(&ps.binlog_state, &server.binlog_state)
-            .iter()
-            .map(|r| r.2)
-            .sum();
+        let n = errant_count(&ps.binlog_state, &server.binlog_state);
         if n > 0 {
             return Err(format!("has {n} errant transaction(s) the primary does not have"));
         }
@@ -549,12 +562,20 @@ mod tests {
         // The new primary (2) took over at 0-1-115 and wrote on from 116; the old one (1)
         // had written 116..120 that never reached it: same domain, same numbers.
         let errant = errant_ranges("0-1-115,0-2-150", "0-1-120");
-        assert_eq!(errant, vec![("0-1-115".to_string(), "0-1-120".to_string(), 5)]);
+        assert_eq!(
+            errant,
+            vec![Errant {
+                from: "0-1-115".into(),
+                to: "0-1-120".into(),
+                count: 5,
+                common: true
+            }]
+        );
         assert!(errant_ranges("0-1-120,0-2-150", "0-1-120").is_empty());
         assert!(errant_ranges("0-1-120,0-2-150", "0-1-100,0-2-140").is_empty());
         // A primary whose binlog was reset has no entry of the old pair: its domain decides.
         assert!(errant_ranges("0-2-600", "0-1-565,0-2-590").is_empty());
-        assert_eq!(errant_ranges("0-2-10", "1-3-4").len(), 1);
+        assert!(!errant_ranges("0-2-10", "1-3-4")[0].common);
     }
 
     #[test]

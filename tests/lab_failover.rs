@@ -245,6 +245,12 @@ fn a_switchover_drill_loses_nothing_and_switching_back_works() {
     assert_eq!(rows[&r]["role"], "primary", "{rows:?}");
     assert_eq!(rows[&p]["verdict"], "ready", "{rows:?}");
 
+    // Backups follow the inventory's `db_primary`, which names the old primary now: refused,
+    // naming the primary, nothing taken.
+    let b = run_in(&repo(), &["backup", "run", "-i", &lab.inventory(), "--format", "json"]);
+    assert_eq!(b.code, 4, "{b:?}");
+    assert!(b.stderr.contains(&format!("({r} takes the writes)")), "{b:?}");
+
     // A drill to the primary itself is bad input; so is a member that does not exist.
     let same = failover(&lab, &["drill", "--to", &r]);
     assert_eq!(same.code, 4, "{same:?}");

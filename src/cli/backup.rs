@@ -540,13 +540,24 @@ fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
     })
 }
 
+/// The one lock of the database cluster: backups, restores, rebuilds and failovers exclude each
+/// other (a restore during a switchover, or a switchover during a restore, would each undo the
+/// other's assumptions).
+pub(super) const DB_LOCK: &str = "db";
+
+/// Where [`DB_LOCK`] lives: on the balancer, which stays whichever server is the primary (and
+/// which a failover needs anyway), else on the inventory's primary.
+pub(super) fn db_lock_host(lb: Option<&Target>, primary: &Target) -> Target {
+    lb.unwrap_or(primary).clone()
+}
+
 /// How a backup subcommand (or a restore) runs on the operations core.
 pub(super) struct Spec {
     pub command: &'static str,
     /// Why, written into the lock.
     pub reason: String,
     pub layout: Layout,
-    /// Takes the `backup` lock on the primary, waiting this long.
+    /// Takes the database lock ([`DB_LOCK`]), waiting this long.
     pub lock_wait: Option<u64>,
     /// Hosts besides the store host.
     pub hosts: Vec<Target>,
@@ -571,8 +582,8 @@ where
             command: spec.command.into(),
             reason: spec.reason.clone(),
             lock: spec.lock_wait.map(|wait| LockRequest {
-                name: "backup".into(),
-                host: r.primary.clone(),
+                name: DB_LOCK.into(),
+                host: db_lock_host(r.lb.as_ref().map(|(t, _)| t), &r.primary),
                 ttl: Duration::from_secs(120),
                 wait: Duration::from_secs(wait),
             }),

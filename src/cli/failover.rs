@@ -101,7 +101,8 @@ pub struct StatusArgs {
 /// Planned switchover: make a replica the primary, losing nothing
 ///
 /// Checks the candidate (a replica of the primary, both threads running, no errant
-/// transaction), takes the `failover` lock (on the balancer), makes the primary read_only and
+/// transaction), takes the database lock (`db`, on the balancer: backups and restores wait for
+/// it too), makes the primary read_only and
 /// ends the applications' sessions on it, waits until the candidate has executed the
 /// primary's whole GTID set (--max-wait), promotes it, repoints the balancer's database proxy
 /// (`nginx -t`, reload), makes the old primary and the other replicas replicate from it, and
@@ -327,7 +328,7 @@ pub fn run(cmd: FailoverCommand) -> Result<Code, CliError> {
 }
 
 /// Runs `work` with the cluster's hosts connected (members may be down) and, when `lock` is
-/// set, the `failover` lock taken on the balancer.
+/// set, the database lock (`db`) taken on the balancer.
 fn operate<W>(a: &ClusterArgs, c: &Cluster, command: &'static str, lock: Option<u64>, work: W) -> Result<Code, CliError>
 where
     W: AsyncFnOnce(&Session<'_>) -> Outcome,
@@ -341,8 +342,8 @@ where
     targets.extend(c.store_host.iter().cloned());
     let lock = match (lock, &c.lb) {
         (Some(wait), Some((lb, _))) => Some(LockRequest {
-            name: "failover".into(),
-            host: lb.clone(),
+            name: super::backup::DB_LOCK.into(),
+            host: super::backup::db_lock_host(Some(lb), lb),
             ttl: Duration::from_secs(120),
             wait: Duration::from_secs(wait),
         }),

@@ -37,9 +37,10 @@ use std::time::{Duration, Instant};
 /// time, GTID and thread, and asked for on a terminal), else the end of what is shipped.
 ///
 /// A target holding transactions past the point is refused without --force (they would be
-/// lost). Restoring the primary takes the backup lock and stops writes through the balancer's
-/// database proxy for its duration (given back even if tend is killed); its replicas then
-/// hold data it no longer has: rebuild them. A restored replica replicates again from the
+/// lost). A restore takes the database lock (`db`, shared with backups and failovers).
+/// Restoring the primary stops writes through the balancer's database proxy for its duration
+/// (given back even if tend is killed); its replicas then hold data it no longer has: rebuild
+/// them. A restored replica replicates again from the
 /// point. Asks for confirmation on a terminal; elsewhere --yes is needed.
 ///
 /// Examples:

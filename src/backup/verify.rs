@@ -106,14 +106,13 @@ impl Scratch {
 
     /// A client of it (root over its socket).
     pub fn db(&self) -> Db {
-        Db {
-            host: self.host.clone(),
-            login: Login {
+        Db::admin(
+            &self.host,
+            &Login {
                 socket: Some(format!("{}/server.sock", self.dir)),
                 ..Login::default()
             },
-            database: "mysql".into(),
-        }
+        )
     }
 
     /// Stops and removes it.

@@ -308,11 +308,7 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
         let mut chosen = None;
         for (t, replica) in &r.sources {
             let Some(h) = s.host(&t.name) else { continue };
-            let db = Db {
-                host: h.clone(),
-                login: r.settings.login.clone(),
-                database: "mysql".into(),
-            };
+            let db = Db::admin(h, &r.settings.login);
             let usable = if !*replica || r.sources.len() == 1 {
                 Ok(true)
             } else {
@@ -378,11 +374,7 @@ fn binlogs(a: BinlogsArgs) -> Result<Code, CliError> {
         let Some(h) = s.host(&r.primary.name) else {
             return s.end(Ok(Code::Unreachable));
         };
-        let db = Db {
-            host: h.clone(),
-            login: r.settings.login.clone(),
-            database: "mysql".into(),
-        };
+        let db = Db::admin(h, &r.settings.login);
         let t = std::time::Instant::now();
         let shipped = match crate::backup::binlogs::ship_locked(
             &db,
@@ -608,11 +600,7 @@ where
 async fn check_primary(s: &Session<'_>, r: &Resolved) -> Result<(), Abort> {
     let read = async |name: &str| {
         let h = s.host(name)?;
-        let db = Db {
-            host: h.clone(),
-            login: r.settings.login.clone(),
-            database: "mysql".into(),
-        };
+        let db = Db::admin(h, &r.settings.login);
         crate::failover::topology::read(&db).await.ok()
     };
     // Not connected, or not readable: the command's own steps say so.

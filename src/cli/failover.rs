@@ -397,11 +397,7 @@ async fn topology(s: &Session<'_>, c: &Cluster) -> Topology {
             let state = match s.host(&m.name) {
                 None => Err("unreachable".to_string()),
                 Some(h) => {
-                    let db = Db {
-                        host: h.clone(),
-                        login: c.settings.login.clone(),
-                        database: "mysql".into(),
-                    };
+                    let db = Db::admin(h, &c.settings.login);
                     topology::read(&db).await.map_err(|e| e.message())
                 }
             };
@@ -773,11 +769,7 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job, store_host: Option<&crate::t
     let Some(primary_host) = s.host(&old_member.name) else {
         return Err(refuse(format!("{} cannot be reached", old_member.name)));
     };
-    let primary_db = Db {
-        host: primary_host.clone(),
-        login: c.settings.login.clone(),
-        database: "mysql".into(),
-    };
+    let primary_db = Db::admin(primary_host, &c.settings.login);
     switch::ensure_probe_table(&primary_db, &c.settings)
         .await
         .map_err(|e| {
@@ -833,11 +825,7 @@ async fn drive(cx: &Cx<'_>, c: &Cluster, job: &Job, store_host: Option<&crate::t
     );
     let rpo = match s.host(&now_primary) {
         Some(h) => {
-            let db = Db {
-                host: h.clone(),
-                login: c.settings.login.clone(),
-                database: "mysql".into(),
-            };
+            let db = Db::admin(h, &c.settings.login);
             probe::missing(&db, &table, &run, &attempts)
                 .await
                 .map_err(|e| e.message())

@@ -271,11 +271,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
     let Some(host) = s.host(&target.name) else {
         return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", target.name)));
     };
-    let db = Db {
-        host: host.clone(),
-        login: r.settings.login.clone(),
-        database: "mysql".into(),
-    };
+    let db = Db::admin(host, &r.settings.login);
     let store = &r.settings.store;
     let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
     // The newest binlogs first: the point may be minutes old. (The primary is a target and the

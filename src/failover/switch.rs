@@ -62,11 +62,7 @@ pub struct Done {
 impl<'a> Cx<'a> {
     fn db(&self, m: &Member) -> Result<Db, Abort> {
         let host = self.host(&m.name)?;
-        Ok(Db {
-            host: host.clone(),
-            login: self.settings.login.clone(),
-            database: "mysql".into(),
-        })
+        Ok(Db::admin(host, &self.settings.login))
     }
 
     fn host(&self, name: &str) -> Result<&'a Host, Abort> {

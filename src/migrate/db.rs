@@ -227,6 +227,18 @@ fn flush(block: &mut String, reply: &mut Reply) {
     block.clear();
 }
 
+impl Db {
+    /// tend's own administrative session on a server (backups, restores, failovers): the
+    /// `mysql` schema, with the operation's login.
+    pub fn admin(host: &Host, login: &Login) -> Self {
+        Self {
+            host: host.clone(),
+            login: login.clone(),
+            database: "mysql".into(),
+        }
+    }
+}
+
 /// A client session kept open on a host until released (see [`Host::hold`]).
 pub use crate::transport::Held;
 

@@ -190,6 +190,33 @@ pub async fn replica_status(db: &Db) -> Result<ReplicaStatus, StepError> {
     })
 }
 
+/// How a replica's wait to catch up ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatchUp {
+    /// Both threads run and nothing is left to apply.
+    Done,
+    /// Replication stopped with this error.
+    Stopped(String),
+    /// Still behind when the wait ended.
+    Behind,
+}
+
+/// Waits up to 30 s for a replica (just pointed at its source) to catch up, reading its
+/// status every half second.
+pub async fn wait_caught_up(db: &Db) -> Result<CatchUp, StepError> {
+    for _ in 0..60 {
+        let st = replica_status(db).await?;
+        if !st.error.is_empty() {
+            return Ok(CatchUp::Stopped(st.error));
+        }
+        if st.caught_up() {
+            return Ok(CatchUp::Done);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(CatchUp::Behind)
+}
+
 /// Stops a replica's applier for the backup, in a session that starts it again when it ends
 /// (if it was running before).
 async fn stop_applier(db: &Db) -> Result<super::super::migrate::db::Held, StepError> {

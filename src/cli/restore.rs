@@ -8,6 +8,7 @@ use crate::backup::binlogs::{self, Index};
 use crate::backup::catalog::Kind;
 use crate::backup::replay::{self, Gtid, Txn};
 use crate::backup::restore::{self, Staged, Wanted};
+use crate::backup::take::CatchUp;
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::migrate::db::{Db, Script};
@@ -582,18 +583,18 @@ async fn replicate(s: &Session<'_>, db: &Db, name: &str, end: &str) -> Result<()
     db.query("start replication", &q)
         .await
         .map_err(|e| Abort::step("the replica is restored but does not replicate", &e))?;
-    for _ in 0..60 {
-        let st = crate::backup::take::replica_status(db)
-            .await
-            .map_err(|e| Abort::step("cannot read the replica's status", &e))?;
-        if !st.error.is_empty() {
+    let waited = crate::backup::take::wait_caught_up(db)
+        .await
+        .map_err(|e| Abort::step("cannot read the replica's status", &e))?;
+    match waited {
+        CatchUp::Stopped(error) => {
             return Err(Abort::new(
                 Code::HostFailed,
-                format!("{name} is restored but replication stopped: {}", st.error),
+                format!("{name} is restored but replication stopped: {error}"),
             )
             .hint("see `SHOW SLAVE STATUS`; `tend replica rebuild` seeds it again"));
         }
-        if st.caught_up() {
+        CatchUp::Done => {
             s.step(
                 StepEvent::new(
                     name,
@@ -605,7 +606,7 @@ async fn replicate(s: &Session<'_>, db: &Db, name: &str, end: &str) -> Result<()
             );
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        CatchUp::Behind => {}
     }
     s.events().warn(format!(
         "{name} replicates from GTID {end} but has not caught up within 30 s: see `SHOW SLAVE STATUS`"

@@ -7,6 +7,7 @@
 
 use super::topology::{self, Topology};
 use super::{Member, Settings, WRITE_ROLE};
+use crate::backup::take::CatchUp;
 use crate::exit::Code;
 use crate::migrate::db::{Db, Script, text};
 use crate::modules::mysql::{Login, literal};
@@ -796,20 +797,18 @@ async fn replicate_from(cx: &Cx<'_>, m: &Member, new: &Member, was_primary: bool
     statements.push("START SLAVE".into());
     sql(&db, "replicate", &statements).await?;
     persist_role(cx, m, true, &format!("replica of {}", new.name)).await?;
-    // Both threads running and caught up, within 30 s.
-    for _ in 0..60 {
-        let st = crate::backup::take::replica_status(&db).await?;
-        if !st.error.is_empty() {
+    match crate::backup::take::wait_caught_up(&db).await? {
+        CatchUp::Stopped(error) => {
             return Err(StepError::remote(
                 &m.name,
                 "replicate",
                 crate::transport::Failure::message(
-                    format!("replication from {} stopped: {}", new.name, st.error),
+                    format!("replication from {} stopped: {error}", new.name),
                     "SHOW SLAVE STATUS",
                 ),
             ));
         }
-        if st.caught_up() {
+        CatchUp::Done => {
             cx.done(
                 &m.name,
                 "replicate",
@@ -818,7 +817,7 @@ async fn replicate_from(cx: &Cx<'_>, m: &Member, new: &Member, was_primary: bool
             );
             return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        CatchUp::Behind => {}
     }
     cx.s.events().warn(format!(
         "{} replicates from {} but has not caught up within 30 s: see `tend failover status`",

@@ -939,7 +939,7 @@ fn choose_switchover(t: &Topology, job: &Job) -> Result<(usize, usize), (Abort, 
     };
     if to != old
         && let Err(why) = t.verdict(to)
-        && !lag_only(t, to)
+        && !t.only_lagging(to)
         && !half_promoted(t, (old, to))
     {
         return Err(refuse(format!("{} {why}", t.members[to].member.name)));
@@ -1067,20 +1067,6 @@ fn half_promoted(t: &Topology, (old, to): (usize, usize)) -> bool {
         && n.replication
             .as_ref()
             .is_some_and(|r| !r.io && !r.sql && r.error.is_empty() && (r.source == om.address || r.source == om.name))
-}
-
-/// Whether the only reasons member `i` is not ready are lag (which a switchover waits for).
-fn lag_only(t: &Topology, i: usize) -> bool {
-    let Ok(srv) = &t.members[i].state else {
-        return false;
-    };
-    let Some(r) = &srv.replication else { return false };
-    let Some((pm, ps)) = t.primary() else { return false };
-    (r.source == pm.address || r.source == pm.name)
-        && r.io
-        && r.sql
-        && r.error.is_empty()
-        && topology::errant_count(&ps.binlog_state, &srv.binlog_state) == 0
 }
 
 fn rejoin(a: RejoinArgs) -> Result<Code, CliError> {

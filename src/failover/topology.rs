@@ -330,6 +330,40 @@ impl Topology {
     /// Whether member `i` can become the primary now without losing a transaction, and if
     /// not, why: `Ok(())` is "ready".
     pub fn verdict(&self, i: usize) -> Result<(), String> {
+        let (server, r, ps) = self.replica_of_primary(i)?;
+        let behind = transactions_behind(&ps.binlog, &server.current).unwrap_or(0);
+        let mut why = Vec::new();
+        if !r.io {
+            why.push("IO thread stopped".to_string());
+        }
+        if !r.sql {
+            why.push("SQL thread stopped".to_string());
+        }
+        if behind > 0 {
+            why.push(format!("{behind} transaction(s) behind"));
+        }
+        if let Some(b) = r.unapplied_bytes.filter(|b| *b > 0) {
+            why.push(format!(
+                "{} of relay log unapplied{}",
+                human_bytes(b),
+                r.behind_s
+                    .filter(|s| *s > 0)
+                    .map(|s| format!(" (about {s} s)"))
+                    .unwrap_or_default()
+            ));
+        }
+        if why.is_empty() { Ok(()) } else { Err(why.join(", ")) }
+    }
+
+    /// Whether member `i` is a healthy replica of the primary whose only fault is lag: both
+    /// threads run, so a switchover can wait for it.
+    pub fn only_lagging(&self, i: usize) -> bool {
+        self.replica_of_primary(i).is_ok_and(|(_, r, _)| r.io && r.sql)
+    }
+
+    /// Member `i`'s server and replication when it is a replica of the primary without a
+    /// replication error or a transaction the primary lacks; else why not.
+    fn replica_of_primary(&self, i: usize) -> Result<(&Server, &Replication, &Server), String> {
         let seen = &self.members[i];
         let server = seen.state.as_ref().map_err(|e| format!("cannot be read: {e}"))?;
         let Some((pm, ps)) = self.primary() else {
@@ -354,28 +388,7 @@ impl Topology {
         if n > 0 {
             return Err(format!("has {n} errant transaction(s) the primary does not have"));
         }
-        let behind = transactions_behind(&ps.binlog, &server.current).unwrap_or(0);
-        let mut why = Vec::new();
-        if !r.io {
-            why.push("IO thread stopped".to_string());
-        }
-        if !r.sql {
-            why.push("SQL thread stopped".to_string());
-        }
-        if behind > 0 {
-            why.push(format!("{behind} transaction(s) behind"));
-        }
-        if let Some(b) = r.unapplied_bytes.filter(|b| *b > 0) {
-            why.push(format!(
-                "{} of relay log unapplied{}",
-                human_bytes(b),
-                r.behind_s
-                    .filter(|s| *s > 0)
-                    .map(|s| format!(" (about {s} s)"))
-                    .unwrap_or_default()
-            ));
-        }
-        if why.is_empty() { Ok(()) } else { Err(why.join(", ")) }
+        Ok((server, r, ps))
     }
 
     /// The transactions member `i` would lack as the new primary, of those the cluster is
@@ -506,6 +519,9 @@ mod tests {
             t.verdict(1),
             Err("SQL thread stopped, 3 transaction(s) behind, 1.4 GB of relay log unapplied (about 40 s)".into())
         );
+        assert!(!t.only_lagging(1), "a stopped applier is not waited for");
+        let t = cluster(primary("0-1-10"), replica("10.0.0.1", "0-1-7"), "10.0.0.1");
+        assert!(t.verdict(1).is_err() && t.only_lagging(1));
         let t = cluster(primary("0-1-10"), replica("10.0.0.1", "0-1-10,1-2-3"), "10.0.0.1");
         assert_eq!(
             t.verdict(1),

@@ -106,13 +106,7 @@ async fn sql(db: &Db, step: &str, statements: &[String]) -> Result<(), StepError
 
 /// Writes the role file on a member's host.
 async fn persist_role(cx: &Cx<'_>, m: &Member, read_only: bool, why: &str) -> Result<(), StepError> {
-    let host = cx.host(&m.name).map_err(|_| {
-        StepError::remote(
-            &m.name,
-            "role file",
-            crate::transport::Failure::message("cannot be reached", "role file"),
-        )
-    })?;
+    let host = cx.host(&m.name).map_err(|_| unreachable_step(&m.name, "role file"))?;
     host.step(
         "role file",
         "write the role file",
@@ -567,16 +561,21 @@ async fn promote_and_repoint(cx: &Cx<'_>, lb: &Host, new: &Member, new_db: &Db) 
     .await
     .map_err(Failed::Promote)?;
     cx.done(&new.name, "promote", t0, "replication stopped; read_only off");
+    repoint(cx, lb, new).await.map_err(Failed::Repoint)?;
+    Ok(())
+}
+
+/// Points the proxy at `new`, reported as a step when it changed anything.
+async fn repoint(cx: &Cx<'_>, lb: &Host, new: &Member) -> Result<(), StepError> {
     let t0 = Instant::now();
-    proxy::repoint(lb, &cx.settings.upstream, &new.address)
-        .await
-        .map_err(Failed::Repoint)?;
-    cx.done(
-        cx.lb.0,
-        "repoint",
-        t0,
-        format!("database proxy → {}:{}", new.address, new.port),
-    );
+    if proxy::repoint(lb, &cx.settings.upstream, &new.address).await? {
+        cx.done(
+            cx.lb.0,
+            "repoint",
+            t0,
+            format!("database proxy → {}:{}", new.address, new.port),
+        );
+    }
     Ok(())
 }
 
@@ -620,7 +619,9 @@ async fn undo(cx: &Cx<'_>, old: &Member, new: Option<&Member>) {
 
 /// The part after the repoint: the new primary's replication settings dropped, the roles
 /// written for the next start, the other members replicating from it, and a write through
-/// the applications' path checked. Each part is skipped when it is done already.
+/// the applications' path checked. Each part is skipped when it is done already. `old` is
+/// given by a run that switched from it and repointed the proxy itself; a run that finishes
+/// an earlier one (no `old`) makes sure of the proxy first.
 async fn finish(
     cx: &Cx<'_>,
     topo: &Topology,
@@ -637,24 +638,16 @@ async fn finish(
     };
     let new_db = cx.db(new)?;
     // The proxy to it (a run that stopped before the repoint finishes here).
-    let t0 = Instant::now();
-    match proxy::repoint(cx.host(cx.lb.0)?, &cx.settings.upstream, &new.address).await {
-        Ok(true) => cx.done(
-            cx.lb.0,
-            "repoint",
-            t0,
-            format!("database proxy → {}:{}", new.address, new.port),
-        ),
-        Ok(false) => {}
-        Err(e) => {
-            return Err(Abort::step(
-                &format!(
-                    "{} takes writes but the proxy does not send the applications to it; fix the proxy and run `tend failover switchover --to {}` again",
-                    new.name, new.name
-                ),
-                &e,
-            ));
-        }
+    if old.is_none()
+        && let Err(e) = repoint(cx, cx.host(cx.lb.0)?, new).await
+    {
+        return Err(Abort::step(
+            &format!(
+                "{} takes writes but the proxy does not send the applications to it; fix the proxy and run `tend failover switchover --to {}` again",
+                new.name, new.name
+            ),
+            &e,
+        ));
     }
     let t0 = Instant::now();
     sql(

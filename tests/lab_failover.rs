@@ -245,11 +245,52 @@ fn a_switchover_drill_loses_nothing_and_switching_back_works() {
     assert_eq!(rows[&r]["role"], "primary", "{rows:?}");
     assert_eq!(rows[&p]["verdict"], "ready", "{rows:?}");
 
-    // Backups follow the inventory's `db_primary`, which names the old primary now: refused,
-    // naming the primary, nothing taken.
-    let b = run_in(&repo(), &["backup", "run", "-i", &lab.inventory(), "--format", "json"]);
-    assert_eq!(b.code, 4, "{b:?}");
-    assert!(b.stderr.contains(&format!("({r} takes the writes)")), "{b:?}");
+    // Backups, binlog shipping and migrations follow the servers' roles, not the inventory's
+    // `db_primary` (which names the old primary now).
+    let inv = lab.inventory();
+    let store = common::scratch();
+    let store_var = format!("backup_store_dir={}", store.path().display());
+    let tend = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-i", &inv, "-e", &store_var, "--format", "json"]);
+        run_in(&repo(), &all)
+    };
+    let b = tend(&["backup", "run"]);
+    assert_eq!(b.code, 0, "{b:?}");
+    assert!(b.stdout.contains(&format!("{r} is the primary now")), "{b:?}");
+    let rec = record(&b);
+    assert_eq!(rec["source"], p.as_str(), "the old primary, a replica now: {rec}");
+    assert_eq!(rec["from_replica"], true, "{rec}");
+    assert_eq!(rec["binlog_host"], r.as_str(), "{rec}");
+    let shipped = tend(&["backup", "binlogs"]);
+    assert_eq!(shipped.code, 0, "{shipped:?}");
+    let index = std::fs::read_to_string(store.path().join(format!("binlogs/{r}/index.json"))).unwrap_or_default();
+    assert!(index.contains("mysql-bin."), "no binlog of {r} shipped: {shipped:?}");
+    // A restore of the new primary plans from that backup over its own binlogs.
+    let plan = tend(&["restore", "--target", &r, "--dry-run"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let id = rec["id"].as_str().unwrap_or("?");
+    assert!(plan.stdout.contains(&format!("plan: backup {id}")), "{plan:?}");
+    let schema = format!("fo_{}", std::process::id());
+    let migrations = common::scratch();
+    std::fs::write(
+        migrations.path().join("V1__probe.sql"),
+        "CREATE TABLE t (id INT PRIMARY KEY);\nINSERT INTO t VALUES (1);\n",
+    )
+    .expect("migration file");
+    let dir = migrations.path().to_string_lossy().to_string();
+    let m = tend(&["migrate", "up", "--dir", &dir, "--database", &schema]);
+    assert_eq!(m.code, 0, "{m:?}");
+    assert_eq!(sql(&lab, s.replica, &format!("SELECT COUNT(*) FROM {schema}.t")), "1");
+    assert_eq!(
+        sql(
+            &lab,
+            s.replica,
+            &format!("SELECT success FROM {schema}.flyway_schema_history WHERE version = '1'")
+        ),
+        "1"
+    );
+    sql(&lab, s.replica, &format!("DROP DATABASE {schema}"));
 
     // A drill to the primary itself is bad input; so is a member that does not exist.
     let same = failover(&lab, &["drill", "--to", &r]);
@@ -521,6 +562,13 @@ fn a_switchover_killed_part_way_is_finished_by_running_it_again() {
         }
         let _ = child.wait();
         assert!(seen, "the switchover never reported `{after}`");
+        if after == "demote" {
+            // The dead run's lock is on the balancer, where `tend lock show --db` finds it.
+            let show = common::run(&["lock", "show", "--db", "-i", &inv]);
+            assert_eq!(show.code, 0, "{show:?}");
+            assert!(show.stdout.contains("failover switchover"), "{show:?}");
+            assert!(show.stdout.contains(&format!("h{}", s.lb)), "{show:?}");
+        }
         // `status` says what state each server is in, whatever it is.
         let (st, rows) = status(&lab);
         assert!(rows.len() == 2, "{st:?}");

@@ -9,6 +9,7 @@ use crate::backup::take::{self, Source};
 use crate::backup::{self, Settings};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
+use crate::failover::{self, Member};
 use crate::migrate::db::Db;
 use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session};
 use crate::output::{Events, Layout, Status};
@@ -202,16 +203,47 @@ pub struct ShowArgs {
 
 /// Hosts and settings resolved before connecting.
 pub(super) struct Resolved {
-    /// Candidates in order of preference (replicas first), with whether each is a replica.
-    pub sources: Vec<(Target, bool)>,
-    /// The primary, where the lock lives.
+    /// The inventory's `db_primary` host: where the lock lives without a balancer, and the
+    /// primary when the servers cannot say which one is.
     pub primary: Target,
-    /// The replicas.
-    pub replicas: Vec<Target>,
+    /// Every database host (`db_primary`, then `db_replica`), as the others reach it.
+    pub members: Vec<(Member, Target)>,
+    /// `--from`: the one host to back up from.
+    pub from: Option<Target>,
     /// The balancer with the database proxy, and its address as the primary sees it.
     pub lb: Option<(Target, String)>,
     pub settings: Settings,
     pub store_host: Option<Target>,
+}
+
+impl Resolved {
+    /// The member named `name` (`what` names the flag in the error), or a "did you mean".
+    pub(super) fn member(&self, name: &str, what: &str) -> Result<&Target, CliError> {
+        if let Some((_, t)) = self.members.iter().find(|(m, _)| m.name == name) {
+            return Ok(t);
+        }
+        let mut d = Diagnostic::plain(format!(
+            "{what}`{name}` is not a database host (`db_primary`, `db_replica`)"
+        ));
+        if let Some(m) = crate::diagnostic::did_you_mean(name, self.members.iter().map(|(m, _)| m.name.as_str())) {
+            d = d.with_hint(format!("did you mean `{m}`?"));
+        }
+        Err(d.into())
+    }
+}
+
+/// Which server is the primary now and which are its replicas, as the servers say (after a
+/// failover the inventory's groups name the old roles; nothing follows them blindly).
+pub(super) struct Roles {
+    pub primary: Target,
+    pub replicas: Vec<Target>,
+}
+
+impl Roles {
+    /// Whether `name` replicates from the primary.
+    pub(super) fn is_replica(&self, name: &str) -> bool {
+        self.replicas.iter().any(|t| t.name == name)
+    }
 }
 
 pub(super) fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliError> {
@@ -223,34 +255,17 @@ pub(super) fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliErr
             .with_hint("backups need the database group of the shop inventory (`db_primary`, `db_replica`)")
             .into());
     };
-    let replicas = group_hosts("db_replica");
     let conn = &c.connection;
-    let sources = match from {
-        Some(name) => {
-            let Some(h) = inv.hosts.iter().position(|x| x.name == name) else {
-                let mut d = Diagnostic::plain(format!("--from `{name}` is not a host of the inventory"));
-                if let Some(m) = crate::diagnostic::did_you_mean(name, inv.hosts.iter().map(|x| x.name.as_str())) {
-                    d = d.with_hint(format!("did you mean `--from {m}`?"));
-                }
-                return Err(d.into());
-            };
-            if !primaries.contains(&h) && !replicas.contains(&h) {
-                return Err(Diagnostic::plain(format!(
-                    "--from `{name}` is not a database host (`db_primary`, `db_replica`)"
-                ))
-                .into());
-            }
-            vec![(conn.target(&inv, &vars, h)?, replicas.contains(&h))]
+    let mut members = Vec::new();
+    for h in primaries.iter().chain(group_hosts("db_replica").iter()) {
+        if members
+            .iter()
+            .any(|(m, _): &(Member, Target)| m.name == inv.hosts[*h].name)
+        {
+            continue;
         }
-        None => {
-            let mut s = Vec::new();
-            for &r in &replicas {
-                s.push((conn.target(&inv, &vars, r)?, true));
-            }
-            s.push((conn.target(&inv, &vars, p)?, false));
-            s
-        }
-    };
+        members.push((failover::member(&vars, &inv, *h)?, conn.target(&inv, &vars, *h)?));
+    }
     let settings = backup::settings(&vars, &inv, p)?;
     let store_host = match &settings.store {
         Store::Remote { host, .. } => match inv.hosts.iter().position(|x| &x.name == host) {
@@ -259,19 +274,25 @@ pub(super) fn resolve(c: &Common, from: Option<&str>) -> Result<Resolved, CliErr
         },
         Store::Local(_) => None,
     };
-    let lb = conn.balancer(&inv, &vars)?;
-    let replicas = replicas
-        .iter()
-        .map(|&r| conn.target(&inv, &vars, r))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Resolved {
-        sources,
-        replicas,
-        lb,
+    let mut r = Resolved {
         primary: conn.target(&inv, &vars, p)?,
+        members,
+        from: None,
+        lb: conn.balancer(&inv, &vars)?,
         settings,
         store_host,
-    })
+    };
+    if let Some(name) = from {
+        if !inv.hosts.iter().any(|x| x.name == name) {
+            let mut d = Diagnostic::plain(format!("--from `{name}` is not a host of the inventory"));
+            if let Some(m) = crate::diagnostic::did_you_mean(name, inv.hosts.iter().map(|x| x.name.as_str())) {
+                d = d.with_hint(format!("did you mean `--from {m}`?"));
+            }
+            return Err(d.into());
+        }
+        r.from = Some(r.member(name, "--from ")?.clone());
+    }
+    Ok(r)
 }
 
 /// Runs `tend backup ...`.
@@ -301,63 +322,91 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
         command: "backup run",
         layout: Layout::Steps,
         lock_wait: Some(a.lock_wait),
-        hosts: r.sources.iter().map(|(t, _)| t.clone()).collect(),
+        // The host of --from; else any member that answers (a replica is preferred).
+        hosts: r.from.iter().cloned().collect(),
+        roles: true,
     };
-    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
-        let started = ops::Clock::start();
-        let mut chosen = None;
-        for (t, replica) in &r.sources {
-            let Some(h) = s.host(&t.name) else { continue };
-            let db = Db::admin(h, &r.settings.login);
-            let usable = if !*replica || r.sources.len() == 1 {
-                Ok(true)
-            } else {
-                take::replica_status(&db).await.map(|st| st.caught_up())
+    operate(
+        &a.common,
+        &r,
+        spec,
+        async |s: &Session<'_>, store_host, roles: &Roles| {
+            let started = ops::Clock::start();
+            let sources: Vec<(&Target, bool)> = match &r.from {
+                Some(t) => vec![(t, roles.is_replica(&t.name))],
+                None => roles
+                    .replicas
+                    .iter()
+                    .map(|t| (t, true))
+                    .chain([(&roles.primary, false)])
+                    .collect(),
             };
-            match usable {
-                Ok(true) => {
-                    chosen = Some(Source {
-                        db,
-                        replica: *replica,
-                        primary: r.primary.name.clone(),
-                        kind: a.kind.into(),
-                    });
-                    break;
+            let mut chosen = None;
+            for &(t, replica) in &sources {
+                let Some(h) = s.host(&t.name) else { continue };
+                let db = Db::admin(h, &r.settings.login);
+                let usable = if !replica || sources.len() == 1 {
+                    Ok(true)
+                } else {
+                    take::replica_status(&db).await.map(|st| st.caught_up())
+                };
+                match usable {
+                    Ok(true) => {
+                        chosen = Some(Source {
+                            db,
+                            replica,
+                            primary: roles.primary.name.clone(),
+                            kind: a.kind.into(),
+                        });
+                        break;
+                    }
+                    Ok(false) => s.events().warn(format!(
+                        "{}: the replica is not running or not caught up; not backed up from",
+                        t.name
+                    )),
+                    Err(e) => s.events().warn(format!(
+                        "{}: cannot read the replica's status ({}); not backed up from",
+                        t.name,
+                        e.message()
+                    )),
                 }
-                Ok(false) => s.events().warn(format!(
-                    "{}: the replica is not running or not caught up; not backed up from",
-                    t.name
-                )),
-                Err(e) => s.events().warn(format!(
-                    "{}: cannot read the replica's status ({}); not backed up from",
-                    t.name,
-                    e.message()
-                )),
             }
-        }
-        let Some(src) = chosen else {
-            return s.end(Err(Abort::new(Code::HostFailed, "no database host to back up from")));
-        };
-        s.touch(src.db.host.name());
-        let mut salt = [0u8; 3];
-        let _ = getrandom::fill(&mut salt);
-        let id = format!(
-            "{}-{}-{}-{}",
-            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
-            src.kind.as_str(),
-            src.db.host.name(),
-            hex::encode(salt)
-        );
-        s.events().note(format!(
-            "{} backup {id} of {}{} into {}",
-            src.kind.as_str(),
-            src.db.host.name(),
-            if src.replica { " (replica)" } else { "" },
-            r.settings.store.describe()
-        ));
-        let result = take::run(s, &src, &r.settings.store, store_host, &id).await;
-        record(s, started, (&src, &id), result)
-    })
+            let Some(src) = chosen else {
+                let gone: Vec<&str> = sources
+                    .iter()
+                    .filter(|(t, _)| s.host(&t.name).is_none())
+                    .map(|(t, _)| t.name.as_str())
+                    .collect();
+                return s.end(Err(if gone.is_empty() {
+                    Abort::new(Code::HostFailed, "no database host to back up from")
+                } else {
+                    Abort::new(
+                        Code::Unreachable,
+                        format!("no database host to back up from ({} unreachable)", gone.join(", ")),
+                    )
+                }));
+            };
+            s.touch(src.db.host.name());
+            let mut salt = [0u8; 3];
+            let _ = getrandom::fill(&mut salt);
+            let id = format!(
+                "{}-{}-{}-{}",
+                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
+                src.kind.as_str(),
+                src.db.host.name(),
+                hex::encode(salt)
+            );
+            s.events().note(format!(
+                "{} backup {id} of {}{} into {}",
+                src.kind.as_str(),
+                src.db.host.name(),
+                if src.replica { " (replica)" } else { "" },
+                r.settings.store.describe()
+            ));
+            let result = take::run(s, &src, &r.settings.store, store_host, &id).await;
+            record(s, started, (&src, &id), result)
+        },
+    )
 }
 
 fn binlogs(a: BinlogsArgs) -> Result<Code, CliError> {
@@ -367,79 +416,85 @@ fn binlogs(a: BinlogsArgs) -> Result<Code, CliError> {
         command: "backup binlogs",
         layout: Layout::Steps,
         lock_wait: None,
-        hosts: vec![r.primary.clone()],
+        hosts: Vec::new(),
+        roles: true,
     };
-    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
-        let clock = ops::Clock::start();
-        let Some(h) = s.host(&r.primary.name) else {
-            return s.end(Ok(Code::Unreachable));
-        };
-        let db = Db::admin(h, &r.settings.login);
-        let t = std::time::Instant::now();
-        let shipped = match crate::backup::binlogs::ship_locked(
-            &db,
-            (&r.settings.store, store_host),
-            Duration::from_secs(a.lock_wait),
-            &s.cancel,
-        )
-        .await
-        {
-            Ok(x) => x,
-            Err(abort) => return s.end(Err(abort)),
-        };
-        let index = &shipped.index;
-        s.step(
-            crate::output::StepEvent::new(
-                &r.primary.name,
-                "ship",
-                if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
-                format!(
-                    "{} bytes in {} files to {}; every transaction before {} is shipped",
-                    shipped.bytes,
-                    shipped.files.len(),
-                    r.settings.store.describe(),
-                    crate::backup::replay::show_time(index.covered_until)
-                ),
+    operate(
+        &a.common,
+        &r,
+        spec,
+        async |s: &Session<'_>, store_host, roles: &Roles| {
+            let clock = ops::Clock::start();
+            let Some(h) = s.host(&roles.primary.name) else {
+                return s.end(Ok(Code::Unreachable));
+            };
+            let db = Db::admin(h, &r.settings.login);
+            let t = std::time::Instant::now();
+            let shipped = match crate::backup::binlogs::ship_locked(
+                &db,
+                (&r.settings.store, store_host),
+                Duration::from_secs(a.lock_wait),
+                &s.cancel,
             )
-            .took(t.elapsed()),
-        );
-        for (a, b) in &shipped.new_gaps {
-            s.events().warn(format!(
+            .await
+            {
+                Ok(x) => x,
+                Err(abort) => return s.end(Err(abort)),
+            };
+            let index = &shipped.index;
+            s.step(
+                crate::output::StepEvent::new(
+                    &roles.primary.name,
+                    "ship",
+                    if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
+                    format!(
+                        "{} bytes in {} files to {}; every transaction before {} is shipped",
+                        shipped.bytes,
+                        shipped.files.len(),
+                        r.settings.store.describe(),
+                        crate::backup::replay::show_time(index.covered_until)
+                    ),
+                )
+                .took(t.elapsed()),
+            );
+            for (a, b) in &shipped.new_gaps {
+                s.events().warn(format!(
                     "gap: the server purged the binlogs between {a} and {b} before they were shipped; backups before the gap cannot roll forward past it"
                 ));
-        }
-        let mut details = serde_json::Map::new();
-        details.insert("shipped_bytes".into(), shipped.bytes.into());
-        details.insert(
-            "shipped".into(),
-            shipped
-                .files
-                .iter()
-                .map(|(n, b)| json!({"name": n, "bytes": b}))
-                .collect(),
-        );
-        details.insert(
-            "covered_until".into(),
-            crate::backup::replay::show_time(index.covered_until).into(),
-        );
-        details.insert(
-            "gtid_end".into(),
-            index
-                .files
-                .last()
-                .map(|f| f.gtid_end.clone())
-                .unwrap_or_default()
-                .into(),
-        );
-        details.insert("files".into(), index.files.len().into());
-        details.insert("gaps".into(), json!(index.gaps));
-        let status = if shipped.bytes > 0 { Status::Changed } else { Status::Ok };
-        clock.one_host(
-            s,
-            ("backup binlogs", "db_primary", &r.primary.name),
-            Ok(("shipped", status, details)),
-        )
-    })
+            }
+            let mut details = serde_json::Map::new();
+            details.insert("shipped_bytes".into(), shipped.bytes.into());
+            details.insert(
+                "shipped".into(),
+                shipped
+                    .files
+                    .iter()
+                    .map(|(n, b)| json!({"name": n, "bytes": b}))
+                    .collect(),
+            );
+            details.insert(
+                "covered_until".into(),
+                crate::backup::replay::show_time(index.covered_until).into(),
+            );
+            details.insert(
+                "gtid_end".into(),
+                index
+                    .files
+                    .last()
+                    .map(|f| f.gtid_end.clone())
+                    .unwrap_or_default()
+                    .into(),
+            );
+            details.insert("files".into(), index.files.len().into());
+            details.insert("gaps".into(), json!(index.gaps));
+            let status = if shipped.bytes > 0 { Status::Changed } else { Status::Ok };
+            clock.one_host(
+                s,
+                ("backup binlogs", "db_primary", &roles.primary.name),
+                Ok(("shipped", status, details)),
+            )
+        },
+    )
 }
 
 fn record(s: &Session<'_>, clock: ops::Clock, (src, id): (&Source, &str), result: Result<Backup, Abort>) -> Outcome {
@@ -475,8 +530,9 @@ fn listing(c: &Common, id: Option<String>) -> Result<Code, CliError> {
         layout: Layout::Listing,
         lock_wait: None,
         hosts: Vec::new(),
+        roles: false,
     };
-    operate(c, &r, spec, async |s: &Session<'_>, store_host| {
+    operate(c, &r, spec, async |s: &Session<'_>, store_host, _: &Roles| {
         let (backups, unreadable) = match r.settings.store.list(store_host).await {
             Ok(x) => x,
             Err(e) => return s.end(Err(Abort::step("cannot read the catalog", &e))),
@@ -551,19 +607,33 @@ pub(super) struct Spec {
     pub layout: Layout,
     /// Takes the database lock ([`DB_LOCK`]), waiting this long.
     pub lock_wait: Option<u64>,
-    /// Hosts besides the store host.
+    /// Hosts besides the store host, each needed (unreachable: exit 3).
     pub hosts: Vec<Target>,
+    /// Whether the work needs the servers' roles ([`Roles`]): every member and the balancer are
+    /// connected (those not in `hosts` optional) and read; else the roles are the inventory's
+    /// groups.
+    pub roles: bool,
 }
 
 /// Runs `work` as backup subcommand `spec` with the store host connected.
 pub(super) fn operate<W>(c: &Common, r: &Resolved, spec: Spec, work: W) -> Result<Code, CliError>
 where
-    W: AsyncFnOnce(&Session<'_>, Option<&crate::transport::Host>) -> Outcome,
+    W: AsyncFnOnce(&Session<'_>, Option<&crate::transport::Host>, &Roles) -> Outcome,
 {
     let options = c.connection.connect_options()?;
     let settings = c.output.settings(spec.layout);
     block_on(async move {
         let mut targets = spec.hosts.clone();
+        let mut optional = Vec::new();
+        if spec.roles {
+            // The balancer too: the member its proxy sends the applications to is the primary.
+            for t in r.members.iter().map(|(_, t)| t).chain(r.lb.iter().map(|(t, _)| t)) {
+                if !targets.iter().any(|x| x.name == t.name) {
+                    optional.push(t.name.clone());
+                    targets.push(t.clone());
+                }
+            }
+        }
         targets.extend(r.store_host.iter().cloned());
         let events = Events::start(spec.command, targets.len(), &settings);
         if let Some(p) = &r.settings.login.password {
@@ -581,60 +651,55 @@ where
             }),
             check: false,
             forks: c.connection.forks as usize,
-            optional: Vec::new(),
+            optional,
         };
         ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
-            if let Err(abort) = check_primary(s, r).await {
-                return s.end(Err(abort));
-            }
+            let roles = if spec.roles {
+                roles(s, r).await
+            } else {
+                Roles {
+                    primary: r.primary.clone(),
+                    replicas: r.members.iter().skip(1).map(|(_, t)| t.clone()).collect(),
+                }
+            };
             let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
-            work(s, store_host).await
+            work(s, store_host, &roles).await
         })
         .await
     })
 }
 
-/// The inventory's `db_primary` host must be the primary its server says it is: after a
-/// failover the groups name the old roles, and a backup's position, binlog shipping or a
-/// restore aimed at the wrong server does harm. Refused (exit 4), naming the primary.
-async fn check_primary(s: &Session<'_>, r: &Resolved) -> Result<(), Abort> {
-    let read = async |name: &str| {
-        let h = s.host(name)?;
-        let db = Db::admin(h, &r.settings.login);
-        crate::failover::topology::read(&db).await.ok()
-    };
-    // Not connected, or not readable: the command's own steps say so.
-    let Some(server) = read(&r.primary.name).await else {
-        return Ok(());
-    };
-    if !server.read_only && !server.replicating() {
-        return Ok(());
+/// The roles the servers have now ([`crate::failover::topology`]: the member the proxy sends
+/// the applications to, else the one writable server that replicates from nobody). When the
+/// servers cannot say (the primary unreachable and no other writable), the inventory's
+/// groups; the command's own steps then say what is wrong.
+async fn roles(s: &Session<'_>, r: &Resolved) -> Roles {
+    let members: Vec<Member> = r.members.iter().map(|(m, _)| m.clone()).collect();
+    let proxy =
+        r.lb.as_ref()
+            .map(|(t, _)| (t.name.as_str(), r.settings.proxy_upstream.as_str()));
+    let t = crate::failover::topology::observe(s, &members, &r.settings.login, proxy).await;
+    let primary = t.primary.map_or_else(|| r.primary.clone(), |i| r.members[i].1.clone());
+    if primary.name != r.primary.name {
+        s.events().note(format!(
+            "{} is the primary now (the inventory's `db_primary` is {}): the servers' roles are followed",
+            primary.name, r.primary.name
+        ));
     }
-    let mut now = None;
-    for t in &r.replicas {
-        if let Some(x) = read(&t.name).await
-            && !x.read_only
-            && !x.replicating()
-        {
-            now = Some(t.name.clone());
-        }
-    }
-    Err(Abort::new(
-        Code::InvalidInput,
-        format!(
-            "the inventory's `db_primary` is {} but its server is {} now{}; nothing was changed",
-            r.primary.name,
-            if server.replicating() { "a replica" } else { "read_only" },
-            now.map(|n| format!(" ({n} takes the writes)")).unwrap_or_default()
-        ),
-    )
-    .hint("after a failover, move the new primary into `db_primary` (`tend failover status` shows the roles)"))
+    let replicas = r
+        .members
+        .iter()
+        .filter(|(m, _)| m.name != primary.name)
+        .map(|(_, t)| t.clone())
+        .collect();
+    Roles { primary, replicas }
 }
 
 /// The backups of the store and the binlog index of the primary.
 async fn catalog_and_index(
     r: &Resolved,
     store_host: Option<&crate::transport::Host>,
+    primary: &str,
 ) -> Result<(Vec<Backup>, crate::backup::binlogs::Index), Abort> {
     let (backups, _) = r
         .settings
@@ -642,7 +707,7 @@ async fn catalog_and_index(
         .list(store_host)
         .await
         .map_err(|e| Abort::step("cannot read the catalog", &e))?;
-    let index = crate::backup::binlogs::Index::load(&r.settings.store, store_host, &r.primary.name)
+    let index = crate::backup::binlogs::Index::load(&r.settings.store, store_host, primary)
         .await
         .map_err(|e| Abort::step("cannot read the binlog index", &e))?;
     Ok((backups, index))
@@ -670,84 +735,92 @@ fn verify(a: VerifyArgs) -> Result<Code, CliError> {
                 }
                 return Err(d.into());
             };
-            a.common.connection.target(&inv, &vars, h)?
+            Some(a.common.connection.target(&inv, &vars, h)?)
         }
-        None => r.replicas.first().cloned().unwrap_or_else(|| r.primary.clone()),
+        None => None,
     };
     let spec = Spec {
         reason: String::new(),
         command: "backup verify",
         layout: Layout::Steps,
         lock_wait: Some(a.lock_wait),
-        hosts: vec![host.clone()],
+        hosts: host.iter().cloned().collect(),
+        roles: true,
     };
-    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
-        let clock = ops::Clock::start();
-        let result = async {
-            let Some(h) = s.host(&host.name) else {
-                return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", host.name)));
-            };
-            let (backups, index) = catalog_and_index(&r, store_host).await?;
-            let chosen = match &a.id {
-                Some(id) => backups.iter().find(|b| &b.id == id),
-                None => backups.iter().rev().find(|b| b.state == catalog::State::Complete),
-            };
-            let Some(b) = chosen else {
-                return Err(Abort::new(
-                    Code::InvalidInput,
-                    match &a.id {
-                        Some(id) => format!("no backup `{id}` in {}", r.settings.store.describe()),
-                        None => format!("{} holds no complete backup", r.settings.store.describe()),
-                    },
-                )
-                .hint("`tend backup list` shows the backups"));
-            };
-            if let Some(v) = b.verified()
-                && !a.again
-            {
-                s.events().note(format!(
-                    "{} was verified at {} on {} (restore took {} s); --again to verify it again",
-                    b.id, v.at, v.host, v.restore_seconds
-                ));
-                return Ok((b.clone(), None));
-            }
-            s.events().note(format!("verifying {} on {}", b.id, host.name));
-            let v = crate::backup::verify::run(
-                s,
-                (&r.settings.store, store_host),
-                h,
-                (b, &backups, &index),
-                r.settings.verify_port,
-            )
-            .await?;
-            let mut entry = b.clone();
-            entry.verifications.push(v.clone());
-            let json = serde_json::to_vec(&entry).unwrap_or_default();
-            r.settings
-                .store
-                .put(store_host, &Backup::entry_path(&entry.id), &json)
-                .await
-                .map_err(|e| Abort::step("cannot record the verification in the catalog", &e))?;
-            Ok((entry, Some(v)))
-        }
-        .await;
-        let result = match result {
-            Ok((b, v)) => {
-                let mut d = serde_json::Map::new();
-                d.insert("id".into(), b.id.clone().into());
-                let fresh = v.is_some();
-                let v = v.or_else(|| b.verified().cloned());
-                d.insert("verification".into(), serde_json::to_value(&v).unwrap_or_default());
-                match v.as_ref().map(crate::backup::verify::outcome) {
-                    Some(Err(abort)) => Err((abort, d)),
-                    _ if fresh => Ok(("verified", Status::Changed, d)),
-                    _ => Ok(("verified", Status::Ok, d)),
+    operate(
+        &a.common,
+        &r,
+        spec,
+        async |s: &Session<'_>, store_host, roles: &Roles| {
+            let clock = ops::Clock::start();
+            // The scratch server runs beside a replica rather than the primary.
+            let host = host.unwrap_or_else(|| roles.replicas.first().unwrap_or(&roles.primary).clone());
+            let result = async {
+                let Some(h) = s.host(&host.name) else {
+                    return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", host.name)));
+                };
+                let (backups, index) = catalog_and_index(&r, store_host, &roles.primary.name).await?;
+                let chosen = match &a.id {
+                    Some(id) => backups.iter().find(|b| &b.id == id),
+                    None => backups.iter().rev().find(|b| b.state == catalog::State::Complete),
+                };
+                let Some(b) = chosen else {
+                    return Err(Abort::new(
+                        Code::InvalidInput,
+                        match &a.id {
+                            Some(id) => format!("no backup `{id}` in {}", r.settings.store.describe()),
+                            None => format!("{} holds no complete backup", r.settings.store.describe()),
+                        },
+                    )
+                    .hint("`tend backup list` shows the backups"));
+                };
+                if let Some(v) = b.verified()
+                    && !a.again
+                {
+                    s.events().note(format!(
+                        "{} was verified at {} on {} (restore took {} s); --again to verify it again",
+                        b.id, v.at, v.host, v.restore_seconds
+                    ));
+                    return Ok((b.clone(), None));
                 }
+                s.events().note(format!("verifying {} on {}", b.id, host.name));
+                let v = crate::backup::verify::run(
+                    s,
+                    (&r.settings.store, store_host),
+                    h,
+                    (b, &backups, &index),
+                    r.settings.verify_port,
+                )
+                .await?;
+                let mut entry = b.clone();
+                entry.verifications.push(v.clone());
+                let json = serde_json::to_vec(&entry).unwrap_or_default();
+                r.settings
+                    .store
+                    .put(store_host, &Backup::entry_path(&entry.id), &json)
+                    .await
+                    .map_err(|e| Abort::step("cannot record the verification in the catalog", &e))?;
+                Ok((entry, Some(v)))
             }
-            Err(abort) => Err((abort, serde_json::Map::new())),
-        };
-        clock.one_host(s, ("backup verify", "backup", &host.name), result)
-    })
+            .await;
+            let result = match result {
+                Ok((b, v)) => {
+                    let mut d = serde_json::Map::new();
+                    d.insert("id".into(), b.id.clone().into());
+                    let fresh = v.is_some();
+                    let v = v.or_else(|| b.verified().cloned());
+                    d.insert("verification".into(), serde_json::to_value(&v).unwrap_or_default());
+                    match v.as_ref().map(crate::backup::verify::outcome) {
+                        Some(Err(abort)) => Err((abort, d)),
+                        _ if fresh => Ok(("verified", Status::Changed, d)),
+                        _ => Ok(("verified", Status::Ok, d)),
+                    }
+                }
+                Err(abort) => Err((abort, serde_json::Map::new())),
+            };
+            clock.one_host(s, ("backup verify", "backup", &host.name), result)
+        },
+    )
 }
 
 fn status(a: StatusArgs) -> Result<Code, CliError> {
@@ -758,67 +831,73 @@ fn status(a: StatusArgs) -> Result<Code, CliError> {
         layout: Layout::Listing,
         lock_wait: None,
         hosts: Vec::new(),
+        roles: true,
     };
-    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
-        let (backups, index) = match catalog_and_index(&r, store_host).await {
-            Ok(x) => x,
-            Err(abort) => return s.end(Err(abort)),
-        };
-        let now = jiff::Timestamp::now().as_second();
-        let complete: Vec<&Backup> = backups.iter().filter(|b| b.state == catalog::State::Complete).collect();
-        let newest = complete.last();
-        let verified = complete.iter().rev().find(|b| b.verified().is_some());
-        let age = verified.map(|b| now - crate::backup::restore::started(b));
-        // The window: from the oldest backup whose binlog was shipped to the newest shipped
-        // transaction (or the newest backup's own point without binlogs).
-        let from = complete
-            .iter()
-            .find(|b| b.binlog_file.as_deref().is_some_and(|f| index.from_file(f).is_some()))
-            .or(complete.first())
-            .map(|b| crate::backup::restore::started(b));
-        let to = if index.covered_until > 0 {
-            Some(index.covered_until)
-        } else {
-            newest.map(|b| crate::backup::restore::started(b))
-        };
-        let show = |t: Option<i64>| t.map_or("-".to_string(), crate::backup::replay::show_time);
-        let row = json!({
-            "newest": newest.map(|b| b.id.clone()),
-            "newest_verified": verified.map(|b| b.id.clone()),
-            "verified_age_seconds": age,
-            "restore_seconds": verified.and_then(|b| b.verified()).map(|v| v.restore_seconds),
-            "window_from": show(from),
-            "window_to": show(to),
-            "gaps": index.gaps.len(),
-            "max_age_seconds": r.settings.max_age.as_secs(),
-        });
-        s.events().table(
-            "status",
-            &[
-                ("newest_verified", "NEWEST VERIFIED"),
-                ("verified_age_seconds", "AGE (S)"),
-                ("restore_seconds", "RESTORE (S)"),
-                ("window_from", "WINDOW FROM"),
-                ("window_to", "TO"),
-                ("gaps", "GAPS"),
-            ],
-            vec![row],
-        );
-        let max = r.settings.max_age.as_secs() as i64;
-        match age {
-            None => s.end(Err(Abort::new(Code::HostFailed, "no backup has been verified")
-                .hint("`tend backup verify` proves the newest one"))),
-            Some(age) if age > max => s.end(Err(Abort::new(
-                Code::HostFailed,
-                format!(
-                    "the newest verified backup is {} h old (backup_max_age: {} h)",
-                    age / 3600,
-                    max / 3600
-                ),
-            ))),
-            Some(_) => s.end(Ok(Code::Ok)),
-        }
-    })
+    operate(
+        &a.common,
+        &r,
+        spec,
+        async |s: &Session<'_>, store_host, roles: &Roles| {
+            let (backups, index) = match catalog_and_index(&r, store_host, &roles.primary.name).await {
+                Ok(x) => x,
+                Err(abort) => return s.end(Err(abort)),
+            };
+            let now = jiff::Timestamp::now().as_second();
+            let complete: Vec<&Backup> = backups.iter().filter(|b| b.state == catalog::State::Complete).collect();
+            let newest = complete.last();
+            let verified = complete.iter().rev().find(|b| b.verified().is_some());
+            let age = verified.map(|b| now - crate::backup::restore::started(b));
+            // The window: from the oldest backup whose binlog was shipped to the newest shipped
+            // transaction (or the newest backup's own point without binlogs).
+            let from = complete
+                .iter()
+                .find(|b| b.binlog_file.as_deref().is_some_and(|f| index.from_file(f).is_some()))
+                .or(complete.first())
+                .map(|b| crate::backup::restore::started(b));
+            let to = if index.covered_until > 0 {
+                Some(index.covered_until)
+            } else {
+                newest.map(|b| crate::backup::restore::started(b))
+            };
+            let show = |t: Option<i64>| t.map_or("-".to_string(), crate::backup::replay::show_time);
+            let row = json!({
+                "newest": newest.map(|b| b.id.clone()),
+                "newest_verified": verified.map(|b| b.id.clone()),
+                "verified_age_seconds": age,
+                "restore_seconds": verified.and_then(|b| b.verified()).map(|v| v.restore_seconds),
+                "window_from": show(from),
+                "window_to": show(to),
+                "gaps": index.gaps.len(),
+                "max_age_seconds": r.settings.max_age.as_secs(),
+            });
+            s.events().table(
+                "status",
+                &[
+                    ("newest_verified", "NEWEST VERIFIED"),
+                    ("verified_age_seconds", "AGE (S)"),
+                    ("restore_seconds", "RESTORE (S)"),
+                    ("window_from", "WINDOW FROM"),
+                    ("window_to", "TO"),
+                    ("gaps", "GAPS"),
+                ],
+                vec![row],
+            );
+            let max = r.settings.max_age.as_secs() as i64;
+            match age {
+                None => s.end(Err(Abort::new(Code::HostFailed, "no backup has been verified")
+                    .hint("`tend backup verify` proves the newest one"))),
+                Some(age) if age > max => s.end(Err(Abort::new(
+                    Code::HostFailed,
+                    format!(
+                        "the newest verified backup is {} h old (backup_max_age: {} h)",
+                        age / 3600,
+                        max / 3600
+                    ),
+                ))),
+                Some(_) => s.end(Ok(Code::Ok)),
+            }
+        },
+    )
 }
 
 fn prune(a: PruneArgs) -> Result<Code, CliError> {
@@ -828,13 +907,29 @@ fn prune(a: PruneArgs) -> Result<Code, CliError> {
         command: "backup prune",
         layout: Layout::Listing,
         lock_wait: (!a.plan).then_some(a.lock_wait),
-        hosts: vec![r.primary.clone()],
+        hosts: Vec::new(),
+        roles: false,
     };
-    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host| {
+    operate(&a.common, &r, spec, async |s: &Session<'_>, store_host, _: &Roles| {
         let clock = ops::Clock::start();
         let result = async {
-            let (backups, index) = catalog_and_index(&r, store_host).await?;
-            let p = crate::backup::retention::plan(&backups, std::slice::from_ref(&index), r.settings.keep);
+            // Every member's binlogs: after a failover the old primary's are in the store too.
+            let (backups, _) = r
+                .settings
+                .store
+                .list(store_host)
+                .await
+                .map_err(|e| Abort::step("cannot read the catalog", &e))?;
+            let mut indexes = Vec::new();
+            for (m, _) in &r.members {
+                let index = crate::backup::binlogs::Index::load(&r.settings.store, store_host, &m.name)
+                    .await
+                    .map_err(|e| Abort::step("cannot read the binlog index", &e))?;
+                if !index.files.is_empty() {
+                    indexes.push(index);
+                }
+            }
+            let p = crate::backup::retention::plan(&backups, &indexes, r.settings.keep);
             let mut rows: Vec<serde_json::Value> = Vec::new();
             for b in &backups {
                 let keep = p.keep.iter().find(|(id, _)| id == &b.id);
@@ -874,10 +969,12 @@ fn prune(a: PruneArgs) -> Result<Code, CliError> {
                 .remove(store_host, &p.delete, &files)
                 .await
                 .map_err(|e| Abort::step("cannot delete from the store", &e))?;
-            if let Some(names) = p.binlogs.get(&index.host) {
-                crate::backup::binlogs::forget((&r.settings.store, store_host), index.clone(), names)
-                    .await
-                    .map_err(|e| Abort::step("cannot update the binlog index", &e))?;
+            for index in indexes {
+                if let Some(names) = p.binlogs.get(&index.host) {
+                    crate::backup::binlogs::forget((&r.settings.store, store_host), index, names)
+                        .await
+                        .map_err(|e| Abort::step("cannot update the binlog index", &e))?;
+                }
             }
             Ok((p, true))
         }
@@ -901,6 +998,6 @@ fn prune(a: PruneArgs) -> Result<Code, CliError> {
             }
             Err(abort) => Err((abort, serde_json::Map::new())),
         };
-        clock.one_host(s, ("backup prune", "backup", &r.primary.name), result)
+        clock.one_host(s, ("backup prune", "backup", &r.settings.store.describe()), result)
     })
 }

@@ -86,7 +86,7 @@ pub struct DeployArgs {
     /// Expected SHA-256 of the artifact; with a URL, each host downloads it and checks it
     #[arg(long, value_name = "SHA256")]
     pub checksum: Option<String>,
-    /// Apply pending schema migrations (from DIR, else `migrate_dir`) on the `db_primary` host
+    /// Apply pending schema migrations (from DIR, else `migrate_dir`) on the database primary
     /// before any host is switched; the release's manifest keeps the schema version
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
     pub migrate: Option<String>,
@@ -240,7 +240,7 @@ impl Plan {
             }),
             check: fleet.check,
             forks: fleet.target.connection.forks as usize,
-            optional: Vec::new(),
+            optional: self.migrate.as_ref().map(|m| m.optional()).unwrap_or_default(),
         };
         let mut targets: Vec<Target> = self.apps.iter().map(|(t, _, _)| t.clone()).collect();
         targets.extend(self.balancers.iter().cloned());
@@ -517,9 +517,10 @@ async fn list_releases(plan: &Plan, session: &Session<'_>) -> Outcome {
 /// Lock subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum LockCommand {
-    /// Show who holds the lock of a group
+    /// Show who holds the lock of a group (or, with --db, of the database cluster)
     Show(LockArgs),
-    /// Remove the lock of a group, whoever holds it (use when its holder is gone)
+    /// Remove the lock of a group (or, with --db, of the database cluster), whoever holds it
+    /// (use when its holder is gone)
     Break(LockArgs),
 }
 
@@ -528,20 +529,39 @@ pub enum LockCommand {
 pub struct LockArgs {
     #[command(flatten)]
     pub group: GroupOpts,
+    /// The database cluster's lock instead (`db`: backups, restores, rebuilds and failovers
+    /// take it; it lives on the balancer, else on the `db_primary` host)
+    #[arg(long)]
+    pub db: bool,
 }
 
 /// Runs `tend lock show|break`.
 pub fn lock_command(cmd: LockCommand) -> Result<Code, CliError> {
-    let (args, breaking) = match cmd {
-        LockCommand::Show(a) => (a.group, false),
-        LockCommand::Break(a) => (a.group, true),
+    let ((args, db), breaking) = match cmd {
+        LockCommand::Show(a) => ((a.group, a.db), false),
+        LockCommand::Break(a) => ((a.group, a.db), true),
     };
-    let plan = resolve(&args, "", false)?;
+    let (name, lock_host) = if db {
+        let (inv, vars) = args.inventory.load()?;
+        let primary = inv
+            .group_index("db_primary")
+            .and_then(|g| inv.hosts_of_group(g).first().copied())
+            .ok_or_else(|| Diagnostic::plain("the inventory has no `db_primary` host: there is no database lock"))?;
+        let primary = args.connection.target(&inv, &vars, primary)?;
+        let lb = args.connection.balancer(&inv, &vars)?;
+        (
+            super::backup::DB_LOCK.to_string(),
+            super::backup::db_lock_host(lb.as_ref().map(|(t, _)| t), &primary),
+        )
+    } else {
+        (args.group.clone(), resolve(&args, "", false)?.lock_host)
+    };
+    let options = args.connection.connect_options()?;
     let task = if breaking { "lock break" } else { "lock show" };
     let settings = args.output.settings(Layout::Listing);
     block_on(async move {
         let events = Events::start(task, 1, &settings);
-        let fleet = args.connection.fleet(plan.options.clone());
+        let fleet = args.connection.fleet(options);
         let request = Request {
             command: task.into(),
             reason: String::new(),
@@ -550,8 +570,6 @@ pub fn lock_command(cmd: LockCommand) -> Result<Code, CliError> {
             forks: 1,
             optional: Vec::new(),
         };
-        let name = args.group.clone();
-        let lock_host = plan.lock_host.clone();
         ops::run(&events, &fleet, request, vec![lock_host.clone()], async |session: &Session<'_>| {
             let Some(host) = session.host(&lock_host.name) else {
                 return Outcome {

@@ -7,7 +7,7 @@ use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::failover::probe::{self, Probe};
 use crate::failover::switch::{self, Cx};
-use crate::failover::topology::{self, Seen, Topology};
+use crate::failover::topology::{self, Topology};
 use crate::failover::{self, Member, Settings, history};
 use crate::migrate::db::Db;
 use crate::ops::{self, Abort, LockRequest, Outcome, Request, Session};
@@ -392,39 +392,11 @@ where
 
 /// Reads every member and the proxy.
 async fn topology(s: &Session<'_>, c: &Cluster) -> Topology {
-    let seen = s
-        .each(c.members.iter(), |(m, _)| async move {
-            let state = match s.host(&m.name) {
-                None => Err("unreachable".to_string()),
-                Some(h) => {
-                    let db = Db::admin(h, &c.settings.login);
-                    topology::read(&db).await.map_err(|e| e.message())
-                }
-            };
-            Seen {
-                member: m.clone(),
-                state,
-            }
-        })
-        .await;
-    let proxy = match c.lb.as_ref().and_then(|(t, _)| s.host(&t.name)) {
-        Some(lb) => match ops::proxy::read_upstream(lb, &c.settings.upstream).await {
-            Ok(text) => match ops::proxy::upstream_server(&text) {
-                Ok((host, _)) => Some(host),
-                Err(e) => {
-                    s.events().warn(format!("{}: {e}", lb.name()));
-                    None
-                }
-            },
-            Err(e) => {
-                s.events()
-                    .warn(format!("cannot read the database proxy: {}", e.message()));
-                None
-            }
-        },
-        None => None,
-    };
-    Topology::new(seen, proxy)
+    let members: Vec<Member> = c.members.iter().map(|(m, _)| m.clone()).collect();
+    let proxy =
+        c.lb.as_ref()
+            .map(|(t, _)| (t.name.as_str(), c.settings.upstream.as_str()));
+    topology::observe(s, &members, &c.settings.login, proxy).await
 }
 
 fn status(a: StatusArgs) -> Result<Code, CliError> {

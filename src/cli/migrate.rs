@@ -27,7 +27,9 @@ use std::time::Duration;
 /// continued by tend and the other way round. Statements are split as the `mariadb` client
 /// splits them (`DELIMITER` blocks for procedures and triggers included).
 ///
-/// The target is the `db_primary` group's host unless `--target` says otherwise; a read_only
+/// The target is the cluster's primary: the `db_primary` group's host, or, after a failover,
+/// the member of the replica group whose server is writable and replicates from nobody (the
+/// servers are asked; the inventory need not be edited). `--target HOST` names one; a read_only
 /// server (a replica) is refused. The schema: `--database`, else `migrate_database`, else
 /// `shop_db_name`.
 ///
@@ -65,7 +67,8 @@ pub struct Common {
     pub inventory: InventoryOpts,
     #[command(flatten)]
     pub connection: ConnectionOpts,
-    /// The database server: a host or a group with one host
+    /// The database server: a host or a group with one host (the default follows the
+    /// primary across failovers)
     #[arg(long, default_value = "db_primary", value_name = "PATTERN")]
     pub target: String,
     /// The schema migrated [default: `migrate_database`, else `shop_db_name`]
@@ -205,11 +208,15 @@ pub struct LockOpts {
 }
 
 /// What a command resolved before connecting.
+#[derive(Clone)]
 pub(super) struct Resolved {
     primary: Target,
     replicas: Vec<(Target, Settings)>,
     settings: Settings,
     files: Migrations,
+    /// The target is the default `db_primary`: the primary is whichever member of the
+    /// cluster its server says is (after a switchover, a host of `db_replica`).
+    follow: bool,
 }
 
 fn version(flag: &str, v: &Option<String>) -> Result<Option<Version>, CliError> {
@@ -277,8 +284,11 @@ pub(super) fn resolve_with(
     let settings = migrate::settings(&vars, &inv, h, &over)?;
     let files = files::load(&settings.dir)?;
     let primary = connection.target(&inv, &vars, h)?;
+    let follow = target == "db_primary";
     let mut reps = Vec::new();
-    if replicas && let Some(g) = inv.group_index(&settings.replica_group) {
+    if (replicas || follow)
+        && let Some(g) = inv.group_index(&settings.replica_group)
+    {
         for r in inv.hosts_of_group(g) {
             if r != h {
                 let mut s = migrate::settings(&vars, &inv, r, &over)?;
@@ -292,6 +302,7 @@ pub(super) fn resolve_with(
         replicas: reps,
         settings,
         files,
+        follow,
     })
 }
 
@@ -432,9 +443,10 @@ where
             }),
             check: false,
             forks: c.connection.forks as usize,
-            optional: Vec::new(),
+            optional: r.optional(),
         };
         ops::run(&events, &fleet, request, targets, async |session: &Session<'_>| {
+            let r = r.follow(session).await;
             let Some(db) = r.db(session) else {
                 return session.end(Err(Abort::new(
                     Code::Internal,
@@ -458,6 +470,61 @@ impl Resolved {
         }
     }
 
+    /// The hosts the run can do without: when following the servers' roles, the replicas
+    /// (one may be a dead old primary).
+    pub(super) fn optional(&self) -> Vec<String> {
+        if self.follow {
+            self.replicas.iter().map(|(t, _)| t.name.clone()).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// When following, the member whose server is the primary now (writable, replicating
+    /// from nobody) becomes the target and the inventory's primary one of the replicas. When
+    /// the servers cannot say, nothing moves: the target's own checks refuse a read_only
+    /// server.
+    pub(super) async fn follow(self, s: &Session<'_>) -> Self {
+        if !self.follow {
+            return self;
+        }
+        let all: Vec<(Target, Settings)> = std::iter::once((self.primary.clone(), self.settings.clone()))
+            .chain(self.replicas.iter().cloned())
+            .collect();
+        let mut writable = Vec::new();
+        for (i, (t, set)) in all.iter().enumerate() {
+            let Some(h) = s.host(&t.name) else { continue };
+            let db = Db {
+                host: h.clone(),
+                login: set.login.clone(),
+                database: String::new(),
+            };
+            if crate::failover::topology::read(&db)
+                .await
+                .is_ok_and(|srv| !srv.read_only && !srv.replicating())
+            {
+                writable.push(i);
+            }
+        }
+        let [now] = writable.as_slice() else { return self };
+        if *now == 0 {
+            return self;
+        }
+        let mut all = all;
+        let (primary, mut settings) = all.remove(*now);
+        settings.database = self.settings.database.clone();
+        s.events().note(format!(
+            "{} is the primary now (the inventory's `db_primary` is {}): migrating there",
+            primary.name, self.primary.name
+        ));
+        Self {
+            primary,
+            replicas: all,
+            settings,
+            ..self
+        }
+    }
+
     /// Every host to connect: the primary, then the replicas.
     pub(super) fn targets(&self) -> Vec<Target> {
         let mut targets = vec![self.primary.clone()];
@@ -477,6 +544,7 @@ impl Resolved {
 /// `deploy --migrate`: the pending migrations on the connected primary, under the schema's lock,
 /// before anything of the release is switched; returns the schema version after them.
 pub(super) async fn for_deploy(s: &Session<'_>, r: &Resolved, release: &str) -> Result<Option<String>, Abort> {
+    let r = &r.clone().follow(s).await;
     let Some(db) = r.db(s) else {
         return Err(Abort::new(
             Code::Internal,

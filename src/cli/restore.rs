@@ -2,7 +2,7 @@
 //! a point, on the operations core.
 
 use super::CliError;
-use super::backup::{Common, Resolved, Spec, operate, resolve};
+use super::backup::{Common, Resolved, Roles, Spec, operate, resolve};
 use super::common::{choose, confirm};
 use crate::backup::binlogs::{self, Index};
 use crate::backup::catalog::Kind;
@@ -14,7 +14,7 @@ use crate::exit::Code;
 use crate::migrate::db::{Db, Script};
 use crate::ops::{self, Abort, Outcome, Session};
 use crate::output::{Layout, Status, StepEvent};
-use crate::transport::{Held, Target};
+use crate::transport::Held;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sha2::Digest as _;
@@ -104,7 +104,7 @@ pub enum ReplicaCommand {
 pub struct RebuildArgs {
     #[command(flatten)]
     pub common: Common,
-    /// The replica (a host of `db_replica`)
+    /// The replica (a database host that replicates from the primary now)
     pub host: String,
     /// Print the plan and change nothing
     #[arg(long)]
@@ -144,13 +144,7 @@ pub fn replica(cmd: ReplicaCommand) -> Result<Code, CliError> {
         rebuild: true,
     };
     let r = resolve(&a.common, None)?;
-    if !r.replicas.iter().any(|t| t.name == a.host) {
-        let mut d = Diagnostic::plain(format!("`{}` is not a replica (`db_replica`)", a.host));
-        if let Some(m) = crate::diagnostic::did_you_mean(&a.host, r.replicas.iter().map(|t| t.name.as_str())) {
-            d = d.with_hint(format!("did you mean `{m}`?"));
-        }
-        return Err(d.into());
-    }
+    r.member(&a.host, "")?;
     start(&a.common, r, job, Wanted::End)
 }
 
@@ -177,60 +171,20 @@ pub fn run(a: RestoreArgs) -> Result<Code, CliError> {
 }
 
 fn start(common: &Common, r: Resolved, a: Job, wanted: Wanted) -> Result<Code, CliError> {
-    let role = role(&r, &a.target)?;
-    let target = role.target().clone();
-    let mut hosts = vec![target.clone()];
-    if r.primary.name != target.name {
-        hosts.push(r.primary.clone());
-    }
-    if matches!(role, Role::Primary(_))
-        && let Some((lb, _)) = &r.lb
-    {
-        hosts.push(lb.clone());
-    }
+    let target = r.member(&a.target, if a.rebuild { "" } else { "--target " })?.clone();
     let spec = Spec {
         command: a.command,
         reason: format!("restore {} to {}", target.name, wanted.describe()),
         layout: Layout::Steps,
         lock_wait: (!a.dry_run).then_some(a.lock_wait),
-        hosts,
+        hosts: vec![target.clone()],
+        roles: true,
     };
-    operate(common, &r, spec, async |s: &Session<'_>, _| {
+    operate(common, &r, spec, async |s: &Session<'_>, _, roles: &Roles| {
         let clock = ops::Clock::start();
-        let result = restore(s, &a, &r, (&role, &wanted)).await;
+        let result = restore(s, &a, &r, (roles, &wanted)).await;
         record(s, (clock, a.command), &target.name, result)
     })
-}
-
-/// The restored server's place.
-enum Role {
-    Primary(Target),
-    Replica(Target),
-}
-
-impl Role {
-    fn target(&self) -> &Target {
-        match self {
-            Self::Primary(t) | Self::Replica(t) => t,
-        }
-    }
-}
-
-fn role(r: &Resolved, name: &str) -> Result<Role, CliError> {
-    if r.primary.name == name {
-        return Ok(Role::Primary(r.primary.clone()));
-    }
-    if let Some(t) = r.replicas.iter().find(|t| t.name == name) {
-        return Ok(Role::Replica(t.clone()));
-    }
-    let names = std::iter::once(r.primary.name.as_str()).chain(r.replicas.iter().map(|t| t.name.as_str()));
-    let mut d = Diagnostic::plain(format!(
-        "--target `{name}` is not a database host (`db_primary`, `db_replica`)"
-    ));
-    if let Some(m) = crate::diagnostic::did_you_mean(name, names) {
-        d = d.with_hint(format!("did you mean `--target {m}`?"));
-    }
-    Err(d.into())
 }
 
 fn wanted(a: &RestoreArgs) -> Result<Wanted, CliError> {
@@ -267,17 +221,43 @@ struct Done {
     dry_run: bool,
 }
 
-async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role, &Wanted)) -> Result<Done, Abort> {
-    let target = role.target();
-    let Some(host) = s.host(&target.name) else {
-        return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", target.name)));
+async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (roles, wanted): (&Roles, &Wanted)) -> Result<Done, Abort> {
+    let Some(host) = s.host(&a.target) else {
+        return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", a.target)));
+    };
+    // The target's role is the one its server has now, whatever the inventory's group says.
+    let primary = roles.primary.name == a.target;
+    if a.rebuild && primary {
+        return Err(Abort::new(
+            Code::InvalidInput,
+            format!(
+                "{} is the primary now: only a replica is rebuilt; nothing was changed",
+                a.target
+            ),
+        )
+        .hint("`tend failover status` shows the roles"));
+    }
+    let lb = match &r.lb {
+        Some((lb, address)) if primary => match s.host(&lb.name) {
+            Some(h) => Some((h, lb, address)),
+            None => {
+                return Err(Abort::new(
+                    Code::Unreachable,
+                    format!(
+                        "the balancer {} is unreachable: the applications' writes cannot be stopped for the restore; nothing was changed",
+                        lb.name
+                    ),
+                ));
+            }
+        },
+        _ => None,
     };
     let db = Db::admin(host, &r.settings.login);
     let store = &r.settings.store;
     let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
     // The newest binlogs first: the point may be minutes old. (The primary is a target and the
     // lock's host: an unreachable one stops the run, exit 3, before this.)
-    if let Some(p) = s.host(&r.primary.name) {
+    if let Some(p) = s.host(&roles.primary.name) {
         let t = Instant::now();
         let pdb = Db {
             host: p.clone(),
@@ -286,7 +266,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
         match binlogs::ship_locked(&pdb, (store, store_host), Duration::from_secs(60), &s.cancel).await {
             Ok(shipped) => s.step(
                 StepEvent::new(
-                    &r.primary.name,
+                    &roles.primary.name,
                     "ship",
                     if shipped.bytes > 0 { Status::Changed } else { Status::Ok },
                     format!(
@@ -307,11 +287,31 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
         .list(store_host)
         .await
         .map_err(|e| Abort::step("cannot read the catalog", &e))?;
-    let backups: Vec<_> = backups
+    // A backup's position names the binlogs of the primary of its time: after a failover
+    // those of the old primary, which the new one's do not continue.
+    let (backups, before): (Vec<_>, Vec<_>) = backups
         .into_iter()
-        .filter(|b| b.binlog_host.as_deref().is_none_or(|h| h == r.primary.name))
-        .collect();
-    let index = Index::load(store, store_host, &r.primary.name)
+        .partition(|b| b.binlog_host.as_deref().is_none_or(|h| h == roles.primary.name));
+    if !backups
+        .iter()
+        .any(|b| b.state == crate::backup::catalog::State::Complete)
+        && let Some(old) = before
+            .iter()
+            .rev()
+            .find(|b| b.state == crate::backup::catalog::State::Complete)
+    {
+        return Err(Abort::new(
+            Code::InvalidInput,
+            format!(
+                "every complete backup was taken while {} was the primary ({} newest); {} is the primary now and its binlogs do not roll them forward; nothing was changed",
+                old.binlog_host.as_deref().unwrap_or("another server"),
+                old.id,
+                roles.primary.name
+            ),
+        )
+        .hint("take a backup now: `tend backup run`"));
+    }
+    let index = Index::load(store, store_host, &roles.primary.name)
         .await
         .map_err(|e| Abort::step("cannot read the binlog index", &e))?;
     let time = match wanted {
@@ -321,7 +321,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
         }
         _ => None,
     };
-    let key = hex::encode(&sha2::Sha256::digest(format!("{}|{wanted:?}|{}", target.name, a.backup))[..8]);
+    let key = hex::encode(&sha2::Sha256::digest(format!("{}|{wanted:?}|{}", a.target, a.backup))[..8]);
     let mut staged = Staged::new(&key);
     let yes = a.yes;
     let pick = |matches: &[&Txn]| -> Option<usize> {
@@ -385,7 +385,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
                 k.gtid, prepared.backup.id
             ),
         )
-        .hint(format!("take a backup of the primary first: `tend backup run --from {}`", r.primary.name)));
+        .hint(format!("take a backup of the primary first: `tend backup run --from {}`", roles.primary.name)));
     }
     // The run: what it restores and where it ends (a rebuild's end moves with the binlogs).
     let run = format!("{key}-{}-{}", &prepared.backup.id, prepared.plan.end);
@@ -428,14 +428,14 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
                     Code::InvalidInput,
                     format!(
                         "{} holds transactions past the restore point (GTID {g}; the point is {}): they would be lost",
-                        target.name, plan.end
+                        a.target, plan.end
                     ),
                 )
                 .hint("check with --dry-run, then add --force to restore anyway"));
             }
             s.events().warn(format!(
                 "{} holds transactions past the restore point (up to {g}); {}",
-                target.name,
+                a.target,
                 if a.force {
                     "--force: they will be lost"
                 } else {
@@ -463,7 +463,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
         s.events().note("dry run: nothing was changed");
         return Ok(done);
     }
-    if !a.yes && !confirm(&format!("replace every database of {} with this?", target.name)) {
+    if !a.yes && !confirm(&format!("replace every database of {} with this?", a.target)) {
         restore::clean(host, &staged).await;
         return Err(
             Abort::new(Code::InvalidInput, "restore not confirmed; nothing was changed")
@@ -482,40 +482,35 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
     }
     // Writes stopped (primary) or replication stopped (replica) for the duration.
     let mut writes: Option<Held> = None;
-    match role {
-        Role::Primary(_) => {
-            if let Some((lb, address)) = &r.lb
-                && let Some(lbh) = s.host(&lb.name)
-            {
-                let t = Instant::now();
-                let held = ops::proxy::stop_writes(lbh, &r.settings.proxy_upstream)
-                    .await
-                    .map_err(|e| Abort::step("cannot stop writes at the database proxy; nothing was changed", &e))?;
-                writes = Some(held);
-                let killed = ops::proxy::kill_sessions_from(&db, address).await.unwrap_or(0);
-                s.step(
-                    StepEvent::new(
-                        &lb.name,
-                        "stop writes",
-                        Status::Changed,
-                        format!("database proxy stopped; {killed} open sessions ended"),
-                    )
-                    .took(t.elapsed()),
-                );
-            } else {
-                s.events()
-                    .warn("no balancer (`lb`) in the inventory: application writes are not stopped");
-            }
-        }
-        Role::Replica(_) => {
-            let mut q = Script::new();
-            q.sql("STOP SLAVE");
-            db.query("stop replication", &q)
+    if primary {
+        if let Some((lbh, lb, address)) = lb {
+            let t = Instant::now();
+            let held = ops::proxy::stop_writes(lbh, &r.settings.proxy_upstream)
                 .await
-                .map_err(|e| Abort::step("cannot stop replication; nothing was changed", &e))?;
+                .map_err(|e| Abort::step("cannot stop writes at the database proxy; nothing was changed", &e))?;
+            writes = Some(held);
+            let killed = ops::proxy::kill_sessions_from(&db, address).await.unwrap_or(0);
+            s.step(
+                StepEvent::new(
+                    &lb.name,
+                    "stop writes",
+                    Status::Changed,
+                    format!("database proxy stopped; {killed} open sessions ended"),
+                )
+                .took(t.elapsed()),
+            );
+        } else {
+            s.events()
+                .warn("no balancer (`lb`) in the inventory: application writes are not stopped");
         }
+    } else {
+        let mut q = Script::new();
+        q.sql("STOP SLAVE");
+        db.query("stop replication", &q)
+            .await
+            .map_err(|e| Abort::step("cannot stop replication; nothing was changed", &e))?;
     }
-    if matches!(role, Role::Primary(_)) {
+    if primary {
         // The primary's binlog describes another history from here: recorded before anything is
         // dropped (nothing the restore does is binlogged, so the position holds).
         if let Err(e) = binlogs::mark_break(&db, (store, store_host), &s.cancel).await {
@@ -527,10 +522,10 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
         }
     }
     let applied = restore::apply(s, (store, store_host), &db, (&run, &staged, unpacked), &prepared).await;
-    let after = match (&applied, role) {
-        (Ok(()), Role::Replica(t)) => replicate(s, &db, &t.name, &plan.end.to_string()).await,
-        (Ok(()), Role::Primary(_)) => {
-            for rep in &r.replicas {
+    let after = match &applied {
+        Ok(()) if !primary => replicate(s, &db, &a.target, &plan.end.to_string()).await,
+        Ok(()) => {
+            for rep in &roles.replicas {
                 s.events().warn(format!(
                     "{} holds data the restored primary no longer has: rebuild it (`tend replica rebuild {}`)",
                     rep.name, rep.name
@@ -538,7 +533,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (role, wanted): (&Role,
             }
             Ok(())
         }
-        _ => Ok(()),
+        Err(_) => Ok(()),
     };
     restore::clean(host, &staged).await;
     if let (Some(held), Some((lb, _))) = (writes, &r.lb) {

@@ -94,6 +94,47 @@ pub struct Topology {
     pub problems: Vec<String>,
 }
 
+/// Reads every member (in parallel) and the proxy's server: the one picture every database
+/// command decides by (which member is the primary now), failovers and backups alike. A member
+/// not connected in `s` is "unreachable"; `proxy` is the balancer's host and the upstream name.
+pub async fn observe(
+    s: &crate::ops::Session<'_>,
+    members: &[Member],
+    login: &crate::modules::mysql::Login,
+    proxy: Option<(&str, &str)>,
+) -> Topology {
+    let seen = s
+        .each(members.iter(), |m| async move {
+            let state = match s.host(&m.name) {
+                None => Err("unreachable".to_string()),
+                Some(h) => read(&Db::admin(h, login)).await.map_err(|e| e.message()),
+            };
+            Seen {
+                member: m.clone(),
+                state,
+            }
+        })
+        .await;
+    let proxy = match proxy.and_then(|(lb, upstream)| s.host(lb).map(|h| (h, upstream))) {
+        Some((lb, upstream)) => match crate::ops::proxy::read_upstream(lb, upstream).await {
+            Ok(text) => match crate::ops::proxy::upstream_server(&text) {
+                Ok((host, _)) => Some(host),
+                Err(e) => {
+                    s.events().warn(format!("{}: {e}", lb.name()));
+                    None
+                }
+            },
+            Err(e) => {
+                s.events()
+                    .warn(format!("cannot read the database proxy: {}", e.message()));
+                None
+            }
+        },
+        None => None,
+    };
+    Topology::new(seen, proxy)
+}
+
 /// Reads one server in one session.
 pub async fn read(db: &Db) -> Result<Server, crate::transport::StepError> {
     let mut s = Script::new();

@@ -478,9 +478,15 @@ async fn take_lock(
             Ok(Some(lease))
         }
         Err(LockError::Held(info)) => {
+            let breaking = match spec.name.as_str() {
+                "db" => "`tend lock break --db`".to_string(),
+                n if n.starts_with("migrate-") => {
+                    "it expires by itself (its holder renews it while it runs)".to_string()
+                }
+                n => format!("`tend lock break --group {n}`"),
+            };
             events.error(ErrorEvent::new(format!("lock {}", info.describe())).with_hint(format!(
-                "wait with `--lock-wait SECONDS`; if that run is gone, `tend lock break --group {}`",
-                spec.name
+                "wait with `--lock-wait SECONDS`; if that run is gone, {breaking}"
             )));
             Err(Code::Locked)
         }

@@ -407,12 +407,53 @@ fn a_killed_primary_is_replaced_fenced_and_rejoined() {
     assert_eq!(code, 200, "{body}");
     assert!(body.contains(&format!("db: {r}")), "{body}");
 
+    // With the old primary's server dead, backups and migrations work on the new primary.
+    let inv = lab.inventory();
+    let store = common::scratch();
+    let store_var = format!("backup_store_dir={}", store.path().display());
+    let tend = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-i", &inv, "-e", &store_var, "--format", "json"]);
+        run_in(&repo(), &all)
+    };
+    let b = tend(&["backup", "run"]);
+    assert_eq!(b.code, 0, "{b:?}");
+    let rec = record(&b);
+    assert_eq!(
+        (rec["source"].as_str(), rec["from_replica"].as_bool()),
+        (Some(r.as_str()), Some(false)),
+        "{rec}"
+    );
+    let schema = format!("fk_{}", std::process::id());
+    let migrations = common::scratch();
+    std::fs::write(
+        migrations.path().join("V1__t.sql"),
+        "CREATE TABLE t (id INT PRIMARY KEY);\n",
+    )
+    .expect("migration");
+    let dir = migrations.path().to_string_lossy().to_string();
+    let m = tend(&["migrate", "up", "--dir", &dir, "--database", &schema]);
+    assert_eq!(m.code, 0, "{m:?}");
+    assert!(m.stdout.contains(&format!("{p} is not a replica of {r}")), "{m:?}");
+    assert_eq!(sql(&lab, s.replica, &format!("SELECT COUNT(*) FROM {schema}.t")), "0");
+
     // Its host comes back: the server starts fenced, read_only and out of the proxy.
     start_server(&lab, s.primary);
     assert_eq!(sql(&lab, s.primary, "SELECT @@read_only"), "1");
     let (_, rows) = status(&lab);
     assert_eq!(rows[&p]["proxy"], false, "{rows:?}");
     assert_eq!(rows[&r]["role"], "primary", "{rows:?}");
+    // Fenced but not rejoined, it is nobody's replica: not rebuilt, restored or backed up from.
+    for args in [
+        vec!["replica", "rebuild", p.as_str(), "--yes"],
+        vec!["restore", "--target", p.as_str(), "--yes", "--force"],
+        vec!["backup", "run", "--from", p.as_str()],
+    ] {
+        let refused = tend(&args);
+        assert_eq!(refused.code, 4, "{args:?}: {refused:?}");
+        assert!(refused.stderr.contains("not a replica of the primary"), "{refused:?}");
+    }
+    assert_eq!(sql(&lab, s.primary, "SELECT @@read_only"), "1");
 
     // Rejoined: a replica of the new primary, with nothing errant.
     let j = failover(&lab, &["rejoin", &p]);
@@ -422,6 +463,9 @@ fn a_killed_primary_is_replaced_fenced_and_rejoined() {
     let back = failover(&lab, &["switchover", "--to", &p]);
     assert_eq!(back.code, 0, "{back:?}");
     assert_primary(&lab, &s, (s.primary, s.replica), true);
+    // The migration made while it was down reached it through replication.
+    assert_eq!(sql(&lab, s.primary, &format!("SELECT COUNT(*) FROM {schema}.t")), "0");
+    sql(&lab, s.primary, &format!("DROP DATABASE {schema}"));
     let h = failover(&lab, &["history"]);
     assert!(
         h.events("row")

@@ -236,13 +236,36 @@ impl Resolved {
 /// failover the inventory's groups name the old roles; nothing follows them blindly).
 pub(super) struct Roles {
     pub primary: Target,
+    /// Members whose server replicates from the primary.
     pub replicas: Vec<Target>,
+    /// The other members, with why each is neither (unreachable, or replicating from nobody:
+    /// a former primary not yet rejoined).
+    pub others: Vec<(Target, String)>,
 }
 
 impl Roles {
     /// Whether `name` replicates from the primary.
     pub(super) fn is_replica(&self, name: &str) -> bool {
         self.replicas.iter().any(|t| t.name == name)
+    }
+
+    /// Refuses (exit 4) a member that is neither the primary nor one of its replicas, as the
+    /// host a command acts on: restoring, rebuilding or backing up a detached former primary
+    /// would act on a history nobody else has.
+    pub(super) fn placed(&self, name: &str) -> Result<(), Abort> {
+        match self.others.iter().find(|(t, _)| t.name == name) {
+            Some((_, why)) => Err(Abort::new(
+                Code::InvalidInput,
+                format!(
+                    "{name} is not a replica of the primary {} ({why}); nothing was changed",
+                    self.primary.name
+                ),
+            )
+            .hint(format!(
+                "`tend failover status` shows the roles; a former primary rejoins with `tend failover rejoin {name}`"
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -332,6 +355,11 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
         spec,
         async |s: &Session<'_>, store_host, roles: &Roles| {
             let started = ops::Clock::start();
+            if let Some(t) = &r.from
+                && let Err(abort) = roles.placed(&t.name)
+            {
+                return s.end(Err(abort));
+            }
             let sources: Vec<(&Target, bool)> = match &r.from {
                 Some(t) => vec![(t, roles.is_replica(&t.name))],
                 None => roles
@@ -655,11 +683,15 @@ where
         };
         ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
             let roles = if spec.roles {
-                roles(s, r).await
+                match roles(s, r).await {
+                    Ok(roles) => roles,
+                    Err(abort) => return s.end(Err(abort)),
+                }
             } else {
                 Roles {
                     primary: r.primary.clone(),
                     replicas: r.members.iter().skip(1).map(|(_, t)| t.clone()).collect(),
+                    others: Vec::new(),
                 }
             };
             let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
@@ -671,28 +703,54 @@ where
 
 /// The roles the servers have now ([`crate::failover::topology`]: the member the proxy sends
 /// the applications to, else the one writable server that replicates from nobody). When the
-/// servers cannot say (the primary unreachable and no other writable), the inventory's
-/// groups; the command's own steps then say what is wrong.
-async fn roles(s: &Session<'_>, r: &Resolved) -> Roles {
+/// servers cannot say which one is the primary (it is unreachable and nobody else writes, or
+/// two servers write), nothing is done: a backup, binlog or restore aimed at the wrong
+/// server does harm (exit 3 when a member is unreachable, else 2).
+async fn roles(s: &Session<'_>, r: &Resolved) -> Result<Roles, Abort> {
     let members: Vec<Member> = r.members.iter().map(|(m, _)| m.clone()).collect();
     let proxy =
         r.lb.as_ref()
             .map(|(t, _)| (t.name.as_str(), r.settings.proxy_upstream.as_str()));
     let t = crate::failover::topology::observe(s, &members, &r.settings.login, proxy).await;
-    let primary = t.primary.map_or_else(|| r.primary.clone(), |i| r.members[i].1.clone());
+    let split = t.problems.iter().find(|p| p.contains("split brain"));
+    let Some(p) = t.primary.filter(|_| split.is_none()) else {
+        let unreachable = t.members.iter().any(|m| m.state.is_err());
+        return Err(Abort::new(
+            if unreachable {
+                Code::Unreachable
+            } else {
+                Code::HostFailed
+            },
+            format!(
+                "which server is the primary cannot be told: {}; nothing was changed",
+                t.problems.join("; ")
+            ),
+        )
+        .hint("`tend failover status` shows each member; after losing the primary, `tend failover promote`"));
+    };
+    for problem in &t.problems {
+        s.events().warn(problem.clone());
+    }
+    let primary = r.members[p].1.clone();
     if primary.name != r.primary.name {
         s.events().note(format!(
             "{} is the primary now (the inventory's `db_primary` is {}): the servers' roles are followed",
             primary.name, r.primary.name
         ));
     }
-    let replicas = r
-        .members
-        .iter()
-        .filter(|(m, _)| m.name != primary.name)
-        .map(|(_, t)| t.clone())
-        .collect();
-    Roles { primary, replicas }
+    let mut roles = Roles {
+        primary,
+        replicas: Vec::new(),
+        others: Vec::new(),
+    };
+    for i in (0..t.members.len()).filter(|&i| i != p) {
+        let target = r.members[i].1.clone();
+        match t.follows_primary(i) {
+            Ok(()) => roles.replicas.push(target),
+            Err(why) => roles.others.push((target, why)),
+        }
+    }
+    Ok(roles)
 }
 
 /// The backups of the store and the binlog index of the primary.
@@ -754,12 +812,24 @@ fn verify(a: VerifyArgs) -> Result<Code, CliError> {
         async |s: &Session<'_>, store_host, roles: &Roles| {
             let clock = ops::Clock::start();
             // The scratch server runs beside a replica rather than the primary.
-            let host = host.unwrap_or_else(|| roles.replicas.first().unwrap_or(&roles.primary).clone());
+            let host = host.unwrap_or_else(|| {
+                roles
+                    .replicas
+                    .iter()
+                    .find(|t| s.host(&t.name).is_some())
+                    .unwrap_or(&roles.primary)
+                    .clone()
+            });
             let result = async {
                 let Some(h) = s.host(&host.name) else {
                     return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", host.name)));
                 };
-                let (backups, index) = catalog_and_index(&r, store_host, &roles.primary.name).await?;
+                let (backups, _) = r
+                    .settings
+                    .store
+                    .list(store_host)
+                    .await
+                    .map_err(|e| Abort::step("cannot read the catalog", &e))?;
                 let chosen = match &a.id {
                     Some(id) => backups.iter().find(|b| &b.id == id),
                     None => backups.iter().rev().find(|b| b.state == catalog::State::Complete),
@@ -784,6 +854,17 @@ fn verify(a: VerifyArgs) -> Result<Code, CliError> {
                     return Ok((b.clone(), None));
                 }
                 s.events().note(format!("verifying {} on {}", b.id, host.name));
+                // Rolled forward over the binlogs of the primary it was taken under (after a
+                // failover, the old primary's).
+                let binlog_host = b.binlog_host.clone().unwrap_or_else(|| roles.primary.name.clone());
+                let index = crate::backup::binlogs::Index::load(&r.settings.store, store_host, &binlog_host)
+                    .await
+                    .map_err(|e| Abort::step("cannot read the binlog index", &e))?;
+                let backups: Vec<Backup> = backups
+                    .iter()
+                    .filter(|x| x.binlog_host.as_deref().is_none_or(|h| h == binlog_host))
+                    .cloned()
+                    .collect();
                 let v = crate::backup::verify::run(
                     s,
                     (&r.settings.store, store_host),
@@ -851,7 +932,10 @@ fn status(a: StatusArgs) -> Result<Code, CliError> {
             // transaction (or the newest backup's own point without binlogs).
             let from = complete
                 .iter()
-                .find(|b| b.binlog_file.as_deref().is_some_and(|f| index.from_file(f).is_some()))
+                .find(|b| {
+                    b.binlog_host.as_deref().is_none_or(|h| h == index.host)
+                        && b.binlog_file.as_deref().is_some_and(|f| index.from_file(f).is_some())
+                })
                 .or(complete.first())
                 .map(|b| crate::backup::restore::started(b));
             let to = if index.covered_until > 0 {

@@ -215,8 +215,23 @@ pub(super) struct Resolved {
     settings: Settings,
     files: Migrations,
     /// The target is the default `db_primary`: the primary is whichever member of the
-    /// cluster its server says is (after a switchover, a host of `db_replica`).
-    follow: bool,
+    /// cluster its server says is (after a switchover, a host of `db_replica`), read as the
+    /// backups and failovers read it.
+    follow: Option<Cluster>,
+    /// Where the schema's lease lock lives: for the cluster's members the database lock's
+    /// host (the balancer, else the inventory's primary), the same whichever member is the
+    /// primary and whichever way the target was named; else the target.
+    lock_host: Target,
+}
+
+/// What following the cluster's primary reads.
+#[derive(Clone)]
+pub(super) struct Cluster {
+    members: Vec<crate::failover::Member>,
+    /// tend's administrative login (the backups' and failovers').
+    login: crate::modules::mysql::Login,
+    /// The balancer and its database upstream.
+    proxy: Option<(Target, String)>,
 }
 
 fn version(flag: &str, v: &Option<String>) -> Result<Option<Version>, CliError> {
@@ -284,9 +299,34 @@ pub(super) fn resolve_with(
     let settings = migrate::settings(&vars, &inv, h, &over)?;
     let files = files::load(&settings.dir)?;
     let primary = connection.target(&inv, &vars, h)?;
-    let follow = target == "db_primary";
+    let members: Vec<usize> = ["db_primary", "db_replica"]
+        .iter()
+        .filter_map(|g| inv.group_index(g))
+        .flat_map(|g| inv.hosts_of_group(g))
+        .collect();
+    let lb = connection.balancer(&inv, &vars)?;
+    let lock_host = match (members.contains(&h), inv.group_index("db_primary")) {
+        (true, Some(g)) => match inv.hosts_of_group(g).first() {
+            Some(&p) => super::backup::db_lock_host(lb.as_ref().map(|(t, _)| t), &connection.target(&inv, &vars, p)?),
+            None => primary.clone(),
+        },
+        _ => primary.clone(),
+    };
+    let follow = if target == "db_primary" && members.len() > 1 {
+        let b = crate::backup::settings(&vars, &inv, h)?;
+        Some(Cluster {
+            members: members
+                .iter()
+                .map(|&m| crate::failover::member(&vars, &inv, m))
+                .collect::<Result<_, _>>()?,
+            login: b.login,
+            proxy: lb.map(|(t, _)| (t, b.proxy_upstream)),
+        })
+    } else {
+        None
+    };
     let mut reps = Vec::new();
-    if (replicas || follow)
+    if (replicas || follow.is_some())
         && let Some(g) = inv.group_index(&settings.replica_group)
     {
         for r in inv.hosts_of_group(g) {
@@ -303,6 +343,7 @@ pub(super) fn resolve_with(
         settings,
         files,
         follow,
+        lock_host,
     })
 }
 
@@ -437,7 +478,7 @@ where
             reason: format!("schema {}", r.settings.database),
             lock: lock_wait.map(|wait| LockRequest {
                 name: lock_name.clone(),
-                host: r.primary.clone(),
+                host: r.lock_host.clone(),
                 ttl: migrate::LOCK_TTL,
                 wait: Duration::from_secs(wait),
             }),
@@ -447,11 +488,9 @@ where
         };
         ops::run(&events, &fleet, request, targets, async |session: &Session<'_>| {
             let r = r.follow(session).await;
-            let Some(db) = r.db(session) else {
-                return session.end(Err(Abort::new(
-                    Code::Internal,
-                    "internal: the primary's connection went missing",
-                )));
+            let db = match r.db(session) {
+                Ok(db) => db,
+                Err(abort) => return session.end(Err(abort)),
             };
             session.touch(&r.primary.name);
             work(session, &db, &r).await
@@ -468,58 +507,72 @@ impl Resolved {
                 events.secret(p);
             }
         }
+        if let Some(p) = self.follow.as_ref().and_then(|c| c.login.password.as_ref()) {
+            events.secret(p);
+        }
     }
 
-    /// The hosts the run can do without: when following the servers' roles, the replicas
-    /// (one may be a dead old primary).
+    /// The hosts the run can do without: when following the servers' roles, every member
+    /// (a dead old primary among them) and the balancer; never the lock's host.
     pub(super) fn optional(&self) -> Vec<String> {
-        if self.follow {
-            self.replicas.iter().map(|(t, _)| t.name.clone()).collect()
-        } else {
-            Vec::new()
+        match &self.follow {
+            Some(c) => std::iter::once(self.primary.name.clone())
+                .chain(self.replicas.iter().map(|(t, _)| t.name.clone()))
+                .chain(c.proxy.iter().map(|(t, _)| t.name.clone()))
+                .filter(|n| *n != self.lock_host.name)
+                .collect(),
+            None => Vec::new(),
         }
     }
 
-    /// When following, the member whose server is the primary now (writable, replicating
-    /// from nobody) becomes the target and the inventory's primary one of the replicas. When
-    /// the servers cannot say, nothing moves: the target's own checks refuse a read_only
-    /// server.
+    /// When following, the member the servers say is the primary (as backups and failovers
+    /// read it: [`crate::failover::topology::observe`]) becomes the target and the inventory's
+    /// primary one of the replicas. When the servers cannot say, nothing moves: the target's
+    /// own checks refuse a read_only or unreachable server.
     pub(super) async fn follow(self, s: &Session<'_>) -> Self {
-        if !self.follow {
-            return self;
-        }
-        let all: Vec<(Target, Settings)> = std::iter::once((self.primary.clone(), self.settings.clone()))
-            .chain(self.replicas.iter().cloned())
-            .collect();
-        let mut writable = Vec::new();
-        for (i, (t, set)) in all.iter().enumerate() {
-            let Some(h) = s.host(&t.name) else { continue };
-            let db = Db {
-                host: h.clone(),
-                login: set.login.clone(),
-                database: String::new(),
-            };
-            if crate::failover::topology::read(&db)
-                .await
-                .is_ok_and(|srv| !srv.read_only && !srv.replicating())
-            {
-                writable.push(i);
+        let Some(c) = &self.follow else { return self };
+        let proxy = c.proxy.as_ref().map(|(t, u)| (t.name.as_str(), u.as_str()));
+        let t = crate::failover::topology::observe(s, &c.members, &c.login, proxy).await;
+        let Some(p) = t
+            .primary
+            .filter(|_| !t.problems.iter().any(|p| p.contains("split brain")))
+        else {
+            for problem in &t.problems {
+                s.events().warn(problem.clone());
             }
-        }
-        let [now] = writable.as_slice() else { return self };
-        if *now == 0 {
             return self;
-        }
-        let mut all = all;
-        let (primary, mut settings) = all.remove(*now);
+        };
+        let name = t.members[p].member.name.clone();
+        let mut all = self.replicas.clone();
+        all.insert(0, (self.primary.clone(), self.settings.clone()));
+        let Some(i) = all.iter().position(|(r, _)| r.name == name) else {
+            return self;
+        };
+        let (primary, mut settings) = all.remove(i);
         settings.database = self.settings.database.clone();
-        s.events().note(format!(
-            "{} is the primary now (the inventory's `db_primary` is {}): migrating there",
-            primary.name, self.primary.name
-        ));
+        if i > 0 {
+            s.events().note(format!(
+                "{} is the primary now (the inventory's `db_primary` is {}): migrating there",
+                primary.name, self.primary.name
+            ));
+        }
+        // The replicas waited for are the members that replicate from it now.
+        let replicas = all
+            .into_iter()
+            .filter(|(r, _)| match t.index(&r.name).map(|k| t.follows_primary(k)) {
+                Some(Err(why)) => {
+                    s.events().warn(format!(
+                        "{} is not a replica of {} ({why}): its lag is not waited for",
+                        r.name, primary.name
+                    ));
+                    false
+                }
+                _ => true,
+            })
+            .collect();
         Self {
             primary,
-            replicas: all,
+            replicas,
             settings,
             ..self
         }
@@ -529,11 +582,23 @@ impl Resolved {
     pub(super) fn targets(&self) -> Vec<Target> {
         let mut targets = vec![self.primary.clone()];
         targets.extend(self.replicas.iter().map(|(t, _)| t.clone()));
+        targets.extend(self.follow.iter().flat_map(|c| c.proxy.iter().map(|(t, _)| t.clone())));
+        targets.push(self.lock_host.clone());
+        targets.dedup_by(|a, b| a.name == b.name);
         targets
     }
 
-    fn db(&self, s: &Session<'_>) -> Option<Db> {
-        s.host(&self.primary.name).map(|h| Db {
+    /// The primary's session; unreachable (a followed cluster whose primary is down and no
+    /// other member writes): exit 3.
+    fn db(&self, s: &Session<'_>) -> Result<Db, Abort> {
+        let Some(h) = s.host(&self.primary.name) else {
+            return Err(Abort::new(
+                Code::Unreachable,
+                format!("the primary {} is unreachable; nothing was changed", self.primary.name),
+            )
+            .hint("`tend failover status` shows the cluster"));
+        };
+        Ok(Db {
             host: h.clone(),
             login: self.settings.login.clone(),
             database: self.settings.database.clone(),
@@ -545,10 +610,11 @@ impl Resolved {
 /// before anything of the release is switched; returns the schema version after them.
 pub(super) async fn for_deploy(s: &Session<'_>, r: &Resolved, release: &str) -> Result<Option<String>, Abort> {
     let r = &r.clone().follow(s).await;
-    let Some(db) = r.db(s) else {
+    let db = r.db(s)?;
+    let Some(lock_host) = s.host(&r.lock_host.name) else {
         return Err(Abort::new(
             Code::Internal,
-            "internal: the primary's connection went missing",
+            "internal: the lock host's connection went missing",
         ));
     };
     let req = lock::Request {
@@ -558,7 +624,7 @@ pub(super) async fn for_deploy(s: &Session<'_>, r: &Resolved, release: &str) -> 
         ttl: migrate::LOCK_TTL,
         wait: Duration::ZERO,
     };
-    let lease = match lock::acquire(&db.host, &req, &s.cancel).await {
+    let lease = match lock::acquire(lock_host, &req, &s.cancel).await {
         Ok(l) => l,
         Err(lock::LockError::Held(info)) => {
             return Err(Abort::new(Code::Locked, format!("lock {}", info.describe())));

@@ -226,6 +226,7 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (roles, wanted): (&Role
         return Err(Abort::new(Code::Unreachable, format!("{} is unreachable", a.target)));
     };
     // The target's role is the one its server has now, whatever the inventory's group says.
+    roles.placed(&a.target)?;
     let primary = roles.primary.name == a.target;
     if a.rebuild && primary {
         return Err(Abort::new(
@@ -255,8 +256,8 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (roles, wanted): (&Role
     let db = Db::admin(host, &r.settings.login);
     let store = &r.settings.store;
     let store_host = r.store_host.as_ref().and_then(|t| s.host(&t.name));
-    // The newest binlogs first: the point may be minutes old. (The primary is a target and the
-    // lock's host: an unreachable one stops the run, exit 3, before this.)
+    // The newest binlogs first: the point may be minutes old. (The primary answered when the
+    // roles were read: an unreachable one stops the run before this.)
     if let Some(p) = s.host(&roles.primary.name) {
         let t = Instant::now();
         let pdb = Db {
@@ -292,6 +293,18 @@ async fn restore(s: &Session<'_>, a: &Job, r: &Resolved, (roles, wanted): (&Role
     let (backups, before): (Vec<_>, Vec<_>) = backups
         .into_iter()
         .partition(|b| b.binlog_host.as_deref().is_none_or(|h| h == roles.primary.name));
+    if let Some(old) = before.iter().find(|b| b.id == a.backup) {
+        return Err(Abort::new(
+            Code::InvalidInput,
+            format!(
+                "backup {} was taken while {} was the primary; {} is the primary now and its binlogs do not roll it forward; nothing was changed",
+                old.id,
+                old.binlog_host.as_deref().unwrap_or("another server"),
+                roles.primary.name
+            ),
+        )
+        .hint("take a backup now: `tend backup run`"));
+    }
     if !backups
         .iter()
         .any(|b| b.state == crate::backup::catalog::State::Complete)

@@ -361,6 +361,25 @@ impl Topology {
         }
     }
 
+    /// Whether member `i` replicates from the primary now; else why not (unreachable, or
+    /// replicating from nobody, as a former primary not yet rejoined, or from elsewhere).
+    pub fn follows_primary(&self, i: usize) -> Result<(), String> {
+        let Some(p) = self.primary else {
+            return Err("there is no primary".into());
+        };
+        let address = &self.members[p].member;
+        match &self.members[i].state {
+            Ok(srv) => match &srv.replication {
+                Some(rep) if srv.replicating() && (rep.source == address.address || rep.source == address.name) => {
+                    Ok(())
+                }
+                Some(rep) if srv.replicating() => Err(format!("it replicates from {}", rep.source)),
+                _ => Err("it replicates from nobody".into()),
+            },
+            Err(e) => Err(e.clone()),
+        }
+    }
+
     /// The primary's member and server.
     pub fn primary(&self) -> Option<(&Member, &Server)> {
         let p = self.primary?;

@@ -227,6 +227,7 @@ pub struct Request {
     pub forks: usize,
     /// Hosts the operation can do without (a failover's dead primary): when one cannot be
     /// reached it is reported and the work runs without it ([`Session::host`] is `None`).
+    /// The lock's host is never optional.
     pub optional: Vec<String>,
 }
 
@@ -379,7 +380,9 @@ where
                 let e = StepError::transport(&t.name, "connect", e);
                 counts.entry(t.name.clone()).or_default().add(Status::Unreachable);
                 events.step(StepEvent::failed(&e));
-                if !request.optional.contains(&t.name) {
+                // The lock's host is never optional: without it nothing may change.
+                let lock_host = request.lock.as_ref().is_some_and(|l| l.host.name == t.name);
+                if lock_host || !request.optional.contains(&t.name) {
                     unreachable.push(e);
                 }
             }

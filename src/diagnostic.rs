@@ -12,6 +12,8 @@ pub struct Source {
     pub path: PathBuf,
     /// The whole file content.
     pub text: Arc<str>,
+    /// Decrypted from a vault: errors name the line and column but never show its text.
+    pub sealed: bool,
 }
 
 impl Source {
@@ -20,12 +22,21 @@ impl Source {
         Self {
             path: path.into(),
             text: text.into(),
+            sealed: false,
+        }
+    }
+
+    /// Wraps the plaintext of a vault-encrypted file.
+    pub fn sealed(path: impl Into<PathBuf>, text: impl Into<Arc<str>>) -> Self {
+        Self {
+            sealed: true,
+            ..Self::new(path, text)
         }
     }
 
     /// An error located at `line:column` (1-based) of this file.
     pub fn error(&self, line: u32, column: u32, message: impl Into<String>) -> Diagnostic {
-        let source_line = if line == 0 {
+        let source_line = if line == 0 || self.sealed {
             None
         } else {
             self.text

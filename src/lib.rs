@@ -12,7 +12,9 @@
 //!   `release` (deploys and rollbacks), `migrate` (schema migrations) and `backup` are built,
 //!   and ad-hoc commands run;
 //! - `output` is the one event stream: secrets masked in one place, one monitor drawing human
-//!   text or JSON Lines, the audit log.
+//!   text or JSON Lines, the audit log;
+//! - `vault` reads and writes ansible-vault's format: vaulted files and `!vault` values are
+//!   opened as they are loaded, and what they held is a secret of the run.
 
 pub mod backup;
 pub mod cli;
@@ -30,4 +32,5 @@ pub mod release;
 pub mod settings;
 pub mod template;
 pub mod transport;
+pub mod vault;
 pub mod yaml;

@@ -23,12 +23,15 @@ pub struct InventoryOpts {
     /// JSON/YAML `{"k": 1}`, or `@file.yaml`; repeatable
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     pub extra_vars: Vec<String>,
+    #[command(flatten)]
+    pub vault: super::vault::VaultOpts,
 }
 
 impl InventoryOpts {
     /// Loads the inventory (default: `inventory.yaml` in the current directory) and the
     /// variables of its hosts with `-e` over them.
     pub fn load(&self) -> Result<(Inventory, Variables), CliError> {
+        self.vault.install()?;
         let extra = crate::settings::extra_vars(&self.extra_vars)?;
         let paths = if self.inventory.is_empty() {
             let default = PathBuf::from("inventory.yaml");

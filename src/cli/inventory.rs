@@ -9,7 +9,7 @@ use clap::Args;
 use std::io::Write;
 
 /// Show the inventory: groups, hosts and their merged variables (with `-e` over them, as
-/// `ansible-inventory` shows them).
+/// `ansible-inventory` shows them; values from a vault are shown as `<vault>`).
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("view").args(["list", "graph", "host"])))]
 pub struct InventoryArgs {
@@ -46,7 +46,9 @@ pub fn run(args: InventoryArgs) -> Result<Code, CliError> {
                 None => d,
             }
         })?;
-        pretty(&serde_json::Value::Object(vars.merged(h)))?
+        let mut merged = serde_json::Value::Object(vars.merged(h));
+        crate::vault::conceal_json(&mut merged);
+        pretty(&merged)?
     } else {
         let mut list = inv.to_list_json();
         if let Some(hostvars) = list.pointer_mut("/_meta/hostvars").and_then(|v| v.as_object_mut()) {
@@ -54,6 +56,7 @@ pub fn run(args: InventoryArgs) -> Result<Code, CliError> {
                 hostvars.insert(host.name.clone(), serde_json::Value::Object(vars.merged(h)));
             }
         }
+        crate::vault::conceal_json(&mut list);
         pretty(&list)?
     };
     let mut out = std::io::stdout().lock();

@@ -11,6 +11,7 @@ mod migrate;
 mod restore;
 mod run;
 mod upload;
+mod vault;
 
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
@@ -57,6 +58,8 @@ enum Command {
     Replica(restore::ReplicaCommand),
     #[command(subcommand)]
     Failover(failover::FailoverCommand),
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -103,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Restore(args) => restore::run(args),
         Command::Replica(cmd) => restore::replica(cmd),
         Command::Failover(cmd) => failover::run(cmd),
+        Command::Vault(cmd) => vault::run(cmd),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

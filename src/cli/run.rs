@@ -70,6 +70,8 @@ pub struct ValidateArgs {
     /// Extra variables, as for `tend run`
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     pub extra_vars: Vec<String>,
+    #[command(flatten)]
+    pub vault: super::vault::VaultOpts,
 }
 
 fn load_all(paths: &[PathBuf], engine: &Engine) -> Result<Vec<Playbook>, CliError> {
@@ -90,6 +92,7 @@ fn count_tasks(tasks: &[Task]) -> usize {
 /// Runs `tend validate`.
 pub fn validate(args: ValidateArgs) -> Result<Code, CliError> {
     let engine = Engine::new();
+    args.vault.install()?;
     let extra = crate::settings::extra_vars(&args.extra_vars)?;
     let playbooks = load_all(&args.playbooks, &engine)?;
     if !args.inventory.is_empty() {

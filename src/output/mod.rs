@@ -161,9 +161,13 @@ impl Events {
             result.cmd = None;
             result.data = None;
         }
-        if let Ok(secrets) = self.inner.secrets.read()
-            && !secrets.is_empty()
-        {
+        let mut secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        let vaulted = crate::vault::revealed();
+        if !vaulted.is_empty() {
+            secrets.extend(vaulted);
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
+        if !secrets.is_empty() {
             event.texts_mut(&mut |text| {
                 for secret in secrets.iter() {
                     if text.contains(secret.as_str()) {

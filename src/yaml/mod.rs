@@ -9,8 +9,10 @@ use crate::diagnostic::{Diagnostic, Source};
 use std::path::Path;
 
 /// Reads and parses one YAML file; an empty file is `null`.
+/// A vault-encrypted file is opened with the run's vault passwords, and every string value in
+/// it becomes a secret of the run ([`crate::vault::reveal`]).
 pub fn load_file(path: &Path) -> Result<(Source, Node), Diagnostic> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         let d = Diagnostic::in_file(path, format!("cannot read file: {e}"));
         if e.kind() == std::io::ErrorKind::NotFound {
             d.with_hint("check the path, or pass another one")
@@ -18,9 +20,27 @@ pub fn load_file(path: &Path) -> Result<(Source, Node), Diagnostic> {
             d
         }
     })?;
+    if crate::vault::is_vault(&bytes) {
+        let plain = crate::vault::open_file(path, &bytes)?;
+        let source = Source::sealed(path, plain);
+        let node = parse(&source)?;
+        reveal_strings(&node);
+        return Ok((source, node));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| Diagnostic::in_file(path, "cannot read file: not UTF-8 text"))?;
     let source = Source::new(path, text);
     let node = parse(&source)?;
     Ok((source, node))
+}
+
+/// Every string value of a vaulted file is a secret (keys are names, not secrets).
+fn reveal_strings(node: &Node) {
+    match &node.value {
+        Value::Str(s) => crate::vault::reveal(s),
+        Value::Seq(items) => items.iter().for_each(reveal_strings),
+        Value::Map(entries) => entries.iter().for_each(|(_, v)| reveal_strings(v)),
+        _ => {}
+    }
 }
 
 /// Parses YAML text that belongs to `source`.
@@ -41,7 +61,43 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
     })?;
     let lines: Vec<&str> = source.text.lines().collect();
     pyyaml_booleans(&mut node, &lines);
+    open_vaults(&mut node, source)?;
     Ok(node)
+}
+
+/// `!vault |` values (the parser keeps their text, which starts with the vault header) are
+/// opened with the run's vault passwords and become secrets of the run.
+fn open_vaults(node: &mut Node, source: &Source) -> Result<(), Diagnostic> {
+    match &mut node.value {
+        Value::Str(s) if s.starts_with(crate::vault::HEADER) && crate::vault::is_vault(s.as_bytes()) => {
+            let plain = crate::vault::decrypt(s.as_bytes(), crate::vault::keys::keyring())
+                .map_err(|e| {
+                    let d = source.error(node.line, node.column, format!("cannot decrypt this `!vault` value: {e}"));
+                    match e {
+                        crate::vault::VaultError::NoPassword(_) => d.with_hint(
+                            "give --vault-password-file FILE, --vault-id LABEL@FILE or --ask-vault-pass (or set TEND_VAULT_PASSWORD_FILE)",
+                        ),
+                        _ => d,
+                    }
+                })?;
+            let plain = String::from_utf8(plain)
+                .map_err(|_| source.error(node.line, node.column, "the decrypted `!vault` value is not UTF-8 text"))?;
+            crate::vault::reveal(&plain);
+            *s = plain;
+        }
+        Value::Seq(items) => {
+            for n in items {
+                open_vaults(n, source)?;
+            }
+        }
+        Value::Map(entries) => {
+            for (_, v) in entries {
+                open_vaults(v, source)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// The booleans PyYAML (and so Ansible) reads; the parser also takes `y`, `n` and odd casings,

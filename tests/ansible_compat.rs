@@ -18,6 +18,33 @@ fn ansible_bin() -> PathBuf {
     dir
 }
 
+enum Tool {
+    Tend,
+    Ansible,
+}
+
+/// `tend inventory` or `ansible-inventory` on `inv` with `args`, as JSON (it must succeed).
+fn inventory_json(tool: Tool, inv: &str, args: &[&str]) -> serde_json::Value {
+    match tool {
+        Tool::Ansible => {
+            let out = Command::new(ansible_bin().join("ansible-inventory"))
+                .args(["-i", inv])
+                .args(args)
+                .output()
+                .expect("ansible-inventory");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).expect("json")
+        }
+        Tool::Tend => {
+            let mut all = vec!["inventory", "-i", inv];
+            all.extend_from_slice(args);
+            let r = run(&all);
+            assert_eq!(r.code, 0, "{r:?}");
+            serde_json::from_str(&r.stdout).expect("json")
+        }
+    }
+}
+
 #[test]
 fn booleans_are_read_as_ansible_reads_them() {
     let values = serde_json::json!([
@@ -93,24 +120,8 @@ fn extra_vars_show_in_the_inventory_as_ansible_inventory_shows_them() {
         "-e",
         r#"{"n": [1, 2], "ansible_port": 22}"#,
     ];
-    let ansible = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new(ansible_bin().join("ansible-inventory"))
-            .args(["-i", &inv])
-            .args(args)
-            .args(extra)
-            .output()
-            .expect("ansible-inventory");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("json")
-    };
-    let tend = |args: &[&str]| -> serde_json::Value {
-        let mut all = vec!["inventory", "-i", &inv];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&extra);
-        let r = run(&all);
-        assert_eq!(r.code, 0, "{r:?}");
-        serde_json::from_str(&r.stdout).expect("json")
-    };
+    let ansible = |args: &[&str]| inventory_json(Tool::Ansible, &inv, &[args, &extra].concat());
+    let tend = |args: &[&str]| inventory_json(Tool::Tend, &inv, &[args, &extra].concat());
     for host in ["a", "b"] {
         assert_eq!(tend(&["--host", host]), ansible(&["--host", host]), "--host {host}");
     }
@@ -175,4 +186,114 @@ fn the_bool_filter_reads_as_ansibles() {
     let ansible = read(&by_ansible);
     assert_eq!(ansible.len(), 16, "{ansible:?}");
     assert_eq!(read(&by_tend), ansible);
+}
+
+/// An INI inventory as existing projects write it (sections, `:vars`, `:children` declared
+/// before their children, ranges, ports, quoted and typed values, comments, ungrouped hosts,
+/// `group_vars/` beside it): tend and ansible-inventory see the same hosts, groups and values.
+#[test]
+fn ini_inventories_are_read_as_ansible_inventory_reads_them() {
+    let dir = scratch();
+    let inv = dir.path().join("hosts");
+    std::fs::write(
+        &inv,
+        r#"# The shop, INI style
+loose1 ansible_host=10.0.0.9   # a trailing comment
+[lb]
+lb1 ansible_host=10.0.0.2 ansible_port=2222
+
+[app]
+app[01:03].shop.internal tomcat_heap=512 java_opts="-Xms256m -Xmx512m"
+app4.shop.internal:2200 weight=2.5 enabled=True tags="['a', 'b']" mode=0644
+
+[db_primary]
+db1 ansible_user=deploy server_id=1 pass=ab#cd
+
+[db:children]
+db_primary
+db_replica
+
+[db_replica]
+db2
+
+[db:vars]
+mysql_port=3306
+mysql_root = s3cr et
+backup_days=[1, 7, 30]
+flags={'innodb': True, 'slow': None}
+
+[all:vars]
+ansible_python_interpreter=/usr/bin/python3
+env=prod
+"#,
+    )
+    .expect("inventory");
+    std::fs::create_dir_all(dir.path().join("group_vars")).expect("group_vars");
+    std::fs::write(dir.path().join("group_vars/app.yaml"), "deploy_dir: /srv/shop\n").expect("group_vars");
+    let inv = inv.to_string_lossy().into_owned();
+    let (t, a) = (
+        inventory_json(Tool::Tend, &inv, &["--list"]),
+        inventory_json(Tool::Ansible, &inv, &["--list"]),
+    );
+    assert_eq!(t["_meta"]["hostvars"], a["_meta"]["hostvars"]);
+    for group in ["all", "ungrouped", "lb", "app", "db", "db_primary", "db_replica"] {
+        let hosts = |v: &serde_json::Value| {
+            let mut h: Vec<String> = v[group]["hosts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
+            h.sort();
+            h
+        };
+        let children = |v: &serde_json::Value| {
+            let mut c: Vec<String> = v[group]["children"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect();
+            c.sort();
+            c
+        };
+        assert_eq!(hosts(&t), hosts(&a), "hosts of {group}");
+        assert_eq!(children(&t), children(&a), "children of {group}");
+    }
+    assert_eq!(
+        t["_meta"]["hostvars"]["app4.shop.internal"]["ansible_port"],
+        serde_json::json!(2200)
+    );
+
+    // Bad INI: one message naming the line and column, exit 4.
+    for (text, want) in [
+        ("[web\nh1\n", "hosts:1:1: invalid section `[web`"),
+        (
+            "[web:kids]\nh1\n",
+            "hosts:1:1: section `[web:kids]` has unknown type `kids`",
+        ),
+        (
+            "[web]\nh1 novalue\n",
+            "hosts:2:4: expected `key=value` after the host, found `novalue`",
+        ),
+        (
+            "[web:vars]\nx=1\n",
+            "hosts:1:2: section `[web:vars]` is for a group defined nowhere",
+        ),
+        (
+            "[all:children]\nwbe\n[web]\nh1\n",
+            "hosts:2:1: `wbe` is listed as a child but no section defines it",
+        ),
+    ] {
+        std::fs::write(&inv, text).expect("inventory");
+        let r = run(&["inventory", "-i", &inv, "--list"]);
+        assert_eq!(r.code, 4, "{text}: {r:?}");
+        assert!(r.stderr.contains(want), "{text}:\n{}", r.stderr);
+        let out = Command::new(ansible_bin().join("ansible-inventory"))
+            .args(["-i", &inv, "--list"])
+            .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "1")
+            .output()
+            .expect("ansible-inventory");
+        assert!(!out.status.success(), "ansible-inventory accepts {text:?}");
+    }
 }

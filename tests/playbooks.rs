@@ -49,3 +49,31 @@ fn start_at_an_unknown_task_is_refused_before_running() {
         )
     );
 }
+
+/// A play on a group that exists without hosts is skipped with a note, as Ansible skips it;
+/// a group the inventory does not have stays an error with a "did you mean".
+#[test]
+fn a_play_on_an_empty_group_is_skipped_and_an_unknown_one_refused() {
+    let scratch = common::scratch();
+    let inv = scratch.path().join("hosts");
+    std::fs::write(&inv, "[app]\nlocal1 ansible_connection=local\n\n[db]\n").expect("inventory");
+    let marker = scratch.path().join("ran");
+    let pb = scratch.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        format!(
+            "- hosts: db\n  gather_facts: false\n  tasks:\n    - command: 'false'\n- hosts: app\n  gather_facts: false\n  tasks:\n    - command: touch {}\n",
+            marker.display()
+        ),
+    )
+    .expect("playbook");
+    let (inv, pb) = (inv.display().to_string(), pb.display().to_string());
+    let r = run_in(&repo(), &["run", &pb, "-i", &inv]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("no host matches `db`"), "{r:?}");
+    assert!(marker.exists(), "the second play did not run: {r:?}");
+    std::fs::write(scratch.path().join("p.yaml"), "- hosts: dbb\n  tasks: []\n").expect("playbook");
+    let r = run_in(&repo(), &["run", &pb, "-i", &inv]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("did you mean `db`?"), "{r:?}");
+}

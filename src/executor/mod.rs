@@ -179,7 +179,10 @@ impl<'a> Executor<'a> {
         self.end_play.store(false, Ordering::SeqCst);
         if hosts.is_empty() {
             self.emit(Event::Warning {
-                message: format!("play `{}`: no host left after `--limit`; skipped", play.name),
+                message: format!(
+                    "play `{}`: no host matches `{}` (an empty group, or outside `--limit`); skipped",
+                    play.name, play.hosts
+                ),
             });
             return;
         }
@@ -721,9 +724,9 @@ pub fn plan(
                     });
                 }
             };
-            // A play outside `--limit` is skipped (as in Ansible); a pattern or limit that
-            // matches nothing in the inventory at all is still an error.
-            let mut hosts = inventory::select(inv, &pattern, None)?;
+            // A play outside `--limit`, or on a group without hosts, is skipped (as in
+            // Ansible); a pattern or limit that names nothing of the inventory is an error.
+            let mut hosts = inventory::select_for_play(inv, &pattern)?;
             if let Some(limit) = limit {
                 let allowed = inventory::select(inv, limit, None)?;
                 hosts.retain(|h| allowed.contains(h));

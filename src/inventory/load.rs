@@ -1,5 +1,6 @@
 //! Reading inventory files and `group_vars/`/`host_vars/` into an [`Inventory`].
 
+use super::ini;
 use super::range::expand_host_range;
 use super::{Group, Host, Inventory, Vars};
 use crate::diagnostic::{Diagnostic, Source, Span, did_you_mean};
@@ -49,7 +50,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Inventory, Diagnostic> {
             if files.is_empty() {
                 return Err(Diagnostic::in_file(
                     path,
-                    "inventory directory holds no `.yaml`, `.yml` or `.json` file",
+                    "inventory directory holds no `.yaml`, `.yml` or `.json` file, nor one without an extension",
                 ));
             }
             for file in files {
@@ -66,14 +67,23 @@ pub fn load(paths: &[PathBuf]) -> Result<Inventory, Diagnostic> {
     b.finish()
 }
 
-/// The YAML/JSON files of a directory, sorted by name (Ansible reads them in that order).
+/// The inventory files of a directory, sorted by name (Ansible reads them in that order).
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| Diagnostic::in_file(dir, format!("cannot read directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
+        .filter(|p| {
+            let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            // As Ansible: YAML and JSON files, and files without an extension (INI `hosts`).
+            p.is_file()
+                && !hidden
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    None | Some("yaml" | "yml" | "json")
+                )
+        })
         .collect();
     files.sort();
     Ok(files)
@@ -121,8 +131,23 @@ impl Builder {
         self.groups.len() - 1
     }
 
+    /// Reads a YAML inventory, or an INI one (a file not named `.yaml`/`.yml`/`.json` is told
+    /// by its content, as Ansible tries both).
     fn read_inventory_file(&mut self, path: &Path) -> Result<(), Diagnostic> {
-        let (source, root) = yaml::load_file(path)?;
+        let source = yaml::read_source(path)?;
+        let parsed = yaml::parse(&source);
+        let mapping_or_empty = parsed
+            .as_ref()
+            .ok()
+            .map(|n| matches!(n.value, Value::Map(_) | Value::Null));
+        // A `.yaml`, `.yml` or `.json` file is YAML; any other is told by its content.
+        let yaml_name = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"));
+        let root = if !yaml_name && ini::looks_like_ini(&source.text, mapping_or_empty) {
+            ini::parse(&source)?
+        } else {
+            parsed?
+        };
+        yaml::reveal_sealed(&source, &root);
         let top = mapping(&root, &source, "an inventory file")
             .map_err(|d| d.with_hint("a YAML inventory starts with `all:` and lists `hosts`, `vars` and `children`"))?;
         for (name, body) in top {

@@ -1,4 +1,4 @@
-//! Ansible-compatible inventory: YAML files (or a directory of them), `group_vars/` and
+//! Ansible-compatible inventory: YAML or INI files (or a directory of them), `group_vars/` and
 //! `host_vars/` beside them, merged into hosts with their final variables.
 //!
 //! Variable precedence, lowest first (Ansible's documented order):
@@ -8,12 +8,13 @@
 //! 3. host variables written in inventory files;
 //! 4. `host_vars/` files.
 
+mod ini;
 mod load;
 mod pattern;
 mod range;
 
 pub use load::load;
-pub use pattern::{PatternError, select};
+pub use pattern::{PatternError, select, select_for_play};
 
 use serde_json::{Map, Value};
 

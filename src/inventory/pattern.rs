@@ -50,9 +50,9 @@ fn terms(pattern: &str) -> Vec<&str> {
 
 /// Hosts (indices, inventory order) selected by `pattern`, optionally narrowed by `limit`.
 pub fn select(inv: &Inventory, pattern: &str, limit: Option<&str>) -> Result<Vec<usize>, PatternError> {
-    let mut selected = resolve(inv, pattern)?;
+    let mut selected = resolve(inv, pattern, false)?;
     if let Some(limit) = limit {
-        let allowed = resolve(inv, limit)?;
+        let allowed = resolve(inv, limit, false)?;
         selected.retain(|h| allowed.contains(h));
         if selected.is_empty() {
             return Err(err(
@@ -64,12 +64,20 @@ pub fn select(inv: &Inventory, pattern: &str, limit: Option<&str>) -> Result<Vec
     Ok(selected)
 }
 
-fn resolve(inv: &Inventory, pattern: &str) -> Result<Vec<usize>, PatternError> {
+/// A play's hosts: as [`select`], except that a group of the inventory that has no hosts
+/// matches none without an error (Ansible skips such a play); a name the inventory does not
+/// have stays an error.
+pub fn select_for_play(inv: &Inventory, pattern: &str) -> Result<Vec<usize>, PatternError> {
+    resolve(inv, pattern, true)
+}
+
+fn resolve(inv: &Inventory, pattern: &str, empty_groups: bool) -> Result<Vec<usize>, PatternError> {
     let n = inv.hosts.len();
     let mut union = vec![false; n];
     let mut intersect: Vec<Vec<bool>> = Vec::new();
     let mut exclude = vec![false; n];
     let mut any_union = false;
+    let mut empty_group = false;
     for term in terms(pattern) {
         if term.is_empty() {
             return Err(err(
@@ -83,7 +91,9 @@ fn resolve(inv: &Inventory, pattern: &str) -> Result<Vec<usize>, PatternError> {
             _ => (0, term),
         };
         let hits = match_term(inv, body, pattern)?;
-        if hits.is_empty() {
+        if hits.is_empty() && empty_groups && inv.group_index(body).is_some() {
+            empty_group = true;
+        } else if hits.is_empty() {
             let names = inv
                 .groups
                 .iter()
@@ -123,7 +133,7 @@ fn resolve(inv: &Inventory, pattern: &str) -> Result<Vec<usize>, PatternError> {
     let hosts: Vec<usize> = (0..n)
         .filter(|&h| union[h] && intersect.iter().all(|m| m[h]) && !exclude[h])
         .collect();
-    if hosts.is_empty() {
+    if hosts.is_empty() && !empty_group {
         return Err(err(
             format!("host pattern `{pattern}` matches no host"),
             Some("its intersections and exclusions leave nothing; check with `tend inventory --graph`".into()),

@@ -9,9 +9,16 @@ use crate::diagnostic::{Diagnostic, Source};
 use std::path::Path;
 
 /// Reads and parses one YAML file; an empty file is `null`.
-/// A vault-encrypted file is opened with the run's vault passwords, and every string value in
-/// it becomes a secret of the run ([`crate::vault::reveal`]).
 pub fn load_file(path: &Path) -> Result<(Source, Node), Diagnostic> {
+    let source = read_source(path)?;
+    let node = parse(&source)?;
+    reveal_sealed(&source, &node);
+    Ok((source, node))
+}
+
+/// Reads one input file as text. A vault-encrypted file is opened with the run's vault
+/// passwords (its [`Source`] is sealed: errors never show its lines).
+pub fn read_source(path: &Path) -> Result<Source, Diagnostic> {
     let bytes = std::fs::read(path).map_err(|e| {
         let d = Diagnostic::in_file(path, format!("cannot read file: {e}"));
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -21,16 +28,18 @@ pub fn load_file(path: &Path) -> Result<(Source, Node), Diagnostic> {
         }
     })?;
     if crate::vault::is_vault(&bytes) {
-        let plain = crate::vault::open_file(path, &bytes)?;
-        let source = Source::sealed(path, plain);
-        let node = parse(&source)?;
-        reveal_strings(&node);
-        return Ok((source, node));
+        return Ok(Source::sealed(path, crate::vault::open_file(path, &bytes)?));
     }
     let text = String::from_utf8(bytes).map_err(|_| Diagnostic::in_file(path, "cannot read file: not UTF-8 text"))?;
-    let source = Source::new(path, text);
-    let node = parse(&source)?;
-    Ok((source, node))
+    Ok(Source::new(path, text))
+}
+
+/// Every string value read from a vaulted file becomes a secret of the run
+/// ([`crate::vault::reveal`]).
+pub fn reveal_sealed(source: &Source, node: &Node) {
+    if source.sealed {
+        reveal_strings(node);
+    }
 }
 
 /// Every string value of a vaulted file is a secret (keys are names, not secrets).

@@ -24,22 +24,33 @@ fn a_missing_command_or_sudo_is_the_commands_failure_not_an_unreachable_host() {
     assert_eq!(v["rc"], 127, "{r:?}");
     assert!(v["stderr"].as_str().unwrap_or_default().contains("not found"), "{r:?}");
 
-    // h2 has no `sudo` (the lab shares the control node's programs, and it has none): the
-    // wrapper is missing, which is the task's failure with its exit code.
+    // h2 has no `sudo` (the lab shares the control node's programs, and it has none). The
+    // connection is root: becoming root needs no sudo, as in Ansible. Becoming another user
+    // needs the missing wrapper, which is the task's failure with its exit code.
     lab.sh(2, "! command -v sudo");
     let pf = PlaybookFile::new(
         r#"
 - hosts: h2
   gather_facts: no
   tasks:
-    - name: as root through sudo
+    - name: root to root
       command: id -u
       become: true
+    - name: as nobody through sudo
+      command: id -u
+      become: true
+      become_user: nobody
 "#,
     );
     let r = pf.run(&lab, &[]);
     assert_eq!(r.code, 2, "{r:?}");
-    let t = r.result("as root through sudo", "h2");
+    let root = r.result("root to root", "h2");
+    assert_eq!(
+        (root["status"].as_str(), root["stdout_tail"].as_str()),
+        (Some("changed"), Some("0")),
+        "{r:?}"
+    );
+    let t = r.result("as nobody through sudo", "h2");
     assert_eq!(
         (t["status"].as_str(), t["rc"].as_i64()),
         (Some("failed"), Some(127)),

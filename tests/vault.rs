@@ -96,7 +96,7 @@ fn files_and_strings_of_ansible_vault_are_read_and_never_shown() {
     // Without the password: exit 4 naming the file and what to give.
     let none = tend_in(dir, &["inventory", "-i", "inventory.yaml", "--host", "local1"]);
     assert_eq!(none.code, 4, "{none:?}");
-    assert!(none.stderr.contains("inventory.yaml:"), "{none:?}");
+    assert!(none.stderr.contains("group_vars/all.yaml: cannot decrypt"), "{none:?}");
     assert!(none.stderr.contains("--vault-password-file"), "{none:?}");
     // A wrong one: exit 4, the secret nowhere.
     let wrong = password_file(dir, "wrong.txt", "nope");
@@ -106,6 +106,7 @@ fn files_and_strings_of_ansible_vault_are_read_and_never_shown() {
     );
     assert_eq!(bad.code, 4, "{bad:?}");
     assert!(bad.stderr.contains("no vault password given opens it"), "{bad:?}");
+    assert!(!format!("{bad:?}").contains("file-secret-4711"), "{bad:?}");
 
     // Used by a playbook: the values reach the host decrypted, and no output or log of tend
     // holds them.
@@ -304,4 +305,114 @@ fn edit_keeps_an_unchanged_file_and_rekey_never_takes_the_environments_password(
     v.current_dir(dir)
         .args(["view", "e.yaml", "--vault-password-file", &env]);
     assert_eq!(ok(v), "x: 1\n");
+}
+
+/// Numbers and single lines of a vaulted value are secrets too; a value of a vault id whose
+/// password was not given fails only the task that uses it; a vaulted `copy` source is copied
+/// decrypted; decrypting keeps the file to its owner; a symlink is written through.
+#[test]
+fn every_part_of_a_vaulted_value_is_secret_and_files_are_kept_safe() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let d = scratch();
+    let dir = d.path();
+    let pw = password_file(dir, "pw.txt", "correct horse");
+    let other = password_file(dir, "other.txt", "not given to the run");
+    std::fs::write(
+        dir.join("secrets.yaml"),
+        "pin_code: 83927465\ntls_key: |\n  -----BEGIN KEY-----\n  c2VjcmV0IGtleSBsaW5l\n  -----END KEY-----\n",
+    )
+    .expect("secrets");
+    let e = tend_in(dir, &["vault", "encrypt", "secrets.yaml", "--vault-password-file", &pw]);
+    assert_eq!(e.code, 0, "{e:?}");
+    let s = tend_in(
+        dir,
+        &[
+            "vault",
+            "encrypt-string",
+            "--name",
+            "stage_token",
+            "stage-only-secret",
+            "--vault-id",
+            &format!("stage@{other}"),
+        ],
+    );
+    assert_eq!(s.code, 0, "{s:?}");
+    std::fs::write(dir.join("stage.yaml"), &s.stdout).expect("stage vars");
+    std::fs::write(dir.join("blob.txt"), "copied-secret-blob\n").expect("blob");
+    let e = tend_in(dir, &["vault", "encrypt", "blob.txt", "--vault-password-file", &pw]);
+    assert_eq!(e.code, 0, "{e:?}");
+    std::fs::write(
+        dir.join("inventory.yaml"),
+        "all:\n  hosts:\n    local1:\n      ansible_connection: local\n",
+    )
+    .expect("inventory");
+    let copied = dir.join("copied.txt");
+    std::fs::write(
+        dir.join("site.yaml"),
+        format!(
+            "- hosts: all\n  gather_facts: false\n  vars_files: [secrets.yaml, stage.yaml]\n  tasks:\n    - debug:\n        msg: \"pin {{{{ pin_code }}}} line {{{{ tls_key.splitlines()[1] }}}}\"\n    - copy:\n        src: blob.txt\n        dest: {}\n",
+            copied.display()
+        ),
+    )
+    .expect("playbook");
+    let r = tend_in(
+        dir,
+        &[
+            "run",
+            "site.yaml",
+            "-i",
+            "inventory.yaml",
+            "--vault-password-file",
+            &pw,
+            "--diff",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    for secret in ["83927465", "c2VjcmV0IGtleSBsaW5l", "copied-secret-blob"] {
+        assert!(
+            !r.stdout.contains(secret) && !r.stderr.contains(secret),
+            "{secret} shown:\n{r:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&copied).expect("copied"),
+        "copied-secret-blob\n"
+    );
+    // The stage value is only an error where it is used, naming its vault id.
+    std::fs::write(
+        dir.join("use.yaml"),
+        "- hosts: all\n  gather_facts: false\n  vars_files: [stage.yaml]\n  tasks:\n    - debug:\n        msg: \"{{ stage_token }}\"\n",
+    )
+    .expect("playbook");
+    let r = tend_in(
+        dir,
+        &["run", "use.yaml", "-i", "inventory.yaml", "--vault-password-file", &pw],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("vault id `stage`"), "{r:?}");
+
+    // Decrypted in place, a 0644 vault becomes a file only its owner reads.
+    let blob = dir.join("blob.txt");
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let dec = tend_in(dir, &["vault", "decrypt", "blob.txt", "--vault-password-file", &pw]);
+    assert_eq!(dec.code, 0, "{dec:?}");
+    let mode = std::fs::metadata(&blob).expect("blob").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Through a symlink: the file it points at is encrypted, the link stays a link.
+    std::os::unix::fs::symlink("blob.txt", dir.join("link.txt")).expect("symlink");
+    let enc = tend_in(dir, &["vault", "encrypt", "link.txt", "--vault-password-file", &pw]);
+    assert_eq!(enc.code, 0, "{enc:?}");
+    assert!(
+        std::fs::symlink_metadata(dir.join("link.txt"))
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&blob)
+            .expect("blob")
+            .starts_with("$ANSIBLE_VAULT;1.1;AES256\n")
+    );
 }

@@ -56,7 +56,16 @@ pub fn run(args: InventoryArgs) -> Result<Code, CliError> {
                 hostvars.insert(host.name.clone(), serde_json::Value::Object(vars.merged(h)));
             }
         }
-        crate::vault::conceal_json(&mut list);
+        // Only variables are concealed: host and group names are no secrets, even when a
+        // vaulted value happens to be part of one.
+        if let Some(groups) = list.as_object_mut() {
+            for (name, g) in groups.iter_mut() {
+                let vars = if name == "_meta" { "hostvars" } else { "vars" };
+                if let Some(v) = g.get_mut(vars) {
+                    crate::vault::conceal_json(v);
+                }
+            }
+        }
         pretty(&list)?
     };
     let mut out = std::io::stdout().lock();

@@ -124,6 +124,8 @@ pub fn main() -> ExitCode {
                 CliError::Internal(e) => format!("{e:#}"),
                 other => other.to_string(),
             };
+            // What a vault held never shows, in the last message either.
+            let text = crate::vault::conceal(&text);
             eprintln!("{}: {text}", style.red("error"));
             code.exit_code()
         }

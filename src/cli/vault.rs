@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default, Args)]
 pub struct VaultOpts {
     /// A file holding the vault password, or an executable printing it; repeatable
-    /// [default: `TEND_VAULT_PASSWORD_FILE` when no vault password option is given]
+    /// [default: `TEND_VAULT_PASSWORD_FILE`, else `ANSIBLE_VAULT_PASSWORD_FILE`, when no vault
+    /// password option is given]
     #[arg(long, value_name = "FILE|SCRIPT")]
     pub vault_password_file: Vec<PathBuf>,
     /// A vault id and where its password comes from: `LABEL@FILE`, `LABEL@SCRIPT` or
@@ -31,6 +32,9 @@ pub struct VaultOpts {
 
 /// The environment variable naming a vault password file or script.
 pub const PASSWORD_ENV: &str = "TEND_VAULT_PASSWORD_FILE";
+
+/// Ansible's, read when tend's is not set (an Ansible user's setup works as it is).
+const ANSIBLE_PASSWORD_ENV: &str = "ANSIBLE_VAULT_PASSWORD_FILE";
 
 impl VaultOpts {
     fn specs(&self) -> Vec<IdSpec> {
@@ -46,7 +50,9 @@ impl VaultOpts {
     pub fn keyring(&self) -> Result<Keyring, CliError> {
         let mut specs = self.specs();
         if specs.is_empty()
-            && let Some(p) = std::env::var_os(PASSWORD_ENV).filter(|p| !p.is_empty())
+            && let Some(p) = [PASSWORD_ENV, ANSIBLE_PASSWORD_ENV]
+                .iter()
+                .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
         {
             specs.push(IdSpec::file(Path::new(&p)));
         }
@@ -110,6 +116,7 @@ pub enum VaultCommand {
     /// Edit an encrypted file with $EDITOR; unchanged, it is left byte for byte as it was
     Edit(EditArgs),
     /// Encrypt a string as a YAML `!vault` value
+    #[command(alias = "encrypt_string")]
     EncryptString(StringArgs),
     /// Re-encrypt files with a new password (the old one opens them)
     Rekey(RekeyArgs),
@@ -164,8 +171,11 @@ pub struct StringArgs {
     /// The string (none: read from stdin, as ansible-vault does)
     pub string: Option<String>,
     /// The variable name written before `!vault |`
-    #[arg(short = 'n', long, value_name = "VAR")]
+    #[arg(short = 'n', long, value_name = "VAR", conflicts_with = "stdin_name")]
     pub name: Option<String>,
+    /// The variable name for the string read from stdin
+    #[arg(long, value_name = "VAR")]
+    pub stdin_name: Option<String>,
     #[command(flatten)]
     pub vault: VaultOpts,
     #[command(flatten)]
@@ -216,10 +226,16 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     std::fs::read(path).map_err(|e| file_error(path, format!("cannot read file: {e}")))
 }
 
-/// Writes `bytes` to `path` through a file beside it renamed over it (never half-written),
-/// keeping an existing file's permissions (a new one is 0600).
-fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    use std::os::unix::fs::PermissionsExt as _;
+/// The file a path names: a symlink's target (writing through a link keeps the link).
+fn real(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Writes `bytes` to `path` (a symlink's target) through a file beside it, synced and renamed
+/// over it (never half-written). An existing file keeps its owner and its mode (`plaintext`:
+/// at most 0600, as nobody else should read what a vault held); a new one is 0600.
+fn write(path: &Path, bytes: &[u8], plaintext: bool) -> Result<(), CliError> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     if path == Path::new("-") {
         let mut out = std::io::stdout().lock();
         return out
@@ -227,17 +243,29 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
             .and_then(|()| out.flush())
             .map_err(|e| file_error(path, format!("cannot write stdout: {e}")));
     }
-    let mode = std::fs::metadata(path).map(|m| m.permissions().mode()).unwrap_or(0o600);
+    let path = real(path);
+    let old = std::fs::metadata(&path).ok();
+    let mut mode = old.as_ref().map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    if plaintext {
+        mode &= 0o600;
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| file_error(path, format!("cannot write: {e}")))?;
+    let fail = |e: std::io::Error| file_error(&path, format!("cannot write: {e}"));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(fail)?;
+    if let Some(m) = &old {
+        // Only root can give a file away; anyone else keeps what they own.
+        let _ = std::os::unix::fs::chown(tmp.path(), Some(m.uid()), Some(m.gid()));
+    }
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)))
-        .map_err(|e| file_error(path, format!("cannot write: {e}")))?;
-    tmp.persist(path)
-        .map_err(|e| file_error(path, format!("cannot write: {}", e.error)))?;
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(fail)?;
+    tmp.persist(&path).map_err(|e| fail(e.error))?;
     Ok(())
 }
 
@@ -298,7 +326,7 @@ fn crypt(a: &CryptArgs, encrypt: bool) -> Result<Code, CliError> {
     }
     for (f, out) in results {
         let to = a.output.as_deref().unwrap_or(f);
-        write(to, &out)?;
+        write(to, &out, !encrypt)?;
         if to != Path::new("-") {
             eprintln!("{}: {}", to.display(), if encrypt { "encrypted" } else { "decrypted" });
         }
@@ -314,7 +342,7 @@ fn view(a: &ViewArgs) -> Result<Code, CliError> {
         texts.push(open(f, &read(f)?, &ring)?.0);
     }
     for t in texts {
-        write(Path::new("-"), &t)?;
+        write(Path::new("-"), &t, true)?;
     }
     Ok(Code::Ok)
 }
@@ -332,13 +360,14 @@ fn encrypt_string(a: &StringArgs) -> Result<Code, CliError> {
             read(Path::new("-"))?
         }
     };
-    if let Some(n) = &a.name
+    let name = a.name.as_ref().or(a.stdin_name.as_ref());
+    if let Some(n) = name
         && (n.is_empty() || n.contains(|c: char| !(c.is_alphanumeric() || c == '_')))
     {
-        return Err(Diagnostic::plain(format!("--name `{n}` is not a variable name")).into());
+        return Err(Diagnostic::plain(format!("`{n}` is not a variable name")).into());
     }
     let text = vault::encrypt(&plain, key.password(), Some(key.label()));
-    print!("{}", vault::yaml_value(a.name.as_deref(), &text));
+    print!("{}", vault::yaml_value(name.map(String::as_str), &text));
     Ok(Code::Ok)
 }
 
@@ -360,7 +389,7 @@ fn rekey(a: &RekeyArgs) -> Result<Code, CliError> {
         results.push((f, vault::encrypt(&plain, new.password(), Some(new.label()))));
     }
     for (f, out) in results {
-        write(f, out.as_bytes())?;
+        write(f, out.as_bytes(), false)?;
         eprintln!("{}: rekeyed", f.display());
     }
     Ok(Code::Ok)
@@ -378,13 +407,16 @@ fn editor() -> Result<Vec<String>, CliError> {
 }
 
 /// Lets the operator edit `plain` in a private file (mode 0600 in a 0700 directory, in
-/// memory where the machine has /dev/shm), overwritten and removed afterwards.
+/// memory where the machine has /dev/shm or /run/user/UID), overwritten and removed afterwards.
+/// Ctrl-C belongs to the editor meanwhile: tend ignores it, so an interrupt never leaves the
+/// plaintext behind nor loses the edit.
 fn edit_text(plain: &[u8], name: &Path) -> Result<Vec<u8>, CliError> {
-    let base = ["/dev/shm", "/run/user"]
-        .iter()
-        .map(Path::new)
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let base = [PathBuf::from("/dev/shm"), PathBuf::from(format!("/run/user/{uid}"))]
+        .into_iter()
         .find(|p| p.is_dir() && tempfile::Builder::new().tempdir_in(p).is_ok())
-        .map(Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::Builder::new()
         .prefix("tend-vault-")
@@ -395,14 +427,39 @@ fn edit_text(plain: &[u8], name: &Path) -> Result<Vec<u8>, CliError> {
         .join(name.file_name().unwrap_or(std::ffi::OsStr::new("vault")));
     std::fs::write(&file, plain).map_err(|e| file_error(&file, e))?;
     let words = editor()?;
-    let status = std::process::Command::new(&words[0])
-        .args(&words[1..])
-        .arg(&file)
+    let mut cmd = std::process::Command::new(&words[0]);
+    cmd.args(&words[1..]).arg(&file);
+    // SAFETY: between fork and exec only async-signal-safe calls: signal(2) gives the editor
+    // back the default handling of the signals tend ignores below.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    // SAFETY: setting a signal's disposition (and putting it back) has no preconditions.
+    let saved = unsafe {
+        (
+            libc::signal(libc::SIGINT, libc::SIG_IGN),
+            libc::signal(libc::SIGQUIT, libc::SIG_IGN),
+        )
+    };
+    let status = cmd
         .status()
         .map_err(|e| Diagnostic::plain(format!("cannot run the editor `{}`: {e}", words[0])));
+    // SAFETY: as above.
+    unsafe {
+        libc::signal(libc::SIGINT, saved.0);
+        libc::signal(libc::SIGQUIT, saved.1);
+    }
     let edited = std::fs::read(&file).map_err(|e| file_error(&file, e));
-    // Overwritten before removal: the plaintext does not linger in freed blocks of a disk.
-    let _ = std::fs::write(&file, vec![0u8; edited.as_ref().map_or(0, Vec::len)]);
+    // Overwritten in place (not truncated first) before removal, so the plaintext does not
+    // linger in freed blocks.
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&file) {
+        let len = edited.as_ref().map_or(0, Vec::len).max(plain.len());
+        let _ = f.write_all(&vec![0u8; len]).and_then(|()| f.sync_all());
+    }
     drop(dir);
     let status = status?;
     if !status.success() {
@@ -424,10 +481,15 @@ fn create(a: &EditArgs) -> Result<Code, CliError> {
     let ring = a.vault.keyring()?;
     needs_keys(&ring)?;
     let key = encrypting(&ring, &a.id)?;
+    // The directory first: what is typed is never lost to a missing one.
+    if let Some(parent) = a.file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| file_error(parent, format!("cannot create the directory: {e}")))?;
+    }
     let plain = edit_text(b"", &a.file)?;
     write(
         &a.file,
         vault::encrypt(&plain, key.password(), Some(key.label())).as_bytes(),
+        false,
     )?;
     Ok(Code::Ok)
 }
@@ -442,14 +504,18 @@ fn edit(a: &EditArgs) -> Result<Code, CliError> {
         eprintln!("{}: unchanged; left as it was", a.file.display());
         return Ok(Code::Ok);
     }
-    // The same id as before unless another is asked for.
-    let key = match &a.id.encrypt_vault_id {
-        Some(_) => encrypting(&ring, &a.id)?,
-        None => opened,
+    // The same vault id as its header says, unless another is asked for.
+    let (key, label) = match &a.id.encrypt_vault_id {
+        Some(_) => {
+            let k = encrypting(&ring, &a.id)?;
+            (k, Some(k.label().to_string()))
+        }
+        None => (opened, vault::parse(&bytes).ok().and_then(|e| e.label)),
     };
     write(
         &a.file,
-        vault::encrypt(&edited, key.password(), Some(key.label())).as_bytes(),
+        vault::encrypt(&edited, key.password(), label.as_deref()).as_bytes(),
+        false,
     )?;
     Ok(Code::Ok)
 }

@@ -522,6 +522,11 @@ impl Executor<'_> {
             .engine
             .render_value(&Json::Object(raw_args.clone()), scope)
             .map_err(|e| format!("template error in the arguments: {e}"))?;
+        if let Some(sealed) = crate::vault::still_sealed(&rendered) {
+            return Err(format!(
+                "{sealed} (give it with --vault-id LABEL@FILE or --vault-password-file)"
+            ));
+        }
         let map = rendered.as_object().cloned().unwrap_or_default();
         let args = if module.open_params() {
             modules::Args(

@@ -119,10 +119,19 @@ fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Source, Option<String>), 
             }
             let unreadable = |e: std::io::Error| ModuleError::Failed(format!("cannot read {}: {e}", path.display()));
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if std::fs::metadata(&path).map_err(unreadable)?.len() > INLINE_LIMIT {
+            // A vault-encrypted file is copied decrypted, as Ansible copies it.
+            let mut head = [0u8; 64];
+            let n = std::io::Read::read(&mut std::fs::File::open(&path).map_err(unreadable)?, &mut head)
+                .map_err(unreadable)?;
+            if !crate::vault::is_vault(&head[..n]) && std::fs::metadata(&path).map_err(unreadable)?.len() > INLINE_LIMIT
+            {
                 return Ok((Source::File(path), name));
             }
-            Ok((Source::Bytes(std::fs::read(&path).map_err(unreadable)?), name))
+            let bytes = std::fs::read(&path).map_err(unreadable)?;
+            Ok((
+                Source::Bytes(crate::vault::open_content(&path, bytes).map_err(ModuleError::Failed)?),
+                name,
+            ))
         }
         (Some(_), Some(_)) => Err(ModuleError::Args("`copy` takes `src` or `content`, not both".into())),
         (None, None) => Err(ModuleError::Args("`copy` needs `src` or `content`".into())),
@@ -133,8 +142,11 @@ fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Source, Option<String>), 
 fn template_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<String>), ModuleError> {
     let src = args.str("src").unwrap_or_default();
     let path = ctx.find_file(src, "templates")?;
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| ModuleError::Failed(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = crate::vault::open_content(&path, bytes).map_err(ModuleError::Failed)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ModuleError::Failed(format!("cannot read {}: not UTF-8 text", path.display())))?;
     let rendered = ctx
         .engine
         .render_string(&text, ctx.scope, true)

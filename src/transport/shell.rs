@@ -63,12 +63,16 @@ pub fn join<S: AsRef<str>>(words: &[S]) -> String {
     words.iter().map(|w| quote(w.as_ref())).collect::<Vec<_>>().join(" ")
 }
 
+/// Becomes `$1` and runs the rest of the words: with `sudo` unless the connection is that user
+/// already (root to root needs no sudo on the host, as in Ansible).
+const BECOME: &str = r#"u=$1; shift; if [ "$(id -un)" = "$u" ]; then exec "$@"; fi; exec sudo -H -n -u "$u" -- "$@""#;
+
 /// The command line handed to the host's login shell: runs `script` with `sh`, as another user
 /// when `become` is set, killed after `timeout` when given (exit 124, like `timeout(1)`).
 pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Duration>) -> String {
     let mut line = format!("sh -c {}", quote(script));
     if let Some(b) = escalate {
-        line = format!("sudo -H -n -u {} -- {line}", quote(&b.user));
+        line = format!("sh -c {} tend-become {} {line}", quote(BECOME), quote(&b.user));
     }
     if let Some(t) = timeout {
         let secs = t.as_secs().max(1);
@@ -167,9 +171,21 @@ mod tests {
         let b = Become {
             user: "app user".into(),
         };
-        assert_eq!(
-            command_line("id", Some(&b), None),
-            "sudo -H -n -u 'app user' -- sh -c id"
+        let line = command_line("id -un", Some(&b), None);
+        assert!(line.ends_with(" tend-become 'app user' sh -c 'id -un'"), "{line}");
+        // Becoming the user the connection is already runs without sudo.
+        let me = std::process::Command::new("id").arg("-un").output().unwrap();
+        let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+        let line = command_line("echo \"$HOME\" ok", Some(&Become { user: me }), None);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).ends_with(" ok\n"),
+            "{line}: {out:?}"
         );
         let line = command_line("sleep 5", None, Some(Duration::from_secs(1)));
         let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();

@@ -183,19 +183,27 @@ impl IdSpec {
     }
 }
 
-/// Asks on the terminal (nothing echoed).
+/// Asks on the terminal (`/dev/tty`, nothing echoed; stdin may be a pipe), surrounding
+/// whitespace stripped as Ansible strips it; an empty answer is refused.
 pub fn prompt(text: &str) -> Result<Vec<u8>, KeyError> {
-    use std::io::IsTerminal as _;
-    if !std::io::stdin().is_terminal() {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err()
+    {
         return Err(KeyError::NoTerminal);
     }
-    rpassword::prompt_password(text)
-        .map(String::into_bytes)
-        .map_err(|e| KeyError::Prompt(e.to_string()))
+    let answer = rpassword::prompt_password(text).map_err(|e| KeyError::Prompt(e.to_string()))?;
+    let answer = answer.trim();
+    if answer.is_empty() {
+        return Err(KeyError::Prompt("an empty password is no password".into()));
+    }
+    Ok(answer.as_bytes().to_vec())
 }
 
-/// A file's content, or an executable's output, without surrounding whitespace (as Ansible
-/// strips it). A script named `*-client` is asked for `--vault-id LABEL`, as Ansible's
+/// A file's content without surrounding whitespace, or an executable's output without its
+/// line ends (as Ansible strips each). A script named `*-client` is asked for `--vault-id LABEL`, as Ansible's
 /// client scripts are.
 fn from_file(path: &Path, label: &str) -> Result<Vec<u8>, KeyError> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -226,14 +234,25 @@ fn from_file(path: &Path, label: &str) -> Result<Vec<u8>, KeyError> {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        out.stdout
+        let mut out = out.stdout;
+        while out.last().is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+            out.pop();
+        }
+        let start = out
+            .iter()
+            .position(|b| !matches!(b, b'\r' | b'\n'))
+            .unwrap_or(out.len());
+        out[start..].to_vec()
     } else {
-        std::fs::read(path).map_err(|e| KeyError::Read {
-            path: path.to_path_buf(),
-            error: e.to_string(),
-        })?
+        std::fs::read(path)
+            .map_err(|e| KeyError::Read {
+                path: path.to_path_buf(),
+                error: e.to_string(),
+            })?
+            .trim_ascii()
+            .to_vec()
     };
-    let trimmed = bytes.trim_ascii().to_vec();
+    let trimmed = bytes;
     if trimmed.is_empty() {
         return Err(KeyError::Empty(path.to_path_buf()));
     }

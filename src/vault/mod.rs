@@ -179,7 +179,7 @@ pub fn encrypt(plain: &[u8], password: &[u8], label: Option<&str>) -> String {
     encrypt_with_salt(plain, password, label, &salt)
 }
 
-/// [`encrypt`] with a given salt (tests compare with ansible-vault's output for the same one).
+/// [`encrypt`] with a given salt (a test pins ansible-vault's output for the same one).
 pub fn encrypt_with_salt(plain: &[u8], password: &[u8], label: Option<&str>, salt: &[u8]) -> String {
     let (k1, k2, iv) = derive(password, salt);
     let pad = 16 - plain.len() % 16;
@@ -235,21 +235,49 @@ pub fn open_file(path: &std::path::Path, bytes: &[u8]) -> Result<String, crate::
         .map_err(|_| crate::diagnostic::Diagnostic::in_file(path, "the decrypted vault is not UTF-8 text"))
 }
 
+/// A control-node file's content for `copy`/`template`: opened when it is a vault (what it
+/// held becomes a secret of the run), else as it is.
+pub fn open_content(path: &std::path::Path, bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    if !is_vault(&bytes) {
+        return Ok(bytes);
+    }
+    let plain = decrypt(&bytes, keys::keyring()).map_err(|e| format!("{}: cannot decrypt: {e}", path.display()))?;
+    reveal(&String::from_utf8_lossy(&plain));
+    Ok(plain)
+}
+
 /// Values shorter than this are not masked (a vaulted `port: 22` must not hide every 22).
 const MIN_SECRET: usize = 4;
 
 static REVEALED: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
 
-/// Marks text that came out of a vault: every event stream of the run masks it.
+/// Marks text that came out of a vault: every event stream of the run masks it, and each of
+/// its lines (one line of a key printed alone is still the key).
 pub fn reveal(text: &str) {
-    let text = text.trim_end_matches('\n');
-    if text.chars().count() < MIN_SECRET {
-        return;
+    let whole = text.trim_end_matches('\n');
+    let Ok(mut all) = REVEALED.write() else { return };
+    for part in std::iter::once(whole).chain(whole.lines().map(str::trim)) {
+        if part.chars().count() >= MIN_SECRET && !all.iter().any(|s| s == part) {
+            all.push(part.to_string());
+        }
     }
-    if let Ok(mut all) = REVEALED.write()
-        && !all.iter().any(|s| s == text)
-    {
-        all.push(text.to_string());
+}
+
+/// A vaulted value no password given opened, found in a task's arguments: the task fails
+/// naming its vault id (as Ansible fails when it uses one).
+pub fn still_sealed(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.contains(HEADER) => {
+            let start = s.find(HEADER).unwrap_or(0);
+            let label = parse(&s.as_bytes()[start..]).ok().and_then(|e| e.label);
+            Some(match label {
+                Some(l) => format!("a `!vault` value of vault id `{l}` is used but no password given opens it"),
+                None => "a `!vault` value is used but no vault password given opens it".to_string(),
+            })
+        }
+        serde_json::Value::Array(items) => items.iter().find_map(still_sealed),
+        serde_json::Value::Object(map) => map.values().find_map(still_sealed),
+        _ => None,
     }
 }
 
@@ -309,6 +337,22 @@ mod tests {
         let v = encrypt(b"s", b"pw", Some("prod"));
         assert!(v.starts_with("$ANSIBLE_VAULT;1.2;AES256;prod\n"), "{v}");
         assert_eq!(parse(v.as_bytes()).unwrap().label.as_deref(), Some("prod"));
+    }
+
+    /// `ANSIBLE_VAULT_ENCRYPT_SALT=0123456789abcdef0123456789abcdef ansible-vault
+    /// encrypt_string --vault-id prod@pw.txt --encrypt-vault-id prod 'hello vault'` (ansible-core
+    /// 2.19, password `pw`): the same bytes.
+    #[test]
+    fn the_same_salt_gives_ansible_vaults_bytes() {
+        let ansible = "$ANSIBLE_VAULT;1.2;AES256;prod
+33303331333233333334333533363337333833393631363236333634363536363330333133323333
+3334333533363337333833393631363236333634363536360a393534653335666439343133306163
+61316164343662663262633266613234383631326430663961356565623962303062616433366464
+6662343630666637390a623131343932393236613562356136323834396534376163313231633231
+6466
+";
+        let ours = encrypt_with_salt(b"hello vault", b"pw", Some("prod"), b"0123456789abcdef0123456789abcdef");
+        assert_eq!(ours, ansible);
     }
 
     #[test]

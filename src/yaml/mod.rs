@@ -42,10 +42,13 @@ pub fn reveal_sealed(source: &Source, node: &Node) {
     }
 }
 
-/// Every string value of a vaulted file is a secret (keys are names, not secrets).
+/// Every value of a vaulted file is a secret, numbers included (keys are names, not secrets;
+/// booleans and nulls tell nothing).
 fn reveal_strings(node: &Node) {
     match &node.value {
         Value::Str(s) => crate::vault::reveal(s),
+        Value::Int(i) => crate::vault::reveal(&i.to_string()),
+        Value::Float(f) => crate::vault::reveal(&f.to_string()),
         Value::Seq(items) => items.iter().for_each(reveal_strings),
         Value::Map(entries) => entries.iter().for_each(|(_, v)| reveal_strings(v)),
         _ => {}
@@ -75,20 +78,25 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
 }
 
 /// `!vault |` values (the parser keeps their text, which starts with the vault header) are
-/// opened with the run's vault passwords and become secrets of the run.
+/// opened with the run's vault passwords and become secrets of the run. One no password given
+/// opens stays encrypted, as Ansible leaves it until it is used: a task that uses it fails
+/// then ([`crate::vault::still_sealed`]); a malformed one is an error here.
 fn open_vaults(node: &mut Node, source: &Source) -> Result<(), Diagnostic> {
     match &mut node.value {
         Value::Str(s) if s.starts_with(crate::vault::HEADER) && crate::vault::is_vault(s.as_bytes()) => {
-            let plain = crate::vault::decrypt(s.as_bytes(), crate::vault::keys::keyring())
-                .map_err(|e| {
-                    let d = source.error(node.line, node.column, format!("cannot decrypt this `!vault` value: {e}"));
-                    match e {
-                        crate::vault::VaultError::NoPassword(_) => d.with_hint(
-                            "give --vault-password-file FILE, --vault-id LABEL@FILE or --ask-vault-pass (or set TEND_VAULT_PASSWORD_FILE)",
-                        ),
-                        _ => d,
-                    }
-                })?;
+            let plain = match crate::vault::decrypt(s.as_bytes(), crate::vault::keys::keyring()) {
+                Ok(plain) => plain,
+                Err(crate::vault::VaultError::NoPassword(_) | crate::vault::VaultError::WrongPassword(_)) => {
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(source.error(
+                        node.line,
+                        node.column,
+                        format!("cannot decrypt this `!vault` value: {e}"),
+                    ));
+                }
+            };
             let plain = String::from_utf8(plain)
                 .map_err(|_| source.error(node.line, node.column, "the decrypted `!vault` value is not UTF-8 text"))?;
             crate::vault::reveal(&plain);

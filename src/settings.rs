@@ -63,18 +63,19 @@ pub fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
                 vars.extend(m);
             }
         } else {
-            let words = shlex::split(v).ok_or_else(|| Diagnostic::plain(format!("-e `{v}`: unbalanced quotes")))?;
-            for w in words {
-                let (k, val) = w.split_once('=').ok_or_else(|| {
-                    Diagnostic::plain(format!("-e `{w}` is not `key=value`"))
-                        .with_hint("use `-e key=value`, `-e '{\"key\": 1}'` or `-e @file.yaml`")
-                })?;
-                if !valid_name(k) {
+            // Split as Ansible's `parse_kv` splits: quotes and `{{ }}`/`{% %}` keep their spaces.
+            let (pairs, _) = crate::playbook::words::parse_kv(v, |_| true, false).map_err(|e| {
+                let e = e.replace(" is not of the form key=value", " is not `key=value`");
+                Diagnostic::plain(format!("-e {e}"))
+                    .with_hint("use `-e key=value`, `-e '{\"key\": 1}'` or `-e @file.yaml`")
+            })?;
+            for (k, val) in pairs {
+                if !valid_name(&k) {
                     return Err(Diagnostic::plain(format!(
-                        "-e `{w}`: `{k}` is not a valid variable name"
+                        "-e `{v}`: `{k}` is not a valid variable name"
                     )));
                 }
-                vars.insert(k.to_string(), Json::String(val.to_string()));
+                vars.insert(k, Json::String(val));
             }
         }
     }

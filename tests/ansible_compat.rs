@@ -119,6 +119,8 @@ fn extra_vars_show_in_the_inventory_as_ansible_inventory_shows_them() {
         "w=override",
         "-e",
         r#"{"n": [1, 2], "ansible_port": 22}"#,
+        "-e",
+        r#"url=http://{{ host }}:8080/x q="a b" j={{ 'x y' | upper }}"#,
     ];
     let ansible = |args: &[&str]| inventory_json(Tool::Ansible, &inv, &[args, &extra].concat());
     let tend = |args: &[&str]| inventory_json(Tool::Tend, &inv, &[args, &extra].concat());

@@ -3,7 +3,7 @@
 //! contacted; the executor only ever sees a valid [`Playbook`].
 
 mod load;
-mod words;
+pub(crate) mod words;
 
 pub use load::{LoadOptions, load};
 

@@ -7,11 +7,12 @@ struct Word<'a> {
     kv: Option<(String, String)>,
 }
 
-/// Removes quotes and decodes `\\n`, `\\t` and `\\\\` as Ansible does for `k=v` values.
+/// Decodes `\\n`, `\\t` and `\\\\`, then removes one pair of matching outer quotes, as
+/// Ansible's `parse_kv` does (`_decode_escapes`, then `unquote`): quotes inside the value, as in
+/// `{{ 'a b' }}`, stay.
 fn unquote(s: &str) -> String {
-    let text = shlex::split(s).map(|w| w.join(" ")).unwrap_or_else(|| s.to_string());
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.trim().chars();
     while let Some(c) = chars.next() {
         if c != '\\' {
             out.push(c);
@@ -28,7 +29,9 @@ fn unquote(s: &str) -> String {
             None => out.push('\\'),
         }
     }
-    out
+    let b = out.as_bytes();
+    let quoted = b.len() > 1 && b[0] == b[b.len() - 1] && matches!(b[0], b'"' | b'\'') && b[b.len() - 2] != b'\\';
+    if quoted { out[1..out.len() - 1].to_string() } else { out }
 }
 
 /// Splits on whitespace outside quotes, keeping each word's original text.
@@ -138,6 +141,14 @@ mod tests {
         assert_eq!(args[0], ("path".into(), "{{ dir }}/x".into()));
         assert_eq!(args[2], ("msg".into(), "{{ a ~ ' ' ~ b }}".into()));
         assert!(rest.is_none());
+    }
+
+    #[test]
+    fn quotes_inside_a_value_stay_as_ansible_keeps_them() {
+        let (args, _) = parse_kv("a={{ 'x y' | upper }} c=\"q\" d=x'y'z", |_| true, false).unwrap();
+        assert_eq!(args[0].1, "{{ 'x y' | upper }}");
+        assert_eq!(args[1].1, "q");
+        assert_eq!(args[2].1, "x'y'z");
     }
 
     #[test]

@@ -77,3 +77,34 @@ fn a_play_on_an_empty_group_is_skipped_and_an_unknown_one_refused() {
     assert_eq!(r.code, 4, "{r:?}");
     assert!(r.stderr.contains("did you mean `db`?"), "{r:?}");
 }
+
+/// Every builtin under its full name (`ansible.builtin.include_tasks` as any module) and the
+/// modules of the collections tend has (`community.mysql.*`) load as their short names do.
+#[test]
+fn fully_qualified_names_load_as_short_ones() {
+    let scratch = common::scratch();
+    std::fs::write(
+        scratch.path().join("more.yaml"),
+        "- ansible.builtin.debug:\n    msg: included\n",
+    )
+    .expect("tasks");
+    let pb = scratch.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: all
+  tasks:
+    - ansible.builtin.include_tasks: more.yaml
+    - ansible.builtin.import_tasks: more.yaml
+    - ansible.legacy.command: uptime
+    - community.mysql.mysql_user:
+        name: shop
+        password: x
+    - community.mysql.mysql_db:
+        name: shop
+    - ansible.builtin.meta: flush_handlers
+"#,
+    )
+    .expect("playbook");
+    let r = run_in(scratch.path(), &["validate", "p.yaml"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

@@ -377,13 +377,136 @@ static REGISTRY: &[&dyn Module] = &[
     &group::Group,
 ];
 
-/// A module by name; `ansible.builtin.` and `ansible.legacy.` prefixes are accepted.
-pub fn lookup(name: &str) -> Option<&'static dyn Module> {
-    let short = name
+/// The collections whose modules tend has under their short names, with those names (Ansible
+/// playbooks often write `community.mysql.mysql_user`).
+const COLLECTIONS: &[(&str, &[&str])] = &[
+    (
+        "community.mysql",
+        &[
+            "mysql_db",
+            "mysql_user",
+            "mysql_replication",
+            "mysql_query",
+            "mysql_variables",
+            "mysql_info",
+        ],
+    ),
+    (
+        "ansible.posix",
+        &[
+            "sysctl",
+            "mount",
+            "authorized_key",
+            "synchronize",
+            "seboolean",
+            "selinux",
+            "firewalld",
+            "acl",
+            "at",
+            "patch",
+        ],
+    ),
+    (
+        "community.general",
+        &[
+            "ufw",
+            "timezone",
+            "ini_file",
+            "modprobe",
+            "locale_gen",
+            "pam_limits",
+            "archive",
+            "make",
+            "npm",
+            "alternatives",
+        ],
+    ),
+];
+
+/// A module's or action's name without its collection: `ansible.builtin.copy` and
+/// `ansible.legacy.copy` are `copy`, `community.mysql.mysql_user` is `mysql_user`; other names
+/// are as written.
+pub fn short_name(name: &str) -> &str {
+    if let Some(short) = name
         .strip_prefix("ansible.builtin.")
         .or_else(|| name.strip_prefix("ansible.legacy."))
-        .unwrap_or(name);
+    {
+        return short;
+    }
+    for (collection, modules) in COLLECTIONS {
+        if let Some(short) = name.strip_prefix(collection).and_then(|r| r.strip_prefix('.'))
+            && modules.contains(&short)
+        {
+            return short;
+        }
+    }
+    name
+}
+
+/// A module by name, short or fully qualified ([`short_name`]).
+pub fn lookup(name: &str) -> Option<&'static dyn Module> {
+    let short = short_name(name);
     REGISTRY.iter().copied().find(|m| m.name() == short)
+}
+
+/// Modules of Ansible tend does not have, with their collection: an unknown name that is one of
+/// them is said to be missing from tend, not misspelled.
+const ELSEWHERE: &[(&str, &str)] = &[
+    ("docker_container", "community.docker"),
+    ("docker_image", "community.docker"),
+    ("docker_compose_v2", "community.docker"),
+    ("postgresql_db", "community.postgresql"),
+    ("postgresql_user", "community.postgresql"),
+    ("haproxy", "community.general"),
+    ("homebrew", "community.general"),
+    ("snap", "community.general"),
+    ("flatpak", "community.general"),
+    ("zypper", "community.general"),
+    ("pacman", "community.general"),
+    ("openssl_privatekey", "community.crypto"),
+    ("x509_certificate", "community.crypto"),
+    ("openssl_csr", "community.crypto"),
+    ("win_service", "ansible.windows"),
+    ("win_copy", "ansible.windows"),
+    ("k8s", "kubernetes.core"),
+    ("helm", "kubernetes.core"),
+    ("ec2_instance", "amazon.aws"),
+    ("s3_object", "amazon.aws"),
+    ("rabbitmq_user", "community.rabbitmq"),
+    ("mongodb_user", "community.mongodb"),
+    ("redis", "community.general"),
+    ("nmcli", "community.general"),
+    ("lvol", "community.general"),
+    ("lvg", "community.general"),
+    ("filesystem", "community.general"),
+    ("parted", "community.general"),
+    ("ipaddr", "ansible.utils"),
+    ("getent", "ansible.builtin"),
+    ("expect", "ansible.builtin"),
+    ("raw", "ansible.builtin"),
+    ("fetch", "ansible.builtin"),
+    ("async_status", "ansible.builtin"),
+    ("reboot", "ansible.builtin"),
+    ("wait_for_connection", "ansible.builtin"),
+    ("add_host", "ansible.builtin"),
+    ("group_by", "ansible.builtin"),
+];
+
+/// Where Ansible has a module tend lacks: `(module, collection)`, for an honest "tend has no
+/// ..." rather than a misleading "did you mean". A name of a collection other than the builtins
+/// is one; a builtin's name only when Ansible has it (else it is misspelled).
+pub fn elsewhere(name: &str) -> Option<(String, String)> {
+    let (collection, short) = match name.rsplit_once('.') {
+        Some((c, s)) if c.contains('.') => (Some(c), s),
+        _ => (None, name),
+    };
+    match collection {
+        Some("ansible.builtin" | "ansible.legacy") | None => ELSEWHERE
+            .iter()
+            .find(|(m, _)| *m == short)
+            .map(|(m, c)| (m.to_string(), c.to_string())),
+        Some(c) => Some((short.to_string(), c.to_string())),
+    }
 }
 
 /// Every module name, for "did you mean" hints.

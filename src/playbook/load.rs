@@ -485,7 +485,9 @@ impl Loader<'_> {
         let mut loop_control: Option<&Node> = None;
         let mut unknown: Option<(&Node, String)> = None;
         for (k, v) in map {
-            let key = text(k, source, "a task keyword")?;
+            let written = text(k, source, "a task keyword")?;
+            // `ansible.builtin.include_tasks` is `include_tasks`, as any builtin's full name.
+            let key = modules::short_name(&written).to_string();
             match key.as_str() {
                 "name" => {
                     let n = text(v, source, "`name`")?;
@@ -563,7 +565,7 @@ impl Loader<'_> {
                 other => {
                     let Some(module) = modules::lookup(other) else {
                         if unknown.is_none() {
-                            unknown = Some((k, other.to_string()));
+                            unknown = Some((k, written.clone()));
                         }
                         continue;
                     };
@@ -582,6 +584,15 @@ impl Loader<'_> {
             }
         }
         if let Some((k, other)) = unknown {
+            if let Some((module, collection)) = modules::elsewhere(&other) {
+                return Err(source
+                    .error(
+                        k.line,
+                        k.column,
+                        format!("tend has no module `{module}` (Ansible has it in the collection `{collection}`)"),
+                    )
+                    .with_hint("`tend modules` lists the modules tend has; run this task with Ansible, or use `command`/`shell`"));
+            }
             let d = source.error(k.line, k.column, format!("unknown module or keyword `{other}`"));
             let param_of = action.and_then(|(_, _, m)| {
                 m.params()
@@ -590,7 +601,8 @@ impl Loader<'_> {
                     .then(|| m.name())
             });
             let known = TASK_KEYS.iter().copied().chain(modules::names());
-            return Err(match (param_of, did_you_mean(&other, known)) {
+            let short = other.rsplit('.').next().unwrap_or(&other);
+            return Err(match (param_of, did_you_mean(short, known)) {
                 (Some(m), _) => d.with_hint(format!("`{other}` is a parameter of `{m}`: indent it under `{m}:`")),
                 (None, Some(s)) => d.with_hint(format!("did you mean `{s}`?")),
                 (None, None) => d.with_hint("`tend modules` lists the modules tend has"),

@@ -153,7 +153,19 @@ fn the_bool_filter_reads_as_ansibles() {
 "#,
     )
     .expect("playbook");
-    let inv = dir.path().join("inventory.yaml");
+    let (by_ansible, by_tend) = run_both(dir.path(), &pb);
+    let read = |p: &std::path::Path| -> Vec<bool> {
+        serde_json::from_str(&std::fs::read_to_string(p).expect("written")).expect("a JSON list of booleans")
+    };
+    let ansible = read(&by_ansible);
+    assert_eq!(ansible.len(), 16, "{ansible:?}");
+    assert_eq!(read(&by_tend), ansible);
+}
+
+/// Runs playbook `pb` with ansible-playbook and with tend on the control node (`out` is the
+/// file each writes); returns the two files.
+fn run_both(dir: &std::path::Path, pb: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let inv = dir.join("inventory.yaml");
     // Ansible runs its modules with the virtualenv's Python, not whatever `python3` is here.
     std::fs::write(
         &inv,
@@ -163,11 +175,11 @@ fn the_bool_filter_reads_as_ansibles() {
         ),
     )
     .expect("inventory");
-    let (by_ansible, by_tend) = (dir.path().join("ansible.json"), dir.path().join("tend.json"));
+    let (by_ansible, by_tend) = (dir.join("ansible.json"), dir.join("tend.json"));
     let out = Command::new(ansible_bin().join("ansible-playbook"))
         .arg("-i")
         .arg(&inv)
-        .arg(&pb)
+        .arg(pb)
         .arg("-e")
         .arg(format!("out={}", by_ansible.display()))
         .output()
@@ -182,11 +194,73 @@ fn the_bool_filter_reads_as_ansibles() {
         &format!("out={}", by_tend.display()),
     ]);
     assert_eq!(r.code, 0, "{r:?}");
-    let read = |p: &std::path::Path| -> Vec<bool> {
-        serde_json::from_str(&std::fs::read_to_string(p).expect("written")).expect("a JSON list of booleans")
+    (by_ansible, by_tend)
+}
+
+/// Every `with_<lookup>` loop gives the items Ansible's lookup gives (one playbook, run by both
+/// tools, each writing every loop's items to a file).
+#[test]
+fn with_loops_give_ansibles_items() {
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("files")).expect("files");
+    for f in ["b.conf", "a.conf", "c.txt"] {
+        std::fs::write(dir.path().join("files").join(f), "x").expect("file");
+    }
+    std::fs::write(dir.path().join("files/default.yml"), "x").expect("file");
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  vars:
+    users:
+      - {name: ann, keys: [k1, k2]}
+      - {name: bob, keys: [k3]}
+      - {name: cid}
+    ports: {http: 80, https: 443}
+  tasks:
+    - debug: {msg: "{{ item }}"}
+      with_items: [[1, 2], 3, [4, [5]]]
+      register: items
+    - debug: {msg: "{{ item }}"}
+      with_indexed_items: [a, b]
+      register: indexed
+    - debug: {msg: "{{ item }}"}
+      with_dict: "{{ ports }}"
+      register: dict
+    - debug: {msg: "{{ item }}"}
+      with_nested: [[a, b], [1, 2]]
+      register: nested
+    - debug: {msg: "{{ item }}"}
+      with_together: [[a, b, c], [1, 2]]
+      register: together
+    - debug: {msg: "{{ item }}"}
+      with_subelements: ["{{ users }}", keys, {skip_missing: true}]
+      register: sub
+    - debug: {msg: "{{ item }}"}
+      with_sequence: start=2 end=11 stride=3 format=web%02d
+      register: seq
+    - debug: {msg: "{{ item }}"}
+      with_sequence: count=3
+      register: seqcount
+    - debug: {msg: "{{ item | basename }}"}
+      with_fileglob: ["*.txt"]
+      register: glob
+    - debug: {msg: "{{ item | basename }}"}
+      with_first_found: [missing.yml, default.yml]
+      register: first
+    - copy:
+        dest: "{{ out }}"
+        content: "{{ [items.results | map(attribute='msg') | list, indexed.results | map(attribute='msg') | list, dict.results | map(attribute='msg') | list, nested.results | map(attribute='msg') | list, together.results | map(attribute='msg') | list, sub.results | map(attribute='msg') | list, seq.results | map(attribute='msg') | list, seqcount.results | map(attribute='msg') | list, glob.results | map(attribute='msg') | list, first.results | map(attribute='msg') | list] | to_json }}"
+"#,
+    )
+    .expect("playbook");
+    let (by_ansible, by_tend) = run_both(dir.path(), &pb);
+    let read = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).expect("written")).expect("JSON")
     };
     let ansible = read(&by_ansible);
-    assert_eq!(ansible.len(), 16, "{ansible:?}");
+    assert_eq!(ansible.as_array().map(Vec::len), Some(10), "{ansible}");
     assert_eq!(read(&by_tend), ansible);
 }
 

@@ -9,6 +9,7 @@
 
 mod batch;
 mod facts;
+mod loops;
 mod task;
 
 use crate::exit::Code;
@@ -395,7 +396,7 @@ impl<'a> Executor<'a> {
             }
             let items = match &task.opts.loop_items {
                 None => vec![Json::Null],
-                Some(spec) => match task::loop_items(self.engine, spec, task.opts.loop_flatten, &scope) {
+                Some(spec) => match task::loop_items(self.engine, task, spec, &scope) {
                     Ok(items) => items,
                     Err(e) => {
                         self.fail_host_now(task, h, &e);

@@ -24,24 +24,10 @@ pub(super) fn conditions_hold(engine: &Engine, conditions: &[String], scope: &Sc
     Ok(true)
 }
 
-/// The items of a `loop` (`with_items` flattens nested lists one level).
-pub(super) fn loop_items(engine: &Engine, spec: &Json, flatten: bool, scope: &Scope) -> Result<Vec<Json>, String> {
+/// The items of a task's loop, for a host's scope.
+pub(super) fn loop_items(engine: &Engine, task: &Task, spec: &Json, scope: &Scope) -> Result<Vec<Json>, String> {
     let value = engine.render_value(spec, scope).map_err(|e| format!("loop: {e}"))?;
-    let items = match value {
-        Json::Array(items) => items,
-        Json::Null => Vec::new(),
-        other => return Err(format!("loop must be a list, got `{other}`")),
-    };
-    if !flatten {
-        return Ok(items);
-    }
-    Ok(items
-        .into_iter()
-        .flat_map(|i| match i {
-            Json::Array(inner) => inner,
-            other => vec![other],
-        })
-        .collect())
+    super::loops::items(task.opts.loop_kind, value, &task.opts.search_paths)
 }
 
 /// Why a module call did not give a result: the host could not be reached (the error stays
@@ -240,7 +226,7 @@ impl Executor<'_> {
         };
         let items: Option<Vec<Json>> = match &task.opts.loop_items {
             None => None,
-            Some(spec) => match loop_items(self.engine, spec, task.opts.loop_flatten, &scope) {
+            Some(spec) => match loop_items(self.engine, task, spec, &scope) {
                 Ok(items) => Some(items),
                 Err(e) => {
                     fail(&mut run, e);

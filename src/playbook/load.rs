@@ -49,6 +49,16 @@ const TASK_KEYS: &[&str] = &[
     "loop",
     "with_items",
     "with_list",
+    "with_flattened",
+    "with_indexed_items",
+    "with_dict",
+    "with_nested",
+    "with_cartesian",
+    "with_together",
+    "with_subelements",
+    "with_sequence",
+    "with_fileglob",
+    "with_first_found",
     "loop_control",
     "register",
     "notify",
@@ -498,23 +508,36 @@ impl Loader<'_> {
                 "changed_when" => opts.changed_when = Some(self.conditions(v, source, "changed_when")?),
                 "failed_when" => opts.failed_when = Some(self.conditions(v, source, "failed_when")?),
                 "until" => opts.until = Some(self.conditions(v, source, "until")?),
-                "loop" | "with_items" | "with_list" => {
+                k_loop if crate::playbook::LoopKind::of_keyword(k_loop).is_some() => {
                     if opts.loop_items.is_some() {
                         return Err(source.error(k.line, k.column, "a task can have only one loop"));
                     }
-                    match &v.value {
-                        Value::Seq(_) | Value::Str(_) => {}
-                        _ => {
-                            return Err(source.error(
-                                v.line,
-                                v.column,
-                                format!("`{key}` must be a list or a template of one, found {}", v.kind()),
-                            ));
+                    let kind = crate::playbook::LoopKind::of_keyword(k_loop).unwrap_or_default();
+                    let shape_ok = match kind {
+                        crate::playbook::LoopKind::Dict => matches!(&v.value, Value::Map(_) | Value::Str(_)),
+                        crate::playbook::LoopKind::List | crate::playbook::LoopKind::Items => {
+                            matches!(&v.value, Value::Seq(_) | Value::Str(_))
                         }
+                        _ => !matches!(&v.value, Value::Null),
+                    };
+                    if !shape_ok {
+                        return Err(source.error(
+                            v.line,
+                            v.column,
+                            format!(
+                                "`{key}` must be a {} or a template of one, found {}",
+                                if kind == crate::playbook::LoopKind::Dict {
+                                    "mapping"
+                                } else {
+                                    "list"
+                                },
+                                v.kind()
+                            ),
+                        ));
                     }
                     self.check_templates_in(v, source)?;
                     opts.loop_items = Some(v.to_json());
-                    opts.loop_flatten = key == "with_items";
+                    opts.loop_kind = kind;
                 }
                 "loop_control" => loop_control = Some(v),
                 "register" => {

@@ -174,15 +174,64 @@ pub enum Meta {
     Noop,
 }
 
+/// How a loop's value becomes its items: `loop` takes a list as it is; each `with_<lookup>`
+/// computes them as Ansible's lookup plugin of that name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LoopKind {
+    /// `loop`, `with_list`.
+    #[default]
+    List,
+    /// `with_items`: nested lists flattened one level.
+    Items,
+    /// `with_flattened`: flattened all the way.
+    Flattened,
+    /// `with_indexed_items`: `[index, item]`.
+    IndexedItems,
+    /// `with_dict`: `{key, value}` per entry.
+    Dict,
+    /// `with_nested`: every combination.
+    Nested,
+    /// `with_together`: the lists side by side.
+    Together,
+    /// `with_subelements`: `[element, one of its sub-list's items]`.
+    Subelements,
+    /// `with_sequence`: numbers from a `start=... end=... format=...` spec.
+    Sequence,
+    /// `with_fileglob`: control-node files.
+    Fileglob,
+    /// `with_first_found`: the first file that exists.
+    FirstFound,
+}
+
+impl LoopKind {
+    /// The kind of a `with_<lookup>` keyword (or `loop`).
+    pub fn of_keyword(key: &str) -> Option<Self> {
+        Some(match key {
+            "loop" | "with_list" => Self::List,
+            "with_items" => Self::Items,
+            "with_flattened" => Self::Flattened,
+            "with_indexed_items" => Self::IndexedItems,
+            "with_dict" => Self::Dict,
+            "with_nested" | "with_cartesian" => Self::Nested,
+            "with_together" => Self::Together,
+            "with_subelements" => Self::Subelements,
+            "with_sequence" => Self::Sequence,
+            "with_fileglob" => Self::Fileglob,
+            "with_first_found" => Self::FirstFound,
+            _ => return None,
+        })
+    }
+}
+
 /// Task keywords.
 #[derive(Debug, Clone, Default)]
 pub struct TaskOpts {
     /// `when`: all must hold.
     pub when: Vec<String>,
-    /// `loop` / `with_items` (a list or a template of one).
+    /// `loop` / `with_<lookup>` (a value or a template of one).
     pub loop_items: Option<Json>,
-    /// `with_items`: nested lists are flattened one level.
-    pub loop_flatten: bool,
+    /// How the loop's value becomes its items.
+    pub loop_kind: LoopKind,
     /// `loop_control.loop_var` (default `item`).
     pub loop_var: Option<String>,
     /// `loop_control.index_var`.

@@ -264,6 +264,80 @@ fn with_loops_give_ansibles_items() {
     assert_eq!(read(&by_tend), ansible);
 }
 
+/// Roles as Galaxy roles use them: `meta/main.yml` dependencies with parameters (a dependency
+/// with other parameters runs again), defaults under play vars, `import_role` with
+/// `tasks_from`/`vars_from`, `include_role` in a loop, a role's handler notified. Both tools
+/// append a line per task to one file; the files must be equal.
+#[test]
+fn roles_with_dependencies_and_task_level_imports_run_as_in_ansible() {
+    let dir = scratch();
+    let files: &[(&str, &str)] = &[
+        ("roles/common/defaults/main.yml", "greeting: hello\n"),
+        (
+            "roles/common/tasks/main.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"common {{ greeting }} for {{ who | default('nobody') }}\"}\n",
+        ),
+        (
+            "roles/common/tasks/extra.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"common extra {{ extra_var }}\"}\n",
+        ),
+        ("roles/common/vars/other.yml", "extra_var: from-other\n"),
+        (
+            "roles/web/meta/main.yml",
+            "dependencies:\n  - role: common\n    who: web\n",
+        ),
+        ("roles/web/defaults/main.yml", "web_port: 8080\n"),
+        (
+            "roles/web/tasks/main.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"web on {{ web_port }}\"}\n  changed_when: true\n  notify: web handler\n",
+        ),
+        (
+            "roles/web/handlers/main.yml",
+            "- name: web handler\n  lineinfile: {path: \"{{ out }}\", create: true, line: \"web handler ran\"}\n",
+        ),
+        (
+            "roles/db/meta/main.yml",
+            "dependencies:\n  - {role: common, who: db}\n  - {role: common, who: db}\n",
+        ),
+        (
+            "roles/db/tasks/main.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"db after common\"}\n",
+        ),
+    ];
+    for (path, text) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("dirs");
+        std::fs::write(p, text).expect("role file");
+    }
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  vars:
+    web_port: 9090
+  roles:
+    - web
+    - db
+  tasks:
+    - import_role:
+        name: common
+        tasks_from: extra
+        vars_from: other
+    - include_role:
+        name: common
+      vars:
+        who: "{{ item }}"
+      loop: [x, y]
+"#,
+    )
+    .expect("playbook");
+    let (by_ansible, by_tend) = run_both(dir.path(), &pb);
+    let ansible = std::fs::read_to_string(&by_ansible).expect("ansible's");
+    assert!(ansible.contains("web handler ran"), "{ansible}");
+    assert_eq!(std::fs::read_to_string(&by_tend).expect("tend's"), ansible);
+}
+
 /// An INI inventory as existing projects write it (sections, `:vars`, `:children` declared
 /// before their children, ranges, ports, quoted and typed values, comments, ungrouped hosts,
 /// `group_vars/` beside it): tend and ansible-inventory see the same hosts, groups and values.

@@ -87,6 +87,8 @@ const TASK_KEYS: &[&str] = &[
     "always",
     "include_tasks",
     "import_tasks",
+    "include_role",
+    "import_role",
     "meta",
 ];
 
@@ -95,6 +97,8 @@ pub fn load(path: &Path, options: &LoadOptions<'_>) -> Result<Playbook, Diagnost
     let mut loader = Loader {
         engine: options.engine,
         stack: Vec::new(),
+        from_tasks: RoleExtras::default(),
+        roles_seen: Vec::new(),
     };
     let plays = loader.playbook(path)?;
     Ok(Playbook {
@@ -107,6 +111,20 @@ struct Loader<'a> {
     engine: &'a Engine,
     /// Files being loaded (canonical path, path as written), to refuse cyclic imports.
     stack: Vec<(PathBuf, PathBuf)>,
+    /// What `import_role`/`include_role` tasks of the play being loaded bring besides their
+    /// tasks: role defaults, role vars and handlers, which belong to the play.
+    from_tasks: RoleExtras,
+    /// Roles of the play loaded so far (name and parameters): a dependency runs once per play
+    /// unless its parameters differ or it allows duplicates, as in Ansible.
+    roles_seen: Vec<String>,
+}
+
+/// Role defaults, vars and handlers a task-level role import adds to its play.
+#[derive(Default)]
+struct RoleExtras {
+    defaults: Vars,
+    vars: Vars,
+    handlers: Vec<Task>,
 }
 
 /// The place tasks are loaded from: the file, where relative paths start, where `src:` is found.
@@ -334,6 +352,8 @@ impl Loader<'_> {
     }
 
     fn play(&mut self, source: &Source, dir: &Path, node: &Node, map: &[(Node, Node)]) -> Result<Play, Diagnostic> {
+        self.from_tasks = RoleExtras::default();
+        self.roles_seen.clear();
         let span = Span::of(source, node);
         let mut play = Play {
             name: String::new(),
@@ -440,7 +460,7 @@ impl Loader<'_> {
                 "handlers" => handlers = self.tasks(v, &place)?,
                 "roles" => {
                     for entry in items(v, source, "`roles`")? {
-                        let role = self.role(source, dir, entry)?;
+                        let role = self.role(source, dir, entry, true)?;
                         play.role_defaults.extend(role.defaults);
                         play.role_vars.extend(role.vars);
                         role_tasks.extend(role.tasks);
@@ -461,6 +481,11 @@ impl Loader<'_> {
         play.vars.extend(vars_files);
         role_tasks.extend(tasks);
         role_handlers.extend(handlers);
+        let extras = std::mem::take(&mut self.from_tasks);
+        self.roles_seen.clear();
+        play.role_defaults.extend(extras.defaults);
+        play.role_vars.extend(extras.vars);
+        role_handlers.extend(extras.handlers);
         for (i, list) in [pre, role_tasks, post].into_iter().enumerate() {
             play.sections[i] = inherit_all(list, &opts, true);
         }
@@ -491,6 +516,7 @@ impl Loader<'_> {
         let mut extra_args: Option<&Node> = None;
         let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) = (None, None, None);
         let mut include: Option<(&Node, bool)> = None;
+        let mut role_task: Option<(&Node, bool)> = None;
         let mut meta: Option<&Node> = None;
         let mut loop_control: Option<&Node> = None;
         let mut unknown: Option<(&Node, String)> = None;
@@ -584,6 +610,8 @@ impl Loader<'_> {
                 "always" => always = Some(v),
                 "include_tasks" => include = Some((v, false)),
                 "import_tasks" => include = Some((v, true)),
+                "include_role" => role_task = Some((v, false)),
+                "import_role" => role_task = Some((v, true)),
                 "meta" => meta = Some(v),
                 other => {
                     let Some(module) = modules::lookup(other) else {
@@ -654,10 +682,15 @@ impl Loader<'_> {
                 }
             }
         }
-        let kinds = [action.is_some(), block.is_some(), include.is_some(), meta.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let kinds = [
+            action.is_some(),
+            block.is_some(),
+            include.is_some() || role_task.is_some(),
+            meta.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if kinds == 0 {
             let d = span.error("task has no module");
             return Err(if rescue.is_some() || always.is_some() {
@@ -715,6 +748,38 @@ impl Loader<'_> {
                 name,
                 span,
                 kind: TaskKind::Meta(action),
+                opts,
+            }]);
+        }
+        if let Some((node, is_import)) = role_task {
+            if !matches!(node.value, Value::Map(_)) {
+                return Err(source
+                    .error(node.line, node.column, "`include_role`/`import_role` takes a mapping")
+                    .with_hint("write `import_role: {name: ROLE}`"));
+            }
+            let play_dir = place.search_paths.last().cloned().unwrap_or_else(|| place.dir.clone());
+            let role = self.role(source, &play_dir, node, false)?;
+            // The role's defaults, vars and handlers belong to the play; its tasks are here.
+            self.from_tasks.defaults.extend(role.defaults);
+            self.from_tasks.vars.extend(role.vars);
+            self.from_tasks.handlers.extend(role.handlers);
+            if is_import {
+                if opts.loop_items.is_some() {
+                    return Err(span
+                        .error("`import_role` cannot loop")
+                        .with_hint("use `include_role` to loop over a role"));
+                }
+                return Ok(inherit_all(role.tasks, &opts, true));
+            }
+            let mut child_opts = opts.clone();
+            child_opts.when.clear();
+            child_opts.loop_items = None;
+            let tasks = inherit_all(role.tasks, &child_opts, false);
+            return Ok(vec![Task {
+                id: 0,
+                name,
+                span,
+                kind: TaskKind::Include { file: play_dir, tasks },
                 opts,
             }]);
         }
@@ -900,8 +965,13 @@ impl Loader<'_> {
         Ok(args.into_iter().map(|(k, v, _)| (k, v)).collect())
     }
 
-    fn role(&mut self, source: &Source, play_dir: &Path, entry: &Node) -> Result<Role, Diagnostic> {
+    /// Loads a role (`dedupe`: as a play's role or a dependency, which run once per play with
+    /// the same parameters; `include_role`/`import_role` always run).
+    fn role(&mut self, source: &Source, play_dir: &Path, entry: &Node, dedupe: bool) -> Result<Role, Diagnostic> {
         let mut opts = TaskOpts::default();
+        // `tasks_from`, `vars_from`, `defaults_from`, `handlers_from` (of include/import_role).
+        let mut from: std::collections::BTreeMap<&'static str, String> = std::collections::BTreeMap::new();
+        let mut allow_duplicates = false;
         let name = match &entry.value {
             Value::Str(s) => s.clone(),
             Value::Map(map) => {
@@ -914,6 +984,23 @@ impl Loader<'_> {
                         "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
                         "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
                         "vars" => opts.vars.extend(vars_map(v, source, "`vars`")?),
+                        "allow_duplicates" => allow_duplicates = boolean(v, source, "`allow_duplicates`")?,
+                        key @ ("tasks_from" | "vars_from" | "defaults_from" | "handlers_from") => {
+                            let f = text(v, source, key)?;
+                            if crate::template::is_template(&f) {
+                                return Err(source
+                                    .error(v.line, v.column, format!("templated `{key}` is not supported"))
+                                    .with_hint("name the file directly"));
+                            }
+                            let key = match key {
+                                "tasks_from" => "tasks",
+                                "vars_from" => "vars",
+                                "defaults_from" => "defaults",
+                                _ => "handlers",
+                            };
+                            from.insert(key, f);
+                        }
+                        "public" | "apply" | "rolespec_validate" => {}
                         param => {
                             // Role parameters are variables of the role's tasks.
                             self.check_templates_in(v, source)?;
@@ -932,10 +1019,13 @@ impl Loader<'_> {
             }
         };
         let mut candidates: Vec<PathBuf> = Vec::new();
+        // A collection-qualified role (`ns.collection.role`) is looked for by its last name.
+        let short = name.rsplit('.').next().unwrap_or(&name).to_string();
         for c in [
             play_dir.join("roles").join(&name),
             play_dir.join(&name),
             PathBuf::from("roles").join(&name),
+            play_dir.join("roles").join(&short),
         ] {
             if !candidates.contains(&c) {
                 candidates.push(c);
@@ -953,14 +1043,47 @@ impl Loader<'_> {
                         .join(", ")
                 ))
         })?;
-        let main = |sub: &str| {
-            ["main.yaml", "main.yml"]
-                .iter()
-                .map(|f| dir.join(sub).join(f))
-                .find(|p| p.is_file())
+        // Each role runs once per play with the same parameters, unless it allows duplicates.
+        let identity = format!(
+            "{}|{}|{:?}",
+            dir.display(),
+            serde_json::to_string(&opts.vars).unwrap_or_default(),
+            from
+        );
+        let duplicates = allow_duplicates || role_allows_duplicates(&dir);
+        if dedupe && !duplicates && self.roles_seen.contains(&identity) {
+            return Ok(Role::default());
+        }
+        self.roles_seen.push(identity);
+        let file_of = |sub: &str| -> Result<Option<PathBuf>, Diagnostic> {
+            match from.get(sub) {
+                Some(f) => {
+                    let names = if Path::new(f).extension().is_some() {
+                        vec![f.clone()]
+                    } else {
+                        vec![format!("{f}.yml"), format!("{f}.yaml"), f.clone()]
+                    };
+                    names
+                        .iter()
+                        .map(|n| dir.join(sub).join(n))
+                        .find(|p| p.is_file())
+                        .map(Some)
+                        .ok_or_else(|| {
+                            source.error(
+                                entry.line,
+                                entry.column,
+                                format!("`{f}` not found in {}", dir.join(sub).display()),
+                            )
+                        })
+                }
+                None => Ok(["main.yaml", "main.yml"]
+                    .iter()
+                    .map(|f| dir.join(sub).join(f))
+                    .find(|p| p.is_file())),
+            }
         };
         let read_vars = |sub: &str, me: &Self| -> Result<Vars, Diagnostic> {
-            match main(sub) {
+            match file_of(sub)? {
                 Some(f) => {
                     let (s, n) = yaml::load_file(&f)?;
                     me.check_templates_in(&n, &s)?;
@@ -969,35 +1092,73 @@ impl Loader<'_> {
                 None => Ok(Vars::new()),
             }
         };
-        let defaults = read_vars("defaults", self)?;
-        let vars = read_vars("vars", self)?;
+        // Dependencies (`meta/main.yml`) first, with their parameters, as Ansible runs them.
+        let mut role = Role::default();
+        if let Some(meta) = ["main.yaml", "main.yml"]
+            .iter()
+            .map(|f| dir.join("meta").join(f))
+            .find(|p| p.is_file())
+        {
+            let (ms, mn) = yaml::load_file(&meta)?;
+            if let Value::Map(entries) = &mn.value
+                && let Some((_, deps)) = entries
+                    .iter()
+                    .find(|(k, _)| k.scalar_text().as_deref() == Some("dependencies"))
+                && !matches!(deps.value, Value::Null)
+            {
+                self.enter(&meta, None)?;
+                for dep in items(deps, &ms, "`dependencies`")? {
+                    let d = self.role(&ms, &dir.join(".."), dep, true)?;
+                    role.defaults.extend(d.defaults);
+                    role.vars.extend(d.vars);
+                    role.tasks.extend(inherit_all(d.tasks, &opts, true));
+                    role.handlers.extend(d.handlers);
+                }
+                self.stack.pop();
+            }
+        }
+        role.defaults.extend(read_vars("defaults", self)?);
+        role.vars.extend(read_vars("vars", self)?);
         opts.search_paths = vec![dir.clone(), play_dir.to_path_buf()];
         let mut load_list = |sub: &str| -> Result<Vec<Task>, Diagnostic> {
-            let Some(file) = main(sub) else {
+            let Some(file) = file_of(sub)? else {
                 return Ok(Vec::new());
             };
             self.enter(&file, None)?;
             let (s, n) = yaml::load_file(&file)?;
             let place = Place {
                 source: s,
-                dir: dir.join(sub),
+                dir: file.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.join(sub)),
                 search_paths: vec![dir.clone(), play_dir.to_path_buf()],
             };
             let tasks = self.tasks(&n, &place)?;
             self.stack.pop();
             Ok(tasks)
         };
-        let tasks = inherit_all(load_list("tasks")?, &opts, true);
-        let handlers = inherit_all(load_list("handlers")?, &opts, false);
-        Ok(Role {
-            defaults,
-            vars,
-            tasks,
-            handlers,
-        })
+        role.tasks.extend(inherit_all(load_list("tasks")?, &opts, true));
+        role.handlers.extend(inherit_all(load_list("handlers")?, &opts, false));
+        Ok(role)
     }
 }
 
+/// `allow_duplicates: true` in a role's `meta/main.yml`.
+fn role_allows_duplicates(dir: &Path) -> bool {
+    ["main.yaml", "main.yml"]
+        .iter()
+        .map(|f| dir.join("meta").join(f))
+        .find(|p| p.is_file())
+        .and_then(|p| yaml::load_file(&p).ok())
+        .and_then(|(_, n)| match n.value {
+            Value::Map(entries) => entries
+                .into_iter()
+                .find(|(k, _)| k.scalar_text().as_deref() == Some("allow_duplicates"))
+                .map(|(_, v)| matches!(v.value, Value::Bool(true))),
+            _ => None,
+        })
+        .unwrap_or(false)
+}
+
+#[derive(Default)]
 struct Role {
     defaults: Vars,
     vars: Vars,

@@ -108,3 +108,91 @@ fn fully_qualified_names_load_as_short_ones() {
     let r = run_in(scratch.path(), &["validate", "p.yaml"]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// Play connection keywords, `local_action` and `vars_prompt`, without a terminal: the play's
+/// `connection: local` reaches a host the inventory says nothing about; a prompt takes `-e`,
+/// else its default (a private answer never shown), else the run is refused; two plays that
+/// would reach one host differently are refused before anything runs.
+#[test]
+fn play_connection_keywords_local_action_and_prompts() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    std::fs::write(dir.join("hosts"), "[web]\nweb1\n").expect("inventory");
+    let (out, mark) = (dir.join("out"), dir.join("mark"));
+    std::fs::write(
+        dir.join("p.yaml"),
+        format!(
+            r#"- hosts: web
+  connection: local
+  gather_facts: false
+  vars_prompt:
+    - name: release
+      prompt: Which release?
+      default: "1.0"
+      private: false
+    - name: token
+      default: s3cr3t-token-42
+  tasks:
+    - copy:
+        content: "{{{{ release }}}} {{{{ token }}}}"
+        dest: {out}
+    - local_action: command touch {mark}
+    - debug:
+        msg: "token is {{{{ token }}}}"
+"#,
+            out = out.display(),
+            mark = mark.display()
+        ),
+    )
+    .expect("playbook");
+    // No controlling terminal, as in CI: `setsid` detaches the run from the test's.
+    let run = |args: &[&str]| {
+        common::Run::of(
+            std::process::Command::new("setsid")
+                .arg("-w")
+                .arg(env!("CARGO_BIN_EXE_tend"))
+                .args(args)
+                .current_dir(dir)
+                .env("XDG_STATE_HOME", dir.join("state"))
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("tend"),
+        )
+    };
+    let r = run(&["run", "p.yaml", "-i", "hosts"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(std::fs::read_to_string(&out).expect("out"), "1.0 s3cr3t-token-42");
+    assert!(mark.exists(), "local_action did not run: {r:?}");
+    assert!(
+        !r.stdout.contains("s3cr3t-token-42") && !r.stderr.contains("s3cr3t-token-42"),
+        "{r:?}"
+    );
+    let r = run(&["run", "p.yaml", "-i", "hosts", "-e", "release=2.0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(std::fs::read_to_string(&out).expect("out").starts_with("2.0 "));
+
+    // Without a default, nobody to ask: refused, naming the prompt.
+    std::fs::write(
+        dir.join("q.yaml"),
+        "- hosts: web\n  connection: local\n  vars_prompt:\n    - name: answer\n  tasks: []\n",
+    )
+    .expect("playbook");
+    let r = run(&["run", "q.yaml", "-i", "hosts"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr.contains("q.yaml:4:7: vars_prompt `answer` needs an answer"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("-e answer="), "{r:?}");
+
+    // Two plays reaching web1 on different ports: refused before anything connects.
+    std::fs::write(
+        dir.join("ports.yaml"),
+        "- hosts: web\n  port: 2222\n  tasks: []\n- hosts: web\n  port: 2200\n  remote_user: deploy\n  tasks: []\n",
+    )
+    .expect("playbook");
+    let r = run(&["run", "ports.yaml", "-i", "hosts"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("reaches web1 otherwise"), "{r:?}");
+    assert!(r.stderr.contains("deploy@web1:2200"), "{r:?}");
+}

@@ -120,6 +120,126 @@ pub fn validate(args: ValidateArgs) -> Result<Code, CliError> {
     Ok(Code::Ok)
 }
 
+/// A host's target with its play's connection keywords where the inventory (or `-e`) says
+/// nothing: `ansible_user`, `ansible_port`, `ansible_connection` beat them, as in Ansible.
+fn play_target(mut t: Target, play: &playbook::PlayConnection, vars: &crate::settings::Vars) -> Target {
+    let set = |names: &[&str]| names.iter().any(|n| vars.contains_key(*n));
+    if play.connection.as_deref() == Some("local") && !set(&["ansible_connection"]) {
+        t.kind = crate::transport::ConnectionKind::Local;
+    }
+    if let crate::transport::ConnectionKind::Ssh(ssh) = &mut t.kind {
+        if let Some(u) = &play.remote_user
+            && !set(&["ansible_user", "ansible_ssh_user"])
+        {
+            ssh.user = Some(u.clone());
+        }
+        if let Some(p) = play.port
+            && !set(&["ansible_port", "ansible_ssh_port"])
+        {
+            ssh.port = Some(p);
+        }
+    }
+    t
+}
+
+fn same_connection(a: &Target, b: &Target) -> bool {
+    describe(a) == describe(b)
+}
+
+/// `user@address:port` or `local`.
+fn describe(t: &Target) -> String {
+    match &t.kind {
+        crate::transport::ConnectionKind::Local => "local".into(),
+        crate::transport::ConnectionKind::Ssh(s) => format!(
+            "{}{}{}",
+            s.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default(),
+            s.address,
+            s.port.map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+    }
+}
+
+/// `vars_prompt`: a variable given with `-e` is not asked; else the terminal is asked (a
+/// private answer not echoed); without a terminal the default is taken, and without a default
+/// the run is refused (exit 4). Returns the private answers, which are secrets of the run.
+fn ask_prompts(playbooks: &mut [Playbook], vars: &Variables) -> Result<Vec<String>, CliError> {
+    let mut secrets = Vec::new();
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok();
+    for play in playbooks.iter_mut().flat_map(|p| p.plays.iter_mut()) {
+        for p in play.prompts.clone() {
+            if vars.extra().contains_key(&p.name) {
+                continue;
+            }
+            let value = if tty {
+                ask(&p)?
+            } else if let Some(d) = &p.default {
+                d.clone()
+            } else {
+                let mut d = crate::diagnostic::Diagnostic::plain(format!(
+                    "vars_prompt `{}` needs an answer and there is no terminal to ask",
+                    p.name
+                ));
+                if let Some(span) = &p.span {
+                    d = span.error(format!(
+                        "vars_prompt `{}` needs an answer and there is no terminal to ask",
+                        p.name
+                    ));
+                }
+                return Err(d.with_hint(format!("give it with `-e {}=...`", p.name)).into());
+            };
+            if p.private && !value.is_empty() {
+                secrets.push(value.clone());
+            }
+            play.vars.insert(p.name.clone(), serde_json::Value::String(value));
+        }
+    }
+    Ok(secrets)
+}
+
+/// Asks one prompt on the terminal.
+fn ask(p: &playbook::VarPrompt) -> Result<String, CliError> {
+    use std::io::{BufRead as _, Write as _};
+    let question = match &p.default {
+        Some(d) if !p.private => format!("{} [{d}]: ", p.prompt),
+        _ => format!("{}: ", p.prompt),
+    };
+    let read = |q: &str| -> Result<String, CliError> {
+        if p.private {
+            return rpassword::prompt_password(q)
+                .map_err(|e| crate::diagnostic::Diagnostic::plain(format!("cannot read `{}`: {e}", p.name)).into());
+        }
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map_err(|e| crate::diagnostic::Diagnostic::plain(format!("cannot ask `{}`: {e}", p.name)))?;
+        let mut w = &tty;
+        let _ = w.write_all(q.as_bytes()).and_then(|()| w.flush());
+        let mut line = String::new();
+        std::io::BufReader::new(&tty)
+            .read_line(&mut line)
+            .map_err(|e| crate::diagnostic::Diagnostic::plain(format!("cannot read `{}`: {e}", p.name)))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    };
+    let mut value = read(&question)?;
+    if p.confirm {
+        let again = read(&format!("confirm {}", question))?;
+        if again != value {
+            return Err(crate::diagnostic::Diagnostic::plain(format!("the answers for `{}` differ", p.name)).into());
+        }
+    }
+    if value.is_empty()
+        && let Some(d) = &p.default
+    {
+        value = d.clone();
+    }
+    Ok(value)
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -128,7 +248,8 @@ fn plural(n: usize) -> &'static str {
 pub fn run(args: RunArgs) -> Result<Code, CliError> {
     let engine = Engine::new();
     let (inv, vars) = args.inventory.load()?;
-    let playbooks = load_all(&args.playbooks, &engine)?;
+    let mut playbooks = load_all(&args.playbooks, &engine)?;
+    let secrets = ask_prompts(&mut playbooks, &vars)?;
     let opts = RunOptions {
         check: args.check,
         diff: args.diff,
@@ -142,18 +263,46 @@ pub fn run(args: RunArgs) -> Result<Code, CliError> {
     // before anything connects.
     let plan = crate::executor::plan(&inv, &vars, &engine, &playbooks, opts.limit.as_deref())?;
     let skip = crate::executor::start_at(&playbooks, opts.start_at_task.as_deref())?;
-    let mut targets: Vec<Option<Target>> = vec![None; inv.hosts.len()];
-    for &h in plan.iter().flatten() {
-        if targets[h].is_none() {
-            targets[h] = Some(args.connection.target(&inv, &vars, h)?);
+    // One connection per host: a play's `remote_user`/`port`/`connection` choose it where the
+    // inventory does not; two plays that would reach a host differently are refused.
+    let mut targets: Vec<Option<(Target, String)>> = vec![None; inv.hosts.len()];
+    let plays = playbooks.iter().flat_map(|p| &p.plays);
+    for (play, hosts) in plays.zip(&plan) {
+        for &h in hosts {
+            let t = play_target(
+                args.connection.target(&inv, &vars, h)?,
+                &play.connection,
+                &vars.merged(h),
+            );
+            match &targets[h] {
+                Some((first, by)) if !same_connection(first, &t) => {
+                    return Err(play
+                        .span
+                        .error(format!(
+                            "play `{}` reaches {} otherwise than play `{by}` does ({} vs {})",
+                            play.name,
+                            inv.hosts[h].name,
+                            describe(&t),
+                            describe(first)
+                        ))
+                        .with_hint("tend keeps one connection per host: give the plays the same `remote_user`/`port`/`connection`, or set them in the inventory")
+                        .into());
+                }
+                Some(_) => {}
+                None => targets[h] = Some((t, play.name.clone())),
+            }
         }
     }
+    let targets: Vec<Option<Target>> = targets.into_iter().map(|t| t.map(|(t, _)| t)).collect();
     let options = args.connection.connect_options()?;
     let mut settings = args.output.settings(Layout::Tasks);
     settings.verbose = args.verbose;
     settings.diff = args.diff;
     block_on(async {
         let events = Events::start("run", 0, &settings);
+        for s in &secrets {
+            events.secret(s);
+        }
         let fleet = args.connection.fleet(options);
         let mut exec = Executor::new(&inv, &vars, &engine, opts, &fleet, events);
         exec.set_targets(targets, skip);

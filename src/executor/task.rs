@@ -531,6 +531,16 @@ impl Executor<'_> {
         let own = self
             .with_state(|s| s[h].target.clone())
             .ok_or("the host's connection variables are invalid")?;
+        // A task's `remote_user` cannot change the one connection the host has.
+        if let (Some(want), crate::transport::ConnectionKind::Ssh(ssh)) = (&task.opts.remote_user, &own.kind)
+            && let Some(user) = &ssh.user
+            && want != user
+            && task.opts.delegate_to.is_none()
+        {
+            return Err(format!(
+                "this task's `remote_user: {want}` is not the user the host is reached as (`{user}`); tend keeps one connection per host: set `remote_user` on the play (or `ansible_user` in the inventory), or use `become_user: {want}`"
+            ));
+        }
         let (target, delegated) = match &task.opts.delegate_to {
             None => (own, None),
             Some(d) => {

@@ -2,7 +2,7 @@
 //! roles, imports and includes, handlers. The first problem found is returned with its location.
 
 use super::words::parse_kv;
-use super::{Meta, Play, Playbook, Serial, Strategy, Task, TaskKind, TaskOpts, Vars};
+use super::{Meta, Play, PlayConnection, Playbook, Serial, Strategy, Task, TaskKind, TaskOpts, VarPrompt, Vars};
 use crate::diagnostic::{Diagnostic, Source, Span, did_you_mean};
 use crate::modules::{self, check_literal_args};
 use crate::template::Engine;
@@ -19,6 +19,10 @@ pub struct LoadOptions<'a> {
 const PLAY_KEYS: &[&str] = &[
     "name",
     "hosts",
+    "remote_user",
+    "port",
+    "connection",
+    "vars_prompt",
     "vars",
     "vars_files",
     "gather_facts",
@@ -73,6 +77,9 @@ const TASK_KEYS: &[&str] = &[
     "become_user",
     "become_method",
     "delegate_to",
+    "local_action",
+    "remote_user",
+    "connection",
     "run_once",
     "no_log",
     "tags",
@@ -369,6 +376,8 @@ impl Loader<'_> {
             strategy: Strategy::Linear,
             sections: vec![Vec::new(), Vec::new(), Vec::new()],
             handlers: Vec::new(),
+            connection: PlayConnection::default(),
+            prompts: Vec::new(),
         };
         let mut opts = TaskOpts {
             search_paths: vec![dir.to_path_buf()],
@@ -421,6 +430,10 @@ impl Loader<'_> {
                     }
                 }
                 "gather_facts" => play.gather_facts = boolean(v, source, "`gather_facts`")?,
+                "remote_user" => play.connection.remote_user = Some(plain_text(v, source, "`remote_user`")?),
+                "port" => play.connection.port = Some(port_number(v, source)?),
+                "connection" => play.connection.connection = Some(connection_kind(v, source)?),
+                "vars_prompt" => play.prompts = vars_prompt(v, source)?,
                 "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
                 "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
                 "become_method" => check_become_method(v, source)?,
@@ -517,6 +530,7 @@ impl Loader<'_> {
         let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) = (None, None, None);
         let mut include: Option<(&Node, bool)> = None;
         let mut role_task: Option<(&Node, bool)> = None;
+        let mut local_action: Option<&Node> = None;
         let mut meta: Option<&Node> = None;
         let mut loop_control: Option<&Node> = None;
         let mut unknown: Option<(&Node, String)> = None;
@@ -586,6 +600,14 @@ impl Loader<'_> {
                 "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
                 "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
                 "become_method" => check_become_method(v, source)?,
+                "remote_user" => opts.remote_user = Some(plain_text(v, source, "`remote_user`")?),
+                "connection" => {
+                    // On a task, `connection: local` runs it on the control node.
+                    if connection_kind(v, source)? == "local" {
+                        opts.delegate_to = Some("localhost".into());
+                    }
+                }
+                "local_action" => local_action = Some(v),
                 "delegate_to" => {
                     let d = text(v, source, "`delegate_to`")?;
                     self.check_template(&d, source, v)?;
@@ -633,6 +655,23 @@ impl Loader<'_> {
                     action = Some((k, v, module));
                 }
             }
+        }
+        // `local_action: module args` is the module run with `delegate_to: localhost`.
+        let local_pair;
+        if let Some(v) = local_action {
+            local_pair = split_local_action(v, source)?;
+            let Some(module) = modules::lookup(&local_pair.1) else {
+                return Err(source.error(
+                    v.line,
+                    v.column,
+                    format!("`local_action`: unknown module `{}`", local_pair.1),
+                ));
+            };
+            if action.is_some() {
+                return Err(source.error(v.line, v.column, "a task runs one module: `local_action` and another"));
+            }
+            action = Some((&local_pair.0, &local_pair.2, module));
+            opts.delegate_to = Some("localhost".into());
         }
         if let Some((k, other)) = unknown {
             if let Some((module, collection)) = modules::elsewhere(&other) {
@@ -1139,6 +1178,133 @@ impl Loader<'_> {
         role.handlers.extend(inherit_all(load_list("handlers")?, &opts, false));
         Ok(role)
     }
+}
+
+/// A keyword's text, which must not be a template (it is needed before anything runs).
+fn plain_text(v: &Node, source: &Source, what: &str) -> Result<String, Diagnostic> {
+    let t = text(v, source, what)?;
+    if crate::template::is_template(&t) {
+        return Err(source
+            .error(v.line, v.column, format!("a templated {what} is not supported"))
+            .with_hint("write the value, or set `ansible_user`/`ansible_port` for the hosts in the inventory"));
+    }
+    Ok(t)
+}
+
+/// `port:` of a play.
+fn port_number(v: &Node, source: &Source) -> Result<u16, Diagnostic> {
+    let t = plain_text(v, source, "`port`")?;
+    t.parse::<u16>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| source.error(v.line, v.column, format!("`port: {t}` is not a port number (1-65535)")))
+}
+
+/// `connection:` of a play or task: `ssh` (also `smart`, `paramiko`) or `local`.
+fn connection_kind(v: &Node, source: &Source) -> Result<String, Diagnostic> {
+    let t = plain_text(v, source, "`connection`")?;
+    match t.as_str() {
+        "ssh" | "smart" | "paramiko" => Ok("ssh".into()),
+        "local" => Ok("local".into()),
+        other => Err(source
+            .error(v.line, v.column, format!("`connection: {other}` is not supported"))
+            .with_hint("tend connects with `ssh` (the default) or runs `local`ly")),
+    }
+}
+
+/// `local_action: module k=v` or `local_action: {module: NAME, k: v}`: (key node, module name,
+/// arguments node).
+fn split_local_action(v: &Node, source: &Source) -> Result<(Node, String, Node), Diagnostic> {
+    let at = |value: Value| Node {
+        value,
+        line: v.line,
+        column: v.column,
+    };
+    match &v.value {
+        Value::Str(s) => {
+            let s = s.trim();
+            let (module, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
+            let module = modules::short_name(module).to_string();
+            Ok((
+                at(Value::Str(module.clone())),
+                module,
+                at(Value::Str(rest.trim().to_string())),
+            ))
+        }
+        Value::Map(entries) => {
+            let mut module = None;
+            let mut args = Vec::new();
+            for (k, val) in entries {
+                if k.scalar_text().as_deref() == Some("module") {
+                    module = Some(text(val, source, "`module`")?);
+                } else {
+                    args.push((k.clone(), val.clone()));
+                }
+            }
+            let module = module
+                .map(|m| modules::short_name(&m).to_string())
+                .ok_or_else(|| source.error(v.line, v.column, "`local_action` needs `module:`"))?;
+            Ok((at(Value::Str(module.clone())), module, at(Value::Map(args))))
+        }
+        _ => Err(source.error(
+            v.line,
+            v.column,
+            "`local_action` is `module args` or a mapping with `module:`",
+        )),
+    }
+}
+
+/// `vars_prompt:` entries.
+fn vars_prompt(v: &Node, source: &Source) -> Result<Vec<VarPrompt>, Diagnostic> {
+    let mut out = Vec::new();
+    for item in items(v, source, "`vars_prompt`")? {
+        let mut p = VarPrompt {
+            private: true,
+            span: Some(Span::of(source, item)),
+            ..VarPrompt::default()
+        };
+        for (k, val) in entries(item, source, "a `vars_prompt` entry")? {
+            match text(k, source, "a `vars_prompt` keyword")?.as_str() {
+                "name" => p.name = text(val, source, "`name`")?,
+                "prompt" => p.prompt = text(val, source, "`prompt`")?,
+                "default" => p.default = Some(val.scalar_text().unwrap_or_default()),
+                "private" => p.private = boolean(val, source, "`private`")?,
+                "confirm" => p.confirm = boolean(val, source, "`confirm`")?,
+                "encrypt" | "salt_size" | "salt" | "unsafe" => {}
+                other => {
+                    return Err(unknown_key(
+                        source,
+                        k,
+                        other,
+                        &[
+                            "name",
+                            "prompt",
+                            "default",
+                            "private",
+                            "confirm",
+                            "encrypt",
+                            "salt_size",
+                            "salt",
+                            "unsafe",
+                        ],
+                        "vars_prompt",
+                    ));
+                }
+            }
+        }
+        if !valid_identifier(&p.name) {
+            return Err(source.error(
+                item.line,
+                item.column,
+                "a `vars_prompt` entry needs a `name` that is a variable name",
+            ));
+        }
+        if p.prompt.is_empty() {
+            p.prompt = p.name.clone();
+        }
+        out.push(p);
+    }
+    Ok(out)
 }
 
 /// `allow_duplicates: true` in a role's `meta/main.yml`.

@@ -100,6 +100,41 @@ pub struct Play {
     pub sections: Vec<Vec<Task>>,
     /// `handlers` (play and roles).
     pub handlers: Vec<Task>,
+    /// `remote_user`, `port`, `connection`: how the play's hosts are reached when the inventory
+    /// does not say (`ansible_user`, `ansible_port`, `ansible_connection` beat them, as in
+    /// Ansible).
+    pub connection: PlayConnection,
+    /// `vars_prompt`: asked before the run (on a terminal), else taken from `-e` or the
+    /// default.
+    pub prompts: Vec<VarPrompt>,
+}
+
+/// One `vars_prompt` entry.
+#[derive(Debug, Clone, Default)]
+pub struct VarPrompt {
+    /// The variable.
+    pub name: String,
+    /// The question (default: the name).
+    pub prompt: String,
+    /// Used when nobody answers (no terminal) or the answer is empty.
+    pub default: Option<String>,
+    /// Not echoed, and a secret of the run (default true, as in Ansible).
+    pub private: bool,
+    /// Asked twice.
+    pub confirm: bool,
+    /// Where it was written.
+    pub span: Option<Span>,
+}
+
+/// A play's connection keywords.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlayConnection {
+    /// `remote_user`.
+    pub remote_user: Option<String>,
+    /// `port`.
+    pub port: Option<u16>,
+    /// `connection` (`ssh` or `local`).
+    pub connection: Option<String>,
 }
 
 /// A task, a block, an include or a meta action, with the keywords that apply to it.
@@ -260,8 +295,11 @@ pub struct TaskOpts {
     pub escalate: Option<bool>,
     /// `become_user`.
     pub become_user: Option<String>,
-    /// `delegate_to`.
+    /// `delegate_to` (`local_action` and `connection: local` on a task mean `localhost`).
     pub delegate_to: Option<String>,
+    /// `remote_user` of a block or task: the connection's user must be it (tend keeps one
+    /// connection per host; the play's `remote_user` chooses it).
+    pub remote_user: Option<String>,
     /// `run_once`.
     pub run_once: Option<bool>,
     /// `no_log`.
@@ -306,6 +344,7 @@ impl TaskOpts {
         self.escalate = self.escalate.or(parent.escalate);
         self.become_user = self.become_user.clone().or_else(|| parent.become_user.clone());
         self.delegate_to = self.delegate_to.clone().or_else(|| parent.delegate_to.clone());
+        self.remote_user = self.remote_user.clone().or_else(|| parent.remote_user.clone());
         self.run_once = self.run_once.or(parent.run_once);
         self.no_log = self.no_log.or(parent.no_log);
         self.timeout = self.timeout.or(parent.timeout);

@@ -196,3 +196,48 @@ fn play_connection_keywords_local_action_and_prompts() {
     assert!(r.stderr.contains("reaches web1 otherwise"), "{r:?}");
     assert!(r.stderr.contains("deploy@web1:2200"), "{r:?}");
 }
+
+/// Boolean keywords written as templates are decided per host when the task runs.
+#[test]
+fn templated_booleans_are_decided_per_host() {
+    let scratch = common::scratch();
+    let dir = scratch.path();
+    std::fs::write(
+        dir.join("hosts"),
+        "[web]\nweb1 ansible_connection=local hide=true\nweb2 ansible_connection=local hide=false\n",
+    )
+    .expect("inventory");
+    std::fs::write(
+        dir.join("p.yaml"),
+        r#"- hosts: web
+  gather_facts: false
+  tasks:
+    - name: maybe hidden
+      debug:
+        msg: "visible-{{ inventory_hostname }}"
+      no_log: "{{ hide }}"
+    - name: fails, ignored when hide
+      command: "false"
+      ignore_errors: "{{ hide | bool }}"
+"#,
+    )
+    .expect("playbook");
+    let r = run_in(dir, &["run", "p.yaml", "-i", "hosts", "--format", "json"]);
+    // web2 fails the second task (not ignored there): exit 2.
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(!r.stdout.contains("visible-web1"), "{r:?}");
+    assert!(r.stdout.contains("visible-web2"), "{r:?}");
+    let ignored = r
+        .events("result")
+        .into_iter()
+        .filter(|e| e["task"] == "fails, ignored when hide")
+        .map(|e| {
+            (
+                e["host"].as_str().unwrap_or("").to_string(),
+                e["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect::<Vec<_>>();
+    assert!(ignored.contains(&("web1".into(), "ignored".into())), "{ignored:?}");
+    assert!(ignored.contains(&("web2".into(), "failed".into())), "{ignored:?}");
+}

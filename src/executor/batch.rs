@@ -40,6 +40,7 @@ fn groupable(task: &Task) -> bool {
     module.scripted()
         && module.runs() == modules::Runs::Host
         && o.loop_items.is_none()
+        && o.flag_templates.is_empty()
         && o.until.is_none()
         && o.delegate_to.is_none()
         && o.run_once != Some(true)

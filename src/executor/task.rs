@@ -88,6 +88,9 @@ pub(super) struct HostRun {
     ignored: bool,
     skipped: bool,
     unreachable: bool,
+    /// `no_log` and `ignore_unreachable` as decided for this host (templated ones included).
+    no_log: Option<bool>,
+    ignore_unreachable: Option<bool>,
 }
 
 impl HostRun {
@@ -102,6 +105,8 @@ impl HostRun {
             ignored: false,
             skipped: false,
             unreachable: false,
+            no_log: None,
+            ignore_unreachable: None,
         }
     }
 }
@@ -141,7 +146,7 @@ impl Executor<'_> {
         self.apply(task, &run, targets);
         for mut event in run.events {
             // The event stream hides every value of a `no_log` result, in every output.
-            event.no_log = task.opts.no_log == Some(true);
+            event.no_log = run.no_log.or(task.opts.no_log) == Some(true);
             self.emit(Event::Result {
                 task: name.to_string(),
                 location: Some(location.to_string()),
@@ -162,7 +167,7 @@ impl Executor<'_> {
                 }
                 vars.extend(run.facts.iter().map(|(k, v)| (k.clone(), v.clone())));
                 if run.unreachable {
-                    if task.opts.ignore_unreachable == Some(true) {
+                    if run.ignore_unreachable.or(task.opts.ignore_unreachable) == Some(true) {
                         st.counts.ignored += 1;
                     } else {
                         st.unreachable = true;
@@ -213,6 +218,28 @@ impl Executor<'_> {
             return run;
         };
         let mut scope = self.scope(ctx, h, task);
+        // Templated `no_log`, `ignore_errors`, `become`, ... decided for this host.
+        let resolved;
+        let task = if task.opts.flag_templates.is_empty() {
+            task
+        } else {
+            let mut t = task.clone();
+            for (flag, condition) in &task.opts.flag_templates {
+                match self.engine.condition(condition, &scope) {
+                    Ok(b) => t.opts.set_flag(*flag, b),
+                    Err(e) => {
+                        run.failed = true;
+                        run.events
+                            .push(HostResult::failed(&host_name, &format!("{flag:?} `{condition}`: {e}")));
+                        return run;
+                    }
+                }
+            }
+            resolved = t;
+            &resolved
+        };
+        run.no_log = task.opts.no_log;
+        run.ignore_unreachable = task.opts.ignore_unreachable;
         let ignore = task.opts.ignore_errors == Some(true);
         let fail = |run: &mut HostRun, msg: String| {
             run.failed = true;

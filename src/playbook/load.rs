@@ -2,7 +2,7 @@
 //! roles, imports and includes, handlers. The first problem found is returned with its location.
 
 use super::words::parse_kv;
-use super::{Meta, Play, PlayConnection, Playbook, Serial, Strategy, Task, TaskKind, TaskOpts, VarPrompt, Vars};
+use super::{Flag, Meta, Play, PlayConnection, Playbook, Serial, Strategy, Task, TaskKind, TaskOpts, VarPrompt, Vars};
 use crate::diagnostic::{Diagnostic, Source, Span, did_you_mean};
 use crate::modules::{self, check_literal_args};
 use crate::template::Engine;
@@ -197,6 +197,26 @@ fn boolean(node: &Node, source: &Source, what: &str) -> Result<bool, Diagnostic>
             format!("{what} must be a boolean, found {}", node.kind()),
         )),
     }
+}
+
+/// A boolean keyword that may be a template (decided per host when the task runs).
+fn flag(opts: &mut TaskOpts, which: Flag, node: &Node, source: &Source, what: &str) -> Result<(), Diagnostic> {
+    if let Value::Str(s) = &node.value
+        && crate::template::is_template(s)
+    {
+        let t = s.trim();
+        // `{{ x }}` is the condition `x`, as `when` writes it.
+        let condition = t
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            .filter(|inner| !inner.contains("{{"))
+            .map_or_else(|| t.to_string(), |inner| inner.trim().to_string());
+        opts.flag_templates.retain(|(f, _)| *f != which);
+        opts.flag_templates.push((which, condition));
+        return Ok(());
+    }
+    opts.set_flag(which, boolean(node, source, what)?);
+    Ok(())
 }
 
 fn number(node: &Node, source: &Source, what: &str) -> Result<f64, Diagnostic> {
@@ -434,7 +454,7 @@ impl Loader<'_> {
                 "port" => play.connection.port = Some(port_number(v, source)?),
                 "connection" => play.connection.connection = Some(connection_kind(v, source)?),
                 "vars_prompt" => play.prompts = vars_prompt(v, source)?,
-                "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
+                "become" => flag(&mut opts, Flag::Become, v, source, "`become`")?,
                 "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
                 "become_method" => check_become_method(v, source)?,
                 "serial" => play.serial = serial(v, source)?,
@@ -462,10 +482,10 @@ impl Loader<'_> {
                     self.check_templates_in(v, source)?;
                     opts.environment = vars_map(v, source, "`environment`")?;
                 }
-                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
-                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
-                "no_log" => opts.no_log = Some(boolean(v, source, "`no_log`")?),
-                "check_mode" => opts.check_mode = Some(boolean(v, source, "`check_mode`")?),
+                "ignore_errors" => flag(&mut opts, Flag::IgnoreErrors, v, source, "`ignore_errors`")?,
+                "ignore_unreachable" => flag(&mut opts, Flag::IgnoreUnreachable, v, source, "`ignore_unreachable`")?,
+                "no_log" => flag(&mut opts, Flag::NoLog, v, source, "`no_log`")?,
+                "check_mode" => flag(&mut opts, Flag::CheckMode, v, source, "`check_mode`")?,
                 "timeout" => opts.timeout = Some(number(v, source, "`timeout`")? as u64),
                 "pre_tasks" => pre = self.tasks(v, &place)?,
                 "tasks" => tasks = self.tasks(v, &place)?,
@@ -593,11 +613,11 @@ impl Loader<'_> {
                 }
                 "notify" => opts.notify = strings(v, source, "`notify`", false)?,
                 "listen" => opts.listen = strings(v, source, "`listen`", false)?,
-                "ignore_errors" => opts.ignore_errors = Some(boolean(v, source, "`ignore_errors`")?),
-                "ignore_unreachable" => opts.ignore_unreachable = Some(boolean(v, source, "`ignore_unreachable`")?),
+                "ignore_errors" => flag(&mut opts, Flag::IgnoreErrors, v, source, "`ignore_errors`")?,
+                "ignore_unreachable" => flag(&mut opts, Flag::IgnoreUnreachable, v, source, "`ignore_unreachable`")?,
                 "retries" => opts.retries = Some(number(v, source, "`retries`")? as u32),
                 "delay" => opts.delay = Some(number(v, source, "`delay`")?),
-                "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
+                "become" => flag(&mut opts, Flag::Become, v, source, "`become`")?,
                 "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
                 "become_method" => check_become_method(v, source)?,
                 "remote_user" => opts.remote_user = Some(plain_text(v, source, "`remote_user`")?),
@@ -614,7 +634,7 @@ impl Loader<'_> {
                     opts.delegate_to = Some(d);
                 }
                 "run_once" => opts.run_once = Some(boolean(v, source, "`run_once`")?),
-                "no_log" => opts.no_log = Some(boolean(v, source, "`no_log`")?),
+                "no_log" => flag(&mut opts, Flag::NoLog, v, source, "`no_log`")?,
                 "tags" => opts.tags = strings(v, source, "`tags`", true)?,
                 "timeout" => opts.timeout = Some(number(v, source, "`timeout`")? as u64),
                 "vars" => {
@@ -625,7 +645,7 @@ impl Loader<'_> {
                     self.check_templates_in(v, source)?;
                     opts.environment = vars_map(v, source, "`environment`")?;
                 }
-                "check_mode" => opts.check_mode = Some(boolean(v, source, "`check_mode`")?),
+                "check_mode" => flag(&mut opts, Flag::CheckMode, v, source, "`check_mode`")?,
                 "args" => extra_args = Some(v),
                 "block" => block = Some(v),
                 "rescue" => rescue = Some(v),
@@ -1020,7 +1040,7 @@ impl Loader<'_> {
                         "role" | "name" => name = Some(text(v, source, "`role`")?),
                         "tags" => opts.tags = strings(v, source, "`tags`", true)?,
                         "when" => opts.when = self.conditions(v, source, "when")?,
-                        "become" => opts.escalate = Some(boolean(v, source, "`become`")?),
+                        "become" => flag(&mut opts, Flag::Become, v, source, "`become`")?,
                         "become_user" => opts.become_user = Some(text(v, source, "`become_user`")?),
                         "vars" => opts.vars.extend(vars_map(v, source, "`vars`")?),
                         "allow_duplicates" => allow_duplicates = boolean(v, source, "`allow_duplicates`")?,

@@ -258,6 +258,48 @@ impl LoopKind {
     }
 }
 
+/// A keyword whose boolean may be a template, decided per host when the task runs
+/// (`no_log: "{{ hide }}"`, `ignore_errors: "{{ ansible_check_mode }}"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flag {
+    /// `no_log`.
+    NoLog,
+    /// `ignore_errors`.
+    IgnoreErrors,
+    /// `ignore_unreachable`.
+    IgnoreUnreachable,
+    /// `check_mode`.
+    CheckMode,
+    /// `become`.
+    Become,
+}
+
+impl TaskOpts {
+    /// Sets `flag` to a literal value.
+    pub fn set_flag(&mut self, flag: Flag, value: bool) {
+        let slot = match flag {
+            Flag::NoLog => &mut self.no_log,
+            Flag::IgnoreErrors => &mut self.ignore_errors,
+            Flag::IgnoreUnreachable => &mut self.ignore_unreachable,
+            Flag::CheckMode => &mut self.check_mode,
+            Flag::Become => &mut self.escalate,
+        };
+        *slot = Some(value);
+        self.flag_templates.retain(|(f, _)| *f != flag);
+    }
+
+    /// Whether `flag` has a literal value here.
+    fn has_flag(&self, flag: Flag) -> bool {
+        match flag {
+            Flag::NoLog => self.no_log.is_some(),
+            Flag::IgnoreErrors => self.ignore_errors.is_some(),
+            Flag::IgnoreUnreachable => self.ignore_unreachable.is_some(),
+            Flag::CheckMode => self.check_mode.is_some(),
+            Flag::Become => self.escalate.is_some(),
+        }
+    }
+}
+
 /// Task keywords.
 #[derive(Debug, Clone, Default)]
 pub struct TaskOpts {
@@ -304,6 +346,8 @@ pub struct TaskOpts {
     pub run_once: Option<bool>,
     /// `no_log`.
     pub no_log: Option<bool>,
+    /// Boolean keywords written as templates, decided per host when the task runs.
+    pub flag_templates: Vec<(Flag, String)>,
     /// `tags`.
     pub tags: Vec<String>,
     /// `timeout` in seconds.
@@ -347,6 +391,11 @@ impl TaskOpts {
         self.remote_user = self.remote_user.clone().or_else(|| parent.remote_user.clone());
         self.run_once = self.run_once.or(parent.run_once);
         self.no_log = self.no_log.or(parent.no_log);
+        for (flag, template) in &parent.flag_templates {
+            if !self.has_flag(*flag) && !self.flag_templates.iter().any(|(f, _)| f == flag) {
+                self.flag_templates.push((*flag, template.clone()));
+            }
+        }
         self.timeout = self.timeout.or(parent.timeout);
         self.check_mode = self.check_mode.or(parent.check_mode);
         if self.search_paths.is_empty() {

@@ -230,7 +230,7 @@ impl Executor<'_> {
                     Err(e) => {
                         run.failed = true;
                         run.events
-                            .push(HostResult::failed(&host_name, &format!("{flag:?} `{condition}`: {e}")));
+                            .push(HostResult::failed(&host_name, format!("{flag:?} `{condition}`: {e}")));
                         return run;
                     }
                 }

@@ -162,6 +162,15 @@ fn the_bool_filter_reads_as_ansibles() {
     assert_eq!(read(&by_tend), ansible);
 }
 
+/// Writes `(relative path, content)` files under `dir`.
+fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("dirs");
+        std::fs::write(p, text).expect("file");
+    }
+}
+
 /// Runs playbook `pb` with ansible-playbook and with tend on the control node (`out` is the
 /// file each writes); returns the two files.
 fn run_both(dir: &std::path::Path, pb: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -304,11 +313,7 @@ fn roles_with_dependencies_and_task_level_imports_run_as_in_ansible() {
             "- lineinfile: {path: \"{{ out }}\", create: true, line: \"db after common\"}\n",
         ),
     ];
-    for (path, text) in files {
-        let p = dir.path().join(path);
-        std::fs::create_dir_all(p.parent().expect("parent")).expect("dirs");
-        std::fs::write(p, text).expect("role file");
-    }
+    write_files(dir.path(), files);
     let pb = dir.path().join("p.yaml");
     std::fs::write(
         &pb,
@@ -335,6 +340,49 @@ fn roles_with_dependencies_and_task_level_imports_run_as_in_ansible() {
     let (by_ansible, by_tend) = run_both(dir.path(), &pb);
     let ansible = std::fs::read_to_string(&by_ansible).expect("ansible's");
     assert!(ansible.contains("web handler ran"), "{ansible}");
+    assert_eq!(std::fs::read_to_string(&by_tend).expect("tend's"), ansible);
+}
+
+/// Templated include paths decided as the include runs (per item here), `include_vars` with a
+/// templated file and with `with_first_found`: the same lines from both tools.
+#[test]
+fn templated_includes_and_include_vars_run_as_in_ansible() {
+    let dir = scratch();
+    let files: &[(&str, &str)] = &[
+        (
+            "step-a.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"step a with {{ item }} {{ colour }}\"}\n",
+        ),
+        (
+            "step-b.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"step b with {{ item }} {{ colour }}\"}\n",
+        ),
+        ("vars/Debian.yml", "colour: blue\n"),
+        ("vars/default.yml", "size: large\n"),
+    ];
+    write_files(dir.path(), files);
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  vars:
+    family: Debian
+  tasks:
+    - include_vars: "vars/{{ family }}.yml"
+    - include_vars: "{{ item }}"
+      with_first_found:
+        - files: [RedHat.yml, default.yml]
+          paths: [vars]
+    - include_tasks: "step-{{ item }}.yml"
+      loop: [a, b]
+    - lineinfile: {path: "{{ out }}", create: true, line: "size {{ size }}"}
+"#,
+    )
+    .expect("playbook");
+    let (by_ansible, by_tend) = run_both(dir.path(), &pb);
+    let ansible = std::fs::read_to_string(&by_ansible).expect("ansible's");
+    assert!(ansible.contains("step b with b blue"), "{ansible}");
     assert_eq!(std::fs::read_to_string(&by_tend).expect("tend's"), ansible);
 }
 

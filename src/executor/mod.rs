@@ -94,6 +94,14 @@ pub struct Executor<'a> {
     rescuable: std::sync::atomic::AtomicUsize,
 }
 
+/// A templated include: its path template, the directory it is resolved in, and each file it
+/// can name with its tasks' range.
+type Dynamic<'a> = (
+    &'a str,
+    &'a std::path::Path,
+    &'a [(std::path::PathBuf, std::ops::Range<usize>)],
+);
+
 impl<'a> Executor<'a> {
     /// An executor for one run: its hosts are reached through `fleet`, its events go to
     /// `events`. Before [`Executor::run`], give it targets.
@@ -295,7 +303,15 @@ impl<'a> Executor<'a> {
                     TaskKind::Block { block, rescue, always } => {
                         self.run_block(ctx, &active, block, rescue, always).await
                     }
-                    TaskKind::Include { tasks: children, .. } => self.run_include(ctx, task, children, &active).await,
+                    TaskKind::Include {
+                        tasks: children,
+                        template,
+                        choices,
+                        file,
+                    } => {
+                        let dynamic = template.as_deref().map(|t| (t, file.as_path(), choices.as_slice()));
+                        self.run_include(ctx, task, (children, dynamic), &active).await
+                    }
                     TaskKind::Meta(meta) => self.run_meta(ctx, task, *meta, &active).await,
                     TaskKind::Module { .. } => {
                         if self.skip.contains(&task.id) || !self.tags_allow(task) {
@@ -381,7 +397,16 @@ impl<'a> Executor<'a> {
         self.check_failure_policy(ctx);
     }
 
-    async fn run_include(&self, ctx: &PlayCtx<'_>, task: &Task, children: &[Task], hosts: &[usize]) {
+    /// Runs an include for `hosts`: its `when` and `loop` per host; a templated path
+    /// (`dynamic`: template, base directory, the files it can name) chooses per host and
+    /// item which file's tasks run.
+    async fn run_include(
+        &self,
+        ctx: &PlayCtx<'_>,
+        task: &Task,
+        (children, dynamic): (&[Task], Option<Dynamic<'_>>),
+        hosts: &[usize],
+    ) {
         // `when` and `loop` apply to the include as a whole, per host.
         let mut per_host: Vec<(usize, Vec<Json>)> = Vec::new();
         for &h in hosts {
@@ -424,7 +449,47 @@ impl<'a> Executor<'a> {
                     }
                 });
             }
-            self.run_tasks(ctx, children, &round).await;
+            let Some((template, base, choices)) = dynamic else {
+                self.run_tasks(ctx, children, &round).await;
+                continue;
+            };
+            // Each host's file, as its variables (and this round's item) name it.
+            let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+            for &h in &round {
+                let scope = self.scope(ctx, h, task);
+                let rendered = match self.engine.render(template, &scope) {
+                    Ok(Json::String(s)) => s,
+                    Ok(other) => other.to_string(),
+                    Err(e) => {
+                        self.fail_host_now(task, h, &format!("include_tasks `{template}`: {e}"));
+                        continue;
+                    }
+                };
+                let wanted = std::fs::canonicalize(base.join(&rendered)).ok();
+                let chosen = choices.iter().position(|(f, _)| {
+                    wanted
+                        .as_ref()
+                        .is_some_and(|w| std::fs::canonicalize(f).ok().as_ref() == Some(w))
+                });
+                match chosen {
+                    Some(c) => match groups.iter_mut().find(|(g, _)| *g == c) {
+                        Some((_, hs)) => hs.push(h),
+                        None => groups.push((c, vec![h])),
+                    },
+                    None => self.fail_host_now(
+                        task,
+                        h,
+                        &format!(
+                            "include_tasks: `{rendered}` (from `{template}`) is not a tasks file in {}",
+                            base.display()
+                        ),
+                    ),
+                }
+            }
+            for (c, hs) in groups {
+                let range = choices[c].1.clone();
+                self.run_tasks(ctx, &children[range], &hs).await;
+            }
         }
     }
 

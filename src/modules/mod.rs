@@ -12,6 +12,7 @@ mod fetch;
 mod file;
 mod get_url;
 mod group;
+mod include_vars;
 mod lineinfile;
 mod migrate;
 pub mod mysql;
@@ -350,6 +351,7 @@ static REGISTRY: &[&dyn Module] = &[
     &debug::SetFact,
     &debug::Assert,
     &debug::Fail,
+    &include_vars::IncludeVars,
     &copy::Copy,
     &copy::Template,
     &file::File,
@@ -483,8 +485,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("ipaddr", "ansible.utils"),
     ("getent", "ansible.builtin"),
     ("expect", "ansible.builtin"),
-    ("raw", "ansible.builtin"),
-    ("fetch", "ansible.builtin"),
     ("async_status", "ansible.builtin"),
     ("reboot", "ansible.builtin"),
     ("wait_for_connection", "ansible.builtin"),

@@ -838,7 +838,12 @@ impl Loader<'_> {
                 id: 0,
                 name,
                 span,
-                kind: TaskKind::Include { file: play_dir, tasks },
+                kind: TaskKind::Include {
+                    file: play_dir,
+                    tasks,
+                    template: None,
+                    choices: Vec::new(),
+                },
                 opts,
             }]);
         }
@@ -852,9 +857,7 @@ impl Loader<'_> {
                 _ => text(node, source, "an include")?,
             };
             if crate::template::is_template(&file_text) {
-                return Err(source
-                    .error(node.line, node.column, "templated include paths are not supported")
-                    .with_hint("name the file directly and choose with `when:` instead"));
+                return self.templated_include(node, place, &file_text, (name, span, opts, is_import));
             }
             let file = [
                 place.dir.join(&file_text),
@@ -874,15 +877,7 @@ impl Loader<'_> {
                 )
             })?;
             let at = Span::of(source, node);
-            self.enter(&file, Some(&at))?;
-            let (inc_source, inc_root) = yaml::load_file(&file)?;
-            let inc_place = Place {
-                source: inc_source,
-                dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-                search_paths: place.search_paths.clone(),
-            };
-            let children = self.tasks(&inc_root, &inc_place)?;
-            self.stack.pop();
+            let children = self.tasks_file(&file, &at, place)?;
             if is_import {
                 if opts.loop_items.is_some() {
                     return Err(at
@@ -899,7 +894,12 @@ impl Loader<'_> {
                 id: 0,
                 name,
                 span,
-                kind: TaskKind::Include { file, tasks },
+                kind: TaskKind::Include {
+                    file,
+                    tasks,
+                    template: None,
+                    choices: Vec::new(),
+                },
                 opts,
             }]);
         }
@@ -1022,6 +1022,100 @@ impl Loader<'_> {
             return Err(span.error(format!("`{k}` is not a valid variable name")));
         }
         Ok(args.into_iter().map(|(k, v, _)| (k, v)).collect())
+    }
+
+    /// The tasks of an included file (`at`: the include), refusing a cycle.
+    fn tasks_file(&mut self, file: &Path, at: &Span, place: &Place) -> Result<Vec<Task>, Diagnostic> {
+        self.enter(file, Some(at))?;
+        let (inc_source, inc_root) = yaml::load_file(file)?;
+        let inc_place = Place {
+            source: inc_source,
+            dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            search_paths: place.search_paths.clone(),
+        };
+        let tasks = self.tasks(&inc_root, &inc_place)?;
+        self.stack.pop();
+        Ok(tasks)
+    }
+
+    /// `include_tasks: setup-{{ ansible_os_family }}.yml`: every file the path can name (its
+    /// templates as `*`) is loaded and checked now; which one a host runs is decided as the
+    /// include runs, per host. An import cannot be templated (Ansible resolves it while
+    /// loading, when no host's variables are known).
+    fn templated_include(
+        &mut self,
+        node: &Node,
+        place: &Place,
+        file_text: &str,
+        (name, span, opts, is_import): (Option<String>, Span, TaskOpts, bool),
+    ) -> Result<Vec<Task>, Diagnostic> {
+        let source = &place.source;
+        if is_import {
+            return Err(source
+                .error(node.line, node.column, "`import_tasks` cannot take a templated path")
+                .with_hint("use `include_tasks`, which decides the file per host as it runs"));
+        }
+        let pattern = template_glob(file_text);
+        let bases: Vec<PathBuf> = std::iter::once(place.dir.clone())
+            .chain(place.search_paths.first().map(|p| p.join("tasks")))
+            .chain(place.search_paths.first().cloned())
+            .collect();
+        let glob = globset::GlobBuilder::new(&pattern)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| source.error(node.line, node.column, format!("templated include `{file_text}`: {e}")))?
+            .compile_matcher();
+        let mut found: Vec<PathBuf> = Vec::new();
+        let mut base_used = place.dir.clone();
+        for base in &bases {
+            let mut files = Vec::new();
+            collect_files(base, base, 3, &mut files);
+            let mut hits: Vec<PathBuf> = files
+                .into_iter()
+                .filter(|rel| glob.is_match(rel))
+                .map(|rel| base.join(rel))
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+                .collect();
+            if !hits.is_empty() {
+                hits.sort();
+                found = hits;
+                base_used = base.clone();
+                break;
+            }
+        }
+        if found.is_empty() {
+            return Err(source
+                .error(
+                    node.line,
+                    node.column,
+                    format!("no tasks file matches the templated include `{file_text}`"),
+                )
+                .with_hint(format!("looked for `{pattern}` in {}", place.dir.display())));
+        }
+        let at = Span::of(source, node);
+        let mut tasks = Vec::new();
+        let mut choices = Vec::new();
+        let mut child_opts = opts.clone();
+        child_opts.when.clear();
+        child_opts.loop_items = None;
+        for file in found {
+            let children = inherit_all(self.tasks_file(&file, &at, place)?, &child_opts, false);
+            let start = tasks.len();
+            tasks.extend(children);
+            choices.push((file, start..tasks.len()));
+        }
+        Ok(vec![Task {
+            id: 0,
+            name,
+            span,
+            kind: TaskKind::Include {
+                file: base_used,
+                tasks,
+                template: Some(file_text.to_string()),
+                choices,
+            },
+            opts,
+        }])
     }
 
     /// Loads a role (`dedupe`: as a play's role or a dependency, which run once per play with
@@ -1325,6 +1419,50 @@ fn vars_prompt(v: &Node, source: &Source) -> Result<Vec<VarPrompt>, Diagnostic> 
         out.push(p);
     }
     Ok(out)
+}
+
+/// A templated path as a glob: each `{{ ... }}` (and `{% ... %}`) matches anything.
+fn template_glob(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(i) = rest.find(['{']) {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let close = match tail.get(..2) {
+            Some("{{") => tail.find("}}"),
+            Some("{%") => tail.find("%}"),
+            _ => None,
+        };
+        match close {
+            Some(j) => {
+                if !out.ends_with('*') {
+                    out.push('*');
+                }
+                rest = &tail[j + 2..];
+            }
+            None => {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Files under `dir` (to `depth` levels), as paths relative to `base`.
+fn collect_files(base: &Path, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.filter_map(Result::ok) {
+        let p = e.path();
+        if p.is_dir() {
+            if depth > 0 {
+                collect_files(base, &p, depth - 1, out);
+            }
+        } else if let Ok(rel) = p.strip_prefix(base) {
+            out.push(rel.to_path_buf());
+        }
+    }
 }
 
 /// `allow_duplicates: true` in a role's `meta/main.yml`.

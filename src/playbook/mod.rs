@@ -174,10 +174,16 @@ pub enum TaskKind {
     },
     /// `include_tasks`: its `when` and `loop` apply to the include as a whole.
     Include {
-        /// The included file.
+        /// The included file (for a templated path, the directory it is resolved in).
         file: PathBuf,
-        /// Its tasks.
+        /// Its tasks (for a templated path, those of every file it can name, one after the
+        /// other, so every check sees them all).
         tasks: Vec<Task>,
+        /// A templated path (`setup-{{ ansible_os_family }}.yml`), rendered per host as the
+        /// include runs.
+        template: Option<String>,
+        /// For a templated path: each file it can name and its tasks' range in `tasks`.
+        choices: Vec<(PathBuf, std::ops::Range<usize>)>,
     },
     /// `meta`.
     Meta(Meta),
@@ -188,7 +194,7 @@ impl std::fmt::Debug for TaskKind {
         match self {
             TaskKind::Module { module, args } => write!(f, "Module({}, {args:?})", module.name()),
             TaskKind::Block { block, rescue, always } => write!(f, "Block({block:?}, {rescue:?}, {always:?})"),
-            TaskKind::Include { file, tasks } => {
+            TaskKind::Include { file, tasks, .. } => {
                 write!(f, "Include({}, {tasks:?})", file.display())
             }
             TaskKind::Meta(m) => write!(f, "Meta({m:?})"),
@@ -413,7 +419,10 @@ impl Task {
         match &self.kind {
             TaskKind::Module { module, .. } => module.name().to_string(),
             TaskKind::Block { .. } => "block".into(),
-            TaskKind::Include { file, .. } => format!("include_tasks {}", file.display()),
+            TaskKind::Include { file, template, .. } => match template {
+                Some(t) => format!("include_tasks {t}"),
+                None => format!("include_tasks {}", file.display()),
+            },
             TaskKind::Meta(m) => format!("meta: {m:?}"),
         }
     }

@@ -308,6 +308,11 @@ fn roles_with_dependencies_and_task_level_imports_run_as_in_ansible() {
             "roles/db/meta/main.yml",
             "dependencies:\n  - {role: common, who: db}\n  - {role: common, who: db}\n",
         ),
+        ("roles/ports/vars/main.yml", "port: 80\n"),
+        (
+            "roles/ports/tasks/main.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"inside ports {{ port }}\"}\n",
+        ),
         (
             "roles/db/tasks/main.yml",
             "- lineinfile: {path: \"{{ out }}\", create: true, line: \"db after common\"}\n",
@@ -321,10 +326,16 @@ fn roles_with_dependencies_and_task_level_imports_run_as_in_ansible() {
   gather_facts: no
   vars:
     web_port: 9090
+    port: 8080
   roles:
     - web
     - db
   tasks:
+    - include_role: {name: ports}
+      when: false
+    - lineinfile: {path: "{{ out }}", create: true, line: "after a skipped include_role {{ port }}"}
+    - include_role: {name: ports}
+    - lineinfile: {path: "{{ out }}", create: true, line: "after an include_role {{ port }}"}
     - import_role:
         name: common
         tasks_from: extra
@@ -359,6 +370,12 @@ fn templated_includes_and_include_vars_run_as_in_ansible() {
         ),
         ("vars/Debian.yml", "colour: blue\n"),
         ("vars/default.yml", "size: large\n"),
+        (
+            "Debian.yml",
+            "- lineinfile: {path: \"{{ out }}\", create: true, line: \"family tasks\"}\n",
+        ),
+        // Beside the tasks files, a file that is no task list: only an error if named.
+        ("requirements.yml", "collections:\n  - name: community.mysql\n"),
     ];
     write_files(dir.path(), files);
     let pb = dir.path().join("p.yaml");
@@ -371,18 +388,25 @@ fn templated_includes_and_include_vars_run_as_in_ansible() {
   tasks:
     - include_vars: "vars/{{ family }}.yml"
     - include_vars: "{{ item }}"
-      with_first_found:
-        - files: [RedHat.yml, default.yml]
-          paths: [vars]
+      with_first_found: [RedHat.yml, default.yml]
     - include_tasks: "step-{{ item }}.yml"
       loop: [a, b]
+    - include_tasks: "{{ family }}.yml"
     - lineinfile: {path: "{{ out }}", create: true, line: "size {{ size }}"}
+    - command: "false"
+      loop: [{optional: true}]
+      ignore_errors: "{{ item.optional }}"
+    - debug: {msg: hidden}
+      no_log: "{{ hide }}"
+      when: hide is defined
+    - lineinfile: {path: "{{ out }}", create: true, line: "went on"}
 "#,
     )
     .expect("playbook");
     let (by_ansible, by_tend) = run_both(dir.path(), &pb);
     let ansible = std::fs::read_to_string(&by_ansible).expect("ansible's");
     assert!(ansible.contains("step b with b blue"), "{ansible}");
+    assert!(ansible.contains("went on"), "{ansible}");
     assert_eq!(std::fs::read_to_string(&by_tend).expect("tend's"), ansible);
 }
 
@@ -414,8 +438,12 @@ db_replica
 [db_replica]
 db2
 
+[ranged]
+edge[1:2]:2222 role=edge
+[fe80::1]:2200
+
 [db:vars]
-mysql_port=3306
+mysql_port=3306 # the port
 mysql_root = s3cr et
 backup_days=[1, 7, 30]
 flags={'innodb': True, 'slow': None}
@@ -434,7 +462,16 @@ env=prod
         inventory_json(Tool::Ansible, &inv, &["--list"]),
     );
     assert_eq!(t["_meta"]["hostvars"], a["_meta"]["hostvars"]);
-    for group in ["all", "ungrouped", "lb", "app", "db", "db_primary", "db_replica"] {
+    for group in [
+        "all",
+        "ungrouped",
+        "lb",
+        "app",
+        "db",
+        "db_primary",
+        "db_replica",
+        "ranged",
+    ] {
         let hosts = |v: &serde_json::Value| {
             let mut h: Vec<String> = v[group]["hosts"]
                 .as_array()

@@ -6,8 +6,10 @@ use serde_json::{Map, Value as Json};
 use std::path::{Path, PathBuf};
 
 /// The items of a rendered loop value of `kind`; `search_paths` are where `with_fileglob` and
-/// `with_first_found` look on the control node (`files/` under each, then each itself).
-pub fn items(kind: LoopKind, value: Json, search_paths: &[PathBuf]) -> Result<Vec<Json>, String> {
+/// `with_first_found` look on the control node (`subdir` under each, as the task's module
+/// names it: `vars/` for `include_vars`, `templates/` for `template`, else `files/`; then each
+/// path itself).
+pub fn items(kind: LoopKind, value: Json, (search_paths, subdir): (&[PathBuf], &str)) -> Result<Vec<Json>, String> {
     match kind {
         LoopKind::List => match value {
             Json::Array(items) => Ok(items),
@@ -36,6 +38,9 @@ pub fn items(kind: LoopKind, value: Json, search_paths: &[PathBuf]) -> Result<Ve
         },
         LoopKind::Nested => {
             let lists: Vec<Vec<Json>> = as_list(value).into_iter().map(as_list).collect();
+            if lists.is_empty() {
+                return Err("with_nested needs at least one list".into());
+            }
             let mut out: Vec<Vec<Json>> = vec![Vec::new()];
             for list in lists {
                 out = out
@@ -61,7 +66,7 @@ pub fn items(kind: LoopKind, value: Json, search_paths: &[PathBuf]) -> Result<Ve
         LoopKind::Subelements => subelements(value),
         LoopKind::Sequence => sequence(&value),
         LoopKind::Fileglob => Ok(fileglob(&as_list(value), search_paths)),
-        LoopKind::FirstFound => match first_found(value, search_paths) {
+        LoopKind::FirstFound => match first_found(value, search_paths, subdir) {
             Ok(f) => Ok(vec![Json::String(f)]),
             // `skip: true`: nothing found is no item, not an error.
             Err(e) if e.is_empty() => Ok(Vec::new()),
@@ -95,6 +100,8 @@ fn flatten(items: Vec<Json>, depth: usize) -> Vec<Json> {
 fn subelements(value: Json) -> Result<Vec<Json>, String> {
     let terms = as_list(value);
     let (list, key) = match (terms.first(), terms.get(1)) {
+        // A dict's values, as Ansible iterates it.
+        (Some(Json::Object(m)), Some(Json::String(key))) => (m.values().cloned().collect(), key.clone()),
         (Some(list), Some(Json::String(key))) => (as_list(list.clone()), key.clone()),
         _ => return Err("with_subelements expects [list, 'subkey'] (and optionally {skip_missing: true})".into()),
     };
@@ -197,7 +204,10 @@ fn sequence(value: &Json) -> Result<Vec<Json>, String> {
         (Some(_), Some(_)) => return Err("with_sequence: give `end` or `count`, not both".into()),
         (Some(e), None) => e,
         (None, Some(0)) => return Ok(Vec::new()),
-        (None, Some(c)) => start + (c - 1) * stride,
+        (None, Some(c)) => (c - 1)
+            .checked_mul(stride)
+            .and_then(|d| start.checked_add(d))
+            .ok_or_else(|| format!("with_sequence: `{spec}` goes beyond the integers"))?,
         (None, None) => return Err("with_sequence needs `end` or `count`".into()),
     };
     if stride == 0 || (stride > 0 && end < start) || (stride < 0 && end > start) {
@@ -209,7 +219,13 @@ fn sequence(value: &Json) -> Result<Vec<Json>, String> {
     let mut n = start;
     while (stride > 0 && n <= end) || (stride < 0 && n >= end) {
         out.push(Json::String(printf(&format, n)));
-        n += stride;
+        if out.len() > 1_000_000 {
+            return Err(format!("with_sequence: `{spec}` gives more than a million items"));
+        }
+        match n.checked_add(stride) {
+            Some(next) => n = next,
+            None => break,
+        }
     }
     Ok(out)
 }
@@ -258,14 +274,20 @@ fn fileglob(patterns: &[Json], search_paths: &[PathBuf]) -> Vec<Json> {
             let (Some(dir), Some(name)) = (full.parent(), full.file_name()) else {
                 continue;
             };
-            let Ok(glob) = globset::Glob::new(&name.to_string_lossy()) else {
+            let pattern_name = name.to_string_lossy().to_string();
+            let Ok(glob) = globset::Glob::new(&pattern_name) else {
                 continue;
             };
             let glob = glob.compile_matcher();
             let Ok(entries) = std::fs::read_dir(dir) else { continue };
             let mut found: Vec<String> = entries
                 .filter_map(Result::ok)
-                .filter(|e| e.path().is_file() && glob.is_match(e.file_name()))
+                // As Python's glob: `*` does not match a leading dot.
+                .filter(|e| {
+                    let name = e.file_name();
+                    let hidden = name.to_string_lossy().starts_with('.') && !pattern_name.starts_with('.');
+                    e.path().is_file() && !hidden && glob.is_match(&name)
+                })
                 .map(|e| absolute(&e.path()))
                 .collect();
             if !found.is_empty() {
@@ -287,7 +309,7 @@ fn absolute(p: &Path) -> String {
 }
 
 /// The first file that exists of a list of names, or of `{files, paths, skip}`.
-fn first_found(value: Json, search_paths: &[PathBuf]) -> Result<String, String> {
+fn first_found(value: Json, search_paths: &[PathBuf], subdir: &str) -> Result<String, String> {
     let mut files = Vec::new();
     let mut paths: Vec<PathBuf> = Vec::new();
     let mut skip = false;
@@ -311,7 +333,7 @@ fn first_found(value: Json, search_paths: &[PathBuf]) -> Result<String, String> 
     }
     let mut bases: Vec<PathBuf> = Vec::new();
     if paths.is_empty() {
-        bases.extend(search_paths.iter().flat_map(|b| [b.join("files"), b.clone()]));
+        bases.extend(search_paths.iter().flat_map(|b| [b.join(subdir), b.clone()]));
     } else {
         for p in &paths {
             if p.is_absolute() {
@@ -348,22 +370,22 @@ mod tests {
     fn lookups_give_ansibles_items() {
         let none: &[PathBuf] = &[];
         assert_eq!(
-            items(LoopKind::Dict, json!({"a": 1, "b": 2}), none).unwrap(),
+            items(LoopKind::Dict, json!({"a": 1, "b": 2}), (none, "files")).unwrap(),
             vec![json!({"key": "a", "value": 1}), json!({"key": "b", "value": 2})]
         );
         assert_eq!(
-            items(LoopKind::Nested, json!([["a", "b"], [1, 2]]), none).unwrap(),
+            items(LoopKind::Nested, json!([["a", "b"], [1, 2]]), (none, "files")).unwrap(),
             vec![json!(["a", 1]), json!(["a", 2]), json!(["b", 1]), json!(["b", 2])]
         );
         assert_eq!(
-            items(LoopKind::Together, json!([["a", "b"], [1]]), none).unwrap(),
+            items(LoopKind::Together, json!([["a", "b"], [1]]), (none, "files")).unwrap(),
             vec![json!(["a", 1]), json!(["b", null])]
         );
         assert_eq!(
             items(
                 LoopKind::Subelements,
                 json!([[{"n": "u1", "keys": ["k1", "k2"]}], "keys"]),
-                none
+                (none, "files")
             )
             .unwrap(),
             vec![json!([{"n": "u1"}, "k1"]), json!([{"n": "u1"}, "k2"])]
@@ -372,29 +394,29 @@ mod tests {
             items(
                 LoopKind::Sequence,
                 json!("start=1 end=10 stride=4 format=web%02d"),
-                none
+                (none, "files")
             )
             .unwrap(),
             vec![json!("web01"), json!("web05"), json!("web09")]
         );
         assert_eq!(
-            items(LoopKind::Sequence, json!("count=3"), none).unwrap(),
+            items(LoopKind::Sequence, json!("count=3"), (none, "files")).unwrap(),
             vec![json!("1"), json!("2"), json!("3")]
         );
         assert_eq!(
-            items(LoopKind::Sequence, json!("4-8/2"), none).unwrap(),
+            items(LoopKind::Sequence, json!("4-8/2"), (none, "files")).unwrap(),
             vec![json!("4"), json!("6"), json!("8")]
         );
         assert_eq!(
-            items(LoopKind::IndexedItems, json!(["a", "b"]), none).unwrap(),
+            items(LoopKind::IndexedItems, json!(["a", "b"]), (none, "files")).unwrap(),
             vec![json!([0, "a"]), json!([1, "b"])]
         );
         assert_eq!(
-            items(LoopKind::Flattened, json!([1, [2, [3]]]), none).unwrap(),
+            items(LoopKind::Flattened, json!([1, [2, [3]]]), (none, "files")).unwrap(),
             vec![json!(1), json!(2), json!(3)]
         );
         assert_eq!(
-            items(LoopKind::Items, json!([1, [2, [3]]]), none).unwrap(),
+            items(LoopKind::Items, json!([1, [2, [3]]]), (none, "files")).unwrap(),
             vec![json!(1), json!(2), json!([3])]
         );
     }

@@ -94,6 +94,19 @@ pub struct Executor<'a> {
     rescuable: std::sync::atomic::AtomicUsize,
 }
 
+/// The play's role defaults (or vars) with those of the `include_role` a task came from over
+/// them.
+fn scoped(play: &Arc<Vars>, role: Option<&Vars>) -> Arc<Vars> {
+    match role {
+        Some(r) if !r.is_empty() => {
+            let mut v = (**play).clone();
+            v.extend(r.iter().map(|(k, x)| (k.clone(), x.clone())));
+            Arc::new(v)
+        }
+        _ => play.clone(),
+    }
+}
+
 /// A templated include: its path template, the directory it is resolved in, and each file it
 /// can name with its tasks' range.
 type Dynamic<'a> = (
@@ -668,10 +681,10 @@ impl<'a> Executor<'a> {
         let mut scope = self.vars.scope(
             h,
             Layers {
-                defaults: Some(ctx.role_defaults.clone()),
+                defaults: Some(scoped(&ctx.role_defaults, task.opts.scoped_role.as_ref().map(|r| &r.0))),
                 facts: Some(Arc::new(fact_vars)),
                 play: Some(ctx.vars.clone()),
-                role: Some(ctx.role_vars.clone()),
+                role: Some(scoped(&ctx.role_vars, task.opts.scoped_role.as_ref().map(|r| &r.1))),
                 task: (!task.opts.vars.is_empty()).then(|| Arc::new(task.opts.vars.clone())),
                 runtime: Some(runtime),
                 magic,

@@ -27,7 +27,16 @@ pub(super) fn conditions_hold(engine: &Engine, conditions: &[String], scope: &Sc
 /// The items of a task's loop, for a host's scope.
 pub(super) fn loop_items(engine: &Engine, task: &Task, spec: &Json, scope: &Scope) -> Result<Vec<Json>, String> {
     let value = engine.render_value(spec, scope).map_err(|e| format!("loop: {e}"))?;
-    super::loops::items(task.opts.loop_kind, value, &task.opts.search_paths)
+    // `with_first_found` looks where the task's module looks for its file.
+    let subdir = match &task.kind {
+        TaskKind::Module { module, .. } => match module.name() {
+            "include_vars" => "vars",
+            "template" => "templates",
+            _ => "files",
+        },
+        _ => "files",
+    };
+    super::loops::items(task.opts.loop_kind, value, (&task.opts.search_paths, subdir))
 }
 
 /// Why a module call did not give a result: the host could not be reached (the error stays
@@ -218,26 +227,6 @@ impl Executor<'_> {
             return run;
         };
         let mut scope = self.scope(ctx, h, task);
-        // Templated `no_log`, `ignore_errors`, `become`, ... decided for this host.
-        let resolved;
-        let task = if task.opts.flag_templates.is_empty() {
-            task
-        } else {
-            let mut t = task.clone();
-            for (flag, condition) in &task.opts.flag_templates {
-                match self.engine.condition(condition, &scope) {
-                    Ok(b) => t.opts.set_flag(*flag, b),
-                    Err(e) => {
-                        run.failed = true;
-                        run.events
-                            .push(HostResult::failed(&host_name, format!("{flag:?} `{condition}`: {e}")));
-                        return run;
-                    }
-                }
-            }
-            resolved = t;
-            &resolved
-        };
         run.no_log = task.opts.no_log;
         run.ignore_unreachable = task.opts.ignore_unreachable;
         let ignore = task.opts.ignore_errors == Some(true);
@@ -286,14 +275,30 @@ impl Executor<'_> {
                 },
             });
             let start = Instant::now();
+            // Templated `no_log`, `ignore_errors`, `become`, ... decided for this host and item,
+            // once `when` holds (as Ansible decides them).
+            let mut resolved = None;
             let outcome: Outcome = match conditions_hold(self.engine, &task.opts.when, &scope) {
                 Err(e) => Err(e.into()),
                 Ok(false) => Ok(None),
-                Ok(true) => self.run_item(task, *module, args, &scope, h).await.map(Some),
+                Ok(true) => match self.resolve_flags(task, &scope) {
+                    Err(e) => Err(e.into()),
+                    Ok(r) => {
+                        resolved = r;
+                        let t = resolved.as_ref().unwrap_or(task);
+                        self.run_item(t, *module, args, &scope, h).await.map(Some)
+                    }
+                },
             };
+            let item_task = resolved.as_ref().unwrap_or(task);
+            if let Some(r) = &resolved {
+                run.no_log = Some(run.no_log == Some(true) || r.opts.no_log == Some(true));
+                run.ignore_unreachable = r.opts.ignore_unreachable.or(run.ignore_unreachable);
+            }
+            let ignore = item_task.opts.ignore_errors == Some(true);
             let mut ev = HostResult::new(&host_name, Status::Ok);
             ev.item = label.clone();
-            let mut item_json = self.settle(task, *module, &mut scope, &mut run, &mut ev, outcome);
+            let mut item_json = self.settle(item_task, *module, &mut scope, &mut run, &mut ev, outcome);
             ev.duration_ms = start.elapsed().as_millis() as u64;
             if let (Some(obj), Some(_)) = (item_json.as_object_mut(), &items) {
                 obj.insert(loop_var.clone(), item.clone());
@@ -316,6 +321,22 @@ impl Executor<'_> {
             }),
         };
         run
+    }
+
+    /// The task with its templated boolean keywords decided in `scope`; `None` when it has none.
+    fn resolve_flags(&self, task: &Task, scope: &Scope) -> Result<Option<Task>, String> {
+        if task.opts.flag_templates.is_empty() {
+            return Ok(None);
+        }
+        let mut t = task.clone();
+        for (flag, condition) in &task.opts.flag_templates {
+            let b = self
+                .engine
+                .condition(condition, scope)
+                .map_err(|e| format!("{flag:?} `{condition}`: {e}"))?;
+            t.opts.set_flag(*flag, b);
+        }
+        Ok(Some(t))
     }
 
     /// Turns a module call's outcome into the host's event and run state, applying
@@ -560,12 +581,15 @@ impl Executor<'_> {
             .ok_or("the host's connection variables are invalid")?;
         // A task's `remote_user` cannot change the one connection the host has.
         if let (Some(want), crate::transport::ConnectionKind::Ssh(ssh)) = (&task.opts.remote_user, &own.kind)
-            && let Some(user) = &ssh.user
-            && want != user
+            && ssh.user.as_ref() != Some(want)
             && task.opts.delegate_to.is_none()
         {
+            let user = ssh
+                .user
+                .as_ref()
+                .map_or("the user ssh chooses (none is set)".to_string(), |u| format!("`{u}`"));
             return Err(format!(
-                "this task's `remote_user: {want}` is not the user the host is reached as (`{user}`); tend keeps one connection per host: set `remote_user` on the play (or `ansible_user` in the inventory), or use `become_user: {want}`"
+                "this task's `remote_user: {want}` is not the user the host is reached as ({user}); tend keeps one connection per host: set `remote_user` on the play (or `ansible_user` in the inventory), or use `become_user: {want}`"
             ));
         }
         let (target, delegated) = match &task.opts.delegate_to {

@@ -80,8 +80,12 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
         if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
             continue;
         }
-        if trimmed.starts_with('[') {
-            let header = strip_comment(trimmed);
+        // A section is `[name]` or `[name:type]` (what Ansible's section pattern accepts); other
+        // lines starting with `[` are hosts (`[fe80::1]:2200`) unless they end with `]`.
+        let header = strip_comment(trimmed);
+        let section_like =
+            header.starts_with('[') && header.ends_with(']') && header[1..header.len() - 1].matches(':').count() <= 1;
+        if section_like || (trimmed.starts_with('[') && (trimmed.ends_with(']') || !trimmed.contains(']'))) {
             let Some(inner) = header.strip_prefix('[').and_then(|h| h.strip_suffix(']')) else {
                 return Err(source
                     .error(line as u32, col as u32, format!("invalid section `{trimmed}`"))
@@ -253,7 +257,7 @@ fn host_line(source: &Source, raw: &str, line: usize) -> Result<(Node, Node), Di
     Ok((text(host, line, *first_col), node(Value::Map(vars), line, *first_col)))
 }
 
-/// `host:port` (not an IPv6 address, whose colons are its own).
+/// `host:port` (not an IPv6 address, whose colons are its own; a range's `[1:3]` is no port).
 fn split_port(s: &str) -> (&str, Option<i64>) {
     if let Some(rest) = s.strip_prefix('[')
         && let Some((addr, tail)) = rest.split_once(']')
@@ -262,9 +266,28 @@ fn split_port(s: &str) -> (&str, Option<i64>) {
         let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
         return (addr, port);
     }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            (h, p.parse().ok())
+    // The colons outside brackets: one, followed by digits, is the port.
+    let mut depth = 0i32;
+    let outside: Vec<usize> = s
+        .char_indices()
+        .filter_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                ':' if depth == 0 => return Some(i),
+                _ => {}
+            }
+            None
+        })
+        .collect();
+    match outside.as_slice() {
+        [i] => {
+            let (h, p) = (&s[..*i], &s[i + 1..]);
+            if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+                (h, p.parse().ok())
+            } else {
+                (s, None)
+            }
         }
         _ => (s, None),
     }
@@ -323,9 +346,10 @@ fn split_words(line: &str) -> Option<Vec<(String, usize)>> {
 /// strings, lists, dicts); anything else is the text itself, as Ansible keeps it.
 fn literal(s: &str, line: usize, column: usize) -> Node {
     let mut p = Literal { s: s.as_bytes(), i: 0 };
+    // A complete literal may be followed by a comment (`8080 # port`).
     let parsed = p.value().filter(|_| {
         p.ws();
-        p.i == p.s.len()
+        p.i == p.s.len() || p.s[p.i] == b'#'
     });
     let value = parsed.unwrap_or_else(|| Value::Str(s.to_string()));
     node(value, line, column)
@@ -506,6 +530,10 @@ mod tests {
         assert_eq!(split_port("web1:2222"), ("web1", Some(2222)));
         assert_eq!(split_port("fe80::1"), ("fe80::1", None));
         assert_eq!(split_port("[fe80::1]:22"), ("fe80::1", Some(22)));
+        assert_eq!(split_port("web[1:2]:2222"), ("web[1:2]", Some(2222)));
+        assert_eq!(split_port("web[1:2]"), ("web[1:2]", None));
+        assert_eq!(lit("8080 # the port"), serde_json::json!(8080));
+        assert_eq!(lit("hello # note"), serde_json::json!("hello # note"));
         assert!(looks_like_ini("# hosts\n[web]\nh1\n", None));
         assert!(!looks_like_ini("all:\n  hosts: {}\n", Some(true)));
         assert!(looks_like_ini("h1\nh2 ansible_port=22\n", Some(false)));

@@ -76,12 +76,12 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
         .map(|e| e.path())
         .filter(|p| {
             let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            // As Ansible: YAML and JSON files, and files without an extension (INI `hosts`).
+            // YAML, JSON and INI files, and files without an extension (an INI `hosts`).
             p.is_file()
                 && !hidden
                 && matches!(
                     p.extension().and_then(|e| e.to_str()),
-                    None | Some("yaml" | "yml" | "json")
+                    None | Some("yaml" | "yml" | "json" | "ini")
                 )
         })
         .collect();

@@ -505,6 +505,8 @@ pub fn elsewhere(name: &str) -> Option<(String, String)> {
             .iter()
             .find(|(m, _)| *m == short)
             .map(|(m, c)| (m.to_string(), c.to_string())),
+        // A name of a collection tend has modules of, that is none of them: misspelled.
+        Some(c) if COLLECTIONS.iter().any(|(k, _)| *k == c) => None,
         Some(c) => Some((short.to_string(), c.to_string())),
     }
 }

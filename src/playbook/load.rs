@@ -556,8 +556,18 @@ impl Loader<'_> {
         let mut unknown: Option<(&Node, String)> = None;
         for (k, v) in map {
             let written = text(k, source, "a task keyword")?;
-            // `ansible.builtin.include_tasks` is `include_tasks`, as any builtin's full name.
-            let key = modules::short_name(&written).to_string();
+            // `ansible.builtin.include_tasks` is `include_tasks`, as any module's full name is
+            // the module; keywords (`when`) have no full name.
+            let short = modules::short_name(&written);
+            let is_action = matches!(
+                short,
+                "include_tasks" | "import_tasks" | "include_role" | "import_role" | "meta"
+            );
+            let key = if is_action || modules::lookup(short).is_some() {
+                short.to_string()
+            } else {
+                written.clone()
+            };
             match key.as_str() {
                 "name" => {
                     let n = text(v, source, "`name`")?;
@@ -817,11 +827,34 @@ impl Loader<'_> {
                     .with_hint("write `import_role: {name: ROLE}`"));
             }
             let play_dir = place.search_paths.last().cloned().unwrap_or_else(|| place.dir.clone());
-            let role = self.role(source, &play_dir, node, false)?;
-            // The role's defaults, vars and handlers belong to the play; its tasks are here.
-            self.from_tasks.defaults.extend(role.defaults);
-            self.from_tasks.vars.extend(role.vars);
-            self.from_tasks.handlers.extend(role.handlers);
+            let (role, apply) = self.role_with_apply(source, &play_dir, node)?;
+            // Its handlers belong to the play. An imported role's defaults and vars do too
+            // (public); an included role's are its own tasks' and handlers' (private), as in
+            // Ansible.
+            let public = is_import || role.public;
+            let (role_tasks, handlers) = if public {
+                self.from_tasks.defaults.extend(role.defaults);
+                self.from_tasks.vars.extend(role.vars);
+                (role.tasks, role.handlers)
+            } else {
+                let scoped = std::sync::Arc::new((role.defaults, role.vars));
+                let scope_all = |tasks: Vec<Task>| -> Vec<Task> {
+                    tasks
+                        .into_iter()
+                        .map(|mut t| {
+                            scope_role(&mut t, &scoped);
+                            t
+                        })
+                        .collect()
+                };
+                (scope_all(role.tasks), scope_all(role.handlers))
+            };
+            self.from_tasks.handlers.extend(handlers);
+            let role_tasks = inherit_all(role_tasks, &apply, true);
+            let role = Role {
+                tasks: role_tasks,
+                ..Role::default()
+            };
             if is_import {
                 if opts.loop_items.is_some() {
                     return Err(span
@@ -1024,6 +1057,42 @@ impl Loader<'_> {
         Ok(args.into_iter().map(|(k, v, _)| (k, v)).collect())
     }
 
+    /// A role of `include_role`/`import_role` and its `apply:` keywords (given to every task of
+    /// the role, as Ansible applies them).
+    fn role_with_apply(
+        &mut self,
+        source: &Source,
+        play_dir: &Path,
+        node: &Node,
+    ) -> Result<(Role, TaskOpts), Diagnostic> {
+        let mut apply = TaskOpts::default();
+        if let Value::Map(keys) = &node.value
+            && let Some((_, a)) = keys.iter().find(|(k, _)| k.scalar_text().as_deref() == Some("apply"))
+        {
+            for (k, v) in entries(a, source, "`apply`")? {
+                match text(k, source, "an `apply` keyword")?.as_str() {
+                    "become" => flag(&mut apply, Flag::Become, v, source, "`become`")?,
+                    "become_user" => apply.become_user = Some(text(v, source, "`become_user`")?),
+                    "tags" => apply.tags = strings(v, source, "`tags`", true)?,
+                    "when" => apply.when = self.conditions(v, source, "when")?,
+                    "vars" => apply.vars = vars_map(v, source, "`vars`")?,
+                    "environment" => apply.environment = vars_map(v, source, "`environment`")?,
+                    "no_log" => flag(&mut apply, Flag::NoLog, v, source, "`no_log`")?,
+                    "ignore_errors" => flag(&mut apply, Flag::IgnoreErrors, v, source, "`ignore_errors`")?,
+                    "check_mode" => flag(&mut apply, Flag::CheckMode, v, source, "`check_mode`")?,
+                    "delegate_to" => apply.delegate_to = Some(text(v, source, "`delegate_to`")?),
+                    other => {
+                        return Err(source
+                            .error(k.line, k.column, format!("`apply: {other}` is not supported"))
+                            .with_hint("`apply` takes become, become_user, tags, when, vars, environment, no_log, ignore_errors, check_mode, delegate_to"));
+                    }
+                }
+            }
+        }
+        let role = self.role(source, play_dir, node, false)?;
+        Ok((role, apply))
+    }
+
     /// The tasks of an included file (`at`: the include), refusing a cycle.
     fn tasks_file(&mut self, file: &Path, at: &Span, place: &Place) -> Result<Vec<Task>, Diagnostic> {
         self.enter(file, Some(at))?;
@@ -1056,7 +1125,12 @@ impl Loader<'_> {
                 .with_hint("use `include_tasks`, which decides the file per host as it runs"));
         }
         let pattern = template_glob(file_text);
-        let bases: Vec<PathBuf> = std::iter::once(place.dir.clone())
+        let here = if place.dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            place.dir.clone()
+        };
+        let bases: Vec<PathBuf> = std::iter::once(here.clone())
             .chain(place.search_paths.first().map(|p| p.join("tasks")))
             .chain(place.search_paths.first().cloned())
             .collect();
@@ -1066,7 +1140,10 @@ impl Loader<'_> {
             .map_err(|e| source.error(node.line, node.column, format!("templated include `{file_text}`: {e}")))?
             .compile_matcher();
         let mut found: Vec<PathBuf> = Vec::new();
-        let mut base_used = place.dir.clone();
+        let mut base_used = here.clone();
+        // Files being loaded (the playbook itself, the role's `main.yml`) are no candidates.
+        let loading: Vec<PathBuf> = self.stack.iter().map(|(c, _)| c.clone()).collect();
+        let current = std::fs::canonicalize(&source.path).ok();
         for base in &bases {
             let mut files = Vec::new();
             collect_files(base, base, 3, &mut files);
@@ -1075,6 +1152,10 @@ impl Loader<'_> {
                 .filter(|rel| glob.is_match(rel))
                 .map(|rel| base.join(rel))
                 .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")))
+                .filter(|p| {
+                    let c = std::fs::canonicalize(p).ok();
+                    c.is_some() && c != current && !c.as_ref().is_some_and(|c| loading.contains(c))
+                })
                 .collect();
             if !hits.is_empty() {
                 hits.sort();
@@ -1090,7 +1171,14 @@ impl Loader<'_> {
                     node.column,
                     format!("no tasks file matches the templated include `{file_text}`"),
                 )
-                .with_hint(format!("looked for `{pattern}` in {}", place.dir.display())));
+                .with_hint(format!(
+                    "looked for `{pattern}` in {}",
+                    bases
+                        .iter()
+                        .map(|b| b.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
         }
         let at = Span::of(source, node);
         let mut tasks = Vec::new();
@@ -1098,11 +1186,27 @@ impl Loader<'_> {
         let mut child_opts = opts.clone();
         child_opts.when.clear();
         child_opts.loop_items = None;
+        // A file the path can name that is no task list (a vars file beside the tasks) is only
+        // an error for a host that names it.
+        let mut first_error = None;
         for file in found {
-            let children = inherit_all(self.tasks_file(&file, &at, place)?, &child_opts, false);
+            let depth = self.stack.len();
+            let children = match self.tasks_file(&file, &at, place) {
+                Ok(tasks) => inherit_all(tasks, &child_opts, false),
+                Err(e) => {
+                    self.stack.truncate(depth);
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             let start = tasks.len();
             tasks.extend(children);
             choices.push((file, start..tasks.len()));
+        }
+        if choices.is_empty()
+            && let Some(e) = first_error
+        {
+            return Err(e);
         }
         Ok(vec![Task {
             id: 0,
@@ -1125,6 +1229,7 @@ impl Loader<'_> {
         // `tasks_from`, `vars_from`, `defaults_from`, `handlers_from` (of include/import_role).
         let mut from: std::collections::BTreeMap<&'static str, String> = std::collections::BTreeMap::new();
         let mut allow_duplicates = false;
+        let mut public = false;
         let name = match &entry.value {
             Value::Str(s) => s.clone(),
             Value::Map(map) => {
@@ -1153,7 +1258,9 @@ impl Loader<'_> {
                             };
                             from.insert(key, f);
                         }
-                        "public" | "apply" | "rolespec_validate" => {}
+                        "public" => public = boolean(v, source, "`public`")?,
+                        // `apply` is read by the include (role_with_apply).
+                        "apply" | "rolespec_validate" => {}
                         param => {
                             // Role parameters are variables of the role's tasks.
                             self.check_templates_in(v, source)?;
@@ -1173,13 +1280,15 @@ impl Loader<'_> {
         };
         let mut candidates: Vec<PathBuf> = Vec::new();
         // A collection-qualified role (`ns.collection.role`) is looked for by its last name.
-        let short = name.rsplit('.').next().unwrap_or(&name).to_string();
-        for c in [
+        let mut paths = vec![
             play_dir.join("roles").join(&name),
             play_dir.join(&name),
             PathBuf::from("roles").join(&name),
-            play_dir.join("roles").join(&short),
-        ] {
+        ];
+        if name.matches('.').count() >= 2 {
+            paths.push(play_dir.join("roles").join(name.rsplit('.').next().unwrap_or(&name)));
+        }
+        for c in paths {
             if !candidates.contains(&c) {
                 candidates.push(c);
             }
@@ -1198,10 +1307,12 @@ impl Loader<'_> {
         })?;
         // Each role runs once per play with the same parameters, unless it allows duplicates.
         let identity = format!(
-            "{}|{}|{:?}",
+            "{}|{}|{:?}|{:?}|{:?}",
             dir.display(),
             serde_json::to_string(&opts.vars).unwrap_or_default(),
-            from
+            from,
+            opts.when,
+            opts.tags
         );
         let duplicates = allow_duplicates || role_allows_duplicates(&dir);
         if dedupe && !duplicates && self.roles_seen.contains(&identity) {
@@ -1246,7 +1357,10 @@ impl Loader<'_> {
             }
         };
         // Dependencies (`meta/main.yml`) first, with their parameters, as Ansible runs them.
-        let mut role = Role::default();
+        let mut role = Role {
+            public,
+            ..Role::default()
+        };
         if let Some(meta) = ["main.yaml", "main.yml"]
             .iter()
             .map(|f| dir.join("meta").join(f))
@@ -1384,7 +1498,16 @@ fn vars_prompt(v: &Node, source: &Source) -> Result<Vec<VarPrompt>, Diagnostic> 
                 "default" => p.default = Some(val.scalar_text().unwrap_or_default()),
                 "private" => p.private = boolean(val, source, "`private`")?,
                 "confirm" => p.confirm = boolean(val, source, "`confirm`")?,
-                "encrypt" | "salt_size" | "salt" | "unsafe" => {}
+                "encrypt" => {
+                    return Err(source
+                        .error(
+                            k.line,
+                            k.column,
+                            "`vars_prompt` with `encrypt` is not supported: the answer would be used unhashed",
+                        )
+                        .with_hint("hash it in a task (`{{ answer | password_hash('sha512') }}`)"));
+                }
+                "salt_size" | "salt" | "unsafe" => {}
                 other => {
                     return Err(unknown_key(
                         source,
@@ -1419,6 +1542,27 @@ fn vars_prompt(v: &Node, source: &Source) -> Result<Vec<VarPrompt>, Diagnostic> 
         out.push(p);
     }
     Ok(out)
+}
+
+/// Gives a task (and the tasks of its blocks and includes) the private defaults and vars of
+/// the `include_role` it came from.
+fn scope_role(task: &mut Task, scoped: &std::sync::Arc<(Vars, Vars)>) {
+    if task.opts.scoped_role.is_none() {
+        task.opts.scoped_role = Some(scoped.clone());
+    }
+    match &mut task.kind {
+        TaskKind::Block { block, rescue, always } => {
+            for t in block.iter_mut().chain(rescue.iter_mut()).chain(always.iter_mut()) {
+                scope_role(t, scoped);
+            }
+        }
+        TaskKind::Include { tasks, .. } => {
+            for t in tasks {
+                scope_role(t, scoped);
+            }
+        }
+        TaskKind::Module { .. } | TaskKind::Meta(_) => {}
+    }
 }
 
 /// A templated path as a glob: each `{{ ... }}` (and `{% ... %}`) matches anything.
@@ -1484,6 +1628,8 @@ fn role_allows_duplicates(dir: &Path) -> bool {
 
 #[derive(Default)]
 struct Role {
+    /// `public: true` on an `include_role`: its defaults and vars join the play.
+    public: bool,
     defaults: Vars,
     vars: Vars,
     tasks: Vec<Task>,

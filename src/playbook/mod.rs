@@ -354,6 +354,9 @@ pub struct TaskOpts {
     pub no_log: Option<bool>,
     /// Boolean keywords written as templates, decided per host when the task runs.
     pub flag_templates: Vec<(Flag, String)>,
+    /// The defaults and vars of the `include_role` this task came from: private to its tasks
+    /// (defaults below the inventory, vars above the play's), as in Ansible.
+    pub scoped_role: Option<std::sync::Arc<(Vars, Vars)>>,
     /// `tags`.
     pub tags: Vec<String>,
     /// `timeout` in seconds.
@@ -395,6 +398,9 @@ impl TaskOpts {
         self.become_user = self.become_user.clone().or_else(|| parent.become_user.clone());
         self.delegate_to = self.delegate_to.clone().or_else(|| parent.delegate_to.clone());
         self.remote_user = self.remote_user.clone().or_else(|| parent.remote_user.clone());
+        if self.scoped_role.is_none() {
+            self.scoped_role = parent.scoped_role.clone();
+        }
         self.run_once = self.run_once.or(parent.run_once);
         self.no_log = self.no_log.or(parent.no_log);
         for (flag, template) in &parent.flag_templates {

@@ -7,31 +7,88 @@ struct Word<'a> {
     kv: Option<(String, String)>,
 }
 
-/// Decodes `\\n`, `\\t` and `\\\\`, then removes one pair of matching outer quotes, as
-/// Ansible's `parse_kv` does (`_decode_escapes`, then `unquote`): quotes inside the value, as in
-/// `{{ 'a b' }}`, stay.
+/// Decodes Python's escapes (`\\n`, `\\t`, `\\"`, `\\'`, `\\\\`, `\\xHH`, `\\uHHHH`, octal ...),
+/// then removes one pair of matching outer quotes, as Ansible's `parse_kv` does
+/// (`_decode_escapes`, then `unquote`): quotes inside the value, as in `{{ 'a b' }}`, stay.
 fn unquote(s: &str) -> String {
+    let s = s.trim();
+    // Outer quotes are judged on the text as written (`"say \\"hi\\""` is quoted).
+    let b = s.as_bytes();
+    let quoted = b.len() > 1 && b[0] == b[b.len() - 1] && matches!(b[0], b'"' | b'\'') && b[b.len() - 2] != b'\\';
+    let decoded = decode_escapes(s);
+    if quoted {
+        let mut chars = decoded.chars();
+        chars.next();
+        chars.next_back();
+        chars.as_str().to_string()
+    } else {
+        decoded
+    }
+}
+
+/// Python's `unicode-escape` sequences, as Ansible's `_decode_escapes` decodes them; any other
+/// backslash stays.
+fn decode_escapes(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.trim().chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    let hex = |from: usize, n: usize| -> Option<char> {
+        let digits: String = chars.get(from..from + n)?.iter().collect();
+        u32::from_str_radix(&digits, 16).ok().and_then(char::from_u32)
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c != '\\' || i + 1 >= chars.len() {
             out.push(c);
+            i += 1;
             continue;
         }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('\\') => out.push('\\'),
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
+        let next = chars[i + 1];
+        let simple = match next {
+            '\\' => Some('\\'),
+            '\'' => Some('\''),
+            '"' => Some('"'),
+            'a' => Some('\u{7}'),
+            'b' => Some('\u{8}'),
+            'f' => Some('\u{c}'),
+            'n' => Some('\n'),
+            'r' => Some('\r'),
+            't' => Some('\t'),
+            'v' => Some('\u{b}'),
+            _ => None,
+        };
+        if let Some(d) = simple {
+            out.push(d);
+            i += 2;
+            continue;
+        }
+        let (decoded, len) = match next {
+            'x' => (hex(i + 2, 2), 4),
+            'u' => (hex(i + 2, 4), 6),
+            'U' => (hex(i + 2, 8), 10),
+            '0'..='7' => {
+                let n = chars[i + 1..]
+                    .iter()
+                    .take(3)
+                    .take_while(|c| ('0'..='7').contains(*c))
+                    .count();
+                let digits: String = chars[i + 1..i + 1 + n].iter().collect();
+                (u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32), n + 1)
             }
-            None => out.push('\\'),
+            _ => (None, 0),
+        };
+        match decoded {
+            Some(d) => {
+                out.push(d);
+                i += len;
+            }
+            None => {
+                out.push('\\');
+                i += 1;
+            }
         }
     }
-    let b = out.as_bytes();
-    let quoted = b.len() > 1 && b[0] == b[b.len() - 1] && matches!(b[0], b'"' | b'\'') && b[b.len() - 2] != b'\\';
-    if quoted { out[1..out.len() - 1].to_string() } else { out }
+    out
 }
 
 /// Splits on whitespace outside quotes, keeping each word's original text.
@@ -141,6 +198,16 @@ mod tests {
         assert_eq!(args[0], ("path".into(), "{{ dir }}/x".into()));
         assert_eq!(args[2], ("msg".into(), "{{ a ~ ' ' ~ b }}".into()));
         assert!(rest.is_none());
+    }
+
+    #[test]
+    fn escapes_decode_as_ansibles_parse_kv_decodes_them() {
+        let (args, _) = parse_kv(r#"m="say \"hi\"" p='it\'s' t=a\tb x=\x41 w=c:\\dir"#, |_| true, false).unwrap();
+        assert_eq!(args[0].1, "say \"hi\"");
+        assert_eq!(args[1].1, "it's");
+        assert_eq!(args[2].1, "a\tb");
+        assert_eq!(args[3].1, "A");
+        assert_eq!(args[4].1, "c:\\dir");
     }
 
     #[test]

@@ -162,6 +162,15 @@ fn the_bool_filter_reads_as_ansibles() {
     assert_eq!(read(&by_tend), ansible);
 }
 
+/// Runs `pb` with both tools ([`run_both`]); the files they wrote must be equal. Returns
+/// Ansible's text and the path tend wrote.
+fn same_output(dir: &std::path::Path, pb: &std::path::Path) -> (String, std::path::PathBuf) {
+    let (by_ansible, by_tend) = run_both(dir, pb);
+    let ansible = std::fs::read_to_string(&by_ansible).expect("ansible's");
+    assert_eq!(std::fs::read_to_string(&by_tend).expect("tend's"), ansible);
+    (ansible, by_tend)
+}
+
 /// Writes `(relative path, content)` files under `dir`.
 fn write_files(dir: &std::path::Path, files: &[(&str, &str)]) {
     for (path, text) in files {
@@ -348,10 +357,8 @@ fn roles_with_dependencies_and_task_level_imports_run_as_in_ansible() {
 "#,
     )
     .expect("playbook");
-    let (by_ansible, by_tend) = run_both(dir.path(), &pb);
-    let ansible = std::fs::read_to_string(&by_ansible).expect("ansible's");
+    let (ansible, _) = same_output(dir.path(), &pb);
     assert!(ansible.contains("web handler ran"), "{ansible}");
-    assert_eq!(std::fs::read_to_string(&by_tend).expect("tend's"), ansible);
 }
 
 /// Templated include paths decided as the include runs (per item here), `include_vars` with a
@@ -403,11 +410,59 @@ fn templated_includes_and_include_vars_run_as_in_ansible() {
 "#,
     )
     .expect("playbook");
-    let (by_ansible, by_tend) = run_both(dir.path(), &pb);
-    let ansible = std::fs::read_to_string(&by_ansible).expect("ansible's");
+    let (ansible, _) = same_output(dir.path(), &pb);
     assert!(ansible.contains("step b with b blue"), "{ansible}");
     assert!(ansible.contains("went on"), "{ansible}");
-    assert_eq!(std::fs::read_to_string(&by_tend).expect("tend's"), ansible);
+}
+
+/// Lookups, the `comment` filter and `ansible_managed` render the same text in both tools.
+#[test]
+fn lookups_and_comment_render_as_in_ansible() {
+    let dir = scratch();
+    write_files(
+        dir.path(),
+        &[
+            ("files/note.txt", "a note\n\n"),
+            ("files/b.conf", "x"),
+            ("files/a.conf", "x"),
+            ("templates/managed.j2", "{{ ansible_managed | comment }}\nport 80\n"),
+        ],
+    );
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  vars:
+    greeting: hi
+    two_lines: "one\ntwo"
+  tasks:
+    - copy:
+        dest: "{{ out }}"
+        content: |
+          [{{ lookup('file', 'note.txt') }}]
+          {{ lookup('env', 'HOME') }}
+          {{ lookup('pipe', 'echo piped') }}
+          {{ query('fileglob', '*.conf') | map('basename') | sort | join(' ') }}
+          {{ lookup('vars', 'greeting') }}
+          {{ query('items', [1, [2, 3]]) | join(',') }}
+          {{ lookup('items', ['a', 'b']) }}
+          {{ lookup('password', playbook_dir ~ '/pw.txt length=12') | length }}
+          {{ two_lines | comment }}
+          {{ 'x' | comment('c') }}
+          {{ 'x' | comment('cblock') }}
+          {{ 'x' | comment('xml') }}
+          {{ 'x' | comment(decoration='; ', prefix_count=2) }}
+    - template:
+        src: managed.j2
+        dest: "{{ out }}.managed"
+"#,
+    )
+    .expect("playbook");
+    let (ansible, by_tend) = same_output(dir.path(), &pb);
+    assert!(ansible.contains("[a note]"), "{ansible}");
+    let managed = |p: &std::path::Path| std::fs::read_to_string(format!("{}.managed", p.display())).expect("template");
+    assert_eq!(managed(&by_tend), managed(&by_tend.with_file_name("ansible.json")));
 }
 
 /// An INI inventory as existing projects write it (sections, `:vars`, `:children` declared

@@ -94,6 +94,16 @@ pub struct Executor<'a> {
     rescuable: std::sync::atomic::AtomicUsize,
 }
 
+/// The items of a `with_<lookup>` loop's value, for the template lookups of the same name.
+pub fn loops_items(
+    kind: crate::playbook::LoopKind,
+    value: Json,
+    paths: &[std::path::PathBuf],
+    subdir: &str,
+) -> Result<Vec<Json>, String> {
+    loops::items(kind, value, (paths, subdir))
+}
+
 /// The play's role defaults (or vars) with those of the `include_role` a task came from over
 /// them.
 fn scoped(play: &Arc<Vars>, role: Option<&Vars>) -> Arc<Vars> {
@@ -691,6 +701,7 @@ impl<'a> Executor<'a> {
             },
         );
         scope.set_hostvars(self.hostvars());
+        scope.set_search_paths(&task.opts.search_paths);
         scope
     }
 

@@ -147,9 +147,15 @@ fn template_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Vec<u8>, Option<Strin
     let bytes = crate::vault::open_content(&path, bytes).map_err(ModuleError::Failed)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| ModuleError::Failed(format!("cannot read {}: not UTF-8 text", path.display())))?;
+    // `ansible_managed` exists in template files only, with Ansible's default text, so files
+    // rendered by both tools are the same.
+    let mut scope = ctx.scope.clone();
+    if scope.get("ansible_managed").is_none() {
+        scope.set("ansible_managed", "Ansible managed".into());
+    }
     let rendered = ctx
         .engine
-        .render_string(&text, ctx.scope, true)
+        .render_string(&text, &scope, true)
         .map_err(|e| ModuleError::Failed(format!("template {}: {e}", path.display())))?;
     let name = path
         .file_name()

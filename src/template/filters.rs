@@ -49,6 +49,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("regex_search", regex_search);
     env.add_filter("regex_findall", regex_findall);
     env.add_filter("regex_escape", regex_escape);
+    env.add_filter("comment", comment);
 
     // Serialization.
     env.add_filter("to_json", to_json);
@@ -810,6 +811,89 @@ fn expand(pieces: &[Piece], caps: &Captures<'_>, out: &mut String) {
 
 /// `regex_replace(pattern, replacement, ignorecase=False, multiline=False, count=0,
 /// mandatory_count=0)`: Python's `re.sub`, backreferences `\1` and `\g<name>` included.
+/// `comment`: text as a comment block, in Ansible's styles (`plain`, `erlang`, `c`, `cblock`,
+/// `xml`) and with its options (`decoration`, `prefix`, `postfix`, their counts, ...).
+fn comment(value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
+    const PARAMS: &[&str] = &[
+        "style",
+        "decoration",
+        "newline",
+        "beginning",
+        "prefix",
+        "prefix_count",
+        "postfix",
+        "postfix_count",
+        "end",
+    ];
+    let args = Args::bind("comment", rest, PARAMS)?;
+    let text = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+    let style = args.string(0)?.unwrap_or("plain");
+    let (beginning, decoration, end) = match style {
+        "plain" => ("", "# ", ""),
+        "erlang" => ("", "% ", ""),
+        "c" => ("", "// ", ""),
+        "cblock" => ("/*", " * ", " */"),
+        "xml" => ("<!--", " - ", "-->"),
+        other => return Err(fail("comment", format!("unknown style `{other}`"))),
+    };
+    let text_of =
+        |i: usize, default: &str| -> Result<String, Error> { Ok(args.string(i)?.unwrap_or(default).to_string()) };
+    let prepostfix = text_of(1, decoration)?;
+    let newline = text_of(2, "\n")?;
+    let beginning = text_of(3, beginning)?;
+    let prefix = text_of(4, prepostfix.trim_end())?;
+    let count = |i: usize| -> Result<usize, Error> {
+        match args.get(i) {
+            None => Ok(1),
+            Some(v) => v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| fail("comment", format!("`{}` must be a count", PARAMS[i]))),
+        }
+    };
+    let prefix_count = count(5)?;
+    let postfix = text_of(6, prepostfix.trim_end())?;
+    let postfix_count = count(7)?;
+    let end = text_of(8, end)?;
+    // The style's decoration, unless one was given.
+    let decoration = if args.get(1).is_some() {
+        prepostfix.clone()
+    } else {
+        decoration.to_string()
+    };
+    let mut out = String::new();
+    if !beginning.is_empty() {
+        out.push_str(&beginning);
+        out.push_str(&newline);
+    }
+    if !prefix.is_empty() {
+        let one = if prefix != newline {
+            format!("{prefix}{newline}")
+        } else {
+            newline.clone()
+        };
+        out.push_str(&one.repeat(prefix_count));
+    }
+    let body = format!(
+        "{decoration}{}",
+        text.replace(&newline, &format!("{newline}{decoration}"))
+    );
+    out.push_str(&body.replace(
+        &format!("{decoration}{newline}"),
+        &format!("{}{newline}", decoration.trim_end()),
+    ));
+    for _ in 0..postfix_count {
+        out.push_str(&newline);
+        out.push_str(&postfix);
+    }
+    if !end.is_empty() {
+        out.push_str(&newline);
+        out.push_str(&end);
+    }
+    Ok(Value::from(out))
+}
+
 fn regex_replace(state: &mut State, value: &Value, rest: Rest<ValueOrKwargs>) -> Result<Value, Error> {
     const NAME: &str = "regex_replace";
     let args = Args::bind(

@@ -3,6 +3,7 @@
 //! that is one `{{ expression }}` keeping the expression's type (a list stays a list).
 
 pub mod filters;
+pub mod lookups;
 pub mod scope;
 
 pub use scope::Scope;
@@ -35,6 +36,7 @@ fn environment(trim_blocks: bool) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     filters::register(&mut env);
+    lookups::register(&mut env);
     // Python string and dict methods (`x.split('.')`, `d.items()`) as playbooks use them.
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     // Ansible keeps a template's trailing newline and trims the newline after a block tag in files.
@@ -46,6 +48,42 @@ fn environment(trim_blocks: bool) -> Environment<'static> {
         env.set_syntax(syntax);
     }
     env
+}
+
+/// Every lookup a template calls must be one tend has: an unknown one is an error before
+/// anything runs.
+fn known_lookups(text: &str) -> Result<(), TemplateError> {
+    for name in lookups::called(text) {
+        if !lookups::NAMES.contains(&name.as_str()) {
+            let hint = crate::diagnostic::did_you_mean(&name, lookups::NAMES.iter().copied())
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_else(|| format!(" (tend has {})", lookups::NAMES.join(", ")));
+            return Err(TemplateError(format!("unknown lookup `{name}`{hint}")));
+        }
+    }
+    Ok(())
+}
+
+/// The variables a template uses, with those it names in `lookup('vars', 'name')` (a string
+/// is no variable reference to the parser).
+fn with_looked_up_vars(text: &str, mut names: std::collections::HashSet<String>) -> std::collections::HashSet<String> {
+    if !text.contains("vars") {
+        return names;
+    }
+    for (i, _) in text.match_indices("'vars'").chain(text.match_indices("\"vars\"")) {
+        let rest = &text[i + 6..];
+        for part in rest.split(')').next().unwrap_or_default().split(',').skip(1) {
+            let part = part.trim();
+            if let Some(name) = part
+                .strip_prefix('\'')
+                .and_then(|p| p.strip_suffix('\''))
+                .or_else(|| part.strip_prefix('"').and_then(|p| p.strip_suffix('"')))
+            {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
 }
 
 /// True when a string holds template syntax and so needs rendering.
@@ -95,7 +133,8 @@ impl Engine {
         self.env
             .template_from_str(text)
             .map(|_| ())
-            .map_err(|e| TemplateError(describe(&e)))
+            .map_err(|e| TemplateError(describe(&e)))?;
+        known_lookups(text)
     }
 
     /// Checks an expression (`when:`, `that:`) without evaluating it.
@@ -103,7 +142,8 @@ impl Engine {
         self.env
             .compile_expression(expr)
             .map(|_| ())
-            .map_err(|e| TemplateError(describe(&e)))
+            .map_err(|e| TemplateError(describe(&e)))?;
+        known_lookups(expr)
     }
 
     /// Renders a string; one whole `{{ expr }}` keeps the type of its value.
@@ -121,7 +161,7 @@ impl Engine {
     pub fn render_string(&self, text: &str, scope: &Scope, files: bool) -> Result<String, TemplateError> {
         let env = if files { &self.files } else { &self.env };
         let tmpl = env.template_from_str(text).map_err(|e| TemplateError(describe(&e)))?;
-        let ctx = scope.context(self, &tmpl.undeclared_variables(false))?;
+        let ctx = scope.context(self, &with_looked_up_vars(text, tmpl.undeclared_variables(false)))?;
         tmpl.render(ctx).map_err(|e| TemplateError(describe(&e)))
     }
 
@@ -131,7 +171,7 @@ impl Engine {
             .env
             .compile_expression(expr)
             .map_err(|e| TemplateError(describe(&e)))?;
-        let ctx = scope.context(self, &compiled.undeclared_variables(false))?;
+        let ctx = scope.context(self, &with_looked_up_vars(expr, compiled.undeclared_variables(false)))?;
         let value = compiled.eval(ctx).map_err(|e| TemplateError(describe(&e)))?;
         to_json(&value)
     }

@@ -14,6 +14,8 @@ pub struct Scope {
     layers: Vec<Arc<Map<String, Json>>>,
     top: Map<String, Json>,
     hostvars: Option<Arc<HostVars>>,
+    /// Where lookups find control-node files (the task's role, the playbook's directory).
+    search_paths: Arc<Vec<String>>,
     resolving: Mutex<Vec<String>>,
 }
 
@@ -23,6 +25,7 @@ impl Clone for Scope {
             layers: self.layers.clone(),
             top: self.top.clone(),
             hostvars: self.hostvars.clone(),
+            search_paths: self.search_paths.clone(),
             resolving: Mutex::new(Vec::new()),
         }
     }
@@ -67,6 +70,11 @@ impl Scope {
         self.top.insert(name.to_string(), value);
     }
 
+    /// Sets where lookups find control-node files.
+    pub fn set_search_paths(&mut self, paths: &[std::path::PathBuf]) {
+        self.search_paths = Arc::new(paths.iter().map(|p| p.display().to_string()).collect());
+    }
+
     /// Makes `hostvars` available.
     pub fn set_hostvars(&mut self, hostvars: Arc<HostVars>) {
         self.hostvars = Some(hostvars);
@@ -82,6 +90,12 @@ impl Scope {
     /// The template context holding `names`, each rendered if it is itself a template.
     pub(crate) fn context(&self, engine: &Engine, names: &HashSet<String>) -> Result<Value, TemplateError> {
         let mut ctx = BTreeMap::new();
+        if ["lookup", "query", "q"].iter().any(|f| names.contains(*f)) {
+            ctx.insert(
+                super::lookups::SEARCH_PATHS.to_string(),
+                Value::from(minijinja::value::Serde(&*self.search_paths)),
+            );
+        }
         for name in names {
             if name == "hostvars"
                 && let Some(h) = &self.hostvars

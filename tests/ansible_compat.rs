@@ -436,6 +436,8 @@ fn lookups_and_comment_render_as_in_ansible() {
   vars:
     greeting: hi
     two_lines: "one\ntwo"
+    flag: true
+    nothing: ~
   tasks:
     - copy:
         dest: "{{ out }}"
@@ -453,6 +455,7 @@ fn lookups_and_comment_render_as_in_ansible() {
           {{ 'x' | comment('cblock') }}
           {{ 'x' | comment('xml') }}
           {{ 'x' | comment(decoration='; ', prefix_count=2) }}
+          {{ flag }} {{ [1, 'a', none, "it's"] }} {{ {'k': true} }} [{{ nothing }}]
     - template:
         src: managed.j2
         dest: "{{ out }}.managed"
@@ -463,6 +466,38 @@ fn lookups_and_comment_render_as_in_ansible() {
     assert!(ansible.contains("[a note]"), "{ansible}");
     let managed = |p: &std::path::Path| std::fs::read_to_string(format!("{}.managed", p.display())).expect("template");
     assert_eq!(managed(&by_tend), managed(&by_tend.with_file_name("ansible.json")));
+}
+
+/// `file: state=directory` gives the directories it makes on the way the same owner, group
+/// and mode, as Ansible does.
+#[test]
+fn directories_made_on_the_way_get_the_same_owner_and_mode() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = scratch();
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  tasks:
+    - file: {path: "{{ out }}.d/a/b/c", state: directory, mode: "0750", owner: nobody, group: nogroup}
+    - file: {path: "{{ out }}.d/a/b/c", state: directory, mode: "0750", owner: nobody, group: nogroup}
+      register: again
+    - copy: {dest: "{{ out }}", content: "{{ again.changed }}"}
+"#,
+    )
+    .expect("playbook");
+    let (changed_again, by_tend) = same_output(dir.path(), &pb);
+    assert_eq!(changed_again, "False");
+    let by_ansible = by_tend.with_file_name("ansible.json");
+    for sub in ["a", "a/b", "a/b/c"] {
+        let meta = |p: &std::path::Path| {
+            let m = std::fs::metadata(format!("{}.d/{sub}", p.display())).expect("made");
+            (m.mode() & 0o7777, m.uid(), m.gid())
+        };
+        assert_eq!(meta(&by_tend), meta(&by_ansible), "{sub}");
+        assert_eq!(meta(&by_tend).0, 0o750, "{sub}");
+    }
 }
 
 /// An INI inventory as existing projects write it (sections, `:vars`, `:children` declared

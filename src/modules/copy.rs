@@ -105,7 +105,8 @@ fn copy_content(ctx: &Ctx<'_>, args: &Args) -> Result<(Source, Option<String>), 
         (Some(c), None) => {
             let text = match c {
                 serde_json::Value::String(s) => s.clone(),
-                // Ansible writes structured content as JSON.
+                // A boolean as Python writes it; structured content as JSON, as Ansible does.
+                serde_json::Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
                 other => serde_json::to_string(other).unwrap_or_default(),
             };
             Ok((Source::Bytes(text.into_bytes()), None))

@@ -59,7 +59,18 @@ case "$state" in
   absent)
     if [ "$cur" != absent ]; then note removed; [ "$check" = 1 ] || rm -rf -- "$path" || exit 4; fi ;;
   directory)
-    if [ "$cur" = absent ]; then note created; [ "$check" = 1 ] || mkdir -p -- "$path" || exit 4
+    if [ "$cur" = absent ]; then note created
+      if [ "$check" != 1 ]; then
+        # The directories made on the way get the same owner, group and mode, as in Ansible.
+        made=""; d="$path"
+        while [ ! -e "$d" ] && [ "$d" != / ] && [ "$d" != . ]; do made="$d
+$made"; d=$(dirname -- "$d"); done
+        mkdir -p -- "$path" || exit 4
+        set -f; old_ifs=$IFS; IFS='
+'
+        for m in $made; do attrs "$m"; done
+        IFS=$old_ifs; set +f
+      fi
     elif [ "$cur" != directory ]; then echo "$path exists and is a $cur, not a directory" >&2; exit 3; fi
     [ "$check" = 1 ] && [ "$cur" = absent ] || attrs "$path" ;;
   file)

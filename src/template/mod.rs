@@ -37,6 +37,15 @@ fn environment(trim_blocks: bool) -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     filters::register(&mut env);
     lookups::register(&mut env);
+    // Values in text print as Python prints them (`True`, `['a', 1]`), as in Ansible; `None`
+    // prints nothing (Ansible's finalize).
+    env.set_formatter(|out, state, value| match value.kind() {
+        minijinja::value::ValueKind::Bool | minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map => out
+            .write_str(&python_repr(value))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
+        minijinja::value::ValueKind::None => Ok(()),
+        _ => minijinja::escape_formatter(out, state, value),
+    });
     // Python string and dict methods (`x.split('.')`, `d.items()`) as playbooks use them.
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     // Ansible keeps a template's trailing newline and trims the newline after a block tag in files.
@@ -84,6 +93,63 @@ fn with_looked_up_vars(text: &str, mut names: std::collections::HashSet<String>)
         }
     }
     names
+}
+
+/// A value as Python's `repr` writes it (a list or dict printed in text, as Jinja2 prints it).
+fn python_repr(value: &Value) -> String {
+    use minijinja::value::ValueKind;
+    match value.kind() {
+        ValueKind::None | ValueKind::Undefined => "None".into(),
+        ValueKind::Bool => if value.is_true() { "True" } else { "False" }.into(),
+        ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        ValueKind::Seq => {
+            let items: Vec<String> = value
+                .try_iter()
+                .map(|it| it.map(|v| python_repr(&v)).collect())
+                .unwrap_or_default();
+            format!("[{}]", items.join(", "))
+        }
+        ValueKind::Map => {
+            let items: Vec<String> = value
+                .try_iter()
+                .map(|it| {
+                    it.map(|k| {
+                        format!(
+                            "{}: {}",
+                            python_repr(&k),
+                            python_repr(&value.get_item(&k).unwrap_or_default())
+                        )
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            format!("{{{}}}", items.join(", "))
+        }
+        _ => value.to_string(),
+    }
 }
 
 /// True when a string holds template syntax and so needs rendering.

@@ -416,3 +416,23 @@ fn every_part_of_a_vaulted_value_is_secret_and_files_are_kept_safe() {
             .starts_with("$ANSIBLE_VAULT;1.1;AES256\n")
     );
 }
+
+/// The shipped example keeps the shop's passwords in a vaulted `group_vars/all/vault.yaml`:
+/// encrypted on disk, opened with the example's password, never shown.
+#[test]
+fn the_shipped_example_keeps_its_passwords_in_a_vault() {
+    let repo = common::repo();
+    let vault = std::fs::read_to_string(repo.join("group_vars/all/vault.yaml")).expect("vault");
+    assert!(vault.starts_with("$ANSIBLE_VAULT;1.1;AES256\n"), "not encrypted");
+    let inventory = std::fs::read_to_string(repo.join("inventory.example.yaml")).expect("example");
+    assert!(!inventory.contains("change-me"), "a password in plain text");
+    let args = ["inventory", "-i", "inventory.example.yaml", "--host", "db1.shop.example"];
+    let r = tend_in(&repo, &[&args[..], &["--vault-password-file", "vault-password.example"]].concat());
+    assert_eq!(r.code, 0, "{r:?}");
+    let vars: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(vars["vault_shop_db_password"], "<vault>", "{vars}");
+    assert_eq!(vars["shop_db_password"], "{{ vault_shop_db_password }}", "{vars}");
+    let none = tend_in(&repo, &args);
+    assert_eq!(none.code, 4, "{none:?}");
+    assert!(none.stderr.contains("group_vars/all/vault.yaml: cannot decrypt"), "{none:?}");
+}

@@ -27,7 +27,11 @@ enum Tool {
 fn inventory_json(tool: Tool, inv: &str, args: &[&str]) -> serde_json::Value {
     match tool {
         Tool::Ansible => {
+            // ansible-inventory reads `group_vars/` beside its working directory too: the
+            // inventory's own, not the checkout's (whose example vault needs a password).
+            let dir = std::path::Path::new(inv).parent().unwrap_or(std::path::Path::new("/"));
             let out = Command::new(ansible_bin().join("ansible-inventory"))
+                .current_dir(dir)
                 .args(["-i", inv])
                 .args(args)
                 .output()
@@ -615,6 +619,7 @@ env=prod
         assert_eq!(r.code, 4, "{text}: {r:?}");
         assert!(r.stderr.contains(want), "{text}:\n{}", r.stderr);
         let out = Command::new(ansible_bin().join("ansible-inventory"))
+            .current_dir(dir.path())
             .args(["-i", &inv, "--list"])
             .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "1")
             .output()

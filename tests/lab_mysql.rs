@@ -109,6 +109,31 @@ fn databases_users_grants_and_queries() {
     );
 }
 
+/// `encrypted: true`: the password given is the server's hash (as the Galaxy mysql role passes
+/// it); the account logs in with the password behind it, and a second run changes nothing.
+#[test]
+fn a_user_created_from_a_password_hash_logs_in() {
+    let lab = Lab::get();
+    mariadb_on_h1(&lab);
+    let id = std::process::id();
+    let hash = lab
+        .sh(1, "mariadb -N -e \"SELECT PASSWORD('from-a-hash')\"")
+        .trim()
+        .to_string();
+    assert!(hash.starts_with('*') && hash.len() == 41, "{hash}");
+    let pf = PlaybookFile::new(&format!(
+        "- hosts: h1\n  gather_facts: no\n  tasks:\n    - name: hashed\n      mysql_user: {{name: hashed_{id}, host: localhost, password: \"{hash}\", encrypted: true, tls_requires: {{}}, column_case_sensitive: false}}\n"
+    ));
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("hashed", "h1")["status"], "changed", "{r:?}");
+    let login = lab.sh(1, &format!("mariadb -N -u hashed_{id} -pfrom-a-hash -e 'SELECT 42'"));
+    assert_eq!(login, "42\n");
+    let again = pf.run(&lab, &[]);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    lab.sh(1, &format!("mariadb -e \"DROP USER 'hashed_{id}'@'localhost'\""));
+}
+
 /// Primary on h1, replica on h3 (the tests of this file run one at a time: .config/nextest.toml).
 #[test]
 fn gtid_replication_starts_and_carries_rows() {

@@ -426,13 +426,25 @@ fn the_shipped_example_keeps_its_passwords_in_a_vault() {
     assert!(vault.starts_with("$ANSIBLE_VAULT;1.1;AES256\n"), "not encrypted");
     let inventory = std::fs::read_to_string(repo.join("inventory.example.yaml")).expect("example");
     assert!(!inventory.contains("change-me"), "a password in plain text");
-    let args = ["inventory", "-i", "inventory.example.yaml", "--host", "db1.shop.example"];
-    let r = tend_in(&repo, &[&args[..], &["--vault-password-file", "vault-password.example"]].concat());
+    let args = [
+        "inventory",
+        "-i",
+        "inventory.example.yaml",
+        "--host",
+        "db1.shop.example",
+    ];
+    let r = tend_in(
+        &repo,
+        &[&args[..], &["--vault-password-file", "vault-password.example"]].concat(),
+    );
     assert_eq!(r.code, 0, "{r:?}");
     let vars: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
     assert_eq!(vars["vault_shop_db_password"], "<vault>", "{vars}");
     assert_eq!(vars["shop_db_password"], "{{ vault_shop_db_password }}", "{vars}");
     let none = tend_in(&repo, &args);
     assert_eq!(none.code, 4, "{none:?}");
-    assert!(none.stderr.contains("group_vars/all/vault.yaml: cannot decrypt"), "{none:?}");
+    assert!(
+        none.stderr.contains("group_vars/all/vault.yaml: cannot decrypt"),
+        "{none:?}"
+    );
 }

@@ -105,6 +105,7 @@ pub fn validate(args: ValidateArgs) -> Result<Code, CliError> {
             }
         }
     }
+    missing_modules_warning(&playbooks, &mut |w| eprintln!("warning: {w}"));
     let plays: usize = playbooks.iter().map(|p| p.plays.len()).sum();
     let tasks: usize = playbooks
         .iter()
@@ -240,6 +241,27 @@ fn ask(p: &playbook::VarPrompt) -> Result<String, CliError> {
     Ok(value)
 }
 
+/// Tasks naming modules of Ansible tend lacks load (they are often for another system) and fail
+/// if they run: said once, before the run.
+fn missing_modules_warning(playbooks: &[Playbook], say: &mut dyn FnMut(String)) {
+    let all: Vec<&String> = playbooks.iter().flat_map(|p| &p.missing_modules).collect();
+    if all.is_empty() {
+        return;
+    }
+    let list: Vec<String> = all.iter().map(|m| format!("  {m}")).collect();
+    say(format!(
+        "{} task{} name{} modules tend does not have; {} fail{} if {} run{}:\n{}",
+        all.len(),
+        plural(all.len()),
+        if all.len() == 1 { "s" } else { "" },
+        if all.len() == 1 { "it" } else { "they" },
+        if all.len() == 1 { "s" } else { "" },
+        if all.len() == 1 { "it" } else { "they" },
+        if all.len() == 1 { "s" } else { "" },
+        list.join("\n")
+    ));
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -303,6 +325,7 @@ pub fn run(args: RunArgs) -> Result<Code, CliError> {
         for s in &secrets {
             events.secret(s);
         }
+        missing_modules_warning(&playbooks, &mut |w| events.warn(w));
         let fleet = args.connection.fleet(options);
         let mut exec = Executor::new(&inv, &vars, &engine, opts, &fleet, events);
         exec.set_targets(targets, skip);

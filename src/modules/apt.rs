@@ -23,6 +23,8 @@ const PARAMS: &[Param] = &[
     Param::new("allow_downgrade", Kind::Bool).aliases(&["allow-downgrade", "allow_downgrades", "allow-downgrades"]),
     Param::new("dpkg_options", Kind::Str),
     Param::new("lock_timeout", Kind::Int),
+    Param::new("default_release", Kind::Str).aliases(&["default-release"]),
+    Param::new("policy_rc_d", Kind::Int),
 ];
 
 /// What the packages should be.
@@ -116,6 +118,11 @@ pub(super) struct Job {
     allow_downgrade: bool,
     dpkg_options: Vec<String>,
     lock_timeout: i64,
+    /// `default_release`: `apt-get -t RELEASE install`.
+    default_release: Option<String>,
+    /// `policy_rc_d`: the exit code of a `/usr/sbin/policy-rc.d` in place while packages are
+    /// installed (101: their services are not started), the previous one put back after.
+    policy_rc_d: Option<i64>,
 }
 
 impl Job {
@@ -166,6 +173,16 @@ impl Job {
             allow_downgrade: args.bool("allow_downgrade", false),
             dpkg_options,
             lock_timeout: args.int("lock_timeout").unwrap_or(60).max(0),
+            default_release: match args.str("default_release").filter(|r| !r.is_empty()) {
+                Some(r) if r.chars().all(|c| c.is_ascii_alphanumeric() || "._+~-/".contains(c)) => Some(r.to_string()),
+                Some(r) => {
+                    return Err(ModuleError::Args(format!(
+                        "`{module}` default_release: `{r}` is not a release name"
+                    )));
+                }
+                None => None,
+            },
+            policy_rc_d: args.int("policy_rc_d"),
         })
     }
 
@@ -200,8 +217,22 @@ impl Job {
         if self.allow_downgrade {
             w.push("--allow-downgrades".into());
         }
+        if let Some(r) = &self.default_release {
+            w.extend(["-t".into(), r.clone()]);
+        }
         w.push("install".into());
         w
+    }
+
+    /// `do_install`'s body: the install, inside a temporary `policy-rc.d` when asked.
+    fn install_body(&self) -> String {
+        let install = format!("{} \"$@\"", join(&self.install_words()));
+        match self.policy_rc_d {
+            None => install,
+            Some(code) => format!(
+                "p=/usr/sbin/policy-rc.d; [ -e \"$p\" ] && mv -f \"$p\" \"$p.tend\"; printf '#!/bin/sh\\nexit %d\\n' {code} > \"$p\" && chmod 755 \"$p\"; {install}; rc=$?; rm -f \"$p\"; [ -e \"$p.tend\" ] && mv -f \"$p.tend\" \"$p\"; return $rc"
+            ),
+        }
     }
 
     fn remove_words(&self) -> Vec<String> {
@@ -231,7 +262,7 @@ impl Job {
         let specs: Vec<String> = self.specs.iter().map(Spec::arg).collect();
         format!(
             "check={} state={} update={} valid={} purge={} autoremove={}\nset -- {}\n\
-             do_update() {{ {} \"$@\"; }}\ndo_install() {{ {} \"$@\"; }}\n\
+             do_update() {{ {} \"$@\"; }}\ndo_install() {{ {}; }}\n\
              do_remove() {{ {} \"$@\"; }}\ndo_autoremove() {{ {} \"$@\"; }}\n{SCRIPT}",
             flag(check),
             quote(self.state.word()),
@@ -241,7 +272,7 @@ impl Job {
             flag(self.autoremove),
             specs.iter().map(|s| quote(s)).collect::<Vec<_>>().join(" "),
             join(&self.update_words()),
-            join(&self.install_words()),
+            self.install_body(),
             join(&self.remove_words()),
             join(&self.autoremove_words()),
         )

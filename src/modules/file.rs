@@ -18,6 +18,16 @@ const PARAMS: &[Param] = &[
     Param::new("recurse", Kind::Bool),
     Param::new("force", Kind::Bool),
     Param::new("follow", Kind::Bool),
+    // SELinux context: applied where SELinux is enabled, nothing elsewhere (as Ansible).
+    Param::new("setype", Kind::Str),
+    Param::new("seuser", Kind::Str),
+    Param::new("serole", Kind::Str),
+    Param::new("selevel", Kind::Str),
+    // `now` or `preserve` (`state: touch`): preserved, a touch only creates a missing file.
+    Param::new("access_time", Kind::Str),
+    Param::new("modification_time", Kind::Str),
+    Param::new("access_time_format", Kind::Str),
+    Param::new("modification_time_format", Kind::Str),
 ];
 
 const SCRIPT: &str = r#"set -u
@@ -78,8 +88,8 @@ $made"; d=$(dirname -- "$d"); done
     if [ "$cur" = directory ]; then echo "$path is a directory (state: directory manages directories)" >&2; exit 3; fi
     attrs "$path" ;;
   touch)
-    if [ "$cur" = absent ]; then note created; else note touched; fi
-    [ "$check" = 1 ] || touch -- "$path" || exit 4
+    if [ "$cur" = absent ]; then note created; [ "$check" = 1 ] || touch -- "$path" || exit 4
+    elif [ "$preserve" != 1 ]; then note touched; [ "$check" = 1 ] || touch -- "$path" || exit 4; fi
     [ "$check" = 1 ] && [ "$cur" = absent ] || attrs "$path" ;;
   link|hard)
     [ -n "$src" ] || { echo "state: $state needs src" >&2; exit 3; }
@@ -104,6 +114,9 @@ $made"; d=$(dirname -- "$d"); done
     fi
     if [ "$check" != 1 ] && [ -e "$path" ]; then attrs "$path"; fi ;;
 esac
+if [ -n "$setype" ] && [ "$check" != 1 ] && [ -e "$path" ] && command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; then
+  if [ "$(stat -c %C "$path" 2>/dev/null | cut -d: -f3)" != "$setype" ]; then chcon -t "$setype" "$path" || exit 4; note setype; fi
+fi
 echo "changes$changes"
 "#;
 
@@ -118,11 +131,24 @@ impl Module for File {
         true
     }
     fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
-        Some(Ok(plan(ctx, args)))
+        Some(times(args).map(|()| plan(ctx, args)))
     }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        run_planned(Ok(plan(ctx, args)), ctx)
+        run_planned(times(args).map(|()| plan(ctx, args)), ctx)
     }
+}
+
+/// `access_time`/`modification_time`: `now` (the default) or `preserve`; a timestamp is not
+/// supported yet.
+fn times(args: &Args) -> Result<(), ModuleError> {
+    for p in ["access_time", "modification_time"] {
+        if let Some(v) = args.str(p).filter(|v| !matches!(*v, "now" | "preserve")) {
+            return Err(ModuleError::Args(format!(
+                "`file` {p}: `{v}` — tend takes `now` or `preserve`, not a timestamp yet"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn plan(ctx: &Ctx<'_>, args: &Args) -> Plan {
@@ -130,7 +156,7 @@ fn plan(ctx: &Ctx<'_>, args: &Args) -> Plan {
     let state = args.str("state").unwrap_or("").to_string();
     let flag = |b: bool| if b { "1" } else { "0" };
     let script = format!(
-        "path={} state={} src={} mode={} want={} owner={} group={} recurse={} force={} check={}\n{SCRIPT}",
+        "path={} state={} src={} mode={} want={} owner={} group={} recurse={} force={} check={} setype={} preserve={}\n{SCRIPT}",
         quote(&path),
         quote(&state),
         quote(args.str("src").unwrap_or("")),
@@ -145,6 +171,8 @@ fn plan(ctx: &Ctx<'_>, args: &Args) -> Plan {
         flag(args.bool("recurse", false)),
         flag(args.bool("force", false)),
         flag(ctx.check),
+        quote(args.str("setype").unwrap_or("")),
+        flag(args.str("access_time") == Some("preserve") && args.str("modification_time") == Some("preserve"),),
     );
     let diff = ctx.diff;
     Plan::Remote(Script::new(script, None, move |out| {

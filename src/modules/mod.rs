@@ -484,6 +484,49 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("parted", "community.general"),
     ("ipaddr", "ansible.utils"),
     ("getent", "ansible.builtin"),
+    ("yum", "ansible.builtin"),
+    ("dnf", "ansible.builtin"),
+    ("dnf5", "ansible.builtin"),
+    ("yum_repository", "ansible.builtin"),
+    ("rpm_key", "ansible.builtin"),
+    ("apt_repository", "ansible.builtin"),
+    ("apt_key", "ansible.builtin"),
+    ("deb822_repository", "ansible.builtin"),
+    ("dpkg_selections", "ansible.builtin"),
+    ("git", "ansible.builtin"),
+    ("cron", "ansible.builtin"),
+    ("systemd", "ansible.builtin"),
+    ("systemd_service", "ansible.builtin"),
+    ("sysvinit", "ansible.builtin"),
+    ("replace", "ansible.builtin"),
+    ("find", "ansible.builtin"),
+    ("script", "ansible.builtin"),
+    ("slurp", "ansible.builtin"),
+    ("known_hosts", "ansible.builtin"),
+    ("hostname", "ansible.builtin"),
+    ("service_facts", "ansible.builtin"),
+    ("package_facts", "ansible.builtin"),
+    ("pip", "ansible.builtin"),
+    ("assemble", "ansible.builtin"),
+    ("sysctl", "ansible.posix"),
+    ("mount", "ansible.posix"),
+    ("authorized_key", "ansible.posix"),
+    ("synchronize", "ansible.posix"),
+    ("firewalld", "ansible.posix"),
+    ("seboolean", "ansible.posix"),
+    ("selinux", "ansible.posix"),
+    ("timezone", "community.general"),
+    ("ufw", "community.general"),
+    ("pkgng", "community.general"),
+    ("openbsd_pkg", "community.general"),
+    ("zypper_repository", "community.general"),
+    ("slackpkg", "community.general"),
+    ("portage", "community.general"),
+    ("apk", "community.general"),
+    ("archive", "community.general"),
+    ("ini_file", "community.general"),
+    ("mysql_variables", "community.mysql"),
+    ("mysql_info", "community.mysql"),
     ("expect", "ansible.builtin"),
     ("async_status", "ansible.builtin"),
     ("reboot", "ansible.builtin"),
@@ -491,6 +534,58 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("add_host", "ansible.builtin"),
     ("group_by", "ansible.builtin"),
 ];
+
+/// A module of Ansible tend does not have, met in a playbook: loading goes on (the task is
+/// often for another system, under `when: ansible_os_family == 'RedHat'`), and the task fails,
+/// naming it, if it runs.
+pub struct Missing {
+    name: &'static str,
+    collection: &'static str,
+}
+
+impl Module for Missing {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn params(&self) -> &'static [Param] {
+        &[]
+    }
+    fn open_params(&self) -> bool {
+        true
+    }
+    fn runs(&self) -> Runs {
+        Runs::Controller
+    }
+    fn run<'a>(&'a self, _ctx: &'a Ctx<'a>, _args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
+        Box::pin(async move {
+            Err(ModuleError::Failed(format!(
+                "tend has no module `{}` (Ansible has it in the collection `{}`)",
+                self.name, self.collection
+            )))
+        })
+    }
+}
+
+/// The [`Missing`] module of that name (one per name for the whole run).
+pub fn missing(name: &str, collection: &str) -> &'static dyn Module {
+    static SEEN: std::sync::Mutex<Vec<&'static Missing>> = std::sync::Mutex::new(Vec::new());
+    let Ok(mut seen) = SEEN.lock() else {
+        // A poisoned registry only loses sharing.
+        return Box::leak(Box::new(Missing {
+            name: Box::leak(name.to_string().into_boxed_str()),
+            collection: Box::leak(collection.to_string().into_boxed_str()),
+        }));
+    };
+    if let Some(m) = seen.iter().find(|m| m.name == name) {
+        return *m;
+    }
+    let m: &'static Missing = Box::leak(Box::new(Missing {
+        name: Box::leak(name.to_string().into_boxed_str()),
+        collection: Box::leak(collection.to_string().into_boxed_str()),
+    }));
+    seen.push(m);
+    m
+}
 
 /// Where Ansible has a module tend lacks: `(module, collection)`, for an honest "tend has no
 /// ..." rather than a misleading "did you mean". A name of a collection other than the builtins
@@ -505,8 +600,12 @@ pub fn elsewhere(name: &str) -> Option<(String, String)> {
             .iter()
             .find(|(m, _)| *m == short)
             .map(|(m, c)| (m.to_string(), c.to_string())),
-        // A name of a collection tend has modules of, that is none of them: misspelled.
-        Some(c) if COLLECTIONS.iter().any(|(k, _)| *k == c) => None,
+        // A name of a collection tend has modules of, that is none of them nor one of that
+        // collection tend knows it lacks: misspelled.
+        Some(c) if COLLECTIONS.iter().any(|(k, _)| *k == c) => ELSEWHERE
+            .iter()
+            .find(|(m, col)| *m == short && *col == c)
+            .map(|(m, col)| (m.to_string(), col.to_string())),
         Some(c) => Some((short.to_string(), c.to_string())),
     }
 }

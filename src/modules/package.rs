@@ -12,6 +12,10 @@ const PARAMS: &[Param] = &[
     Param::new("name", Kind::List).required().aliases(&["pkg"]),
     Param::new("state", Kind::Str).choices(&["present", "absent", "latest", "installed", "removed"]),
     Param::new("use", Kind::Str),
+    // yum's and dnf's, which `package` hands to them in Ansible: accepted so that roles with
+    // RedHat branches load; an apt host refuses them when a task really gives them.
+    Param::new("enablerepo", Kind::List),
+    Param::new("disablerepo", Kind::List),
 ];
 
 /// Runs before `apt`'s script: a host without `apt-get` says which manager it has and stops.
@@ -41,6 +45,14 @@ impl Module for Package {
                 return Err(ModuleError::Args(format!(
                     "`package` use: `{u}` is not supported yet; only apt is (`use: auto` finds it)"
                 )));
+            }
+            for p in ["enablerepo", "disablerepo"] {
+                if args.get(p).is_some() {
+                    return Err(ModuleError::Args(format!(
+                        "`package` {p}: a yum/dnf parameter; {} is managed with apt here",
+                        ctx.host
+                    )));
+                }
             }
             let job = Job::from_args("package", args)?;
             let script = format!("{DETECT}{}", job.script(ctx.check));

@@ -16,6 +16,8 @@ const PARAMS: &[Param] = &[
     Param::new("src", Kind::Str).required(),
     Param::new("dest", Kind::Str).required(),
     Param::new("remote_src", Kind::Bool),
+    // The old spelling: `copy: false` is `remote_src: true`.
+    Param::new("copy", Kind::Bool),
     Param::new("creates", Kind::Str),
     Param::new("mode", Kind::Mode),
     Param::new("owner", Kind::Str),
@@ -97,7 +99,7 @@ impl Module for Unarchive {
             let src = args.str("src").unwrap_or_default();
             let dest = args.str("dest").unwrap_or_default();
             let creates = args.str("creates").unwrap_or("");
-            let remote_src = args.bool("remote_src", false);
+            let remote_src = args.bool("remote_src", !args.bool("copy", true));
             let mut r = ModuleResult::default();
             r.data.insert("dest".into(), dest.into());
             r.data.insert("src".into(), src.into());

@@ -106,11 +106,13 @@ pub fn load(path: &Path, options: &LoadOptions<'_>) -> Result<Playbook, Diagnost
         stack: Vec::new(),
         from_tasks: RoleExtras::default(),
         roles_seen: Vec::new(),
+        missing: Vec::new(),
     };
     let plays = loader.playbook(path)?;
     Ok(Playbook {
         path: path.to_path_buf(),
         plays,
+        missing_modules: std::mem::take(&mut loader.missing),
     })
 }
 
@@ -121,6 +123,8 @@ struct Loader<'a> {
     /// What `import_role`/`include_role` tasks of the play being loaded bring besides their
     /// tasks: role defaults, role vars and handlers, which belong to the play.
     from_tasks: RoleExtras,
+    /// Tasks naming modules of Ansible tend lacks, for `validate` to list.
+    missing: Vec<String>,
     /// Roles of the play loaded so far (name and parameters): a dependency runs once per play
     /// unless its parameters differ or it allows duplicates, as in Ansible.
     roles_seen: Vec<String>,
@@ -666,11 +670,21 @@ impl Loader<'_> {
                 "import_role" => role_task = Some((v, true)),
                 "meta" => meta = Some(v),
                 other => {
-                    let Some(module) = modules::lookup(other) else {
-                        if unknown.is_none() {
-                            unknown = Some((k, written.clone()));
+                    let module = match (modules::lookup(other), modules::elsewhere(&written)) {
+                        (Some(m), _) => m,
+                        // A module of Ansible tend lacks: loaded, failing if it runs (the task
+                        // is often for another system).
+                        (None, Some((name, collection))) if action.is_none() => {
+                            self.missing
+                                .push(format!("{}:{}: {name} ({collection})", source.path.display(), k.line));
+                            modules::missing(&name, &collection)
                         }
-                        continue;
+                        _ => {
+                            if unknown.is_none() {
+                                unknown = Some((k, written.clone()));
+                            }
+                            continue;
+                        }
                     };
                     if let Some((prev, _, _)) = action {
                         let first = prev.scalar_text().unwrap_or_default();

@@ -50,6 +50,9 @@ pub struct Playbook {
     pub path: PathBuf,
     /// Its plays in order.
     pub plays: Vec<Play>,
+    /// Tasks that name modules of Ansible tend lacks (`file:line: module (collection)`): they
+    /// load, and fail if they run.
+    pub missing_modules: Vec<String>,
 }
 
 /// How many hosts a batch holds (`serial`).

@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 /// `mysql_replication`.
 pub struct MysqlReplication;
 
-const PARAMS: [Param; 13] = with_login([
+const PARAMS: [Param; 15] = with_login([
     Param::new("mode", Kind::Str).required().choices(&[
         "getprimary",
         "getreplica",
@@ -38,6 +38,9 @@ const PARAMS: [Param; 13] = with_login([
         .choices(&["slave_pos", "current_pos", "disabled"])
         .aliases(&["master_use_gtid"]),
     Param::new("primary_delay", Kind::Int).aliases(&["master_delay"]),
+    // A binlog position instead of GTID (roles written for MySQL without GTID).
+    Param::new("primary_log_file", Kind::Str).aliases(&["master_log_file"]),
+    Param::new("primary_log_pos", Kind::Int).aliases(&["master_log_pos"]),
 ]);
 
 fn set_to_map(set: &ResultSet) -> Map<String, Json> {
@@ -161,6 +164,13 @@ fn change_primary(args: &Args, status: &ResultSet, running: bool) -> Result<Vec<
     if let Some(d) = args.int("primary_delay") {
         differs |= status.first("SQL_Delay") != Some(d.to_string().as_str());
         opts.push(format!("MASTER_DELAY={d}"));
+    }
+    if let Some(f) = args.str("primary_log_file").filter(|f| !f.is_empty()) {
+        differs |= status.first("Master_Log_File") != Some(f);
+        opts.push(format!("MASTER_LOG_FILE={}", literal(f)));
+    }
+    if let Some(p) = args.int("primary_log_pos") {
+        opts.push(format!("MASTER_LOG_POS={p}"));
     }
     if let Some(g) = args.str("primary_use_gtid") {
         let shown = match g {

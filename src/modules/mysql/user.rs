@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// `mysql_user`.
 pub struct MysqlUser;
 
-const PARAMS: [Param; 12] = with_login([
+const PARAMS: [Param; 15] = with_login([
     Param::new("name", Kind::Str).required().aliases(&["user"]),
     Param::new("password", Kind::Str).secret(),
     Param::new("host", Kind::Str),
@@ -17,6 +17,13 @@ const PARAMS: [Param; 12] = with_login([
     Param::new("append_privs", Kind::Bool),
     Param::new("state", Kind::Str).choices(&["present", "absent"]),
     Param::new("update_password", Kind::Str).choices(&["always", "on_create"]),
+    // `password` is the server's hash (`*` and 40 hex digits), not the password.
+    Param::new("encrypted", Kind::Bool),
+    // Privilege names compared as written (`column_case_sensitive`): tend compares them
+    // upper-cased, which only differs for column names; accepted for roles that pass it.
+    Param::new("column_case_sensitive", Kind::Bool),
+    // `{}` or none: no TLS requirement (what the server has by default); others not yet.
+    Param::new("tls_requires", Kind::Any),
 ]);
 
 /// Privileges per object (`shop.*` → {SELECT, INSERT}).
@@ -161,19 +168,46 @@ impl Module for MysqlUser {
                 .transpose()
                 .map_err(ModuleError::Args)?;
             let password = args.str("password");
+            let encrypted = args.bool("encrypted", false);
+            if encrypted
+                && let Some(h) = password
+                && !(h.len() == 41 && h.starts_with('*') && h[1..].bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(ModuleError::Args(
+                    "`mysql_user` encrypted: `password` must be the server's hash (`*` and 40 hex digits)".into(),
+                ));
+            }
+            if let Some(t) = args.get("tls_requires")
+                && !(t.is_null() || t.as_object().is_some_and(|m| m.is_empty()) || t.as_str() == Some(""))
+            {
+                return Err(ModuleError::Args(
+                    "`mysql_user` tls_requires: only `{}` (no requirement) is supported yet".into(),
+                ));
+            }
             let mut probe = vec![format!(
                 "SELECT COUNT(*) AS n FROM mysql.user WHERE User = {} AND Host = {};",
                 literal(name),
                 literal(host)
             )];
             if let Some(pw) = password {
+                let hash = if encrypted {
+                    literal(&pw.to_uppercase())
+                } else {
+                    format!("CONCAT('*', UPPER(SHA1(UNHEX(SHA1({})))))", literal(pw))
+                };
                 probe.push(format!(
-                    "SELECT COUNT(*) AS same FROM mysql.user WHERE User = {} AND Host = {} AND authentication_string = CONCAT('*', UPPER(SHA1(UNHEX(SHA1({})))));",
+                    "SELECT COUNT(*) AS same FROM mysql.user WHERE User = {} AND Host = {} AND authentication_string = {hash};",
                     literal(name),
                     literal(host),
-                    literal(pw)
                 ));
             }
+            let identified = |p: &str| {
+                if encrypted {
+                    format!(" IDENTIFIED BY PASSWORD {}", literal(&p.to_uppercase()))
+                } else {
+                    format!(" IDENTIFIED BY {}", literal(p))
+                }
+            };
             let sets = run_sql(ctx, args, &probe).await?;
             let exists = sets.first().and_then(|s| s.first("n")).is_some_and(|n| n != "0");
             let same_password = sets.get(1).and_then(|s| s.first("same")).is_some_and(|n| n != "0");
@@ -201,9 +235,7 @@ impl Module for MysqlUser {
                     Privs::new()
                 };
                 if !exists {
-                    let by = password
-                        .map(|p| format!(" IDENTIFIED BY {}", literal(p)))
-                        .unwrap_or_default();
+                    let by = password.map(identified).unwrap_or_default();
                     sql.push(format!("CREATE USER {account}{by};"));
                     changes.push("created".into());
                 } else if password.is_some()
@@ -211,8 +243,8 @@ impl Module for MysqlUser {
                     && args.str("update_password").unwrap_or("always") == "always"
                 {
                     sql.push(format!(
-                        "ALTER USER {account} IDENTIFIED BY {};",
-                        literal(password.unwrap_or_default())
+                        "ALTER USER {account}{};",
+                        identified(password.unwrap_or_default())
                     ));
                     changes.push("password changed".into());
                 }

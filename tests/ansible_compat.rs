@@ -453,7 +453,8 @@ fn lookups_and_comment_render_as_in_ansible() {
           {{ lookup('vars', 'greeting') }}
           {{ query('items', [1, [2, 3]]) | join(',') }}
           {{ lookup('items', ['a', 'b']) }}
-          {{ lookup('password', playbook_dir ~ '/pw.txt length=12') | length }}
+          {{ lookup('password', 'pw.txt length=12') | length }} {{ lookup('password', '/dev/null length=7 chars=digits') | length }}
+          {{ lookup('ansible.builtin.env', 'HOME') }}
           {{ two_lines | comment }}
           {{ 'x' | comment('c') }}
           {{ 'x' | comment('cblock') }}
@@ -468,6 +469,15 @@ fn lookups_and_comment_render_as_in_ansible() {
     .expect("playbook");
     let (ansible, by_tend) = same_output(dir.path(), &pb);
     assert!(ansible.contains("[a note]"), "{ansible}");
+    // The password file, relative to the playbook's directory, holds the password both read.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("pw.txt"))
+            .expect("pw")
+            .split_whitespace()
+            .next()
+            .map(str::len),
+        Some(12)
+    );
     let managed = |p: &std::path::Path| std::fs::read_to_string(format!("{}.managed", p.display())).expect("template");
     assert_eq!(managed(&by_tend), managed(&by_tend.with_file_name("ansible.json")));
 }

@@ -275,8 +275,19 @@ impl Executor<'_> {
                 },
             });
             let start = Instant::now();
-            // Templated `no_log`, `ignore_errors`, `become`, ... decided for this host and item,
-            // once `when` holds (as Ansible decides them).
+            // A templated `no_log` is decided for every item, skipped ones too, and hides the
+            // result when it cannot be decided (as Ansible masks it).
+            if let Some((_, condition)) = task
+                .opts
+                .flag_templates
+                .iter()
+                .find(|(f, _)| *f == crate::playbook::Flag::NoLog)
+            {
+                let hide = self.engine.condition(condition, &scope).unwrap_or(true);
+                run.no_log = Some(run.no_log == Some(true) || hide);
+            }
+            // The other templated keywords (`ignore_errors`, `become`, ...) are decided for this
+            // host and item once `when` holds (as Ansible decides them).
             let mut resolved = None;
             let outcome: Outcome = match conditions_hold(self.engine, &task.opts.when, &scope) {
                 Err(e) => Err(e.into()),

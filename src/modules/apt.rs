@@ -229,8 +229,13 @@ impl Job {
         let install = format!("{} \"$@\"", join(&self.install_words()));
         match self.policy_rc_d {
             None => install,
+            // The host's own policy is kept aside and put back, also when the run is killed; a
+            // policy left aside by a run that could not put it back is refused, not overwritten.
             Some(code) => format!(
-                "p=/usr/sbin/policy-rc.d; [ -e \"$p\" ] && mv -f \"$p\" \"$p.tend\"; printf '#!/bin/sh\\nexit %d\\n' {code} > \"$p\" && chmod 755 \"$p\"; {install}; rc=$?; rm -f \"$p\"; [ -e \"$p.tend\" ] && mv -f \"$p.tend\" \"$p\"; return $rc"
+                "p=/usr/sbin/policy-rc.d; if [ -e \"$p.tend\" ]; then echo \"$p.tend exists (a run was killed while installing): check it and put it back\" >&2; return 100; fi; \
+                 [ -e \"$p\" ] && mv -f \"$p\" \"$p.tend\"; \
+                 restore() {{ rm -f \"$p\"; [ -e \"$p.tend\" ] && mv -f \"$p.tend\" \"$p\"; }}; trap 'restore; exit 130' INT TERM HUP; \
+                 printf '#!/bin/sh\\nexit %d\\n' {code} > \"$p\" && chmod 755 \"$p\"; {install}; rc=$?; restore; trap - INT TERM HUP; return $rc"
             ),
         }
     }

@@ -115,7 +115,7 @@ $made"; d=$(dirname -- "$d"); done
     if [ "$check" != 1 ] && [ -e "$path" ]; then attrs "$path"; fi ;;
 esac
 if [ -n "$setype" ] && [ "$check" != 1 ] && [ -e "$path" ] && command -v selinuxenabled >/dev/null 2>&1 && selinuxenabled; then
-  if [ "$(stat -c %C "$path" 2>/dev/null | cut -d: -f3)" != "$setype" ]; then chcon -t "$setype" "$path" || exit 4; note setype; fi
+  if [ "$(stat -c %C -- "$path" 2>/dev/null | cut -d: -f3)" != "$setype" ]; then chcon -h -t "$setype" -- "$path" || exit 4; note setype; fi
 fi
 echo "changes$changes"
 "#;
@@ -141,6 +141,12 @@ impl Module for File {
 /// `access_time`/`modification_time`: `now` (the default) or `preserve`; a timestamp is not
 /// supported yet.
 fn times(args: &Args) -> Result<(), ModuleError> {
+    // A line break in a path would split the script's list of directories it made.
+    if args.str("path").is_some_and(|p| p.contains(['\n', '\r'])) {
+        return Err(ModuleError::Args(
+            "`file` path: a line break in a path is not supported".into(),
+        ));
+    }
     for p in ["access_time", "modification_time"] {
         if let Some(v) = args.str(p).filter(|v| !matches!(*v, "now" | "preserve")) {
             return Err(ModuleError::Args(format!(

@@ -600,13 +600,12 @@ pub fn elsewhere(name: &str) -> Option<(String, String)> {
             .iter()
             .find(|(m, _)| *m == short)
             .map(|(m, c)| (m.to_string(), c.to_string())),
-        // A name of a collection tend has modules of, that is none of them nor one of that
-        // collection tend knows it lacks: misspelled.
-        Some(c) if COLLECTIONS.iter().any(|(k, _)| *k == c) => ELSEWHERE
+        // A collection: only the modules tend knows Ansible has there; any other name, or a
+        // misspelled namespace, is an error, not a module tend lacks.
+        Some(c) => ELSEWHERE
             .iter()
             .find(|(m, col)| *m == short && *col == c)
             .map(|(m, col)| (m.to_string(), col.to_string())),
-        Some(c) => Some((short.to_string(), c.to_string())),
     }
 }
 

@@ -7,7 +7,7 @@ struct Word<'a> {
     kv: Option<(String, String)>,
 }
 
-/// Decodes Python's escapes (`\\n`, `\\t`, `\\"`, `\\'`, `\\\\`, `\\xHH`, `\\uHHHH`, octal ...),
+/// Decodes Python's escapes (`\\n`, `\\t`, `\\"`, `\\'`, `\\\\`, `\\xHH`, `\\uHHHH`; no octal, which Ansible does not decode),
 /// then removes one pair of matching outer quotes, as Ansible's `parse_kv` does
 /// (`_decode_escapes`, then `unquote`): quotes inside the value, as in `{{ 'a b' }}`, stay.
 fn unquote(s: &str) -> String {
@@ -66,15 +66,6 @@ fn decode_escapes(s: &str) -> String {
             'x' => (hex(i + 2, 2), 4),
             'u' => (hex(i + 2, 4), 6),
             'U' => (hex(i + 2, 8), 10),
-            '0'..='7' => {
-                let n = chars[i + 1..]
-                    .iter()
-                    .take(3)
-                    .take_while(|c| ('0'..='7').contains(*c))
-                    .count();
-                let digits: String = chars[i + 1..i + 1 + n].iter().collect();
-                (u32::from_str_radix(&digits, 8).ok().and_then(char::from_u32), n + 1)
-            }
             _ => (None, 0),
         };
         match decoded {
@@ -208,6 +199,9 @@ mod tests {
         assert_eq!(args[2].1, "a\tb");
         assert_eq!(args[3].1, "A");
         assert_eq!(args[4].1, "c:\\dir");
+        let (args, _) = parse_kv(r"line='\1 no' p=C:\2024", |_| true, false).unwrap();
+        assert_eq!(args[0].1, r"\1 no");
+        assert_eq!(args[1].1, r"C:\2024");
     }
 
     #[test]

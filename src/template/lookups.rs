@@ -52,6 +52,7 @@ fn fail(name: &str, message: impl std::fmt::Display) -> Error {
 
 /// Runs lookup `name` over its terms; the results, one per term (or more: `fileglob`).
 fn run(state: &State, name: &str, rest: Rest<ValueOrKwargs>) -> Result<Vec<Value>, Error> {
+    let name = short(name);
     let mut terms = rest.into_values();
     let kwargs = if terms.last().is_some_and(Value::is_kwargs) {
         terms.pop()
@@ -113,7 +114,12 @@ fn run(state: &State, name: &str, rest: Rest<ValueOrKwargs>) -> Result<Vec<Value
         "pipe" => strings(&terms)
             .iter()
             .map(|cmd| {
-                let out = std::process::Command::new("sh")
+                // In the playbook's directory, as Ansible runs it.
+                let mut command = std::process::Command::new("sh");
+                if let Some(dir) = paths.last() {
+                    command.current_dir(dir);
+                }
+                let out = command
                     .args(["-c", cmd])
                     .stdin(std::process::Stdio::null())
                     .output()
@@ -178,7 +184,10 @@ fn run(state: &State, name: &str, rest: Rest<ValueOrKwargs>) -> Result<Vec<Value
                 },
             })
             .collect(),
-        "password" => strings(&terms).iter().map(|t| password(t).map(Value::from)).collect(),
+        "password" => strings(&terms)
+            .iter()
+            .map(|t| password(t, paths.last().map(PathBuf::as_path)).map(Value::from))
+            .collect(),
         other => Err(fail(
             other,
             format!("tend has no such lookup (it has {})", NAMES.join(", ")),
@@ -186,25 +195,48 @@ fn run(state: &State, name: &str, rest: Rest<ValueOrKwargs>) -> Result<Vec<Value
     }
 }
 
-/// A control-node file: absolute, or under `subdir` of a search path, or in one.
+/// `ansible.builtin.file` is `file`.
+pub fn short(name: &str) -> &str {
+    name.strip_prefix("ansible.builtin.")
+        .or_else(|| name.strip_prefix("ansible.legacy."))
+        .unwrap_or(name)
+}
+
+/// `~/x` on the control node.
+fn home(name: &str) -> PathBuf {
+    match (name.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(h)) => PathBuf::from(h).join(rest),
+        _ => PathBuf::from(name),
+    }
+}
+
+/// A control-node file: absolute (or `~/`), or under `subdir` of a search path, or in one
+/// (the last search path is the playbook's directory).
 fn find(paths: &[PathBuf], subdir: &str, name: &str) -> Option<PathBuf> {
-    let p = Path::new(name);
+    let p = home(name);
     if p.is_absolute() {
-        return p.exists().then(|| p.to_path_buf());
+        return p.exists().then_some(p);
     }
     paths
         .iter()
         .flat_map(|b| [b.join(subdir).join(name), b.join(name)])
-        .chain(std::iter::once(PathBuf::from(name)))
         .find(|c| c.exists())
 }
 
 /// `password` lookup: `path [length=N] [chars=ascii_letters,digits,...]`: the password stored
 /// in `path` on the control node, made (random, mode 0600) the first time, as Ansible keeps
 /// one per file; `/dev/null` gives a fresh one each time.
-fn password(term: &str) -> Result<String, Error> {
+fn password(term: &str, base: Option<&Path>) -> Result<String, Error> {
     let mut words = term.split_whitespace();
-    let path = words.next().ok_or_else(|| fail("password", "needs a file"))?;
+    let given = words.next().ok_or_else(|| fail("password", "needs a file"))?;
+    // Relative to the playbook's directory, as Ansible resolves it.
+    let path_buf = match (home(given), base) {
+        (p, Some(b)) if p.is_relative() => b.join(p),
+        (p, _) => p,
+    };
+    let path = path_buf
+        .to_str()
+        .ok_or_else(|| fail("password", "the file name is not text"))?;
     let mut length = 20usize;
     let mut chars = String::new();
     for w in words {
@@ -223,17 +255,30 @@ fn password(term: &str) -> Result<String, Error> {
                     });
                 }
             }
-            Some(("encrypt" | "seed" | "ident", _)) => {}
+            Some((opt @ ("encrypt" | "seed" | "ident"), _)) => {
+                return Err(fail(
+                    "password",
+                    format!("`{opt}=` is not supported yet (the password would be used unhashed or not repeat)"),
+                ));
+            }
             _ => return Err(fail("password", format!("unknown option `{w}`"))),
         }
     }
     if chars.is_empty() {
         chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.,:".into();
     }
+    // Each character once: sets given twice do not weigh it more (nor exhaust the sampling).
+    let mut seen = std::collections::BTreeSet::new();
+    chars.retain(|c| seen.insert(c));
+    if chars.chars().count() > 255 {
+        return Err(fail("password", "more than 255 different characters"));
+    }
     let keep = path != "/dev/null";
     if keep && let Ok(existing) = std::fs::read_to_string(path) {
         // Ansible stores `password salt=...`; the password is the first word.
-        return Ok(existing.split_whitespace().next().unwrap_or_default().to_string());
+        let pw = existing.split_whitespace().next().unwrap_or_default().to_string();
+        crate::vault::reveal(&pw);
+        return Ok(pw);
     }
     let alphabet: Vec<char> = chars.chars().collect();
     // Rejection sampling keeps every character equally likely.
@@ -271,6 +316,30 @@ fn password(term: &str) -> Result<String, Error> {
 /// before anything runs.
 pub fn called(text: &str) -> Vec<String> {
     let mut out = Vec::new();
+    // Only the template's expressions: `$db->query("x")` in plain text is no lookup.
+    let mut code = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['{']) {
+        let tail = &rest[i..];
+        let close = match tail.get(..2) {
+            Some("{{") => Some("}}"),
+            Some("{%") => Some("%}"),
+            _ => None,
+        };
+        match close.and_then(|c| tail.find(c).map(|j| (c, j))) {
+            Some((_, j)) => {
+                code.push_str(&tail[2..j]);
+                code.push('\n');
+                rest = &tail[j + 2..];
+            }
+            None => rest = &tail[1..],
+        }
+    }
+    if !text.contains("{{") && !text.contains("{%") {
+        // A bare expression (`when:`), all code.
+        code = text.to_string();
+    }
+    let text = code.as_str();
     for (i, _) in text.match_indices('(') {
         let head = text[..i].trim_end();
         let called = ["lookup", "query", "q"].iter().any(|f| {
@@ -289,4 +358,16 @@ pub fn called(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::called;
+
+    #[test]
+    fn only_template_code_is_scanned_for_lookups() {
+        assert_eq!(called("{{ lookup('file', 'x') }} and q(\"y\")"), ["file"]);
+        assert_eq!(called(r#"$db->query("SELECT 1") {{ x }}"#), Vec::<String>::new());
+        assert_eq!(called("query('items', [1])"), ["items"]);
+    }
 }

@@ -63,6 +63,7 @@ fn environment(trim_blocks: bool) -> Environment<'static> {
 /// anything runs.
 fn known_lookups(text: &str) -> Result<(), TemplateError> {
     for name in lookups::called(text) {
+        let name = lookups::short(&name).to_string();
         if !lookups::NAMES.contains(&name.as_str()) {
             let hint = crate::diagnostic::did_you_mean(&name, lookups::NAMES.iter().copied())
                 .map(|m| format!("; did you mean `{m}`?"))

@@ -165,8 +165,9 @@ fn change_primary(args: &Args, status: &ResultSet, running: bool) -> Result<Vec<
         differs |= status.first("SQL_Delay") != Some(d.to_string().as_str());
         opts.push(format!("MASTER_DELAY={d}"));
     }
+    // A binlog position only matters when the replica is (re)pointed: the replica's own
+    // `Master_Log_File` moves on with every rotation, so it is never compared.
     if let Some(f) = args.str("primary_log_file").filter(|f| !f.is_empty()) {
-        differs |= status.first("Master_Log_File") != Some(f);
         opts.push(format!("MASTER_LOG_FILE={}", literal(f)));
     }
     if let Some(p) = args.int("primary_log_pos") {

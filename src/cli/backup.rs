@@ -712,8 +712,7 @@ async fn roles(s: &Session<'_>, r: &Resolved) -> Result<Roles, Abort> {
         r.lb.as_ref()
             .map(|(t, _)| (t.name.as_str(), r.settings.proxy_upstream.as_str()));
     let t = crate::failover::topology::observe(s, &members, &r.settings.login, proxy).await;
-    let split = t.problems.iter().find(|p| p.contains("split brain"));
-    let Some(p) = t.primary.filter(|_| split.is_none()) else {
+    let Some(p) = t.agreed_primary() else {
         let unreachable = t.members.iter().any(|m| m.state.is_err());
         return Err(Abort::new(
             if unreachable {

@@ -533,10 +533,7 @@ impl Resolved {
         let Some(c) = &self.follow else { return self };
         let proxy = c.proxy.as_ref().map(|(t, u)| (t.name.as_str(), u.as_str()));
         let t = crate::failover::topology::observe(s, &c.members, &c.login, proxy).await;
-        let Some(p) = t
-            .primary
-            .filter(|_| !t.problems.iter().any(|p| p.contains("split brain")))
-        else {
+        let Some(p) = t.agreed_primary() else {
             for problem in &t.problems {
                 s.events().warn(problem.clone());
             }

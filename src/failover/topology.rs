@@ -92,6 +92,8 @@ pub struct Topology {
     pub proxy: Option<(String, Option<usize>)>,
     /// What is wrong with the cluster as a whole (two writable servers, no primary).
     pub problems: Vec<String>,
+    /// More than one member accepts writes and replicates from nobody.
+    pub split_brain: bool,
 }
 
 /// Reads every member (in parallel) and the proxy's server: the one picture every database
@@ -354,11 +356,18 @@ impl Topology {
             ));
         }
         Self {
+            split_brain: writable.len() > 1,
             members,
             primary,
             proxy,
             problems,
         }
+    }
+
+    /// The primary a command may act on: none in a split brain, where the proxy's choice is
+    /// no proof (backups, restores and migrations follow this; failovers read the details).
+    pub fn agreed_primary(&self) -> Option<usize> {
+        self.primary.filter(|_| !self.split_brain)
     }
 
     /// Whether member `i` replicates from the primary now; else why not (unreachable, or

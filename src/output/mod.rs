@@ -161,12 +161,21 @@ impl Events {
             result.cmd = None;
             result.data = None;
         }
-        let mut secrets = self.inner.secrets.read().map(|s| s.clone()).unwrap_or_default();
+        // The stream's own secrets as they are; merged (longest first) with what came out of
+        // a vault only when there is any, so an event of a run without vaults copies nothing.
         let vaulted = crate::vault::revealed();
-        if !vaulted.is_empty() {
-            secrets.extend(vaulted);
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        }
+        let own = self.inner.secrets.read();
+        let merged: Vec<String>;
+        let secrets: &[String] = match &own {
+            Ok(own) if vaulted.is_empty() => own,
+            own => {
+                let mut all = vaulted;
+                all.extend(own.as_ref().map(|o| o.to_vec()).unwrap_or_default());
+                all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+                merged = all;
+                &merged
+            }
+        };
         if !secrets.is_empty() {
             event.texts_mut(&mut |text| {
                 for secret in secrets.iter() {

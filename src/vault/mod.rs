@@ -261,6 +261,8 @@ pub fn reveal(text: &str) {
             all.push(part.to_string());
         }
     }
+    // Longest first, so a secret that contains another is masked whole.
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
 /// A vaulted value no password given opened, found in a task's arguments: the task fails
@@ -281,17 +283,19 @@ pub fn still_sealed(value: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// What [`reveal`] was given.
+/// What [`reveal`] was given, longest first.
 pub fn revealed() -> Vec<String> {
     REVEALED.read().map(|v| v.clone()).unwrap_or_default()
 }
 
 /// `text` with every vaulted value in it shown as `<vault>` (listings of variables).
 pub fn conceal(text: &str) -> String {
-    let mut all = revealed();
-    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    conceal_with(&revealed(), text)
+}
+
+fn conceal_with(all: &[String], text: &str) -> String {
     let mut out = text.to_string();
-    for secret in &all {
+    for secret in all {
         if out.contains(secret.as_str()) {
             out = out.replace(secret.as_str(), "<vault>");
         }
@@ -301,11 +305,17 @@ pub fn conceal(text: &str) -> String {
 
 /// [`conceal`] on every string of a JSON value.
 pub fn conceal_json(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::String(s) => *s = conceal(s),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(conceal_json),
-        serde_json::Value::Object(map) => map.values_mut().for_each(conceal_json),
-        _ => {}
+    fn walk(all: &[String], value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => *s = conceal_with(all, s),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(all, v)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(all, v)),
+            _ => {}
+        }
+    }
+    let all = revealed();
+    if !all.is_empty() {
+        walk(&all, value);
     }
 }
 

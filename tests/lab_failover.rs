@@ -47,6 +47,37 @@ fn slave_status(lab: &Lab, i: u32) -> String {
     lab.sh(i, "mariadb -e 'SHOW SLAVE STATUS\\G'")
 }
 
+/// `tend` with the lab inventory, a backup store of its own and JSON output.
+struct StoreRun {
+    inv: String,
+    store: tempfile::TempDir,
+    migrations: tempfile::TempDir,
+}
+
+impl StoreRun {
+    fn new(lab: &Lab) -> Self {
+        Self {
+            inv: lab.inventory(),
+            store: common::scratch(),
+            migrations: common::scratch(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let store_var = format!("backup_store_dir={}", self.store.path().display());
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-i", &self.inv, "-e", &store_var, "--format", "json"]);
+        run_in(&repo(), &all)
+    }
+
+    /// `tend migrate up` of one migration (`V1__t.sql` holding `sql`) into schema `schema`.
+    fn migrate(&self, schema: &str, sql: &str) -> Run {
+        std::fs::write(self.migrations.path().join("V1__t.sql"), sql).expect("migration file");
+        let dir = self.migrations.path().to_string_lossy().to_string();
+        self.run(&["migrate", "up", "--dir", &dir, "--database", schema])
+    }
+}
+
 /// The cluster's rows of `tend failover status`, by host.
 fn status(lab: &Lab) -> (Run, std::collections::BTreeMap<String, serde_json::Value>) {
     let r = failover(lab, &["status"]);
@@ -247,14 +278,8 @@ fn a_switchover_drill_loses_nothing_and_switching_back_works() {
 
     // Backups, binlog shipping and migrations follow the servers' roles, not the inventory's
     // `db_primary` (which names the old primary now).
-    let inv = lab.inventory();
-    let store = common::scratch();
-    let store_var = format!("backup_store_dir={}", store.path().display());
-    let tend = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["-i", &inv, "-e", &store_var, "--format", "json"]);
-        run_in(&repo(), &all)
-    };
+    let t = StoreRun::new(&lab);
+    let tend = |args: &[&str]| t.run(args);
     let b = tend(&["backup", "run"]);
     assert_eq!(b.code, 0, "{b:?}");
     assert!(b.stdout.contains(&format!("{r} is the primary now")), "{b:?}");
@@ -264,7 +289,7 @@ fn a_switchover_drill_loses_nothing_and_switching_back_works() {
     assert_eq!(rec["binlog_host"], r.as_str(), "{rec}");
     let shipped = tend(&["backup", "binlogs"]);
     assert_eq!(shipped.code, 0, "{shipped:?}");
-    let index = std::fs::read_to_string(store.path().join(format!("binlogs/{r}/index.json"))).unwrap_or_default();
+    let index = std::fs::read_to_string(t.store.path().join(format!("binlogs/{r}/index.json"))).unwrap_or_default();
     assert!(index.contains("mysql-bin."), "no binlog of {r} shipped: {shipped:?}");
     // A restore of the new primary plans from that backup over its own binlogs.
     let plan = tend(&["restore", "--target", &r, "--dry-run"]);
@@ -272,14 +297,10 @@ fn a_switchover_drill_loses_nothing_and_switching_back_works() {
     let id = rec["id"].as_str().unwrap_or("?");
     assert!(plan.stdout.contains(&format!("plan: backup {id}")), "{plan:?}");
     let schema = format!("fo_{}", std::process::id());
-    let migrations = common::scratch();
-    std::fs::write(
-        migrations.path().join("V1__probe.sql"),
+    let m = t.migrate(
+        &schema,
         "CREATE TABLE t (id INT PRIMARY KEY);\nINSERT INTO t VALUES (1);\n",
-    )
-    .expect("migration file");
-    let dir = migrations.path().to_string_lossy().to_string();
-    let m = tend(&["migrate", "up", "--dir", &dir, "--database", &schema]);
+    );
     assert_eq!(m.code, 0, "{m:?}");
     assert_eq!(sql(&lab, s.replica, &format!("SELECT COUNT(*) FROM {schema}.t")), "1");
     assert_eq!(
@@ -408,14 +429,8 @@ fn a_killed_primary_is_replaced_fenced_and_rejoined() {
     assert!(body.contains(&format!("db: {r}")), "{body}");
 
     // With the old primary's server dead, backups and migrations work on the new primary.
-    let inv = lab.inventory();
-    let store = common::scratch();
-    let store_var = format!("backup_store_dir={}", store.path().display());
-    let tend = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend_from_slice(&["-i", &inv, "-e", &store_var, "--format", "json"]);
-        run_in(&repo(), &all)
-    };
+    let t = StoreRun::new(&lab);
+    let tend = |args: &[&str]| t.run(args);
     let b = tend(&["backup", "run"]);
     assert_eq!(b.code, 0, "{b:?}");
     let rec = record(&b);
@@ -425,14 +440,7 @@ fn a_killed_primary_is_replaced_fenced_and_rejoined() {
         "{rec}"
     );
     let schema = format!("fk_{}", std::process::id());
-    let migrations = common::scratch();
-    std::fs::write(
-        migrations.path().join("V1__t.sql"),
-        "CREATE TABLE t (id INT PRIMARY KEY);\n",
-    )
-    .expect("migration");
-    let dir = migrations.path().to_string_lossy().to_string();
-    let m = tend(&["migrate", "up", "--dir", &dir, "--database", &schema]);
+    let m = t.migrate(&schema, "CREATE TABLE t (id INT PRIMARY KEY);\n");
     assert_eq!(m.code, 0, "{m:?}");
     assert!(m.stdout.contains(&format!("{p} is not a replica of {r}")), "{m:?}");
     assert_eq!(sql(&lab, s.replica, &format!("SELECT COUNT(*) FROM {schema}.t")), "0");

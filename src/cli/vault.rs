@@ -91,7 +91,8 @@ fn key_error(e: KeyError) -> CliError {
 ///
 /// Files and `!vault` values written by ansible-vault (format 1.1, and 1.2 with a vault id)
 /// are read by tend, and the other way round. Passwords: --vault-password-file FILE|SCRIPT,
-/// --vault-id LABEL@SOURCE (repeatable), --ask-vault-pass, else TEND_VAULT_PASSWORD_FILE.
+/// --vault-id LABEL@SOURCE (repeatable), --ask-vault-pass, else TEND_VAULT_PASSWORD_FILE
+/// (else ANSIBLE_VAULT_PASSWORD_FILE).
 /// Every command that reads an inventory, variables or playbooks takes the same options and
 /// opens vaulted files and `!vault` values as it loads them; what they hold is never printed.
 ///

@@ -808,3 +808,97 @@ fn interrupting_on_h4_stops_before_the_next_task_of_a_shared_channel() {
     assert_eq!(lab.sh(4, &format!("ls {dir}")), "slow\n");
     lab.sh(4, &format!("rm -rf {dir}"));
 }
+
+/// A vaulted secret reaches the host's files and environment but never a remote command line
+/// (world-readable in `/proc/*/cmdline`, scanned on the host all through the run), nor anything
+/// tend prints or writes: human and JSON output at every verbosity, diffs, the audit log.
+#[test]
+fn a_vaulted_secret_never_shows_in_a_command_line_or_anything_tend_writes() {
+    let lab = Lab::get();
+    let dir = uniq("leak");
+    let secret = "Zq8-leak-canary-4471";
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h3
+  gather_facts: no
+  vars_files: [secrets.yaml]
+  tasks:
+    - name: the scanner sees commands
+      command: sleep 1.5
+    - file: path={dir} state=directory
+    - copy: content="{{{{ db_secret }}}}\n" dest={dir}/copied mode=0600
+    - lineinfile: path={dir}/app.conf line="password={{{{ db_secret }}}}" create=yes
+    - template: src=app.j2 dest={dir}/templated
+    - name: secret in the environment
+      shell: sleep 1.5; printf '%s' "$TOKEN" > {dir}/env
+      environment:
+        TOKEN: "{{{{ db_secret }}}}"
+    - name: secret in a shell command's own text
+      shell: "sleep 1.5; echo {{{{ db_secret }}}} > {dir}/inline"
+    - debug: msg="the password is {{{{ db_secret }}}}"
+"#
+    ));
+    pf.file("secrets.yaml", &format!("db_secret: {secret}\n"));
+    pf.file("templates/app.j2", "token={{ db_secret }}\n");
+    pf.file("pw", "leak test password\n");
+    let pw = pf.dir.path().join("pw");
+    let pw = pw.to_str().unwrap_or_default();
+    let enc = common::run_in(
+        pf.dir.path(),
+        &["vault", "encrypt", "secrets.yaml", "--vault-password-file", pw],
+    );
+    assert_eq!(enc.code, 0, "{enc:?}");
+
+    // The scanner's own command line must not hold the secret: it reads it from a file.
+    let scan = format!("/root/tend-leak-scan-{}", std::process::id());
+    let b64 = "WnE4LWxlYWstY2FuYXJ5LTQ0NzE="; // the secret, base64
+    lab.sh(
+        3,
+        &format!(
+            "mkdir -p {scan} && echo {b64} | base64 -d > {scan}/secret && echo 'sleep 1.5' > {scan}/control\n\
+             nohup sh -c 'while [ ! -e {scan}/stop ]; do for f in /proc/[0-9]*/cmdline; do tr \"\\000\" \" \" < $f 2>/dev/null; echo; done > {scan}/all; \
+             grep -F -f {scan}/secret {scan}/all >> {scan}/hits; grep -F -f {scan}/control {scan}/all >> {scan}/seen; done' >/dev/null 2>&1 &"
+        ),
+    );
+    let mut outputs = String::new();
+    for format in ["json", "human"] {
+        let args = pf.args(&lab, &["--vault-password-file", pw, "-vv", "--diff"]);
+        let args: Vec<&str> = args.iter().map(|a| if a == "json" { format } else { a }).collect();
+        let r = common::run(&args);
+        assert_eq!(r.code, 0, "{r:?}");
+        outputs.push_str(&r.stdout);
+        outputs.push_str(&r.stderr);
+    }
+    lab.sh(3, &format!("touch {scan}/stop; sleep 1"));
+    let hits = lab.sh(
+        3,
+        &format!("cat {scan}/hits; echo ==; wc -l < {scan}/seen; rm -rf {scan}"),
+    );
+    let (hits, seen) = hits.split_once("==\n").unwrap_or_default();
+    assert_eq!(hits, "", "the secret was in a command line on the host");
+    assert!(
+        seen.trim().parse::<u32>().unwrap_or(0) > 0,
+        "the scanner saw no task run"
+    );
+
+    assert_eq!(
+        lab.sh(
+            3,
+            &format!("cat {dir}/copied {dir}/app.conf {dir}/templated {dir}/env {dir}/inline; rm -rf {dir}")
+        ),
+        format!("{secret}\npassword={secret}\ntoken={secret}\n{secret}{secret}\n")
+    );
+    assert!(!outputs.contains(secret), "the secret was printed:\n{outputs}");
+    let mut written = String::new();
+    for e in std::fs::read_dir(pf.dir.path().join("log"))
+        .expect("audit dir")
+        .filter_map(Result::ok)
+    {
+        written.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    assert!(
+        written.contains("secret in the environment"),
+        "the audit log has the tasks: {written}"
+    );
+    assert!(!written.contains(secret), "the secret is in the audit log");
+}

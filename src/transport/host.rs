@@ -86,12 +86,11 @@ impl Host {
         input: Input<'_>,
         sink: Sink<'_>,
     ) -> Result<Output, TransportError> {
-        let line = shell::command_line(&command.script, self.escalate.as_ref(), command.timeout);
-        let with_stdin = !matches!(input, Input::None);
+        let (line, script) = shell::command_line(&command.script, self.escalate.as_ref(), command.timeout);
         let run = async {
-            let process = self.shared.conn.spawn(&line, with_stdin).await?;
+            let process = self.shared.conn.spawn(&line).await?;
             self.shared.channels.fetch_add(1, Ordering::Relaxed);
-            let (output, moved) = process.finish(input, sink).await?;
+            let (output, moved) = process.finish(&script, input, sink).await?;
             self.shared.sent.fetch_add(moved.sent, Ordering::Relaxed);
             self.shared.received.fetch_add(moved.received, Ordering::Relaxed);
             super::stats::moved(moved.sent, moved.received);

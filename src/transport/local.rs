@@ -21,7 +21,7 @@ impl LocalConnection {
     }
 
     /// Starts a command line with `sh -c`.
-    pub(super) async fn spawn(&self, line: &str, with_stdin: bool) -> Result<Process, TransportError> {
+    pub(super) async fn spawn(&self, line: &str) -> Result<Process, TransportError> {
         let slot = self
             .slots
             .clone()
@@ -31,7 +31,7 @@ impl LocalConnection {
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(line)
-            .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

@@ -159,10 +159,10 @@ impl Connection {
     }
 
     /// Starts a command line.
-    async fn spawn(&self, line: &str, with_stdin: bool) -> Result<process::Process, TransportError> {
+    async fn spawn(&self, line: &str) -> Result<process::Process, TransportError> {
         match self {
-            Self::Ssh(c) => c.spawn(line, with_stdin).await,
-            Self::Local(c) => c.spawn(line, with_stdin).await,
+            Self::Ssh(c) => c.spawn(line).await,
+            Self::Local(c) => c.spawn(line).await,
         }
     }
 

@@ -64,9 +64,16 @@ pub(super) struct Moved {
 }
 
 impl Process {
-    /// Feeds `input`, reads stdout into `sink` and stderr, then waits for the exit status.
-    /// Exit status 127 (command not found) is the command's own result, not a lost connection.
-    pub(super) async fn finish(self, input: Input<'_>, sink: Sink<'_>) -> Result<(Output, Moved), TransportError> {
+    /// Feeds `script` (the command's own text, see [`super::shell::command_line`]) then `input`,
+    /// reads stdout into `sink` and stderr, then waits for the exit status. Exit status 127
+    /// (command not found) is the command's own result, not a lost connection. Only `input`
+    /// counts as bytes sent.
+    pub(super) async fn finish(
+        self,
+        script: &[u8],
+        input: Input<'_>,
+        sink: Sink<'_>,
+    ) -> Result<(Output, Moved), TransportError> {
         let Process {
             stdin,
             mut stdout,
@@ -80,6 +87,9 @@ impl Process {
                 return Ok(0);
             };
             // A command that exits without reading its input is not an error of ours.
+            if w.write_all(script).await.is_err() {
+                return Ok(0);
+            }
             let sent = match input {
                 Input::None => 0,
                 Input::Bytes(b) => w.write_all(b).await.map(|()| b.len() as u64).unwrap_or(0),

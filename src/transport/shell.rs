@@ -67,10 +67,14 @@ pub fn join<S: AsRef<str>>(words: &[S]) -> String {
 /// already (root to root needs no sudo on the host, as in Ansible).
 const BECOME: &str = r#"u=$1; shift; if [ "$(id -un)" = "$u" ]; then exec "$@"; fi; exec sudo -H -n -u "$u" -- "$@""#;
 
-/// The command line handed to the host's login shell: runs `script` with `sh`, as another user
-/// when `become` is set, killed after `timeout` when given (exit 124, like `timeout(1)`).
-pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Duration>) -> String {
-    let mut line = format!("sh -c {}", quote(script));
+/// The command line handed to the host's login shell, and the bytes to send on its standard
+/// input before the command's own: the script travels on stdin (`head -c` reads exactly its
+/// length, then `sh` evaluates it), so what it holds (passwords from a vault, file contents,
+/// SQL) never appears in a process's command line on the host, which any local user can read
+/// in `/proc`. Runs as another user when `become` is set, killed after `timeout` when given
+/// (exit 124, like `timeout(1)`).
+pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Duration>) -> (String, Vec<u8>) {
+    let mut line = format!("sh -c {}", quote(&format!("eval \"$(head -c {})\"", script.len())));
     if let Some(b) = escalate {
         line = format!("sh -c {} tend-become {} {line}", quote(BECOME), quote(&b.user));
     }
@@ -85,7 +89,7 @@ pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Dur
             ))
         );
     }
-    line
+    (line, script.as_bytes().to_vec())
 }
 
 #[cfg(test)]
@@ -166,29 +170,47 @@ mod tests {
         assert!(lines[1].starts_with(lines[0]), "{text}");
     }
 
+    /// Runs a command line as the host's login shell would, with the script and `input` on stdin.
+    fn run_line((line, script): (String, Vec<u8>), input: &[u8]) -> std::process::Output {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&script).unwrap();
+        stdin.write_all(input).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    }
+
     #[test]
     fn command_line_wraps_become_and_timeout() {
         let b = Become {
             user: "app user".into(),
         };
-        let line = command_line("id -un", Some(&b), None);
-        assert!(line.ends_with(" tend-become 'app user' sh -c 'id -un'"), "{line}");
+        let (line, _) = command_line("id -un", Some(&b), None);
+        assert!(line.contains(" tend-become 'app user' sh -c "), "{line}");
         // Becoming the user the connection is already runs without sudo.
         let me = std::process::Command::new("id").arg("-un").output().unwrap();
         let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
-        let line = command_line("echo \"$HOME\" ok", Some(&Become { user: me }), None);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .env("PATH", "/usr/bin:/bin")
-            .output()
-            .unwrap();
-        assert!(
-            String::from_utf8_lossy(&out.stdout).ends_with(" ok\n"),
-            "{line}: {out:?}"
-        );
-        let line = command_line("sleep 5", None, Some(Duration::from_secs(1)));
-        let out = std::process::Command::new("sh").arg("-c").arg(&line).output().unwrap();
-        assert_eq!(out.status.code(), Some(124), "{line}");
+        let out = run_line(command_line("echo \"$HOME\" ok", Some(&Become { user: me }), None), b"");
+        assert!(String::from_utf8_lossy(&out.stdout).ends_with(" ok\n"), "{out:?}");
+        let out = run_line(command_line("sleep 5", None, Some(Duration::from_secs(1))), b"");
+        assert_eq!(out.status.code(), Some(124));
+    }
+
+    #[test]
+    fn the_script_travels_on_stdin_ahead_of_the_input() {
+        let script = "secret='s3cr3t pass'\nprintf '%s|' \"$secret\"; cat; exit 3\n";
+        let (line, sent) = command_line(script, None, Some(Duration::from_secs(30)));
+        assert!(!line.contains("s3cr3t"), "{line}");
+        let out = run_line((line, sent), b"data\nmore");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cr3t pass|data\nmore");
+        assert_eq!(out.status.code(), Some(3));
     }
 }

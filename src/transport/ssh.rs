@@ -30,7 +30,7 @@ impl SshConnection {
     }
 
     /// Starts a command line through the host's login shell, as a channel of the master.
-    pub(super) async fn spawn(&self, line: &str, with_stdin: bool) -> Result<Process, TransportError> {
+    pub(super) async fn spawn(&self, line: &str) -> Result<Process, TransportError> {
         let slot = self
             .channels
             .clone()
@@ -38,14 +38,14 @@ impl SshConnection {
             .await
             .map_err(|_| TransportError::Local("connection is closing".into()))?;
         let session = self.session.read().await.clone();
-        let child = match start(session.clone(), line, with_stdin).await {
+        let child = match start(session.clone(), line).await {
             Ok(child) => child,
             // The master went away while idle (ControlPersist expired, host rebooted): nothing
             // was started on the host, so reconnect once and start the command then.
             Err(_) if session.check().await.is_err() => {
                 let fresh = Arc::new(connect(&self.target, &self.options).await?);
                 *self.session.write().await = fresh.clone();
-                start(fresh, line, with_stdin)
+                start(fresh, line)
                     .await
                     .map_err(|e| TransportError::Disconnected(error_chain(&e)))?
             }
@@ -79,14 +79,10 @@ impl SshConnection {
     }
 }
 
-async fn start(
-    session: Arc<Session>,
-    line: &str,
-    with_stdin: bool,
-) -> Result<openssh::Child<Arc<Session>>, openssh::Error> {
+async fn start(session: Arc<Session>, line: &str) -> Result<openssh::Child<Arc<Session>>, openssh::Error> {
     session
         .arc_raw_command(line)
-        .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -739,7 +739,7 @@ impl<'a> Executor<'a> {
                 let vars = self.vars.hostvars_entry(i, &facts, &s[i].runtime);
                 hosts.insert(h.name.clone(), Arc::new(vars));
             }
-            Arc::new(HostVars { hosts })
+            Arc::new(HostVars::new(hosts))
         })
     }
 }

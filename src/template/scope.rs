@@ -31,21 +31,92 @@ impl Clone for Scope {
     }
 }
 
-/// `hostvars`: every host's variables, looked up by name only when a template asks.
+/// `hostvars`: every host's variables, looked up by name only when a template asks, and
+/// rendered as Ansible renders them: a variable that is a template is rendered with its own
+/// host's variables (`hostvars['db1'].url` is db1's URL, not the asking host's).
 #[derive(Debug, Default)]
 pub struct HostVars {
     /// Host name to its variables.
     pub hosts: BTreeMap<String, Arc<Map<String, Json>>>,
+    /// Renders other hosts' templated variables; made on first need.
+    engine: std::sync::OnceLock<Engine>,
+}
+
+impl HostVars {
+    /// Every host's variables, by host name.
+    pub fn new(hosts: BTreeMap<String, Arc<Map<String, Json>>>) -> Self {
+        Self {
+            hosts,
+            engine: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl Object for HostVars {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let vars = self.hosts.get(key.as_str()?)?;
-        Some(Value::from(minijinja::value::Serde(&**vars)))
+        let name = key.as_str()?;
+        self.hosts.contains_key(name).then(|| {
+            Value::from_object(HostView {
+                name: name.to_string(),
+                all: self.clone(),
+            })
+        })
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         Enumerator::Values(self.hosts.keys().map(|k| Value::from(k.as_str())).collect())
+    }
+}
+
+/// A variable of another host whose template failed: serializing it fails with the message,
+/// which makes minijinja's value invalid and any use of it an error naming it.
+struct Unrenderable(String);
+
+impl serde::Serialize for Unrenderable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(&self.0))
+    }
+}
+
+/// One host of `hostvars`: its variables, each rendered in that host's scope when read.
+#[derive(Debug)]
+struct HostView {
+    name: String,
+    all: Arc<HostVars>,
+}
+
+impl HostView {
+    fn vars(&self) -> Option<&Arc<Map<String, Json>>> {
+        self.all.hosts.get(&self.name)
+    }
+}
+
+impl Object for HostView {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let vars = self.vars()?;
+        let raw = vars.get(key.as_str()?)?;
+        if !contains_template(raw) {
+            return Some(Value::from(minijinja::value::Serde(raw)));
+        }
+        let mut scope = Scope::new();
+        scope.push(vars.clone());
+        scope.set_hostvars(self.all.clone());
+        let engine = self.all.engine.get_or_init(Engine::new);
+        Some(match engine.render_value(raw, &scope) {
+            Ok(v) => Value::from(minijinja::value::Serde(&v)),
+            // A value that fails when used, with the template's error.
+            Err(e) => Value::from(minijinja::value::Serde(Unrenderable(format!(
+                "hostvars['{}'].{key}: {}",
+                self.name, e.0
+            )))),
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.vars() {
+            Some(vars) => Enumerator::Values(vars.keys().map(|k| Value::from(k.as_str())).collect()),
+            None => Enumerator::Empty,
+        }
     }
 }
 
@@ -217,5 +288,42 @@ mod tests {
         assert_eq!(e.render("{{ who }}", &s).unwrap(), json!("play"));
         s.set("who", json!("fact"));
         assert_eq!(e.render("{{ who }}", &s).unwrap(), json!("fact"));
+    }
+
+    #[test]
+    fn other_hosts_variables_render_in_their_own_scope() {
+        let e = Engine::new();
+        let host = |v: Json| Arc::new(v.as_object().cloned().unwrap_or_default());
+        let all = Arc::new(HostVars::new(BTreeMap::from([
+            (
+                "web1".to_string(),
+                host(json!({"inventory_hostname": "web1", "port": 80})),
+            ),
+            (
+                "db1".to_string(),
+                host(json!({"inventory_hostname": "db1", "port": 3306,
+                    "url": "mysql://{{ inventory_hostname }}:{{ port }}", "bad": "{{ nope }}"})),
+            ),
+        ])));
+        let mut s = scope(json!({"inventory_hostname": "web1", "port": 80}));
+        s.set_hostvars(all);
+        assert_eq!(
+            e.render("{{ hostvars['db1'].url }} {{ hostvars.db1['port'] }}", &s)
+                .unwrap(),
+            json!("mysql://db1:3306 3306")
+        );
+        assert_eq!(
+            e.render("{{ hostvars | list | join(',') }}", &s).unwrap(),
+            json!("db1,web1")
+        );
+        let err = e.render("{{ hostvars['db1'].bad }}", &s).unwrap_err();
+        assert!(
+            err.0.contains("hostvars['db1'].bad") && err.0.contains("undefined"),
+            "{err}"
+        );
+        assert_eq!(
+            e.render("{{ hostvars['db1'].missing | default('-') }}", &s).unwrap(),
+            json!("-")
+        );
     }
 }

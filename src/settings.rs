@@ -97,6 +97,8 @@ pub struct BecomeFlags {
     pub enabled: bool,
     /// `--become-user`.
     pub user: Option<String>,
+    /// `--ask-become-pass`: sudo's password, asked once on the terminal.
+    pub password: Option<String>,
 }
 
 /// Decides whether and as whom commands run: variables (`ansible_become`,
@@ -110,11 +112,29 @@ pub fn escalation(
     flags: &BecomeFlags,
 ) -> Option<crate::transport::Become> {
     let enabled = var_enabled.or(keyword_enabled).unwrap_or(flags.enabled);
-    enabled.then(|| crate::transport::Become {
-        user: var_user
-            .or(keyword_user)
-            .or_else(|| flags.user.clone())
-            .unwrap_or_else(|| "root".into()),
+    enabled.then(|| {
+        crate::transport::Become::user(
+            var_user
+                .or(keyword_user)
+                .or_else(|| flags.user.clone())
+                .unwrap_or_else(|| "root".into()),
+        )
+    })
+}
+
+/// Gives an escalation sudo's password: the host's `ansible_become_password` over the one
+/// `--ask-become-pass` asked for. The password is a secret of the run from then on.
+pub fn with_become_password(
+    escalate: Option<crate::transport::Become>,
+    var: Option<String>,
+    flags: &BecomeFlags,
+) -> Option<crate::transport::Become> {
+    escalate.map(|b| {
+        let password = var.or_else(|| flags.password.clone());
+        if let Some(p) = &password {
+            crate::vault::reveal(p);
+        }
+        crate::transport::Become { password, ..b }
     })
 }
 
@@ -358,6 +378,7 @@ mod tests {
         let flags = BecomeFlags {
             enabled: true,
             user: Some("cli".into()),
+            password: None,
         };
         let user = |b: Option<crate::transport::Become>| b.map(|b| b.user);
         assert_eq!(user(escalation(None, None, None, None, &flags)).as_deref(), Some("cli"));

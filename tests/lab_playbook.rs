@@ -902,3 +902,94 @@ fn a_vaulted_secret_never_shows_in_a_command_line_or_anything_tend_writes() {
     );
     assert!(!written.contains(secret), "the secret is in the audit log");
 }
+
+/// sudo that asks for a password: `ansible_become_password` from a vault gets the tasks root,
+/// a wrong one fails the host with a message saying so, none at all fails as sudo refuses, and
+/// `--ask-become-pass` without a terminal is an input error. On h4, with a user of its own.
+#[test]
+fn sudo_with_a_password_from_a_vault_on_h4() {
+    let lab = Lab::get();
+    let tag = std::process::id();
+    let user = format!("tpw{}", tag % 100_000);
+    let pf = PlaybookFile::new(&format!(
+        "- hosts: h4\n  gather_facts: no\n  tasks:\n{}",
+        common::SUDO_TASK
+    ));
+    assert_eq!(pf.run(&lab, &[]).code, 0);
+    lab.sh(
+        4,
+        &format!(
+            "useradd -m -s /bin/sh {user} && echo '{user}:Sudo-pw-for-{user}' | chpasswd\n\
+             echo '{user} ALL=(ALL) ALL' > /etc/sudoers.d/{user} && chmod 0440 /etc/sudoers.d/{user}\n\
+             mkdir -p /home/{user}/.ssh && cp /root/.ssh/authorized_keys /home/{user}/.ssh/\n\
+             chown -R {user}: /home/{user}/.ssh"
+        ),
+    );
+    let dir = pf.dir.path();
+    let inv = common::single_host_inventory(&lab, dir, 4, &lab.known_hosts());
+    let text = std::fs::read_to_string(&inv).expect("inventory");
+    std::fs::write(
+        &inv,
+        text.replace("ansible_user: root", &format!("ansible_user: {user}")),
+    )
+    .expect("inventory");
+    let file = format!("/root/tend-become-pw-{tag}");
+    let playbook = dir.join("root.yaml");
+    std::fs::write(
+        &playbook,
+        format!(
+            "- hosts: h4\n  gather_facts: no\n  become: true\n  tasks:\n    - name: who\n      command: id -un\n\
+             \x20   - name: root's file\n      copy: content=x dest={file} mode=0600\n"
+        ),
+    )
+    .expect("playbook");
+    std::fs::write(dir.join("pw"), "vault pw\n").expect("vault password");
+    let run = |secrets: &str, extra: &[&str]| {
+        std::fs::write(dir.join("secrets.yaml"), secrets).expect("secrets");
+        let enc = common::run_in(
+            dir,
+            &["vault", "encrypt", "secrets.yaml", "--vault-password-file", "pw"],
+        );
+        assert_eq!(enc.code, 0, "{enc:?}");
+        let mut args = vec![
+            "run",
+            "root.yaml",
+            "-i",
+            inv.to_str().unwrap_or_default(),
+            "-e",
+            "@secrets.yaml",
+            "--vault-password-file",
+            "pw",
+            "--format",
+            "json",
+            "--log-dir",
+            "log",
+        ];
+        args.extend_from_slice(extra);
+        common::run_in(dir, &args)
+    };
+    let secret = format!("Sudo-pw-for-{user}");
+    let r = run(&format!("ansible_become_password: {secret}\n"), &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("who", "h4")["stdout_tail"], "root", "{r:?}");
+    assert_eq!(
+        lab.sh(4, &format!("stat -c '%U %a' {file}; rm -f {file}")),
+        "root 600\n"
+    );
+    assert!(!r.stdout.contains(&secret) && !r.stderr.contains(&secret), "{r:?}");
+
+    let r = run("ansible_become_password: not-the-password\n", &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("refused the become password"), "{r:?}");
+    assert!(!r.stdout.contains("not-the-password"), "{r:?}");
+    let r = run("unrelated: 1\n", &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("password is required"), "{r:?}");
+    let r = run("unrelated: 1\n", &["--ask-become-pass"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("--ask-become-pass"), "{r:?}");
+    lab.sh(
+        4,
+        &format!("userdel -r {user} 2>/dev/null; rm -f /etc/sudoers.d/{user}"),
+    );
+}

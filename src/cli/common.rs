@@ -68,6 +68,10 @@ pub struct ConnectionOpts {
     /// The user to become [default: root]
     #[arg(long, value_name = "USER")]
     pub become_user: Option<String>,
+    /// Ask on the terminal for sudo's password, for hosts whose sudo asks for one (a host's
+    /// `ansible_become_password`, kept in a vault, takes precedence)
+    #[arg(short = 'K', long)]
+    pub ask_become_pass: bool,
     /// Trust host keys seen for the first time and add them to known_hosts (changed keys are
     /// still refused)
     #[arg(long)]
@@ -78,17 +82,37 @@ pub struct ConnectionOpts {
 }
 
 impl ConnectionOpts {
-    /// `--become` and `--become-user`: the lowest layer of privilege escalation.
-    pub fn become_flags(&self) -> BecomeFlags {
-        BecomeFlags {
+    /// `--become`, `--become-user` and `--ask-become-pass` (asked once per run): the lowest
+    /// layer of privilege escalation.
+    pub fn become_flags(&self) -> Result<BecomeFlags, CliError> {
+        static ASKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let password = if self.ask_become_pass {
+            let pw = match ASKED.get() {
+                Some(pw) => pw.clone(),
+                None => {
+                    let answer = crate::vault::keys::prompt("BECOME password: ").map_err(|e| {
+                        Diagnostic::plain(format!("--ask-become-pass: {e}")).with_hint(
+                            "run at a terminal, or keep the password in a vault as `ansible_become_password`",
+                        )
+                    })?;
+                    let pw = String::from_utf8_lossy(&answer).into_owned();
+                    ASKED.get_or_init(|| pw).clone()
+                }
+            };
+            Some(pw)
+        } else {
+            None
+        };
+        Ok(BecomeFlags {
             enabled: self.become_ || self.become_user.is_some(),
             user: self.become_user.clone(),
-        }
+            password,
+        })
     }
 
     /// How to reach inventory host `h`; its connection variables are checked here.
     pub fn target(&self, inv: &Inventory, vars: &Variables, h: usize) -> Result<Target, CliError> {
-        Ok(Target::new(vars, h, &inv.hosts[h].name, &self.become_flags())?)
+        Ok(Target::new(vars, h, &inv.hosts[h].name, &self.become_flags()?)?)
     }
 
     /// The balancer (the first host of `lb`, which holds the database proxy) and its address

@@ -279,7 +279,7 @@ pub fn run(args: RunArgs) -> Result<Code, CliError> {
         skip_tags: args.skip_tags.clone(),
         start_at_task: args.start_at_task.clone(),
         limit: args.connection.limit.clone(),
-        become_flags: args.connection.become_flags(),
+        become_flags: args.connection.become_flags()?,
     };
     // Host patterns, `--start-at-task` and every host's connection variables are checked
     // before anything connects.

@@ -88,9 +88,10 @@ pub(super) struct Part {
 /// `marker` lines on stdout (with its exit code and the host's uptime) and stderr; the joined
 /// script stops after the first non-zero exit.
 pub(super) fn join(parts: &[(&str, Option<usize>)], marker: &str) -> String {
-    // `tm` comes first: the stop command finds this shell by it (see `stop_command`). WINCH is
-    // ignored by default, so the tasks' subshells, which match too, are not disturbed by it.
-    // The marker is `@`, `-` and hex digits: no quoting, so the command line reads `tm=@@tend-…`.
+    // The stop command finds this shell by its tag, `tm=` and the marker (see `stop_command`).
+    // WINCH is ignored by default, so the tasks' subshells, which match too, are not disturbed
+    // by it. The marker is `@`, `-` and hex digits: no quoting, so the command line ends
+    // `tm=@@tend-…`.
     let mut s = format!(
         "tm={marker}\ntend_stop=; trap 'tend_stop=1' WINCH\ntend_up() {{ tu=-; {{ read tu _ < /proc/uptime; }} 2>/dev/null; }}\n"
     );
@@ -178,11 +179,19 @@ pub(super) fn split(out: &Output, marker: &str, n: usize) -> Vec<Option<Part>> {
     parts
 }
 
+/// The joined scripts as one command, tagged `tm=MARKER` for [`stop_command`].
+fn joined(parts: &[(&str, Option<usize>)], marker: &str) -> RemoteCommand {
+    RemoteCommand::new(join(parts, marker)).tagged(format!("tm={marker}"))
+}
+
 /// Asks the joined script marked `marker` to start no further task (Ctrl-C): the task running
 /// finishes and is reported. The pattern's bracket keeps it from matching its own command line.
 fn stop_command(marker: &str) -> String {
     let rest = marker.strip_prefix('@').unwrap_or(marker);
-    format!("pkill -WINCH -f {} || true", quote(&format!("^sh -c tm=[@]{rest}")))
+    format!(
+        "pkill -WINCH -f {} || true",
+        quote(&format!("^sh -c eval .* tm=[@]{rest}$"))
+    )
 }
 
 /// A marker no task output contains by chance.
@@ -482,7 +491,7 @@ impl Executor<'_> {
             .flatten()
             .copied()
             .collect();
-        let command = RemoteCommand::new(join(&parts, &marker));
+        let command = joined(&parts, &marker);
         if self.cancelled() {
             return Ok(None);
         }
@@ -502,7 +511,14 @@ impl Executor<'_> {
             }
         }
         .map_err(TaskError::from)?;
-        Ok(Some(split(&output, &marker, segments.len())))
+        let parts = split(&output, &marker, segments.len());
+        if parts.first().is_some_and(Option::is_none) && !output.success() {
+            // No task started: the command itself failed (sudo refused the password, say).
+            let why = crate::transport::last_error_line(&output, "the command failed before its first task");
+            let rc = output.rc.map_or_else(|| "a signal".to_string(), |c| c.to_string());
+            return Err(TaskError::from(format!("{why} (exit {rc})")));
+        }
+        Ok(Some(parts))
     }
 }
 
@@ -572,27 +588,31 @@ mod tests {
         );
     }
 
+    /// Starts a joined script as a host's login shell would get it (see `run_segments`).
+    fn spawn_joined(parts: &[(&str, Option<usize>)], marker: &str) -> std::process::Child {
+        use std::io::Write as _;
+        let (line, stdin) = crate::transport::shell::command_line(&joined(parts, marker), None);
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&stdin).unwrap();
+        child
+    }
+
     #[test]
     fn the_stop_command_lets_the_running_task_finish_and_starts_no_other() {
         let marker = new_marker();
         let parts: &[(&str, Option<usize>)] = &[("sleep 0.6; echo slept", None), ("echo never", None)];
-        let child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(join(parts, &marker))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_joined(parts, &marker);
         std::thread::sleep(Duration::from_millis(200));
         // Another joined script with another marker is left alone.
         let other = new_marker();
-        let bystander = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(join(&[("sleep 0.6", None), ("echo still", None)], &other))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let bystander = spawn_joined(&[("sleep 0.6", None), ("echo still", None)], &other);
         let stop = sh(&stop_command(&marker), b"");
         assert_eq!(stop.rc, Some(0), "{stop:?}");
         let out = child.wait_with_output().unwrap();

@@ -666,11 +666,35 @@ impl Executor<'_> {
                 crate::settings::text_var(self.engine, scope, "ansible_become_user")?,
             ),
         };
-        Ok(crate::settings::escalation(
+        let escalate = crate::settings::escalation(
             var_enabled,
             var_user,
             task.opts.escalate,
             keyword_user,
+            &self.opts.become_flags,
+        );
+        if escalate.is_none() {
+            return Ok(None);
+        }
+        let password = match self.inv.host_index(&target.name) {
+            Some(d) if delegated => ["ansible_become_password", "ansible_become_pass"]
+                .iter()
+                .find_map(|v| self.vars.get(d, v).and_then(|p| p.as_str().map(str::to_string))),
+            _ if delegated => None,
+            _ => match crate::settings::text_var(self.engine, scope, "ansible_become_password")? {
+                Some(p) => Some(p),
+                None => crate::settings::text_var(self.engine, scope, "ansible_become_pass")?,
+            },
+        };
+        if let Some(why) = password
+            .as_ref()
+            .and_then(|p| crate::vault::still_sealed(&Json::String(p.clone())))
+        {
+            return Err(format!("ansible_become_password: {why}"));
+        }
+        Ok(crate::settings::with_become_password(
+            escalate,
+            password,
             &self.opts.become_flags,
         ))
     }

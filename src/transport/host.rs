@@ -86,7 +86,7 @@ impl Host {
         input: Input<'_>,
         sink: Sink<'_>,
     ) -> Result<Output, TransportError> {
-        let (line, script) = shell::command_line(&command.script, self.escalate.as_ref(), command.timeout);
+        let (line, script) = shell::command_line(command, self.escalate.as_ref());
         let run = async {
             let process = self.shared.conn.spawn(&line).await?;
             self.shared.channels.fetch_add(1, Ordering::Relaxed);

@@ -68,6 +68,9 @@ pub struct RemoteCommand {
     pub script: String,
     /// Kill the command after this long.
     pub timeout: Option<Duration>,
+    /// A word shown as the shell's name (`$0`) in the host's process list, so that another
+    /// command can find this one (`pkill -f`); it must hold no secret.
+    pub tag: Option<String>,
 }
 
 impl RemoteCommand {
@@ -76,12 +79,21 @@ impl RemoteCommand {
         Self {
             script: script.into(),
             timeout: None,
+            tag: None,
         }
     }
 
     /// The same script, killed on the host after `timeout`.
     pub fn timeout(self, timeout: Option<Duration>) -> Self {
         Self { timeout, ..self }
+    }
+
+    /// The same script, named `tag` in the host's process list (see [`RemoteCommand::tag`]).
+    pub fn tagged(self, tag: impl Into<String>) -> Self {
+        Self {
+            tag: Some(tag.into()),
+            ..self
+        }
     }
 }
 

@@ -1,13 +1,36 @@
 //! The only place that builds shell text: quoting, privilege escalation and time limits.
 //! Every value that reaches a remote shell goes through [`quote`].
 
-use std::time::Duration;
+use super::RemoteCommand;
 
 /// How to run a command as another user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Become {
     /// The target user (`ansible_become_user`, default `root`).
     pub user: String,
+    /// sudo's password for the connecting user (`ansible_become_password`,
+    /// `--ask-become-pass`); without one, sudo must not ask.
+    pub password: Option<String>,
+}
+
+impl Become {
+    /// Becoming `user` with sudo that asks no password.
+    pub fn user(user: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            password: None,
+        }
+    }
+}
+
+/// Never shows the password (a `Target` is printed in debug output and errors).
+impl std::fmt::Debug for Become {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Become")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
 }
 
 /// Defines `tend_sha256` (stdin → lowercase hex SHA-256) for scripts that hash files of any
@@ -67,18 +90,46 @@ pub fn join<S: AsRef<str>>(words: &[S]) -> String {
 /// already (root to root needs no sudo on the host, as in Ansible).
 const BECOME: &str = r#"u=$1; shift; if [ "$(id -un)" = "$u" ]; then exec "$@"; fi; exec sudo -H -n -u "$u" -- "$@""#;
 
+/// [`BECOME`] with sudo's password: the password is the first line on stdin, read by the shell
+/// (never in a command line). sudo that needs none runs as without one; else the password is
+/// tried alone first, so a wrong one fails with a clear message instead of sudo reading the
+/// script as further attempts; then sudo (`-k`: it always reads it) gets the password line and,
+/// after it, the command's own stdin.
+const BECOME_WITH_PASSWORD: &str = r#"u=$1; shift; IFS= read -r tend_pw || exit 125
+if [ "$(id -un)" = "$u" ]; then exec "$@"; fi
+if sudo -n -u "$u" true 2>/dev/null; then exec sudo -H -n -u "$u" -- "$@"; fi
+if ! printf '%s\n' "$tend_pw" | sudo -S -k -p '' -u "$u" true 2>/dev/null; then
+  echo "sudo on $(hostname) refused the become password of $(id -un) (to become $u)" >&2; exit 1
+fi
+{ printf '%s\n' "$tend_pw"; exec cat; } | sudo -H -S -k -p '' -u "$u" -- "$@""#;
+
 /// The command line handed to the host's login shell, and the bytes to send on its standard
 /// input before the command's own: the script travels on stdin (`head -c` reads exactly its
 /// length, then `sh` evaluates it), so what it holds (passwords from a vault, file contents,
 /// SQL) never appears in a process's command line on the host, which any local user can read
-/// in `/proc`. Runs as another user when `become` is set, killed after `timeout` when given
-/// (exit 124, like `timeout(1)`).
-pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Duration>) -> (String, Vec<u8>) {
+/// in `/proc`; only its tag shows there, as the shell's name. Runs as another user when
+/// `become` is set, killed after the command's timeout when it has one (exit 124, like
+/// `timeout(1)`).
+pub fn command_line(command: &RemoteCommand, escalate: Option<&Become>) -> (String, Vec<u8>) {
+    let script = &command.script;
     let mut line = format!("sh -c {}", quote(&format!("eval \"$(head -c {})\"", script.len())));
-    if let Some(b) = escalate {
-        line = format!("sh -c {} tend-become {} {line}", quote(BECOME), quote(&b.user));
+    if let Some(tag) = &command.tag {
+        line = format!("{line} {}", quote(tag));
     }
-    if let Some(t) = timeout {
+    let mut stdin = Vec::with_capacity(script.len());
+    if let Some(b) = escalate {
+        let wrapper = match &b.password {
+            Some(p) => {
+                stdin.extend_from_slice(p.as_bytes());
+                stdin.push(b'\n');
+                BECOME_WITH_PASSWORD
+            }
+            None => BECOME,
+        };
+        line = format!("sh -c {} tend-become {} {line}", quote(wrapper), quote(&b.user));
+    }
+    stdin.extend_from_slice(script.as_bytes());
+    if let Some(t) = command.timeout {
         let secs = t.as_secs().max(1);
         let limited = format!("exec timeout -k 5 {secs} {line}");
         let fallback = format!("exec {line}");
@@ -89,12 +140,13 @@ pub fn command_line(script: &str, escalate: Option<&Become>, timeout: Option<Dur
             ))
         );
     }
-    (line, script.as_bytes().to_vec())
+    (line, stdin)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_tethered_body_dies_when_its_output_is_gone() {
@@ -190,24 +242,36 @@ mod tests {
 
     #[test]
     fn command_line_wraps_become_and_timeout() {
-        let b = Become {
-            user: "app user".into(),
-        };
-        let (line, _) = command_line("id -un", Some(&b), None);
+        let b = Become::user("app user");
+        let (line, _) = command_line(&RemoteCommand::new("id -un"), Some(&b));
         assert!(line.contains(" tend-become 'app user' sh -c "), "{line}");
         // Becoming the user the connection is already runs without sudo.
         let me = std::process::Command::new("id").arg("-un").output().unwrap();
         let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
-        let out = run_line(command_line("echo \"$HOME\" ok", Some(&Become { user: me }), None), b"");
+        let out = run_line(
+            command_line(&RemoteCommand::new("echo \"$HOME\" ok"), Some(&Become::user(me))),
+            b"",
+        );
         assert!(String::from_utf8_lossy(&out.stdout).ends_with(" ok\n"), "{out:?}");
-        let out = run_line(command_line("sleep 5", None, Some(Duration::from_secs(1))), b"");
+        let out = run_line(
+            command_line(
+                &RemoteCommand::new("sleep 5").timeout(Some(Duration::from_secs(1))),
+                None,
+            ),
+            b"",
+        );
         assert_eq!(out.status.code(), Some(124));
     }
 
     #[test]
     fn the_script_travels_on_stdin_ahead_of_the_input() {
         let script = "secret='s3cr3t pass'\nprintf '%s|' \"$secret\"; cat; exit 3\n";
-        let (line, sent) = command_line(script, None, Some(Duration::from_secs(30)));
+        let (line, sent) = command_line(
+            &RemoteCommand::new(script)
+                .timeout(Some(Duration::from_secs(30)))
+                .tagged("x=1"),
+            None,
+        );
         assert!(!line.contains("s3cr3t"), "{line}");
         let out = run_line((line, sent), b"data\nmore");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cr3t pass|data\nmore");

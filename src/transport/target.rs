@@ -86,6 +86,27 @@ impl HostVars<'_> {
     }
 }
 
+/// `ansible_become_password` (or its older name `ansible_become_pass`), taken literally: a
+/// template or a vault value no password opened is an error naming it.
+fn become_password(host: &HostVars) -> Result<Option<String>, Diagnostic> {
+    let var = "ansible_become_password";
+    let Some(pw) = host.text(var)?.or(host.text("ansible_become_pass")?) else {
+        return Ok(None);
+    };
+    if let Some(why) = crate::vault::still_sealed(&Value::String(pw.clone())) {
+        return Err(host_error(host.name, format!("`{var}`: {why}"))
+            .with_hint("give the vault's password: --vault-password-file, --vault-id or --ask-vault-pass"));
+    }
+    if crate::template::is_template(&pw) {
+        return Err(host_error(
+            host.name,
+            format!("`{var}` is a template, which this command does not render"),
+        )
+        .with_hint("set the password itself in the variable (in a vault), or use --ask-become-pass"));
+    }
+    Ok(Some(pw))
+}
+
 fn expand_home(p: &str) -> PathBuf {
     match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
@@ -105,6 +126,7 @@ impl Target {
             None,
             flags,
         );
+        let escalate = crate::settings::with_become_password(escalate, become_password(&host)?, flags);
         if let Some(method) = host.text("ansible_become_method")?
             && method != "sudo"
         {
@@ -282,7 +304,7 @@ mod tests {
         assert_eq!(s.known_hosts_file, Some(PathBuf::from("/k")));
         assert_eq!(s.host_keys, Some(HostKeyPolicy::AcceptNew));
         assert_eq!(s.jump_hosts, ["bastion"]);
-        assert_eq!(t.escalate, Some(Become { user: "root".into() }));
+        assert_eq!(t.escalate, Some(Become::user("root")));
     }
 
     #[test]
@@ -309,6 +331,7 @@ mod tests {
         let flags = BecomeFlags {
             enabled: true,
             user: Some("cli".into()),
+            password: None,
         };
         let t = target_with(
             serde_json::json!({"ansible_user": "alice", "ansible_become_user": "app"}),
@@ -320,6 +343,6 @@ mod tests {
             panic!("not ssh")
         };
         assert_eq!(s.user.as_deref(), Some("bob"));
-        assert_eq!(t.escalate, Some(Become { user: "app".into() }));
+        assert_eq!(t.escalate, Some(Become::user("app")));
     }
 }

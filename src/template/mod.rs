@@ -158,6 +158,51 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
+/// Jinja as Ansible runs it keeps a backslash before a digit in a string literal (`"\1"` is a
+/// back-reference for `regex_replace`); minijinja would read an octal escape. Doubles those
+/// backslashes inside the string literals of expressions and tags (`code`: all of `text` is an
+/// expression).
+fn keep_backreferences(text: &str, code: bool) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\\') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len() + 8);
+    let (mut in_code, mut quote, mut i) = (code, None::<u8>, 0);
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(_) if c == b'\\' => {
+                if b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                    out.extend_from_slice(b"\\\\");
+                } else {
+                    // Any other escape is the parser's, the escaped byte included.
+                    out.extend_from_slice(&b[i..(i + 2).min(b.len())]);
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if in_code && (c == b'"' || c == b'\'') => quote = Some(c),
+            None if in_code && !code && (c == b'}' || c == b'%') && b.get(i + 1) == Some(&b'}') => {
+                in_code = false;
+            }
+            None if !in_code && c == b'{' && matches!(b.get(i + 1), Some(b'{' | b'%')) => {
+                in_code = true;
+                out.extend_from_slice(&b[i..i + 2]);
+                i += 2;
+                continue;
+            }
+            None => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    String::from_utf8(out).map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned)
+}
+
 /// The inner expression of a string that is exactly one `{{ ... }}`.
 fn single_expression(s: &str) -> Option<&str> {
     // Only the whole string: `"{{ x }}\n"` is text and keeps its newline.
@@ -198,7 +243,7 @@ impl Engine {
             return Ok(());
         }
         self.env
-            .template_from_str(text)
+            .template_from_str(&keep_backreferences(text, false))
             .map(|_| ())
             .map_err(|e| TemplateError(describe(&e)))?;
         known_lookups(text)
@@ -207,7 +252,7 @@ impl Engine {
     /// Checks an expression (`when:`, `that:`) without evaluating it.
     pub fn check_expression(&self, expr: &str) -> Result<(), TemplateError> {
         self.env
-            .compile_expression(expr)
+            .compile_expression(&keep_backreferences(expr, true))
             .map(|_| ())
             .map_err(|e| TemplateError(describe(&e)))?;
         known_lookups(expr)
@@ -227,18 +272,20 @@ impl Engine {
     /// Renders to text (template files use `files = true`: Ansible's `trim_blocks`).
     pub fn render_string(&self, text: &str, scope: &Scope, files: bool) -> Result<String, TemplateError> {
         let env = if files { &self.files } else { &self.env };
-        let tmpl = env.template_from_str(text).map_err(|e| TemplateError(describe(&e)))?;
-        let ctx = scope.context(self, &with_looked_up_vars(text, tmpl.undeclared_variables(false)))?;
+        let text = keep_backreferences(text, false);
+        let tmpl = env.template_from_str(&text).map_err(|e| TemplateError(describe(&e)))?;
+        let ctx = scope.context(self, &with_looked_up_vars(&text, tmpl.undeclared_variables(false)))?;
         tmpl.render(ctx).map_err(|e| TemplateError(describe(&e)))
     }
 
     /// Evaluates a bare expression (`when: x is defined and x > 1`).
     pub fn eval(&self, expr: &str, scope: &Scope) -> Result<Json, TemplateError> {
+        let expr = keep_backreferences(expr, true);
         let compiled = self
             .env
-            .compile_expression(expr)
+            .compile_expression(&expr)
             .map_err(|e| TemplateError(describe(&e)))?;
-        let ctx = scope.context(self, &with_looked_up_vars(expr, compiled.undeclared_variables(false)))?;
+        let ctx = scope.context(self, &with_looked_up_vars(&expr, compiled.undeclared_variables(false)))?;
         let value = compiled.eval(ctx).map_err(|e| TemplateError(describe(&e)))?;
         to_json(&value)
     }
@@ -295,4 +342,34 @@ fn to_json(value: &Value) -> Result<Json, TemplateError> {
         return Err(TemplateError("undefined variable".into()));
     }
     serde_json::to_value(value).map_err(|e| TemplateError(format!("cannot convert template result: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backslash_before_a_digit_stays_in_string_literals() {
+        assert_eq!(
+            keep_backreferences(r#"a\1 {{ x | f("\1", '\2') }} \3"#, false),
+            r#"a\1 {{ x | f("\\1", '\\2') }} \3"#
+        );
+        assert_eq!(keep_backreferences(r#""\1" ~ "\"\1""#, true), r#""\\1" ~ "\"\\1""#);
+        assert_eq!(
+            keep_backreferences(r"{% set a = '\n\d' %}", false),
+            r"{% set a = '\n\d' %}"
+        );
+        let e = Engine::new();
+        let mut s = Scope::new();
+        s.set("line", serde_json::json!("HAProxy version 2.6.12-1 2025/10/03"));
+        assert_eq!(
+            e.render(
+                r#"{{ line | regex_replace("^HA-?Proxy version (\d+(\.\d+)*).*$", "\1") }}"#,
+                &s
+            )
+            .unwrap(),
+            serde_json::json!("2.6.12")
+        );
+        assert_eq!(e.render(r#"{{ "x\1y" | length }}"#, &s).unwrap(), serde_json::json!(4));
+    }
 }

@@ -1,5 +1,5 @@
-//! `tend backup` and `tend restore` against the lab shop's real MariaDB primary (h8) and replica
-//! (h9), with an app host (h6) as the backup store: logical and physical backups at a consistent
+//! `tend backup` and `tend restore` against the lab shop's real MariaDB primary and replica,
+//! with the first app host as the backup store: logical and physical backups at a consistent
 //! point, the catalog, a failed backup never listed as good, restores to a point, verification.
 
 mod common;
@@ -9,7 +9,12 @@ fn sql(lab: &Lab, i: u32, sql: &str) -> String {
     lab.sql(i, sql).trim().to_string()
 }
 
-/// `tend backup ARGS` with the store on h6.
+/// The lab number of the backup store's host: the shop's first app host.
+fn store_host(lab: &Lab) -> u32 {
+    common::shop(lab).apps[0]
+}
+
+/// `tend backup ARGS` with the store on the first app host.
 fn backup(lab: &Lab, store: &str, args: &[&str]) -> Run {
     let mut all = vec!["backup"];
     all.extend_from_slice(args);
@@ -68,7 +73,7 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
     // The file in the store is what the catalog says, and holds the rows.
     let id = rec["id"].as_str().unwrap_or_default().to_string();
     let file = format!("{store}/{id}/dump.sql.zst");
-    let on_store = lab.sh(6, &format!("sha256sum {file}"));
+    let on_store = lab.sh(store_host(&lab), &format!("sha256sum {file}"));
     assert!(
         on_store.starts_with(rec["files"][0]["sha256"].as_str().unwrap_or("?")),
         "{on_store} vs {rec}"
@@ -78,7 +83,7 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
         &format!("zstd -dc {file} | grep -c \"^INSERT INTO \\`t\\`\" || true"),
     );
     assert_ne!(rows.trim(), "0", "no rows of t in the dump");
-    let catalog = lab.sh(6, &format!("cat {store}/catalog/{id}.json"));
+    let catalog = lab.sh(store_host(&lab), &format!("cat {store}/catalog/{id}.json"));
     assert!(catalog.contains(&format!("\"gtid\":\"{pos}\"")), "{catalog}");
 
     // From the primary: the dump's own binlog position and its GTID.
@@ -144,7 +149,10 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
     );
     let failed: Vec<&(String, String)> = states.iter().filter(|(_, st)| st == "failed").collect();
     assert_eq!(failed.len(), 1, "{states:?}");
-    let leftovers = lab.sh(6, &format!("ls {store}/{} 2>/dev/null | wc -l", failed[0].0));
+    let leftovers = lab.sh(
+        store_host(&lab),
+        &format!("ls {store}/{} 2>/dev/null | wc -l", failed[0].0),
+    );
     assert_eq!(leftovers.trim(), "0", "files of the failed backup stay in the store");
     // `show` gives the whole entry.
     let show = backup(&lab, &store, &["show", &id]);
@@ -174,15 +182,15 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
     // Bad input: exit 4.
     assert_eq!(backup(&lab, &store, &["show", "no-such-backup"]).code, 4);
     assert_eq!(backup(&lab, &store, &["show", "../etc"]).code, 4);
-    assert_eq!(backup(&lab, &store, &["run", "--from", "h5"]).code, 4);
-    lab.sh(6, &format!("rm -rf {store}"));
+    assert_eq!(backup(&lab, &store, &["run", "--from", &format!("h{}", s.lb)]).code, 4);
+    lab.sh(store_host(&lab), &format!("rm -rf {store}"));
     sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
 }
 
-/// `tend ARGS` (any command) with the store on h6.
+/// `tend ARGS` (any command) with the store on the first app host.
 fn with_store(lab: &Lab, store: &str, args: &[&str]) -> Run {
     let inv = lab.inventory();
-    let host = "backup_store_host=h6".to_string();
+    let host = format!("backup_store_host=h{}", store_host(lab));
     let dir = format!("backup_store_dir={store}");
     let mut all = args.to_vec();
     all.extend(["-i", &inv, "-e", &host, "-e", &dir, "--format", "json"]);
@@ -330,7 +338,12 @@ fn point_in_time_restores(kind: &str, file: &str) {
     );
     assert_eq!(r.code, 4, "{r:?}");
     assert_eq!(
-        with_store(&lab, &store, &["restore", "--target", "h6", "--dry-run"]).code,
+        with_store(
+            &lab,
+            &store,
+            &["restore", "--target", &format!("h{}", store_host(&lab)), "--dry-run"]
+        )
+        .code,
         4
     );
     assert_eq!(
@@ -436,7 +449,10 @@ fn point_in_time_restores(kind: &str, file: &str) {
         "{message}"
     );
     assert_eq!(rows(&lab, p, &db), "401 1000");
-    lab.sh(6, &format!("mv /tmp/good-{tag} {store}/{backup_id}/{file}"));
+    lab.sh(
+        store_host(&lab),
+        &format!("mv /tmp/good-{tag} {store}/{backup_id}/{file}"),
+    );
     if kind == "physical" {
         // Files of another release series would not start: refused before anything is done.
         let entry = format!("{store}/catalog/{backup_id}.json");
@@ -453,7 +469,7 @@ fn point_in_time_restores(kind: &str, file: &str) {
         );
         assert_eq!(r.code, 4, "{r:?}");
         assert!(r.stdout.contains("release series"), "{r:?}");
-        lab.sh(6, &format!("mv /tmp/entry-{tag} {entry}"));
+        lab.sh(store_host(&lab), &format!("mv /tmp/entry-{tag} {entry}"));
     }
     // Nothing of a restore is left beside the datadir or in the server's options.
     assert_eq!(
@@ -486,7 +502,7 @@ fn point_in_time_restores(kind: &str, file: &str) {
     assert_eq!(sql(&lab, rep, &format!("SELECT MASTER_GTID_WAIT('{pos}', 30)")), "0");
     assert_eq!(rows(&lab, rep, &db), "402 1001");
     sql(&lab, p, &format!("DROP DATABASE {db}"));
-    lab.sh(6, &format!("rm -rf {store}"));
+    lab.sh(store_host(&lab), &format!("rm -rf {store}"));
 }
 
 #[test]
@@ -528,7 +544,7 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
         "-i",
         &inv,
         "-e",
-        "backup_store_host=h6",
+        &format!("backup_store_host=h{}", store_host(&lab)),
         "-e",
         &dir,
         "--format",
@@ -603,7 +619,7 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(rows(&lab, rep, &db), "20000 20000");
     sql(&lab, p, &format!("DROP DATABASE {db}"));
-    lab.sh(6, &format!("rm -rf {store}"));
+    lab.sh(store_host(&lab), &format!("rm -rf {store}"));
 }
 
 #[test]
@@ -645,7 +661,7 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
     }
     assert_eq!(with_store(&lab, &store, &["backup", "binlogs"]).code, 0);
     let entry = |id: &str| -> serde_json::Value {
-        serde_json::from_str(&lab.sh(6, &format!("cat {store}/catalog/{id}.json"))).unwrap_or_default()
+        serde_json::from_str(&lab.sh(store_host(&lab), &format!("cat {store}/catalog/{id}.json"))).unwrap_or_default()
     };
 
     // The newest: unpacked and prepared into a scratch server, checked, rolled forward to the
@@ -666,7 +682,10 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(entry(&ids[2])["verifications"].as_array().map(Vec::len), Some(1));
     // A damaged file: the verification fails, names the file, and is recorded.
-    lab.sh(6, &format!("printf x >> {store}/{}/dump.sql.zst", ids[1]));
+    lab.sh(
+        store_host(&lab),
+        &format!("printf x >> {store}/{}/dump.sql.zst", ids[1]),
+    );
     let r = backup(&lab, &store, &["verify", &ids[1]]);
     assert_eq!(r.code, 2, "{r:?}");
     let v = &entry(&ids[1])["verifications"][0];
@@ -713,14 +732,18 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
         "{doomed:?} vs {kept_file}"
     );
     assert!(
-        lab.sh(6, &format!("ls {store}/{}", ids[0])).contains("dump.sql.zst"),
+        lab.sh(store_host(&lab), &format!("ls {store}/{}", ids[0]))
+            .contains("dump.sql.zst"),
         "--plan deleted"
     );
     let mut prune_args = vec!["prune"];
     prune_args.extend(keep);
     let r = backup(&lab, &store, &prune_args);
     assert_eq!(r.code, 0, "{r:?}");
-    let left = lab.sh(6, &format!("ls {store} {store}/catalog {store}/binlogs/h{p}"));
+    let left = lab.sh(
+        store_host(&lab),
+        &format!("ls {store} {store}/catalog {store}/binlogs/h{p}"),
+    );
     assert!(
         !left.contains(&ids[0]) && !left.contains(&ids[1]) && left.contains(&ids[2]),
         "{left}"
@@ -734,5 +757,5 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(record(&r)["backup"], ids[2].as_str());
     sql(&lab, p, &format!("DROP DATABASE {db}"));
-    lab.sh(6, &format!("rm -rf {store}"));
+    lab.sh(store_host(&lab), &format!("rm -rf {store}"));
 }

@@ -106,7 +106,7 @@ fn a_down_host_h4_is_unreachable_and_the_others_go_on() {
 fn failed_and_unreachable_together_exit_2() {
     let lab = Lab::get();
     let dir = scratch();
-    // h9 is not a lab host: its address answers nothing.
+    // `ghost` is not a lab host: its address answers nothing.
     let inv = dir.path().join("inv.yaml");
     let base = std::fs::read_to_string(lab.inventory()).expect("read lab inventory");
     std::fs::write(

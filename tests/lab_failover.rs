@@ -1,6 +1,6 @@
-//! `tend failover` against the lab shop: a real MariaDB primary (h8) and replica (h9) behind
-//! the balancer's database proxy (h5), the Tomcat apps (h6, h7) writing through it. Every
-//! test leaves the cluster as it found it: h8 the primary.
+//! `tend failover` against the lab shop: a real MariaDB primary and replica behind the
+//! balancer's database proxy, the Tomcat apps writing through it. Every test leaves the cluster
+//! as it found it: the inventory's `db_primary` the primary.
 
 mod common;
 use common::{Lab, Run, Shop, http_get, provision_shop, repo, run_in};
@@ -90,7 +90,7 @@ fn status(lab: &Lab) -> (Run, std::collections::BTreeMap<String, serde_json::Val
     (r, rows)
 }
 
-/// Puts h8 back as the primary if a test left the cluster switched (a failed assertion).
+/// Puts the inventory's primary back if a test left the cluster switched (a failed assertion).
 struct Restore<'a>(&'a Lab, u32);
 
 impl Drop for Restore<'_> {

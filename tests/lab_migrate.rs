@@ -1,4 +1,4 @@
-//! `tend migrate` against the lab shop's real MariaDB primary (h8) and replica (h9): applying
+//! `tend migrate` against the lab shop's real MariaDB primary and replica: applying
 //! versioned and repeatable migrations with procedures and triggers, checksums and repair, a
 //! failed migration restored from its snapshot and resumed, the server's own plan for ALTERs
 //! on a 200 000-row table, a history written the way Flyway writes it, and the locks.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: build once, start a fresh 9-host lab (h1-h4 for module tests, h5-h9
-# the shop), run every test against it, and
+# The whole test suite: build once, start a fresh 11-host lab (h1-h4 for module tests, h5-h6
+# for the corpus roles, h7-h11 the shop), run every test against it, and
 # always tear the lab down. Needs root (the lab uses network namespaces and overlay mounts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ export TEND_ANSIBLE_BIN="$venv/bin"
 # A lab left over from an interrupted run is removed first: tests start from fresh hosts.
 tests/lab/lab.sh down >/dev/null
 trap 'tests/lab/lab.sh down >/dev/null' EXIT
-tests/lab/lab.sh up 9
+tests/lab/lab.sh up 11
 
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --no-fail-fast "$@"

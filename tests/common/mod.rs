@@ -124,7 +124,7 @@ impl Lab {
         let bridge = format!("/sys/class/net/tendlab{instance}");
         assert!(
             lab.dir.join("inventory.yaml").exists() && Path::new(&bridge).exists(),
-            "the lab is not up: run `tests/lab/lab.sh up 9` as root (tests/run.sh does it)"
+            "the lab is not up: run `tests/lab/lab.sh up 11` as root (tests/run.sh does it)"
         );
         lab
     }

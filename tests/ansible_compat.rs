@@ -430,6 +430,10 @@ fn lookups_and_comment_render_as_in_ansible() {
             ("files/b.conf", "x"),
             ("files/a.conf", "x"),
             ("templates/managed.j2", "{{ ansible_managed | comment }}\nport 80\n"),
+            (
+                "templates/part.j2",
+                "{% for p in ports %}\nlisten {{ p }} {{ greeting }}\n{% endfor %}\nend\n",
+            ),
         ],
     );
     let pb = dir.path().join("p.yaml");
@@ -442,6 +446,7 @@ fn lookups_and_comment_render_as_in_ansible() {
     two_lines: "one\ntwo"
     flag: true
     nothing: ~
+    ports: [80, 443]
   tasks:
     - copy:
         dest: "{{ out }}"
@@ -455,6 +460,8 @@ fn lookups_and_comment_render_as_in_ansible() {
           {{ lookup('items', ['a', 'b']) }}
           {{ lookup('password', 'pw.txt length=12') | length }} {{ lookup('password', '/dev/null length=7 chars=digits') | length }}
           {{ lookup('ansible.builtin.env', 'HOME') }}
+          {{ lookup('template', 'part.j2') }}|
+          {{ 'v1.2' | regex_replace('^v(\d+)\.(\d+)$', '\2.\1') }}
           {{ two_lines | comment }}
           {{ 'x' | comment('c') }}
           {{ 'x' | comment('cblock') }}
@@ -469,6 +476,10 @@ fn lookups_and_comment_render_as_in_ansible() {
     .expect("playbook");
     let (ansible, by_tend) = same_output(dir.path(), &pb);
     assert!(ansible.contains("[a note]"), "{ansible}");
+    assert!(
+        ansible.contains("listen 80 hi\nlisten 443 hi\nend\n|\n2.1\n"),
+        "{ansible}"
+    );
     // The password file, relative to the playbook's directory, holds the password both read.
     assert_eq!(
         std::fs::read_to_string(dir.path().join("pw.txt"))

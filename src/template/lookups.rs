@@ -1,5 +1,6 @@
 //! Ansible's `lookup()`/`query()` in templates, with the lookup plugins roles use: `file`,
-//! `env`, `pipe`, `fileglob`, `first_found`, `items`, `list`, `vars`, `password`. They run on
+//! `env`, `pipe`, `fileglob`, `first_found`, `items`, `list`, `vars`, `password`, `template`.
+//! They run on
 //! the control node. Files are looked up as Ansible looks them up: `files/` under each of the
 //! task's search paths (its role, the playbook's directory), then each path itself.
 //!
@@ -24,6 +25,7 @@ pub const NAMES: &[&str] = &[
     "list",
     "vars",
     "password",
+    "template",
 ];
 
 /// Adds `lookup`, `query` and `q`.
@@ -184,6 +186,29 @@ fn run(state: &State, name: &str, rest: Rest<ValueOrKwargs>) -> Result<Vec<Value
                 },
             })
             .collect(),
+        "template" => strings(&terms)
+            .iter()
+            .map(|f| {
+                let text = template_text(&paths, f).map_err(|e| fail(name, e))?;
+                // As a template file: Ansible's `trim_blocks`; the variables it uses are in the
+                // context (see `template_variables`).
+                let mut env = state.env().clone();
+                if let Some(syntax) = super::syntax(true) {
+                    env.set_syntax(syntax);
+                }
+                let tmpl = env
+                    .template_from_str(&text)
+                    .map_err(|e| fail(name, format!("`{f}`: {e}")))?;
+                let vars: std::collections::BTreeMap<String, Value> = tmpl
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter_map(|v| state.lookup(&v).map(|value| (v, value)))
+                    .collect();
+                tmpl.render(vars)
+                    .map(Value::from)
+                    .map_err(|e| fail(name, format!("`{f}`: {e}")))
+            })
+            .collect(),
         "password" => strings(&terms)
             .iter()
             .map(|t| password(t, paths.last().map(PathBuf::as_path)).map(Value::from))
@@ -212,6 +237,42 @@ fn home(name: &str) -> PathBuf {
 
 /// A control-node file: absolute (or `~/`), or under `subdir` of a search path, or in one
 /// (the last search path is the playbook's directory).
+/// The text of a template file for the `template` lookup, found in `templates/` of the search
+/// paths (opened if vaulted).
+fn template_text(paths: &[PathBuf], name: &str) -> Result<String, String> {
+    let path = find(paths, "templates", name).ok_or_else(|| format!("`{name}` not found"))?;
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = crate::vault::open_content(&path, bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The variables the templates named by `lookup('template', 'literal')` in `text` use, so the
+/// context of `text` holds them.
+pub fn template_variables(text: &str, paths: &[String], env: &Environment<'static>) -> Vec<String> {
+    let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+    let mut names = Vec::new();
+    for (i, _) in text
+        .match_indices("'template'")
+        .chain(text.match_indices("\"template\""))
+    {
+        let Some(arg) = text[i + 10..].trim_start().strip_prefix(',').map(str::trim_start) else {
+            continue;
+        };
+        let Some(q) = arg.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        let Some(file) = arg[1..].split(q).next() else {
+            continue;
+        };
+        if let Ok(t) = template_text(&paths, file)
+            && let Ok(tmpl) = env.template_from_str(&t)
+        {
+            names.extend(tmpl.undeclared_variables(false));
+        }
+    }
+    names
+}
+
 fn find(paths: &[PathBuf], subdir: &str, name: &str) -> Option<PathBuf> {
     let p = home(name);
     if p.is_absolute() {

@@ -48,15 +48,20 @@ fn environment(trim_blocks: bool) -> Environment<'static> {
     });
     // Python string and dict methods (`x.split('.')`, `d.items()`) as playbooks use them.
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    // Ansible keeps a template's trailing newline and trims the newline after a block tag in files.
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .trim_blocks(trim_blocks)
-        .build()
-    {
+    if let Some(syntax) = syntax(trim_blocks) {
         env.set_syntax(syntax);
     }
     env
+}
+
+/// Ansible keeps a template's trailing newline and trims the newline after a block tag in
+/// template files (`trim_blocks`).
+fn syntax(trim_blocks: bool) -> Option<minijinja::syntax::SyntaxConfig> {
+    minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .trim_blocks(trim_blocks)
+        .build()
+        .ok()
 }
 
 /// Every lookup a template calls must be one tend has: an unknown one is an error before
@@ -274,7 +279,9 @@ impl Engine {
         let env = if files { &self.files } else { &self.env };
         let text = keep_backreferences(text, false);
         let tmpl = env.template_from_str(&text).map_err(|e| TemplateError(describe(&e)))?;
-        let ctx = scope.context(self, &with_looked_up_vars(&text, tmpl.undeclared_variables(false)))?;
+        let mut names = with_looked_up_vars(&text, tmpl.undeclared_variables(false));
+        names.extend(scope.template_lookup_variables(&text, &self.files));
+        let ctx = scope.context(self, &names)?;
         tmpl.render(ctx).map_err(|e| TemplateError(describe(&e)))
     }
 
@@ -285,7 +292,9 @@ impl Engine {
             .env
             .compile_expression(&expr)
             .map_err(|e| TemplateError(describe(&e)))?;
-        let ctx = scope.context(self, &with_looked_up_vars(&expr, compiled.undeclared_variables(false)))?;
+        let mut names = with_looked_up_vars(&expr, compiled.undeclared_variables(false));
+        names.extend(scope.template_lookup_variables(&expr, &self.files));
+        let ctx = scope.context(self, &names)?;
         let value = compiled.eval(ctx).map_err(|e| TemplateError(describe(&e)))?;
         to_json(&value)
     }

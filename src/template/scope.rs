@@ -146,6 +146,14 @@ impl Scope {
         self.search_paths = Arc::new(paths.iter().map(|p| p.display().to_string()).collect());
     }
 
+    /// The variables of the templates `text` renders with `lookup('template', ...)`.
+    pub(crate) fn template_lookup_variables(&self, text: &str, env: &minijinja::Environment<'static>) -> Vec<String> {
+        if !text.contains("template") {
+            return Vec::new();
+        }
+        super::lookups::template_variables(text, &self.search_paths, env)
+    }
+
     /// Makes `hostvars` available.
     pub fn set_hostvars(&mut self, hostvars: Arc<HostVars>) {
         self.hostvars = Some(hostvars);

@@ -561,7 +561,7 @@ impl Module for Apt {
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
             let job = Job::from_args("apt", args)?;
-            let out = ctx.run_piped(&job.script(ctx.check)).await?;
+            let out = ctx.run(&job.script(ctx.check), None).await?;
             job.finish(ctx, &out)
         })
     }

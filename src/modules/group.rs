@@ -74,7 +74,7 @@ impl Module for Group {
                 if args.bool("system", false) { 1 } else { 0 },
                 if ctx.check { 1 } else { 0 },
             );
-            let out = ctx.run_piped(&script).await?;
+            let out = ctx.run(&script, None).await?;
             let (marks, plain) = split_marked(&out);
             let ran = marks.iter().rev().find_map(|m| m.strip_prefix("run "));
             if let Some(f) = marks.iter().find_map(|m| m.strip_prefix("fail ")) {

@@ -119,7 +119,9 @@ impl Ctx<'_> {
             .ok_or_else(|| ModuleError::Failed("this module needs a connection to the host".into()))
     }
 
-    /// Runs a shell script on the host, with the task's environment, become and timeout.
+    /// Runs a shell script on the host, with the task's environment, become and timeout. The
+    /// script travels on stdin (see [`crate::transport::shell::command_line`]): its text is in
+    /// no process's command line on the host.
     pub async fn run(&self, script: &str, stdin: Option<Vec<u8>>) -> Result<Output, ModuleError> {
         let mut text = String::new();
         for (k, v) in self.environment {
@@ -128,17 +130,6 @@ impl Ctx<'_> {
         text.push_str(script);
         let command = RemoteCommand::new(text).timeout(self.timeout);
         Ok(self.remote()?.run(&command, stdin.as_deref().into()).await?)
-    }
-
-    /// Runs a script sent on stdin rather than on the command line, so that its text (a crypted
-    /// password, the pattern a `pgrep -f` status command looks for) is in no process's argv on
-    /// the host, and the commands it runs read an empty stdin instead of the rest of the script.
-    pub async fn run_piped(&self, script: &str) -> Result<Output, ModuleError> {
-        self.run(
-            "tend_script=$(cat) && eval \"$tend_script\"",
-            Some(script.as_bytes().to_vec()),
-        )
-        .await
     }
 
     /// Runs a plan from [`Module::plan`] on its own.

@@ -56,7 +56,7 @@ impl Module for Package {
             }
             let job = Job::from_args("package", args)?;
             let script = format!("{DETECT}{}", job.script(ctx.check));
-            let out = ctx.run_piped(&script).await?;
+            let out = ctx.run(&script, None).await?;
             let (marks, _) = split_marked(&out);
             if let Some(m) = other_manager(&marks) {
                 return Err(ModuleError::Failed(match m {

@@ -3,7 +3,7 @@
 //! daemons with neither. One remote script finds the manager, probes, acts and checks the result.
 //!
 //! Commands run with stdin, stdout and stderr on files, so a daemon they leave behind never holds
-//! the session open; the script itself travels on stdin ([`Ctx::run_piped`]), so a
+//! the session open; the script itself travels on stdin ([`Ctx::run`]), so a
 //! `pgrep -f PATTERN` status command cannot match the shell that runs it. A `start_command` must
 //! return once the daemon runs (end it with `&`, or use a command that daemonizes, such as
 //! `catalina.sh start`); it needs no `nohup` or redirections.
@@ -228,7 +228,7 @@ impl Module for Service {
                 )));
             }
             let script = script(args, ctx.check, SYSTEMD_DIR);
-            let out = ctx.run_piped(&script).await?;
+            let out = ctx.run(&script, None).await?;
             let (marks, plain) = split_marked(&out);
             let report = Report::parse(&marks);
             if let Some((stage, _)) = &report.failed {

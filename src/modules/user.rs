@@ -254,7 +254,7 @@ impl Module for User {
                 flag(args.bool("force", false)),
                 quote(args.str("password").unwrap_or_default()),
             );
-            let out = ctx.run_piped(&script).await?;
+            let out = ctx.run(&script, None).await?;
             let (marks, plain) = split_marked(&out);
             let report = Report::parse(&marks);
             if !report.missing_groups.is_empty() && !ctx.check {

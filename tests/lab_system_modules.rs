@@ -462,3 +462,138 @@ fn user_and_group_are_created_changed_and_removed() {
     assert_ne!(lab.on_host(3, &["test", "-e", &format!("/home/{user}")]).code, 0);
     assert_eq!(run_ok(&remove, &lab, &[]).total_changed(), 0);
 }
+
+/// An RPM repository made here: `rpmbuild` packs `name` at each version (a noarch package with
+/// one file saying its version), `createrepo_c` indexes them.
+fn rpm_repo(dir: &std::path::Path, name: &str, versions: &[&str]) {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).expect("repo dir");
+    for v in versions {
+        let spec = dir.join(format!("{name}-{v}.spec"));
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: {name}\nVersion: {v}\nRelease: 1\nSummary: tend test\nLicense: MIT\nBuildArch: noarch\n\
+                 %description\ntend test package\n%install\nmkdir -p %{{buildroot}}/usr/share/{name}\n\
+                 echo {v} > %{{buildroot}}/usr/share/{name}/version\n%files\n/usr/share/{name}/version\n"
+            ),
+        )
+        .expect("spec");
+        let out = std::process::Command::new("rpmbuild")
+            .arg("--define")
+            .arg(format!("_topdir {}", dir.join("top").display()))
+            .arg("--define")
+            .arg(format!("_rpmdir {}", repo.display()))
+            .args(["--quiet", "-bb"])
+            .arg(&spec)
+            .output()
+            .expect("rpmbuild (installed by .ci/run)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = std::process::Command::new("createrepo_c")
+        .args(["-q", "--update"])
+        .arg(&repo)
+        .output()
+        .expect("createrepo_c (installed by .ci/run)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Puts the local repository on host `hI` at `dest` (a tar through `lab.sh exec`).
+fn ship_repo(lab: &Lab, i: u32, dir: &std::path::Path, dest: &str) {
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(dir.join("repo"))
+        .args(["-cf", "-", "."])
+        .output()
+        .expect("tar");
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(lab.script())
+        .args([
+            "exec",
+            &i.to_string(),
+            "sh",
+            "-c",
+            &format!("mkdir -p {dest} && tar -xf - -C {dest}"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("lab.sh exec");
+    child.stdin.take().expect("stdin").write_all(&tar.stdout).expect("send");
+    assert!(child.wait().expect("wait").success());
+}
+
+/// `dnf`, `yum` and `package` with real dnf and a repository of RPMs built here, on h1 (whose
+/// dpkg they leave alone): installed from a repository enabled only for the task, then
+/// idempotent, upgraded by `state: latest` (check mode first), removed; an unknown name fails
+/// before anything is installed.
+#[test]
+fn dnf_installs_upgrades_and_removes_from_a_local_repository() {
+    let lab = Lab::get();
+    let name = unique("tend-dnf-");
+    let repo_id = unique("tend-test-");
+    let dir = common::scratch();
+    rpm_repo(dir.path(), &name, &["1.0"]);
+    let dest = format!("/srv/{repo_id}");
+    ship_repo(&lab, 1, dir.path(), &dest);
+    lab.sh(
+        1,
+        &format!(
+            "mkdir -p /etc/yum.repos.d && printf '[{repo_id}]\\nname=tend test\\nbaseurl=file://{dest}\\ngpgcheck=0\\nenabled=0\\n' > /etc/yum.repos.d/{repo_id}.repo"
+        ),
+    );
+    let installed = |lab: &Lab| {
+        lab.sh(
+            1,
+            &format!("rpm -q --qf '%{{VERSION}}' {name} || true; cat /usr/share/{name}/version 2>/dev/null || true"),
+        )
+    };
+    let pf = play(
+        "h1",
+        &format!("    - name: install\n      dnf:\n        name: {name}\n        enablerepo: {repo_id}\n"),
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "install", "h1"), "changed");
+    assert_eq!(installed(&lab), "1.01.0\n");
+    let again = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&again, "install", "h1"), "ok");
+    assert_eq!(msg(&again, "install", "h1"), "all packages are installed");
+
+    // Not offered by any enabled repository: a clear failure, nothing installed.
+    let unknown = play(
+        "h1",
+        &format!(
+            "    - name: unknown\n      yum:\n        name: [{name}, {name}-nosuch]\n        enablerepo: {repo_id}\n"
+        ),
+    );
+    let r = unknown.run(&lab, &["--check"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("no package matching `{name}-nosuch`")),
+        "{r:?}"
+    );
+
+    rpm_repo(dir.path(), &name, &["1.1"]);
+    ship_repo(&lab, 1, dir.path(), &dest);
+    let latest = play(
+        "h1",
+        &format!(
+            "    - name: latest\n      yum:\n        name: {name}\n        state: latest\n        enablerepo: {repo_id}\n        update_cache: true\n"
+        ),
+    );
+    let r = run_ok(&latest, &lab, &["--check"]);
+    assert_eq!(status(&r, "latest", "h1"), "changed");
+    assert_eq!(installed(&lab), "1.01.0\n");
+    let r = run_ok(&latest, &lab, &[]);
+    assert_eq!(status(&r, "latest", "h1"), "changed");
+    assert_eq!(installed(&lab), "1.11.1\n");
+    assert_eq!(status(&run_ok(&latest, &lab, &[]), "latest", "h1"), "ok");
+
+    let remove = play(
+        "h1",
+        &format!("    - name: remove\n      package:\n        name: {name}\n        state: absent\n        use: dnf\n"),
+    );
+    let r = run_ok(&remove, &lab, &[]);
+    assert_eq!(status(&r, "remove", "h1"), "changed");
+    assert_eq!(installed(&lab), format!("package {name} is not installed\n"));
+    lab.sh(1, &format!("rm -rf {dest} /etc/yum.repos.d/{repo_id}.repo"));
+}

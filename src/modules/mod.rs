@@ -8,6 +8,7 @@ mod blockinfile;
 mod command;
 mod copy;
 mod debug;
+mod dnf;
 mod fetch;
 mod file;
 mod get_url;
@@ -364,6 +365,8 @@ static REGISTRY: &[&dyn Module] = &[
     &uri::Uri,
     &pause::Pause,
     &apt::Apt,
+    &dnf::Dnf,
+    &dnf::Yum,
     &package::Package,
     &service::Service,
     &user::User,
@@ -475,8 +478,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("parted", "community.general"),
     ("ipaddr", "ansible.utils"),
     ("getent", "ansible.builtin"),
-    ("yum", "ansible.builtin"),
-    ("dnf", "ansible.builtin"),
     ("dnf5", "ansible.builtin"),
     ("yum_repository", "ansible.builtin"),
     ("rpm_key", "ansible.builtin"),

@@ -1,19 +1,20 @@
-//! `package`: the host's own package manager, found in the same script that does the work. Only
-//! apt is handled (by `apt`'s script); another manager is named in a clear failure.
+//! `package`: the host's own package manager, found in the same script that does the work: apt
+//! (by `apt`'s script), or dnf/yum (by `dnf`'s, in a second round trip); another manager is
+//! named in a clear failure.
 
 use super::apt::Job;
 use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param, split_marked};
 
-/// `package`: the distribution-neutral spelling of `apt`, so playbooks written for any
-/// manager run here (apt hosts only, for now).
+/// `package`: the distribution-neutral spelling of `apt` and `dnf`, so playbooks written for
+/// any distribution run here.
 pub struct Package;
 
 const PARAMS: &[Param] = &[
     Param::new("name", Kind::List).required().aliases(&["pkg"]),
     Param::new("state", Kind::Str).choices(&["present", "absent", "latest", "installed", "removed"]),
     Param::new("use", Kind::Str),
-    // yum's and dnf's, which `package` hands to them in Ansible: accepted so that roles with
-    // RedHat branches load; an apt host refuses them when a task really gives them.
+    // yum's and dnf's, which `package` hands to them as Ansible does; an apt host refuses them
+    // when a task really gives them.
     Param::new("enablerepo", Kind::List),
     Param::new("disablerepo", Kind::List),
 ];
@@ -41,23 +42,37 @@ impl Module for Package {
     }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
         Box::pin(async move {
-            if let Some(u) = args.str("use").filter(|u| !matches!(*u, "auto" | "apt")) {
-                return Err(ModuleError::Args(format!(
-                    "`package` use: `{u}` is not supported yet; only apt is (`use: auto` finds it)"
-                )));
-            }
-            for p in ["enablerepo", "disablerepo"] {
-                if args.get(p).is_some() {
+            match args.str("use") {
+                None | Some("auto" | "apt") => {}
+                Some(m @ ("dnf" | "yum")) => return super::dnf::run(ctx, args, m).await,
+                Some(u) => {
                     return Err(ModuleError::Args(format!(
-                        "`package` {p}: a yum/dnf parameter; {} is managed with apt here",
-                        ctx.host
+                        "`package` use: `{u}` is not supported; tend has apt, dnf and yum (`use: auto` finds the host's)"
                     )));
                 }
+            }
+            if let Some(p) = ["enablerepo", "disablerepo"]
+                .into_iter()
+                .find(|p| args.get(p).is_some())
+            {
+                // yum/dnf only: the host's manager is asked first, nothing is done on an apt host.
+                let out = ctx.run(&format!("{DETECT}echo '@@tend manager apt'\n"), None).await?;
+                let (marks, _) = split_marked(&out);
+                if let Some(m @ ("dnf" | "yum")) = other_manager(&marks) {
+                    return super::dnf::run(ctx, args, m).await;
+                }
+                return Err(ModuleError::Args(format!(
+                    "`package` {p}: a yum/dnf parameter; {} is not managed with yum or dnf",
+                    ctx.host
+                )));
             }
             let job = Job::from_args("package", args)?;
             let script = format!("{DETECT}{}", job.script(ctx.check));
             let out = ctx.run(&script, None).await?;
             let (marks, _) = split_marked(&out);
+            if let Some(m @ ("dnf" | "yum")) = other_manager(&marks) {
+                return super::dnf::run(ctx, args, m).await;
+            }
             if let Some(m) = other_manager(&marks) {
                 return Err(ModuleError::Failed(match m {
                     "none" => format!(

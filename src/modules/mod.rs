@@ -12,6 +12,7 @@ mod dnf;
 mod fetch;
 mod file;
 mod get_url;
+mod git;
 mod group;
 mod include_vars;
 mod lineinfile;
@@ -359,6 +360,7 @@ static REGISTRY: &[&dyn Module] = &[
     &lineinfile::LineInFile,
     &blockinfile::BlockInFile,
     &get_url::GetUrl,
+    &git::Git,
     &unarchive::Unarchive,
     &fetch::Fetch,
     &wait_for::WaitFor,
@@ -485,7 +487,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("apt_key", "ansible.builtin"),
     ("deb822_repository", "ansible.builtin"),
     ("dpkg_selections", "ansible.builtin"),
-    ("git", "ansible.builtin"),
     ("cron", "ansible.builtin"),
     ("systemd", "ansible.builtin"),
     ("systemd_service", "ansible.builtin"),

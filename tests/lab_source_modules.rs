@@ -1,0 +1,89 @@
+//! Modules that bring content from elsewhere onto a host: `git` (against real lab hosts, the
+//! state read back on the host without tend).
+
+mod common;
+use common::{Lab, PlaybookFile, Run};
+
+fn play(host: &str, tasks: &str) -> PlaybookFile {
+    PlaybookFile::new(&format!("- hosts: {host}\n  gather_facts: false\n  tasks:\n{tasks}"))
+}
+
+fn field(r: &Run, task: &str, key: &str) -> String {
+    let v = &r.result(task, "h1")[key];
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// Clones at a branch, then is idempotent; a new upstream commit is seen in check mode (host
+/// untouched) and pulled; a tag checks out detached; local modifications stop it unless
+/// `force: true`, which discards them.
+#[test]
+fn git_clones_updates_and_keeps_local_changes_unless_forced() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let (src, dest) = (format!("/tmp/tend-git-src-{id}"), format!("/tmp/tend-git-co-{id}"));
+    let commit = |msg: &str| {
+        lab.sh(
+            1,
+            &format!(
+                "cd {src} && echo {msg} > file && git add file && git -c user.email=t@example.com -c user.name=t commit -q -m {msg} && git rev-parse HEAD"
+            ),
+        )
+        .trim()
+        .to_string()
+    };
+    lab.sh(1, &format!("rm -rf {src} {dest} && git init -q -b main {src}"));
+    let one = commit("one");
+    lab.sh(1, &format!("cd {src} && git tag v1"));
+    let two = commit("two");
+    let task = |version: &str, extra: &str| {
+        play(
+            "h1",
+            &format!(
+                "    - name: checkout\n      git:\n        repo: file://{src}\n        dest: {dest}\n        version: {version}\n{extra}"
+            ),
+        )
+    };
+    let head = || {
+        lab.sh(1, &format!("git -C {dest} rev-parse HEAD; cat {dest}/file"))
+            .to_string()
+    };
+
+    let main = task("main", "");
+    let r = main.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(field(&r, "checkout", "status"), "changed");
+    assert!(field(&r, "checkout", "msg").ends_with(&format!(" at {two}")), "{r:?}");
+    assert_eq!(head(), format!("{two}\ntwo\n"));
+    let r = main.run(&lab, &[]);
+    assert_eq!(field(&r, "checkout", "status"), "ok", "{r:?}");
+
+    let three = commit("three");
+    let r = main.run(&lab, &["--check"]);
+    assert_eq!(field(&r, "checkout", "status"), "changed", "{r:?}");
+    assert_eq!(head(), format!("{two}\ntwo\n"));
+    let r = main.run(&lab, &[]);
+    assert_eq!(field(&r, "checkout", "status"), "changed", "{r:?}");
+    assert_eq!(
+        field(&r, "checkout", "msg"),
+        format!("update {dest} from {two} to {three}")
+    );
+    assert_eq!(head(), format!("{three}\nthree\n"));
+
+    let r = task("v1", "").run(&lab, &[]);
+    assert_eq!(
+        field(&r, "checkout", "msg"),
+        format!("update {dest} from {three} to {one}"),
+        "{r:?}"
+    );
+    assert_eq!(head(), format!("{one}\none\n"));
+
+    lab.sh(1, &format!("echo mine > {dest}/file"));
+    let r = main.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("Local modifications exist"), "{r:?}");
+    assert_eq!(lab.sh(1, &format!("cat {dest}/file")), "mine\n");
+    let r = task("main", "        force: true\n").run(&lab, &[]);
+    assert_eq!(field(&r, "checkout", "status"), "changed", "{r:?}");
+    assert_eq!(head(), format!("{three}\nthree\n"));
+    lab.sh(1, &format!("rm -rf {src} {dest}"));
+}

@@ -87,3 +87,44 @@ fn git_clones_updates_and_keeps_local_changes_unless_forced() {
     assert_eq!(head(), format!("{three}\nthree\n"));
     lab.sh(1, &format!("rm -rf {src} {dest}"));
 }
+
+/// Adds a sources line to the file named from its URL as Ansible names it (once), finds it in
+/// any sources file, removes it (and the file it leaves empty). Without `update_cache`: lab
+/// hosts reach no mirror.
+#[test]
+fn apt_repository_adds_and_removes_a_sources_line() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let line = format!("deb [trusted=yes] http://repo{id}.example.org/debian/ bookworm main");
+    let file = format!("/etc/apt/sources.list.d/repo{id}_example_org_debian.list");
+    let task = |state: &str| {
+        play(
+            "h1",
+            &format!(
+                "    - name: repo\n      apt_repository:\n        repo: \"{line}\"\n        state: {state}\n        update_cache: false\n"
+            ),
+        )
+    };
+    let r = task("present").run(&lab, &["--check"]);
+    assert_eq!(field(&r, "repo", "status"), "changed", "{r:?}");
+    assert_eq!(lab.sh(1, &format!("ls {file} 2>/dev/null || echo none")), "none\n");
+    let r = task("present").run(&lab, &[]);
+    assert_eq!(field(&r, "repo", "status"), "changed", "{r:?}");
+    assert_eq!(
+        lab.sh(1, &format!("cat {file}; stat -c %a {file}")),
+        format!("{line}\n644\n")
+    );
+    let r = task("present").run(&lab, &[]);
+    assert_eq!(field(&r, "repo", "status"), "ok", "{r:?}");
+    // The same line, spaced differently, in another file counts as there.
+    lab.sh(1, &format!("rm {file}; echo 'deb  [trusted=yes]  http://repo{id}.example.org/debian/ bookworm main # mine' > /etc/apt/sources.list.d/mine{id}.list; echo 'deb http://other{id}.example.org/ x y' >> /etc/apt/sources.list.d/mine{id}.list"));
+    let r = task("present").run(&lab, &[]);
+    assert_eq!(field(&r, "repo", "status"), "ok", "{r:?}");
+    let r = task("absent").run(&lab, &[]);
+    assert_eq!(field(&r, "repo", "status"), "changed", "{r:?}");
+    assert_eq!(
+        lab.sh(1, &format!("cat /etc/apt/sources.list.d/mine{id}.list")),
+        format!("deb http://other{id}.example.org/ x y\n")
+    );
+    lab.sh(1, &format!("rm -f /etc/apt/sources.list.d/mine{id}.list"));
+}

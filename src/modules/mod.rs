@@ -3,6 +3,7 @@
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
 mod apt;
+mod apt_repository;
 mod args;
 mod blockinfile;
 mod command;
@@ -367,6 +368,7 @@ static REGISTRY: &[&dyn Module] = &[
     &uri::Uri,
     &pause::Pause,
     &apt::Apt,
+    &apt_repository::AptRepository,
     &dnf::Dnf,
     &dnf::Yum,
     &package::Package,
@@ -483,7 +485,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("dnf5", "ansible.builtin"),
     ("yum_repository", "ansible.builtin"),
     ("rpm_key", "ansible.builtin"),
-    ("apt_repository", "ansible.builtin"),
     ("apt_key", "ansible.builtin"),
     ("deb822_repository", "ansible.builtin"),
     ("dpkg_selections", "ansible.builtin"),

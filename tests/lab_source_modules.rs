@@ -128,3 +128,43 @@ fn apt_repository_adds_and_removes_a_sources_line() {
     );
     lab.sh(1, &format!("rm -f /etc/apt/sources.list.d/mine{id}.list"));
 }
+
+/// A tmpfs in fstab and mounted (lab hosts have mount namespaces of their own), changed options
+/// remount it, `unmounted` keeps the line, `absent` removes it; check mode changes nothing.
+#[test]
+fn mount_keeps_fstab_and_the_mount_in_step() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let path = format!("/mnt/tend-{id}");
+    let task = |state: &str, opts: &str| {
+        play(
+            "h1",
+            &format!(
+                "    - name: m\n      ansible.posix.mount:\n        path: {path}\n        src: tmpfs\n        fstype: tmpfs\n        opts: {opts}\n        state: {state}\n"
+            ),
+        )
+    };
+    let seen = || {
+        lab.sh(
+            1,
+            &format!("grep ' {path} ' /etc/fstab || echo no line; if findmnt {path} >/dev/null; then echo \"$(findmnt -n -o FSTYPE {path}) $(findmnt -n -o OPTIONS {path} | grep -o 'size=[^,]*')\"; else echo not mounted; fi"),
+        )
+    };
+    let r = task("mounted", "size=1m").run(&lab, &["--check"]);
+    assert_eq!(field(&r, "m", "status"), "changed", "{r:?}");
+    assert_eq!(seen(), "no line\nnot mounted\n");
+    let r = task("mounted", "size=1m").run(&lab, &[]);
+    assert_eq!(field(&r, "m", "status"), "changed", "{r:?}");
+    assert_eq!(seen(), format!("tmpfs {path} tmpfs size=1m 0 0\ntmpfs size=1024k\n"));
+    assert_eq!(field(&task("mounted", "size=1m").run(&lab, &[]), "m", "status"), "ok");
+    let r = task("mounted", "size=2m").run(&lab, &[]);
+    assert_eq!(field(&r, "m", "msg"), format!("fstab, remount {path}"), "{r:?}");
+    assert_eq!(seen(), format!("tmpfs {path} tmpfs size=2m 0 0\ntmpfs size=2048k\n"));
+    let r = task("unmounted", "size=2m").run(&lab, &[]);
+    assert_eq!(field(&r, "m", "status"), "changed", "{r:?}");
+    assert_eq!(seen(), format!("tmpfs {path} tmpfs size=2m 0 0\nnot mounted\n"));
+    let r = task("absent", "size=2m").run(&lab, &[]);
+    assert_eq!(field(&r, "m", "status"), "changed", "{r:?}");
+    assert_eq!(seen(), "no line\nnot mounted\n");
+    lab.sh(1, &format!("rmdir {path}"));
+}

@@ -18,6 +18,7 @@ mod group;
 mod include_vars;
 mod lineinfile;
 mod migrate;
+mod mount;
 pub mod mysql;
 mod nginx;
 mod package;
@@ -358,6 +359,7 @@ static REGISTRY: &[&dyn Module] = &[
     &nginx::NginxUpstream,
     &release::Release,
     &migrate::Migrate,
+    &mount::Mount,
     &lineinfile::LineInFile,
     &blockinfile::BlockInFile,
     &get_url::GetUrl,
@@ -503,7 +505,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
     ("sysctl", "ansible.posix"),
-    ("mount", "ansible.posix"),
     ("authorized_key", "ansible.posix"),
     ("synchronize", "ansible.posix"),
     ("firewalld", "ansible.posix"),

@@ -648,3 +648,65 @@ env=prod
         assert!(!out.status.success(), "ansible-inventory accepts {text:?}");
     }
 }
+
+/// `yum_repository` writes the same .repo files as Ansible's (into a directory of the control
+/// node through `reposdir`): two repositories in one file, one removed, a file emptied.
+#[test]
+fn yum_repository_writes_the_files_ansible_writes() {
+    let dir = scratch();
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  vars:
+    d: "{{ out }}.d"
+  tasks:
+    - file: path={{ d }} state=directory
+    - yum_repository:
+        name: epel
+        description: EPEL YUM repo
+        baseurl: [https://a.example.org/epel/$releasever/, https://b.example.org/epel/$releasever/]
+        gpgkey: https://a.example.org/RPM-GPG-KEY
+        exclude: [kernel*, foo]
+        enabled: true
+        gpgcheck: yes
+        priority: "10"
+        file: shared
+        reposdir: "{{ d }}"
+    - yum_repository:
+        name: extra
+        description: Extra
+        mirrorlist: https://m.example.org/list
+        skip_if_unavailable: true
+        file: shared
+        reposdir: "{{ d }}"
+    - yum_repository:
+        name: gone
+        description: Gone soon
+        baseurl: file:///srv/gone
+        reposdir: "{{ d }}"
+    - yum_repository:
+        name: epel
+        description: EPEL YUM repo
+        baseurl: [https://a.example.org/epel/$releasever/, https://b.example.org/epel/$releasever/]
+        gpgkey: https://a.example.org/RPM-GPG-KEY
+        exclude: [kernel*, foo]
+        enabled: true
+        gpgcheck: yes
+        priority: "10"
+        file: shared
+        reposdir: "{{ d }}"
+      register: again
+    - yum_repository: name=gone state=absent reposdir={{ d }}
+    - shell: "cat {{ d }}/shared.repo > {{ out }}; ls {{ d }} >> {{ out }}; echo {{ again.changed }} >> {{ out }}"
+"#,
+    )
+    .expect("playbook");
+    let (ansible, _) = same_output(dir.path(), &pb);
+    assert!(
+        ansible.contains("baseurl = https://a.example.org/epel/$releasever/\n\thttps://b"),
+        "{ansible}"
+    );
+    assert!(ansible.ends_with("\nshared.repo\nFalse\n"), "{ansible}");
+}

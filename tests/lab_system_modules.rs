@@ -535,12 +535,18 @@ fn dnf_installs_upgrades_and_removes_from_a_local_repository() {
     rpm_repo(dir.path(), &name, &["1.0"]);
     let dest = format!("/srv/{repo_id}");
     ship_repo(&lab, 1, dir.path(), &dest);
-    lab.sh(
-        1,
+    let repo = play(
+        "h1",
         &format!(
-            "mkdir -p /etc/yum.repos.d && printf '[{repo_id}]\\nname=tend test\\nbaseurl=file://{dest}\\ngpgcheck=0\\nenabled=0\\n' > /etc/yum.repos.d/{repo_id}.repo"
+            "    - name: repo\n      yum_repository:\n        name: {repo_id}\n        description: tend test\n        baseurl: file://{dest}\n        gpgcheck: false\n        enabled: false\n"
         ),
     );
+    assert_eq!(status(&run_ok(&repo, &lab, &[]), "repo", "h1"), "changed");
+    assert_eq!(
+        lab.sh(1, &format!("cat /etc/yum.repos.d/{repo_id}.repo")),
+        format!("[{repo_id}]\nbaseurl = file://{dest}\nenabled = 0\ngpgcheck = 0\nname = tend test\n\n")
+    );
+    assert_eq!(status(&run_ok(&repo, &lab, &[]), "repo", "h1"), "ok");
     let installed = |lab: &Lab| {
         lab.sh(
             1,

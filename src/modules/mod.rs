@@ -31,6 +31,7 @@ mod unarchive;
 mod uri;
 mod user;
 mod wait_for;
+mod yum_repository;
 
 pub use args::{Args, Kind, Param, check_literal_args, coerce};
 
@@ -373,6 +374,7 @@ static REGISTRY: &[&dyn Module] = &[
     &apt_repository::AptRepository,
     &dnf::Dnf,
     &dnf::Yum,
+    &yum_repository::YumRepository,
     &package::Package,
     &service::Service,
     &user::User,
@@ -485,7 +487,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("ipaddr", "ansible.utils"),
     ("getent", "ansible.builtin"),
     ("dnf5", "ansible.builtin"),
-    ("yum_repository", "ansible.builtin"),
     ("rpm_key", "ansible.builtin"),
     ("apt_key", "ansible.builtin"),
     ("deb822_repository", "ansible.builtin"),

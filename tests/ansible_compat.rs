@@ -663,7 +663,7 @@ fn yum_repository_writes_the_files_ansible_writes() {
     d: "{{ out }}.d"
   tasks:
     - file: path={{ d }} state=directory
-    - yum_repository:
+    - yum_repository: &epel
         name: epel
         description: EPEL YUM repo
         baseurl: [https://a.example.org/epel/$releasever/, https://b.example.org/epel/$releasever/]
@@ -686,17 +686,7 @@ fn yum_repository_writes_the_files_ansible_writes() {
         description: Gone soon
         baseurl: file:///srv/gone
         reposdir: "{{ d }}"
-    - yum_repository:
-        name: epel
-        description: EPEL YUM repo
-        baseurl: [https://a.example.org/epel/$releasever/, https://b.example.org/epel/$releasever/]
-        gpgkey: https://a.example.org/RPM-GPG-KEY
-        exclude: [kernel*, foo]
-        enabled: true
-        gpgcheck: yes
-        priority: "10"
-        file: shared
-        reposdir: "{{ d }}"
+    - yum_repository: *epel
       register: again
     - yum_repository: name=gone state=absent reposdir={{ d }}
     - shell: "cat {{ d }}/shared.repo > {{ out }}; ls {{ d }} >> {{ out }}; echo {{ again.changed }} >> {{ out }}"

@@ -1,4 +1,4 @@
-//! Roles of the corpus (tests/corpus/: public Galaxy roles, unmodified) run on two fresh lab
+//! Six roles of the corpus (tests/corpus/: public Galaxy roles, unmodified) run on two fresh lab
 //! hosts, h5 by tend and h6 by the real `ansible-playbook` (ansible-core from PyPI in the
 //! virtualenv tests/run.sh makes, named by `TEND_ANSIBLE_BIN`), and leave both hosts in the
 //! same state: the same packages installed, files under /etc (content, mode, owner), users,
@@ -123,6 +123,7 @@ fn corpus_roles_leave_the_same_state_as_ansible() {
         "+ service [ + ]  memcached",
         "+ service [ + ]  haproxy",
         "+ service [ + ]  nginx",
+        "+ service [ + ]  apache2",
     ] {
         assert!(tend_services.contains(line), "{line} missing:\n{tend_services:#?}");
     }
@@ -130,11 +131,11 @@ fn corpus_roles_leave_the_same_state_as_ansible() {
         lab.sh(
             by_tend,
             "printf 'stats\\nquit\\n' | timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/11211; cat >&3; head -c 8 <&3'; echo; \
-             curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1/; curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8081/"
+             for p in 80 8081 8082; do curl -s -o /dev/null -w '%{http_code} ' http://127.0.0.1:$p/; done"
         ),
-        "STAT pid\n200 503"
+        "STAT pid\n200 503 200 "
     );
-    for package in ["memcached", "haproxy", "nginx", "openjdk-17-jre-headless"] {
+    for package in ["memcached", "haproxy", "nginx", "openjdk-17-jre-headless", "apache2", "git"] {
         assert_eq!(
             lab.sh(by_tend, &format!("dpkg-query -W -f='${{db:Status-Abbrev}}' {package}")),
             "ii ",

@@ -38,31 +38,32 @@ elif [ -e "$path" ]; then cur=other; else cur=absent; fi
 echo "before $cur"
 [ -n "$state" ] || { if [ "$cur" = directory ]; then state=directory; else state=file; fi; }
 attrs() {
+  # chmod and chown act on what a symlink points to: look at that too (`stat -L`).
   t=$1; R=""; [ "$recurse" = 1 ] && [ -d "$t" ] && R=-R
   if [ -n "$mode" ]; then
     case "$mode" in
       *[!0-7]*)
         if [ "$check" = 1 ]; then
-          probe=$(mktemp); chmod "$(stat -c %a "$t")" "$probe"; chmod "$mode" "$probe"
-          [ "$(stat -c %a "$probe")" = "$(stat -c %a "$t")" ] || note mode; rm -f "$probe"
+          probe=$(mktemp); chmod "$(stat -L -c %a "$t")" "$probe"; chmod "$mode" "$probe"
+          [ "$(stat -L -c %a "$probe")" = "$(stat -L -c %a "$t")" ] || note mode; rm -f "$probe"
         else
-          b=$(stat -c %a "$t"); chmod $R "$mode" "$t" || exit 4; [ "$b" = "$(stat -c %a "$t")" ] || note mode
+          b=$(stat -L -c %a "$t"); chmod $R "$mode" "$t" || exit 4; [ "$b" = "$(stat -L -c %a "$t")" ] || note mode
         fi ;;
       *)
         if [ -n "$R" ]; then
           if [ -n "$(find "$t" ! -perm "$want" -print -quit)" ]; then note mode; [ "$check" = 1 ] || chmod -R "$mode" "$t" || exit 4; fi
-        elif [ "$(stat -c %a "$t")" != "$want" ]; then note mode; [ "$check" = 1 ] || chmod "$mode" "$t" || exit 4; fi ;;
+        elif [ "$(stat -L -c %a "$t")" != "$want" ]; then note mode; [ "$check" = 1 ] || chmod "$mode" "$t" || exit 4; fi ;;
     esac
   fi
   if [ -n "$owner" ]; then
     if [ -n "$R" ]; then
       if [ -n "$(find "$t" ! -user "$owner" -print -quit)" ]; then note owner; [ "$check" = 1 ] || chown -R "$owner" "$t" || exit 4; fi
-    elif [ "$(stat -c %U "$t")" != "$owner" ] && [ "$(stat -c %u "$t")" != "$owner" ]; then note owner; [ "$check" = 1 ] || chown "$owner" "$t" || exit 4; fi
+    elif [ "$(stat -L -c %U "$t")" != "$owner" ] && [ "$(stat -L -c %u "$t")" != "$owner" ]; then note owner; [ "$check" = 1 ] || chown "$owner" "$t" || exit 4; fi
   fi
   if [ -n "$group" ]; then
     if [ -n "$R" ]; then
       if [ -n "$(find "$t" ! -group "$group" -print -quit)" ]; then note group; [ "$check" = 1 ] || chgrp -R "$group" "$t" || exit 4; fi
-    elif [ "$(stat -c %G "$t")" != "$group" ] && [ "$(stat -c %g "$t")" != "$group" ]; then note group; [ "$check" = 1 ] || chgrp "$group" "$t" || exit 4; fi
+    elif [ "$(stat -L -c %G "$t")" != "$group" ] && [ "$(stat -L -c %g "$t")" != "$group" ]; then note group; [ "$check" = 1 ] || chgrp "$group" "$t" || exit 4; fi
   fi
 }
 case "$state" in

@@ -42,9 +42,9 @@ SSH_CONFIG="$GEN_DIR/ssh_config"
 INVENTORY="$GEN_DIR/inventory.yaml"
 # Installed on the machine: openssh-server (the hosts' sshd comes from the machine's / ).
 # Downloaded only (installed later inside hosts, offline, from $ARCHIVES):
-# memcached and haproxy are for the corpus roles that tests/lab_corpus.rs runs.
+# memcached, haproxy and apache2 are for the corpus roles that tests/lab_corpus.rs runs.
 PACKAGES=(openssh-server sudo mariadb-server mariadb-client mariadb-backup nginx libnginx-mod-stream tomcat10
-          libmariadb-java curl rsync memcached haproxy)
+          libmariadb-java curl rsync memcached haproxy apache2)
 PARALLEL=${TENDLAB_PARALLEL:-24}
 HOST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 

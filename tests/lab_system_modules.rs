@@ -462,3 +462,88 @@ fn user_and_group_are_created_changed_and_removed() {
     assert_ne!(lab.on_host(3, &["test", "-e", &format!("/home/{user}")]).code, 0);
     assert_eq!(run_ok(&remove, &lab, &[]).total_changed(), 0);
 }
+
+/// A SysV init script for a `sleep` daemon named `name`, installed on host `i` (stopped, no
+/// boot links): a service of the test's own, which no other test starts or stops.
+fn sleep_service(lab: &Lab, i: u32, name: &str) {
+    lab.sh(
+        i,
+        &format!(
+            "cat > /etc/init.d/{name} <<'EOS'\n#!/bin/sh\n### BEGIN INIT INFO\n# Provides: {name}\n\
+             # Required-Start:\n# Required-Stop:\n# Default-Start: 2 3 4 5\n# Default-Stop: 0 1 6\n\
+             ### END INIT INFO\np=/run/{name}.pid\ncase \"$1\" in\n\
+             start) start-stop-daemon --start --quiet --background --make-pidfile --pidfile $p --exec /bin/sleep -- 100000 ;;\n\
+             stop) start-stop-daemon --stop --quiet --oknodo --pidfile $p --remove-pidfile ;;\n\
+             status) start-stop-daemon --status --pidfile $p ;;\n\
+             restart|reload) $0 stop; $0 start ;;\nesac\nEOS\n\
+             chmod 755 /etc/init.d/{name}"
+        ),
+    );
+}
+
+#[test]
+fn systemd_module_manages_a_sysv_service_and_refuses_systemd_only_steps() {
+    let lab = Lab::get();
+    let name = unique("tsys-sd-");
+    sleep_service(&lab, 4, &name);
+    let running = || lab.on_host(4, &["service", &name, "status"]).code == 0;
+    let links = || {
+        lab.sh(
+            4,
+            &format!("ls /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d | grep -c '^S..{name}$' || true"),
+        )
+    };
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: unit\n      ansible.builtin.systemd:\n        name: {name}.service\n        state: started\n        enabled: true\n      register: u\n\
+             \x20   - name: seen\n      assert:\n        that:\n          - u.name == '{name}.service'\n          - u.state == 'started'\n          - u.enabled\n          - u.status.ActiveState == 'active'\n"
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--check"]);
+    assert_eq!(status(&r, "unit", "h4"), "changed");
+    assert!(!running());
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "unit", "h4"), "changed");
+    assert!(
+        msg(&r, "unit", "h4").starts_with(&format!("{name} (sysv): started, enabled")),
+        "{r:?}"
+    );
+    assert!(running());
+    assert_eq!(links(), "4\n");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+
+    let stop = play(
+        "h4",
+        &format!(
+            "    - name: unit\n      systemd_service:\n        name: {name}\n        state: stopped\n        enabled: false\n"
+        ),
+    );
+    assert_eq!(status(&run_ok(&stop, &lab, &[]), "unit", "h4"), "changed");
+    assert!(!running());
+    assert_eq!(links(), "0\n");
+
+    // daemon_reload and masked need systemd: a failure naming the host, nothing started.
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: reload\n      systemd:\n        daemon_reload: true\n        name: {name}\n        state: started\n      ignore_errors: true\n\
+             \x20   - name: mask\n      ansible.builtin.systemd_service:\n        name: {name}\n        masked: true\n"
+        ),
+    );
+    let r = pf.run(&lab, &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let reload = r.result("reload", "h4");
+    assert_eq!(reload["status"], "ignored");
+    assert_eq!(
+        reload["msg"],
+        "systemd: `daemon_reload` needs systemd, which is not the init system on h4 (no /run/systemd/system); \
+         `name`, `state` and `enabled` alone work there through its init scripts"
+    );
+    assert!(
+        msg(&r, "mask", "h4")
+            .starts_with("systemd_service: `masked` needs systemd, which is not the init system on h4")
+    );
+    assert!(!running());
+    lab.sh(4, &format!("rm -f /etc/init.d/{name}"));
+}

@@ -22,6 +22,7 @@ mod pause;
 mod release;
 mod service;
 mod stat;
+mod systemd;
 mod textfile;
 mod unarchive;
 mod uri;
@@ -375,6 +376,8 @@ static REGISTRY: &[&dyn Module] = &[
     &apt::Apt,
     &package::Package,
     &service::Service,
+    &systemd::Systemd("systemd"),
+    &systemd::Systemd("systemd_service"),
     &user::User,
     &group::Group,
 ];
@@ -495,8 +498,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("dpkg_selections", "ansible.builtin"),
     ("git", "ansible.builtin"),
     ("cron", "ansible.builtin"),
-    ("systemd", "ansible.builtin"),
-    ("systemd_service", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),
     ("replace", "ansible.builtin"),
     ("find", "ansible.builtin"),
@@ -699,5 +700,50 @@ mod tests {
             stderr: Vec::new(),
         };
         assert_eq!(last_line(&quiet), "Starting x: failed!");
+    }
+}
+
+/// Running module scripts on this machine in unit tests, with fake commands first on PATH: the
+/// branches no lab host can take (systemd, SELinux).
+#[cfg(test)]
+pub mod fake_host {
+    use crate::transport::Output;
+    use std::path::Path;
+
+    /// Writes executable `bin/NAME` under `dir` for each `(NAME, script)`; returns the PATH
+    /// that finds them first.
+    pub fn fake_bins(dir: &Path, bins: &[(&str, &str)]) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        for (name, text) in bins {
+            let f = dir.join("bin").join(name);
+            std::fs::write(&f, text).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap())
+    }
+
+    /// A fake `systemctl` (logging its arguments to `$T/calls`, the unit in `$u`, then `body`)
+    /// and a `systemd` directory under `dir`, as on a host booted with systemd; returns PATH.
+    pub fn fake_systemd(dir: &Path, body: &str) -> String {
+        std::fs::create_dir_all(dir.join("systemd")).unwrap();
+        let text = format!("#!/bin/sh\necho \"$*\" >> \"$T/calls\"\nfor a; do u=$a; done\n{body}");
+        fake_bins(dir, &[("systemctl", &text)])
+    }
+
+    /// Runs `script` with `sh` and that PATH, `$T` set to `dir`.
+    pub fn run_sh(script: &str, path: &str, dir: &Path) -> Output {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", path)
+            .env("T", dir)
+            .output()
+            .unwrap();
+        Output {
+            rc: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
     }
 }

@@ -547,3 +547,36 @@ fn systemd_module_manages_a_sysv_service_and_refuses_systemd_only_steps() {
     assert!(!running());
     lab.sh(4, &format!("rm -f /etc/init.d/{name}"));
 }
+
+#[test]
+fn service_facts_lists_sysv_services_with_state_and_boot_links() {
+    let lab = Lab::get();
+    let name = unique("tsys-sf-");
+    sleep_service(&lab, 4, &name);
+    lab.sh(
+        4,
+        &format!("update-rc.d {name} defaults >/dev/null 2>&1; service {name} start"),
+    );
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: facts\n      ansible.builtin.service_facts:\n\
+             \x20   - name: ours\n      debug:\n        msg: \"{{{{ services['{name}'].state }}}} {{{{ ansible_facts.services['{name}'].status }}}} {{{{ services['{name}'].source }}}} {{{{ services.ssh.state }}}}\"\n\
+             \x20     when: \"'{name}' in services\"\n\
+             \x20   - name: chrony\n      debug:\n        msg: chrony\n      when: \"'chrony.service' in services\"\n\
+             \x20   - name: stop it\n      service:\n        name: {name}\n        state: stopped\n        enabled: false\n\
+             \x20   - name: again\n      service_facts:\n\
+             \x20   - name: after\n      debug:\n        msg: \"{{{{ services['{name}'].state }}}} {{{{ services['{name}'].status }}}}\"\n"
+        ),
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "facts", "h4"), "ok");
+    assert_eq!(msg(&r, "ours", "h4"), "running enabled sysv running");
+    assert_eq!(status(&r, "chrony", "h4"), "skipped");
+    assert_eq!(msg(&r, "after", "h4"), "stopped disabled");
+    assert_ne!(lab.on_host(4, &["service", &name, "status"]).code, 0);
+    lab.sh(
+        4,
+        &format!("update-rc.d -f {name} remove >/dev/null 2>&1; rm -f /etc/init.d/{name}"),
+    );
+}

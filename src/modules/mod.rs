@@ -21,6 +21,7 @@ mod package;
 mod pause;
 mod release;
 mod service;
+mod service_facts;
 mod stat;
 mod systemd;
 mod textfile;
@@ -290,6 +291,9 @@ pub struct ModuleResult {
     pub data: Map<String, Json>,
     /// Variables the module sets on the host (`set_fact`).
     pub facts: Map<String, Json>,
+    /// Facts the module adds to the host's `ansible_facts` (`setup`, `service_facts`), so that
+    /// later tasks see them as `ansible_facts.NAME` and `ansible_NAME`, as after gathering.
+    pub host_facts: Map<String, Json>,
 }
 
 impl ModuleResult {
@@ -376,6 +380,7 @@ static REGISTRY: &[&dyn Module] = &[
     &apt::Apt,
     &package::Package,
     &service::Service,
+    &service_facts::ServiceFacts,
     &systemd::Systemd("systemd"),
     &systemd::Systemd("systemd_service"),
     &user::User,
@@ -505,7 +510,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("slurp", "ansible.builtin"),
     ("known_hosts", "ansible.builtin"),
     ("hostname", "ansible.builtin"),
-    ("service_facts", "ansible.builtin"),
     ("package_facts", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),

@@ -580,3 +580,27 @@ fn service_facts_lists_sysv_services_with_state_and_boot_links() {
         &format!("update-rc.d -f {name} remove >/dev/null 2>&1; rm -f /etc/init.d/{name}"),
     );
 }
+
+#[test]
+fn package_facts_lists_what_dpkg_has_installed() {
+    let lab = Lab::get();
+    let version = lab.sh(4, "dpkg-query -W -f='${Version}' openssh-server");
+    let arch = lab.sh(4, "dpkg-query -W -f='${Architecture}' openssh-server");
+    // Names, not packages: a multi-arch library installed twice is one name with two entries.
+    let count = lab.sh(
+        4,
+        "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' | awk '/^[ih]i/ {print $2}' | sort -u | wc -l",
+    );
+    let pf = play(
+        "h4",
+        "    - name: facts\n      package_facts:\n        manager: auto\n\
+         \x20   - name: sshd\n      debug:\n        msg: \"{{ ansible_facts.packages['openssh-server'][0].version }} {{ ansible_facts.packages['openssh-server'][0].arch }} {{ ansible_facts.packages['openssh-server'][0].source }} {{ ansible_facts.packages | length }}\"\n\
+         \x20   - name: absent\n      debug:\n        msg: no\n      when: \"'tsys-no-such-package' in ansible_facts.packages\"\n\
+         \x20   - name: bad manager\n      package_facts:\n        manager: pacman\n      ignore_errors: true\n",
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(msg(&r, "sshd", "h4"), format!("{version} {arch} apt {}", count.trim()));
+    assert_eq!(status(&r, "absent", "h4"), "skipped");
+    assert_eq!(status(&r, "bad manager", "h4"), "ignored");
+    assert!(msg(&r, "bad manager", "h4").contains("pacman"), "{r:?}");
+}

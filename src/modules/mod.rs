@@ -18,6 +18,7 @@ mod migrate;
 pub mod mysql;
 mod nginx;
 mod package;
+mod package_facts;
 mod pause;
 mod release;
 mod service;
@@ -379,6 +380,7 @@ static REGISTRY: &[&dyn Module] = &[
     &pause::Pause,
     &apt::Apt,
     &package::Package,
+    &package_facts::PackageFacts,
     &service::Service,
     &service_facts::ServiceFacts,
     &systemd::Systemd("systemd"),
@@ -510,7 +512,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("slurp", "ansible.builtin"),
     ("known_hosts", "ansible.builtin"),
     ("hostname", "ansible.builtin"),
-    ("package_facts", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
     ("sysctl", "ansible.posix"),

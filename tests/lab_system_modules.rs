@@ -604,3 +604,27 @@ fn package_facts_lists_what_dpkg_has_installed() {
     assert_eq!(status(&r, "bad manager", "h4"), "ignored");
     assert!(msg(&r, "bad manager", "h4").contains("pacman"), "{r:?}");
 }
+
+#[test]
+fn gather_subset_and_setup_filter_choose_the_facts() {
+    let lab = Lab::get();
+    let mem_mb = lab.sh(4, "awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo");
+    let pf = PlaybookFile::new(
+        "- hosts: h4\n  gather_subset: ['!all', 'network']\n  tasks:\n\
+         \x20   - name: narrow\n      debug:\n        msg: \"{{ ansible_all_ipv4_addresses | join(',') }} {{ ansible_os_family }} {{ ansible_pkg_mgr }} {{ ansible_memtotal_mb is defined }}\"\n\
+         \x20   - name: refresh\n      ansible.builtin.setup:\n        gather_subset: ['!all', '!min', 'hardware']\n        filter: ['ansible_mem*']\n      register: s\n\
+         \x20   - name: wide\n      debug:\n        msg: \"{{ ansible_memtotal_mb }} {{ ansible_facts.memtotal_mb }} {{ s.ansible_facts.keys() | sort | join(',') }} {{ ansible_distribution }}\"\n",
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(msg(&r, "narrow", "h4"), format!("{} Debian apt False", lab.address(4)));
+    assert_eq!(status(&r, "refresh", "h4"), "ok");
+    assert_eq!(
+        msg(&r, "wide", "h4"),
+        format!("{0} {0} memfree_mb,memtotal_mb Debian", mem_mb.trim())
+    );
+
+    let bad = PlaybookFile::new("- hosts: h4\n  gather_subset: [harware]\n  tasks: []\n");
+    let r = bad.run(&lab, &[]);
+    assert_ne!(r.code, 0);
+    assert!(format!("{r:?}").contains("bad subset `harware`"), "{r:?}");
+}

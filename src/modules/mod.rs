@@ -23,6 +23,7 @@ mod pause;
 mod release;
 mod service;
 mod service_facts;
+mod setup;
 mod stat;
 mod systemd;
 mod textfile;
@@ -240,6 +241,40 @@ impl Script {
     }
 }
 
+/// The [`Module`] impl of a module that is always one script: `$plan(&Args) -> Result<Plan,
+/// ModuleError>` gives it, both for grouping with neighbouring tasks and for running alone.
+macro_rules! one_script_module {
+    ($ty:ty, $name:literal, $params:expr, $plan:path) => {
+        impl $crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> &'static [$crate::modules::Param] {
+                $params
+            }
+            fn scripted(&self) -> bool {
+                true
+            }
+            fn plan(
+                &self,
+                _ctx: &$crate::modules::Ctx<'_>,
+                args: &$crate::modules::Args,
+            ) -> Option<Result<$crate::modules::Plan, $crate::modules::ModuleError>> {
+                Some($plan(args))
+            }
+            fn run<'a>(
+                &'a self,
+                ctx: &'a $crate::modules::Ctx<'a>,
+                args: &'a $crate::modules::Args,
+            ) -> $crate::modules::BoxFuture<'a, Result<$crate::modules::ModuleResult, $crate::modules::ModuleError>>
+            {
+                $crate::modules::run_planned($plan(args), ctx)
+            }
+        }
+    };
+}
+pub(crate) use one_script_module;
+
 /// `run` for modules whose plan is always one script.
 pub fn run_planned<'a>(
     plan: Result<Plan, ModuleError>,
@@ -383,6 +418,7 @@ static REGISTRY: &[&dyn Module] = &[
     &package_facts::PackageFacts,
     &service::Service,
     &service_facts::ServiceFacts,
+    &setup::Setup,
     &systemd::Systemd("systemd"),
     &systemd::Systemd("systemd_service"),
     &user::User,

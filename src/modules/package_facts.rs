@@ -1,9 +1,7 @@
 //! `package_facts`: the installed packages in `ansible_facts.packages`, name → list of
 //! installed versions, from `dpkg-query` (apt) or `rpm -qa`, in one remote command.
 
-use super::{
-    Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Param, Plan, Script, last_line, run_planned,
-};
+use super::{Args, Kind, ModuleError, ModuleResult, Param, Plan, Script, last_line};
 use crate::transport::shell::quote;
 use serde_json::{Map, Value as Json, json};
 
@@ -63,23 +61,7 @@ fn parse(stdout: &str) -> Map<String, Json> {
     packages
 }
 
-impl Module for PackageFacts {
-    fn name(&self) -> &'static str {
-        "package_facts"
-    }
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-    fn scripted(&self) -> bool {
-        true
-    }
-    fn plan(&self, _ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
-        Some(plan(args))
-    }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        run_planned(plan(args), ctx)
-    }
-}
+super::one_script_module!(PackageFacts, "package_facts", PARAMS, plan);
 
 fn plan(args: &Args) -> Result<Plan, ModuleError> {
     let mut managers: Vec<String> = Vec::new();

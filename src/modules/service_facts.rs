@@ -2,7 +2,7 @@
 //! them: systemd units (`nginx.service`) from `systemctl`, SysV scripts (`nginx`) from their
 //! `status` command (as `service --status-all`) and `/etc/rc?.d` start links. One remote script.
 
-use super::{Args, BoxFuture, Ctx, Module, ModuleError, ModuleResult, Param, Plan, Script, last_line, run_planned};
+use super::{Args, ModuleError, ModuleResult, Plan, Script, last_line};
 use serde_json::{Map, Value as Json, json};
 
 /// `service_facts`: roles branch on which services exist and run (`'chrony.service' in
@@ -78,26 +78,10 @@ fn parse(stdout: &str) -> Map<String, Json> {
     services
 }
 
-impl Module for ServiceFacts {
-    fn name(&self) -> &'static str {
-        "service_facts"
-    }
-    fn params(&self) -> &'static [Param] {
-        &[]
-    }
-    fn scripted(&self) -> bool {
-        true
-    }
-    fn plan(&self, _ctx: &Ctx<'_>, _args: &Args) -> Option<Result<Plan, ModuleError>> {
-        Some(Ok(plan()))
-    }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, _args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        run_planned(Ok(plan()), ctx)
-    }
-}
+super::one_script_module!(ServiceFacts, "service_facts", &[], plan);
 
-fn plan() -> Plan {
-    Plan::Remote(Script::new(SCRIPT.to_string(), None, |out| {
+fn plan(_args: &Args) -> Result<Plan, ModuleError> {
+    Ok(Plan::Remote(Script::new(SCRIPT.to_string(), None, |out| {
         if !out.success() {
             return Err(ModuleError::remote(
                 format!("service_facts: listing services failed: {}", last_line(&out)),
@@ -112,7 +96,7 @@ fn plan() -> Plan {
         r.facts.insert("services".into(), services.clone());
         r.host_facts.insert("services".into(), services);
         Ok(r)
-    }))
+    })))
 }
 
 #[cfg(test)]

@@ -628,3 +628,52 @@ fn gather_subset_and_setup_filter_choose_the_facts() {
     assert_ne!(r.code, 0);
     assert!(format!("{r:?}").contains("bad subset `harware`"), "{r:?}");
 }
+
+#[test]
+fn timezone_links_localtime_and_writes_etc_timezone() {
+    let lab = Lab::get();
+    let reset = "ln -sfn /usr/share/zoneinfo/Etc/UTC /etc/localtime && echo Etc/UTC > /etc/timezone";
+    lab.sh(4, reset);
+    let pf = play(
+        "h4",
+        "    - name: tz\n      community.general.timezone:\n        name: Europe/Paris\n        hwclock: UTC\n",
+    );
+    let r = run_ok(&pf, &lab, &["--check", "--diff"]);
+    assert_eq!(status(&r, "tz", "h4"), "changed");
+    assert_eq!(lab.sh(4, "readlink /etc/localtime"), "/usr/share/zoneinfo/Etc/UTC\n");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "tz", "h4"), "changed");
+    assert_eq!(
+        msg(&r, "tz", "h4"),
+        "timezone Etc/UTC -> Europe/Paris (hwclock not managed by tend: left as it is)"
+    );
+    assert_eq!(
+        lab.sh(4, "readlink /etc/localtime"),
+        "/usr/share/zoneinfo/Europe/Paris\n"
+    );
+    assert_eq!(lab.sh(4, "cat /etc/timezone"), "Europe/Paris\n");
+    // The host's programs see it: January in Paris is CET.
+    assert_eq!(lab.sh(4, "date -d '2026-01-15 12:00 UTC' +%Z"), "CET\n");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+
+    // /etc/timezone alone out of step is a change too.
+    lab.sh(4, "echo Etc/UTC > /etc/timezone");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 1);
+    assert_eq!(lab.sh(4, "cat /etc/timezone"), "Europe/Paris\n");
+
+    let bad = play(
+        "h4",
+        "    - name: tz\n      timezone:\n        name: Mars/Olympus_Mons\n",
+    );
+    let r = bad.run(&lab, &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        msg(&r, "tz", "h4").starts_with("timezone: no zone `Mars/Olympus_Mons` on h4"),
+        "{r:?}"
+    );
+    assert_eq!(
+        lab.sh(4, "readlink /etc/localtime"),
+        "/usr/share/zoneinfo/Europe/Paris\n"
+    );
+    lab.sh(4, reset);
+}

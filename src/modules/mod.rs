@@ -27,6 +27,7 @@ mod setup;
 mod stat;
 mod systemd;
 mod textfile;
+mod timezone;
 mod unarchive;
 mod uri;
 mod user;
@@ -423,6 +424,7 @@ static REGISTRY: &[&dyn Module] = &[
     &systemd::Systemd("systemd_service"),
     &user::User,
     &group::Group,
+    &timezone::Timezone,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -557,7 +559,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("firewalld", "ansible.posix"),
     ("seboolean", "ansible.posix"),
     ("selinux", "ansible.posix"),
-    ("timezone", "community.general"),
     ("ufw", "community.general"),
     ("pkgng", "community.general"),
     ("openbsd_pkg", "community.general"),

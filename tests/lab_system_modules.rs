@@ -677,3 +677,56 @@ fn timezone_links_localtime_and_writes_etc_timezone() {
     );
     lab.sh(4, reset);
 }
+
+/// h4 has its own UTS namespace (its `hostname` is not the machine's), so the name is set for
+/// real there; it is put back at the end.
+#[test]
+fn hostname_sets_the_running_name_and_etc_hostname() {
+    let lab = Lab::get();
+    let machine = std::process::Command::new("hostname").output().unwrap().stdout;
+    assert_ne!(
+        lab.sh(4, "hostname").as_bytes(),
+        machine.as_slice(),
+        "h4 shares the machine's hostname"
+    );
+    let name = unique("web-");
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: name\n      ansible.builtin.hostname:\n        name: {name}.shop.example\n        use: debian\n\
+             \x20   - name: facts\n      debug:\n        msg: \"{{{{ ansible_hostname }}}} {{{{ ansible_facts.fqdn }}}} {{{{ ansible_domain }}}}\"\n"
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--check"]);
+    assert_eq!(status(&r, "name", "h4"), "changed");
+    assert_eq!(lab.sh(4, "hostname; cat /etc/hostname"), "h4\nh4\n");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(
+        msg(&r, "name", "h4"),
+        format!("hostname h4 -> {name}.shop.example (file)")
+    );
+    assert_eq!(
+        msg(&r, "facts", "h4"),
+        format!("{name} {name}.shop.example shop.example")
+    );
+    assert_eq!(
+        lab.sh(4, "hostname; cat /etc/hostname"),
+        format!("{name}.shop.example\n{name}.shop.example\n")
+    );
+    assert_ne!(lab.sh(4, "hostname").as_bytes(), machine.as_slice());
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+
+    // Only the file out of step (the boot name): a change that rewrites it.
+    lab.sh(4, "echo other > /etc/hostname");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 1);
+    assert_eq!(lab.sh(4, "cat /etc/hostname"), format!("{name}.shop.example\n"));
+
+    let bad = play("h4", "    - name: name\n      hostname:\n        name: 'web;id'\n");
+    let r = bad.run(&lab, &[]);
+    assert_ne!(r.code, 0);
+    assert!(msg(&r, "name", "h4").contains("is not a host name"), "{r:?}");
+
+    let back = play("h4", "    - name: name\n      hostname:\n        name: h4\n");
+    run_ok(&back, &lab, &[]);
+    assert_eq!(lab.sh(4, "hostname; cat /etc/hostname"), "h4\nh4\n");
+}

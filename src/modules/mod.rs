@@ -12,6 +12,7 @@ mod fetch;
 mod file;
 mod get_url;
 mod group;
+mod hostname;
 mod include_vars;
 mod lineinfile;
 mod migrate;
@@ -425,6 +426,7 @@ static REGISTRY: &[&dyn Module] = &[
     &user::User,
     &group::Group,
     &timezone::Timezone,
+    &hostname::Hostname,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -549,7 +551,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("script", "ansible.builtin"),
     ("slurp", "ansible.builtin"),
     ("known_hosts", "ansible.builtin"),
-    ("hostname", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
     ("sysctl", "ansible.posix"),

@@ -730,3 +730,43 @@ fn hostname_sets_the_running_name_and_etc_hostname() {
     run_ok(&back, &lab, &[]);
     assert_eq!(lab.sh(4, "hostname; cat /etc/hostname"), "h4\nh4\n");
 }
+
+/// No lab host has SELinux, ufw or firewalld: `disabled` is already true, the rest fails
+/// naming the host and what is missing, and nothing is written.
+#[test]
+fn selinux_and_firewall_modules_fail_clearly_where_the_host_lacks_them() {
+    let lab = Lab::get();
+    let pf = play(
+        "h4",
+        "    - name: disable it\n      ansible.posix.selinux:\n        state: disabled\n\
+         \x20   - name: enforce\n      selinux:\n        policy: targeted\n        state: enforcing\n      ignore_errors: true\n\
+         \x20   - name: bool\n      ansible.posix.seboolean:\n        name: httpd_can_network_connect\n        state: true\n        persistent: true\n      ignore_errors: true\n\
+         \x20   - name: ufw\n      community.general.ufw:\n        rule: allow\n        port: '443'\n        proto: tcp\n      ignore_errors: true\n\
+         \x20   - name: firewalld\n      ansible.posix.firewalld:\n        service: https\n        permanent: true\n        state: enabled\n      ignore_errors: true\n",
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "disable it", "h4"), "ok");
+    assert_eq!(
+        msg(&r, "disable it", "h4"),
+        "SELinux is not available on h4: it is disabled"
+    );
+    assert_eq!(status(&r, "enforce", "h4"), "ignored");
+    assert_eq!(
+        msg(&r, "enforce", "h4"),
+        "selinux: SELinux is not available on h4 (no getenforce, no /etc/selinux/config): cannot make it enforcing"
+    );
+    assert_eq!(status(&r, "bool", "h4"), "ignored");
+    assert!(
+        msg(&r, "bool", "h4").contains("SELinux is not available on h4"),
+        "{r:?}"
+    );
+    assert_eq!(
+        msg(&r, "ufw", "h4"),
+        "ufw: ufw is not installed on h4 (the ufw module drives the `ufw` command)"
+    );
+    assert_eq!(
+        msg(&r, "firewalld", "h4"),
+        "firewalld: firewall-cmd is not installed on h4 (the firewalld module drives the `firewall-cmd` command)"
+    );
+    assert_eq!(lab.sh(4, "ls /etc/selinux"), "semanage.conf\n");
+}

@@ -10,6 +10,7 @@ mod copy;
 mod debug;
 mod fetch;
 mod file;
+mod firewall;
 mod get_url;
 mod group;
 mod hostname;
@@ -22,6 +23,8 @@ mod package;
 mod package_facts;
 mod pause;
 mod release;
+mod seboolean;
+mod selinux;
 mod service;
 mod service_facts;
 mod setup;
@@ -429,6 +432,18 @@ static REGISTRY: &[&dyn Module] = &[
     &group::Group,
     &timezone::Timezone,
     &hostname::Hostname,
+    &selinux::Selinux,
+    &seboolean::Seboolean,
+    &firewall::Firewall {
+        name: "ufw",
+        tool: "ufw",
+        params: firewall::UFW_PARAMS,
+    },
+    &firewall::Firewall {
+        name: "firewalld",
+        tool: "firewall-cmd",
+        params: firewall::FIREWALLD_PARAMS,
+    },
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -559,10 +574,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("mount", "ansible.posix"),
     ("authorized_key", "ansible.posix"),
     ("synchronize", "ansible.posix"),
-    ("firewalld", "ansible.posix"),
-    ("seboolean", "ansible.posix"),
-    ("selinux", "ansible.posix"),
-    ("ufw", "community.general"),
     ("pkgng", "community.general"),
     ("openbsd_pkg", "community.general"),
     ("zypper_repository", "community.general"),
@@ -696,6 +707,33 @@ pub fn last_line(out: &Output) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_default()
+}
+
+/// The error a module script's output calls for, if any: its failed step (`(message,
+/// command)`, the output's last line added as the reason), else the script's own non-zero exit.
+pub fn script_error(
+    module: &str,
+    host: &str,
+    failed: Option<(String, String)>,
+    out: &Output,
+    plain: &Output,
+) -> Option<ModuleError> {
+    if let Some((msg, cmd)) = failed {
+        let reason = last_line(plain);
+        let msg = if reason.is_empty() {
+            msg
+        } else {
+            format!("{msg}: {reason}")
+        };
+        return Some(ModuleError::remote(msg, cmd, plain));
+    }
+    (!out.success()).then(|| {
+        ModuleError::remote(
+            format!("{module}: the script failed on {host}: {}", last_line(plain)),
+            module,
+            plain,
+        )
+    })
 }
 
 /// A refused upload as a module failure: validation (exit 5) and a concurrent change (exit 6)

@@ -3,7 +3,7 @@
 //! /usr/share/zoneinfo, as it was) and Debian's `/etc/timezone`, replaced atomically. One
 //! remote script; the zone must exist on the host.
 
-use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, last_line, split_marked};
+use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, script_error, split_marked};
 use crate::transport::shell::quote;
 
 /// `timezone`: log timestamps and cron times across a fleet read alike only if every host is in
@@ -102,42 +102,29 @@ impl Module for Timezone {
                 .find_map(|m| m.strip_prefix("before "))
                 .unwrap_or("unknown")
                 .to_string();
-            if let Some(stage) = marks.iter().find_map(|m| m.strip_prefix("fail ")) {
-                let (msg, cmd) = match stage {
-                    "nozone" => (
-                        format!(
-                            "timezone: no zone `{name}` on {} (/usr/share/zoneinfo/{name} does not exist; is tzdata installed?)",
-                            ctx.host
-                        ),
-                        format!("test -f /usr/share/zoneinfo/{name}"),
+            let failed = marks.iter().find_map(|m| m.strip_prefix("fail ")).map(|stage| match stage {
+                "nozone" => (
+                    format!(
+                        "timezone: no zone `{name}` on {} (/usr/share/zoneinfo/{name} does not exist; is tzdata installed?)",
+                        ctx.host
                     ),
-                    "timedatectl" => (
-                        format!("timezone: timedatectl could not set {name} on {}", ctx.host),
-                        format!("timedatectl set-timezone {name}"),
-                    ),
-                    "etctimezone" => (
-                        format!("timezone: could not write /etc/timezone on {}", ctx.host),
-                        "write /etc/timezone".into(),
-                    ),
-                    _ => (
-                        format!("timezone: could not replace /etc/localtime on {}", ctx.host),
-                        format!("ln -s /usr/share/zoneinfo/{name} /etc/localtime"),
-                    ),
-                };
-                let reason = last_line(&plain);
-                let msg = if reason.is_empty() {
-                    msg
-                } else {
-                    format!("{msg}: {reason}")
-                };
-                return Err(ModuleError::remote(msg, cmd, &plain));
-            }
-            if !out.success() {
-                return Err(ModuleError::remote(
-                    format!("timezone: the script failed on {}: {}", ctx.host, last_line(&plain)),
-                    "timezone",
-                    &plain,
-                ));
+                    format!("test -f /usr/share/zoneinfo/{name}"),
+                ),
+                "timedatectl" => (
+                    format!("timezone: timedatectl could not set {name} on {}", ctx.host),
+                    format!("timedatectl set-timezone {name}"),
+                ),
+                "etctimezone" => (
+                    format!("timezone: could not write /etc/timezone on {}", ctx.host),
+                    "write /etc/timezone".into(),
+                ),
+                _ => (
+                    format!("timezone: could not replace /etc/localtime on {}", ctx.host),
+                    format!("ln -s /usr/share/zoneinfo/{name} /etc/localtime"),
+                ),
+            });
+            if let Some(e) = script_error("timezone", ctx.host, failed, &out, &plain) {
+                return Err(e);
             }
             let changed = marks.iter().any(|m| m == "change");
             let mut r = ModuleResult::changed(changed);

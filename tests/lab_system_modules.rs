@@ -620,7 +620,7 @@ fn gather_subset_and_setup_filter_choose_the_facts() {
     assert_eq!(status(&r, "refresh", "h4"), "ok");
     assert_eq!(
         msg(&r, "wide", "h4"),
-        format!("{0} {0} memfree_mb,memtotal_mb Debian", mem_mb.trim())
+        format!("{0} {0} ansible_memfree_mb,ansible_memtotal_mb Debian", mem_mb.trim())
     );
 
     let bad = PlaybookFile::new("- hosts: h4\n  gather_subset: [harware]\n  tasks: []\n");

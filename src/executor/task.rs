@@ -773,7 +773,8 @@ fn result_json(r: &ModuleResult) -> Json {
     for (k, v) in &r.data {
         m.insert(k.clone(), v.clone());
     }
-    if !r.facts.is_empty() || !r.host_facts.is_empty() {
+    // A module may give its registered `ansible_facts` itself (`setup`: Ansible's prefixed names).
+    if (!r.facts.is_empty() || !r.host_facts.is_empty()) && !r.data.contains_key("ansible_facts") {
         let mut facts = r.facts.clone();
         facts.extend(r.host_facts.clone());
         m.insert("ansible_facts".into(), Json::Object(facts));

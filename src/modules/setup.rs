@@ -31,10 +31,17 @@ fn plan(args: &Args) -> Result<Plan, ModuleError> {
         }
         let all = facts::parse(&String::from_utf8_lossy(&out.stdout));
         let host_facts = facts::select(all, &subset, &filter).map_err(ModuleError::Args)?;
-        Ok(ModuleResult {
+        // Registered as Ansible's setup returns them: `ansible_`-prefixed names.
+        let prefixed: serde_json::Map<String, serde_json::Value> = host_facts
+            .iter()
+            .map(|(k, v)| (format!("ansible_{k}"), v.clone()))
+            .collect();
+        let mut r = ModuleResult {
             msg: Some(format!("{} facts", host_facts.len())),
             host_facts,
             ..ModuleResult::default()
-        })
+        };
+        r.data.insert("ansible_facts".into(), prefixed.into());
+        Ok(r)
     })))
 }

@@ -135,7 +135,14 @@ fn corpus_roles_leave_the_same_state_as_ansible() {
         ),
         "STAT pid\n200 503 200 "
     );
-    for package in ["memcached", "haproxy", "nginx", "openjdk-17-jre-headless", "apache2", "git"] {
+    for package in [
+        "memcached",
+        "haproxy",
+        "nginx",
+        "openjdk-17-jre-headless",
+        "apache2",
+        "git",
+    ] {
         assert_eq!(
             lab.sh(by_tend, &format!("dpkg-query -W -f='${{db:Status-Abbrev}}' {package}")),
             "ii ",

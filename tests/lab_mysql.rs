@@ -245,3 +245,111 @@ fn dump_and_import_round_trip() {
     assert_eq!(lab.sh(1, &format!("mariadb -N -e 'SELECT v FROM d_{id}.t'")), "kept\n");
     lab.sh(1, &format!("mariadb -e 'DROP DATABASE d_{id}'; rm -f /root/d_{id}.sql"));
 }
+
+/// `mysql_variables` sets a global variable on the running server (check mode leaves it),
+/// compares `ON`/`1` alike, and reads a value back; `mysql_info` reports what the server's own
+/// client sees.
+#[test]
+fn variables_are_set_globally_and_info_reports_the_server() {
+    let lab = Lab::get();
+    mariadb_on_h1(&lab);
+    let id = std::process::id();
+    let global = |v: &str| lab.sh(1, &format!("mariadb -N -e 'SELECT @@GLOBAL.{v}'"));
+    let before = global("max_connections");
+    let slow_before = global("slow_query_log");
+    let want = 150 + id % 40;
+    lab.sh(1, "mariadb -e 'SET GLOBAL slow_query_log = OFF'");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1
+  gather_facts: no
+  tasks:
+    - name: connections
+      community.mysql.mysql_variables:
+        variable: max_connections
+        value: {want}
+      register: v
+    - name: slow log
+      mysql_variables:
+        variable: slow_query_log
+        value: "ON"
+    - name: slow log as 1
+      mysql_variables:
+        variable: slow_query_log
+        value: 1
+    - name: read
+      mysql_variables:
+        variable: max_connections
+      register: cur
+    - debug:
+        msg: "{{{{ cur.msg }}}}"
+      name: show
+"#
+    ));
+    let r = pf.run(&lab, &["--check"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("connections", "h1")["status"], "changed");
+    assert_eq!(global("max_connections"), before);
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.result("connections", "h1")["status"], "changed");
+    assert_eq!(r.result("slow log", "h1")["status"], "changed");
+    assert_eq!(r.result("slow log as 1", "h1")["status"], "ok");
+    assert_eq!(r.result("show", "h1")["msg"], want.to_string());
+    assert_eq!(global("max_connections"), format!("{want}\n"));
+    assert_eq!(global("slow_query_log"), "1\n");
+    let r = pf.run(&lab, &[]);
+    assert_eq!(r.total_changed(), 0, "{r:?}");
+
+    let bad = PlaybookFile::new(
+        "- hosts: h1\n  gather_facts: no\n  tasks:\n    - name: nope\n      mysql_variables:\n        variable: no_such_variable_x\n        value: 1\n      ignore_errors: true\n\
+         \x20   - name: persist\n      mysql_variables:\n        variable: max_connections\n        value: 100\n        mode: persist\n",
+    );
+    let r = bad.run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        r.result("nope", "h1")["msg"],
+        "mysql_variables: the server on h1 has no variable `no_such_variable_x`"
+    );
+    // MariaDB has no SET PERSIST: its own error, and the value is left.
+    assert_eq!(r.result("persist", "h1")["status"], "failed");
+    assert_eq!(global("max_connections"), format!("{want}\n"));
+
+    // mysql_info against the server's own answers.
+    lab.sh(
+        1,
+        &format!("mariadb -e 'CREATE DATABASE IF NOT EXISTS info_{id}; CREATE TABLE IF NOT EXISTS info_{id}.t (a INT); CREATE DATABASE IF NOT EXISTS empty_{id}'"),
+    );
+    let info = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1
+  gather_facts: no
+  tasks:
+    - name: info
+      community.mysql.mysql_info:
+        filter: [version, databases, settings, users]
+      register: i
+    - name: show
+      debug:
+        msg: "{{{{ i.version.full }}}} {{{{ i.version.major }}}} {{{{ 'info_{id}' in i.databases }}}} {{{{ 'empty_{id}' in i.databases }}}} {{{{ i.settings.max_connections }}}} {{{{ 'root' in i.users.localhost }}}} {{{{ i.global_status is defined }}}}"
+"#
+    ));
+    let r = info.run(&lab, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let version = lab.sh(1, "mariadb -N -e 'SELECT VERSION()'");
+    let major = version.split('.').next().unwrap_or_default().to_string();
+    assert_eq!(
+        r.result("show", "h1")["msg"],
+        format!("{} {major} True False {want} True False", version.trim())
+    );
+    assert_eq!(r.result("info", "h1")["status"], "ok");
+
+    lab.sh(
+        1,
+        &format!(
+            "mariadb -e 'DROP DATABASE info_{id}; DROP DATABASE empty_{id}; SET GLOBAL max_connections = {}; SET GLOBAL slow_query_log = {}'",
+            before.trim(),
+            slow_before.trim()
+        ),
+    );
+}

@@ -538,7 +538,7 @@ fn dnf_installs_upgrades_and_removes_from_a_local_repository() {
     let repo = play(
         "h1",
         &format!(
-            "    - name: repo\n      yum_repository:\n        name: {repo_id}\n        description: tend test\n        baseurl: file://{dest}\n        gpgcheck: false\n        enabled: false\n"
+            "    - name: a RHEL host has it\n      file: path=/etc/yum.repos.d state=directory\n    - name: repo\n      yum_repository:\n        name: {repo_id}\n        description: tend test\n        baseurl: file://{dest}\n        gpgcheck: false\n        enabled: false\n"
         ),
     );
     assert_eq!(status(&run_ok(&repo, &lab, &[]), "repo", "h1"), "changed");
@@ -602,4 +602,312 @@ fn dnf_installs_upgrades_and_removes_from_a_local_repository() {
     assert_eq!(status(&r, "remove", "h1"), "changed");
     assert_eq!(installed(&lab), format!("package {name} is not installed\n"));
     lab.sh(1, &format!("rm -rf {dest} /etc/yum.repos.d/{repo_id}.repo"));
+}
+
+/// A SysV init script for a `sleep` daemon named `name`, installed on host `i` (stopped, no
+/// boot links): a service of the test's own, which no other test starts or stops.
+fn sleep_service(lab: &Lab, i: u32, name: &str) {
+    lab.sh(
+        i,
+        &format!(
+            "cat > /etc/init.d/{name} <<'EOS'\n#!/bin/sh\n### BEGIN INIT INFO\n# Provides: {name}\n\
+             # Required-Start:\n# Required-Stop:\n# Default-Start: 2 3 4 5\n# Default-Stop: 0 1 6\n\
+             ### END INIT INFO\np=/run/{name}.pid\ncase \"$1\" in\n\
+             start) start-stop-daemon --start --quiet --background --make-pidfile --pidfile $p --exec /bin/sleep -- 100000 ;;\n\
+             stop) start-stop-daemon --stop --quiet --oknodo --pidfile $p --remove-pidfile ;;\n\
+             status) start-stop-daemon --status --pidfile $p ;;\n\
+             restart|reload) $0 stop; $0 start ;;\nesac\nEOS\n\
+             chmod 755 /etc/init.d/{name}"
+        ),
+    );
+}
+
+#[test]
+fn systemd_module_manages_a_sysv_service_and_refuses_systemd_only_steps() {
+    let lab = Lab::get();
+    let name = unique("tsys-sd-");
+    sleep_service(&lab, 4, &name);
+    let running = || lab.on_host(4, &["service", &name, "status"]).code == 0;
+    let links = || {
+        lab.sh(
+            4,
+            &format!("ls /etc/rc2.d /etc/rc3.d /etc/rc4.d /etc/rc5.d | grep -c '^S..{name}$' || true"),
+        )
+    };
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: unit\n      ansible.builtin.systemd:\n        name: {name}.service\n        state: started\n        enabled: true\n      register: u\n\
+             \x20   - name: seen\n      assert:\n        that:\n          - u.name == '{name}.service'\n          - u.state == 'started'\n          - u.enabled\n          - u.status.ActiveState == 'active'\n"
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--check"]);
+    assert_eq!(status(&r, "unit", "h4"), "changed");
+    assert!(!running());
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "unit", "h4"), "changed");
+    assert!(
+        msg(&r, "unit", "h4").starts_with(&format!("{name} (sysv): started, enabled")),
+        "{r:?}"
+    );
+    assert!(running());
+    assert_eq!(links(), "4\n");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+
+    let stop = play(
+        "h4",
+        &format!(
+            "    - name: unit\n      systemd_service:\n        name: {name}\n        state: stopped\n        enabled: false\n"
+        ),
+    );
+    assert_eq!(status(&run_ok(&stop, &lab, &[]), "unit", "h4"), "changed");
+    assert!(!running());
+    assert_eq!(links(), "0\n");
+
+    // daemon_reload and masked need systemd: a failure naming the host, nothing started.
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: reload\n      systemd:\n        daemon_reload: true\n        name: {name}\n        state: started\n      ignore_errors: true\n\
+             \x20   - name: mask\n      ansible.builtin.systemd_service:\n        name: {name}\n        masked: true\n"
+        ),
+    );
+    let r = pf.run(&lab, &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let reload = r.result("reload", "h4");
+    assert_eq!(reload["status"], "ignored");
+    assert_eq!(
+        reload["msg"],
+        "systemd: `daemon_reload` needs systemd, which is not the init system on h4 (no /run/systemd/system); \
+         `name`, `state` and `enabled` alone work there through its init scripts"
+    );
+    assert!(
+        msg(&r, "mask", "h4")
+            .starts_with("systemd_service: `masked` needs systemd, which is not the init system on h4")
+    );
+    assert!(!running());
+    lab.sh(4, &format!("rm -f /etc/init.d/{name}"));
+}
+
+#[test]
+fn service_facts_lists_sysv_services_with_state_and_boot_links() {
+    let lab = Lab::get();
+    let name = unique("tsys-sf-");
+    sleep_service(&lab, 4, &name);
+    lab.sh(
+        4,
+        &format!("update-rc.d {name} defaults >/dev/null 2>&1; service {name} start"),
+    );
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: facts\n      ansible.builtin.service_facts:\n\
+             \x20   - name: ours\n      debug:\n        msg: \"{{{{ services['{name}'].state }}}} {{{{ ansible_facts.services['{name}'].status }}}} {{{{ services['{name}'].source }}}} {{{{ services.ssh.state }}}}\"\n\
+             \x20     when: \"'{name}' in services\"\n\
+             \x20   - name: chrony\n      debug:\n        msg: chrony\n      when: \"'chrony.service' in services\"\n\
+             \x20   - name: stop it\n      service:\n        name: {name}\n        state: stopped\n        enabled: false\n\
+             \x20   - name: again\n      service_facts:\n\
+             \x20   - name: after\n      debug:\n        msg: \"{{{{ services['{name}'].state }}}} {{{{ services['{name}'].status }}}}\"\n"
+        ),
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "facts", "h4"), "ok");
+    assert_eq!(msg(&r, "ours", "h4"), "running enabled sysv running");
+    assert_eq!(status(&r, "chrony", "h4"), "skipped");
+    assert_eq!(msg(&r, "after", "h4"), "stopped disabled");
+    assert_ne!(lab.on_host(4, &["service", &name, "status"]).code, 0);
+    lab.sh(
+        4,
+        &format!("update-rc.d -f {name} remove >/dev/null 2>&1; rm -f /etc/init.d/{name}"),
+    );
+}
+
+#[test]
+fn package_facts_lists_what_dpkg_has_installed() {
+    let lab = Lab::get();
+    let version = lab.sh(4, "dpkg-query -W -f='${Version}' openssh-server");
+    let arch = lab.sh(4, "dpkg-query -W -f='${Architecture}' openssh-server");
+    // Names, not packages: a multi-arch library installed twice is one name with two entries.
+    let count = lab.sh(
+        4,
+        "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' | awk '/^[ih]i/ {print $2}' | sort -u | wc -l",
+    );
+    let pf = play(
+        "h4",
+        "    - name: facts\n      package_facts:\n        manager: auto\n\
+         \x20   - name: sshd\n      debug:\n        msg: \"{{ ansible_facts.packages['openssh-server'][0].version }} {{ ansible_facts.packages['openssh-server'][0].arch }} {{ ansible_facts.packages['openssh-server'][0].source }} {{ ansible_facts.packages | length }}\"\n\
+         \x20   - name: absent\n      debug:\n        msg: no\n      when: \"'tsys-no-such-package' in ansible_facts.packages\"\n\
+         \x20   - name: bad manager\n      package_facts:\n        manager: pacman\n      ignore_errors: true\n",
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(msg(&r, "sshd", "h4"), format!("{version} {arch} apt {}", count.trim()));
+    assert_eq!(status(&r, "absent", "h4"), "skipped");
+    assert_eq!(status(&r, "bad manager", "h4"), "ignored");
+    assert!(msg(&r, "bad manager", "h4").contains("pacman"), "{r:?}");
+}
+
+#[test]
+fn gather_subset_and_setup_filter_choose_the_facts() {
+    let lab = Lab::get();
+    let mem_mb = lab.sh(4, "awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo");
+    let pf = PlaybookFile::new(
+        "- hosts: h4\n  gather_subset: ['!all', 'network']\n  tasks:\n\
+         \x20   - name: narrow\n      debug:\n        msg: \"{{ ansible_all_ipv4_addresses | join(',') }} {{ ansible_os_family }} {{ ansible_pkg_mgr }} {{ ansible_memtotal_mb is defined }}\"\n\
+         \x20   - name: refresh\n      ansible.builtin.setup:\n        gather_subset: ['!all', '!min', 'hardware']\n        filter: ['ansible_mem*']\n      register: s\n\
+         \x20   - name: wide\n      debug:\n        msg: \"{{ ansible_memtotal_mb }} {{ ansible_facts.memtotal_mb }} {{ s.ansible_facts.keys() | sort | join(',') }} {{ ansible_distribution }}\"\n",
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(msg(&r, "narrow", "h4"), format!("{} Debian apt False", lab.address(4)));
+    assert_eq!(status(&r, "refresh", "h4"), "ok");
+    assert_eq!(
+        msg(&r, "wide", "h4"),
+        format!("{0} {0} ansible_memfree_mb,ansible_memtotal_mb Debian", mem_mb.trim())
+    );
+
+    let bad = PlaybookFile::new("- hosts: h4\n  gather_subset: [harware]\n  tasks: []\n");
+    let r = bad.run(&lab, &[]);
+    assert_ne!(r.code, 0);
+    assert!(format!("{r:?}").contains("bad subset `harware`"), "{r:?}");
+}
+
+#[test]
+fn timezone_links_localtime_and_writes_etc_timezone() {
+    let lab = Lab::get();
+    let reset = "ln -sfn /usr/share/zoneinfo/Etc/UTC /etc/localtime && echo Etc/UTC > /etc/timezone";
+    lab.sh(4, reset);
+    let pf = play(
+        "h4",
+        "    - name: tz\n      community.general.timezone:\n        name: Europe/Paris\n        hwclock: UTC\n",
+    );
+    let r = run_ok(&pf, &lab, &["--check", "--diff"]);
+    assert_eq!(status(&r, "tz", "h4"), "changed");
+    assert_eq!(lab.sh(4, "readlink /etc/localtime"), "/usr/share/zoneinfo/Etc/UTC\n");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "tz", "h4"), "changed");
+    assert_eq!(
+        msg(&r, "tz", "h4"),
+        "timezone Etc/UTC -> Europe/Paris (hwclock not managed by tend: left as it is)"
+    );
+    assert_eq!(
+        lab.sh(4, "readlink /etc/localtime"),
+        "/usr/share/zoneinfo/Europe/Paris\n"
+    );
+    assert_eq!(lab.sh(4, "cat /etc/timezone"), "Europe/Paris\n");
+    // The host's programs see it: January in Paris is CET.
+    assert_eq!(lab.sh(4, "date -d '2026-01-15 12:00 UTC' +%Z"), "CET\n");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+
+    // /etc/timezone alone out of step is a change too.
+    lab.sh(4, "echo Etc/UTC > /etc/timezone");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 1);
+    assert_eq!(lab.sh(4, "cat /etc/timezone"), "Europe/Paris\n");
+
+    let bad = play(
+        "h4",
+        "    - name: tz\n      timezone:\n        name: Mars/Olympus_Mons\n",
+    );
+    let r = bad.run(&lab, &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        msg(&r, "tz", "h4").starts_with("timezone: no zone `Mars/Olympus_Mons` on h4"),
+        "{r:?}"
+    );
+    assert_eq!(
+        lab.sh(4, "readlink /etc/localtime"),
+        "/usr/share/zoneinfo/Europe/Paris\n"
+    );
+    lab.sh(4, reset);
+}
+
+/// h4 has its own UTS namespace (its `hostname` is not the machine's), so the name is set for
+/// real there; it is put back at the end.
+#[test]
+fn hostname_sets_the_running_name_and_etc_hostname() {
+    let lab = Lab::get();
+    let machine = std::process::Command::new("hostname").output().unwrap().stdout;
+    assert_ne!(
+        lab.sh(4, "hostname").as_bytes(),
+        machine.as_slice(),
+        "h4 shares the machine's hostname"
+    );
+    let name = unique("web-");
+    let pf = play(
+        "h4",
+        &format!(
+            "    - name: name\n      ansible.builtin.hostname:\n        name: {name}.shop.example\n        use: debian\n\
+             \x20   - name: facts\n      debug:\n        msg: \"{{{{ ansible_hostname }}}} {{{{ ansible_facts.fqdn }}}} {{{{ ansible_domain }}}}\"\n"
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--check"]);
+    assert_eq!(status(&r, "name", "h4"), "changed");
+    assert_eq!(lab.sh(4, "hostname; cat /etc/hostname"), "h4\nh4\n");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(
+        msg(&r, "name", "h4"),
+        format!("hostname h4 -> {name}.shop.example (file)")
+    );
+    assert_eq!(
+        msg(&r, "facts", "h4"),
+        format!("{name} {name}.shop.example shop.example")
+    );
+    assert_eq!(
+        lab.sh(4, "hostname; cat /etc/hostname"),
+        format!("{name}.shop.example\n{name}.shop.example\n")
+    );
+    assert_ne!(lab.sh(4, "hostname").as_bytes(), machine.as_slice());
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+
+    // Only the file out of step (the boot name): a change that rewrites it.
+    lab.sh(4, "echo other > /etc/hostname");
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 1);
+    assert_eq!(lab.sh(4, "cat /etc/hostname"), format!("{name}.shop.example\n"));
+
+    let bad = play("h4", "    - name: name\n      hostname:\n        name: 'web;id'\n");
+    let r = bad.run(&lab, &[]);
+    assert_ne!(r.code, 0);
+    assert!(msg(&r, "name", "h4").contains("is not a host name"), "{r:?}");
+
+    let back = play("h4", "    - name: name\n      hostname:\n        name: h4\n");
+    run_ok(&back, &lab, &[]);
+    assert_eq!(lab.sh(4, "hostname; cat /etc/hostname"), "h4\nh4\n");
+}
+
+/// No lab host has SELinux, ufw or firewalld: `disabled` is already true, the rest fails
+/// naming the host and what is missing, and nothing is written.
+#[test]
+fn selinux_and_firewall_modules_fail_clearly_where_the_host_lacks_them() {
+    let lab = Lab::get();
+    let pf = play(
+        "h4",
+        "    - name: disable it\n      ansible.posix.selinux:\n        state: disabled\n\
+         \x20   - name: enforce\n      selinux:\n        policy: targeted\n        state: enforcing\n      ignore_errors: true\n\
+         \x20   - name: bool\n      ansible.posix.seboolean:\n        name: httpd_can_network_connect\n        state: true\n        persistent: true\n      ignore_errors: true\n\
+         \x20   - name: ufw\n      community.general.ufw:\n        rule: allow\n        port: '443'\n        proto: tcp\n      ignore_errors: true\n\
+         \x20   - name: firewalld\n      ansible.posix.firewalld:\n        service: https\n        permanent: true\n        state: enabled\n      ignore_errors: true\n",
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "disable it", "h4"), "ok");
+    assert_eq!(
+        msg(&r, "disable it", "h4"),
+        "SELinux is not available on h4: it is disabled"
+    );
+    assert_eq!(status(&r, "enforce", "h4"), "ignored");
+    assert_eq!(
+        msg(&r, "enforce", "h4"),
+        "selinux: SELinux is not available on h4 (no getenforce, no /etc/selinux/config): cannot make it enforcing"
+    );
+    assert_eq!(status(&r, "bool", "h4"), "ignored");
+    assert!(
+        msg(&r, "bool", "h4").contains("SELinux is not available on h4"),
+        "{r:?}"
+    );
+    assert_eq!(
+        msg(&r, "ufw", "h4"),
+        "ufw: ufw is not installed on h4 (the ufw module drives the `ufw` command)"
+    );
+    assert_eq!(
+        msg(&r, "firewalld", "h4"),
+        "firewalld: firewall-cmd is not installed on h4 (the firewalld module drives the `firewall-cmd` command)"
+    );
+    assert_eq!(lab.sh(4, "ls /etc/selinux"), "semanage.conf\n");
 }

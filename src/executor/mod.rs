@@ -8,7 +8,7 @@
 //! has failed, the run stops — no further task, batch or play starts.
 
 mod batch;
-mod facts;
+pub(crate) mod facts;
 mod loops;
 mod task;
 
@@ -603,7 +603,10 @@ impl<'a> Executor<'a> {
             hosts: todo.len(),
             handler: false,
         });
-        let mut running: futures_util::stream::FuturesUnordered<_> = todo.iter().map(|&h| self.gather_one(h)).collect();
+        let mut running: futures_util::stream::FuturesUnordered<_> = todo
+            .iter()
+            .map(|&h| self.gather_one(h, &ctx.play.gather_subset))
+            .collect();
         while let Some((h, result, took)) = futures_util::StreamExt::next(&mut running).await {
             let host = &self.inv.hosts[h].name;
             let mut event = self.with_state(|s| {
@@ -645,7 +648,11 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs the facts script on one host.
-    async fn gather_one(&self, h: usize) -> (usize, Result<Vars, task::TaskError>, std::time::Duration) {
+    async fn gather_one(
+        &self,
+        h: usize,
+        subset: &[String],
+    ) -> (usize, Result<Vars, task::TaskError>, std::time::Duration) {
         let start = std::time::Instant::now();
         let result = async {
             let target = self
@@ -655,7 +662,8 @@ impl<'a> Executor<'a> {
             let host = self.host(&target, None).await?;
             let command = crate::transport::RemoteCommand::new(facts::SCRIPT);
             let out = host.run(&command, crate::transport::Input::None).await?;
-            Ok(facts::parse(&String::from_utf8_lossy(&out.stdout)))
+            let all = facts::parse(&String::from_utf8_lossy(&out.stdout));
+            Ok(facts::select(all, subset, &[])?)
         }
         .await;
         (h, result, start.elapsed())

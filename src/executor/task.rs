@@ -92,6 +92,8 @@ pub(super) struct HostRun {
     pub(super) events: Vec<HostResult>,
     register: Json,
     facts: Map<String, Json>,
+    /// Facts for the host's `ansible_facts` ([`modules::ModuleResult::host_facts`]).
+    host_facts: Map<String, Json>,
     changed: bool,
     failed: bool,
     ignored: bool,
@@ -109,6 +111,7 @@ impl HostRun {
             events: Vec::new(),
             register: Json::Null,
             facts: Map::new(),
+            host_facts: Map::new(),
             changed: false,
             failed: false,
             ignored: false,
@@ -175,6 +178,10 @@ impl Executor<'_> {
                     vars.insert(reg.clone(), run.register.clone());
                 }
                 vars.extend(run.facts.iter().map(|(k, v)| (k.clone(), v.clone())));
+                if !run.host_facts.is_empty() {
+                    let facts = Arc::make_mut(&mut st.facts);
+                    facts.extend(run.host_facts.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
                 if run.unreachable {
                     if run.ignore_unreachable.or(task.opts.ignore_unreachable) == Some(true) {
                         st.counts.ignored += 1;
@@ -457,6 +464,10 @@ impl Executor<'_> {
                 run.ignored = run.failed && ignore;
                 if !r.failed {
                     run.facts.extend(r.facts.clone());
+                    run.host_facts.extend(r.host_facts.clone());
+                    for (k, v) in &r.host_facts {
+                        scope.set(&format!("ansible_{k}"), v.clone());
+                    }
                     for (k, v) in &r.facts {
                         scope.set(k, v.clone());
                     }
@@ -786,8 +797,11 @@ fn result_json(r: &ModuleResult) -> Json {
     for (k, v) in &r.data {
         m.insert(k.clone(), v.clone());
     }
-    if !r.facts.is_empty() {
-        m.insert("ansible_facts".into(), Json::Object(r.facts.clone()));
+    // A module may give its registered `ansible_facts` itself (`setup`: Ansible's prefixed names).
+    if (!r.facts.is_empty() || !r.host_facts.is_empty()) && !r.data.contains_key("ansible_facts") {
+        let mut facts = r.facts.clone();
+        facts.extend(r.host_facts.clone());
+        m.insert("ansible_facts".into(), Json::Object(facts));
     }
     Json::Object(m)
 }

@@ -12,9 +12,11 @@ mod debug;
 mod dnf;
 mod fetch;
 mod file;
+mod firewall;
 mod get_url;
 mod git;
 mod group;
+mod hostname;
 mod include_vars;
 mod lineinfile;
 mod migrate;
@@ -22,11 +24,18 @@ mod mount;
 pub mod mysql;
 mod nginx;
 mod package;
+mod package_facts;
 mod pause;
 mod release;
+mod seboolean;
+mod selinux;
 mod service;
+mod service_facts;
+mod setup;
 mod stat;
+mod systemd;
 mod textfile;
+mod timezone;
 mod unarchive;
 mod uri;
 mod user;
@@ -233,6 +242,40 @@ impl Script {
     }
 }
 
+/// The [`Module`] impl of a module that is always one script: `$plan(&Args) -> Result<Plan,
+/// ModuleError>` gives it, both for grouping with neighbouring tasks and for running alone.
+macro_rules! one_script_module {
+    ($ty:ty, $name:literal, $params:expr, $plan:path) => {
+        impl $crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> &'static [$crate::modules::Param] {
+                $params
+            }
+            fn scripted(&self) -> bool {
+                true
+            }
+            fn plan(
+                &self,
+                _ctx: &$crate::modules::Ctx<'_>,
+                args: &$crate::modules::Args,
+            ) -> Option<Result<$crate::modules::Plan, $crate::modules::ModuleError>> {
+                Some($plan(args))
+            }
+            fn run<'a>(
+                &'a self,
+                ctx: &'a $crate::modules::Ctx<'a>,
+                args: &'a $crate::modules::Args,
+            ) -> $crate::modules::BoxFuture<'a, Result<$crate::modules::ModuleResult, $crate::modules::ModuleError>>
+            {
+                $crate::modules::run_planned($plan(args), ctx)
+            }
+        }
+    };
+}
+pub(crate) use one_script_module;
+
 /// `run` for modules whose plan is always one script.
 pub fn run_planned<'a>(
     plan: Result<Plan, ModuleError>,
@@ -285,6 +328,9 @@ pub struct ModuleResult {
     pub data: Map<String, Json>,
     /// Variables the module sets on the host (`set_fact`).
     pub facts: Map<String, Json>,
+    /// Facts the module adds to the host's `ansible_facts` (`setup`, `service_facts`), so that
+    /// later tasks see them as `ansible_facts.NAME` and `ansible_NAME`, as after gathering.
+    pub host_facts: Map<String, Json>,
 }
 
 impl ModuleResult {
@@ -356,6 +402,8 @@ static REGISTRY: &[&dyn Module] = &[
     &mysql::MysqlUser,
     &mysql::MysqlQuery,
     &mysql::MysqlReplication,
+    &mysql::MysqlVariables,
+    &mysql::MysqlInfo,
     &nginx::NginxSite,
     &nginx::NginxUpstream,
     &release::Release,
@@ -376,9 +424,28 @@ static REGISTRY: &[&dyn Module] = &[
     &dnf::Yum,
     &yum_repository::YumRepository,
     &package::Package,
+    &package_facts::PackageFacts,
     &service::Service,
+    &service_facts::ServiceFacts,
+    &setup::Setup,
+    &systemd::Systemd("systemd"),
+    &systemd::Systemd("systemd_service"),
     &user::User,
     &group::Group,
+    &timezone::Timezone,
+    &hostname::Hostname,
+    &selinux::Selinux,
+    &seboolean::Seboolean,
+    &firewall::Firewall {
+        name: "ufw",
+        tool: "ufw",
+        params: firewall::UFW_PARAMS,
+    },
+    &firewall::Firewall {
+        name: "firewalld",
+        tool: "firewall-cmd",
+        params: firewall::FIREWALLD_PARAMS,
+    },
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -492,27 +559,17 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("deb822_repository", "ansible.builtin"),
     ("dpkg_selections", "ansible.builtin"),
     ("cron", "ansible.builtin"),
-    ("systemd", "ansible.builtin"),
-    ("systemd_service", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),
     ("replace", "ansible.builtin"),
     ("find", "ansible.builtin"),
     ("script", "ansible.builtin"),
     ("slurp", "ansible.builtin"),
     ("known_hosts", "ansible.builtin"),
-    ("hostname", "ansible.builtin"),
-    ("service_facts", "ansible.builtin"),
-    ("package_facts", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
     ("sysctl", "ansible.posix"),
     ("authorized_key", "ansible.posix"),
     ("synchronize", "ansible.posix"),
-    ("firewalld", "ansible.posix"),
-    ("seboolean", "ansible.posix"),
-    ("selinux", "ansible.posix"),
-    ("timezone", "community.general"),
-    ("ufw", "community.general"),
     ("pkgng", "community.general"),
     ("openbsd_pkg", "community.general"),
     ("zypper_repository", "community.general"),
@@ -521,8 +578,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("apk", "community.general"),
     ("archive", "community.general"),
     ("ini_file", "community.general"),
-    ("mysql_variables", "community.mysql"),
-    ("mysql_info", "community.mysql"),
     ("expect", "ansible.builtin"),
     ("async_status", "ansible.builtin"),
     ("reboot", "ansible.builtin"),
@@ -650,6 +705,33 @@ pub fn last_line(out: &Output) -> String {
         .unwrap_or_default()
 }
 
+/// The error a module script's output calls for, if any: its failed step (`(message,
+/// command)`, the output's last line added as the reason), else the script's own non-zero exit.
+pub fn script_error(
+    module: &str,
+    host: &str,
+    failed: Option<(String, String)>,
+    out: &Output,
+    plain: &Output,
+) -> Option<ModuleError> {
+    if let Some((msg, cmd)) = failed {
+        let reason = last_line(plain);
+        let msg = if reason.is_empty() {
+            msg
+        } else {
+            format!("{msg}: {reason}")
+        };
+        return Some(ModuleError::remote(msg, cmd, plain));
+    }
+    (!out.success()).then(|| {
+        ModuleError::remote(
+            format!("{module}: the script failed on {host}: {}", last_line(plain)),
+            module,
+            plain,
+        )
+    })
+}
+
 /// A refused upload as a module failure: validation (exit 5) and a concurrent change (exit 6)
 /// get their own message; `validate` is named as the command when it refused the file.
 pub fn upload_failure(e: crate::transport::UploadError, validate: Option<&str>) -> ModuleError {
@@ -695,5 +777,50 @@ mod tests {
             stderr: Vec::new(),
         };
         assert_eq!(last_line(&quiet), "Starting x: failed!");
+    }
+}
+
+/// Running module scripts on this machine in unit tests, with fake commands first on PATH: the
+/// branches no lab host can take (systemd, SELinux).
+#[cfg(test)]
+pub mod fake_host {
+    use crate::transport::Output;
+    use std::path::Path;
+
+    /// Writes executable `bin/NAME` under `dir` for each `(NAME, script)`; returns the PATH
+    /// that finds them first.
+    pub fn fake_bins(dir: &Path, bins: &[(&str, &str)]) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        for (name, text) in bins {
+            let f = dir.join("bin").join(name);
+            std::fs::write(&f, text).unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        format!("{}:{}", dir.join("bin").display(), std::env::var("PATH").unwrap())
+    }
+
+    /// A fake `systemctl` (logging its arguments to `$T/calls`, the unit in `$u`, then `body`)
+    /// and a `systemd` directory under `dir`, as on a host booted with systemd; returns PATH.
+    pub fn fake_systemd(dir: &Path, body: &str) -> String {
+        std::fs::create_dir_all(dir.join("systemd")).unwrap();
+        let text = format!("#!/bin/sh\necho \"$*\" >> \"$T/calls\"\nfor a; do u=$a; done\n{body}");
+        fake_bins(dir, &[("systemctl", &text)])
+    }
+
+    /// Runs `script` with `sh` and that PATH, `$T` set to `dir`.
+    pub fn run_sh(script: &str, path: &str, dir: &Path) -> Output {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("PATH", path)
+            .env("T", dir)
+            .output()
+            .unwrap();
+        Output {
+            rc: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
     }
 }

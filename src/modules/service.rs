@@ -34,7 +34,9 @@ const SETTLE_SECONDS: u32 = 5;
 const SYSTEMD_DIR: &str = "/run/systemd/system";
 
 /// The remote script for these arguments.
-fn script(args: &Args, check: bool, systemd_dir: &str) -> String {
+/// `sc_flags` are extra `systemctl` options from a fixed set (`--user`, `--no-block`, ...), never
+/// user text: they are expanded unquoted.
+fn script(args: &Args, check: bool, systemd_dir: &str, sc_flags: &str) -> String {
     let cmd = |k: &str| args.str(k).unwrap_or("");
     let enabled = match args.get("enabled").and_then(|v| v.as_bool()) {
         Some(true) => "1",
@@ -42,12 +44,13 @@ fn script(args: &Args, check: bool, systemd_dir: &str) -> String {
         None => "",
     };
     format!(
-        "name={} state={} enabled={enabled} check={} settle_s={SETTLE_SECONDS} systemd_dir={}\n\
+        "name={} state={} enabled={enabled} check={} settle_s={SETTLE_SECONDS} systemd_dir={} sc_flags={}\n\
          pattern={}\nstart_cmd={}\nstop_cmd={}\nstatus_cmd={}\nreload_cmd={}\n{SCRIPT}",
         quote(cmd("name")),
         quote(cmd("state")),
         if check { 1 } else { 0 },
         quote(systemd_dir),
+        quote(sc_flags),
         quote(cmd("pattern")),
         quote(cmd("start_command")),
         quote(cmd("stop_command")),
@@ -63,7 +66,7 @@ o=$(mktemp) && e=$(mktemp) || exit 1
 trap 'rm -f "$o" "$e"' EXIT
 mgr=""
 if [ -d "$systemd_dir" ] && command -v systemctl >/dev/null 2>&1; then
-  load=$(systemctl show -p LoadState "$name" 2>/dev/null | sed -n 's/^LoadState=//p')
+  load=$(systemctl $sc_flags show -p LoadState "$name" 2>/dev/null | sed -n 's/^LoadState=//p')
   if [ "$load" = loaded ] || [ "$load" = masked ]; then mgr=systemd; fi
 fi
 if [ -z "$mgr" ] && [ -f "/etc/init.d/$name" ]; then
@@ -76,7 +79,7 @@ say "manager $mgr ${via:-}"
 # act VERB: runs the manager's command, output on the files.
 act() {
   case $mgr in
-    systemd) systemctl "$1" "$name" ;;
+    systemd) systemctl $sc_flags "$1" "$name" ;;
     sysv)
       if [ "$via" = service ]; then service "$name" "$1"; else "/etc/init.d/$name" "$1"; fi ;;
     commands)
@@ -87,7 +90,7 @@ act() {
 status() {
   if [ -n "$pattern" ]; then pgrep -f -- "$pattern" >/dev/null 2>&1; return; fi
   case $mgr in
-    systemd) systemctl is-active --quiet "$name" ;;
+    systemd) systemctl $sc_flags is-active --quiet "$name" ;;
     sysv)
       if [ "$via" = service ]; then service "$name" status; else "/etc/init.d/$name" status; fi \
         </dev/null >/dev/null 2>&1 ;;
@@ -129,7 +132,7 @@ fi
 entodo=""
 if [ -n "$enabled" ]; then
   case $mgr in
-    systemd) if systemctl is-enabled --quiet "$name" 2>/dev/null; then en=1; else en=0; fi ;;
+    systemd) if systemctl $sc_flags is-enabled --quiet "$name" 2>/dev/null; then en=1; else en=0; fi ;;
     sysv)
       en=0
       for f in /etc/rc[2345].d/S[0-9][0-9]"$name"; do [ -e "$f" ] && en=1; done ;;
@@ -164,10 +167,10 @@ esac
 [ -z "$todo" ] || { cat "$o"; cat "$e" >&2; }
 case $entodo in
   enable)
-    if [ "$mgr" = systemd ]; then systemctl enable "$name"; else update-rc.d "$name" defaults && update-rc.d "$name" enable; fi \
+    if [ "$mgr" = systemd ]; then systemctl $sc_flags enable "$name"; else update-rc.d "$name" defaults && update-rc.d "$name" enable; fi \
       </dev/null >"$o" 2>"$e" || fail enable $? ;;
   disable)
-    if [ "$mgr" = systemd ]; then systemctl disable "$name"; else update-rc.d "$name" disable; fi \
+    if [ "$mgr" = systemd ]; then systemctl $sc_flags disable "$name"; else update-rc.d "$name" disable; fi \
       </dev/null >"$o" 2>"$e" || fail disable $? ;;
 esac
 say done
@@ -216,96 +219,100 @@ impl Module for Service {
         PARAMS
     }
     fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(async move {
-            let name = args.str("name").unwrap_or_default();
-            let state = args.str("state").unwrap_or("");
-            if state.is_empty() && args.get("enabled").is_none() {
-                return Err(ModuleError::Args("`service` needs `state` or `enabled`".into()));
-            }
-            if name.is_empty() || name.contains('/') {
-                return Err(ModuleError::Args(format!(
-                    "`service` name `{name}` is not a service name"
-                )));
-            }
-            let script = script(args, ctx.check, SYSTEMD_DIR);
-            let out = ctx.run(&script, None).await?;
-            let (marks, plain) = split_marked(&out);
-            let report = Report::parse(&marks);
-            if let Some((stage, _)) = &report.failed {
-                return Err(failure(ctx, args, &report, stage, &plain));
-            }
-            if !out.success() {
-                return Err(ModuleError::remote(
-                    format!(
-                        "service {name}: the script failed on {}: {}",
-                        ctx.host,
-                        last_line(&plain)
-                    ),
-                    format!("service {name}"),
-                    &plain,
-                ));
-            }
-            let acted = report
-                .changes
-                .iter()
-                .find(|c| matches!(c.as_str(), "start" | "stop" | "restart" | "reload"));
-            let mut r = ModuleResult::changed(!report.changes.is_empty());
-            let would = if ctx.check { "would " } else { "" };
-            let mut parts: Vec<String> = report
-                .changes
-                .iter()
-                .map(|c| format!("{would}{}", if ctx.check { c.clone() } else { past(c) }))
-                .collect();
-            if parts.is_empty() {
-                parts.push(match report.running {
-                    Some(true) => "running".into(),
-                    _ => "stopped".into(),
-                });
-                if let Some(en) = report.enabled {
-                    parts.push(if en { "enabled" } else { "disabled" }.into());
-                }
-            }
-            r.msg = Some(format!("{name} ({}): {}", report.manager, parts.join(", ")));
-            let running_after = match acted.map(String::as_str) {
-                Some("stop") => false,
-                Some(_) => true,
-                None => report.running.unwrap_or(false),
-            };
-            r.data.insert("name".into(), name.into());
-            r.data
-                .insert("state".into(), if running_after { "started" } else { "stopped" }.into());
-            r.data.insert("manager".into(), report.manager.clone().into());
-            if let Some(en) = report.enabled {
-                let after = if report.changes.iter().any(|c| c == "enable") {
-                    true
-                } else if report.changes.iter().any(|c| c == "disable") {
-                    false
-                } else {
-                    en
-                };
-                r.data.insert("enabled".into(), after.into());
-            }
-            if !ctx.check && acted.is_some() {
-                r.stdout = String::from_utf8_lossy(&plain.stdout).into_owned();
-                r.stderr = String::from_utf8_lossy(&plain.stderr).into_owned();
-            }
-            if ctx.diff && r.changed {
-                let word = |b: bool| if b { "started" } else { "stopped" };
-                let mut before = format!("state: {}\n", word(report.running.unwrap_or(false)));
-                let mut after = format!("state: {}\n", word(running_after));
-                if let (Some(en), Some(Json::Bool(want))) = (report.enabled, args.get("enabled")) {
-                    before.push_str(&format!("enabled: {en}\n"));
-                    after.push_str(&format!("enabled: {want}\n"));
-                }
-                r.diff.push(Diff {
-                    path: name.to_string(),
-                    before,
-                    after,
-                });
-            }
-            Ok(r)
-        })
+        Box::pin(manage(ctx, args, ""))
     }
+}
+
+/// Starts/stops/enables `args`' `name` as `service` does; `systemd` shares it, adding
+/// `systemctl` options (`sc_flags`, from a fixed set).
+pub(super) async fn manage(ctx: &Ctx<'_>, args: &Args, sc_flags: &str) -> Result<ModuleResult, ModuleError> {
+    let name = args.str("name").unwrap_or_default();
+    let state = args.str("state").unwrap_or("");
+    if state.is_empty() && args.get("enabled").is_none() {
+        return Err(ModuleError::Args("`service` needs `state` or `enabled`".into()));
+    }
+    if name.is_empty() || name.contains('/') {
+        return Err(ModuleError::Args(format!(
+            "`service` name `{name}` is not a service name"
+        )));
+    }
+    let script = script(args, ctx.check, SYSTEMD_DIR, sc_flags);
+    let out = ctx.run(&script, None).await?;
+    let (marks, plain) = split_marked(&out);
+    let report = Report::parse(&marks);
+    if let Some((stage, _)) = &report.failed {
+        return Err(failure(ctx, args, &report, stage, &plain));
+    }
+    if !out.success() {
+        return Err(ModuleError::remote(
+            format!(
+                "service {name}: the script failed on {}: {}",
+                ctx.host,
+                last_line(&plain)
+            ),
+            format!("service {name}"),
+            &plain,
+        ));
+    }
+    let acted = report
+        .changes
+        .iter()
+        .find(|c| matches!(c.as_str(), "start" | "stop" | "restart" | "reload"));
+    let mut r = ModuleResult::changed(!report.changes.is_empty());
+    let would = if ctx.check { "would " } else { "" };
+    let mut parts: Vec<String> = report
+        .changes
+        .iter()
+        .map(|c| format!("{would}{}", if ctx.check { c.clone() } else { past(c) }))
+        .collect();
+    if parts.is_empty() {
+        parts.push(match report.running {
+            Some(true) => "running".into(),
+            _ => "stopped".into(),
+        });
+        if let Some(en) = report.enabled {
+            parts.push(if en { "enabled" } else { "disabled" }.into());
+        }
+    }
+    r.msg = Some(format!("{name} ({}): {}", report.manager, parts.join(", ")));
+    let running_after = match acted.map(String::as_str) {
+        Some("stop") => false,
+        Some(_) => true,
+        None => report.running.unwrap_or(false),
+    };
+    r.data.insert("name".into(), name.into());
+    r.data
+        .insert("state".into(), if running_after { "started" } else { "stopped" }.into());
+    r.data.insert("manager".into(), report.manager.clone().into());
+    if let Some(en) = report.enabled {
+        let after = if report.changes.iter().any(|c| c == "enable") {
+            true
+        } else if report.changes.iter().any(|c| c == "disable") {
+            false
+        } else {
+            en
+        };
+        r.data.insert("enabled".into(), after.into());
+    }
+    if !ctx.check && acted.is_some() {
+        r.stdout = String::from_utf8_lossy(&plain.stdout).into_owned();
+        r.stderr = String::from_utf8_lossy(&plain.stderr).into_owned();
+    }
+    if ctx.diff && r.changed {
+        let word = |b: bool| if b { "started" } else { "stopped" };
+        let mut before = format!("state: {}\n", word(report.running.unwrap_or(false)));
+        let mut after = format!("state: {}\n", word(running_after));
+        if let (Some(en), Some(Json::Bool(want))) = (report.enabled, args.get("enabled")) {
+            before.push_str(&format!("enabled: {en}\n"));
+            after.push_str(&format!("enabled: {want}\n"));
+        }
+        r.diff.push(Diff {
+            path: name.to_string(),
+            before,
+            after,
+        });
+    }
+    Ok(r)
 }
 
 fn past(verb: &str) -> String {
@@ -452,18 +459,11 @@ mod tests {
     /// unit states in files: the systemd branch, which no lab host has.
     #[test]
     fn systemd_branch_against_a_fake_systemctl() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::create_dir(d.join("bin")).unwrap();
-        std::fs::create_dir(d.join("systemd")).unwrap();
-        let fake = d.join("bin/systemctl");
-        std::fs::write(
-            &fake,
-            r#"#!/bin/sh
-echo "$*" >> "$T/calls"
-for a; do u=$a; done
-case "$1" in
+        let path = crate::modules::fake_host::fake_systemd(
+            d,
+            r#"case "$1" in
   show) echo LoadState=loaded ;;
   is-active) [ -e "$T/active-$u" ] ;;
   is-enabled) [ -e "$T/enabled-$u" ] ;;
@@ -475,25 +475,11 @@ case "$1" in
   disable) rm -f "$T/enabled-$u" ;;
 esac
 "#,
-        )
-        .unwrap();
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let path = format!("{}:{}", d.join("bin").display(), std::env::var("PATH").unwrap());
+        );
         let run = |v: serde_json::Value, check: bool| {
             let args = super::super::coerce("service", PARAMS, v.as_object().unwrap()).unwrap();
-            let text = script(&args, check, d.join("systemd").to_str().unwrap());
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(&text)
-                .env("PATH", &path)
-                .env("T", d)
-                .output()
-                .unwrap();
-            let out = crate::transport::Output {
-                rc: out.status.code(),
-                stdout: out.stdout,
-                stderr: out.stderr,
-            };
+            let text = script(&args, check, d.join("systemd").to_str().unwrap(), "");
+            let out = crate::modules::fake_host::run_sh(&text, &path, d);
             let (marks, plain) = split_marked(&out);
             (Report::parse(&marks), plain)
         };

@@ -26,6 +26,9 @@ const PLAY_KEYS: &[&str] = &[
     "vars",
     "vars_files",
     "gather_facts",
+    "gather_subset",
+    "gather_timeout",
+    "fact_path",
     "become",
     "become_user",
     "become_method",
@@ -394,6 +397,7 @@ impl Loader<'_> {
             vars: Vars::new(),
             role_vars: Vars::new(),
             gather_facts: true,
+            gather_subset: Vec::new(),
             serial: Vec::new(),
             max_fail_percentage: None,
             any_errors_fatal: false,
@@ -454,6 +458,15 @@ impl Loader<'_> {
                     }
                 }
                 "gather_facts" => play.gather_facts = boolean(v, source, "`gather_facts`")?,
+                "gather_subset" => {
+                    play.gather_subset = strings(v, source, "`gather_subset`", true)?;
+                    if let Err(e) = crate::executor::facts::select(Default::default(), &play.gather_subset, &[]) {
+                        return Err(source.error(v.line, v.column, e));
+                    }
+                }
+                // Ansible's gathering limits and local facts: tend's gathering is one short
+                // command and reads no local facts.
+                "gather_timeout" | "fact_path" => {}
                 "remote_user" => play.connection.remote_user = Some(plain_text(v, source, "`remote_user`")?),
                 "port" => play.connection.port = Some(port_number(v, source)?),
                 "connection" => play.connection.connection = Some(connection_kind(v, source)?),

@@ -91,6 +91,8 @@ pub struct Play {
     pub role_vars: Vars,
     /// `gather_facts` (default true).
     pub gather_facts: bool,
+    /// `gather_subset` (empty: all), as Ansible's names (`min`, `!hardware`, `network`).
+    pub gather_subset: Vec<String>,
     /// `serial` batch sizes; the last one repeats.
     pub serial: Vec<Serial>,
     /// `max_fail_percentage`.

@@ -3,14 +3,18 @@
 //! neither appears in a process list. Without `login_user`, root's unix-socket auth is used.
 
 mod db;
+mod info;
 mod query;
 mod replication;
 mod user;
+mod variables;
 
 pub use db::MysqlDb;
+pub use info::MysqlInfo;
 pub use query::MysqlQuery;
 pub use replication::MysqlReplication;
 pub use user::MysqlUser;
+pub use variables::MysqlVariables;
 
 use super::{Args, Ctx, Kind, ModuleError, Param};
 use base64::Engine as _;

@@ -74,7 +74,8 @@ fn is_read(q: &str) -> bool {
     )
 }
 
-fn typed(v: &Option<String>) -> Json {
+/// A value as Ansible returns it: integers as numbers, the rest as text.
+pub(super) fn typed(v: &Option<String>) -> Json {
     match v {
         None => Json::Null,
         Some(s) => match s.parse::<i64>() {

@@ -813,3 +813,96 @@ fn pause_waits_and_refuses_to_prompt_without_a_terminal() {
         "pause needs an answer at a terminal (prompt: \"Deploy now?\"), but tend's input is not a terminal; give `seconds` or `minutes` to pause without asking"
     );
 }
+
+#[test]
+fn replace_edits_every_match_like_ansible() {
+    let lab = Lab::get();
+    let d = unique("replace");
+    lab.sh(
+        2,
+        &format!(
+            "rm -rf {d}; mkdir -p {d}; printf '127.0.0.1 localhost\\n10.0.0.1 old.host.name alias\\n10.0.0.2 old.host.name\\n<vhost>\\nport=80\\n</vhost>\\nport=80\\n' > {d}/hosts; chmod 640 {d}/hosts; ln -s hosts {d}/link"
+        ),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: rename
+      replace:
+        path: {d}/link
+        regexp: '(\s+)old\.host\.name(\s+.*)?$'
+        replace: '\1new.host.name\2'
+        backup: true
+      register: rn
+    - name: backup file
+      debug:
+        msg: "{{{{ rn.backup_file }}}}"
+      when: rn is changed
+    - name: section
+      ansible.builtin.replace:
+        dest: {d}/hosts
+        after: '<vhost>'
+        before: '</vhost>'
+        regexp: '^port=(80)$'
+        replace: 'port=\g<1>80'
+    - name: no section
+      replace:
+        path: {d}/hosts
+        after: '<nothing>'
+        regexp: x
+        replace: y
+    - name: missing
+      replace:
+        path: {d}/nope
+        regexp: x
+      ignore_errors: true
+"#
+    ));
+    let r = pf.run(&lab, &["--diff"]);
+    ok(&r);
+    let rename = r.result("rename", "h2");
+    assert_eq!(rename["status"], "changed");
+    assert_eq!(rename["msg"], "2 replacements made");
+    let backup = r.result("backup file", "h2")["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(backup.starts_with(&format!("{d}/hosts.")), "{rename}");
+    assert_eq!(
+        lab.sh(2, &format!("cat {backup}")),
+        "127.0.0.1 localhost\n10.0.0.1 old.host.name alias\n10.0.0.2 old.host.name\n<vhost>\nport=80\n</vhost>\nport=80\n"
+    );
+    assert_eq!(r.result("section", "h2")["msg"], "1 replacements made");
+    assert_eq!(
+        r.result("section", "h2")["diff"][0]["after"],
+        "127.0.0.1 localhost\n10.0.0.1 new.host.name alias\n10.0.0.2 new.host.name\n<vhost>\nport=8080\n</vhost>\nport=80\n"
+    );
+    assert_eq!(r.result("no section", "h2")["status"], "ok");
+    assert_eq!(
+        r.result("no section", "h2")["msg"],
+        "Pattern for before/after params did not match the given file: <nothing>(?P<subsection>.*)"
+    );
+    assert_eq!(
+        r.result("missing", "h2")["msg"],
+        format!("Path {d}/nope does not exist !")
+    );
+    // The link still points at the edited file, whose mode is kept.
+    assert_eq!(
+        lab.sh(2, &format!("readlink {d}/link; stat -c %a {d}/hosts; cat {d}/hosts")),
+        "hosts\n640\n127.0.0.1 localhost\n10.0.0.1 new.host.name alias\n10.0.0.2 new.host.name\n<vhost>\nport=8080\n</vhost>\nport=80\n"
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    // Drift: --check reports it and leaves the file alone; a run repairs it.
+    lab.sh(2, &format!("sed -i 's/^port=8080$/port=80/' {d}/hosts"));
+    let before = lab.sh(2, &format!("sha256sum {d}/hosts"));
+    let check = pf.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("section", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("sha256sum {d}/hosts")), before);
+    ok(&pf.run(&lab, &[]));
+    assert_eq!(lab.sh(2, &format!("grep -c '^port=8080$' {d}/hosts")), "1\n");
+    lab.sh(2, &format!("rm -rf {d}"));
+}

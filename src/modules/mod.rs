@@ -2,6 +2,39 @@
 //! connects), then at run time first probes "what would change" and applies only outside check
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
+/// The `Module` impl of a module that is always planned as scripts by `$plan(ctx, args)`
+/// (read, edit here, write): written once so such modules differ only in what they do.
+macro_rules! planned_module {
+    ($ty:ty, $name:literal, $params:expr, $plan:path) => {
+        impl $crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> &'static [$crate::modules::Param] {
+                $params
+            }
+            fn scripted(&self) -> bool {
+                true
+            }
+            fn plan(
+                &self,
+                ctx: &$crate::modules::Ctx<'_>,
+                args: &$crate::modules::Args,
+            ) -> Option<Result<$crate::modules::Plan, $crate::modules::ModuleError>> {
+                Some($plan(ctx, args))
+            }
+            fn run<'a>(
+                &'a self,
+                ctx: &'a $crate::modules::Ctx<'a>,
+                args: &'a $crate::modules::Args,
+            ) -> $crate::modules::BoxFuture<'a, Result<$crate::modules::ModuleResult, $crate::modules::ModuleError>>
+            {
+                $crate::modules::run_planned($plan(ctx, args), ctx)
+            }
+        }
+    };
+}
+
 mod apt;
 mod args;
 mod blockinfile;
@@ -20,6 +53,7 @@ mod nginx;
 mod package;
 mod pause;
 mod release;
+mod replace;
 mod service;
 mod stat;
 mod textfile;
@@ -366,6 +400,7 @@ static REGISTRY: &[&dyn Module] = &[
     &migrate::Migrate,
     &lineinfile::LineInFile,
     &blockinfile::BlockInFile,
+    &replace::Replace,
     &get_url::GetUrl,
     &unarchive::Unarchive,
     &fetch::Fetch,
@@ -498,7 +533,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("systemd", "ansible.builtin"),
     ("systemd_service", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),
-    ("replace", "ansible.builtin"),
     ("find", "ansible.builtin"),
     ("script", "ansible.builtin"),
     ("slurp", "ansible.builtin"),

@@ -190,3 +190,13 @@ pub(super) fn write_next(
         Ok(r)
     })))
 }
+
+/// A file the task needs is not on the host: Ansible's message and its rc 257.
+pub(super) fn missing(module: &str, path: &str, message: String) -> ModuleError {
+    ModuleError::Remote(crate::transport::Failure {
+        message,
+        command: format!("{module}: read {path}"),
+        rc: Some(257),
+        ..Default::default()
+    })
+}

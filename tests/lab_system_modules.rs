@@ -462,3 +462,85 @@ fn user_and_group_are_created_changed_and_removed() {
     assert_ne!(lab.on_host(3, &["test", "-e", &format!("/home/{user}")]).code, 0);
     assert_eq!(run_ok(&remove, &lab, &[]).total_changed(), 0);
 }
+
+/// `cron` with a file of /etc/cron.d on a real host: written with the user field, mode 0644,
+/// unchanged on a second run, `--check` leaves it alone, and the file goes with its last job.
+/// A user's crontab needs the host's `crontab` program; the lab has none, which is reported.
+#[test]
+fn cron_manages_a_cron_d_file() {
+    let lab = Lab::get();
+    let f = format!("/etc/cron.d/{}", unique("tend-cron-"));
+    let pf = play(
+        "h3",
+        &format!(
+            r#"    - name: job
+      ansible.builtin.cron:
+        name: rotate
+        minute: "15"
+        hour: "3"
+        job: /usr/sbin/logrotate /etc/logrotate.conf
+        user: root
+        cron_file: {f}
+      register: j
+    - name: var
+      cron: {{name: MAILTO, env: true, job: ops@example.com, user: root, cron_file: {f}}}
+    - name: results
+      debug:
+        msg: "{{{{ j.jobs | join(',') }}}} {{{{ j.cron_file }}}}"
+    - name: user crontab
+      cron: {{name: x, job: /bin/true, user: nobody}}
+      ignore_errors: true
+"#
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--diff"]);
+    assert_eq!(r.result("job", "h3")["status"], "changed");
+    assert_eq!(
+        r.result("job", "h3")["diff"][0]["after"],
+        "#Ansible: rotate\n15 3 * * * root /usr/sbin/logrotate /etc/logrotate.conf\n"
+    );
+    assert_eq!(r.result("results", "h3")["msg"], format!("rotate {f}"));
+    let user = r.result("user crontab", "h3");
+    assert_eq!(user["status"], "ignored");
+    assert!(
+        user["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Failed to find required executable \"crontab\""),
+        "{user}"
+    );
+    let want =
+        "MAILTO=\"ops@example.com\"\n#Ansible: rotate\n15 3 * * * root /usr/sbin/logrotate /etc/logrotate.conf\n";
+    assert_eq!(
+        lab.sh(3, &format!("cat {f}; stat -c '%a %U' {f}")),
+        format!("{want}644 root\n")
+    );
+    let again = run_ok(&pf, &lab, &[]);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // Drift: someone changes the hour. --check says so and writes nothing; a run repairs it.
+    lab.sh(3, &format!("sed -i 's/^15 3 /15 4 /' {f}"));
+    let check = run_ok(&pf, &lab, &["--check", "--diff"]);
+    assert_eq!(check.result("job", "h3")["status"], "changed");
+    assert!(lab.sh(3, &format!("cat {f}")).contains("15 4 * * *"));
+    run_ok(&pf, &lab, &[]);
+    assert_eq!(lab.sh(3, &format!("cat {f}")), want);
+
+    // Removing the variable and then the last job removes the file.
+    let rm = play(
+        "h3",
+        &format!(
+            r#"    - cron: {{name: MAILTO, env: true, state: absent, cron_file: {f}}}
+    - name: last job
+      cron: {{name: rotate, state: absent, cron_file: {f}}}
+"#
+        ),
+    );
+    let check = run_ok(&rm, &lab, &["--check"]);
+    assert_eq!(check.total_changed(), 2, "{check:?}");
+    assert_eq!(lab.sh(3, &format!("cat {f}")), want);
+    let gone = run_ok(&rm, &lab, &[]);
+    assert_eq!(gone.result("last job", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, &format!("test -e {f} && echo there || echo gone")), "gone\n");
+    assert_eq!(run_ok(&rm, &lab, &[]).total_changed(), 0);
+}

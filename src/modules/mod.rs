@@ -40,6 +40,7 @@ mod args;
 mod blockinfile;
 mod command;
 mod copy;
+mod cron;
 mod debug;
 mod fetch;
 mod file;
@@ -412,6 +413,7 @@ static REGISTRY: &[&dyn Module] = &[
     &service::Service,
     &user::User,
     &group::Group,
+    &cron::Cron,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -529,7 +531,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("deb822_repository", "ansible.builtin"),
     ("dpkg_selections", "ansible.builtin"),
     ("git", "ansible.builtin"),
-    ("cron", "ansible.builtin"),
     ("systemd", "ansible.builtin"),
     ("systemd_service", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),

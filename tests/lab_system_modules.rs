@@ -544,3 +544,75 @@ fn cron_manages_a_cron_d_file() {
     assert_eq!(lab.sh(3, &format!("test -e {f} && echo there || echo gone")), "gone\n");
     assert_eq!(run_ok(&rm, &lab, &[]).total_changed(), 0);
 }
+
+/// `authorized_key` on a real account: `.ssh` made 0700 and the file 0600, both owned by the
+/// user; several keys in one task, options, a second run that changes nothing, `--check`
+/// that leaves the file alone, `exclusive` and `state: absent`.
+#[test]
+fn authorized_key_manages_a_users_keys() {
+    let lab = Lab::get();
+    let user = unique("tk");
+    lab.sh(
+        3,
+        &format!("userdel -r {user} 2>/dev/null; useradd -m -s /bin/sh {user}"),
+    );
+    let a = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@laptop";
+    let b = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ bob";
+    let pf = play(
+        "h3",
+        &format!(
+            r#"    - name: keys
+      ansible.posix.authorized_key:
+        user: {user}
+        key: |
+          {a}
+          {b}
+      register: k
+    - name: options
+      authorized_key:
+        user: {user}
+        key: "{b}"
+        key_options: 'no-pty,from="10.0.0.0/8"'
+    - name: keyfile
+      debug:
+        msg: "{{{{ k.keyfile }}}}"
+"#
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--diff"]);
+    assert_eq!(r.result("keys", "h3")["status"], "changed");
+    assert_eq!(r.result("options", "h3")["status"], "changed");
+    let file = format!("/home/{user}/.ssh/authorized_keys");
+    assert_eq!(r.result("keyfile", "h3")["msg"], file);
+    let want = format!("{a}\nno-pty,from=\"10.0.0.0/8\" {b}\n");
+    assert_eq!(
+        lab.sh(3, &format!("cat {file}; stat -c '%a %U %G' /home/{user}/.ssh {file}")),
+        format!("{want}700 {user} {user}\n600 {user} {user}\n")
+    );
+    let again = run_ok(&pf, &lab, &[]);
+    // The first task's keys have no options, the second's do: the two tasks disagree on `b`,
+    // and each run puts its own version back, as in Ansible.
+    assert_eq!(again.result("keys", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, &format!("cat {file}")), want);
+
+    let only = play(
+        "h3",
+        &format!(
+            r#"    - name: only a
+      authorized_key: {{user: {user}, key: "{a}", exclusive: true}}
+    - name: no b
+      authorized_key: {{user: {user}, key: "{b}", state: absent}}
+"#
+        ),
+    );
+    let check = run_ok(&only, &lab, &["--check"]);
+    assert_eq!(check.result("only a", "h3")["status"], "changed");
+    assert_eq!(check.result("no b", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, &format!("cat {file}")), want);
+    let r = run_ok(&only, &lab, &[]);
+    assert_eq!(r.result("only a", "h3")["status"], "changed");
+    assert_eq!(r.result("no b", "h3")["status"], "ok");
+    assert_eq!(lab.sh(3, &format!("cat {file}")), format!("{a}\n"));
+    assert_eq!(run_ok(&only, &lab, &[]).total_changed(), 0);
+    lab.sh(3, &format!("userdel -r {user}"));
+}

@@ -73,7 +73,7 @@ impl Default for Block<'_> {
 }
 
 /// Python's `bytes.splitlines(True)`: lines end at `\n`, `\r\n` or `\r`, which they keep.
-fn splitlines(content: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn splitlines(content: &[u8]) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     let mut start = 0;
     let mut i = 0;

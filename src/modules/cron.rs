@@ -72,25 +72,10 @@ pub struct Edited {
 
 /// Python's `str.splitlines()` for the line ends a crontab can hold.
 fn splitlines(text: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => lines.push(std::mem::take(&mut cur)),
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                lines.push(std::mem::take(&mut cur));
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        lines.push(cur);
-    }
-    lines
+    super::blockinfile::splitlines(text.as_bytes())
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).trim_end_matches(['\r', '\n']).to_string())
+        .collect()
 }
 
 /// The lines of a user's crontab without the header some `crontab -l` print (Ansible's rule:

@@ -37,6 +37,7 @@ macro_rules! planned_module {
 
 mod apt;
 mod args;
+mod authorized_key;
 mod blockinfile;
 mod command;
 mod copy;
@@ -414,6 +415,7 @@ static REGISTRY: &[&dyn Module] = &[
     &user::User,
     &group::Group,
     &cron::Cron,
+    &authorized_key::AuthorizedKey,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -545,7 +547,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("assemble", "ansible.builtin"),
     ("sysctl", "ansible.posix"),
     ("mount", "ansible.posix"),
-    ("authorized_key", "ansible.posix"),
     ("synchronize", "ansible.posix"),
     ("firewalld", "ansible.posix"),
     ("seboolean", "ansible.posix"),

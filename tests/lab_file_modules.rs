@@ -906,3 +906,93 @@ fn replace_edits_every_match_like_ansible() {
     assert_eq!(lab.sh(2, &format!("grep -c '^port=8080$' {d}/hosts")), "1\n");
     lab.sh(2, &format!("rm -rf {d}"));
 }
+
+/// A fresh public key of `kind` (made by the host's ssh-keygen), without its comment.
+fn host_key(lab: &Lab, kind: &str) -> String {
+    let out = lab.sh(
+        2,
+        &format!(
+            "t=$(mktemp -u); ssh-keygen -q -t {kind} -N '' -f $t >/dev/null && cut -d' ' -f1,2 $t.pub; rm -f $t $t.pub"
+        ),
+    );
+    out.trim().to_string()
+}
+
+#[test]
+fn known_hosts_adds_replaces_and_removes_with_ssh_keygen() {
+    let lab = Lab::get();
+    let d = unique("known");
+    let (k1, k2, rsa) = (
+        host_key(&lab, "ed25519"),
+        host_key(&lab, "ed25519"),
+        host_key(&lab, "rsa"),
+    );
+    lab.sh(
+        2,
+        &format!("rm -rf {d}; mkdir -p {d}; printf 'other.example.com {rsa}\\n' > {d}/kh; chmod 600 {d}/kh"),
+    );
+    let task = |name: &str, key: &str, state: &str| {
+        format!(
+            "    - name: {name}\n      known_hosts: {{name: git.example.com, key: \"{key}\", path: {d}/kh, state: {state}}}\n"
+        )
+    };
+    let pf = PlaybookFile::new(&format!(
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n{}{}",
+        task("add", &format!("git.example.com {k1}"), "present"),
+        task("rsa too", &format!("git.example.com {rsa}"), "present"),
+    ));
+    let r = pf.run(&lab, &["--diff"]);
+    ok(&r);
+    assert_eq!(r.result("add", "h2")["status"], "changed");
+    assert_eq!(
+        r.result("add", "h2")["diff"][0]["after"],
+        format!("other.example.com {rsa}\ngit.example.com {k1}\n")
+    );
+    let want = format!("other.example.com {rsa}\ngit.example.com {k1}\ngit.example.com {rsa}\n");
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/kh; stat -c %a {d}/kh")),
+        format!("{want}600\n")
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // The host's ed25519 key changed: its line is replaced, --check first leaves it alone.
+    let new = PlaybookFile::new(&format!(
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n{}",
+        task("rotate", &format!("git.example.com {k2}"), "present"),
+    ));
+    let check = new.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("rotate", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("cat {d}/kh")), want);
+    ok(&new.run(&lab, &[]));
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/kh")),
+        format!("other.example.com {rsa}\ngit.example.com {rsa}\ngit.example.com {k2}\n")
+    );
+
+    // A key that does not name the host is refused; absent without a key drops every entry.
+    let rm = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: mismatch
+      known_hosts: {{name: git.example.com, key: "other.example.com {k1}", path: {d}/kh}}
+      ignore_errors: true
+    - name: forget
+      ansible.builtin.known_hosts: {{name: git.example.com, path: {d}/kh, state: absent}}
+"#
+    ));
+    let r = rm.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(
+        r.result("mismatch", "h2")["msg"],
+        "Host parameter does not match hashed host field in supplied key"
+    );
+    assert_eq!(r.result("forget", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("cat {d}/kh")), format!("other.example.com {rsa}\n"));
+    let r = rm.run(&lab, &[]);
+    assert_eq!(r.result("forget", "h2")["status"], "ok");
+    lab.sh(2, &format!("rm -rf {d}"));
+}

@@ -4,7 +4,7 @@
 //! format). The file is read in one round trip, edited here by [`edit`], written back only when
 //! it changed, with `.ssh` 0700 and the file 0600 owned by the user.
 
-use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, last_line, split_marked};
+use super::{Args, Ctx, Diff, Kind, ModuleError, ModuleResult, Param, last_line, split_marked};
 use crate::transport::shell::quote;
 use base64::Engine as _;
 use indexmap::IndexMap;
@@ -292,17 +292,7 @@ if [ "$follow" != 1 ] && [ -L "$path" ]; then rm -f -- "$path"; fi
 mv -f -- "$t" "$path" || { rm -f "$t"; exit 4; }
 "#;
 
-impl Module for AuthorizedKey {
-    fn name(&self) -> &'static str {
-        "authorized_key"
-    }
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(run(ctx, args))
-    }
-}
+async_module!(AuthorizedKey, "authorized_key", PARAMS, run);
 
 async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
     let user = args.str("user").unwrap_or_default();

@@ -3,7 +3,7 @@
 //! tool keep one entry per name. The crontab is read in one round trip, edited here by
 //! [`edit`] (a port of Ansible's `CronTab`), and written back only when it changed.
 
-use super::{Args, BoxFuture, Ctx, Diff, Kind, Module, ModuleError, ModuleResult, Param, last_line, split_marked};
+use super::{Args, Ctx, Diff, Kind, ModuleError, ModuleResult, Param, last_line, split_marked};
 use crate::transport::shell::quote;
 use base64::Engine as _;
 use serde_json::Value as Json;
@@ -292,15 +292,7 @@ if [ -n "$file" ]; then
   if [ -e "$file" ]; then now=$(sha256sum < "$file" | cut -c1-64); else now=absent; fi
   if [ "$now" != "$sum" ]; then echo "$file changed on the host while it was being edited" >&2; exit 6; fi
   if [ "$remove" = 1 ]; then rm -f -- "$file" || exit 4; say removed; exit 0; fi
-  d=$(dirname -- "$file")
-  t=$(mktemp "$d/.tend-cron.XXXXXX") || exit 4
-  printf '%s' "$new" | base64 -d > "$t" || { rm -f "$t"; exit 4; }
-  if [ -e "$file" ]; then
-    chmod --reference="$file" "$t" && chown --reference="$file" "$t" || { rm -f "$t"; exit 4; }
-  else
-    chmod 644 "$t"
-  fi
-  mv -f -- "$t" "$file" || { rm -f "$t"; exit 4; }
+  put_file "$file" "$new" || exit 4
   say written
   exit 0
 fi
@@ -313,17 +305,7 @@ crontab $u "$t" || { echo "Failed to install new cronfile" >&2; exit 5; }
 say written
 "#;
 
-impl Module for Cron {
-    fn name(&self) -> &'static str {
-        "cron"
-    }
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        Box::pin(run(ctx, args))
-    }
-}
+async_module!(Cron, "cron", PARAMS, run);
 
 fn b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(data)
@@ -449,12 +431,13 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
     }
     if changed && !ctx.check {
         let script = format!(
-            "{vars}new={} old={} sum={} remove={} backup={}\n{WRITE}",
+            "{vars}new={} old={} sum={} remove={} backup={}\n{}{WRITE}",
             quote(&b64(new.as_bytes())),
             quote(&b64(&raw)),
             quote(&sum),
             u8::from(edited.remove_file),
             u8::from(args.bool("backup", false)),
+            super::textfile::PUT_FILE,
         );
         let out = ctx.run_piped(&script).await?;
         let (marks, plain) = split_marked(&out);

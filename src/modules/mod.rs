@@ -35,6 +35,29 @@ macro_rules! planned_module {
     };
 }
 
+/// The `Module` impl of a module whose work is the async `$run(ctx, args)` (several round
+/// trips, decided as it goes).
+macro_rules! async_module {
+    ($ty:ty, $name:literal, $params:expr, $run:path) => {
+        impl $crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> &'static [$crate::modules::Param] {
+                $params
+            }
+            fn run<'a>(
+                &'a self,
+                ctx: &'a $crate::modules::Ctx<'a>,
+                args: &'a $crate::modules::Args,
+            ) -> $crate::modules::BoxFuture<'a, Result<$crate::modules::ModuleResult, $crate::modules::ModuleError>>
+            {
+                Box::pin($run(ctx, args))
+            }
+        }
+    };
+}
+
 mod apt;
 mod args;
 mod authorized_key;
@@ -48,6 +71,7 @@ mod file;
 mod get_url;
 mod group;
 mod include_vars;
+mod known_hosts;
 mod lineinfile;
 mod migrate;
 pub mod mysql;
@@ -416,6 +440,7 @@ static REGISTRY: &[&dyn Module] = &[
     &group::Group,
     &cron::Cron,
     &authorized_key::AuthorizedKey,
+    &known_hosts::KnownHosts,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -539,7 +564,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("find", "ansible.builtin"),
     ("script", "ansible.builtin"),
     ("slurp", "ansible.builtin"),
-    ("known_hosts", "ansible.builtin"),
     ("hostname", "ansible.builtin"),
     ("service_facts", "ansible.builtin"),
     ("package_facts", "ansible.builtin"),

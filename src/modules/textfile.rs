@@ -200,3 +200,18 @@ pub(super) fn missing(module: &str, path: &str, message: String) -> ModuleError 
         ..Default::default()
     })
 }
+
+/// A shell function `put_file FILE BASE64`: FILE replaced at once by the decoded content, with
+/// the mode and owner of the file it replaces (a new file gets 0644), for modules that write
+/// whole files they read before (`cron`, `known_hosts`).
+pub(super) const PUT_FILE: &str = r#"put_file() {
+  pf_t=$(mktemp "$(dirname -- "$1")/.tend.XXXXXX") || return 4
+  printf '%s' "$2" | base64 -d > "$pf_t" || { rm -f "$pf_t"; return 4; }
+  if [ -e "$1" ]; then
+    chmod --reference="$1" "$pf_t" && chown --reference="$1" "$pf_t" || { rm -f "$pf_t"; return 4; }
+  else
+    chmod 644 "$pf_t"
+  fi
+  mv -f -- "$pf_t" "$1" || { rm -f "$pf_t"; return 4; }
+}
+"#;

@@ -616,3 +616,72 @@ fn authorized_key_manages_a_users_keys() {
     assert_eq!(run_ok(&only, &lab, &[]).total_changed(), 0);
     lab.sh(3, &format!("userdel -r {user}"));
 }
+
+/// `sysctl` on a real host's network namespace (`net.ipv4.*` is per namespace): the file is
+/// written and reloaded, `sysctl_set` sets the live value, a second run changes nothing,
+/// `--check` changes neither, and `state: absent` removes the line.
+#[test]
+fn sysctl_writes_the_file_and_sets_the_live_value() {
+    let lab = Lab::get();
+    let f = format!("/root/{}.conf", unique("tend-sysctl-"));
+    let saved = lab.sh(3, "sysctl -n net.ipv4.tcp_keepalive_time net.ipv4.tcp_fin_timeout");
+    lab.sh(
+        3,
+        &format!("printf '# tuning\\nnet.ipv4.tcp_fin_timeout = 60\\n' > {f}; sysctl -w net.ipv4.tcp_keepalive_time=7200 net.ipv4.tcp_fin_timeout=60 >/dev/null"),
+    );
+    let pf = play(
+        "h3",
+        &format!(
+            r#"    - name: keepalive
+      ansible.posix.sysctl:
+        name: net.ipv4.tcp_keepalive_time
+        value: 600
+        sysctl_file: {f}
+    - name: fin
+      sysctl: {{name: net.ipv4.tcp_fin_timeout, value: "15", sysctl_set: true, reload: false, sysctl_file: {f}}}
+"#
+        ),
+    );
+    let check = run_ok(&pf, &lab, &["--check", "--diff"]);
+    assert_eq!(check.total_changed(), 2, "{check:?}");
+    assert_eq!(
+        check.result("keepalive", "h3")["diff"][0]["after"],
+        "# tuning\nnet.ipv4.tcp_fin_timeout=60\nnet.ipv4.tcp_keepalive_time=600\n"
+    );
+    let live = "sysctl -n net.ipv4.tcp_keepalive_time net.ipv4.tcp_fin_timeout";
+    assert_eq!(lab.sh(3, live), "7200\n60\n");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(r.total_changed(), 2, "{r:?}");
+    // The reload of the first task set 600 live (and 60 again from the file); the second set 15.
+    assert_eq!(lab.sh(3, live), "600\n15\n");
+    assert_eq!(
+        lab.sh(3, &format!("cat {f}")),
+        "# tuning\nnet.ipv4.tcp_fin_timeout=15\nnet.ipv4.tcp_keepalive_time=600\n"
+    );
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+    // The live value drifts: the reload of an unchanged file puts it back.
+    lab.sh(3, "sysctl -w net.ipv4.tcp_keepalive_time=100 >/dev/null");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(r.result("keepalive", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, "sysctl -n net.ipv4.tcp_keepalive_time"), "600\n");
+
+    let rm = play(
+        "h3",
+        &format!("    - sysctl: {{name: net.ipv4.tcp_keepalive_time, state: absent, sysctl_file: {f}}}\n"),
+    );
+    assert_eq!(run_ok(&rm, &lab, &[]).total_changed(), 1);
+    assert_eq!(
+        lab.sh(3, &format!("cat {f}")),
+        "# tuning\nnet.ipv4.tcp_fin_timeout=15\n"
+    );
+    assert_eq!(run_ok(&rm, &lab, &[]).total_changed(), 0);
+    let old: Vec<&str> = saved.lines().collect();
+    lab.sh(
+        3,
+        &format!(
+            "rm -f {f}; sysctl -w net.ipv4.tcp_keepalive_time={} net.ipv4.tcp_fin_timeout={} >/dev/null",
+            old.first().unwrap_or(&"7200"),
+            old.get(1).unwrap_or(&"60")
+        ),
+    );
+}

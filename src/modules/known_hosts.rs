@@ -3,7 +3,7 @@
 //! same type that differs is replaced on its line, and `state: absent` without a key removes
 //! every entry of the host with `ssh-keygen -R`.
 
-use super::textfile::PUT_FILE;
+use super::textfile::{PUT_FILE, decode_text};
 use super::{Args, Ctx, Diff, Kind, ModuleError, ModuleResult, Param, last_line, split_marked};
 use crate::transport::shell::quote;
 use base64::Engine as _;
@@ -168,16 +168,6 @@ put_file "$path" "$new" || exit 4
 
 async_module!(KnownHosts, "known_hosts", PARAMS, run);
 
-fn decode(text: Option<&str>) -> Result<Option<String>, ModuleError> {
-    text.map(|t| {
-        base64::engine::general_purpose::STANDARD
-            .decode(t.trim())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| ModuleError::Failed(format!("known_hosts: garbled answer ({e})")))
-    })
-    .transpose()
-}
-
 async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
     let host = args.str("name").unwrap_or_default().to_lowercase();
     let present = args.str("state").unwrap_or("present") == "present";
@@ -221,8 +211,8 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
     }
     let mark = |p: &str| marks.iter().find_map(|m| m.strip_prefix(p));
     let path = mark("path ").unwrap_or(path_arg).to_string();
-    let search_out = decode(mark("search "))?;
-    let before = decode(mark("content "))?;
+    let search_out = decode_text(mark("search "), "known_hosts")?;
+    let before = decode_text(mark("content "), "known_hosts")?;
     let found = search(search_out.as_deref(), key.as_deref()).map_err(ModuleError::Failed)?;
     let after = rewrite(
         before.as_deref().unwrap_or_default(),

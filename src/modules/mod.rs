@@ -82,6 +82,7 @@ mod release;
 mod replace;
 mod service;
 mod stat;
+mod sysctl;
 mod textfile;
 mod unarchive;
 mod uri;
@@ -441,6 +442,7 @@ static REGISTRY: &[&dyn Module] = &[
     &cron::Cron,
     &authorized_key::AuthorizedKey,
     &known_hosts::KnownHosts,
+    &sysctl::Sysctl,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -569,7 +571,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("package_facts", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
-    ("sysctl", "ansible.posix"),
     ("mount", "ansible.posix"),
     ("synchronize", "ansible.posix"),
     ("firewalld", "ansible.posix"),

@@ -215,3 +215,16 @@ pub(super) const PUT_FILE: &str = r#"put_file() {
   mv -f -- "$pf_t" "$1" || { rm -f "$pf_t"; return 4; }
 }
 "#;
+
+/// A base64 text a module's script printed after a mark, decoded (lossy UTF-8); `what` names
+/// the module and host for the error.
+pub(super) fn decode_text(t: Option<&str>, what: &str) -> Result<Option<String>, ModuleError> {
+    use base64::Engine as _;
+    t.map(|t| {
+        base64::engine::general_purpose::STANDARD
+            .decode(t.trim())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| ModuleError::Failed(format!("{what}: garbled answer ({e})")))
+    })
+    .transpose()
+}

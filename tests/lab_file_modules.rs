@@ -996,3 +996,42 @@ fn known_hosts_adds_replaces_and_removes_with_ssh_keygen() {
     assert_eq!(r.result("forget", "h2")["status"], "ok");
     lab.sh(2, &format!("rm -rf {d}"));
 }
+
+#[test]
+fn slurp_returns_a_hosts_file_in_base64() {
+    let lab = Lab::get();
+    let d = unique("slurp");
+    lab.sh(
+        2,
+        &format!("rm -rf {d}; mkdir -p {d}; printf 'key: \\001\\377 secret\\n' > {d}/f"),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: read
+      ansible.builtin.slurp: {{src: {d}/f}}
+      register: s
+    - name: show
+      debug:
+        msg: "{{{{ s.encoding }}}} {{{{ s.source }}}} {{{{ s.content }}}} {{{{ s.changed }}}}"
+    - name: missing
+      slurp: {{path: {d}/nope}}
+      ignore_errors: true
+    - name: dir
+      slurp: {{path: {d}}}
+      ignore_errors: true
+"#
+    ));
+    let r = pf.run(&lab, &["--check"]);
+    ok(&r);
+    let b64 = lab.sh(2, &format!("base64 -w0 < {d}/f"));
+    assert_eq!(r.result("read", "h2")["status"], "ok");
+    assert_eq!(r.result("show", "h2")["msg"], format!("base64 {d}/f {b64} False"));
+    assert_eq!(r.result("missing", "h2")["msg"], format!("file not found: {d}/nope"));
+    assert_eq!(
+        r.result("dir", "h2")["msg"],
+        format!("source is a directory and must be a file: {d}")
+    );
+    lab.sh(2, &format!("rm -rf {d}"));
+}

@@ -81,6 +81,7 @@ mod pause;
 mod release;
 mod replace;
 mod service;
+mod slurp;
 mod stat;
 mod sysctl;
 mod textfile;
@@ -443,6 +444,7 @@ static REGISTRY: &[&dyn Module] = &[
     &authorized_key::AuthorizedKey,
     &known_hosts::KnownHosts,
     &sysctl::Sysctl,
+    &slurp::Slurp,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -565,7 +567,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("sysvinit", "ansible.builtin"),
     ("find", "ansible.builtin"),
     ("script", "ansible.builtin"),
-    ("slurp", "ansible.builtin"),
     ("hostname", "ansible.builtin"),
     ("service_facts", "ansible.builtin"),
     ("package_facts", "ansible.builtin"),

@@ -1035,3 +1035,66 @@ fn slurp_returns_a_hosts_file_in_base64() {
     );
     lab.sh(2, &format!("rm -rf {d}"));
 }
+
+#[test]
+fn find_selects_files_as_ansible_does() {
+    let lab = Lab::get();
+    let d = unique("find");
+    lab.sh(
+        2,
+        &format!(
+            "rm -rf {d}; mkdir -p {d}/logs/old/deeper {d}/.hidden; cd {d}/logs; \
+             printf 'ERROR disk full\\n' > app.log; printf 'all good\\n' > web.log; head -c 20000 /dev/zero > big.log; \
+             printf 'x\\n' > notes.txt; printf 'ERROR old\\n' > old/app.log.1; touch -d '10 days ago' old/app.log.1; \
+             printf 'y\\n' > old/deeper/z.log; printf 'h\\n' > .dot.log; ln -s app.log link.log; chmod 600 web.log; \
+             printf 'k\\n' > {d}/.hidden/k.log"
+        ),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - find: {{paths: {d}/logs, patterns: "*.log"}}
+      register: top
+    - find: {{paths: "{d}/logs,{d}/nope", patterns: ['*.log', '*.1'], recurse: true, excludes: 'big*'}}
+      register: deep
+    - find: {{paths: {d}/logs, recurse: true, depth: 2, use_regex: true, patterns: ['^app\.log'], age: 2d}}
+      register: old
+    - find: {{paths: {d}/logs, recurse: true, contains: 'ERROR .*', get_checksum: true, hidden: true}}
+      register: errors
+    - find: {{paths: {d}/logs, size: 10k, mode: '0644'}}
+      register: big
+    - find: {{paths: {d}, file_type: directory, recurse: true, hidden: true}}
+      register: dirs
+    - find: {{paths: {d}/logs, file_type: link}}
+      register: links
+    - name: show
+      debug:
+        msg:
+          - "{{{{ top.files | map(attribute='path') | map('basename') | sort | join(',') }}}} {{{{ top.matched }}}} {{{{ top.examined }}}}"
+          - "{{{{ deep.files | map(attribute='path') | map('basename') | sort | join(',') }}}} {{{{ deep.skipped_paths | length }}}} {{{{ deep.msg }}}}"
+          - "{{{{ old.files | map(attribute='path') | map('basename') | join(',') }}}}"
+          - "{{{{ errors.files | map(attribute='path') | map('basename') | sort | join(',') }}}} {{{{ errors.files[0].checksum | length }}}}"
+          - "{{{{ big.files | map(attribute='path') | map('basename') | join(',') }}}} {{{{ big.files[0].size }}}} {{{{ big.files[0].mode }}}} {{{{ big.files[0].isreg }}}} {{{{ big.files[0].pw_name }}}}"
+          - "{{{{ dirs.files | map(attribute='path') | map('regex_replace', '^{d}/', '') | sort | join(',') }}}}"
+          - "{{{{ links.files | map(attribute='path') | map('basename') | join(',') }}}} {{{{ links.files[0].islnk }}}}"
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    let shown: serde_json::Value =
+        serde_json::from_str(r.result("show", "h2")["msg"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        shown,
+        serde_json::json!([
+            "app.log,big.log,web.log 3 7",
+            "app.log,app.log.1,web.log,z.log 1 Not all paths examined, check warnings for details",
+            "app.log.1",
+            "app.log,app.log.1 40",
+            "big.log 20000 0644 True root",
+            ".hidden,logs,logs/old,logs/old/deeper",
+            "link.log True",
+        ])
+    );
+    lab.sh(2, &format!("rm -rf {d}"));
+}

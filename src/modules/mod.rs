@@ -68,6 +68,7 @@ mod cron;
 mod debug;
 mod fetch;
 mod file;
+mod find;
 mod get_url;
 mod group;
 mod include_vars;
@@ -445,6 +446,7 @@ static REGISTRY: &[&dyn Module] = &[
     &known_hosts::KnownHosts,
     &sysctl::Sysctl,
     &slurp::Slurp,
+    &find::Find,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -565,7 +567,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("systemd", "ansible.builtin"),
     ("systemd_service", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),
-    ("find", "ansible.builtin"),
     ("script", "ansible.builtin"),
     ("hostname", "ansible.builtin"),
     ("service_facts", "ansible.builtin"),

@@ -1098,3 +1098,93 @@ fn find_selects_files_as_ansible_does() {
     );
     lab.sh(2, &format!("rm -rf {d}"));
 }
+
+#[test]
+fn archive_packs_trees_and_compresses_files() {
+    let lab = Lab::get();
+    let d = unique("archive");
+    lab.sh(
+        2,
+        &format!(
+            "rm -rf {d}; mkdir -p {d}/logs/sub {d}/out; cd {d}; printf 'a\\n' > logs/a.log; printf 'b\\n' > logs/sub/b.log; \
+             printf 'skip\\n' > logs/skip.tmp; printf 'dump\\n' > dump.sql; printf 'x\\n' > x.txt; printf 'y\\n' > y.txt"
+        ),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: tree
+      community.general.archive:
+        path: {d}/logs
+        dest: {d}/out/logs.tar.gz
+        exclusion_patterns: ['*.tmp']
+        mode: '0600'
+      register: t
+    - name: single
+      archive: {{path: {d}/dump.sql, format: bz2}}
+      register: s
+    - name: zip
+      archive: {{path: ["{d}/*.txt", {d}/nope], dest: {d}/out/txt.zip, format: zip}}
+      register: z
+    - name: show
+      debug:
+        msg:
+          - "{{{{ t.dest_state }}}} {{{{ t.arcroot }}}} {{{{ t.archived | length }}}}"
+          - "{{{{ s.dest }}}} {{{{ s.dest_state }}}}"
+          - "{{{{ z.dest_state }}}} {{{{ z.missing | join(',') }}}} {{{{ z.expanded_paths | sort | join(',') }}}}"
+"#
+    ));
+    let check = pf.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.total_changed(), 3, "{check:?}");
+    assert_eq!(lab.sh(2, &format!("ls {d}/out")), "");
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.total_changed(), 3, "{r:?}");
+    let shown: serde_json::Value =
+        serde_json::from_str(r.result("show", "h2")["msg"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        shown,
+        serde_json::json!([
+            format!("archive {d}/ 3"),
+            format!("{d}/dump.sql.bz2 compress"),
+            format!("incomplete {d}/nope {d}/nope,{d}/x.txt,{d}/y.txt"),
+        ])
+    );
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!(
+                "tar -tzf {d}/out/logs.tar.gz | sort; stat -c %a {d}/out/logs.tar.gz; bzip2 -dc {d}/dump.sql.bz2; unzip -Z1 {d}/out/txt.zip | sort"
+            )
+        ),
+        "logs/a.log\nlogs/sub/\nlogs/sub/b.log\n600\ndump\nx.txt\ny.txt\n"
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    // A source changes: only its archive is rebuilt.
+    lab.sh(2, &format!("printf 'b2\\n' > {d}/logs/sub/b.log"));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.result("tree", "h2")["status"], "changed");
+    assert_eq!(r.result("single", "h2")["status"], "ok");
+    assert_eq!(
+        lab.sh(2, &format!("tar -xzOf {d}/out/logs.tar.gz logs/sub/b.log")),
+        "b2\n"
+    );
+    // remove: the sources go once archived.
+    let rm = PlaybookFile::new(&format!(
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n    - archive: {{path: {d}/x.txt, dest: {d}/out/x.tar, format: tar, remove: true}}\n"
+    ));
+    ok(&rm.run(&lab, &[]));
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!("tar -tf {d}/out/x.tar; test -e {d}/x.txt && echo kept || echo removed")
+        ),
+        "x.txt\nremoved\n"
+    );
+    lab.sh(2, &format!("rm -rf {d}"));
+}

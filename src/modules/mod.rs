@@ -59,6 +59,7 @@ macro_rules! async_module {
 }
 
 mod apt;
+mod archive;
 mod args;
 mod authorized_key;
 mod blockinfile;
@@ -447,6 +448,7 @@ static REGISTRY: &[&dyn Module] = &[
     &sysctl::Sysctl,
     &slurp::Slurp,
     &find::Find,
+    &archive::Archive,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -586,7 +588,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("slackpkg", "community.general"),
     ("portage", "community.general"),
     ("apk", "community.general"),
-    ("archive", "community.general"),
     ("ini_file", "community.general"),
     ("mysql_variables", "community.mysql"),
     ("mysql_info", "community.mysql"),

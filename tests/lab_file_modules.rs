@@ -1188,3 +1188,70 @@ fn archive_packs_trees_and_compresses_files() {
     );
     lab.sh(2, &format!("rm -rf {d}"));
 }
+
+#[test]
+fn script_copies_a_local_script_and_runs_it() {
+    let lab = Lab::get();
+    let d = unique("script");
+    lab.sh(2, &format!("rm -rf {d}; mkdir -p {d}"));
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: setup
+      script: setup.sh {d}/done "two words"
+      args:
+        creates: {d}/done
+        chdir: {d}
+      register: s
+    - name: bash
+      ansible.builtin.script:
+        cmd: scripts/bashism.sh
+        executable: /bin/bash
+      register: b
+    - name: fails
+      script: fail.sh
+      ignore_errors: true
+    - name: show
+      debug:
+        msg: "{{{{ s.rc }}}}|{{{{ s.stdout }}}}|{{{{ s.stderr }}}}|{{{{ b.stdout }}}}"
+      when: s.rc is defined
+"#
+    ));
+    pf.file(
+        "files/setup.sh",
+        "#!/bin/sh\necho \"in $(pwd) with $# args: $2\"\necho warn >&2\nprintf '%s\\n' \"$@\" > \"$1\"\n",
+    )
+    .file("files/scripts/bashism.sh", "echo ${BASH_VERSION:+bash}\n")
+    .file("files/fail.sh", "#!/bin/sh\necho \"$0\"\necho nope >&2\nexit 3\n");
+    let check = pf.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("setup", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("ls -A {d}")), "");
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.result("setup", "h2")["status"], "changed");
+    assert_eq!(
+        r.result("show", "h2")["msg"],
+        format!("0|in {d} with 2 args: two words|warn|bash")
+    );
+    let fails = r.result("fails", "h2");
+    assert_eq!(fails["status"], "ignored");
+    assert_eq!(fails["rc"], 3);
+    // The copy of the script on the host is gone once it ran, even when it failed.
+    let copy = fails["stdout_tail"].as_str().unwrap_or_default().trim().to_string();
+    assert!(copy.starts_with("/tmp/"), "{fails}");
+    assert_eq!(
+        lab.sh(2, &format!("test -e {copy} && echo left || echo gone")),
+        "gone\n"
+    );
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/done; ls -A {d}")),
+        format!("{d}/done\ntwo words\ndone\n")
+    );
+    // `creates` exists now: not run again.
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.result("setup", "h2")["status"], "ok");
+    lab.sh(2, &format!("rm -rf {d}"));
+}

@@ -6,12 +6,18 @@
 /// (read, edit here, write): written once so such modules differ only in what they do.
 macro_rules! planned_module {
     ($ty:ty, $name:literal, $params:expr, $plan:path) => {
+        planned_module!($ty, $name, $params, $plan, free_form = None);
+    };
+    ($ty:ty, $name:literal, $params:expr, $plan:path,free_form = $free:expr) => {
         impl $crate::modules::Module for $ty {
             fn name(&self) -> &'static str {
                 $name
             }
             fn params(&self) -> &'static [$crate::modules::Param] {
                 $params
+            }
+            fn free_form(&self) -> Option<&'static str> {
+                $free
             }
             fn scripted(&self) -> bool {
                 true
@@ -82,6 +88,7 @@ mod package;
 mod pause;
 mod release;
 mod replace;
+mod script;
 mod service;
 mod slurp;
 mod stat;
@@ -449,6 +456,7 @@ static REGISTRY: &[&dyn Module] = &[
     &slurp::Slurp,
     &find::Find,
     &archive::Archive,
+    &script::ScriptModule,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -569,7 +577,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("systemd", "ansible.builtin"),
     ("systemd_service", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),
-    ("script", "ansible.builtin"),
     ("hostname", "ansible.builtin"),
     ("service_facts", "ansible.builtin"),
     ("package_facts", "ansible.builtin"),

@@ -1176,7 +1176,7 @@ fn archive_packs_trees_and_compresses_files() {
     );
     // remove: the sources go once archived.
     let rm = PlaybookFile::new(&format!(
-        "- hosts: h2\n  gather_facts: false\n  tasks:\n    - archive: {{path: {d}/x.txt, dest: {d}/out/x.tar, format: tar, remove: true}}\n"
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n    - archive: {{path: {d}/x.txt, dest: {d}/out/x.tar, format: tar, remove: true}}\n      register: x\n    - debug: {{msg: \"{{{{ x.dest_state }}}}\"}}\n"
     ));
     ok(&rm.run(&lab, &[]));
     assert_eq!(
@@ -1186,6 +1186,11 @@ fn archive_packs_trees_and_compresses_files() {
         ),
         "x.txt\nremoved\n"
     );
+    // The source is gone, the archive is there: nothing to do, and Ansible's state of it.
+    let again = rm.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    assert_eq!(again.result("debug", "h2")["msg"], "archive");
     lab.sh(2, &format!("rm -rf {d}"));
 }
 

@@ -218,7 +218,15 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
             "Error, created archive can not be contained in source paths when remove=true".into(),
         ));
     }
-    let is_archive = format != "gz" && format != "bz2" && format != "xz" || must_archive;
+    // Ansible's `is_archive`: what the destination's name says it is.
+    let is_archive = {
+        let base = dest.rsplit('/').next().unwrap_or_default().to_lowercase();
+        [
+            ".tar", ".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tgz", ".tbz2", ".tzst", ".zip",
+        ]
+        .iter()
+        .any(|e| base.ends_with(e))
+    };
     let mut r = ModuleResult::changed(false);
     let mut state = "absent";
     let mut archived = Vec::new();

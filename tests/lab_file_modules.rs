@@ -1260,3 +1260,42 @@ fn script_copies_a_local_script_and_runs_it() {
     assert_eq!(again.result("setup", "h2")["status"], "ok");
     lab.sh(2, &format!("rm -rf {d}"));
 }
+
+/// `authorized_key` with the keys at a URL (as `https://github.com/<user>.keys` serves them):
+/// the host fetches them, as Ansible's module does.
+#[test]
+fn authorized_key_fetches_keys_from_a_url_on_the_host() {
+    let lab = Lab::get();
+    let user = format!("tku{}", std::process::id());
+    let keys = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA one\n# a comment\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ two\n";
+    let srv = HttpServer::start(&lab, &[("alice.keys", keys.as_bytes())]);
+    lab.sh(2, &format!("userdel -r {user} 2>/dev/null; useradd -m {user}"));
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: from url
+      authorized_key: {{user: {user}, key: "{}", exclusive: true}}
+    - name: bad url
+      authorized_key: {{user: {user}, key: "{}"}}
+      ignore_errors: true
+"#,
+        srv.url("alice.keys"),
+        srv.url("nope.keys")
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.result("from url", "h2")["status"], "changed");
+    assert_eq!(
+        r.result("bad url", "h2")["msg"],
+        format!("Error getting key from: {}", srv.url("nope.keys"))
+    );
+    assert_eq!(
+        lab.sh(2, &format!("cat /home/{user}/.ssh/authorized_keys")),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA one\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ two\n"
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.result("from url", "h2")["status"], "ok");
+    lab.sh(2, &format!("userdel -r {user}"));
+}

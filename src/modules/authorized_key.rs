@@ -256,9 +256,23 @@ fn serialize(line: &Line) -> String {
     }
 }
 
-/// Finds the user and the file, and prints the file (base64).
+/// Fetches the keys from `url` on the host (as Ansible's module does), finds the user and the
+/// file, and prints the file (base64).
 const READ: &str = r#"set -u
 say() { echo "@@tend $*"; }
+if [ -n "$url" ]; then
+  k=""
+  if command -v curl >/dev/null 2>&1; then
+    set -- -fsSL; [ "$insecure" = 1 ] && set -- "$@" -k
+    k=$(curl "$@" -- "$url" | base64 -w0) && [ -n "$k" ] || { echo "Error getting key from: $url" >&2; exit 3; }
+  elif command -v wget >/dev/null 2>&1; then
+    set -- -qO-; [ "$insecure" = 1 ] && set -- "$@" --no-check-certificate
+    k=$(wget "$@" -- "$url" | base64 -w0) && [ -n "$k" ] || { echo "Error getting key from: $url" >&2; exit 3; }
+  else
+    echo "Error getting key from: $url (the host has neither curl nor wget)" >&2; exit 3
+  fi
+  say "keys $k"
+fi
 if ent=$(getent passwd "$user"); then
   home=$(echo "$ent" | cut -d: -f6); uid=$(echo "$ent" | cut -d: -f3); gid=$(echo "$ent" | cut -d: -f4)
   say "user $uid $gid"
@@ -297,11 +311,12 @@ async_module!(AuthorizedKey, "authorized_key", PARAMS, run);
 async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
     let user = args.str("user").unwrap_or_default();
     let key = args.str("key").unwrap_or_default();
-    if key.starts_with("http") || key.starts_with("file") {
+    if key.starts_with("file") {
         return Err(ModuleError::Args(format!(
-            "authorized_key: tend takes the keys themselves, not a URL or file to read them from ({key}); use a `lookup('file', ...)` or `uri` first"
+            "authorized_key: tend takes the keys themselves or an http(s) URL, not a file of the host ({key}); use `lookup('file', ...)` for a file of the control node"
         )));
     }
+    let url = key.starts_with("http").then_some(key);
     let follow = args.bool("follow", false);
     let manage_dir = args.bool("manage_dir", true);
     let want = Want {
@@ -312,14 +327,18 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         exclusive: args.bool("exclusive", false),
     };
     // Bad keys are refused before the host is asked.
-    edit("", &want).map_err(ModuleError::Failed)?;
+    if url.is_none() {
+        edit("", &want).map_err(ModuleError::Failed)?;
+    }
     let out = ctx
         .run_piped(&format!(
-            "user={} path={} follow={} check={}\n{READ}",
+            "user={} path={} follow={} check={} url={} insecure={}\n{READ}",
             quote(user),
             quote(args.str("path").unwrap_or_default()),
             u8::from(follow),
             u8::from(ctx.check),
+            quote(url.unwrap_or_default()),
+            u8::from(!args.bool("validate_certs", true)),
         ))
         .await?;
     let (marks, plain) = split_marked(&out);
@@ -338,6 +357,11 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         .map_err(|e| ModuleError::Failed(format!("authorized_key: garbled answer from {} ({e})", ctx.host)))?
         .unwrap_or_default();
     let existing = String::from_utf8_lossy(&raw).into_owned();
+    let fetched = super::textfile::decode_text(mark("keys ").as_deref(), "authorized_key")?;
+    let want = Want {
+        key: fetched.as_deref().unwrap_or(key),
+        ..want
+    };
     let new = edit(&existing, &want).map_err(ModuleError::Failed)?;
     let mut r = ModuleResult::changed(new.is_some());
     if let Some(new) = &new {

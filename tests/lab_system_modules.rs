@@ -718,19 +718,34 @@ chmod 755 {dir}/bin/crontab"#
       environment:
         PATH: "{dir}/bin:/usr/bin:/bin:/usr/sbin:/sbin"
     - name: root job
-      cron: {{name: report, special_time: daily, job: /usr/local/bin/report}}
+      cron: {{name: report, special_time: daily, job: /usr/local/bin/report, backup: true}}
       environment:
         PATH: "{dir}/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+      register: rj
+    - name: backup
+      debug: {{msg: "{{{{ rj.backup_file | default('none') }}}}"}}
 "#
         ),
     );
     let check = run_ok(&pf, &lab, &["--check", "--diff"]);
     assert_eq!(check.total_changed(), 2, "{check:?}");
     assert_eq!(lab.sh(3, &format!("ls {dir}/spool")), "");
-    run_ok(&pf, &lab, &[]);
+    // root's crontab has a job of its own: it is kept, and backed up as it was read (without
+    // the header of `crontab -l`).
+    lab.sh(
+        3,
+        &format!("printf '#Ansible: old\\n@hourly /bin/old\\n' > {dir}/spool/root"),
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    let backup = r.result("backup", "h3")["msg"].as_str().unwrap_or_default().to_string();
+    assert!(backup.starts_with("/tmp/crontab"), "{backup}");
+    assert_eq!(
+        lab.sh(3, &format!("cat {backup}; rm -f {backup}")),
+        "#Ansible: old\n@hourly /bin/old\n"
+    );
     assert_eq!(
         lab.sh(3, &format!("cat {dir}/spool/nobody {dir}/spool/root {dir}/installs")),
-        "#Ansible: warm cache\n*/5 * * * * /usr/local/bin/warm\n#Ansible: report\n@daily /usr/local/bin/report\nnobody\nroot\n"
+        "#Ansible: warm cache\n*/5 * * * * /usr/local/bin/warm\n#Ansible: old\n@hourly /bin/old\n#Ansible: report\n@daily /usr/local/bin/report\nnobody\nroot\n"
     );
     // The header `crontab -l` prints is not part of the crontab: nothing to install again.
     let again = run_ok(&pf, &lab, &[]);

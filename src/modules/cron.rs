@@ -409,6 +409,8 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         present,
         file_user: cron_file.as_ref().map(|_| user.unwrap_or("root")),
     };
+    // Ansible's backup is the crontab as it read it (without `crontab -l`'s header).
+    let original = render(&lines);
     let edited = edit(lines, &existing, &entry).map_err(ModuleError::Failed)?;
     let new = if edited.remove_file {
         String::new()
@@ -433,7 +435,7 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
         let script = format!(
             "{vars}new={} old={} sum={} remove={} backup={}\n{}{WRITE}",
             quote(&b64(new.as_bytes())),
-            quote(&b64(&raw)),
+            quote(&b64(original.as_bytes())),
             quote(&sum),
             u8::from(edited.remove_file),
             u8::from(args.bool("backup", false)),

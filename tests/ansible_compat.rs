@@ -700,3 +700,43 @@ fn yum_repository_writes_the_files_ansible_writes() {
     );
     assert!(ansible.ends_with("\nshared.repo\nFalse\n"), "{ansible}");
 }
+
+/// `cron` writes a cron file line for line as Ansible does (markers, user field, variables,
+/// special times, disabled jobs, a job replaced and one removed). Ansible insists on finding a
+/// `crontab` program even for a cron file, so a stand-in is put on its PATH.
+#[test]
+fn cron_files_are_written_as_ansible_writes_them() {
+    let dir = scratch();
+    let bin = dir.path().join("bin");
+    write_files(dir.path(), &[("bin/crontab", "#!/bin/sh\nexit 1\n")]);
+    std::fs::set_permissions(bin.join("crontab"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        format!(
+            r##"- hosts: localhost
+  gather_facts: no
+  environment:
+    PATH: "{}:/usr/bin:/bin:/usr/sbin:/sbin"
+  tasks:
+    - cron: {{name: backup, minute: "0", hour: "5,2", job: "/usr/local/bin/backup > /dev/null", user: root, cron_file: "{{{{ out }}}}"}}
+    - cron: {{name: warm, special_time: reboot, job: /usr/local/bin/warm, user: www-data, disabled: true, cron_file: "{{{{ out }}}}"}}
+    - cron: {{name: old, job: /bin/true, user: root, cron_file: "{{{{ out }}}}"}}
+    - cron: {{name: PATH, env: true, job: /usr/bin:/bin, user: root, cron_file: "{{{{ out }}}}"}}
+    - cron: {{name: MAILTO, env: true, job: ops@example.com, insertafter: PATH, user: root, cron_file: "{{{{ out }}}}"}}
+    - cron: {{name: backup, minute: "30", hour: "1", weekday: "1-5", job: "/usr/local/bin/backup > /dev/null", user: root, cron_file: "{{{{ out }}}}"}}
+    - cron: {{name: old, state: absent, cron_file: "{{{{ out }}}}"}}
+    - cron: {{name: backup, minute: "30", hour: "1", weekday: "1-5", job: "/usr/local/bin/backup > /dev/null", user: root, cron_file: "{{{{ out }}}}"}}
+      register: again
+    - lineinfile: {{path: "{{{{ out }}}}", line: "# again {{{{ again.changed }}}} {{{{ again.jobs | join(',') }}}} {{{{ again.envs | join(',') }}}}"}}
+"##,
+            bin.display()
+        ),
+    )
+    .expect("playbook");
+    let (text, _) = same_output(dir.path(), &pb);
+    assert_eq!(
+        text,
+        "PATH=\"/usr/bin:/bin\"\nMAILTO=\"ops@example.com\"\n#Ansible: backup\n30 1 * * 1-5 root /usr/local/bin/backup > /dev/null\n#Ansible: warm\n#@reboot www-data /usr/local/bin/warm\n# again False backup,warm PATH,MAILTO\n"
+    );
+}

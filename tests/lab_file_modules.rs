@@ -813,3 +813,489 @@ fn pause_waits_and_refuses_to_prompt_without_a_terminal() {
         "pause needs an answer at a terminal (prompt: \"Deploy now?\"), but tend's input is not a terminal; give `seconds` or `minutes` to pause without asking"
     );
 }
+
+#[test]
+fn replace_edits_every_match_like_ansible() {
+    let lab = Lab::get();
+    let d = unique("replace");
+    lab.sh(
+        2,
+        &format!(
+            "rm -rf {d}; mkdir -p {d}; printf '127.0.0.1 localhost\\n10.0.0.1 old.host.name alias\\n10.0.0.2 old.host.name\\n<vhost>\\nport=80\\n</vhost>\\nport=80\\n' > {d}/hosts; chmod 640 {d}/hosts; ln -s hosts {d}/link"
+        ),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: rename
+      replace:
+        path: {d}/link
+        regexp: '(\s+)old\.host\.name(\s+.*)?$'
+        replace: '\1new.host.name\2'
+        backup: true
+      register: rn
+    - name: backup file
+      debug:
+        msg: "{{{{ rn.backup_file }}}}"
+      when: rn is changed
+    - name: section
+      ansible.builtin.replace:
+        dest: {d}/hosts
+        after: '<vhost>'
+        before: '</vhost>'
+        regexp: '^port=(80)$'
+        replace: 'port=\g<1>80'
+    - name: no section
+      replace:
+        path: {d}/hosts
+        after: '<nothing>'
+        regexp: x
+        replace: y
+    - name: missing
+      replace:
+        path: {d}/nope
+        regexp: x
+      ignore_errors: true
+"#
+    ));
+    let r = pf.run(&lab, &["--diff"]);
+    ok(&r);
+    let rename = r.result("rename", "h2");
+    assert_eq!(rename["status"], "changed");
+    assert_eq!(rename["msg"], "2 replacements made");
+    let backup = r.result("backup file", "h2")["msg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(backup.starts_with(&format!("{d}/hosts.")), "{rename}");
+    assert_eq!(
+        lab.sh(2, &format!("cat {backup}")),
+        "127.0.0.1 localhost\n10.0.0.1 old.host.name alias\n10.0.0.2 old.host.name\n<vhost>\nport=80\n</vhost>\nport=80\n"
+    );
+    assert_eq!(r.result("section", "h2")["msg"], "1 replacements made");
+    assert_eq!(
+        r.result("section", "h2")["diff"][0]["after"],
+        "127.0.0.1 localhost\n10.0.0.1 new.host.name alias\n10.0.0.2 new.host.name\n<vhost>\nport=8080\n</vhost>\nport=80\n"
+    );
+    assert_eq!(r.result("no section", "h2")["status"], "ok");
+    assert_eq!(
+        r.result("no section", "h2")["msg"],
+        "Pattern for before/after params did not match the given file: <nothing>(?P<subsection>.*)"
+    );
+    assert_eq!(
+        r.result("missing", "h2")["msg"],
+        format!("Path {d}/nope does not exist !")
+    );
+    // The link still points at the edited file, whose mode is kept.
+    assert_eq!(
+        lab.sh(2, &format!("readlink {d}/link; stat -c %a {d}/hosts; cat {d}/hosts")),
+        "hosts\n640\n127.0.0.1 localhost\n10.0.0.1 new.host.name alias\n10.0.0.2 new.host.name\n<vhost>\nport=8080\n</vhost>\nport=80\n"
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    // Drift: --check reports it and leaves the file alone; a run repairs it.
+    lab.sh(2, &format!("sed -i 's/^port=8080$/port=80/' {d}/hosts"));
+    let before = lab.sh(2, &format!("sha256sum {d}/hosts"));
+    let check = pf.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("section", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("sha256sum {d}/hosts")), before);
+    ok(&pf.run(&lab, &[]));
+    assert_eq!(lab.sh(2, &format!("grep -c '^port=8080$' {d}/hosts")), "1\n");
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+/// A fresh public key of `kind` (made by the host's ssh-keygen), without its comment.
+fn host_key(lab: &Lab, kind: &str) -> String {
+    let out = lab.sh(
+        2,
+        &format!(
+            "t=$(mktemp -u); ssh-keygen -q -t {kind} -N '' -f $t >/dev/null && cut -d' ' -f1,2 $t.pub; rm -f $t $t.pub"
+        ),
+    );
+    out.trim().to_string()
+}
+
+#[test]
+fn known_hosts_adds_replaces_and_removes_with_ssh_keygen() {
+    let lab = Lab::get();
+    let d = unique("known");
+    let (k1, k2, rsa) = (
+        host_key(&lab, "ed25519"),
+        host_key(&lab, "ed25519"),
+        host_key(&lab, "rsa"),
+    );
+    lab.sh(
+        2,
+        &format!("rm -rf {d}; mkdir -p {d}; printf 'other.example.com {rsa}\\n' > {d}/kh; chmod 600 {d}/kh"),
+    );
+    let task = |name: &str, key: &str, state: &str| {
+        format!(
+            "    - name: {name}\n      known_hosts: {{name: git.example.com, key: \"{key}\", path: {d}/kh, state: {state}}}\n"
+        )
+    };
+    let pf = PlaybookFile::new(&format!(
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n{}{}",
+        task("add", &format!("git.example.com {k1}"), "present"),
+        task("rsa too", &format!("git.example.com {rsa}"), "present"),
+    ));
+    let r = pf.run(&lab, &["--diff"]);
+    ok(&r);
+    assert_eq!(r.result("add", "h2")["status"], "changed");
+    assert_eq!(
+        r.result("add", "h2")["diff"][0]["after"],
+        format!("other.example.com {rsa}\ngit.example.com {k1}\n")
+    );
+    let want = format!("other.example.com {rsa}\ngit.example.com {k1}\ngit.example.com {rsa}\n");
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/kh; stat -c %a {d}/kh")),
+        format!("{want}600\n")
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // The host's ed25519 key changed: its line is replaced, --check first leaves it alone.
+    let new = PlaybookFile::new(&format!(
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n{}",
+        task("rotate", &format!("git.example.com {k2}"), "present"),
+    ));
+    let check = new.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("rotate", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("cat {d}/kh")), want);
+    ok(&new.run(&lab, &[]));
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/kh")),
+        format!("other.example.com {rsa}\ngit.example.com {rsa}\ngit.example.com {k2}\n")
+    );
+
+    // A key that does not name the host is refused; absent without a key drops every entry.
+    let rm = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: mismatch
+      known_hosts: {{name: git.example.com, key: "other.example.com {k1}", path: {d}/kh}}
+      ignore_errors: true
+    - name: forget
+      ansible.builtin.known_hosts: {{name: git.example.com, path: {d}/kh, state: absent}}
+"#
+    ));
+    let r = rm.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(
+        r.result("mismatch", "h2")["msg"],
+        "Host parameter does not match hashed host field in supplied key"
+    );
+    assert_eq!(r.result("forget", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("cat {d}/kh")), format!("other.example.com {rsa}\n"));
+    let r = rm.run(&lab, &[]);
+    assert_eq!(r.result("forget", "h2")["status"], "ok");
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn slurp_returns_a_hosts_file_in_base64() {
+    let lab = Lab::get();
+    let d = unique("slurp");
+    lab.sh(
+        2,
+        &format!("rm -rf {d}; mkdir -p {d}; printf 'key: \\001\\377 secret\\n' > {d}/f"),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: read
+      ansible.builtin.slurp: {{src: {d}/f}}
+      register: s
+    - name: show
+      debug:
+        msg: "{{{{ s.encoding }}}} {{{{ s.source }}}} {{{{ s.content }}}} {{{{ s.changed }}}}"
+    - name: missing
+      slurp: {{path: {d}/nope}}
+      ignore_errors: true
+    - name: dir
+      slurp: {{path: {d}}}
+      ignore_errors: true
+"#
+    ));
+    let r = pf.run(&lab, &["--check"]);
+    ok(&r);
+    let b64 = lab.sh(2, &format!("base64 -w0 < {d}/f"));
+    assert_eq!(r.result("read", "h2")["status"], "ok");
+    assert_eq!(r.result("show", "h2")["msg"], format!("base64 {d}/f {b64} False"));
+    assert_eq!(r.result("missing", "h2")["msg"], format!("file not found: {d}/nope"));
+    assert_eq!(
+        r.result("dir", "h2")["msg"],
+        format!("source is a directory and must be a file: {d}")
+    );
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn find_selects_files_as_ansible_does() {
+    let lab = Lab::get();
+    let d = unique("find");
+    lab.sh(
+        2,
+        &format!(
+            "rm -rf {d}; mkdir -p {d}/logs/old/deeper {d}/.hidden; cd {d}/logs; \
+             printf 'ERROR disk full\\n' > app.log; printf 'all good\\n' > web.log; head -c 20000 /dev/zero > big.log; \
+             printf 'x\\n' > notes.txt; printf 'ERROR old\\n' > old/app.log.1; touch -d '10 days ago' old/app.log.1; \
+             printf 'y\\n' > old/deeper/z.log; printf 'h\\n' > .dot.log; ln -s app.log link.log; chmod 600 web.log; \
+             printf 'k\\n' > {d}/.hidden/k.log"
+        ),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - find: {{paths: {d}/logs, patterns: "*.log"}}
+      register: top
+    - find: {{paths: "{d}/logs,{d}/nope", patterns: ['*.log', '*.1'], recurse: true, excludes: 'big*'}}
+      register: deep
+    - find: {{paths: {d}/logs, recurse: true, depth: 2, use_regex: true, patterns: ['^app\.log'], age: 2d}}
+      register: old
+    - find: {{paths: {d}/logs, recurse: true, contains: 'ERROR .*', get_checksum: true, hidden: true}}
+      register: errors
+    - find: {{paths: {d}/logs, size: 10k, mode: '0644'}}
+      register: big
+    - find: {{paths: {d}, file_type: directory, recurse: true, hidden: true}}
+      register: dirs
+    - find: {{paths: {d}/logs, file_type: link}}
+      register: links
+    - name: show
+      debug:
+        msg:
+          - "{{{{ top.files | map(attribute='path') | map('basename') | sort | join(',') }}}} {{{{ top.matched }}}} {{{{ top.examined }}}}"
+          - "{{{{ deep.files | map(attribute='path') | map('basename') | sort | join(',') }}}} {{{{ deep.skipped_paths | length }}}} {{{{ deep.msg }}}}"
+          - "{{{{ old.files | map(attribute='path') | map('basename') | join(',') }}}}"
+          - "{{{{ errors.files | map(attribute='path') | map('basename') | sort | join(',') }}}} {{{{ errors.files[0].checksum | length }}}}"
+          - "{{{{ big.files | map(attribute='path') | map('basename') | join(',') }}}} {{{{ big.files[0].size }}}} {{{{ big.files[0].mode }}}} {{{{ big.files[0].isreg }}}} {{{{ big.files[0].pw_name }}}}"
+          - "{{{{ dirs.files | map(attribute='path') | map('regex_replace', '^{d}/', '') | sort | join(',') }}}}"
+          - "{{{{ links.files | map(attribute='path') | map('basename') | join(',') }}}} {{{{ links.files[0].islnk }}}}"
+"#
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    let shown: serde_json::Value =
+        serde_json::from_str(r.result("show", "h2")["msg"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        shown,
+        serde_json::json!([
+            "app.log,big.log,web.log 3 7",
+            "app.log,app.log.1,web.log,z.log 1 Not all paths examined, check warnings for details",
+            "app.log.1",
+            "app.log,app.log.1 40",
+            "big.log 20000 0644 True root",
+            ".hidden,logs,logs/old,logs/old/deeper",
+            "link.log True",
+        ])
+    );
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn archive_packs_trees_and_compresses_files() {
+    let lab = Lab::get();
+    let d = unique("archive");
+    lab.sh(
+        2,
+        &format!(
+            "rm -rf {d}; mkdir -p {d}/logs/sub {d}/out; cd {d}; printf 'a\\n' > logs/a.log; printf 'b\\n' > logs/sub/b.log; \
+             printf 'skip\\n' > logs/skip.tmp; printf 'dump\\n' > dump.sql; printf 'x\\n' > x.txt; printf 'y\\n' > y.txt"
+        ),
+    );
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: tree
+      community.general.archive:
+        path: {d}/logs
+        dest: {d}/out/logs.tar.gz
+        exclusion_patterns: ['*.tmp']
+        mode: '0600'
+      register: t
+    - name: single
+      archive: {{path: {d}/dump.sql, format: bz2}}
+      register: s
+    - name: zip
+      archive: {{path: ["{d}/*.txt", {d}/nope], dest: {d}/out/txt.zip, format: zip}}
+      register: z
+    - name: show
+      debug:
+        msg:
+          - "{{{{ t.dest_state }}}} {{{{ t.arcroot }}}} {{{{ t.archived | length }}}}"
+          - "{{{{ s.dest }}}} {{{{ s.dest_state }}}}"
+          - "{{{{ z.dest_state }}}} {{{{ z.missing | join(',') }}}} {{{{ z.expanded_paths | sort | join(',') }}}}"
+"#
+    ));
+    let check = pf.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.total_changed(), 3, "{check:?}");
+    assert_eq!(lab.sh(2, &format!("ls {d}/out")), "");
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.total_changed(), 3, "{r:?}");
+    let shown: serde_json::Value =
+        serde_json::from_str(r.result("show", "h2")["msg"].as_str().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        shown,
+        serde_json::json!([
+            format!("archive {d}/ 3"),
+            format!("{d}/dump.sql.bz2 compress"),
+            format!("incomplete {d}/nope {d}/nope,{d}/x.txt,{d}/y.txt"),
+        ])
+    );
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!(
+                "tar -tzf {d}/out/logs.tar.gz | sort; stat -c %a {d}/out/logs.tar.gz; bzip2 -dc {d}/dump.sql.bz2; unzip -Z1 {d}/out/txt.zip | sort"
+            )
+        ),
+        "logs/a.log\nlogs/sub/\nlogs/sub/b.log\n600\ndump\nx.txt\ny.txt\n"
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    // A source changes: only its archive is rebuilt.
+    lab.sh(2, &format!("printf 'b2\\n' > {d}/logs/sub/b.log"));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.result("tree", "h2")["status"], "changed");
+    assert_eq!(r.result("single", "h2")["status"], "ok");
+    assert_eq!(
+        lab.sh(2, &format!("tar -xzOf {d}/out/logs.tar.gz logs/sub/b.log")),
+        "b2\n"
+    );
+    // remove: the sources go once archived.
+    let rm = PlaybookFile::new(&format!(
+        "- hosts: h2\n  gather_facts: false\n  tasks:\n    - archive: {{path: {d}/x.txt, dest: {d}/out/x.tar, format: tar, remove: true}}\n      register: x\n    - debug: {{msg: \"{{{{ x.dest_state }}}}\"}}\n"
+    ));
+    ok(&rm.run(&lab, &[]));
+    assert_eq!(
+        lab.sh(
+            2,
+            &format!("tar -tf {d}/out/x.tar; test -e {d}/x.txt && echo kept || echo removed")
+        ),
+        "x.txt\nremoved\n"
+    );
+    // The source is gone, the archive is there: nothing to do, and Ansible's state of it.
+    let again = rm.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    assert_eq!(again.result("debug", "h2")["msg"], "archive");
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+#[test]
+fn script_copies_a_local_script_and_runs_it() {
+    let lab = Lab::get();
+    let d = unique("script");
+    lab.sh(2, &format!("rm -rf {d}; mkdir -p {d}"));
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: setup
+      script: setup.sh {d}/done "two words"
+      args:
+        creates: {d}/done
+        chdir: {d}
+      register: s
+    - name: bash
+      ansible.builtin.script:
+        cmd: scripts/bashism.sh
+        executable: /bin/bash
+      register: b
+    - name: fails
+      script: fail.sh
+      ignore_errors: true
+    - name: show
+      debug:
+        msg: "{{{{ s.rc }}}}|{{{{ s.stdout }}}}|{{{{ s.stderr }}}}|{{{{ b.stdout }}}}"
+      when: s.rc is defined
+"#
+    ));
+    pf.file(
+        "files/setup.sh",
+        "#!/bin/sh\necho \"in $(pwd) with $# args: $2\"\necho warn >&2\nprintf '%s\\n' \"$@\" > \"$1\"\n",
+    )
+    .file("files/scripts/bashism.sh", "echo ${BASH_VERSION:+bash}\n")
+    .file("files/fail.sh", "#!/bin/sh\necho \"$0\"\necho nope >&2\nexit 3\n");
+    let check = pf.run(&lab, &["--check"]);
+    ok(&check);
+    assert_eq!(check.result("setup", "h2")["status"], "changed");
+    assert_eq!(lab.sh(2, &format!("ls -A {d}")), "");
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.result("setup", "h2")["status"], "changed");
+    assert_eq!(
+        r.result("show", "h2")["msg"],
+        format!("0|in {d} with 2 args: two words|warn|bash")
+    );
+    let fails = r.result("fails", "h2");
+    assert_eq!(fails["status"], "ignored");
+    assert_eq!(fails["rc"], 3);
+    // The copy of the script on the host is gone once it ran, even when it failed.
+    let copy = fails["stdout_tail"].as_str().unwrap_or_default().trim().to_string();
+    assert!(copy.starts_with("/tmp/"), "{fails}");
+    assert_eq!(
+        lab.sh(2, &format!("test -e {copy} && echo left || echo gone")),
+        "gone\n"
+    );
+    assert_eq!(
+        lab.sh(2, &format!("cat {d}/done; ls -A {d}")),
+        format!("{d}/done\ntwo words\ndone\n")
+    );
+    // `creates` exists now: not run again.
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.result("setup", "h2")["status"], "ok");
+    lab.sh(2, &format!("rm -rf {d}"));
+}
+
+/// `authorized_key` with the keys at a URL (as `https://github.com/<user>.keys` serves them):
+/// the host fetches them, as Ansible's module does.
+#[test]
+fn authorized_key_fetches_keys_from_a_url_on_the_host() {
+    let lab = Lab::get();
+    let user = format!("tku{}", std::process::id());
+    let keys = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA one\n# a comment\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ two\n";
+    let srv = HttpServer::start(&lab, &[("alice.keys", keys.as_bytes())]);
+    lab.sh(2, &format!("userdel -r {user} 2>/dev/null; useradd -m {user}"));
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: h2
+  gather_facts: false
+  tasks:
+    - name: from url
+      authorized_key: {{user: {user}, key: "{}", exclusive: true}}
+    - name: bad url
+      authorized_key: {{user: {user}, key: "{}"}}
+      ignore_errors: true
+"#,
+        srv.url("alice.keys"),
+        srv.url("nope.keys")
+    ));
+    let r = pf.run(&lab, &[]);
+    ok(&r);
+    assert_eq!(r.result("from url", "h2")["status"], "changed");
+    assert_eq!(
+        r.result("bad url", "h2")["msg"],
+        format!("Error getting key from: {}", srv.url("nope.keys"))
+    );
+    assert_eq!(
+        lab.sh(2, &format!("cat /home/{user}/.ssh/authorized_keys")),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA one\nssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ two\n"
+    );
+    let again = pf.run(&lab, &[]);
+    ok(&again);
+    assert_eq!(again.result("from url", "h2")["status"], "ok");
+    lab.sh(2, &format!("userdel -r {user}"));
+}

@@ -911,3 +911,294 @@ fn selinux_and_firewall_modules_fail_clearly_where_the_host_lacks_them() {
     );
     assert_eq!(lab.sh(4, "ls /etc/selinux"), "semanage.conf\n");
 }
+
+/// `cron` with a file of /etc/cron.d on a real host: written with the user field, mode 0644,
+/// unchanged on a second run, `--check` leaves it alone, and the file goes with its last job.
+/// A user's crontab needs the host's `crontab` program; the lab has none, which is reported.
+#[test]
+fn cron_manages_a_cron_d_file() {
+    let lab = Lab::get();
+    let f = format!("/etc/cron.d/{}", unique("tend-cron-"));
+    let pf = play(
+        "h3",
+        &format!(
+            r#"    - name: job
+      ansible.builtin.cron:
+        name: rotate
+        minute: "15"
+        hour: "3"
+        job: /usr/sbin/logrotate /etc/logrotate.conf
+        user: root
+        cron_file: {f}
+      register: j
+    - name: var
+      cron: {{name: MAILTO, env: true, job: ops@example.com, user: root, cron_file: {f}}}
+    - name: results
+      debug:
+        msg: "{{{{ j.jobs | join(',') }}}} {{{{ j.cron_file }}}}"
+    - name: user crontab
+      cron: {{name: x, job: /bin/true, user: nobody}}
+      ignore_errors: true
+"#
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--diff"]);
+    assert_eq!(r.result("job", "h3")["status"], "changed");
+    assert_eq!(
+        r.result("job", "h3")["diff"][0]["after"],
+        "#Ansible: rotate\n15 3 * * * root /usr/sbin/logrotate /etc/logrotate.conf\n"
+    );
+    assert_eq!(r.result("results", "h3")["msg"], format!("rotate {f}"));
+    let user = r.result("user crontab", "h3");
+    assert_eq!(user["status"], "ignored");
+    assert!(
+        user["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Failed to find required executable \"crontab\""),
+        "{user}"
+    );
+    let want =
+        "MAILTO=\"ops@example.com\"\n#Ansible: rotate\n15 3 * * * root /usr/sbin/logrotate /etc/logrotate.conf\n";
+    assert_eq!(
+        lab.sh(3, &format!("cat {f}; stat -c '%a %U' {f}")),
+        format!("{want}644 root\n")
+    );
+    let again = run_ok(&pf, &lab, &[]);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+
+    // Drift: someone changes the hour. --check says so and writes nothing; a run repairs it.
+    lab.sh(3, &format!("sed -i 's/^15 3 /15 4 /' {f}"));
+    let check = run_ok(&pf, &lab, &["--check", "--diff"]);
+    assert_eq!(check.result("job", "h3")["status"], "changed");
+    assert!(lab.sh(3, &format!("cat {f}")).contains("15 4 * * *"));
+    run_ok(&pf, &lab, &[]);
+    assert_eq!(lab.sh(3, &format!("cat {f}")), want);
+
+    // Removing the variable and then the last job removes the file.
+    let rm = play(
+        "h3",
+        &format!(
+            r#"    - cron: {{name: MAILTO, env: true, state: absent, cron_file: {f}}}
+    - name: last job
+      cron: {{name: rotate, state: absent, cron_file: {f}}}
+"#
+        ),
+    );
+    let check = run_ok(&rm, &lab, &["--check"]);
+    assert_eq!(check.total_changed(), 2, "{check:?}");
+    assert_eq!(lab.sh(3, &format!("cat {f}")), want);
+    let gone = run_ok(&rm, &lab, &[]);
+    assert_eq!(gone.result("last job", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, &format!("test -e {f} && echo there || echo gone")), "gone\n");
+    assert_eq!(run_ok(&rm, &lab, &[]).total_changed(), 0);
+}
+
+/// `authorized_key` on a real account: `.ssh` made 0700 and the file 0600, both owned by the
+/// user; several keys in one task, options, a second run that changes nothing, `--check`
+/// that leaves the file alone, `exclusive` and `state: absent`.
+#[test]
+fn authorized_key_manages_a_users_keys() {
+    let lab = Lab::get();
+    let user = unique("tk");
+    lab.sh(
+        3,
+        &format!("userdel -r {user} 2>/dev/null; useradd -m -s /bin/sh {user}"),
+    );
+    let a = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice@laptop";
+    let b = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ bob";
+    let pf = play(
+        "h3",
+        &format!(
+            r#"    - name: keys
+      ansible.posix.authorized_key:
+        user: {user}
+        key: |
+          {a}
+          {b}
+      register: k
+    - name: options
+      authorized_key:
+        user: {user}
+        key: "{b}"
+        key_options: 'no-pty,from="10.0.0.0/8"'
+    - name: keyfile
+      debug:
+        msg: "{{{{ k.keyfile }}}}"
+"#
+        ),
+    );
+    let r = run_ok(&pf, &lab, &["--diff"]);
+    assert_eq!(r.result("keys", "h3")["status"], "changed");
+    assert_eq!(r.result("options", "h3")["status"], "changed");
+    let file = format!("/home/{user}/.ssh/authorized_keys");
+    assert_eq!(r.result("keyfile", "h3")["msg"], file);
+    let want = format!("{a}\nno-pty,from=\"10.0.0.0/8\" {b}\n");
+    assert_eq!(
+        lab.sh(3, &format!("cat {file}; stat -c '%a %U %G' /home/{user}/.ssh {file}")),
+        format!("{want}700 {user} {user}\n600 {user} {user}\n")
+    );
+    let again = run_ok(&pf, &lab, &[]);
+    // The first task's keys have no options, the second's do: the two tasks disagree on `b`,
+    // and each run puts its own version back, as in Ansible.
+    assert_eq!(again.result("keys", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, &format!("cat {file}")), want);
+
+    let only = play(
+        "h3",
+        &format!(
+            r#"    - name: only a
+      authorized_key: {{user: {user}, key: "{a}", exclusive: true}}
+    - name: no b
+      authorized_key: {{user: {user}, key: "{b}", state: absent}}
+"#
+        ),
+    );
+    let check = run_ok(&only, &lab, &["--check"]);
+    assert_eq!(check.result("only a", "h3")["status"], "changed");
+    assert_eq!(check.result("no b", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, &format!("cat {file}")), want);
+    let r = run_ok(&only, &lab, &[]);
+    assert_eq!(r.result("only a", "h3")["status"], "changed");
+    assert_eq!(r.result("no b", "h3")["status"], "ok");
+    assert_eq!(lab.sh(3, &format!("cat {file}")), format!("{a}\n"));
+    assert_eq!(run_ok(&only, &lab, &[]).total_changed(), 0);
+    lab.sh(3, &format!("userdel -r {user}"));
+}
+
+/// `sysctl` on a real host's network namespace (`net.ipv4.*` is per namespace): the file is
+/// written and reloaded, `sysctl_set` sets the live value, a second run changes nothing,
+/// `--check` changes neither, and `state: absent` removes the line.
+#[test]
+fn sysctl_writes_the_file_and_sets_the_live_value() {
+    let lab = Lab::get();
+    let f = format!("/root/{}.conf", unique("tend-sysctl-"));
+    let saved = lab.sh(3, "sysctl -n net.ipv4.tcp_keepalive_time net.ipv4.tcp_fin_timeout");
+    lab.sh(
+        3,
+        &format!("printf '# tuning\\nnet.ipv4.tcp_fin_timeout = 60\\n' > {f}; sysctl -w net.ipv4.tcp_keepalive_time=7200 net.ipv4.tcp_fin_timeout=60 >/dev/null"),
+    );
+    let pf = play(
+        "h3",
+        &format!(
+            r#"    - name: keepalive
+      ansible.posix.sysctl:
+        name: net.ipv4.tcp_keepalive_time
+        value: 600
+        sysctl_file: {f}
+    - name: fin
+      sysctl: {{name: net.ipv4.tcp_fin_timeout, value: "15", sysctl_set: true, reload: false, sysctl_file: {f}}}
+"#
+        ),
+    );
+    let check = run_ok(&pf, &lab, &["--check", "--diff"]);
+    assert_eq!(check.total_changed(), 2, "{check:?}");
+    assert_eq!(
+        check.result("keepalive", "h3")["diff"][0]["after"],
+        "# tuning\nnet.ipv4.tcp_fin_timeout=60\nnet.ipv4.tcp_keepalive_time=600\n"
+    );
+    let live = "sysctl -n net.ipv4.tcp_keepalive_time net.ipv4.tcp_fin_timeout";
+    assert_eq!(lab.sh(3, live), "7200\n60\n");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(r.total_changed(), 2, "{r:?}");
+    // The reload of the first task set 600 live (and 60 again from the file); the second set 15.
+    assert_eq!(lab.sh(3, live), "600\n15\n");
+    assert_eq!(
+        lab.sh(3, &format!("cat {f}")),
+        "# tuning\nnet.ipv4.tcp_fin_timeout=15\nnet.ipv4.tcp_keepalive_time=600\n"
+    );
+    assert_eq!(run_ok(&pf, &lab, &[]).total_changed(), 0);
+    // The live value drifts: the reload of an unchanged file puts it back.
+    lab.sh(3, "sysctl -w net.ipv4.tcp_keepalive_time=100 >/dev/null");
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(r.result("keepalive", "h3")["status"], "changed");
+    assert_eq!(lab.sh(3, "sysctl -n net.ipv4.tcp_keepalive_time"), "600\n");
+
+    let rm = play(
+        "h3",
+        &format!("    - sysctl: {{name: net.ipv4.tcp_keepalive_time, state: absent, sysctl_file: {f}}}\n"),
+    );
+    assert_eq!(run_ok(&rm, &lab, &[]).total_changed(), 1);
+    assert_eq!(
+        lab.sh(3, &format!("cat {f}")),
+        "# tuning\nnet.ipv4.tcp_fin_timeout=15\n"
+    );
+    assert_eq!(run_ok(&rm, &lab, &[]).total_changed(), 0);
+    let old: Vec<&str> = saved.lines().collect();
+    lab.sh(
+        3,
+        &format!(
+            "rm -f {f}; sysctl -w net.ipv4.tcp_keepalive_time={} net.ipv4.tcp_fin_timeout={} >/dev/null",
+            old.first().unwrap_or(&"7200"),
+            old.get(1).unwrap_or(&"60")
+        ),
+    );
+}
+
+/// `cron` on a user's crontab through the `crontab` program. The lab hosts have none, so a
+/// stand-in that keeps Debian's behaviour (`-u`, `-l` with its three header lines, "no crontab"
+/// with exit 1, install from a file) is put first on the task's PATH.
+#[test]
+fn cron_edits_a_users_crontab_through_crontab() {
+    let lab = Lab::get();
+    let dir = format!("/root/{}", unique("tend-crontab-"));
+    lab.sh(
+        3,
+        &format!(
+            r#"rm -rf {dir}; mkdir -p {dir}/bin {dir}/spool; cat > {dir}/bin/crontab <<'X'
+#!/bin/sh
+u=$(id -un); if [ "$1" = -u ]; then u=$2; shift 2; fi
+f={dir}/spool/$u
+case "$1" in
+  -l) [ -f "$f" ] || {{ echo "no crontab for $u" >&2; exit 1; }}
+      printf '# DO NOT EDIT THIS FILE - edit the master and reinstall.\n# (/tmp/crontab.x installed on Mon Dec  1 00:00:00 2026)\n# (Cron version -- $Id: crontab.c,v 2.13 1994/01/17 03:20:37 vixie Exp $)\n'
+      cat "$f";;
+  *) cat "$1" > "$f" && echo "$u" >> {dir}/installs;;
+esac
+X
+chmod 755 {dir}/bin/crontab"#
+        ),
+    );
+    let pf = play(
+        "h3",
+        &format!(
+            r#"    - name: job
+      cron: {{name: warm cache, minute: "*/5", job: /usr/local/bin/warm, user: nobody}}
+      environment:
+        PATH: "{dir}/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+    - name: root job
+      cron: {{name: report, special_time: daily, job: /usr/local/bin/report, backup: true}}
+      environment:
+        PATH: "{dir}/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+      register: rj
+    - name: backup
+      debug: {{msg: "{{{{ rj.backup_file | default('none') }}}}"}}
+"#
+        ),
+    );
+    let check = run_ok(&pf, &lab, &["--check", "--diff"]);
+    assert_eq!(check.total_changed(), 2, "{check:?}");
+    assert_eq!(lab.sh(3, &format!("ls {dir}/spool")), "");
+    // root's crontab has a job of its own: it is kept, and backed up as it was read (without
+    // the header of `crontab -l`).
+    lab.sh(
+        3,
+        &format!("printf '#Ansible: old\\n@hourly /bin/old\\n' > {dir}/spool/root"),
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    let backup = r.result("backup", "h3")["msg"].as_str().unwrap_or_default().to_string();
+    assert!(backup.starts_with("/tmp/crontab"), "{backup}");
+    assert_eq!(
+        lab.sh(3, &format!("cat {backup}; rm -f {backup}")),
+        "#Ansible: old\n@hourly /bin/old\n"
+    );
+    assert_eq!(
+        lab.sh(3, &format!("cat {dir}/spool/nobody {dir}/spool/root {dir}/installs")),
+        "#Ansible: warm cache\n*/5 * * * * /usr/local/bin/warm\n#Ansible: old\n@hourly /bin/old\n#Ansible: report\n@daily /usr/local/bin/report\nnobody\nroot\n"
+    );
+    // The header `crontab -l` prints is not part of the crontab: nothing to install again.
+    let again = run_ok(&pf, &lab, &[]);
+    assert_eq!(again.total_changed(), 0, "{again:?}");
+    assert_eq!(lab.sh(3, &format!("wc -l < {dir}/installs")), "2\n");
+    lab.sh(3, &format!("rm -rf {dir}"));
+}

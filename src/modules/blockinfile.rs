@@ -4,7 +4,7 @@
 
 use super::lineinfile::compile;
 use super::textfile;
-use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Next, Param, Plan, Script, run_planned};
+use super::{Args, Ctx, Kind, ModuleError, ModuleResult, Next, Param, Plan, Script};
 
 /// `blockinfile`.
 pub struct BlockInFile;
@@ -73,7 +73,7 @@ impl Default for Block<'_> {
 }
 
 /// Python's `bytes.splitlines(True)`: lines end at `\n`, `\r\n` or `\r`, which they keep.
-fn splitlines(content: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn splitlines(content: &[u8]) -> Vec<Vec<u8>> {
     let mut lines = Vec::new();
     let mut start = 0;
     let mut i = 0;
@@ -201,23 +201,7 @@ fn is_multiline(pattern: &str) -> bool {
         .is_some_and(|(flags, _)| !flags.contains(':') && flags.contains('m'))
 }
 
-impl Module for BlockInFile {
-    fn name(&self) -> &'static str {
-        "blockinfile"
-    }
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-    fn scripted(&self) -> bool {
-        true
-    }
-    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
-        Some(plan(ctx, args))
-    }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        run_planned(plan(ctx, args), ctx)
-    }
-}
+planned_module!(BlockInFile, "blockinfile", PARAMS, plan);
 
 fn block(args: &Args) -> Block<'_> {
     Block {

@@ -136,7 +136,9 @@ impl Module for Raw {
     }
 }
 
-fn plan_command(ctx: &Ctx<'_>, args: &Args, line: &str, shown: &str) -> Plan {
+/// A command line run with `chdir`, `creates`/`removes` and check mode as `command` runs it
+/// (also `script`'s wrapper).
+pub(super) fn plan_command(ctx: &Ctx<'_>, args: &Args, line: &str, shown: &str) -> Plan {
     let mut script = String::new();
     if let Some(dir) = args.str("chdir") {
         script.push_str(&format!("cd {} || exit $?\n", quote(dir)));

@@ -3,7 +3,7 @@
 //! below, and written back only when it changed (guarded by the checksum of what was read).
 
 use super::textfile;
-use super::{Args, BoxFuture, Ctx, Kind, Module, ModuleError, ModuleResult, Next, Param, Plan, Script, run_planned};
+use super::{Args, Ctx, Kind, ModuleError, ModuleResult, Next, Param, Plan, Script};
 use regex::bytes::{Captures, Regex};
 
 /// `lineinfile`.
@@ -303,23 +303,7 @@ pub(super) fn compile(pattern: &str) -> Result<Regex, String> {
     Regex::new(&pattern.replace(r"\Z", r"\z")).map_err(|e| format!("invalid regular expression `{pattern}`: {e}"))
 }
 
-impl Module for LineInFile {
-    fn name(&self) -> &'static str {
-        "lineinfile"
-    }
-    fn params(&self) -> &'static [Param] {
-        PARAMS
-    }
-    fn scripted(&self) -> bool {
-        true
-    }
-    fn plan(&self, ctx: &Ctx<'_>, args: &Args) -> Option<Result<Plan, ModuleError>> {
-        Some(plan(ctx, args))
-    }
-    fn run<'a>(&'a self, ctx: &'a Ctx<'a>, args: &'a Args) -> BoxFuture<'a, Result<ModuleResult, ModuleError>> {
-        run_planned(plan(ctx, args), ctx)
-    }
-}
+planned_module!(LineInFile, "lineinfile", PARAMS, plan);
 
 /// Reads the file, edits it here, and writes it back as a second script when it changed.
 fn plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
@@ -356,12 +340,11 @@ fn plan(ctx: &Ctx<'_>, args: &Args) -> Result<Plan, ModuleError> {
         return Ok(Plan::Remote(Script::chained(script, None, move |out| {
             let cur = textfile::parse_read(&out, "lineinfile", &path)?;
             if cur.content.is_none() && !create {
-                return Err(ModuleError::Remote(crate::transport::Failure {
-                    message: format!("Destination {path} does not exist !"),
-                    command: format!("lineinfile: read {path}"),
-                    rc: Some(257),
-                    ..Default::default()
-                }));
+                return Err(textfile::missing(
+                    "lineinfile",
+                    &path,
+                    format!("Destination {path} does not exist !"),
+                ));
             }
             let spec = Present {
                 line: args.str("line").unwrap_or_default(),

@@ -2,22 +2,89 @@
 //! connects), then at run time first probes "what would change" and applies only outside check
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
+/// The `Module` impl of a module that is always planned as scripts by `$plan(ctx, args)`
+/// (read, edit here, write): written once so such modules differ only in what they do.
+macro_rules! planned_module {
+    ($ty:ty, $name:literal, $params:expr, $plan:path) => {
+        planned_module!($ty, $name, $params, $plan, free_form = None);
+    };
+    ($ty:ty, $name:literal, $params:expr, $plan:path,free_form = $free:expr) => {
+        impl $crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> &'static [$crate::modules::Param] {
+                $params
+            }
+            fn free_form(&self) -> Option<&'static str> {
+                $free
+            }
+            fn scripted(&self) -> bool {
+                true
+            }
+            fn plan(
+                &self,
+                ctx: &$crate::modules::Ctx<'_>,
+                args: &$crate::modules::Args,
+            ) -> Option<Result<$crate::modules::Plan, $crate::modules::ModuleError>> {
+                Some($plan(ctx, args))
+            }
+            fn run<'a>(
+                &'a self,
+                ctx: &'a $crate::modules::Ctx<'a>,
+                args: &'a $crate::modules::Args,
+            ) -> $crate::modules::BoxFuture<'a, Result<$crate::modules::ModuleResult, $crate::modules::ModuleError>>
+            {
+                $crate::modules::run_planned($plan(ctx, args), ctx)
+            }
+        }
+    };
+}
+
+/// The `Module` impl of a module whose work is the async `$run(ctx, args)` (several round
+/// trips, decided as it goes).
+macro_rules! async_module {
+    ($ty:ty, $name:literal, $params:expr, $run:path) => {
+        impl $crate::modules::Module for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn params(&self) -> &'static [$crate::modules::Param] {
+                $params
+            }
+            fn run<'a>(
+                &'a self,
+                ctx: &'a $crate::modules::Ctx<'a>,
+                args: &'a $crate::modules::Args,
+            ) -> $crate::modules::BoxFuture<'a, Result<$crate::modules::ModuleResult, $crate::modules::ModuleError>>
+            {
+                Box::pin($run(ctx, args))
+            }
+        }
+    };
+}
+
 mod apt;
 mod apt_repository;
+mod archive;
 mod args;
+mod authorized_key;
 mod blockinfile;
 mod command;
 mod copy;
+mod cron;
 mod debug;
 mod dnf;
 mod fetch;
 mod file;
+mod find;
 mod firewall;
 mod get_url;
 mod git;
 mod group;
 mod hostname;
 mod include_vars;
+mod known_hosts;
 mod lineinfile;
 mod migrate;
 mod mount;
@@ -27,12 +94,16 @@ mod package;
 mod package_facts;
 mod pause;
 mod release;
+mod replace;
+mod script;
 mod seboolean;
 mod selinux;
 mod service;
 mod service_facts;
 mod setup;
+mod slurp;
 mod stat;
+mod sysctl;
 mod systemd;
 mod textfile;
 mod timezone;
@@ -411,6 +482,7 @@ static REGISTRY: &[&dyn Module] = &[
     &mount::Mount,
     &lineinfile::LineInFile,
     &blockinfile::BlockInFile,
+    &replace::Replace,
     &get_url::GetUrl,
     &git::Git,
     &unarchive::Unarchive,
@@ -446,6 +518,14 @@ static REGISTRY: &[&dyn Module] = &[
         tool: "firewall-cmd",
         params: firewall::FIREWALLD_PARAMS,
     },
+    &cron::Cron,
+    &authorized_key::AuthorizedKey,
+    &known_hosts::KnownHosts,
+    &sysctl::Sysctl,
+    &slurp::Slurp,
+    &find::Find,
+    &archive::Archive,
+    &script::ScriptModule,
 ];
 
 /// The collections whose modules tend has under their short names, with those names (Ansible
@@ -558,17 +638,9 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("apt_key", "ansible.builtin"),
     ("deb822_repository", "ansible.builtin"),
     ("dpkg_selections", "ansible.builtin"),
-    ("cron", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),
-    ("replace", "ansible.builtin"),
-    ("find", "ansible.builtin"),
-    ("script", "ansible.builtin"),
-    ("slurp", "ansible.builtin"),
-    ("known_hosts", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
-    ("sysctl", "ansible.posix"),
-    ("authorized_key", "ansible.posix"),
     ("synchronize", "ansible.posix"),
     ("pkgng", "community.general"),
     ("openbsd_pkg", "community.general"),
@@ -576,7 +648,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("slackpkg", "community.general"),
     ("portage", "community.general"),
     ("apk", "community.general"),
-    ("archive", "community.general"),
     ("ini_file", "community.general"),
     ("expect", "ansible.builtin"),
     ("async_status", "ansible.builtin"),

@@ -190,3 +190,41 @@ pub(super) fn write_next(
         Ok(r)
     })))
 }
+
+/// A file the task needs is not on the host: Ansible's message and its rc 257.
+pub(super) fn missing(module: &str, path: &str, message: String) -> ModuleError {
+    ModuleError::Remote(crate::transport::Failure {
+        message,
+        command: format!("{module}: read {path}"),
+        rc: Some(257),
+        ..Default::default()
+    })
+}
+
+/// A shell function `put_file FILE BASE64`: FILE replaced at once by the decoded content, with
+/// the mode and owner of the file it replaces (a new file gets 0644), for modules that write
+/// whole files they read before (`cron`, `known_hosts`).
+pub(super) const PUT_FILE: &str = r#"put_file() {
+  pf_t=$(mktemp "$(dirname -- "$1")/.tend.XXXXXX") || return 4
+  printf '%s' "$2" | base64 -d > "$pf_t" || { rm -f "$pf_t"; return 4; }
+  if [ -e "$1" ]; then
+    chmod --reference="$1" "$pf_t" && chown --reference="$1" "$pf_t" || { rm -f "$pf_t"; return 4; }
+  else
+    chmod 644 "$pf_t"
+  fi
+  mv -f -- "$pf_t" "$1" || { rm -f "$pf_t"; return 4; }
+}
+"#;
+
+/// A base64 text a module's script printed after a mark, decoded (lossy UTF-8); `what` names
+/// the module and host for the error.
+pub(super) fn decode_text(t: Option<&str>, what: &str) -> Result<Option<String>, ModuleError> {
+    use base64::Engine as _;
+    t.map(|t| {
+        base64::engine::general_purpose::STANDARD
+            .decode(t.trim())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| ModuleError::Failed(format!("{what}: garbled answer ({e})")))
+    })
+    .transpose()
+}

@@ -79,7 +79,7 @@ fn logical_backups_record_a_consistent_point_and_a_failed_one_is_never_good() {
         "{on_store} vs {rec}"
     );
     let rows = lab.sh(
-        6,
+        store_host(&lab),
         &format!("zstd -dc {file} | grep -c \"^INSERT INTO \\`t\\`\" || true"),
     );
     assert_ne!(rows.trim(), "0", "no rows of t in the dump");
@@ -432,7 +432,7 @@ fn point_in_time_restores(kind: &str, file: &str) {
 
     // A damaged file in the store: refused, the file and both sums named, nothing touched.
     lab.sh(
-        6,
+        store_host(&lab),
         &format!("cp -p {store}/{backup_id}/{file} /tmp/good-{tag} && printf x >> {store}/{backup_id}/{file}"),
     );
     let r = with_store(
@@ -457,7 +457,7 @@ fn point_in_time_restores(kind: &str, file: &str) {
         // Files of another release series would not start: refused before anything is done.
         let entry = format!("{store}/catalog/{backup_id}.json");
         lab.sh(
-            6,
+            store_host(&lab),
             &format!("cp -p {entry} /tmp/entry-{tag} && sed -i 's/\"server_version\":\"10\\./\"server_version\":\"9./' {entry}"),
         );
         let r = with_store(

@@ -190,7 +190,7 @@ fn stop_command(marker: &str) -> String {
     let rest = marker.strip_prefix('@').unwrap_or(marker);
     format!(
         "pkill -WINCH -f {} || true",
-        quote(&format!("^sh -c eval .* tm=[@]{rest}$"))
+        quote(&format!("^sh -c tend_s=.* tm=[@]{rest}$"))
     )
 }
 

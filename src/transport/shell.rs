@@ -103,6 +103,10 @@ if ! printf '%s\n' "$tend_pw" | sudo -S -k -p '' -u "$u" true 2>/dev/null; then
 fi
 { printf '%s\n' "$tend_pw"; exec cat; } | sudo -H -S -k -p '' -u "$u" -- "$@""#;
 
+/// The script's last line, a comment: a script cut short on the way (the connection dropped)
+/// lacks it and is not run at all, rather than run in part.
+const SCRIPT_END: &str = "#tend:end-of-script";
+
 /// The command line handed to the host's login shell, and the bytes to send on its standard
 /// input before the command's own: the script travels on stdin (`head -c` reads exactly its
 /// length, then `sh` evaluates it), so what it holds (passwords from a vault, file contents,
@@ -111,8 +115,14 @@ fi
 /// `become` is set, killed after the command's timeout when it has one (exit 124, like
 /// `timeout(1)`).
 pub fn command_line(command: &RemoteCommand, escalate: Option<&Become>) -> (String, Vec<u8>) {
-    let script = &command.script;
-    let mut line = format!("sh -c {}", quote(&format!("eval \"$(head -c {})\"", script.len())));
+    let script = format!("{}\n{SCRIPT_END}", command.script);
+    let mut line = format!(
+        "sh -c {}",
+        quote(&format!(
+            "tend_s=$(head -c {}); case $tend_s in *'{SCRIPT_END}') eval \"$tend_s\";; *) echo \"tend: the script reached $(hostname) cut short; nothing of it ran\" >&2; exit 125;; esac",
+            script.len()
+        ))
+    );
     if let Some(tag) = &command.tag {
         line = format!("{line} {}", quote(tag));
     }
@@ -276,5 +286,22 @@ mod tests {
         let out = run_line((line, sent), b"data\nmore");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "s3cr3t pass|data\nmore");
         assert_eq!(out.status.code(), Some(3));
+    }
+
+    #[test]
+    fn a_script_cut_short_on_the_way_runs_not_at_all() {
+        let dir = std::env::temp_dir().join(format!("tend-cut-{}", std::process::id()));
+        let marker = dir.join("ran");
+        let script = format!(
+            "mkdir -p {0}; touch {1}\nrm -rf {0}/keep\n",
+            quote(&dir.display().to_string()),
+            quote(&marker.display().to_string())
+        );
+        let (line, sent) = command_line(&RemoteCommand::new(script), None);
+        // The connection drops before the last bytes: the first line must not run either.
+        let cut = sent[..sent.len() - 4].to_vec();
+        let out = run_line((line, cut), b"");
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        assert!(!marker.exists());
     }
 }

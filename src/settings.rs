@@ -91,7 +91,7 @@ pub fn valid_name(name: &str) -> bool {
 
 /// Privilege escalation as the command line asks for it (`--become`, `--become-user`): the
 /// lowest layer, under playbook keywords and variables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct BecomeFlags {
     /// `--become` (or `--become-user`, which implies it).
     pub enabled: bool,
@@ -99,6 +99,17 @@ pub struct BecomeFlags {
     pub user: Option<String>,
     /// `--ask-become-pass`: sudo's password, asked once on the terminal.
     pub password: Option<String>,
+}
+
+/// Never shows the password (options are printed in debug output).
+impl std::fmt::Debug for BecomeFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BecomeFlags")
+            .field("enabled", &self.enabled)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
 }
 
 /// Decides whether and as whom commands run: variables (`ansible_become`,
@@ -123,19 +134,27 @@ pub fn escalation(
 }
 
 /// Gives an escalation sudo's password: the host's `ansible_become_password` over the one
-/// `--ask-become-pass` asked for. The password is a secret of the run from then on.
+/// `--ask-become-pass` asked for. The password is a secret of the run from then on. sudo reads
+/// it as one line, so a line break or NUL in it is refused: the rest would reach the shell as
+/// script text.
 pub fn with_become_password(
     escalate: Option<crate::transport::Become>,
     var: Option<String>,
     flags: &BecomeFlags,
-) -> Option<crate::transport::Become> {
-    escalate.map(|b| {
-        let password = var.or_else(|| flags.password.clone());
-        if let Some(p) = &password {
-            crate::vault::reveal(p);
+) -> Result<Option<crate::transport::Become>, String> {
+    let Some(b) = escalate else {
+        return Ok(None);
+    };
+    let password = var.or_else(|| flags.password.clone());
+    if let Some(p) = &password {
+        crate::vault::reveal(p);
+        if p.contains(['\n', '\r', '\0']) {
+            return Err(
+                "the become password holds a line break or a NUL byte, which sudo cannot read as one line".into(),
+            );
         }
-        crate::transport::Become { password, ..b }
-    })
+    }
+    Ok(Some(crate::transport::Become { password, ..b }))
 }
 
 /// The variable layers of one host for one piece of work, lowest first; the inventory, the
@@ -355,6 +374,22 @@ pub fn bool_var(engine: &Engine, scope: &Scope, name: &str) -> Result<Option<boo
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_become_password_with_a_line_break_is_refused() {
+        let flags = BecomeFlags::default();
+        let root = || Some(crate::transport::Become::user("root"));
+        for bad in ["pw\nrm -rf /", "pw\r", "p\0w"] {
+            let err = with_become_password(root(), Some(bad.into()), &flags).err();
+            assert!(err.is_some_and(|e| !e.contains("pw")), "{bad:?}");
+        }
+        let ok = with_become_password(root(), Some(" spaced pw ".into()), &flags);
+        assert_eq!(
+            ok.ok().flatten().and_then(|b| b.password).as_deref(),
+            Some(" spaced pw ")
+        );
+        assert!(with_become_password(None, Some("x\n".into()), &flags).is_ok_and(|b| b.is_none()));
+    }
 
     #[test]
     fn booleans_read_as_ansible_reads_them() {

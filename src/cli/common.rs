@@ -90,12 +90,11 @@ impl ConnectionOpts {
             let pw = match ASKED.get() {
                 Some(pw) => pw.clone(),
                 None => {
-                    let answer = crate::vault::keys::prompt("BECOME password: ").map_err(|e| {
+                    let pw = crate::vault::keys::prompt_exact("BECOME password: ").map_err(|e| {
                         Diagnostic::plain(format!("--ask-become-pass: {e}")).with_hint(
                             "run at a terminal, or keep the password in a vault as `ansible_become_password`",
                         )
                     })?;
-                    let pw = String::from_utf8_lossy(&answer).into_owned();
                     ASKED.get_or_init(|| pw).clone()
                 }
             };

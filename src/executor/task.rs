@@ -688,9 +688,22 @@ impl Executor<'_> {
             return Ok(None);
         }
         let password = match self.inv.host_index(&target.name) {
-            Some(d) if delegated => ["ansible_become_password", "ansible_become_pass"]
+            // The delegated host's own password, rendered here as its other settings are.
+            Some(d) if delegated => match ["ansible_become_password", "ansible_become_pass"]
                 .iter()
-                .find_map(|v| self.vars.get(d, v).and_then(|p| p.as_str().map(str::to_string))),
+                .find_map(|v| self.vars.get(d, v))
+            {
+                Some(raw) => match self
+                    .engine
+                    .render_value(raw, scope)
+                    .map_err(|e| format!("ansible_become_password of `{}`: {e}", target.name))?
+                {
+                    Json::String(s) => Some(s),
+                    Json::Null => None,
+                    other => Some(other.to_string()),
+                },
+                None => None,
+            },
             _ if delegated => None,
             _ => match crate::settings::text_var(self.engine, scope, "ansible_become_password")? {
                 Some(p) => Some(p),
@@ -703,11 +716,7 @@ impl Executor<'_> {
         {
             return Err(format!("ansible_become_password: {why}"));
         }
-        Ok(crate::settings::with_become_password(
-            escalate,
-            password,
-            &self.opts.become_flags,
-        ))
+        crate::settings::with_become_password(escalate, password, &self.opts.become_flags)
     }
 
     fn delegate_target(&self, name: &str) -> Result<Target, String> {

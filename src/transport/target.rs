@@ -126,7 +126,8 @@ impl Target {
             None,
             flags,
         );
-        let escalate = crate::settings::with_become_password(escalate, become_password(&host)?, flags);
+        let escalate = crate::settings::with_become_password(escalate, become_password(&host)?, flags)
+            .map_err(|why| host_error(name, why))?;
         if let Some(method) = host.text("ansible_become_method")?
             && method != "sudo"
         {

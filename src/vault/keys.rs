@@ -186,6 +186,17 @@ impl IdSpec {
 /// Asks on the terminal (`/dev/tty`, nothing echoed; stdin may be a pipe), surrounding
 /// whitespace stripped as Ansible strips it; an empty answer is refused.
 pub fn prompt(text: &str) -> Result<Vec<u8>, KeyError> {
+    let answer = prompt_exact(text)?;
+    let answer = answer.trim();
+    if answer.is_empty() {
+        return Err(KeyError::Prompt("an empty password is no password".into()));
+    }
+    Ok(answer.as_bytes().to_vec())
+}
+
+/// The answer as typed, spaces kept: sudo's password is compared as it is (Ansible's `-K`
+/// does not strip it either), while vault passwords are stripped like Ansible's.
+pub fn prompt_exact(text: &str) -> Result<String, KeyError> {
     if std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -194,12 +205,7 @@ pub fn prompt(text: &str) -> Result<Vec<u8>, KeyError> {
     {
         return Err(KeyError::NoTerminal);
     }
-    let answer = rpassword::prompt_password(text).map_err(|e| KeyError::Prompt(e.to_string()))?;
-    let answer = answer.trim();
-    if answer.is_empty() {
-        return Err(KeyError::Prompt("an empty password is no password".into()));
-    }
-    Ok(answer.as_bytes().to_vec())
+    rpassword::prompt_password(text).map_err(|e| KeyError::Prompt(e.to_string()))
 }
 
 /// A file's content without surrounding whitespace, or an executable's output without its

@@ -167,4 +167,32 @@ fn mount_keeps_fstab_and_the_mount_in_step() {
     assert_eq!(field(&r, "m", "status"), "changed", "{r:?}");
     assert_eq!(seen(), "no line\nnot mounted\n");
     lab.sh(1, &format!("rmdir {path}"));
+
+    // A mount point with a space: fstab holds it as `\040`, and the line is found again.
+    let spaced = |state: &str| {
+        play(
+            "h1",
+            &format!(
+                "    - name: m\n      ansible.posix.mount:\n        path: \"{path} b\"\n        src: tmpfs\n        fstype: tmpfs\n        opts: size=1m\n        state: {state}\n"
+            ),
+        )
+        .run(&lab, &[])
+    };
+    assert_eq!(field(&spaced("mounted"), "m", "status"), "changed");
+    assert_eq!(field(&spaced("mounted"), "m", "status"), "ok");
+    assert_eq!(
+        lab.sh(
+            1,
+            &format!("grep -c '^tmpfs {path}\\\\040b ' /etc/fstab; findmnt -n -o FSTYPE '{path} b'")
+        ),
+        "1\ntmpfs\n"
+    );
+    assert_eq!(field(&spaced("absent"), "m", "status"), "changed");
+    assert_eq!(
+        lab.sh(
+            1,
+            &format!("grep -c '{path}' /etc/fstab; findmnt '{path} b' || echo gone; rmdir '{path} b'")
+        ),
+        "0\ngone\n"
+    );
 }

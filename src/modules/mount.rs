@@ -43,14 +43,16 @@ step() {
 }
 # The mount point as fstab writes it: spaces and tabs escaped.
 pe=$(printf '%s' "$path" | sed -e 's/ /\\040/g' -e 's/\t/\\011/g')
-old=$(awk -v p="$pe" '$1 !~ /^#/ && $2 == p' "$fstab" 2>/dev/null | tail -n 1)
+# awk reads the values from its environment: `-v` would turn `\040` back into a space.
+export tend_p="$pe"
+old=$(awk '$1 !~ /^#/ && $2 == ENVIRON["tend_p"]' "$fstab" 2>/dev/null | tail -n 1)
 new="$src $pe $fstype $opts $dump $passno"
 same() { [ "$(printf '%s' "$old" | tr -s ' \t' '  ')" = "$new" ]; }
 mounted() { mountpoint -q -- "$path" 2>/dev/null; }
 fstab_changed=
 write_fstab() {  # $1: the new line, or empty to remove the mount point's lines
   t=$(mktemp) || exit 1
-  awk -v p="$pe" -v l="$1" 'BEGIN {done = 0} $1 !~ /^#/ && $2 == p {if (l != "" && !done) {print l; done = 1}; next} {print} END {if (l != "" && !done) print l}' "$fstab" > "$t" 2>/dev/null || { [ ! -e "$fstab" ] || { rm -f "$t"; say "fail fstab 1"; exit 1; }; printf '%s\n' "$1" > "$t"; }
+  tend_l=$1 awk 'BEGIN {done = 0; p = ENVIRON["tend_p"]; l = ENVIRON["tend_l"]} $1 !~ /^#/ && $2 == p {if (l != "" && !done) {print l; done = 1}; next} {print} END {if (l != "" && !done) print l}' "$fstab" > "$t" 2>/dev/null || { [ ! -e "$fstab" ] || { rm -f "$t"; say "fail fstab 1"; exit 1; }; printf '%s\n' "$1" > "$t"; }
   [ "$backup" = 1 ] && [ -e "$fstab" ] && cp -p -- "$fstab" "$fstab.$(date +%Y-%m-%d@%H:%M:%S~)"
   cat "$t" > "$fstab" || { rm -f "$t"; say "fail fstab 1"; exit 1; }
   rm -f "$t"

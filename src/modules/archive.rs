@@ -29,8 +29,12 @@ pub fn common_path(paths: &[String]) -> String {
     let dirs: Vec<String> = paths.iter().map(|p| with_slash(dirname(p))).collect();
     let first = dirs.first().cloned().unwrap_or_default();
     let mut n = first.len();
-    for d in &dirs[1..] {
+    for d in dirs.iter().skip(1) {
         n = n.min(first.bytes().zip(d.bytes()).take_while(|(a, b)| a == b).count());
+    }
+    // Python compares characters: the prefix ends on one's boundary.
+    while !first.is_char_boundary(n) {
+        n -= 1;
     }
     with_slash(dirname(&first[..n]))
 }
@@ -108,7 +112,11 @@ else
   done | while IFS= read -r full; do
     name=${full#"$root"}
     skip=0
-    for e in $exclusions; do case "$name" in $e) skip=1;; esac; done
+    # One pattern a line, matched as a pattern, never expanded against the files here.
+    oifs=$IFS; IFS='
+'
+    set -f; for e in $exclusions; do case "$name" in $e) skip=1;; esac; done; set +f
+    IFS=$oifs
     [ "$skip" = 1 ] && continue
     printf '%s\n' "$name" >> "$tmp.list"
     say "archived $full"
@@ -298,5 +306,7 @@ mod tests {
         assert_eq!(common_path(&v(&["/srv/a/x", "/srv/b/y"])), "/srv/");
         assert_eq!(common_path(&v(&["/srv/ab/x", "/srv/ac/y"])), "/srv/");
         assert_eq!(common_path(&v(&["/x"])), "/");
+        assert_eq!(common_path(&v(&["/srv/é/x", "/srv/è/y"])), "/srv/");
+        assert_eq!(common_path(&[]), "");
     }
 }

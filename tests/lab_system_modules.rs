@@ -594,6 +594,25 @@ fn dnf_installs_upgrades_and_removes_from_a_local_repository() {
     assert_eq!(installed(&lab), "1.11.1\n");
     assert_eq!(status(&run_ok(&latest, &lab, &[]), "latest", "h1"), "ok");
 
+    // `name: '*'` upgrades what is installed (and installs nothing else); with `present` it
+    // is refused rather than read as every package of the repositories.
+    rpm_repo(dir.path(), &name, &["1.2"]);
+    ship_repo(&lab, 1, dir.path(), &dest);
+    let all = |state: &str| {
+        play(
+            "h1",
+            &format!(
+                "    - name: all\n      dnf:\n        name: '*'\n        state: {state}\n        enablerepo: {repo_id}\n        update_cache: true\n"
+            ),
+        )
+    };
+    let r = all("present").run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stdout.contains("goes with `state: latest`"), "{r:?}");
+    assert_eq!(status(&run_ok(&all("latest"), &lab, &[]), "all", "h1"), "changed");
+    assert_eq!(installed(&lab), "1.21.2\n");
+    assert_eq!(status(&run_ok(&all("latest"), &lab, &[]), "all", "h1"), "ok");
+
     let remove = play(
         "h1",
         &format!("    - name: remove\n      package:\n        name: {name}\n        state: absent\n        use: dnf\n"),

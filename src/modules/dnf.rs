@@ -44,7 +44,26 @@ step() {
   cat "$o"; cat "$e" >&2
   if [ "$rc" != 0 ]; then say "fail $(basename "$pm") $rc"; exit "$rc"; fi
 }
-installed() { rq -q --quiet "$1" 2>/dev/null || rq -q --quiet --whatprovides "$1" 2>/dev/null; }
+installed() {
+  case $1 in
+    *[*?[]*) [ -n "$(rq -qa "$1" 2>/dev/null)" ] ;;  # a pattern: some installed package matches
+    *) rq -q --quiet "$1" 2>/dev/null || rq -q --quiet --whatprovides "$1" 2>/dev/null ;;
+  esac
+}
+if [ "$*" = '*' ]; then
+  # `name: '*'`: every installed package, as Ansible's upgrade of all.
+  case $state in
+    latest) ;;
+    *) echo "\`name: '*'\` means every installed package: it goes with \`state: latest\`" >&2; say "fail usage 1"; exit 1 ;;
+  esac
+  [ "$cache" = 1 ] && step pmx -y -q makecache --refresh
+  pmx -q check-update >/dev/null 2>"$e"; rc=$?
+  case $rc in
+    0) exit 0 ;;
+    100) say "change upgrade all"; [ "$check" = 1 ] || step pmx -y upgrade; exit 0 ;;
+    *) cat "$e" >&2; say "fail check-update $rc"; exit "$rc" ;;
+  esac
+fi
 # A cache refresh changes no package: it runs in check mode too, so that `latest` tells the truth.
 if [ "$cache" = 1 ]; then step pmx -y -q makecache --refresh; fi
 missing=; present=

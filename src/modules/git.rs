@@ -172,9 +172,19 @@ impl Module for Git {
             let (marks, plain) = split_marked(&out);
             let ran = marks.iter().rev().find_map(|m| m.strip_prefix("run "));
             if marks.iter().any(|m| m.starts_with("fail ")) || !out.success() {
+                let plain = crate::transport::Output {
+                    rc: plain.rc,
+                    stdout: without_password(&String::from_utf8_lossy(&plain.stdout)).into_bytes(),
+                    stderr: without_password(&String::from_utf8_lossy(&plain.stderr)).into_bytes(),
+                };
                 return Err(ModuleError::remote(
-                    format!("git {repo} → {dest} failed on {}: {}", ctx.host, last_line(&plain)),
-                    ran.unwrap_or("git"),
+                    format!(
+                        "git {} → {dest} failed on {}: {}",
+                        without_password(repo),
+                        ctx.host,
+                        last_line(&plain)
+                    ),
+                    without_password(ran.unwrap_or("git")),
                     &plain,
                 ));
             }
@@ -202,5 +212,30 @@ impl Module for Git {
             r.data.insert("remote_url_changed".into(), Json::Bool(url_changed));
             Ok(r)
         })
+    }
+}
+
+/// A URL's password (`https://user:token@host/…`) hidden, for messages: the repository's
+/// address is shown, its credentials are not.
+fn without_password(text: &str) -> String {
+    static USERINFO: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"(://[^/@\s:]*):[^/@\s]*@").ok());
+    match &*USERINFO {
+        Some(re) => re.replace_all(text, "$1:********@").into_owned(),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn a_url_password_is_hidden_and_the_rest_kept() {
+        assert_eq!(
+            without_password("git clone https://ci:t0k3n@git.example/shop.git /srv/x"),
+            "git clone https://ci:********@git.example/shop.git /srv/x"
+        );
+        assert_eq!(without_password("ssh://git@host/x.git"), "ssh://git@host/x.git");
     }
 }

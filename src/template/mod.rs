@@ -167,6 +167,14 @@ pub fn is_template(s: &str) -> bool {
 /// back-reference for `regex_replace`); minijinja would read an octal escape. Doubles those
 /// backslashes inside the string literals of expressions and tags (`code`: all of `text` is an
 /// expression).
+/// The length of the `{% raw %}…{% endraw %}` block `text` starts with, if it starts with one.
+fn raw_block_end(text: &str) -> Option<usize> {
+    static RAW: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?s)\A\{%[-+]?\s*raw\s*[-+]?%\}.*?\{%[-+]?\s*endraw\s*[-+]?%\}").ok()
+    });
+    RAW.as_ref()?.find(text).map(|m| m.end())
+}
+
 fn keep_backreferences(text: &str, code: bool) -> std::borrow::Cow<'_, str> {
     if !text.contains('\\') {
         return std::borrow::Cow::Borrowed(text);
@@ -195,6 +203,12 @@ fn keep_backreferences(text: &str, code: bool) -> std::borrow::Cow<'_, str> {
                 in_code = false;
             }
             None if !in_code && c == b'{' && matches!(b.get(i + 1), Some(b'{' | b'%')) => {
+                // A `{% raw %}` block is text, copied as it is up to its `{% endraw %}`.
+                if let Some(end) = raw_block_end(&text[i..]) {
+                    out.extend_from_slice(&b[i..i + end]);
+                    i += end;
+                    continue;
+                }
                 in_code = true;
                 out.extend_from_slice(&b[i..i + 2]);
                 i += 2;
@@ -367,6 +381,11 @@ mod tests {
         assert_eq!(
             keep_backreferences(r"{% set a = '\n\d' %}", false),
             r"{% set a = '\n\d' %}"
+        );
+        let raw = r#"{% raw %}{{ "\1" }}{% endraw %} {{ "\2" }}"#;
+        assert_eq!(
+            keep_backreferences(raw, false),
+            r#"{% raw %}{{ "\1" }}{% endraw %} {{ "\\2" }}"#
         );
         let e = Engine::new();
         let mut s = Scope::new();

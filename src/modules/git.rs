@@ -27,18 +27,9 @@ const PARAMS: &[Param] = &[
     Param::new("executable", Kind::Str),
 ];
 
-const SCRIPT: &str = r#"set -u
-export LC_ALL=C GIT_TERMINAL_PROMPT=0
-say() { echo "@@tend $*"; }
-o=$(mktemp) && e=$(mktemp) || exit 1
-trap 'rm -f "$o" "$e"' EXIT
-step() {
-  printf '@@tend run git'; shift; printf ' %s' "$@"; echo
-  set -- "$git" "$@"
-  "$@" </dev/null >"$o" 2>"$e"; rc=$?
-  cat "$o"; cat "$e" >&2
-  if [ "$rc" != 0 ]; then say "fail git $rc"; exit "$rc"; fi
-}
+const SCRIPT: &str = concat!(
+    step_script!(),
+    r#"export GIT_TERMINAL_PROMPT=0
 command -v "$git" >/dev/null 2>&1 || { echo "no \`$git\` on $(hostname)" >&2; say "fail none 127"; exit 127; }
 [ -z "$umask" ] || umask "$umask"
 # The commit `version` names at the remote (empty: unknown there).
@@ -64,8 +55,8 @@ if [ ! -e "$dest/.git" ]; then
   [ "$single" = 1 ] && set -- "$@" --single-branch
   [ "$recursive" = 1 ] && set -- "$@" --recurse-submodules
   if [ "$version" != HEAD ] && ! is_sha; then set -- "$@" --branch "$version"; fi
-  step git "$@" -- "$repo" "$dest"
-  if is_sha; then step git -C "$dest" checkout --quiet --detach "$version"; fi
+  step "$git" "$@" -- "$repo" "$dest"
+  if is_sha; then step "$git" -C "$dest" checkout --quiet --detach "$version"; fi
   say "change clone $("$git" -C "$dest" rev-parse HEAD)"
   exit 0
 fi
@@ -89,12 +80,12 @@ if [ "$check" = 1 ]; then
   exit 0
 fi
 if [ "$url" != "$repo" ]; then
-  if [ -n "$url" ]; then step git -C "$dest" remote set-url "$remote" "$repo"; else step git -C "$dest" remote add "$remote" "$repo"; fi
+  if [ -n "$url" ]; then step "$git" -C "$dest" remote set-url "$remote" "$repo"; else step "$git" -C "$dest" remote add "$remote" "$repo"; fi
   say "change url $url"
 fi
 set -- fetch --quiet --tags --force "$remote"
 [ -z "$depth" ] || set -- "$@" --depth "$depth"
-step git -C "$dest" "$@"
+step "$git" -C "$dest" "$@"
 if [ "$version" = HEAD ]; then
   b=$("$git" -C "$dest" ls-remote --symref "$remote" HEAD 2>/dev/null | awk '/^ref:/ {sub("refs/heads/", "", $2); print $2; exit}')
   [ -n "$b" ] || b=$("$git" -C "$dest" rev-parse --abbrev-ref HEAD)
@@ -103,19 +94,20 @@ fi
 if "$git" -C "$dest" rev-parse --verify -q "refs/remotes/$remote/$version" >/dev/null; then
   want=$("$git" -C "$dest" rev-parse "refs/remotes/$remote/$version")
   if [ "$want" != "$before" ] || [ "$("$git" -C "$dest" rev-parse --abbrev-ref HEAD)" != "$version" ]; then
-    step git -C "$dest" checkout --quiet --force -B "$version" "$want"
-    step git -C "$dest" branch --quiet --set-upstream-to "$remote/$version"
+    step "$git" -C "$dest" checkout --quiet --force -B "$version" "$want"
+    step "$git" -C "$dest" branch --quiet --set-upstream-to "$remote/$version"
   fi
 elif want=$("$git" -C "$dest" rev-parse --verify -q "$version^{commit}"); then
-  [ "$want" = "$before" ] || step git -C "$dest" checkout --quiet --force --detach "$want"
+  [ "$want" = "$before" ] || step "$git" -C "$dest" checkout --quiet --force --detach "$want"
 else
   echo "version $version not found in $repo" >&2; say "fail version 1"; exit 1
 fi
-[ -z "$mods" ] || step git -C "$dest" reset --quiet --hard "$want"
-[ "$recursive" = 1 ] && step git -C "$dest" submodule --quiet update --init --recursive
+[ -z "$mods" ] || step "$git" -C "$dest" reset --quiet --hard "$want"
+[ "$recursive" = 1 ] && step "$git" -C "$dest" submodule --quiet update --init --recursive
 [ "$want" = "$before" ] || say "change update $want"
 exit 0
-"#;
+"#
+);
 
 impl Module for Git {
     fn name(&self) -> &'static str {

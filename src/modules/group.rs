@@ -16,18 +16,9 @@ const PARAMS: &[Param] = &[
     Param::new("system", Kind::Bool),
 ];
 
-const SCRIPT: &str = r#"set -u
-export LC_ALL=C
-say() { echo "@@tend $*"; }
-o=$(mktemp) && e=$(mktemp) || exit 1
-trap 'rm -f "$o" "$e"' EXIT
-step() {
-  printf '@@tend run'; printf ' %s' "$@"; echo
-  "$@" </dev/null >"$o" 2>"$e"; rc=$?
-  cat "$o"; cat "$e" >&2
-  if [ "$rc" != 0 ]; then say "fail $1 $rc"; exit "$rc"; fi
-}
-cur=$(getent group "$name") || cur=""
+const SCRIPT: &str = concat!(
+    step_script!(),
+    r#"cur=$(getent group "$name") || cur=""
 cgid=$(echo "$cur" | cut -d: -f3)
 if [ "$state" = absent ]; then
   [ -n "$cur" ] || exit 0
@@ -48,7 +39,8 @@ elif [ -n "$gid" ] && [ "$gid" != "$cgid" ]; then
   [ "$check" = 1 ] || step groupmod -g "$gid" "$name"
 fi
 say "entry $(getent group "$name")"
-"#;
+"#
+);
 
 impl Module for Group {
     fn name(&self) -> &'static str {

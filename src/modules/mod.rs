@@ -2,6 +2,28 @@
 //! connects), then at run time first probes "what would change" and applies only outside check
 //! mode, in as few round trips as it can. Modules never print; they return a [`ModuleResult`].
 
+/// The start of a module script that runs commands on the host: `say` writes a marked line
+/// (`@@tend …`) for the module to read back; `step CMD ARGS…` announces the command
+/// (`@@tend run …`, so that a failure names it), runs it with stdin closed, shows its output,
+/// and ends the script with its exit code (`@@tend fail CMD RC`) when it fails. One text,
+/// `concat!`ed before each script's own.
+macro_rules! step_script {
+    () => {
+        r#"set -u
+export LC_ALL=C
+say() { echo "@@tend $*"; }
+o=$(mktemp) && e=$(mktemp) || exit 1
+trap 'rm -f "$o" "$e"' EXIT
+step() {
+  printf '@@tend run'; printf ' %s' "$@"; echo
+  "$@" </dev/null >"$o" 2>"$e"; rc=$?
+  cat "$o"; cat "$e" >&2
+  if [ "$rc" != 0 ]; then say "fail $1 $rc"; exit "$rc"; fi
+}
+"#
+    };
+}
+
 /// The `Module` impl of a module that is always planned as scripts by `$plan(ctx, args)`
 /// (read, edit here, write): written once so such modules differ only in what they do.
 macro_rules! planned_module {

@@ -30,18 +30,9 @@ const PARAMS: &[Param] = &[
     Param::new("backup", Kind::Bool),
 ];
 
-const SCRIPT: &str = r#"set -u
-export LC_ALL=C
-say() { echo "@@tend $*"; }
-o=$(mktemp) && e=$(mktemp) || exit 1
-trap 'rm -f "$o" "$e"' EXIT
-step() {
-  printf '@@tend run'; printf ' %s' "$@"; echo
-  "$@" </dev/null >"$o" 2>"$e"; rc=$?
-  cat "$o"; cat "$e" >&2
-  if [ "$rc" != 0 ]; then say "fail $1 $rc"; exit "$rc"; fi
-}
-# The mount point as fstab writes it: spaces and tabs escaped.
+const SCRIPT: &str = concat!(
+    step_script!(),
+    r#"# The mount point as fstab writes it: spaces and tabs escaped.
 pe=$(printf '%s' "$path" | sed -e 's/ /\\040/g' -e 's/\t/\\011/g')
 # awk reads the values from its environment: `-v` would turn `\040` back into a space.
 export tend_p="$pe"
@@ -97,7 +88,8 @@ remounted)
   fi ;;
 esac
 exit 0
-"#;
+"#
+);
 
 impl Module for Mount {
     fn name(&self) -> &'static str {

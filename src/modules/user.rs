@@ -49,20 +49,11 @@ fn check_field(param: &str, value: &str) -> Result<(), ModuleError> {
     Ok(())
 }
 
-const SCRIPT: &str = r#"set -u
-set -f
-export LC_ALL=C
-say() { echo "@@tend $*"; }
+const SCRIPT: &str = concat!(
+    step_script!(),
+    r#"set -f
 note() { printf '@@tend change\t%s\t%s\t%s\n' "$1" "$2" "$3"; }
 has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
-o=$(mktemp) && e=$(mktemp) || exit 1
-trap 'rm -f "$o" "$e"' EXIT
-step() {
-  printf '@@tend run'; printf ' %s' "$@"; echo
-  "$@" </dev/null >"$o" 2>"$e"; rc=$?
-  cat "$o"; cat "$e" >&2
-  if [ "$rc" != 0 ]; then say "fail $1 $rc"; exit "$rc"; fi
-}
 setpw() {
   say "run chpasswd -e"
   printf '%s:%s\n' "$name" "$password" | chpasswd -e >"$o" 2>"$e"; rc=$?
@@ -158,7 +149,8 @@ if [ "$check" != 1 ]; then
   [ "$pwchange" = 1 ] && setpw
 fi
 report
-"#;
+"#
+);
 
 /// The script's report, read back.
 #[derive(Debug, Default, PartialEq)]

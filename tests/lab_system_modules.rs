@@ -1221,3 +1221,45 @@ chmod 755 {dir}/bin/crontab"#
     assert_eq!(lab.sh(3, &format!("wc -l < {dir}/installs")), "2\n");
     lab.sh(3, &format!("rm -rf {dir}"));
 }
+
+#[test]
+fn ping_tempfile_and_gather_facts_as_tasks() {
+    let lab = Lab::get();
+    let tag = unique("tmp");
+    let pf = play(
+        "h3",
+        &format!(
+            "    - name: ping\n      ansible.builtin.ping:\n      register: p\n    - name: data\n      ping: {{data: hello}}\n      register: q\n\
+             \x20   - name: dir\n      tempfile: {{state: directory, prefix: '{tag}.', suffix: .d}}\n      register: d\n\
+             \x20   - name: file\n      ansible.builtin.tempfile: {{path: '{{{{ d.path }}}}', prefix: 'x '}}\n      register: f\n\
+             \x20   - name: facts\n      gather_facts:\n    - name: show\n      debug: {{msg: '{{{{ d.path }}}}|{{{{ f.path }}}}|{{{{ ansible_hostname }}}}|{{{{ p.ping }}}} {{{{ q.ping }}}}'}}\n"
+        ),
+    );
+    let r = run_ok(&pf, &lab, &[]);
+    assert_eq!(status(&r, "dir", "h3"), "changed");
+    let shown = msg(&r, "show", "h3");
+    let parts: Vec<&str> = shown.split('|').collect();
+    assert_eq!(parts.len(), 4, "{shown}");
+    assert_eq!(parts[3], "pong hello");
+    let (dir, file) = (parts[0], parts[1]);
+    assert!(dir.starts_with(&format!("/tmp/{tag}.")) && dir.ends_with(".d"), "{dir}");
+    assert!(file.starts_with(&format!("{dir}/x ")), "{file}");
+    assert_eq!(parts[2], lab.sh(3, "hostname -s").trim());
+    // Made on the host, for its owner only.
+    assert_eq!(
+        lab.sh(3, &format!("stat -c '%F %a %U' '{dir}' '{file}'")),
+        "directory 700 root\nregular empty file 600 root\n"
+    );
+    // Check mode makes nothing.
+    let before = lab.sh(3, &format!("ls -d /tmp/{tag}.* | wc -l"));
+    let only_dir = play(
+        "h3",
+        &format!("    - name: dir\n      tempfile: {{state: directory, prefix: '{tag}.'}}\n"),
+    );
+    let r = run_ok(&only_dir, &lab, &["--check"]);
+    assert_eq!(status(&r, "dir", "h3"), "changed");
+    assert_eq!(lab.sh(3, &format!("ls -d /tmp/{tag}.* | wc -l")), before);
+    let r = play("h3", "    - name: crash\n      ping: {data: crash}\n").run(&lab, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    lab.sh(3, &format!("rm -rf /tmp/{tag}.*"));
+}

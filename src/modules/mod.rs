@@ -115,6 +115,7 @@ mod nginx;
 mod package;
 mod package_facts;
 mod pause;
+mod ping;
 mod release;
 mod replace;
 mod script;
@@ -127,6 +128,7 @@ mod slurp;
 mod stat;
 mod sysctl;
 mod systemd;
+mod tempfile;
 mod textfile;
 mod timezone;
 mod unarchive;
@@ -522,6 +524,9 @@ static REGISTRY: &[&dyn Module] = &[
     &service::Service,
     &service_facts::ServiceFacts,
     &setup::Setup,
+    &setup::GatherFacts,
+    &ping::Ping,
+    &tempfile::Tempfile,
     &systemd::Systemd("systemd"),
     &systemd::Systemd("systemd_service"),
     &user::User,
@@ -677,6 +682,14 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("wait_for_connection", "ansible.builtin"),
     ("add_host", "ansible.builtin"),
     ("group_by", "ansible.builtin"),
+    ("debconf", "ansible.builtin"),
+    ("iptables", "ansible.builtin"),
+    ("set_stats", "ansible.builtin"),
+    ("validate_argument_spec", "ansible.builtin"),
+    ("modprobe", "community.general"),
+    ("pam_limits", "community.general"),
+    ("alternatives", "community.general"),
+    ("locale_gen", "community.general"),
 ];
 
 /// A module of Ansible tend does not have, met in a playbook: loading goes on (the task is

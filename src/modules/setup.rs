@@ -16,6 +16,11 @@ const PARAMS: &[Param] = &[
 
 super::one_script_module!(Setup, "setup", PARAMS, plan);
 
+/// `gather_facts`: Ansible's name for the same gathering as a task (`ansible.builtin.gather_facts`).
+pub struct GatherFacts;
+
+super::one_script_module!(GatherFacts, "gather_facts", PARAMS, plan);
+
 fn plan(args: &Args) -> Result<Plan, ModuleError> {
     let subset = args.list("gather_subset");
     let filter = args.list("filter");

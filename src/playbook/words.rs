@@ -146,16 +146,39 @@ pub type KeyValues = (Vec<(String, String)>, Option<String>);
 /// in the free-form text (`echo a=b` is a command); without free form every word must be `k=v`.
 pub fn parse_kv(text: &str, is_param: impl Fn(&str) -> bool, free_form: bool) -> Result<KeyValues, String> {
     let mut args = Vec::new();
-    let mut rest = Vec::new();
+    // The free-form text keeps what separated its words as written (line breaks of a `|`
+    // block, runs of spaces), as Ansible's `join_args` does; where a `k=v` was taken out
+    // between two of them, one space joins them.
+    let mut rest = String::new();
+    let mut last_end: Option<usize> = None;
+    let mut taken_since = false;
     for w in words(text)? {
         match w.kv {
-            Some((k, v)) if is_param(&k) => args.push((k, v)),
+            Some((k, v)) if is_param(&k) => {
+                args.push((k, v));
+                taken_since = true;
+            }
             Some((k, _)) if !free_form => return Err(format!("unknown parameter `{k}`")),
             _ if !free_form => return Err(format!("`{}` is not of the form key=value", w.raw)),
-            _ => rest.push(w.raw),
+            _ => {
+                let start = w.raw.as_ptr() as usize - text.as_ptr() as usize;
+                match last_end {
+                    Some(end) if !taken_since => rest.push_str(&text[end..start]),
+                    Some(_) => rest.push(' '),
+                    None => {}
+                }
+                rest.push_str(w.raw);
+                last_end = Some(start + w.raw.len());
+                taken_since = false;
+            }
         }
     }
-    let rest = (!rest.is_empty()).then(|| rest.join(" "));
+    if let Some(end) = last_end
+        && !taken_since
+    {
+        rest.push_str(&text[end..]);
+    }
+    let rest = (!rest.is_empty()).then_some(rest);
     Ok((args, rest))
 }
 
@@ -176,6 +199,17 @@ mod tests {
             [("chdir".into(), "/tmp".into()), ("creates".into(), "/x y".into())]
         );
         assert_eq!(rest.as_deref(), Some(r#"echo "a  b" x=1"#));
+    }
+
+    #[test]
+    fn free_form_text_keeps_its_lines_as_ansibles_join_args() {
+        let text = "echo a > o\n{% for r in [1, 2] %}\necho \"{{ r }}\"  >> o\n{% endfor %}\n";
+        let (args, rest) = parse_kv(text, |k| k == "chdir", true).unwrap();
+        assert!(args.is_empty());
+        assert_eq!(rest.as_deref(), Some(text));
+        let (args, rest) = parse_kv("ls\t-l chdir=/tmp  /srv\n", |k| k == "chdir", true).unwrap();
+        assert_eq!(args.len(), 1);
+        assert_eq!(rest.as_deref(), Some("ls\t-l /srv\n"));
     }
 
     #[test]

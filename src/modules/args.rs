@@ -134,7 +134,8 @@ pub fn check_literal_args(
                 .error(format!("unknown parameter `{key}` for module `{module}`"))
                 .with_hint(hint));
         };
-        if contains_template(value) {
+        // A null value is no value, as in Ansible (the parameter's default applies).
+        if contains_template(value) || value.is_null() {
             continue;
         }
         coerce_one(param, value).map_err(|m| span.error(format!("`{module}` parameter `{key}`: {m}")))?;
@@ -155,7 +156,7 @@ pub fn check_literal_args(
 pub fn coerce(module: &str, params: &[Param], args: &Map<String, Json>) -> Result<Args, String> {
     let mut out = Map::new();
     for (key, value) in args {
-        if value.as_str() == Some(OMIT) {
+        if value.as_str() == Some(OMIT) || value.is_null() {
             continue;
         }
         let param = find(params, key).ok_or_else(|| format!("unknown parameter `{key}` for module `{module}`"))?;

@@ -740,3 +740,61 @@ fn cron_files_are_written_as_ansible_writes_them() {
         "PATH=\"/usr/bin:/bin\"\nMAILTO=\"ops@example.com\"\n#Ansible: backup\n30 1 * * 1-5 root /usr/local/bin/backup > /dev/null\n#Ansible: warm\n#@reboot www-data /usr/local/bin/warm\n# again False backup,warm PATH,MAILTO\n"
     );
 }
+
+/// `ini_file` (community.general, from the `ansible` package) edits a file line for line as
+/// Ansible's does: a commented-out option reused, options added at the end of their section
+/// before trailing comments, a repeated option made exclusive or kept, values without `=`,
+/// sections picked by `section_has_values`, removed options and sections, CRLF and no final
+/// newline; each task's `changed` and `msg` are compared too.
+#[test]
+fn ini_file_edits_as_ansibles() {
+    let dir = scratch();
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        r#"- hosts: localhost
+  gather_facts: no
+  vars:
+    f: "{{ out }}.ini"
+  tasks:
+    - copy:
+        dest: "{{ f }}"
+        content: "top = 1\r\n[mysqld]\r\nport = 3306\r\n# bind-address = 127.0.0.1\r\n;skip-name-resolve\r\n\r\n# end of mysqld\r\n[client]\r\nport=3306\r\nport = 3307\r\n[peer]\r\nname = a\r\nurl = x\r\n[peer]\r\nname = b\r\nurl = y"
+    - community.general.ini_file: {path: "{{ f }}", section: mysqld, option: bind-address, value: 0.0.0.0}
+      register: r1
+    - community.general.ini_file: {path: "{{ f }}", section: mysqld, option: max_connections, value: "200"}
+      register: r2
+    - ini_file: {path: "{{ f }}", section: mysqld, option: skip-name-resolve, allow_no_value: true}
+      register: r3
+    - ini_file: {path: "{{ f }}", section: client, option: port, value: "3308"}
+      register: r4
+    - ini_file: {path: "{{ f }}", section: mysqld, option: log, values: [a, b, a], exclusive: false}
+      register: r5
+    - ini_file: {path: "{{ f }}", section: peer, option: url, value: z, section_has_values: [{option: name, value: b}]}
+      register: r6
+    - ini_file: {path: "{{ f }}", section: peer, option: url, value: w, section_has_values: [{option: name, value: c}]}
+      register: r7
+    - ini_file: {path: "{{ f }}", section: null, option: top, value: "2", no_extra_spaces: true}
+      register: r8
+    - ini_file: {path: "{{ f }}", section: mysqld, option: port, value: "3306 ", ignore_spaces: true}
+      register: r9
+    - ini_file: {path: "{{ f }}", section: mysqld, option: log, value: a, state: absent, exclusive: false}
+      register: r10
+    - ini_file: {path: "{{ f }}", section: client, state: absent}
+      register: r11
+    - ini_file: {path: "{{ f }}", section: mysqld, option: bind-address, value: 0.0.0.0}
+      register: r12
+    - ini_file: {path: "{{ f }}.new", section: s, option: o, value: v, mode: "0600"}
+      register: r13
+    - shell: |
+        { cat "{{ f }}"; echo ---; cat "{{ f }}.new"; stat -c %a "{{ f }}.new"; } > "{{ out }}"
+        {% for r in [r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13] %}
+        echo "{{ r.changed }} {{ r.msg }}" >> "{{ out }}"
+        {% endfor %}
+"#,
+    )
+    .expect("playbook");
+    let (ansible, _) = same_output(dir.path(), &pb);
+    assert!(ansible.contains("bind-address = 0.0.0.0\n"), "{ansible}");
+    assert!(ansible.contains("False OK\n"), "{ansible}");
+}

@@ -6,11 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --all-targets --locked
-# The reference for tend's Ansible compatibility: ansible-core from PyPI, in a virtualenv.
+# The reference for tend's Ansible compatibility: ansible-core from PyPI, in a virtualenv, with
+# the `ansible` package's collections (community.general, ansible.posix) for their modules.
 venv=${TEND_TEST_VENV:-/var/tmp/tend-test-venv}
-if [ ! -x "$venv/bin/ansible-inventory" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet 'ansible-core==2.19.*'
+if ! "$venv/bin/python" -c 'import ansible_collections.community.general' 2>/dev/null; then
+    [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet 'ansible-core==2.19.*' 'ansible==12.*'
 fi
 export TEND_ANSIBLE_BIN="$venv/bin"
 # A lab left over from an interrupted run is removed first: tests start from fresh hosts.

@@ -106,6 +106,7 @@ mod git;
 mod group;
 mod hostname;
 mod include_vars;
+mod ini_file;
 mod known_hosts;
 mod lineinfile;
 mod migrate;
@@ -527,6 +528,7 @@ static REGISTRY: &[&dyn Module] = &[
     &setup::GatherFacts,
     &ping::Ping,
     &tempfile::Tempfile,
+    &ini_file::IniFile,
     &systemd::Systemd("systemd"),
     &systemd::Systemd("systemd_service"),
     &user::User,
@@ -675,7 +677,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("slackpkg", "community.general"),
     ("portage", "community.general"),
     ("apk", "community.general"),
-    ("ini_file", "community.general"),
     ("expect", "ansible.builtin"),
     ("async_status", "ansible.builtin"),
     ("reboot", "ansible.builtin"),

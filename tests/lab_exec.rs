@@ -257,3 +257,125 @@ fn a_command_past_its_timeout_is_killed_on_the_host() {
     let ps = lab.sh(3, "ps -eo args");
     assert!(!ps.contains(&tag), "still running on h3:\n{ps}");
 }
+
+/// `--shard K/N` splits the matched hosts so that N runs cover each exactly once, the same way
+/// every time; `tend report merge` joins the shards' JSON Lines into one recap with the exit
+/// code one run would have had.
+#[test]
+fn shards_cover_the_hosts_once_and_merge_into_one_recap() {
+    let lab = Lab::get();
+    let dir = scratch();
+    let inv = lab.inventory();
+    let all: Vec<String> = serde_json::from_str::<serde_json::Value>(&run(&["inventory", "-i", &inv, "--list"]).stdout)
+        .expect("inventory json")["lab"]["hosts"]
+        .as_array()
+        .expect("lab hosts")
+        .iter()
+        .filter_map(|h| h.as_str().map(str::to_string))
+        .collect();
+    let shard = |k: u32, cmd: &str| {
+        let r = run(&[
+            "exec",
+            "lab",
+            "-i",
+            &inv,
+            "--shard",
+            &format!("{k}/3"),
+            "--format",
+            "json",
+            "--",
+            cmd,
+        ]);
+        let hosts: Vec<String> = r
+            .events("result")
+            .iter()
+            .filter_map(|v| v["host"].as_str().map(str::to_string))
+            .collect();
+        (r, hosts)
+    };
+    let mut seen = Vec::new();
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let (r, hosts) = shard(k, "hostname");
+        assert_eq!(r.code, 0, "{r:?}");
+        for h in &hosts {
+            // Each host ran the command itself.
+            assert_eq!(r.host(h)["stdout"], format!("{h}\n"));
+        }
+        // The same split on every run.
+        assert_eq!(
+            shard(k, "true").1.iter().collect::<std::collections::BTreeSet<_>>(),
+            hosts.iter().collect()
+        );
+        let f = dir.path().join(format!("shard{k}.jsonl"));
+        std::fs::write(&f, &r.stdout).expect("write");
+        files.push(f.display().to_string());
+        seen.extend(hosts);
+    }
+    seen.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(seen, want, "every host exactly once");
+
+    let merge = |files: &[String]| {
+        let mut args = vec!["report", "merge", "--format", "json"];
+        args.extend(files.iter().map(String::as_str));
+        run(&args)
+    };
+    let r = merge(&files);
+    assert_eq!(r.code, 0, "{r:?}");
+    let recap = &r.events("recap")[0];
+    assert_eq!(recap["hosts"].as_object().map(|m| m.len()), Some(all.len()), "{recap}");
+    assert_eq!(recap["exit_code"], 0);
+
+    // A shard where a host failed makes the whole job fail, as one run would.
+    let (r, _) = shard(2, "exit 3");
+    assert_eq!(r.code, 2);
+    std::fs::write(&files[1], &r.stdout).expect("write");
+    let r = merge(&files);
+    assert_eq!(r.code, 2, "{r:?}");
+    // A shard whose output stops before its recap did not finish: 99, and it is named.
+    let cut: String = std::fs::read_to_string(&files[2])
+        .expect("read")
+        .lines()
+        .filter(|l| !l.contains("\"recap\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&files[2], cut).expect("write");
+    let r = merge(&files);
+    assert_eq!(r.code, 99, "{r:?}");
+    assert!(
+        r.events("warning")[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("shard3.jsonl has no recap: its shard did not finish (killed, or still running)")),
+        "{r:?}"
+    );
+    // The same shard twice: overlapping hosts are refused.
+    let r = merge(&[files[0].clone(), files[0].clone()]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("the shards overlap"), "{r:?}");
+
+    // `tend run --shard` takes the same hosts as `exec --shard`.
+    let pb = dir.path().join("p.yaml");
+    std::fs::write(
+        &pb,
+        "- hosts: lab\n  gather_facts: false\n  tasks:\n    - command: hostname\n",
+    )
+    .expect("pb");
+    let r = run(&[
+        "run",
+        pb.to_str().unwrap_or_default(),
+        "-i",
+        &inv,
+        "--shard",
+        "1/3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let ran: std::collections::BTreeSet<String> = r.events("recap")[0]["hosts"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    assert_eq!(ran, shard(1, "true").1.into_iter().collect());
+}

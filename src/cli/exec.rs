@@ -21,6 +21,7 @@ use std::time::Duration;
 ///   tend exec 'web:&prod:!web3' -- 'systemctl is-active nginx || journalctl -u nginx -n 20'
 ///   tend exec db --become --format json -- ls -l "/var/lib/my sql"
 ///   tend exec app --stream -- 'tail -n 100 -f /var/log/tomcat10/catalina.out'
+///   tend exec all --shard 1/3 --format json -- df -h / > shard1.jsonl
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct ExecArgs {
@@ -37,6 +38,9 @@ pub struct ExecArgs {
     /// (JSON: one `output` event per line); stderr comes with each host's result
     #[arg(long)]
     pub stream: bool,
+    /// Work on shard K of N of the matched hosts (for example 2/4), as `tend run --shard`
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::inventory::Shard>,
     #[command(flatten)]
     pub output: OutputOpts,
     /// The command, after `--`
@@ -47,7 +51,10 @@ pub struct ExecArgs {
 /// Runs `tend exec`.
 pub fn run(args: ExecArgs) -> Result<Code, CliError> {
     let (inv, vars) = args.inventory.load()?;
-    let targets = args.connection.targets(&inv, &vars, &args.pattern)?;
+    let mut targets = args.connection.targets(&inv, &vars, &args.pattern)?;
+    if let Some(shard) = args.shard {
+        targets.retain(|t| shard.holds(&t.name));
+    }
     let options = args.connection.connect_options()?;
     let script = match args.command.as_slice() {
         [one] => one.clone(),

@@ -8,6 +8,7 @@ mod exec;
 mod failover;
 mod inventory;
 mod migrate;
+mod report;
 mod restore;
 mod run;
 mod upload;
@@ -60,6 +61,8 @@ enum Command {
     Failover(failover::FailoverCommand),
     #[command(subcommand)]
     Vault(vault::VaultCommand),
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Replica(cmd) => restore::replica(cmd),
         Command::Failover(cmd) => failover::run(cmd),
         Command::Vault(cmd) => vault::run(cmd),
+        Command::Report(cmd) => report::run(cmd),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 ///   tend run playbooks/site.yaml -i inventory.yaml
 ///   tend run site.yaml --limit 'app:!app2' --check --diff
 ///   tend run deploy.yaml -e release=42 -e @vars/prod.yaml --tags config
+///   tend run fleet-check.yaml --shard 2/4 --format json > shard2.jsonl
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
@@ -48,6 +49,11 @@ pub struct RunArgs {
     /// Start at the task with this name (resume an interrupted run)
     #[arg(long, value_name = "NAME")]
     pub start_at_task: Option<String>,
+    /// Work on shard K of N of the hosts (for example 2/4): a host's shard comes from its name
+    /// alone, so N control nodes running 1/N..N/N cover the fleet once; join their `--format
+    /// json` output with `tend report merge`
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::inventory::Shard>,
     #[command(flatten)]
     pub output: OutputOpts,
     /// More detail: per-host lines (-v), command output (-vv)
@@ -283,7 +289,12 @@ pub fn run(args: RunArgs) -> Result<Code, CliError> {
     };
     // Host patterns, `--start-at-task` and every host's connection variables are checked
     // before anything connects.
-    let plan = crate::executor::plan(&inv, &vars, &engine, &playbooks, opts.limit.as_deref())?;
+    let mut plan = crate::executor::plan(&inv, &vars, &engine, &playbooks, opts.limit.as_deref())?;
+    if let Some(shard) = args.shard {
+        for hosts in &mut plan {
+            hosts.retain(|&h| shard.holds(&inv.hosts[h].name));
+        }
+    }
     let skip = crate::executor::start_at(&playbooks, opts.start_at_task.as_deref())?;
     // One connection per host: a play's `remote_user`/`port`/`connection` choose it where the
     // inventory does not; two plays that would reach a host differently are refused.

@@ -212,7 +212,7 @@ impl<'a> Executor<'a> {
         if hosts.is_empty() {
             self.emit(Event::Warning {
                 message: format!(
-                    "play `{}`: no host matches `{}` (an empty group, or outside `--limit`); skipped",
+                    "play `{}`: no host matches `{}` (an empty group, or outside `--limit` or `--shard`); skipped",
                     play.name, play.hosts
                 ),
             });

@@ -12,9 +12,11 @@ mod ini;
 mod load;
 mod pattern;
 mod range;
+mod shard;
 
 pub use load::load;
 pub use pattern::{PatternError, select, select_for_play};
+pub use shard::Shard;
 
 use serde_json::{Map, Value};
 

@@ -347,8 +347,9 @@ impl Column {
     }
 }
 
-/// Per-host totals for the recap.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// Per-host totals for the recap (read back by `tend report merge`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct HostCounts {
     /// Tasks or steps that changed nothing.
     pub ok: u32,

@@ -235,9 +235,15 @@ impl Events {
 
     /// Ends the stream: the recap with each host's counts and the exit code; returns the code.
     pub fn finish(&self, hosts: BTreeMap<String, HostCounts>, code: Code) -> Code {
+        let took = self.inner.started.elapsed().as_millis() as u64;
+        self.finish_after(hosts, code, took)
+    }
+
+    /// [`Events::finish`] for work timed elsewhere (runs merged from their reports).
+    pub fn finish_after(&self, hosts: BTreeMap<String, HostCounts>, code: Code, duration_ms: u64) -> Code {
         self.emit(Event::Recap {
             hosts,
-            duration_ms: self.inner.started.elapsed().as_millis() as u64,
+            duration_ms,
             exit_code: code as u8,
         });
         code

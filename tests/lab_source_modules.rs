@@ -1,5 +1,6 @@
-//! Modules that bring content from elsewhere onto a host: `git` (against real lab hosts, the
-//! state read back on the host without tend).
+//! Modules that bring content from elsewhere onto a host: `git`, `apt_repository`, `mount`,
+//! `apt_key` (against real lab hosts, the state read back on the host
+//! without tend).
 
 mod common;
 use common::{Lab, PlaybookFile, Run};
@@ -167,4 +168,83 @@ fn mount_keeps_fstab_and_the_mount_in_step() {
     assert_eq!(field(&r, "m", "status"), "changed", "{r:?}");
     assert_eq!(seen(), "no line\nnot mounted\n");
     lab.sh(1, &format!("rmdir {path}"));
+}
+
+/// A fresh OpenPGP key made on h1 by gpg in a scratch home: `(armored public key, path of its
+/// file on h1, fingerprint)`.
+fn gpg_key(lab: &Lab, name: &str) -> (String, String, String) {
+    let file = format!("/tmp/{name}.asc");
+    let out = lab.sh(
+        1,
+        &format!(
+            "export GNUPGHOME=$(mktemp -d) && gpg --batch --quiet --passphrase '' --quick-gen-key '{name} <{name}@example.com>' ed25519 sign 2>/dev/null && gpg --armor --export {name}@example.com > {file} && gpg --with-colons --fingerprint {name}@example.com | awk -F: '$1 == \"fpr\" {{ print $10; exit }}'; rm -rf \"$GNUPGHOME\""
+        ),
+    );
+    let key = lab.sh(1, &format!("cat {file}"));
+    (key, file, out.trim().to_string())
+}
+
+/// `text` as a YAML block scalar under a key at `indent` spaces.
+fn block(text: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent + 2);
+    let lines: Vec<String> = text.lines().map(|l| format!("{pad}{l}")).collect();
+    format!("|\n{}\n", lines.join("\n"))
+}
+
+/// A key from a file on the host is added once (check mode first, host untouched) and found by
+/// the id Ansible derives from it; one given as `data` too; both are removed by `id` (the
+/// fingerprint, then the short id), after which a second removal changes nothing.
+#[test]
+fn apt_key_adds_keys_once_and_removes_them_by_id() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let (_, file, fpr) = gpg_key(&lab, &format!("tend-apt-{id}"));
+    let (text2, file2, fpr2) = gpg_key(&lab, &format!("tend-apt2-{id}"));
+    let trusted = || {
+        lab.sh(
+            1,
+            "apt-key adv --list-public-keys --with-colons 2>/dev/null | awk -F: '$1 == \"fpr\" { print $10 }'",
+        )
+    };
+    let has = |fp: &str| trusted().lines().any(|l| l == fp);
+    let task = |params: &str| {
+        play(
+            "h1",
+            &format!(
+                "    - name: key\n      ansible.builtin.apt_key:\n{params}      register: k\n    - name: ids\n      debug:\n        msg: \"{{{{ k.id }}}} {{{{ k.fp }}}} {{{{ k.short_id }}}} {{{{ k.after is defined }}}}\"\n"
+            ),
+        )
+    };
+    let long = &fpr[24..];
+    let from_file = task(&format!("        file: {file}\n"));
+    let r = from_file.run(&lab, &["--check"]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert_eq!(field(&r, "ids", "msg"), format!("{long} {long} {} False", &fpr[32..]));
+    assert!(!has(&fpr));
+    let r = from_file.run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert_eq!(field(&r, "ids", "msg"), format!("{long} {long} {} True", &fpr[32..]));
+    assert!(has(&fpr), "{}", trusted());
+    let r = from_file.run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "ok", "{r:?}");
+
+    let from_data = task(&format!("        data: {}", block(&text2, 8)));
+    let r = from_data.run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(has(&fpr2) && has(&fpr));
+    assert_eq!(field(&from_data.run(&lab, &[]), "key", "status"), "ok");
+
+    let absent = |key_id: &str| task(&format!("        id: \"{key_id}\"\n        state: absent\n"));
+    let r = absent(&fpr).run(&lab, &["--check"]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(has(&fpr));
+    let r = absent(&fpr).run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(!has(&fpr) && has(&fpr2));
+    assert_eq!(field(&absent(&fpr).run(&lab, &[]), "key", "status"), "ok");
+    let short = format!("0x{}", fpr2[32..].to_ascii_lowercase());
+    let r = absent(&short).run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(!has(&fpr2), "{}", trusted());
+    lab.sh(1, &format!("rm -f {file} {file2}"));
 }

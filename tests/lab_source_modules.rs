@@ -1,5 +1,5 @@
 //! Modules that bring content from elsewhere onto a host: `git`, `apt_repository`, `mount`,
-//! `apt_key` (against real lab hosts, the state read back on the host
+//! `apt_key`, `rpm_key` (against real lab hosts, the state read back on the host
 //! without tend).
 
 mod common;
@@ -246,5 +246,59 @@ fn apt_key_adds_keys_once_and_removes_them_by_id() {
     let r = absent(&short).run(&lab, &[]);
     assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
     assert!(!has(&fpr2), "{}", trusted());
+    lab.sh(1, &format!("rm -f {file} {file2}"));
+}
+
+/// `rpm_key` with the host's rpm, as the dnf test uses it: a key file is imported once (check
+/// mode first), a key from a URL only when its fingerprint is the one given, and keys are
+/// erased by key id; `rpm -q` on the host tells.
+#[test]
+fn rpm_key_imports_checks_fingerprints_and_erases() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let (_, file, fpr) = gpg_key(&lab, &format!("tend-rpm-{id}"));
+    let (_, file2, fpr2) = gpg_key(&lab, &format!("tend-rpm2-{id}"));
+    let package = |fp: &str| format!("gpg-pubkey-{}", fp[32..].to_ascii_lowercase());
+    let imported = |fp: &str| lab.on_host(1, &["rpm", "-q", &package(fp)]).code == 0;
+    let task = |params: &str| play("h1", &format!("    - name: key\n      rpm_key:\n{params}"));
+    let from_file = task(&format!("        key: {file}\n"));
+    let r = from_file.run(&lab, &["--check"]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(!imported(&fpr));
+    let r = from_file.run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(imported(&fpr));
+    assert_eq!(field(&from_file.run(&lab, &[]), "key", "status"), "ok");
+
+    let from_url = |fingerprint: &str| {
+        task(&format!(
+            "        key: file://{file2}\n        fingerprint: \"{fingerprint}\"\n"
+        ))
+    };
+    let r = from_url(&fpr).run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "failed", "{r:?}");
+    assert!(
+        field(&r, "key", "msg").contains("does not match any key fingerprints"),
+        "{r:?}"
+    );
+    assert!(!imported(&fpr2));
+    // Spaced in groups of four, as fingerprints are printed.
+    let spaced: Vec<&str> = (0..10).map(|i| &fpr2[i * 4..i * 4 + 4]).collect();
+    let r = from_url(&spaced.join(" ")).run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(imported(&fpr2) && imported(&fpr));
+
+    let absent = |key_id: &str| task(&format!("        key: \"{key_id}\"\n        state: absent\n"));
+    let long = format!("0x{}", &fpr[24..]);
+    let r = absent(&long).run(&lab, &["--check"]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(imported(&fpr));
+    let r = absent(&long).run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(!imported(&fpr) && imported(&fpr2));
+    assert_eq!(field(&absent(&long).run(&lab, &[]), "key", "status"), "ok");
+    let r = absent(&fpr2[32..]).run(&lab, &[]);
+    assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
+    assert!(!imported(&fpr2));
     lab.sh(1, &format!("rm -f {file} {file2}"));
 }

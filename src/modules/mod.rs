@@ -96,6 +96,7 @@ mod package_facts;
 mod pause;
 mod release;
 mod replace;
+mod rpm_key;
 mod script;
 mod seboolean;
 mod selinux;
@@ -497,6 +498,7 @@ static REGISTRY: &[&dyn Module] = &[
     &dnf::Dnf,
     &dnf::Yum,
     &yum_repository::YumRepository,
+    &rpm_key::RpmKey,
     &package::Package,
     &package_facts::PackageFacts,
     &service::Service,
@@ -636,7 +638,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("ipaddr", "ansible.utils"),
     ("getent", "ansible.builtin"),
     ("dnf5", "ansible.builtin"),
-    ("rpm_key", "ansible.builtin"),
     ("deb822_repository", "ansible.builtin"),
     ("dpkg_selections", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),

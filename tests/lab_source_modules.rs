@@ -1,5 +1,5 @@
 //! Modules that bring content from elsewhere onto a host: `git`, `apt_repository`, `mount`,
-//! `apt_key`, `rpm_key` (against real lab hosts, the state read back on the host
+//! `apt_key`, `rpm_key`, `synchronize` (against real lab hosts, the state read back on the host
 //! without tend).
 
 mod common;
@@ -301,4 +301,96 @@ fn rpm_key_imports_checks_fingerprints_and_erases() {
     assert_eq!(field(&r, "key", "status"), "changed", "{r:?}");
     assert!(!imported(&fpr2));
     lab.sh(1, &format!("rm -f {file} {file2}"));
+}
+
+/// rsync from the control node through tend's connection (its control socket, host keys
+/// checked): a tree from the playbook's `files/` is pushed with its modes (check mode first,
+/// host untouched), a second run changes nothing, an edit is sent, an extra file on the host
+/// stays until `delete`, `rsync_opts` excludes, and `mode: pull` brings the tree back.
+#[test]
+fn synchronize_pushes_deletes_and_pulls_over_the_hosts_connection() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let dest = format!("/tmp/tend-sync-{id}");
+    let pb = play("h1", "");
+    let root = pb.dir.path().to_path_buf();
+    pb.file("files/tree/a.txt", "one\n")
+        .file("files/tree/sub/b.txt", "two\n")
+        .file("files/tree/skip.tmp", "not sent\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root.join("files/tree/a.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::os::unix::fs::symlink("a.txt", root.join("files/tree/link")).unwrap();
+    }
+    let task = |extra: &str, flags: &[&str]| {
+        let yaml = format!(
+            "- hosts: h1\n  gather_facts: false\n  tasks:\n    - name: sync\n      ansible.posix.synchronize:\n        src: tree/\n        dest: {dest}/\n        rsync_opts: [\"--exclude=*.tmp\"]\n{extra}      register: s\n    - name: cmd\n      debug:\n        msg: \"{{{{ s.cmd }}}}\"\n"
+        );
+        std::fs::write(&pb.path, yaml).unwrap();
+        pb.run(&lab, flags)
+    };
+    let tree = || {
+        lab.sh(
+            1,
+            &format!("cd {dest} 2>/dev/null && find . -mindepth 1 | sort | while read -r f; do if [ -L \"$f\" ]; then echo \"$f -> $(readlink \"$f\")\"; elif [ -f \"$f\" ]; then echo \"$f $(stat -c %a \"$f\") $(cat \"$f\")\"; else echo \"$f/\"; fi; done || echo none"),
+        )
+    };
+    let sent = "./a.txt 640 one\n./link -> a.txt\n./sub/\n./sub/b.txt 644 two\n";
+
+    let r = task("", &["--check"]);
+    assert_eq!(field(&r, "sync", "status"), "changed", "{r:?}");
+    assert_eq!(tree(), "none\n");
+
+    let r = task("", &[]);
+    assert_eq!(field(&r, "sync", "status"), "changed", "{r:?}");
+    assert_eq!(tree(), sent);
+    let cmd = field(&r, "cmd", "msg");
+    assert!(
+        cmd.contains("ControlPath=") && cmd.contains("StrictHostKeyChecking=yes"),
+        "{cmd}"
+    );
+    assert!(
+        cmd.contains(&format!("UserKnownHostsFile={}", lab.known_hosts().display())),
+        "{cmd}"
+    );
+    let r = task("", &[]);
+    assert_eq!(field(&r, "sync", "status"), "ok", "{r:?}");
+    assert_eq!(r.recap("h1")["changed"], 0, "{r:?}");
+
+    pb.file("files/tree/sub/b.txt", "two, edited\n");
+    lab.sh(1, &format!("echo mine > {dest}/extra"));
+    let r = task("", &[]);
+    assert_eq!(field(&r, "sync", "status"), "changed", "{r:?}");
+    assert!(field(&r, "sync", "msg").contains("sub/b.txt"), "{r:?}");
+    assert_eq!(
+        tree(),
+        "./a.txt 640 one\n./extra 644 mine\n./link -> a.txt\n./sub/\n./sub/b.txt 644 two, edited\n"
+    );
+    assert_eq!(field(&task("", &[]), "sync", "status"), "ok");
+    let r = task("        delete: true\n", &[]);
+    assert_eq!(field(&r, "sync", "status"), "changed", "{r:?}");
+    assert!(field(&r, "sync", "msg").contains("*deleting   extra"), "{r:?}");
+    assert_eq!(
+        tree(),
+        "./a.txt 640 one\n./link -> a.txt\n./sub/\n./sub/b.txt 644 two, edited\n"
+    );
+    assert_eq!(field(&task("        delete: true\n", &[]), "sync", "status"), "ok");
+
+    let pulled = root.join("pulled");
+    std::fs::write(
+        &pb.path,
+        format!(
+            "- hosts: h1\n  gather_facts: false\n  tasks:\n    - name: pull\n      synchronize:\n        mode: pull\n        src: {dest}/sub\n        dest: {}/\n",
+            pulled.display()
+        ),
+    )
+    .unwrap();
+    let r = pb.run(&lab, &[]);
+    assert_eq!(field(&r, "pull", "status"), "changed", "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(pulled.join("sub/b.txt")).unwrap(),
+        "two, edited\n"
+    );
+    assert_eq!(field(&pb.run(&lab, &[]), "pull", "status"), "ok");
+    lab.sh(1, &format!("rm -rf {dest}"));
 }

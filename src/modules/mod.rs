@@ -105,6 +105,7 @@ mod service_facts;
 mod setup;
 mod slurp;
 mod stat;
+mod synchronize;
 mod sysctl;
 mod systemd;
 mod textfile;
@@ -487,6 +488,7 @@ static REGISTRY: &[&dyn Module] = &[
     &replace::Replace,
     &get_url::GetUrl,
     &git::Git,
+    &synchronize::Synchronize,
     &unarchive::Unarchive,
     &fetch::Fetch,
     &wait_for::WaitFor,
@@ -643,7 +645,6 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("sysvinit", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
-    ("synchronize", "ansible.posix"),
     ("pkgng", "community.general"),
     ("openbsd_pkg", "community.general"),
     ("zypper_repository", "community.general"),

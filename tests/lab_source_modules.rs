@@ -304,7 +304,7 @@ fn rpm_key_imports_checks_fingerprints_and_erases() {
 }
 
 /// rsync from the control node through tend's connection (its control socket, host keys
-/// checked): a tree from the playbook's `files/` is pushed with its modes (check mode first,
+/// checked; with `become`, the host's rsync becomes root, as the connection is root already): a tree from the playbook's `files/` is pushed with its modes (check mode first,
 /// host untouched), a second run changes nothing, an edit is sent, an extra file on the host
 /// stays until `delete`, `rsync_opts` excludes, and `mode: pull` brings the tree back.
 #[test]
@@ -324,7 +324,7 @@ fn synchronize_pushes_deletes_and_pulls_over_the_hosts_connection() {
     }
     let task = |extra: &str, flags: &[&str]| {
         let yaml = format!(
-            "- hosts: h1\n  gather_facts: false\n  tasks:\n    - name: sync\n      ansible.posix.synchronize:\n        src: tree/\n        dest: {dest}/\n        rsync_opts: [\"--exclude=*.tmp\"]\n{extra}      register: s\n    - name: cmd\n      debug:\n        msg: \"{{{{ s.cmd }}}}\"\n"
+            "- hosts: h1\n  gather_facts: false\n  tasks:\n    - name: sync\n      become: true\n      ansible.posix.synchronize:\n        src: tree/\n        dest: {dest}/\n        rsync_opts: [\"--exclude=*.tmp\"]\n{extra}      register: s\n    - name: cmd\n      debug:\n        msg: \"{{{{ s.cmd }}}}\"\n"
         );
         std::fs::write(&pb.path, yaml).unwrap();
         pb.run(&lab, flags)
@@ -350,7 +350,8 @@ fn synchronize_pushes_deletes_and_pulls_over_the_hosts_connection() {
         "{cmd}"
     );
     assert!(
-        cmd.contains(&format!("UserKnownHostsFile={}", lab.known_hosts().display())),
+        cmd.contains(&format!("UserKnownHostsFile={}", lab.known_hosts().display()))
+            && cmd.contains("'--rsync-path=sh -c "),
         "{cmd}"
     );
     let r = task("", &[]);

@@ -6,6 +6,7 @@
 //! `--dry-run`.
 
 use super::{Args, Ctx, Kind, ModuleError, ModuleResult, Param};
+use crate::transport::shell::quote;
 use crate::transport::{Failure, Output, SshCommand};
 use std::path::{Path, PathBuf};
 
@@ -163,10 +164,13 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
     }
     let rsync_path = match (args.str("rsync_path"), host.escalation()) {
         (Some(p), _) => Some(p.to_string()),
-        // As Ansible: with become, the host's rsync runs through sudo.
-        (None, Some(b)) if b.user == "root" => Some("sudo rsync".to_string()),
-        (None, Some(b)) => Some(format!("sudo -u {} rsync", b.user)),
-        (None, None) => None,
+        // As Ansible: with become, the host's rsync runs through sudo when it writes (a push);
+        // as tend's own become, not when the connection is that user already.
+        (None, Some(b)) if !pull && ssh.is_some() => Some(format!(
+            "sh -c 'if [ \"$(id -un)\" = \"$0\" ]; then exec rsync \"$@\"; fi; exec sudo -n -u \"$0\" -- rsync \"$@\"' {}",
+            quote(&b.user)
+        )),
+        _ => None,
     };
     if let Some(p) = rsync_path {
         cmd.push(format!("--rsync-path={p}"));

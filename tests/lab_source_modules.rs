@@ -3,7 +3,7 @@
 //! without tend).
 
 mod common;
-use common::{Lab, PlaybookFile, Run};
+use common::{Lab, PlaybookFile, Run, run};
 
 fn play(host: &str, tasks: &str) -> PlaybookFile {
     PlaybookFile::new(&format!("- hosts: {host}\n  gather_facts: false\n  tasks:\n{tasks}"))
@@ -173,14 +173,19 @@ fn mount_keeps_fstab_and_the_mount_in_step() {
 /// A fresh OpenPGP key made on h1 by gpg in a scratch home: `(armored public key, path of its
 /// file on h1, fingerprint)`.
 fn gpg_key(lab: &Lab, name: &str) -> (String, String, String) {
+    gpg_key_on(lab, 1, name)
+}
+
+/// [`gpg_key`] on host `hI`.
+fn gpg_key_on(lab: &Lab, i: u32, name: &str) -> (String, String, String) {
     let file = format!("/tmp/{name}.asc");
     let out = lab.sh(
-        1,
+        i,
         &format!(
             "export GNUPGHOME=$(mktemp -d) && gpg --batch --quiet --passphrase '' --quick-gen-key '{name} <{name}@example.com>' ed25519 sign 2>/dev/null && gpg --armor --export {name}@example.com > {file} && gpg --with-colons --fingerprint {name}@example.com | awk -F: '$1 == \"fpr\" {{ print $10; exit }}'; rm -rf \"$GNUPGHOME\""
         ),
     );
-    let key = lab.sh(1, &format!("cat {file}"));
+    let key = lab.sh(i, &format!("cat {file}"));
     (key, file, out.trim().to_string())
 }
 
@@ -394,4 +399,105 @@ fn synchronize_pushes_deletes_and_pulls_over_the_hosts_connection() {
     );
     assert_eq!(field(&pb.run(&lab, &[]), "pull", "status"), "ok");
     lab.sh(1, &format!("rm -rf {dest}"));
+}
+
+/// `apt_key` and `rpm_key` side by side with ansible-core's (`TEND_ANSIBLE_BIN`, set by
+/// tests/run.sh): the same tasks with the same key, tend on h2 and ansible-playbook on h3, report
+/// the same `changed` in and out of check mode, the same ids, and the same key lists.
+#[test]
+fn apt_key_and_rpm_key_report_what_ansibles_report() {
+    let lab = Lab::get();
+    let bin = std::env::var_os("TEND_ANSIBLE_BIN")
+        .map(std::path::PathBuf::from)
+        .expect("TEND_ANSIBLE_BIN is not set: run tests/run.sh, which installs ansible-core into a virtualenv");
+    let name = format!("tend-cmp-{}", std::process::id());
+    let (key, file, fpr) = gpg_key_on(&lab, 2, &name);
+    lab.sh(3, &format!("cat > {file} <<'EOF'\n{key}EOF\n"));
+    let short = &fpr[32..];
+    let report = format!("/tmp/{name}.report");
+    let pb = PlaybookFile::new(&format!(
+        r#"- hosts: "{{{{ target }}}}"
+  gather_facts: false
+  tasks:
+    - apt_key: {{ file: {file} }}
+      check_mode: true
+      register: a1
+    - apt_key: {{ file: {file} }}
+      register: a2
+    - apt_key: {{ file: {file} }}
+      register: a3
+    - apt_key: {{ id: "0x{short}", state: absent }}
+      check_mode: true
+      register: a4
+    - apt_key: {{ id: "0x{short}", state: absent }}
+      register: a5
+    - apt_key: {{ id: "{fpr}", state: absent }}
+      register: a6
+    - rpm_key: {{ key: {file} }}
+      check_mode: true
+      register: r1
+    - rpm_key: {{ key: {file} }}
+      register: r2
+    - rpm_key: {{ key: {file} }}
+      register: r3
+    - rpm_key: {{ key: "0x{short}", state: absent }}
+      register: r4
+    - rpm_key: {{ key: "{fpr}", state: absent }}
+      register: r5
+    - copy:
+        dest: {report}
+        content: |
+          {{{{ a1.changed }}}} {{{{ a2.changed }}}} {{{{ a3.changed }}}} {{{{ a4.changed }}}} {{{{ a5.changed }}}} {{{{ a6.changed }}}}
+          {{{{ a1.after is defined }}}} {{{{ a2.after is defined }}}} {{{{ a3.after is defined }}}} {{{{ a5.after is defined }}}}
+          {{{{ a2.id }}}} {{{{ a2.fp }}}} {{{{ a2.short_id }}}} {{{{ a2.key_id }}}}
+          {{{{ a5.id }}}} {{{{ a5.fp }}}} {{{{ a5.short_id }}}} {{{{ a5.key_id }}}}
+          {{{{ a6.id }}}} {{{{ a6.fp }}}} {{{{ a6.short_id }}}} {{{{ a6.key_id }}}}
+          {{{{ a1.before | join(',') }}}}
+          {{{{ a2.after | join(',') }}}}
+          {{{{ a5.before | join(',') }}}}
+          {{{{ a5.after | join(',') }}}}
+          {{{{ r1.changed }}}} {{{{ r2.changed }}}} {{{{ r3.changed }}}} {{{{ r4.changed }}}} {{{{ r5.changed }}}}
+"#
+    ));
+    let ansible = std::process::Command::new(bin.join("ansible-playbook"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .args([
+            "-i",
+            &lab.inventory(),
+            pb.path.to_str().unwrap_or_default(),
+            "-e",
+            "target=h3",
+        ])
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        ansible.status.success(),
+        "ansible-playbook failed:\n{}\n{}",
+        String::from_utf8_lossy(&ansible.stdout),
+        String::from_utf8_lossy(&ansible.stderr)
+    );
+    let r = run(&[
+        "run",
+        pb.path.to_str().unwrap_or_default(),
+        "-i",
+        &lab.inventory(),
+        "-e",
+        "target=h2",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let by_tend = lab.sh(2, &format!("cat {report}"));
+    let by_ansible = lab.sh(3, &format!("cat {report}"));
+    assert_eq!(by_tend, by_ansible);
+    let lines: Vec<&str> = by_tend.lines().collect();
+    assert_eq!(lines[0], "True True False True True False", "{by_tend}");
+    assert_eq!(lines[9], "True True False True False", "{by_tend}");
+    assert!(
+        lines[6].contains(&fpr[24..]) && !lines[5].contains(&fpr[24..]),
+        "{by_tend}"
+    );
+    for i in [2, 3] {
+        lab.sh(i, &format!("rm -f {file} {report}"));
+    }
 }

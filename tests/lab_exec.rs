@@ -345,9 +345,9 @@ fn shards_cover_the_hosts_once_and_merge_into_one_recap() {
     let r = merge(&files);
     assert_eq!(r.code, 99, "{r:?}");
     assert!(
-        r.events("warning")[0]["message"]
-            .as_str()
-            .is_some_and(|m| m.ends_with("shard3.jsonl has no recap: its shard did not finish (killed, or still running)")),
+        r.events("warning")[0]["message"].as_str().is_some_and(
+            |m| m.ends_with("shard3.jsonl has no recap: its shard did not finish (killed, or still running)")
+        ),
         "{r:?}"
     );
     // The same shard twice: overlapping hosts are refused.

@@ -261,16 +261,9 @@ fn serialize(line: &Line) -> String {
 const READ: &str = r#"set -u
 say() { echo "@@tend $*"; }
 if [ -n "$url" ]; then
-  k=""
-  if command -v curl >/dev/null 2>&1; then
-    set -- -fsSL; [ "$insecure" = 1 ] && set -- "$@" -k
-    k=$(curl "$@" -- "$url" | base64 -w0) && [ -n "$k" ] || { echo "Error getting key from: $url" >&2; exit 3; }
-  elif command -v wget >/dev/null 2>&1; then
-    set -- -qO-; [ "$insecure" = 1 ] && set -- "$@" --no-check-certificate
-    k=$(wget "$@" -- "$url" | base64 -w0) && [ -n "$k" ] || { echo "Error getting key from: $url" >&2; exit 3; }
-  else
-    echo "Error getting key from: $url (the host has neither curl nor wget)" >&2; exit 3
-  fi
+  kf=$(mktemp) || exit 1
+  if ! fetch "$url" "$kf" || [ ! -s "$kf" ]; then rm -f "$kf"; echo "Error getting key from: $url" >&2; exit 3; fi
+  k=$(base64 -w0 < "$kf"); rm -f "$kf"
   say "keys $k"
 fi
 if ent=$(getent passwd "$user"); then
@@ -333,13 +326,14 @@ async fn run(ctx: &Ctx<'_>, args: &Args) -> Result<ModuleResult, ModuleError> {
     let out = ctx
         .run(
             &format!(
-                "user={} path={} follow={} check={} url={} insecure={}\n{READ}",
+                "user={} path={} follow={} check={} url={} insecure={}\n{}{READ}",
                 quote(user),
                 quote(args.str("path").unwrap_or_default()),
                 u8::from(follow),
                 u8::from(ctx.check),
                 quote(url.unwrap_or_default()),
                 u8::from(!args.bool("validate_certs", true)),
+                super::FETCH_SH,
             ),
             None,
         )

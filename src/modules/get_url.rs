@@ -55,18 +55,18 @@ if [ -f "$dest" ]; then
 fi
 if [ "$check" = 1 ]; then echo "would download"; exit 0; fi
 tmp=$(mktemp "$dir/.tend-get_url.XXXXXXXX") || exit 4
-trap 'rm -f "$tmp" "$tmp.err"' EXIT
+trap 'rm -f "$tmp" "$tmp.err" "$tmp.rc"' EXIT
 if command -v curl >/dev/null 2>&1; then
   set -- -sS -f -L --connect-timeout "$timeout" --speed-time "$timeout" --speed-limit 1 -o "$tmp" -w '%{http_code}'
   [ "$insecure" = 1 ] && set -- "$@" -k
-  set -- "$@" HEADERS_CURL
-  if code=$(curl "$@" "$url" 2>"$tmp.err"); then echo "status $code"
+  # The URL and headers go in a config on stdin: no credential in a command line.
+  if code=$(printf '%s' "$curl_cfg" | curl "$@" -K - 2>"$tmp.err"); then echo "status $code"
   else echo "Request failed: $(tail -n1 "$tmp.err")" >&2; exit 5; fi
 elif command -v wget >/dev/null 2>&1; then
   set -- -q -T "$timeout" -O "$tmp"
   [ "$insecure" = 1 ] && set -- "$@" --no-check-certificate
-  set -- "$@" HEADERS_WGET
-  if wget "$@" "$url" 2>"$tmp.err"; then echo "status 200"
+  (umask 077 && printf '%s' "$wget_rc" > "$tmp.rc") || exit 4
+  if printf '%s\n' "$url" | WGETRC="$tmp.rc" wget "$@" -i - 2>"$tmp.err"; then echo "status 200"
   else rc=$?; echo "Request failed: wget exit $rc $(tail -n1 "$tmp.err")" >&2; exit 5; fi
 else
   echo "neither curl nor wget is installed on the host" >&2; exit 3
@@ -86,7 +86,7 @@ if [ -f "$dest" ] && [ "$backup" = 1 ]; then
   bk="$dest.$(date +%Y-%m-%d@%H:%M:%S).$$~"; cp -p "$dest" "$bk"; echo "backup $bk"
 fi
 mv -f "$tmp" "$dest" || exit 4
-rm -f "$tmp.err"
+rm -f "$tmp.err" "$tmp.rc"
 trap - EXIT
 echo downloaded
 "#;
@@ -113,9 +113,14 @@ fn parse_checksum(text: &str) -> Result<(&str, String), String> {
     Ok((algo, hex))
 }
 
-/// The header arguments of curl and wget, each value quoted for the shell.
-fn header_words(headers: Option<&Json>) -> (String, String) {
-    let mut curl = String::new();
+/// curl's config (`url` and `header` lines, read with `-K -`) and a wgetrc with the headers:
+/// the request's URL and headers (often a token) reach the download tool on its stdin or in a
+/// private file, never in its command line.
+fn request_files(url: &str, headers: Option<&Json>) -> Result<(String, String), String> {
+    fn curl_quoted(s: &str) -> String {
+        s.replace('\\', "\\\\").replace('"', "\\\"")
+    }
+    let mut curl = format!("url = \"{}\"\n", curl_quoted(url));
     let mut wget = String::new();
     if let Some(Json::Object(map)) = headers {
         for (k, v) in map {
@@ -124,11 +129,17 @@ fn header_words(headers: Option<&Json>) -> (String, String) {
                 other => other.to_string(),
             };
             let h = format!("{k}: {v}");
-            curl.push_str(&format!(" -H {}", quote(&h)));
-            wget.push_str(&format!(" --header={}", quote(&h)));
+            if h.contains(['\n', '\r']) {
+                return Err(format!("header `{k}` holds a line break"));
+            }
+            curl.push_str(&format!("header = \"{}\"\n", curl_quoted(&h)));
+            wget.push_str(&format!("header = {h}\n"));
         }
     }
-    (curl, wget)
+    if url.contains(['\n', '\r']) {
+        return Err("the URL holds a line break".into());
+    }
+    Ok((curl, wget))
 }
 
 impl Module for GetUrl {
@@ -147,12 +158,14 @@ impl Module for GetUrl {
                 Some(c) => parse_checksum(c).map_err(ModuleError::Args)?,
                 None => ("sha256", String::new()),
             };
-            let (curl_headers, wget_headers) = header_words(args.get("headers"));
+            let (curl_cfg, wget_rc) = request_files(url, args.get("headers")).map_err(ModuleError::Args)?;
             let flag = |b: bool| if b { "1" } else { "0" };
             let timeout = args.int("timeout").unwrap_or(10).max(1);
             let script = format!(
-                "url={} dest={} sum={} algo={} force={} check={} timeout={} insecure={} mode={} owner={} group={} backup={}\n{}",
+                "url={} curl_cfg={} wget_rc={} dest={} sum={} algo={} force={} check={} timeout={} insecure={} mode={} owner={} group={} backup={}\n{SCRIPT}",
                 quote(url),
+                quote(&curl_cfg),
+                quote(&wget_rc),
                 quote(dest),
                 quote(&sum),
                 algo,
@@ -164,9 +177,6 @@ impl Module for GetUrl {
                 quote(args.str("owner").unwrap_or("")),
                 quote(args.str("group").unwrap_or("")),
                 flag(args.bool("backup", false)),
-                SCRIPT
-                    .replace("\"$@\" HEADERS_CURL", &format!("\"$@\"{curl_headers}"))
-                    .replace("\"$@\" HEADERS_WGET", &format!("\"$@\"{wget_headers}")),
             );
             let out = ctx.run(&script, None).await?;
             let stdout = String::from_utf8_lossy(&out.stdout);

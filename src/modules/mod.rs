@@ -87,6 +87,7 @@ macro_rules! async_module {
 }
 
 mod apt;
+mod apt_key;
 mod apt_repository;
 mod archive;
 mod args;
@@ -119,6 +120,7 @@ mod pause;
 mod ping;
 mod release;
 mod replace;
+mod rpm_key;
 mod script;
 mod seboolean;
 mod selinux;
@@ -127,6 +129,7 @@ mod service_facts;
 mod setup;
 mod slurp;
 mod stat;
+mod synchronize;
 mod sysctl;
 mod systemd;
 mod tempfile;
@@ -510,6 +513,7 @@ static REGISTRY: &[&dyn Module] = &[
     &replace::Replace,
     &get_url::GetUrl,
     &git::Git,
+    &synchronize::Synchronize,
     &unarchive::Unarchive,
     &fetch::Fetch,
     &wait_for::WaitFor,
@@ -517,9 +521,11 @@ static REGISTRY: &[&dyn Module] = &[
     &pause::Pause,
     &apt::Apt,
     &apt_repository::AptRepository,
+    &apt_key::AptKey,
     &dnf::Dnf,
     &dnf::Yum,
     &yum_repository::YumRepository,
+    &rpm_key::RpmKey,
     &package::Package,
     &package_facts::PackageFacts,
     &service::Service,
@@ -663,14 +669,11 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("ipaddr", "ansible.utils"),
     ("getent", "ansible.builtin"),
     ("dnf5", "ansible.builtin"),
-    ("rpm_key", "ansible.builtin"),
-    ("apt_key", "ansible.builtin"),
     ("deb822_repository", "ansible.builtin"),
     ("dpkg_selections", "ansible.builtin"),
     ("sysvinit", "ansible.builtin"),
     ("pip", "ansible.builtin"),
     ("assemble", "ansible.builtin"),
-    ("synchronize", "ansible.posix"),
     ("pkgng", "community.general"),
     ("openbsd_pkg", "community.general"),
     ("zypper_repository", "community.general"),
@@ -794,6 +797,48 @@ pub fn split_marked(out: &Output) -> (Vec<String>, Output) {
         stderr: out.stderr.clone(),
     };
     (marks, plain)
+}
+
+/// A shell function for module scripts, `fetch URL FILE`: downloads with curl (or wget) on the
+/// host, checking certificates unless `$insecure` is 1. The URL reaches curl and wget on their
+/// stdin, so credentials in it are in no process's command line.
+pub const FETCH_SH: &str = r#"fetch() {
+  fetch_url=$1 fetch_to=$2
+  if command -v curl >/dev/null 2>&1; then
+    set -- -fsSL; if [ "${insecure:-0}" = 1 ]; then set -- "$@" --insecure; fi
+    printf 'url = "%s"\n' "$(printf '%s' "$fetch_url" | sed 's/[\\"]/\\&/g')" | curl "$@" -K - -o "$fetch_to"
+  elif command -v wget >/dev/null 2>&1; then
+    set -- -q; if [ "${insecure:-0}" = 1 ]; then set -- "$@" --no-check-certificate; fi
+    printf '%s\n' "$fetch_url" | wget "$@" -i - -O "$fetch_to"
+  else echo "neither curl nor wget is installed on $(hostname)" >&2; return 3; fi
+}
+"#;
+
+/// The start of a module script that works on key material (`apt_key`, `rpm_key`): `say` prints
+/// a marked line; `$t` and `$e` are scratch files (key material, a command's stderr) and `$g` a
+/// scratch gpg home, all removed on exit; `fail MESSAGE` marks the failure, shows `$e` (less the
+/// lines matching `$noise`, if set) and exits 1; `need PROGRAM` fails unless it is installed.
+pub const SCRATCH_SH: &str = r#"set -u
+export LC_ALL=C
+say() { echo "@@tend $*"; }
+t=$(mktemp) && e=$(mktemp) && g=$(mktemp -d) || exit 1
+trap 'rm -rf "$t" "$e" "$g"' EXIT
+fail() { say "fail $*"; if [ -n "${noise:-}" ]; then grep -v -e "$noise" "$e"; else cat "$e"; fi >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || { echo "Failed to find required executable \"$1\" on $(hostname)" >&2; : > "$e"; fail "$1 is missing"; }; }
+"#;
+
+/// The marked lines of a module script built on [`SCRATCH_SH`], or the error its `fail` line
+/// (message, with `cmd` as the command) or its exit status calls for.
+pub fn marks_or_failure(module: &str, cmd: &str, host: &str, out: &Output) -> Result<Vec<String>, ModuleError> {
+    let (marks, plain) = split_marked(out);
+    let failed = marks
+        .iter()
+        .find_map(|m| m.strip_prefix("fail "))
+        .map(|msg| (format!("{module} on {host}: {msg}"), cmd.to_string()));
+    match script_error(module, host, failed, out, &plain) {
+        Some(e) => Err(e),
+        None => Ok(marks),
+    }
 }
 
 /// The last non-empty line of a command's stderr, else of its stdout: the one-line reason for

@@ -64,6 +64,17 @@ impl Host {
         }
     }
 
+    /// How a control-node program that runs `ssh` itself (rsync) reaches this host over its
+    /// connection; `None` for a local host.
+    pub async fn ssh_command(&self) -> Option<super::SshCommand> {
+        self.shared.conn.ssh_command().await
+    }
+
+    /// Who commands run as when that is not the connecting user (a task's `become`).
+    pub fn escalation(&self) -> Option<&Become> {
+        self.escalate.as_ref()
+    }
+
     /// What went through this host's connection so far.
     pub fn counters(&self) -> Counters {
         Counters {

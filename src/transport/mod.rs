@@ -61,6 +61,16 @@ pub struct ConnectOptions {
     pub ssh_defaults: Option<PathBuf>,
 }
 
+/// How a program on the control node that runs `ssh` itself (rsync) reaches a host over tend's
+/// connection to it, so it neither logs in again nor checks host keys less strictly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshCommand {
+    /// `ssh` and its options, without the destination.
+    pub argv: Vec<String>,
+    /// The host's address (`ansible_host`).
+    pub address: String,
+}
+
 /// A command to run on a host (who it runs as is the [`Host`]'s business).
 #[derive(Debug, Clone, Default)]
 pub struct RemoteCommand {
@@ -175,6 +185,14 @@ impl Connection {
         match self {
             Self::Ssh(c) => c.spawn(line).await,
             Self::Local(c) => c.spawn(line).await,
+        }
+    }
+
+    /// How rsync and the like reach the host over this connection; `None` when it is local.
+    async fn ssh_command(&self) -> Option<SshCommand> {
+        match self {
+            Self::Ssh(c) => Some(c.client().await),
+            Self::Local(_) => None,
         }
     }
 

@@ -69,6 +69,54 @@ impl SshConnection {
         })
     }
 
+    /// How a program that runs `ssh` itself (`rsync -e`) reaches the host: through this
+    /// master's control socket, with the same user, port, identity, config, jump hosts,
+    /// known-hosts file and host-key policy should the socket be gone.
+    pub(super) async fn client(&self) -> super::SshCommand {
+        let socket = self.session.read().await.control_socket().to_path_buf();
+        let t = &self.target;
+        let policy = match t.host_keys.unwrap_or(self.options.host_keys) {
+            HostKeyPolicy::Strict => "yes",
+            HostKeyPolicy::AcceptNew => "accept-new",
+            HostKeyPolicy::Off => "no",
+        };
+        let timeout = t
+            .connect_timeout
+            .unwrap_or(self.options.connect_timeout)
+            .as_secs()
+            .max(1);
+        let mut argv: Vec<String> = vec!["ssh".into()];
+        let mut opt = |k: &str, v: String| argv.extend(["-o".to_string(), format!("{k}={v}")]);
+        opt("ControlMaster", "no".into());
+        opt("ControlPath", socket.display().to_string());
+        opt("BatchMode", "yes".into());
+        opt("StrictHostKeyChecking", policy.into());
+        opt("ConnectTimeout", timeout.to_string());
+        if let Some(file) = &t.known_hosts_file {
+            opt("UserKnownHostsFile", file.display().to_string());
+        }
+        let mut flag = |f: &str, v: String| argv.extend([f.to_string(), v]);
+        if let Some(file) = t.config_file.as_ref().or(self.options.ssh_defaults.as_ref()) {
+            flag("-F", file.display().to_string());
+        }
+        if let Some(user) = &t.user {
+            flag("-l", user.clone());
+        }
+        if let Some(port) = t.port {
+            flag("-p", port.to_string());
+        }
+        if let Some(key) = &t.key_file {
+            flag("-i", key.display().to_string());
+        }
+        if !t.jump_hosts.is_empty() {
+            flag("-J", t.jump_hosts.join(","));
+        }
+        super::SshCommand {
+            argv,
+            address: t.address.clone(),
+        }
+    }
+
     /// Stops the master.
     pub async fn close(self) {
         self.channels.close();

@@ -241,3 +241,44 @@ fn templated_booleans_are_decided_per_host() {
     assert!(ignored.contains(&("web1".into(), "ignored".into())), "{ignored:?}");
     assert!(ignored.contains(&("web2".into(), "failed".into())), "{ignored:?}");
 }
+
+/// Ansible's legacy `include` (removed from ansible-core in 2.16, still in older playbooks): at
+/// play level it imports a playbook, in a task list it imports a tasks file, the `k=v` words after
+/// the file becoming its variables.
+#[test]
+fn legacy_include_runs_old_playbooks() {
+    let dir = common::scratch();
+    let out = dir.path().join("out.txt");
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+    )
+    .expect("inventory");
+    std::fs::write(
+        dir.path().join("site.yml"),
+        format!(
+            "- include: first.yml\n- hosts: all\n  gather_facts: false\n  tasks:\n    - include: write.yml word=included other=\"two words\"\n    - shell: echo done >> {}\n",
+            out.display()
+        ),
+    )
+    .expect("site");
+    std::fs::write(
+        dir.path().join("first.yml"),
+        format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - shell: echo first > {}\n",
+            out.display()
+        ),
+    )
+    .expect("first");
+    std::fs::write(
+        dir.path().join("write.yml"),
+        format!("- shell: echo {{{{ word }}}} {{{{ other }}}} >> {}\n", out.display()),
+    )
+    .expect("write");
+    let r = run_in(dir.path(), &["run", "site.yml", "-i", "inventory.yaml"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        "first\nincluded two words\ndone\n"
+    );
+}

@@ -363,7 +363,12 @@ impl Loader<'_> {
             let map = entries(node, &source, "a play")?;
             if let Some((k, v)) = map
                 .iter()
-                .find(|(k, _)| k.scalar_text().as_deref() == Some("import_playbook"))
+                // `include` is the name Ansible gave `import_playbook` before 2.4.
+                .find(|(k, _)| {
+                    let key = k.scalar_text();
+                    let short = key.as_deref().map(modules::short_name);
+                    matches!(short, Some("import_playbook" | "include"))
+                })
             {
                 let file = dir.join(text(v, &source, "`import_playbook`")?);
                 if !file.exists() {
@@ -566,6 +571,7 @@ impl Loader<'_> {
         let mut extra_args: Option<&Node> = None;
         let (mut block, mut rescue, mut always): (Option<&Node>, Option<&Node>, Option<&Node>) = (None, None, None);
         let mut include: Option<(&Node, bool)> = None;
+        let mut legacy_include = false;
         let mut role_task: Option<(&Node, bool)> = None;
         let mut local_action: Option<&Node> = None;
         let mut meta: Option<&Node> = None;
@@ -578,7 +584,7 @@ impl Loader<'_> {
             let short = modules::short_name(&written);
             let is_action = matches!(
                 short,
-                "include_tasks" | "import_tasks" | "include_role" | "import_role" | "meta"
+                "include_tasks" | "import_tasks" | "include_role" | "import_role" | "meta" | "include"
             );
             let key = if is_action || modules::lookup(short).is_some() {
                 short.to_string()
@@ -678,6 +684,12 @@ impl Loader<'_> {
                 "rescue" => rescue = Some(v),
                 "always" => always = Some(v),
                 "include_tasks" => include = Some((v, false)),
+                // Ansible's legacy `include` (removed in 2.16): a static import unless it loops
+                // or names its file with a template, `k=v` words after the file being its vars.
+                "include" => {
+                    legacy_include = true;
+                    include = Some((v, true));
+                }
                 "import_tasks" => include = Some((v, true)),
                 "include_role" => role_task = Some((v, false)),
                 "import_role" => role_task = Some((v, true)),
@@ -907,8 +919,8 @@ impl Loader<'_> {
                 opts,
             }]);
         }
-        if let Some((node, is_import)) = include {
-            let file_text = match &node.value {
+        if let Some((node, mut is_import)) = include {
+            let mut file_text = match &node.value {
                 Value::Map(m) => {
                     let file = m.iter().find(|(k, _)| k.scalar_text().as_deref() == Some("file"));
                     let (_, f) = file.ok_or_else(|| source.error(node.line, node.column, "include needs `file:`"))?;
@@ -916,6 +928,15 @@ impl Loader<'_> {
                 }
                 _ => text(node, source, "an include")?,
             };
+            if legacy_include {
+                let (pairs, rest) = parse_kv(&file_text, |_| true, true)
+                    .map_err(|e| source.error(node.line, node.column, format!("`include`: {e}")))?;
+                for (k, v) in pairs {
+                    opts.vars.entry(k).or_insert(Json::String(v));
+                }
+                file_text = rest.unwrap_or_default().trim().to_string();
+                is_import = opts.loop_items.is_none() && !crate::template::is_template(&file_text);
+            }
             if crate::template::is_template(&file_text) {
                 return self.templated_include(node, place, &file_text, (name, span, opts, is_import));
             }

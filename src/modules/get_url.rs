@@ -17,7 +17,9 @@ const PARAMS: &[Param] = &[
     Param::new("owner", Kind::Str),
     Param::new("group", Kind::Str),
     Param::new("checksum", Kind::Str),
-    Param::new("force", Kind::Bool),
+    // Removed from Ansible in 2.14; older playbooks still carry it: read as `checksum: sha256:…`.
+    Param::new("sha256sum", Kind::Str),
+    Param::new("force", Kind::Bool).aliases(&["thirsty"]),
     Param::new("timeout", Kind::Int),
     Param::new("headers", Kind::Dict),
     Param::new("validate_certs", Kind::Bool),
@@ -154,7 +156,11 @@ impl Module for GetUrl {
             let url = args.str("url").unwrap_or_default();
             let dest = args.str("dest").unwrap_or_default();
             super::textfile::octal_mode(args)?;
-            let (algo, sum) = match args.str("checksum").filter(|c| !c.is_empty()) {
+            let legacy = args
+                .str("sha256sum")
+                .filter(|s| !s.is_empty())
+                .map(|s| format!("sha256:{s}"));
+            let (algo, sum) = match args.str("checksum").filter(|c| !c.is_empty()).or(legacy.as_deref()) {
                 Some(c) => parse_checksum(c).map_err(ModuleError::Args)?,
                 None => ("sha256", String::new()),
             };

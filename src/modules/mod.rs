@@ -694,6 +694,14 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ("pam_limits", "community.general"),
     ("alternatives", "community.general"),
     ("locale_gen", "community.general"),
+    ("nagios", "community.general"),
+    ("htpasswd", "community.general"),
+    ("seport", "community.general"),
+    ("gem", "community.general"),
+    ("make", "community.general"),
+    ("npm", "community.general"),
+    ("supervisorctl", "community.general"),
+    ("java_keystore", "community.general"),
 ];
 
 /// A module of Ansible tend does not have, met in a playbook: loading goes on (the task is

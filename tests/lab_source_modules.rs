@@ -435,9 +435,6 @@ fn synchronize_pushes_deletes_and_pulls_over_the_hosts_connection() {
 #[test]
 fn apt_key_and_rpm_key_report_what_ansibles_report() {
     let lab = Lab::get();
-    let bin = std::env::var_os("TEND_ANSIBLE_BIN")
-        .map(std::path::PathBuf::from)
-        .expect("TEND_ANSIBLE_BIN is not set: run tests/run.sh, which installs ansible-core into a virtualenv");
     let name = format!("tend-cmp-{}", std::process::id());
     let (key, file, fpr) = gpg_key_on(&lab, 2, &name);
     lab.sh(3, &format!("cat > {file} <<'EOF'\n{key}EOF\n"));
@@ -487,6 +484,96 @@ fn apt_key_and_rpm_key_report_what_ansibles_report() {
           {{{{ r1.changed }}}} {{{{ r2.changed }}}} {{{{ r3.changed }}}} {{{{ r4.changed }}}} {{{{ r5.changed }}}}
 "#
     ));
+    run_both_on_h3_and_h2(&lab, &pb);
+    let by_tend = lab.sh(2, &format!("cat {report}"));
+    let by_ansible = lab.sh(3, &format!("cat {report}"));
+    assert_eq!(by_tend, by_ansible);
+    let lines: Vec<&str> = by_tend.lines().collect();
+    assert_eq!(lines[0], "True True False True True False", "{by_tend}");
+    assert_eq!(lines[9], "True True False True False", "{by_tend}");
+    assert!(
+        lines[6].contains(&fpr[24..]) && !lines[5].contains(&fpr[24..]),
+        "{by_tend}"
+    );
+    for i in [2, 3] {
+        lab.sh(i, &format!("rm -f {file} {report}"));
+    }
+}
+
+/// `synchronize` side by side with ansible.posix's (from the `ansible` package tests/run.sh
+/// installs): the same pushes and pull from the same local tree, tend to h2 and
+/// ansible-playbook to h3, report the same `changed` (check mode too) and leave the same trees.
+#[test]
+fn synchronize_does_what_ansible_posix_does() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let local = tempfile::tempdir().expect("tempdir");
+    let src = local.path().join("site");
+    std::fs::create_dir_all(src.join("css")).expect("mkdir");
+    std::fs::write(src.join("index.html"), "<h1>shop</h1>\n").expect("write");
+    std::fs::write(src.join("css/shop.css"), "body {}\n").expect("write");
+    std::fs::write(src.join("notes.tmp"), "scratch\n").expect("write");
+    std::os::unix::fs::symlink("index.html", src.join("home.html")).expect("symlink");
+    let dest = format!("/tmp/tend-sync-cmp-{id}");
+    let pulled = local.path().join("pulled");
+    std::fs::create_dir_all(&pulled).expect("mkdir");
+    let report = format!("/tmp/tend-sync-cmp-{id}.report");
+    let pb = PlaybookFile::new(&format!(
+        r#"- hosts: "{{{{ target }}}}"
+  gather_facts: false
+  tasks:
+    - synchronize: {{ src: "{src}/", dest: "{dest}/", rsync_opts: ["--exclude=*.tmp"], use_ssh_args: true }}
+      check_mode: true
+      register: s1
+    - synchronize: {{ src: "{src}/", dest: "{dest}/", rsync_opts: ["--exclude=*.tmp"], use_ssh_args: true }}
+      register: s2
+    - synchronize: {{ src: "{src}/", dest: "{dest}/", rsync_opts: ["--exclude=*.tmp"], use_ssh_args: true }}
+      register: s3
+    - shell: "echo extra > {dest}/extra.txt"
+    - synchronize: {{ src: "{src}/", dest: "{dest}/", delete: true, rsync_opts: ["--exclude=*.tmp"], use_ssh_args: true }}
+      register: s4
+    - synchronize: {{ mode: pull, src: "{dest}/", dest: "{pulled}/{{{{ target }}}}/", use_ssh_args: true }}
+      register: s5
+    - copy:
+        dest: {report}
+        content: "{{{{ s1.changed }}}} {{{{ s2.changed }}}} {{{{ s3.changed }}}} {{{{ s4.changed }}}} {{{{ s5.changed }}}}\n"
+"#,
+        src = src.display(),
+        pulled = pulled.display(),
+    ));
+    run_both_on_h3_and_h2(&lab, &pb);
+    let tree = format!("cd {dest} && find . -printf '%P %y %m %s %l\\n' | sort && cat {report}");
+    let by_tend = lab.sh(2, &tree);
+    assert_eq!(by_tend, lab.sh(3, &tree));
+    assert!(by_tend.ends_with("True True False True True\n"), "{by_tend}");
+    assert!(
+        !by_tend.contains("notes.tmp") && !by_tend.contains("extra.txt"),
+        "{by_tend}"
+    );
+    let listing = |host: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cd {}/{host} && find . -printf '%P %y %s %l\\n' | sort",
+                pulled.display()
+            ))
+            .output()
+            .expect("find");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(listing("h2"), listing("h3"));
+    assert!(listing("h2").contains("home.html l 10 index.html"), "{}", listing("h2"));
+    for i in [2, 3] {
+        lab.sh(i, &format!("rm -rf {dest} {report}"));
+    }
+}
+
+/// Runs `pb` with ansible-playbook (`TEND_ANSIBLE_BIN`, set by tests/run.sh) on h3 and with
+/// tend on h2 (`-e target=hN`); both must succeed.
+fn run_both_on_h3_and_h2(lab: &Lab, pb: &PlaybookFile) {
+    let bin = std::env::var_os("TEND_ANSIBLE_BIN")
+        .map(std::path::PathBuf::from)
+        .expect("TEND_ANSIBLE_BIN is not set: run tests/run.sh, which installs ansible into a virtualenv");
     let ansible = std::process::Command::new(bin.join("ansible-playbook"))
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_PYTHON_INTERPRETER", "auto_silent")
@@ -515,17 +602,4 @@ fn apt_key_and_rpm_key_report_what_ansibles_report() {
         "target=h2",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
-    let by_tend = lab.sh(2, &format!("cat {report}"));
-    let by_ansible = lab.sh(3, &format!("cat {report}"));
-    assert_eq!(by_tend, by_ansible);
-    let lines: Vec<&str> = by_tend.lines().collect();
-    assert_eq!(lines[0], "True True False True True False", "{by_tend}");
-    assert_eq!(lines[9], "True True False True False", "{by_tend}");
-    assert!(
-        lines[6].contains(&fpr[24..]) && !lines[5].contains(&fpr[24..]),
-        "{by_tend}"
-    );
-    for i in [2, 3] {
-        lab.sh(i, &format!("rm -f {file} {report}"));
-    }
 }

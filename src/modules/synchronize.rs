@@ -35,6 +35,9 @@ const PARAMS: &[Param] = &[
     Param::new("rsync_path", Kind::Str),
     Param::new("rsync_timeout", Kind::Int),
     Param::new("rsync_opts", Kind::List),
+    // rsync's ssh always takes the connection's settings here (Ansible's `use_ssh_args: true`),
+    // so the flag is accepted and changes nothing.
+    Param::new("use_ssh_args", Kind::Bool),
 ];
 
 /// Starts each line rsync prints for an item it changed (or would change), as Ansible's does.

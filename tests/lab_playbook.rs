@@ -440,6 +440,50 @@ fn unreachable_h4_mid_play_leaves_the_others_running() {
     }
 }
 
+/// The same under `strategy: free`: h4's sshd dies while both hosts are in a slow task; h1
+/// finishes its play, h4 is unreachable from then on, the run exits 3.
+#[test]
+fn h4_killed_mid_task_under_free_leaves_the_others_running() {
+    let lab = Lab::get();
+    let dir = uniq("free-unreach");
+    let pf = PlaybookFile::new(&format!(
+        r#"
+- hosts: h1:h4
+  gather_facts: no
+  strategy: free
+  tasks:
+    - name: first
+      shell: mkdir -p {dir} && touch {dir}/first
+    - name: slow
+      shell: sleep 3
+    - name: second
+      shell: touch {dir}/second
+"#
+    ));
+    let killer = {
+        let lab = Lab::get();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+            lab.lab_sh(&["sshd-stop", "4"])
+        })
+    };
+    let r = pf.run(&lab, &[]);
+    let stop = killer.join().expect("killer");
+    let start = lab.lab_sh(&["sshd-start", "4"]);
+    assert_eq!(stop.code, 0, "{stop:?}");
+    assert_eq!(start.code, 0, "{start:?}");
+    assert_eq!(r.code, 3, "{r:?}");
+    assert_eq!(r.result("second", "h1")["status"], "changed");
+    assert_eq!(r.result("slow", "h4")["status"], "unreachable", "{r:?}");
+    assert_eq!(r.recap("h4")["unreachable"], 1);
+    assert_eq!(r.recap("h1")["unreachable"], 0);
+    assert_eq!(lab.sh(1, &format!("ls {dir}")), "first\nsecond\n");
+    assert_eq!(lab.sh(4, &format!("ls {dir}")), "first\n");
+    for i in [1, 4] {
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}
+
 #[test]
 fn roles_includes_tags_and_no_log() {
     let lab = Lab::get();

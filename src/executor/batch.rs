@@ -179,6 +179,10 @@ pub(super) fn split(out: &Output, marker: &str, n: usize) -> Vec<Option<Part>> {
     parts
 }
 
+/// The outputs of joined scripts (`None`: the task did not finish), and the lost connection
+/// that cut them short, if one did.
+type Joined = (Vec<Option<Part>>, Option<crate::transport::TransportError>);
+
 /// The joined scripts as one command, tagged `tm=MARKER` for [`stop_command`].
 fn joined(parts: &[(&str, Option<usize>)], marker: &str) -> RemoteCommand {
     RemoteCommand::new(join(parts, marker)).tagged(format!("tm={marker}"))
@@ -398,12 +402,16 @@ impl Executor<'_> {
             }
             let started = Instant::now();
             let mut outputs = self.run_segments(&target, escalate.clone(), &round).await;
+            let lost = match &outputs {
+                Ok(Some((_, lost))) => lost.clone(),
+                _ => None,
+            };
             let share = started.elapsed() / round.len() as u32;
             for (n, seg) in round.into_iter().enumerate() {
                 let j = seg.task;
                 let part = match &mut outputs {
                     Err(e) => Err(e.clone()),
-                    Ok(parts) => Ok(parts.as_mut().and_then(|p| p.get_mut(n)).and_then(Option::take)),
+                    Ok(parts) => Ok(parts.as_mut().and_then(|(p, _)| p.get_mut(n)).and_then(Option::take)),
                 };
                 let (next, ok) = match part {
                     Ok(Some(part)) => {
@@ -419,8 +427,13 @@ impl Executor<'_> {
                     }
                     Ok(None) => {
                         spent[j] += share;
-                        let lost = "the host's answer ended before the task finished (connection lost?)";
-                        (Err(TaskError::from(lost)), false)
+                        match &lost {
+                            Some(e) => (Err(TaskError::from(e.clone())), false),
+                            None => {
+                                let cut = "the host's answer ended before the task finished";
+                                (Err(TaskError::from(cut)), false)
+                            }
+                        }
                     }
                     Err(e) => {
                         spent[j] += share;
@@ -470,7 +483,7 @@ impl Executor<'_> {
         target: &crate::transport::Target,
         escalate: Option<Become>,
         segments: &[Segment],
-    ) -> Result<Option<Vec<Option<Part>>>, TaskError> {
+    ) -> Result<Option<Joined>, TaskError> {
         let _permit = self.fork().await?;
         let host = self.host(target, escalate).await?;
         if let [only] = segments {
@@ -478,7 +491,7 @@ impl Executor<'_> {
                 .run(&RemoteCommand::new(only.text.clone()), only.stdin.as_deref().into())
                 .await
                 .map_err(TaskError::from)?;
-            return Ok(Some(vec![Some(Part { output, duration: None })]));
+            return Ok(Some((vec![Some(Part { output, duration: None })], None)));
         }
         let marker = new_marker();
         let parts: Vec<(&str, Option<usize>)> = segments
@@ -500,7 +513,7 @@ impl Executor<'_> {
         } else {
             Input::Bytes(&stdin)
         };
-        let run = host.run(&command, input);
+        let run = host.run_joined(&command, input);
         tokio::pin!(run);
         let output = tokio::select! {
             output = &mut run => output,
@@ -512,13 +525,22 @@ impl Executor<'_> {
         }
         .map_err(TaskError::from)?;
         let parts = split(&output, &marker, segments.len());
+        if output.rc.is_none() && parts.iter().any(Option::is_none) && !host.connected().await {
+            // The connection went part way: the tasks that finished count, the one running
+            // and those after it are the host's being unreachable.
+            let lost = crate::transport::TransportError::Disconnected(format!(
+                "the connection to {} was lost while the task ran",
+                host.name()
+            ));
+            return Ok(Some((parts, Some(lost))));
+        }
         if parts.first().is_some_and(Option::is_none) && !output.success() {
             // No task started: the command itself failed (sudo refused the password, say).
             let why = crate::transport::last_error_line(&output, "the command failed before its first task");
             let rc = output.rc.map_or_else(|| "a signal".to_string(), |c| c.to_string());
             return Err(TaskError::from(format!("{why} (exit {rc})")));
         }
-        Ok(Some(parts))
+        Ok(Some((parts, None)))
     }
 }
 

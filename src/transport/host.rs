@@ -86,12 +86,47 @@ impl Host {
 
     /// Runs a command and collects its output.
     pub async fn run(&self, command: &RemoteCommand, input: Input<'_>) -> Result<Output, TransportError> {
-        self.stream(command, input, Sink::Collect).await
+        let output = self.stream_to_the_end(command, input, Sink::Collect).await?;
+        self.lost_or(output).await
+    }
+
+    /// [`Host::run`] for several tasks joined in one script: when the connection dies part way,
+    /// what arrived is returned (without an exit status), so the tasks that finished still
+    /// count; [`Host::connected`] then tells the lost connection apart.
+    pub async fn run_joined(&self, command: &RemoteCommand, input: Input<'_>) -> Result<Output, TransportError> {
+        self.stream_to_the_end(command, input, Sink::Collect).await
+    }
+
+    /// Whether the connection still stands.
+    pub async fn connected(&self) -> bool {
+        self.shared.conn.alive().await
+    }
+
+    /// A command without an exit status whose connection went: the host is unreachable, the
+    /// command did not fail (it may have been killed on the host, which keeps the connection).
+    async fn lost_or(&self, output: Output) -> Result<Output, TransportError> {
+        if output.rc.is_none() && !self.connected().await {
+            return Err(TransportError::Disconnected(format!(
+                "the connection to {} was lost while the command ran",
+                self.name()
+            )));
+        }
+        Ok(output)
     }
 
     /// Runs a command with its output going to `sink` as it comes (stdout is then not kept in
     /// the [`Output`]; of stderr only the last MiB is).
     pub async fn stream(
+        &self,
+        command: &RemoteCommand,
+        input: Input<'_>,
+        sink: Sink<'_>,
+    ) -> Result<Output, TransportError> {
+        let output = self.stream_to_the_end(command, input, sink).await?;
+        self.lost_or(output).await
+    }
+
+    async fn stream_to_the_end(
         &self,
         command: &RemoteCommand,
         input: Input<'_>,

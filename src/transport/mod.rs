@@ -188,6 +188,15 @@ impl Connection {
         }
     }
 
+    /// Whether the connection still stands (for SSH: the master answers), to tell a command
+    /// that died with its connection from one killed on the host.
+    async fn alive(&self) -> bool {
+        match self {
+            Self::Ssh(c) => c.alive().await,
+            Self::Local(_) => true,
+        }
+    }
+
     /// How rsync and the like reach the host over this connection; `None` when it is local.
     async fn ssh_command(&self) -> Option<SshCommand> {
         match self {

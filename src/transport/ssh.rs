@@ -69,6 +69,12 @@ impl SshConnection {
         })
     }
 
+    /// Whether the master connection still answers.
+    pub(super) async fn alive(&self) -> bool {
+        let session = self.session.read().await.clone();
+        session.check().await.is_ok()
+    }
+
     /// How a program that runs `ssh` itself (`rsync -e`) reaches the host: through this
     /// master's control socket, with the same user, port, identity, config, jump hosts,
     /// known-hosts file and host-key policy should the socket be gone.

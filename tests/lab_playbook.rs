@@ -1037,3 +1037,74 @@ fn sudo_with_a_password_from_a_vault_on_h4() {
         &format!("userdel -r {user} 2>/dev/null; rm -f /etc/sudoers.d/{user}"),
     );
 }
+
+/// Ctrl-C during a run over 51 hosts (aliases of h1-h3, each its own SSH master): exit 99, the
+/// task running finishes, no later task and no new host starts, and nothing is left behind on
+/// either side: no SSH master on the control node, no remote script on the hosts, no temporary
+/// file.
+#[test]
+fn ctrl_c_on_a_fleet_of_51_leaves_no_process_or_file_behind() {
+    let lab = Lab::get();
+    let id = std::process::id();
+    let dir = uniq("ctrlc");
+    // A known-hosts file of the run's own: its path in the masters' command lines finds them.
+    let keys = common::scratch();
+    let run_tag = keys.path().join("known_hosts").display().to_string();
+    std::fs::copy(lab.known_hosts(), &run_tag).expect("known hosts");
+    let mut inv = format!(
+        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    ansible_ssh_common_args: \"-o UserKnownHostsFile={run_tag}\"\n  hosts:\n",
+        lab.key().display(),
+    );
+    for n in 1..=51u32 {
+        inv.push_str(&format!("    a{n:02}:\n      ansible_host: {}\n", lab.address(1 + n % 3)));
+    }
+    let pf = PlaybookFile::new(&format!(
+        r#"- hosts: all
+  gather_facts: no
+  tasks:
+    - name: file
+      copy: {{ dest: "{dir}/{{{{ inventory_hostname }}}}", content: "x\n" }}
+    - name: slow
+      command: sh -c 'sleep 3' tend-ctrlc-{id}
+    - name: never
+      file: {{ path: "{dir}/never-{{{{ inventory_hostname }}}}", state: touch }}
+"#
+    ));
+    pf.file("inventory.yaml", &inv);
+    for i in 1..=3 {
+        lab.sh(i, &format!("mkdir -p {dir}"));
+    }
+    let inventory = pf.dir.path().join("inventory.yaml");
+    let args = [
+        "run",
+        pf.path.to_str().unwrap_or_default(),
+        "-i",
+        inventory.to_str().unwrap_or_default(),
+        "--format",
+        "json",
+    ];
+    let r = common::run_interrupted(&args, std::time::Duration::from_millis(2500));
+    assert_eq!(r.code, 99, "{r:?}");
+    assert!(r.results("never").is_empty(), "{r:?}");
+    // 50 hosts at once (the default `--forks`): the 51st never started, and the recap says so.
+    assert_eq!(r.results("file").len(), 50, "{r:?}");
+    assert_eq!(r.recap("a51")["interrupted"], 1, "{r:?}");
+    assert_eq!(r.recap("a50")["changed"], 2, "{r:?}");
+    // No SSH master of this run on the control node.
+    let masters = std::process::Command::new("pgrep")
+        .args(["-f", &format!("UserKnownHostsFile={run_tag}")])
+        .output()
+        .expect("pgrep");
+    assert!(masters.stdout.is_empty(), "masters left: {}", String::from_utf8_lossy(&masters.stdout));
+    for (i, files) in [(1, 16), (2, 17), (3, 17)] {
+        // No script of the run still on the host, no temporary file, and the files in place.
+        assert_eq!(
+            lab.sh(
+                i,
+                &format!("pgrep -f tend-ctrl[c]-{id} | wc -l; ls -A {dir} | grep -c '^\\.tend' || true; ls {dir} | grep -c '^a' ")
+            ),
+            format!("0\n0\n{files}\n")
+        );
+        lab.sh(i, &format!("rm -rf {dir}"));
+    }
+}

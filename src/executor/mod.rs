@@ -180,6 +180,7 @@ impl<'a> Executor<'a> {
 
     /// Runs the playbooks, ends the event stream with the recap and returns the exit code.
     pub async fn run(&self, playbooks: &[Playbook], plan: Vec<Vec<usize>>) -> Code {
+        let planned: std::collections::BTreeSet<usize> = plan.iter().flatten().copied().collect();
         let mut plan = plan.into_iter();
         'plays: for pb in playbooks {
             for play in &pb.plays {
@@ -191,6 +192,18 @@ impl<'a> Executor<'a> {
             }
         }
         self.fleet.close_all().await;
+        if self.cancelled() {
+            // Hosts the run was to work on but never started: the recap names them.
+            self.with_state(|state| {
+                for &h in &planned {
+                    if let Some(s) = state.get_mut(h)
+                        && s.counts.is_empty()
+                    {
+                        s.counts.interrupted = 1;
+                    }
+                }
+            });
+        }
         let counts: BTreeMap<String, HostCounts> = self.with_state(|state| {
             state
                 .iter()

@@ -291,6 +291,9 @@ PrintMotd no
 PrintLastLog no
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
+# Fleet tests open dozens of connections to one lab host at once.
+MaxStartups 200
+MaxSessions 64
 CONF
 }
 

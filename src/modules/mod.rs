@@ -901,7 +901,10 @@ pub fn upload_failure(e: crate::transport::UploadError, validate: Option<&str>) 
             message: match rc {
                 5 => format!("the new content of {dest} failed validation; the old file was kept"),
                 6 => format!("{dest} changed on the host while it was being edited; nothing was written (run again)"),
-                _ => format!("could not write {dest}"),
+                _ => match stderr.trim().lines().last().filter(|l| !l.trim().is_empty()) {
+                    Some(why) => format!("could not write {dest} (nothing was replaced): {}", why.trim()),
+                    None => format!("could not write {dest} (nothing was replaced)"),
+                },
             },
             command: validate
                 .filter(|_| rc == 5)

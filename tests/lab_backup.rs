@@ -759,3 +759,52 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
     sql(&lab, p, &format!("DROP DATABASE {db}"));
     lab.sh(store_host(&lab), &format!("rm -rf {store}"));
 }
+
+/// A store whose disk fills during the backup (a 512 KiB tmpfs on the store host, a dump of
+/// several MiB of random bytes): exit 2, the backup listed failed and never complete, its files
+/// gone, the error saying why, and the replica it was taken from replicating again.
+#[test]
+fn a_store_that_fills_up_marks_the_backup_failed_and_spares_the_source() {
+    let lab = Lab::get();
+    let s = provision_databases(&lab);
+    let tag = std::process::id();
+    let db = format!("full_{tag}");
+    let store = format!("/var/backups/tend-full-{tag}");
+    sql(
+        &lab,
+        s.primary,
+        &format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, b BLOB); USE {db}; INSERT INTO t SELECT seq, RANDOM_BYTES(1024) FROM seq_1_to_6000"
+        ),
+    );
+    let pos = sql(&lab, s.primary, "SELECT @@gtid_binlog_pos");
+    assert_eq!(
+        sql(&lab, s.replica, &format!("SELECT MASTER_GTID_WAIT('{pos}', 60)")),
+        "0"
+    );
+    lab.sh(
+        store_host(&lab),
+        &format!("mkdir -p {store} && mount -t tmpfs -o size=512k tmpfs {store}"),
+    );
+    let r = backup(&lab, &store, &["run"]);
+    let list = backup(&lab, &store, &["list"]);
+    let left = lab.sh(store_host(&lab), &format!("find {store} -type f | grep -v /catalog/ | wc -l"));
+    lab.sh(store_host(&lab), &format!("umount {store}; rm -rf {store}"));
+    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(record(&r)["state"], "failed", "{r:?}");
+    let message = r.events("error")[0]["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        message.contains("cannot write") && message.contains("No space left on device"),
+        "{message}"
+    );
+    let states: Vec<String> = list
+        .events("row")
+        .iter()
+        .map(|row| row["state"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(states, ["failed"], "{list:?}");
+    assert_eq!(left.trim(), "0", "files of the failed backup stay in the store");
+    let status = lab.sh(s.replica, "mariadb -e 'SHOW SLAVE STATUS\\G'");
+    assert!(status.contains("Slave_SQL_Running: Yes"), "{status}");
+}

@@ -28,7 +28,10 @@ pub enum Store {
 const RECEIVE: &str = r#"set -u
 umask 077
 mkdir -p -- "$(dirname -- "$dir/$rel")" || exit 3
-cat > "$dir/$rel.part" || { echo "cannot write $dir/$rel (disk full?)" >&2; rm -f -- "$dir/$rel.part"; exit 3; }
+# cat's complaint is kept in memory: on a full disk no file could hold it.
+if ! why=$(cat 2>&1 > "$dir/$rel.part"); then
+  rm -f -- "$dir/$rel.part"; echo "cannot write $dir/$rel: ${why#cat: }" >&2; exit 3
+fi
 sync -f "$dir/$rel.part" 2>/dev/null || sync
 stat -c %s -- "$dir/$rel.part"
 "#;
@@ -39,7 +42,7 @@ umask 077
 mkdir -p -- "$(dirname -- "$dir/$rel")" || exit 3
 tmp="$dir/$rel.tmp.$$"
 trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp" || { echo "cannot write $dir/$rel (disk full?)" >&2; exit 3; }
+if ! why=$(cat 2>&1 > "$tmp"); then echo "cannot write $dir/$rel: ${why#cat: }" >&2; exit 3; fi
 mv -f -- "$tmp" "$dir/$rel" || exit 3
 trap - EXIT
 "#;

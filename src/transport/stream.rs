@@ -122,7 +122,23 @@ pub async fn pipe(
     };
     let (sent, received) = tokio::join!(send, receive);
     let dest = received?;
-    let (source, hashed) = sent?;
+    let (source, hashed) = match sent {
+        Ok(sent) => sent,
+        // The receiving command failed and ended first (a full disk): the sender's broken pipe
+        // is its consequence; the receiver's own failure is what the caller reports.
+        Err(_) if !dest.success() => (
+            Output {
+                rc: None,
+                stdout: Vec::new(),
+                stderr: b"stopped: the receiving side failed".to_vec(),
+            },
+            Hashed {
+                bytes: 0,
+                sha256: String::new(),
+            },
+        ),
+        Err(e) => return Err(e),
+    };
     Ok(Transfer { source, dest, hashed })
 }
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# bench/scale.sh - what one control node pays per host: tend's peak RSS, CPU time and open file
+# descriptors for a playbook (three tasks: a fact-free command, a file, a template) over N hosts,
+# for each N given. The hosts are N inventory aliases spread over the lab's hosts (each alias has
+# its own SSH master, as a distinct host would), so 200 "hosts" need no 200 namespaces.
+#
+#   bench/scale.sh [N...]      (default 50 100 200)
+#
+# Uses the test lab (tests/lab/lab.sh up 10, or TENDLAB_INSTANCE for another); prints one line
+# per N and the cost per host between the smallest and the largest N. Not part of CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(50 100 200)
+cargo build --release --locked --quiet
+tend=$PWD/target/release/tend
+labinv=$(tests/lab/lab.sh inventory)
+key=$(awk '/ansible_ssh_private_key_file:/ {print $2; exit}' "$labinv")
+args=$(sed -n 's/^ *ansible_ssh_common_args: //p' "$labinv" | head -n 1)
+hosts=$(tests/lab/lab.sh status | awk '$4 == "up" {print $2}')
+[ -n "$hosts" ] || { echo "no lab host is up: tests/lab/lab.sh up 10" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat > "$work/play.yaml" <<'PLAY'
+- hosts: all
+  gather_facts: false
+  tasks:
+    - command: uname -r
+    - file: { path: "/tmp/tend-scale-{{ inventory_hostname }}", state: touch, modification_time: preserve, access_time: preserve }
+    - copy: { dest: "/tmp/tend-scale-{{ inventory_hostname }}.conf", content: "host={{ inventory_hostname }}\n" }
+PLAY
+printf '%6s %9s %9s %8s %8s %6s\n' hosts wall_s rss_MiB cpu_s fds_max failed
+declare -A rss cpu
+for n in "${sizes[@]}"; do
+    {
+        echo "all:"
+        echo "  vars:"
+        echo "    ansible_user: root"
+        echo "    ansible_ssh_private_key_file: $key"
+        echo "    ansible_ssh_common_args: $args"
+        echo "  hosts:"
+        i=0
+        while [ "$i" -lt "$n" ]; do
+            for a in $hosts; do
+                [ "$i" -lt "$n" ] || break
+                i=$((i + 1))
+                printf '    s%04d:\n      ansible_host: %s\n' "$i" "$a"
+            done
+        done
+    } > "$work/inv.yaml"
+    /usr/bin/time -f '%e %M %U %S' -o "$work/time" \
+        "$tend" run "$work/play.yaml" -i "$work/inv.yaml" --forks "$n" --format json > "$work/out.jsonl" 2>/dev/null &
+    pid=$!
+    fds=0
+    while kill -0 "$pid" 2>/dev/null; do
+        t=$(pgrep -P "$pid" -x tend || true)
+        for p in $t; do
+            c=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
+            [ "$c" -le "$fds" ] || fds=$c
+        done
+        sleep 0.05
+    done
+    wait "$pid" || true
+    read -r wall maxkb user sys < "$work/time"
+    failed=$(python3 -c 'import json,sys
+r=[json.loads(l) for l in open(sys.argv[1]) if "\"recap\"" in l][-1]
+print(sum(1 for c in r["hosts"].values() if c["failed"] or c["unreachable"]))' "$work/out.jsonl")
+    rss[$n]=$maxkb
+    cpu[$n]=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
+    printf '%6s %9s %9.1f %8s %8s %6s\n' "$n" "$wall" "$(awk -v k="$maxkb" 'BEGIN{print k/1024}')" "${cpu[$n]}" "$fds" "$failed"
+    tests/lab/lab.sh status >/dev/null
+done
+lo=${sizes[0]}; hi=${sizes[${#sizes[@]}-1]}
+if [ "$lo" != "$hi" ]; then
+    awk -v a="${rss[$lo]}" -v b="${rss[$hi]}" -v ca="${cpu[$lo]}" -v cb="${cpu[$hi]}" -v na="$lo" -v nb="$hi" \
+        'BEGIN{printf "per host (from %d to %d hosts): %.0f KiB RSS, %.1f ms CPU\n", na, nb, (b-a)/(nb-na), (cb-ca)*1000/(nb-na)}'
+fi

@@ -315,6 +315,23 @@ impl Loader<'_> {
             .map_err(|e| source.error(node.line, node.column, format!("bad template: {e}")))
     }
 
+    /// A `template` module's source file: its syntax, lookups, filters and tests, with the
+    /// line and column in the file (a vault or a file that is not text is left to the task).
+    fn check_template_file(&self, path: &Path) -> Result<(), Diagnostic> {
+        let Ok(bytes) = std::fs::read(path) else {
+            return Ok(());
+        };
+        if crate::vault::is_vault(&bytes) {
+            return Ok(());
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Ok(());
+        };
+        self.engine.check_file(&text).map_err(|e| {
+            Source::new(path, text.as_str()).error(e.line, e.column, format!("bad template: {}", e.message))
+        })
+    }
+
     fn check_templates_in(&self, node: &Node, source: &Source) -> Result<(), Diagnostic> {
         match &node.value {
             Value::Str(s) => self.check_template(s, source, node),
@@ -972,12 +989,21 @@ impl Loader<'_> {
             && !crate::template::is_template(name)
         {
             let path = Path::new(name);
-            let found = path.is_absolute() && path.exists()
-                || place
+            let found = if path.is_absolute() {
+                path.exists().then(|| path.to_path_buf())
+            } else {
+                place
                     .search_paths
                     .iter()
-                    .any(|b| b.join(subdir).join(name).exists() || b.join(name).exists());
-            if !found {
+                    .flat_map(|b| [b.join(subdir).join(name), b.join(name)])
+                    .find(|p| p.exists())
+            };
+            if let Some(file) = &found
+                && module.name() == "template"
+            {
+                self.check_template_file(file)?;
+            }
+            if found.is_none() {
                 let looked: Vec<String> = place
                     .search_paths
                     .iter()

@@ -177,6 +177,7 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
                 .await
                 .map_err(|e| CliError::Input(Diagnostic::plain(e.to_string())))?,
         };
+        plan.check_artifact(&artifact)?;
         Ok(plan.run(args.fleet, batch, Goal::Deploy { id, artifact }, reason).await)
     })?
 }
@@ -218,6 +219,29 @@ impl Plan {
                 .with_hint("use a number of hosts (`2`) or a percentage (`25%`)")
         })?;
         Ok((resolve(&fleet.target, release, true)?, batch))
+    }
+
+    /// A local artifact the hosts are to unpack must be an archive: an HTML error page or a
+    /// Git LFS pointer saved as `shop.war` is refused before any host is touched.
+    fn check_artifact(&self, artifact: &Artifact) -> Result<(), CliError> {
+        let Some(file) = &artifact.file else {
+            return Ok(());
+        };
+        let unpacked = self.apps.iter().any(|(_, s, _)| s.unpack == settings::Unpack::Exploded);
+        if file.size == 0 {
+            return Err(Diagnostic::plain(format!("--artifact `{}` is empty", artifact.source))
+                .with_hint("build the release again; an interrupted build or download leaves an empty file")
+                .into());
+        }
+        if unpacked && artifact.kind == artifact::Kind::File {
+            return Err(Diagnostic::plain(format!(
+                "--artifact `{}` is neither a zip/war nor a tarball",
+                artifact.source
+            ))
+            .with_hint("build the release archive again, or set `deploy_unpack: archive` to deploy the file as it is")
+            .into());
+        }
+        Ok(())
     }
 
     /// The common shape of deploy and rollback on the operations core.

@@ -66,7 +66,7 @@ pub struct ConnectionOpts {
     #[arg(short = 'b', long = "become")]
     pub become_: bool,
     /// The user to become [default: root]
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub become_user: Option<String>,
     /// Ask on the terminal for sudo's password, for hosts whose sudo asks for one (a host's
     /// `ansible_become_password`, kept in a vault, takes precedence)

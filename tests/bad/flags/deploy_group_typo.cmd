@@ -1,0 +1,9 @@
+deploy
+-i
+{lab}
+--group
+lbs
+--artifact
+../marker.yaml
+--release-id
+r1

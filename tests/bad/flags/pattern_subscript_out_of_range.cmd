@@ -1,0 +1,7 @@
+exec
+lab[99]
+-i
+{lab}
+--
+touch
+/tmp/tend-bad-marker

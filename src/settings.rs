@@ -48,6 +48,9 @@ pub fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
     let mut vars = Vars::new();
     for v in values {
         if let Some(file) = v.strip_prefix('@') {
+            if file.is_empty() {
+                return Err(Diagnostic::plain("-e `@` names no file").with_hint("write `-e @vars.yaml`"));
+            }
             let (source, node) = crate::yaml::load_file(std::path::Path::new(file))?;
             match node.to_json() {
                 Json::Object(m) => vars.extend(m),
@@ -56,11 +59,21 @@ pub fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
                     return Err(source.error(node.line, node.column, "extra vars file must be a mapping"));
                 }
             }
-        } else if v.trim_start().starts_with('{') {
+        } else if v.trim_start().starts_with(['{', '[']) {
+            // As Ansible: YAML (JSON included), which must be a mapping.
             let source = Source::new("-e", v.as_str());
             let node = crate::yaml::parse(&source)?;
-            if let Json::Object(m) = node.to_json() {
-                vars.extend(m);
+            match node.to_json() {
+                Json::Object(m) => vars.extend(m),
+                _ => {
+                    return Err(source
+                        .error(
+                            node.line,
+                            node.column,
+                            format!("extra vars must be a mapping, found {}", node.kind()),
+                        )
+                        .with_hint("use `-e key=value`, `-e '{\"key\": 1}'` or `-e @file.yaml`"));
+                }
             }
         } else {
             // Split as Ansible's `parse_kv` splits: quotes and `{{ }}`/`{% %}` keep their spaces.

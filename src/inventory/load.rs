@@ -102,13 +102,15 @@ fn mapping<'a>(node: &'a Node, source: &Source, what: &str) -> Result<&'a [(Node
 }
 
 fn key_text(key: &Node, source: &Source) -> Result<String, Diagnostic> {
-    key.scalar_text().filter(|s| !s.is_empty()).ok_or_else(|| {
-        source.error(
+    match key.scalar_text() {
+        Some(s) if s.is_empty() => Err(source.error(key.line, key.column, "a name cannot be empty")),
+        Some(s) => Ok(s),
+        None => Err(source.error(
             key.line,
             key.column,
             format!("expected a name here, found {}", key.kind()),
-        )
-    })
+        )),
+    }
 }
 
 fn vars_of(node: &Node, source: &Source, what: &str) -> Result<Vec<(String, Node)>, Diagnostic> {

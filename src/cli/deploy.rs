@@ -38,10 +38,10 @@ pub struct FleetOpts {
     #[arg(short = 'C', long)]
     pub check: bool,
     /// Wait this long for the lock when another run holds it (default: fail at once, exit 5)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
     /// Lease length of the lock; it is renewed while the run lasts
-    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..))]
     pub lock_ttl: u64,
 }
 

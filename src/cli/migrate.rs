@@ -203,7 +203,7 @@ pub struct RepairArgs {
 #[derive(Debug, Args)]
 pub struct LockOpts {
     /// Wait this long for the lock when another run holds it (default: fail at once, exit 5)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 

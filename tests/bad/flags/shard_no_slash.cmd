@@ -1,9 +1,0 @@
-exec
-h1
--i
-{lab}
---shard
-2
---
-touch
-/tmp/tend-bad-marker

@@ -1,9 +1,0 @@
-exec
-h1
--i
-{lab}
---shard
-0/4
---
-touch
-/tmp/tend-bad-marker

@@ -146,12 +146,26 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
         })?),
         None => None,
     };
-    if !artifact::is_url(&args.artifact) && !std::path::Path::new(&args.artifact).is_file() {
+    let local = std::path::Path::new(&args.artifact);
+    if !artifact::is_url(&args.artifact) && !local.exists() {
         return Err(
             Diagnostic::plain(format!("--artifact `{}`: no such file", args.artifact))
                 .with_hint("give a local file or an http(s) URL")
                 .into(),
         );
+    }
+    if !artifact::is_url(&args.artifact) && !local.is_file() {
+        return Err(Diagnostic::plain(format!(
+            "--artifact `{}` is {}, not a file",
+            args.artifact,
+            if local.is_dir() {
+                "a directory"
+            } else {
+                "a device or a pipe"
+            }
+        ))
+        .with_hint("give the release's war, zip or tarball")
+        .into());
     }
     let source = args.artifact.clone();
     let reason = format!("release {id}");

@@ -8,6 +8,4 @@ h1
 --release-id
 r1
 --artifact
-ok.war
---migrate
-no-migrations
+/dev/null

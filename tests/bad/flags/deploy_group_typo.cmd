@@ -2,7 +2,7 @@ deploy
 -i
 {lab}
 --group
-lbs
+webservers
 --artifact
 ../marker.yaml
 --release-id

@@ -1,7 +1,9 @@
 exec
-lab[99]
+pair[5]
 -i
 {lab}
+-i
+pair.yaml
 --
 touch
 /tmp/tend-bad-marker

@@ -194,6 +194,8 @@ pub struct Layers {
 #[derive(Debug)]
 pub struct Variables {
     inventory: Vec<Arc<Vars>>,
+    /// Where each host's inventory variables were written.
+    origins: Vec<Arc<crate::inventory::Origins>>,
     magic: Vec<Arc<Vars>>,
     groups: Arc<Vars>,
     extra: Arc<Vars>,
@@ -227,6 +229,7 @@ impl Variables {
             .collect();
         Self {
             inventory: inv.hosts.iter().map(|h| Arc::new(h.vars.clone())).collect(),
+            origins: inv.hosts.iter().map(|h| Arc::new(h.origins.clone())).collect(),
             magic,
             groups: Arc::new([("groups".to_string(), Json::Object(groups))].into_iter().collect()),
             extra: Arc::new(extra),
@@ -243,6 +246,14 @@ impl Variables {
         let mut vars = (*self.inventory[h]).clone();
         vars.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         vars
+    }
+
+    /// Where the inventory wrote the variable [`Variables::get`] gives (`None` for `-e`).
+    pub fn origin(&self, h: usize, name: &str) -> Option<&crate::diagnostic::Span> {
+        if self.extra.contains_key(name) {
+            return None;
+        }
+        self.origins.get(h)?.get(name)
     }
 
     /// A variable of host `h` before any play: `-e` first, then the inventory (raw, unrendered).

@@ -370,6 +370,24 @@ fn single_expression(s: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
 }
 
+/// A syntax (or load-time) error without minijinja's `(in <string>:1)`: where the string is,
+/// the diagnostic says; a line inside a multi-line string is said in words.
+fn syntax_error(e: &minijinja::Error) -> String {
+    let message = kind_and_detail(e);
+    match e.line() {
+        Some(line) if line > 1 => format!("{message} (line {line} of the template)"),
+        _ => message,
+    }
+}
+
+/// `syntax error: unexpected end of input`: the error without its place.
+fn kind_and_detail(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
 fn describe(e: &minijinja::Error) -> String {
     let mut text = match e.kind() {
         minijinja::ErrorKind::UndefinedError => "undefined variable".to_string(),
@@ -405,7 +423,7 @@ impl Engine {
         self.env
             .template_from_str(&keep_backreferences(text, false))
             .map(|_| ())
-            .map_err(|e| TemplateError(describe(&e)))?;
+            .map_err(|e| TemplateError(syntax_error(&e)))?;
         known_lookups(text)?;
         self.known_names(text, false).map_err(|(_, e)| e)
     }
@@ -415,7 +433,7 @@ impl Engine {
         self.env
             .compile_expression(&keep_backreferences(expr, true))
             .map(|_| ())
-            .map_err(|e| TemplateError(describe(&e)))?;
+            .map_err(|e| TemplateError(syntax_error(&e)))?;
         known_lookups(expr)?;
         self.known_names(expr, true).map_err(|(_, e)| e)
     }
@@ -429,10 +447,8 @@ impl Engine {
             FileError { line, column, message }
         };
         if let Err(e) = self.files.template_from_str(&code) {
-            let mut message = e.kind().to_string();
-            if let Some(detail) = e.detail() {
-                message = format!("{message}: {detail}");
-            }
+            // The position is the file's own: no "line N of the template" here.
+            let message = kind_and_detail(&e);
             return Err(match (e.range(), e.line()) {
                 (Some(r), _) => at(r.start, message),
                 (None, Some(line)) => FileError {

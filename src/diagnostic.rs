@@ -160,16 +160,17 @@ impl fmt::Display for Diagnostic {
                 } else {
                     String::new()
                 };
-                writeln!(f, "{}:{}{column}: {}", loc.path.display(), loc.line, self.message)?;
+                // Without the source line (a vault's, or past the end), the message is all.
+                write!(f, "{}:{}{column}: {}", loc.path.display(), loc.line, self.message)?;
                 if let Some(src) = loc.source_line.as_ref().filter(|_| loc.column == 0) {
                     let number = loc.line.to_string();
                     let pad = " ".repeat(number.len());
-                    writeln!(f, "{pad} |")?;
+                    writeln!(f, "\n{pad} |")?;
                     write!(f, "{number} | {src}")?;
                 } else if let Some(src) = &loc.source_line {
                     let number = loc.line.to_string();
                     let pad = " ".repeat(number.len());
-                    writeln!(f, "{pad} |")?;
+                    writeln!(f, "\n{pad} |")?;
                     writeln!(f, "{number} | {src}")?;
                     let caret_at = src
                         .chars()

@@ -48,6 +48,9 @@ pub fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
     let mut vars = Vars::new();
     for v in values {
         if let Some(file) = v.strip_prefix('@') {
+            if file.is_empty() {
+                return Err(Diagnostic::plain("-e `@` names no file").with_hint("write `-e @vars.yaml`"));
+            }
             let (source, node) = crate::yaml::load_file(std::path::Path::new(file))?;
             match node.to_json() {
                 Json::Object(m) => vars.extend(m),
@@ -56,11 +59,21 @@ pub fn extra_vars(values: &[String]) -> Result<Vars, Diagnostic> {
                     return Err(source.error(node.line, node.column, "extra vars file must be a mapping"));
                 }
             }
-        } else if v.trim_start().starts_with('{') {
+        } else if v.trim_start().starts_with(['{', '[']) {
+            // As Ansible: YAML (JSON included), which must be a mapping.
             let source = Source::new("-e", v.as_str());
             let node = crate::yaml::parse(&source)?;
-            if let Json::Object(m) = node.to_json() {
-                vars.extend(m);
+            match node.to_json() {
+                Json::Object(m) => vars.extend(m),
+                _ => {
+                    return Err(source
+                        .error(
+                            node.line,
+                            node.column,
+                            format!("extra vars must be a mapping, found {}", node.kind()),
+                        )
+                        .with_hint("use `-e key=value`, `-e '{\"key\": 1}'` or `-e @file.yaml`"));
+                }
             }
         } else {
             // Split as Ansible's `parse_kv` splits: quotes and `{{ }}`/`{% %}` keep their spaces.
@@ -181,6 +194,8 @@ pub struct Layers {
 #[derive(Debug)]
 pub struct Variables {
     inventory: Vec<Arc<Vars>>,
+    /// Where each host's inventory variables were written.
+    origins: Vec<Arc<crate::inventory::Origins>>,
     magic: Vec<Arc<Vars>>,
     groups: Arc<Vars>,
     extra: Arc<Vars>,
@@ -214,6 +229,7 @@ impl Variables {
             .collect();
         Self {
             inventory: inv.hosts.iter().map(|h| Arc::new(h.vars.clone())).collect(),
+            origins: inv.hosts.iter().map(|h| Arc::new(h.origins.clone())).collect(),
             magic,
             groups: Arc::new([("groups".to_string(), Json::Object(groups))].into_iter().collect()),
             extra: Arc::new(extra),
@@ -230,6 +246,14 @@ impl Variables {
         let mut vars = (*self.inventory[h]).clone();
         vars.extend(self.extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         vars
+    }
+
+    /// Where the inventory wrote the variable [`Variables::get`] gives (`None` for `-e`).
+    pub fn origin(&self, h: usize, name: &str) -> Option<&crate::diagnostic::Span> {
+        if self.extra.contains_key(name) {
+            return None;
+        }
+        self.origins.get(h)?.get(name)
     }
 
     /// A variable of host `h` before any play: `-e` first, then the inventory (raw, unrendered).

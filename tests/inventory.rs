@@ -8,22 +8,6 @@ fn shop() -> String {
     repo().join("tests/fixtures/shop").display().to_string()
 }
 
-/// Every file in tests/inventory_errors/ is a bad inventory; its `.expected` file holds the exact
-/// message (`TEND_BLESS=1` rewrites them after a deliberate change).
-#[test]
-fn bad_inventories_give_one_pinned_message_and_exit_4() {
-    let failures = common::pinned_error_cases(&repo().join("tests/inventory_errors"), 10, |name| {
-        // bad_port is only found when a host is about to be reached.
-        let args: &[&str] = if name.starts_with("bad_port") {
-            &["exec", "all", "-i", name, "--", "true"]
-        } else {
-            &["inventory", "-i", name, "--list"]
-        };
-        args.iter().map(|a| a.to_string()).collect()
-    });
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
 #[test]
 fn missing_inventory_says_how_to_pass_one() {
     let dir = scratch();

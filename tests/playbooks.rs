@@ -4,21 +4,6 @@
 mod common;
 use common::{repo, run_in};
 
-/// Every `.yaml` in tests/playbook_errors/ is a bad playbook; its `.expected` file holds the exact
-/// message. `validate` and `run` refuse it the same way, before touching any host.
-#[test]
-fn bad_playbooks_give_one_pinned_message_and_exit_4() {
-    let dir = repo().join("tests/playbook_errors");
-    let inv = repo().join("tests/fixtures/shop").display().to_string();
-    let mut failures = common::pinned_error_cases(&dir, 15, |name| vec!["validate".into(), name.into()]);
-    if std::env::var_os("TEND_BLESS").is_none() {
-        failures.extend(common::pinned_error_cases(&dir, 15, |name| {
-            vec!["run".into(), name.into(), "-i".into(), inv.clone()]
-        }));
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
-
 #[test]
 fn start_at_an_unknown_task_is_refused_before_running() {
     let dir = repo().join("tests/fixtures");

@@ -81,7 +81,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST")]
     pub from: Option<String>,
     /// Wait this long for the lock when another run holds it (default: fail at once, exit 5)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 
@@ -120,7 +120,7 @@ pub struct BinlogsArgs {
     #[command(flatten)]
     pub common: Common,
     /// Wait this long for another shipping run to finish (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 
@@ -148,7 +148,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub again: bool,
     /// Wait this long for the lock when another run holds it (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 
@@ -181,7 +181,7 @@ pub struct PruneArgs {
     #[arg(long)]
     pub plan: bool,
     /// Wait this long for the lock when another run holds it (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 

@@ -59,14 +59,14 @@ pub struct ConnectionOpts {
     #[arg(short = 'l', long, value_name = "PATTERN")]
     pub limit: Option<String>,
     /// How many hosts to work on at once
-    #[arg(short = 'f', long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(allow_negative_numbers = true, short = 'f', long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub forks: u32,
     /// Run as another user (sudo), like Ansible's `become`; the inventory's `ansible_become`
     /// variables take precedence, as in Ansible
     #[arg(short = 'b', long = "become")]
     pub become_: bool,
     /// The user to become [default: root]
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", value_parser = clap::builder::NonEmptyStringValueParser::new())]
     pub become_user: Option<String>,
     /// Ask on the terminal for sudo's password, for hosts whose sudo asks for one (a host's
     /// `ansible_become_password`, kept in a vault, takes precedence)
@@ -77,7 +77,7 @@ pub struct ConnectionOpts {
     #[arg(long)]
     pub accept_new_host_keys: bool,
     /// Seconds to wait for an SSH connection
-    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
 }
 

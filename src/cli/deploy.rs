@@ -38,10 +38,10 @@ pub struct FleetOpts {
     #[arg(short = 'C', long)]
     pub check: bool,
     /// Wait this long for the lock when another run holds it (default: fail at once, exit 5)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
     /// Lease length of the lock; it is renewed while the run lasts
-    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..))]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(10..))]
     pub lock_ttl: u64,
 }
 
@@ -146,12 +146,26 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
         })?),
         None => None,
     };
-    if !artifact::is_url(&args.artifact) && !std::path::Path::new(&args.artifact).is_file() {
+    let local = std::path::Path::new(&args.artifact);
+    if !artifact::is_url(&args.artifact) && !local.exists() {
         return Err(
             Diagnostic::plain(format!("--artifact `{}`: no such file", args.artifact))
                 .with_hint("give a local file or an http(s) URL")
                 .into(),
         );
+    }
+    if !artifact::is_url(&args.artifact) && !local.is_file() {
+        return Err(Diagnostic::plain(format!(
+            "--artifact `{}` is {}, not a file",
+            args.artifact,
+            if local.is_dir() {
+                "a directory"
+            } else {
+                "a device or a pipe"
+            }
+        ))
+        .with_hint("give the release's war, zip or tarball")
+        .into());
     }
     let source = args.artifact.clone();
     let reason = format!("release {id}");
@@ -177,6 +191,7 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
                 .await
                 .map_err(|e| CliError::Input(Diagnostic::plain(e.to_string())))?,
         };
+        plan.check_artifact(&artifact)?;
         Ok(plan.run(args.fleet, batch, Goal::Deploy { id, artifact }, reason).await)
     })?
 }
@@ -218,6 +233,29 @@ impl Plan {
                 .with_hint("use a number of hosts (`2`) or a percentage (`25%`)")
         })?;
         Ok((resolve(&fleet.target, release, true)?, batch))
+    }
+
+    /// A local artifact the hosts are to unpack must be an archive: an HTML error page or a
+    /// Git LFS pointer saved as `shop.war` is refused before any host is touched.
+    fn check_artifact(&self, artifact: &Artifact) -> Result<(), CliError> {
+        let Some(file) = &artifact.file else {
+            return Ok(());
+        };
+        let unpacked = self.apps.iter().any(|(_, s, _)| s.unpack == settings::Unpack::Exploded);
+        if file.size == 0 {
+            return Err(Diagnostic::plain(format!("--artifact `{}` is empty", artifact.source))
+                .with_hint("build the release again; an interrupted build or download leaves an empty file")
+                .into());
+        }
+        if unpacked && artifact.kind == artifact::Kind::File {
+            return Err(Diagnostic::plain(format!(
+                "--artifact `{}` is neither a zip/war nor a tarball",
+                artifact.source
+            ))
+            .with_hint("build the release archive again, or set `deploy_unpack: archive` to deploy the file as it is")
+            .into());
+        }
+        Ok(())
     }
 
     /// The common shape of deploy and rollback on the operations core.

@@ -32,7 +32,7 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub connection: ConnectionOpts,
     /// Kill the command on a host after this many seconds (it then counts as failed)
-    #[arg(short = 't', long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(allow_negative_numbers = true, short = 't', long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     /// Print each line of the commands' standard output as it comes, prefixed with its host
     /// (JSON: one `output` event per line); stderr comes with each host's result

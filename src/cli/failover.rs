@@ -50,10 +50,10 @@ pub struct Switching {
     #[arg(long, value_name = "REPLICA")]
     pub to: Option<String>,
     /// How long to wait for the candidate to execute the primary's transactions
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 30, value_name = "SECONDS")]
     pub max_wait: u64,
     /// Wait this long for the lock when another run holds it (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 
@@ -169,7 +169,7 @@ pub struct RejoinArgs {
     #[arg(long, value_name = "FILE")]
     pub sql_file: Option<std::path::PathBuf>,
     /// Wait this long for the lock when another run holds it (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 
@@ -218,10 +218,10 @@ pub struct DrillArgs {
     #[command(flatten)]
     pub budget: Budget,
     /// Probe writes a second
-    #[arg(long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 20, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=200))]
     pub probe_rate: u32,
     /// Seconds of uninterrupted writes that end the drill
-    #[arg(long, default_value_t = 3, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 3, value_name = "SECONDS")]
     pub steady: u64,
     /// Also write the report as a self-contained HTML file (timeline chart, steps, failed
     /// writes)

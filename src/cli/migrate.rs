@@ -203,7 +203,7 @@ pub struct RepairArgs {
 #[derive(Debug, Args)]
 pub struct LockOpts {
     /// Wait this long for the lock when another run holds it (default: fail at once, exit 5)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 
@@ -270,7 +270,14 @@ pub(super) fn resolve_with(
     replicas: bool,
 ) -> Result<Resolved, CliError> {
     let (inv, vars) = inventory.load()?;
-    let hosts = crate::inventory::select(&inv, target, limit)?;
+    let hosts = crate::inventory::select(&inv, target, limit).map_err(|e| {
+        if target == "db_primary" && inv.group_index(target).is_none() {
+            Diagnostic::plain("the inventory has no `db_primary` group: which server is the database primary?")
+                .with_hint("put the primary in a `db_primary` group (`tend migrate` also takes `--target HOST`)")
+        } else {
+            e.into()
+        }
+    })?;
     let h = match hosts.as_slice() {
         [h] => *h,
         [] => {

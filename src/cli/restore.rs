@@ -80,7 +80,7 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub yes: bool,
     /// Wait this long for the lock when another run holds it (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 
@@ -113,7 +113,7 @@ pub struct RebuildArgs {
     #[arg(long)]
     pub yes: bool,
     /// Wait this long for the lock when another run holds it (default: exit 5 at once)
-    #[arg(long, default_value_t = 0, value_name = "SECONDS")]
+    #[arg(allow_negative_numbers = true, long, default_value_t = 0, value_name = "SECONDS")]
     pub lock_wait: u64,
 }
 

@@ -382,7 +382,13 @@ fn rekey(a: &RekeyArgs) -> Result<Code, CliError> {
         (None, Some(id)) => IdSpec::parse(id),
         (None, None) => IdSpec::parse("prompt"),
     };
-    let new = new.load_new().map_err(key_error)?;
+    let new = new.load_new().map_err(|e| match e {
+        KeyError::NoTerminal => CliError::Input(
+            Diagnostic::plain("rekey: the new vault password prompt needs a terminal")
+                .with_hint("give --new-vault-password-file FILE or --new-vault-id LABEL@FILE"),
+        ),
+        e => key_error(e),
+    })?;
     let mut results = Vec::new();
     for f in &a.files {
         let bytes = read(f)?;

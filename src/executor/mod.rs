@@ -819,7 +819,7 @@ pub fn plan(
     engine: &Engine,
     playbooks: &[Playbook],
     limit: Option<&str>,
-) -> Result<Vec<Vec<usize>>, inventory::PatternError> {
+) -> Result<Vec<Vec<usize>>, crate::diagnostic::Diagnostic> {
     let mut scope = crate::template::Scope::new();
     scope.push(vars.extra().clone());
     let mut out = Vec::new();
@@ -829,15 +829,22 @@ pub fn plan(
                 Ok(Json::String(s)) => s,
                 Ok(other) => other.to_string(),
                 Err(e) => {
-                    return Err(inventory::PatternError {
-                        message: format!("play `{}`: hosts `{}`: {e}", play.name, play.hosts),
-                        hint: Some("host patterns may use extra vars (`-e`) only".into()),
-                    });
+                    return Err(play
+                        .span
+                        .error(format!("play `{}`: hosts `{}`: {e}", play.name, play.hosts))
+                        .with_hint("host patterns may use extra vars (`-e`) only"));
                 }
             };
             // A play outside `--limit`, or on a group without hosts, is skipped (as in
-            // Ansible); a pattern or limit that names nothing of the inventory is an error.
-            let mut hosts = inventory::select_for_play(inv, &pattern)?;
+            // Ansible); a pattern or limit that names nothing of the inventory is an error,
+            // the play's at the play.
+            let mut hosts = inventory::select_for_play(inv, &pattern).map_err(|e| {
+                let d = play.span.error(e.message);
+                match e.hint {
+                    Some(h) => d.with_hint(h),
+                    None => d,
+                }
+            })?;
             if let Some(limit) = limit {
                 let allowed = inventory::select(inv, limit, None)?;
                 hosts.retain(|h| allowed.contains(h));

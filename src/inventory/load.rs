@@ -2,7 +2,7 @@
 
 use super::ini;
 use super::range::expand_host_range;
-use super::{Group, Host, Inventory, Vars};
+use super::{Group, Host, Inventory, Origins, Vars};
 use crate::diagnostic::{Diagnostic, Source, Span, did_you_mean};
 use crate::yaml::{self, Node, Value};
 use std::collections::HashMap;
@@ -16,15 +16,18 @@ struct GroupDef {
     hosts: Vec<usize>,
     children: Vec<(usize, Span)>,
     inline_vars: Vars,
+    inline_origins: Origins,
     file_vars: Vars,
+    file_origins: Origins,
 }
 
 #[derive(Debug, Default)]
 struct HostDef {
     name: String,
     inline_vars: Vars,
-    var_origins: HashMap<String, Span>,
+    var_origins: Origins,
     file_vars: Vars,
+    file_origins: Origins,
 }
 
 #[derive(Debug, Default)]
@@ -102,13 +105,15 @@ fn mapping<'a>(node: &'a Node, source: &Source, what: &str) -> Result<&'a [(Node
 }
 
 fn key_text(key: &Node, source: &Source) -> Result<String, Diagnostic> {
-    key.scalar_text().filter(|s| !s.is_empty()).ok_or_else(|| {
-        source.error(
+    match key.scalar_text() {
+        Some(s) if s.is_empty() => Err(source.error(key.line, key.column, "a name cannot be empty")),
+        Some(s) => Ok(s),
+        None => Err(source.error(
             key.line,
             key.column,
             format!("expected a name here, found {}", key.kind()),
-        )
-    })
+        )),
+    }
 }
 
 fn vars_of(node: &Node, source: &Source, what: &str) -> Result<Vec<(String, Node)>, Diagnostic> {
@@ -191,6 +196,7 @@ impl Builder {
                 }
                 "vars" => {
                     for (var, v) in vars_of(value, source, &format!("`vars` of group `{name}`"))? {
+                        self.groups[g].inline_origins.insert(var.clone(), Span::of(source, &v));
                         self.groups[g].inline_vars.insert(var, v.to_json());
                     }
                 }
@@ -276,15 +282,22 @@ impl Builder {
                 continue;
             };
             let target = if groups {
-                self.group_index.get(&name).map(|&g| &mut self.groups[g].file_vars)
+                self.group_index.get(&name).map(|&g| {
+                    let def = &mut self.groups[g];
+                    (&mut def.file_vars, &mut def.file_origins)
+                })
             } else {
-                self.host_index.get(&name).map(|&h| &mut self.hosts[h].file_vars)
+                self.host_index.get(&name).map(|&h| {
+                    let def = &mut self.hosts[h];
+                    (&mut def.file_vars, &mut def.file_origins)
+                })
             };
             // Like Ansible, vars for a group or host the inventory does not have are ignored.
-            let Some(target) = target else { continue };
+            let Some((target, origins)) = target else { continue };
             for file in files {
                 let (source, root) = yaml::load_file(&file)?;
                 for (var, v) in vars_of(&root, &source, "a variables file")? {
+                    origins.insert(var.clone(), Span::of(&source, &v));
                     target.insert(var, v.to_json());
                 }
             }
@@ -355,17 +368,23 @@ impl Builder {
                 (depth[a], priority[a], &self.groups[a].name).cmp(&(depth[b], priority[b], &self.groups[b].name))
             });
             let mut vars = Vars::new();
+            let mut origins = Origins::new();
             for &g in &order {
                 vars.extend(self.groups[g].inline_vars.clone());
+                origins.extend(self.groups[g].inline_origins.clone());
             }
             for &g in &order {
                 vars.extend(self.groups[g].file_vars.clone());
+                origins.extend(self.groups[g].file_origins.clone());
             }
             vars.extend(def.inline_vars.clone());
+            origins.extend(def.var_origins.clone());
             vars.extend(def.file_vars.clone());
+            origins.extend(def.file_origins.clone());
             hosts.push(Host {
                 name: def.name.clone(),
                 vars,
+                origins,
                 groups: order,
             });
         }

@@ -23,6 +23,9 @@ use serde_json::{Map, Value};
 /// The variables of a host or group.
 pub type Vars = Map<String, Value>;
 
+/// Where variables were written: name to the span of its value.
+pub type Origins = std::collections::HashMap<String, crate::diagnostic::Span>;
+
 /// The whole inventory after loading: every host with its merged variables.
 #[derive(Debug, Default)]
 pub struct Inventory {
@@ -39,6 +42,8 @@ pub struct Host {
     pub name: String,
     /// Final variables after precedence.
     pub vars: Vars,
+    /// Where each of them was written, for errors about their values.
+    pub origins: Origins,
     /// Indices of every group the host belongs to, directly or through children, `all` included,
     /// in precedence order.
     pub groups: Vec<usize>,

@@ -275,7 +275,11 @@ pub fn load(dir: &Path) -> Result<Migrations, Diagnostic> {
                 "{}: two migrations with {what}: `{first}` and `{script}`",
                 path.display()
             ))
-            .with_hint("every versioned migration needs its own version; rename one of them"));
+            .with_hint(match kind {
+                Kind::Versioned => "every versioned migration needs its own version; rename one of them",
+                Kind::Undo => "every undo migration undoes one version; rename one of them",
+                Kind::Repeatable => "every repeatable migration needs its own description; rename one of them",
+            }));
         }
         let migration = Migration {
             kind,

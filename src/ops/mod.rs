@@ -58,9 +58,10 @@ pub fn group(inv: &Inventory, name: &str, limit: Option<&str>) -> Result<Group, 
     let Some(g) = inv.group_index(name) else {
         let names: Vec<&str> = inv.groups.iter().map(|g| g.name.as_str()).collect();
         let mut d = Diagnostic::plain(format!("the inventory has no group `{name}`"));
-        if let Some(m) = crate::diagnostic::did_you_mean(name, names.iter().copied()) {
-            d = d.with_hint(format!("did you mean `--group {m}`?"));
-        }
+        d = match crate::diagnostic::did_you_mean(name, names.iter().copied()) {
+            Some(m) => d.with_hint(format!("did you mean `--group {m}`?")),
+            None => d.with_hint("list the inventory's groups with `tend inventory --graph`"),
+        };
         return Err(d);
     };
     if !lock::valid_name(name) {

@@ -102,6 +102,32 @@ const TASK_KEYS: &[&str] = &[
     "meta",
 ];
 
+/// Ansible's task keywords tend has not, with what to do instead.
+const UNSUPPORTED_TASK_KEYS: &[(&str, &str)] = &[
+    (
+        "async",
+        "tend waits for every task; give a long one `timeout:`, or detach it with `shell: nohup CMD &`",
+    ),
+    (
+        "poll",
+        "tend waits for every task; give a long one `timeout:`, or detach it with `shell: nohup CMD &`",
+    ),
+    (
+        "throttle",
+        "limit how many hosts work at once with the play's `serial:` or `--forks`",
+    ),
+    ("debugger", "run with `-v` to see each result"),
+    ("module_defaults", "write the parameters on each task"),
+    (
+        "collections",
+        "name modules by their short name or their full `namespace.collection.module` name",
+    ),
+    (
+        "any_errors_fatal",
+        "set `any_errors_fatal` or `max_fail_percentage` on the play",
+    ),
+];
+
 /// Loads and checks a playbook file (and everything it imports).
 pub fn load(path: &Path, options: &LoadOptions<'_>) -> Result<Playbook, Diagnostic> {
     let mut loader = Loader {
@@ -309,10 +335,56 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// Enters a role's `meta/main.yml`; a role met again on the way is a dependency cycle,
+    /// told by role names where `entry` (in `source`) names the role.
+    fn enter_role(&mut self, meta: &Path, source: &Source, entry: &Node) -> Result<(), Diagnostic> {
+        let canonical = meta.canonicalize().unwrap_or_else(|_| meta.to_path_buf());
+        if let Some(i) = self.stack.iter().position(|(p, _)| *p == canonical) {
+            let role_of = |p: &Path| {
+                p.parent()
+                    .and_then(Path::parent)
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let mut chain: Vec<String> = self.stack[i..]
+                .iter()
+                .filter(|(p, _)| p.parent().is_some_and(|d| d.ends_with("meta")))
+                .map(|(p, _)| role_of(p))
+                .collect();
+            chain.push(role_of(&canonical));
+            return Err(source
+                .error(
+                    entry.line,
+                    entry.column,
+                    format!("role dependency cycle: {}", chain.join(" -> ")),
+                )
+                .with_hint("a role cannot depend on itself, directly or through other roles; remove one of these `dependencies`"));
+        }
+        self.enter(meta, None)
+    }
+
     fn check_template(&self, s: &str, source: &Source, node: &Node) -> Result<(), Diagnostic> {
         self.engine
             .check(s)
             .map_err(|e| source.error(node.line, node.column, format!("bad template: {e}")))
+    }
+
+    /// A `template` module's source file: its syntax, lookups, filters and tests, with the
+    /// line and column in the file (a vault or a file that is not text is left to the task).
+    fn check_template_file(&self, path: &Path) -> Result<(), Diagnostic> {
+        let Ok(bytes) = std::fs::read(path) else {
+            return Ok(());
+        };
+        if crate::vault::is_vault(&bytes) {
+            return Ok(());
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Ok(());
+        };
+        self.engine.check_file(&text).map_err(|e| {
+            Source::new(path, text.as_str()).error(e.line, e.column, format!("bad template: {}", e.message))
+        })
     }
 
     fn check_templates_in(&self, node: &Node, source: &Source) -> Result<(), Diagnostic> {
@@ -336,6 +408,17 @@ impl Loader<'_> {
             _ => vec![(condition_text(node, source, what)?, node)],
         };
         for (expr, n) in &list {
+            if expr.trim().starts_with("{{") && !expr.trim().ends_with("}}") {
+                return Err(source
+                    .error(
+                        n.line,
+                        n.column,
+                        format!("bad condition in `{what}`: `{{{{` is never closed"),
+                    )
+                    .with_hint(format!(
+                        "a condition is an expression already: write `{what}: x == 1`, without `{{{{ }}}}`"
+                    )));
+            }
             let inner = expr
                 .trim()
                 .strip_prefix("{{")
@@ -450,6 +533,15 @@ impl Loader<'_> {
                                 .with_hint("name the file directly, or load it with `include_vars` in a task"));
                         }
                         let file = dir.join(&name);
+                        if file.is_dir() {
+                            return Err(source
+                                .error(
+                                    f.line,
+                                    f.column,
+                                    format!("vars file `{}` is a directory", file.display()),
+                                )
+                                .with_hint("name a YAML file of it"));
+                        }
                         if !file.exists() {
                             return Err(source.error(
                                 f.line,
@@ -752,6 +844,15 @@ impl Loader<'_> {
                     )
                     .with_hint("`tend modules` lists the modules tend has; run this task with Ansible, or use `command`/`shell`"));
             }
+            if let Some((_, hint)) = UNSUPPORTED_TASK_KEYS.iter().find(|(key, _)| *key == other) {
+                return Err(source
+                    .error(
+                        k.line,
+                        k.column,
+                        format!("tend does not support Ansible's task keyword `{other}`"),
+                    )
+                    .with_hint(*hint));
+            }
             let d = source.error(k.line, k.column, format!("unknown module or keyword `{other}`"));
             let param_of = action.and_then(|(_, _, m)| {
                 m.params()
@@ -951,11 +1052,9 @@ impl Loader<'_> {
             .into_iter()
             .find(|p| p.is_file())
             .ok_or_else(|| {
-                source.error(
-                    node.line,
-                    node.column,
-                    format!("tasks file `{file_text}` not found (looked in {})", place.dir.display()),
-                )
+                source
+                    .error(node.line, node.column, format!("tasks file `{file_text}` not found"))
+                    .with_hint(format!("looked in {}", dir_shown(&place.dir)))
             })?;
             let at = Span::of(source, node);
             let children = self.tasks_file(&file, &at, place)?;
@@ -993,23 +1092,26 @@ impl Loader<'_> {
             && !crate::template::is_template(name)
         {
             let path = Path::new(name);
-            let found = path.is_absolute() && path.exists()
-                || place
+            let found = if path.is_absolute() {
+                path.exists().then(|| path.to_path_buf())
+            } else {
+                place
                     .search_paths
                     .iter()
-                    .any(|b| b.join(subdir).join(name).exists() || b.join(name).exists());
-            if !found {
+                    .flat_map(|b| [b.join(subdir).join(name), b.join(name)])
+                    .find(|p| p.exists())
+            };
+            if let Some(file) = &found
+                && module.name() == "template"
+            {
+                self.check_template_file(file)?;
+            }
+            if found.is_none() {
                 let looked: Vec<String> = place
                     .search_paths
                     .iter()
                     .flat_map(|b| [b.join(subdir), b.to_path_buf()])
-                    .map(|p| {
-                        if p.as_os_str().is_empty() {
-                            "./".to_string()
-                        } else {
-                            format!("{}/", p.display())
-                        }
-                    })
+                    .map(|p| dir_shown(&p))
                     .collect();
                 return Err(Span::of(source, value)
                     .error(format!("`{}` {param} `{name}` not found", module.name()))
@@ -1421,7 +1523,7 @@ impl Loader<'_> {
                     .find(|(k, _)| k.scalar_text().as_deref() == Some("dependencies"))
                 && !matches!(deps.value, Value::Null)
             {
-                self.enter(&meta, None)?;
+                self.enter_role(&meta, source, entry)?;
                 for dep in items(deps, &ms, "`dependencies`")? {
                     let d = self.role(&ms, &dir.join(".."), dep, true)?;
                     role.defaults.extend(d.defaults);
@@ -1784,4 +1886,13 @@ fn check_notify(play: &Play) -> Result<(), Diagnostic> {
         walk(section, &names)?;
     }
     walk(&play.handlers, &names)
+}
+
+/// A directory as "looked in" hints show it: `dir/`, or `./` for the current one.
+fn dir_shown(dir: &Path) -> String {
+    if dir.as_os_str().is_empty() {
+        "./".to_string()
+    } else {
+        format!("{}/", dir.display())
+    }
 }

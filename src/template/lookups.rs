@@ -378,28 +378,11 @@ fn password(term: &str, base: Option<&Path>) -> Result<String, Error> {
 pub fn called(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     // Only the template's expressions: `$db->query("x")` in plain text is no lookup.
-    let mut code = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find(['{']) {
-        let tail = &rest[i..];
-        let close = match tail.get(..2) {
-            Some("{{") => Some("}}"),
-            Some("{%") => Some("%}"),
-            _ => None,
-        };
-        match close.and_then(|c| tail.find(c).map(|j| (c, j))) {
-            Some((_, j)) => {
-                code.push_str(&tail[2..j]);
-                code.push('\n');
-                rest = &tail[j + 2..];
-            }
-            None => rest = &tail[1..],
-        }
-    }
-    if !text.contains("{{") && !text.contains("{%") {
-        // A bare expression (`when:`), all code.
-        code = text.to_string();
-    }
+    let bare = !text.contains("{{") && !text.contains("{%");
+    let code: String = super::code::parts(text, bare)
+        .into_iter()
+        .map(|(_, part)| format!("{part}\n"))
+        .collect();
     let text = code.as_str();
     for (i, _) in text.match_indices('(') {
         let head = text[..i].trim_end();

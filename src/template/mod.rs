@@ -2,6 +2,7 @@
 //! `default()` work), variables that refer to other variables resolved on demand, and a string
 //! that is one `{{ expression }}` keeping the expression's type (a list stays a list).
 
+pub mod code;
 pub mod filters;
 pub mod lookups;
 pub mod scope;
@@ -15,6 +16,146 @@ use serde_json::Value as Json;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct TemplateError(pub String);
+
+/// A problem in a template file, at a line and column of it (0: not known).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct FileError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+/// Line and column (1-based, in characters) of byte `offset` of `text`.
+fn position(text: &str, offset: usize) -> (u32, u32) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    (line as u32, column as u32)
+}
+
+/// Names of Jinja's and Ansible's filters and tests, the vocabulary of "did you mean" hints
+/// (those the engine has).
+const FILTER_WORDS: &[&str] = &[
+    "abs",
+    "attr",
+    "b64decode",
+    "b64encode",
+    "basename",
+    "batch",
+    "bool",
+    "capitalize",
+    "center",
+    "combine",
+    "comment",
+    "count",
+    "default",
+    "dict2items",
+    "dictsort",
+    "difference",
+    "dirname",
+    "escape",
+    "expanduser",
+    "first",
+    "flatten",
+    "float",
+    "format",
+    "from_json",
+    "from_yaml",
+    "groupby",
+    "hash",
+    "indent",
+    "int",
+    "intersect",
+    "items",
+    "items2dict",
+    "join",
+    "last",
+    "length",
+    "list",
+    "lower",
+    "map",
+    "mandatory",
+    "max",
+    "min",
+    "password_hash",
+    "product",
+    "quote",
+    "random",
+    "regex_escape",
+    "regex_findall",
+    "regex_replace",
+    "regex_search",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "select",
+    "selectattr",
+    "sort",
+    "split",
+    "splitext",
+    "string",
+    "sum",
+    "ternary",
+    "title",
+    "to_json",
+    "to_nice_json",
+    "to_nice_yaml",
+    "to_yaml",
+    "tojson",
+    "trim",
+    "truncate",
+    "type_debug",
+    "union",
+    "unique",
+    "upper",
+    "urlencode",
+    "wordcount",
+    "zip",
+];
+const TEST_WORDS: &[&str] = &[
+    "boolean",
+    "callable",
+    "changed",
+    "contains",
+    "defined",
+    "divisibleby",
+    "eq",
+    "even",
+    "failed",
+    "false",
+    "float",
+    "ge",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lower",
+    "lt",
+    "mapping",
+    "match",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "regex",
+    "sameas",
+    "search",
+    "sequence",
+    "skipped",
+    "string",
+    "subset",
+    "succeeded",
+    "success",
+    "superset",
+    "true",
+    "undefined",
+    "upper",
+];
 
 /// The placeholder `omit` stands for: a module argument equal to it is dropped.
 pub const OMIT: &str = "__omit_place_holder__tend";
@@ -229,6 +370,24 @@ fn single_expression(s: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner.trim())
 }
 
+/// A syntax (or load-time) error without minijinja's `(in <string>:1)`: where the string is,
+/// the diagnostic says; a line inside a multi-line string is said in words.
+fn syntax_error(e: &minijinja::Error) -> String {
+    let message = kind_and_detail(e);
+    match e.line() {
+        Some(line) if line > 1 => format!("{message} (line {line} of the template)"),
+        _ => message,
+    }
+}
+
+/// `syntax error: unexpected end of input`: the error without its place.
+fn kind_and_detail(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{}: {detail}", e.kind()),
+        None => e.kind().to_string(),
+    }
+}
+
 fn describe(e: &minijinja::Error) -> String {
     let mut text = match e.kind() {
         minijinja::ErrorKind::UndefinedError => "undefined variable".to_string(),
@@ -256,7 +415,7 @@ impl Engine {
         }
     }
 
-    /// Checks template syntax without rendering.
+    /// Checks template syntax, lookups, filters and tests without rendering.
     pub fn check(&self, text: &str) -> Result<(), TemplateError> {
         if !is_template(text) {
             return Ok(());
@@ -264,8 +423,9 @@ impl Engine {
         self.env
             .template_from_str(&keep_backreferences(text, false))
             .map(|_| ())
-            .map_err(|e| TemplateError(describe(&e)))?;
-        known_lookups(text)
+            .map_err(|e| TemplateError(syntax_error(&e)))?;
+        known_lookups(text)?;
+        self.known_names(text, false).map_err(|(_, e)| e)
     }
 
     /// Checks an expression (`when:`, `that:`) without evaluating it.
@@ -273,8 +433,80 @@ impl Engine {
         self.env
             .compile_expression(&keep_backreferences(expr, true))
             .map(|_| ())
-            .map_err(|e| TemplateError(describe(&e)))?;
-        known_lookups(expr)
+            .map_err(|e| TemplateError(syntax_error(&e)))?;
+        known_lookups(expr)?;
+        self.known_names(expr, true).map_err(|(_, e)| e)
+    }
+
+    /// Checks a template file (`template` module's `src`) as [`Engine::check`] does, with the
+    /// line and column of the problem in the file.
+    pub fn check_file(&self, text: &str) -> Result<(), FileError> {
+        let code = keep_backreferences(text, false);
+        let at = |offset: usize, message: String| {
+            let (line, column) = position(&code, offset);
+            FileError { line, column, message }
+        };
+        if let Err(e) = self.files.template_from_str(&code) {
+            // The position is the file's own: no "line N of the template" here.
+            let message = kind_and_detail(&e);
+            return Err(match (e.range(), e.line()) {
+                (Some(r), _) => at(r.start, message),
+                (None, Some(line)) => FileError {
+                    line: line as u32,
+                    column: 0,
+                    message,
+                },
+                (None, None) => FileError {
+                    line: 0,
+                    column: 0,
+                    message,
+                },
+            });
+        }
+        for (start, part) in code::parts(&code, false) {
+            known_lookups(part).map_err(|e| at(start, e.0))?;
+        }
+        self.known_names(&code, false).map_err(|(offset, e)| at(offset, e.0))
+    }
+
+    /// Every filter and test `text` (an `expression`, or a template) names must be one the
+    /// engine has; else the byte offset of the first unknown one and why.
+    fn known_names(&self, text: &str, expression: bool) -> Result<(), (usize, TemplateError)> {
+        for (start, part) in code::parts(text, expression) {
+            for (named, name, at) in code::filters_and_tests(part) {
+                if self.has(named, name) {
+                    continue;
+                }
+                let (what, words) = match named {
+                    code::Named::Filter => ("filter", FILTER_WORDS),
+                    code::Named::Test => ("test", TEST_WORDS),
+                };
+                let known = words.iter().copied().filter(|w| self.has(named, w));
+                let hint = crate::diagnostic::did_you_mean(name, known)
+                    .map(|m| format!("; did you mean `{m}`?"))
+                    .unwrap_or_default();
+                return Err((start + at, TemplateError(format!("unknown {what} `{name}`{hint}"))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the engine has a filter or test of this name (asked by applying it to `none`).
+    fn has(&self, named: code::Named, name: &str) -> bool {
+        let probe = match named {
+            code::Named::Filter => format!("none | {name}"),
+            code::Named::Test => format!("none is {name}"),
+        };
+        let Ok(expr) = self.env.compile_expression(&probe) else {
+            return true;
+        };
+        match expr.eval(()) {
+            Err(e) => !matches!(
+                e.kind(),
+                minijinja::ErrorKind::UnknownFilter | minijinja::ErrorKind::UnknownTest
+            ),
+            Ok(_) => true,
+        }
     }
 
     /// Renders a string; one whole `{{ expr }}` keeps the type of its value.

@@ -62,15 +62,21 @@ struct HostVars<'a> {
 }
 
 impl HostVars<'_> {
+    /// An error about the value of `var`, at the place the inventory wrote it when known.
+    fn error(&self, var: &str, message: String) -> Diagnostic {
+        match self.vars.origin(self.h, var) {
+            Some(span) => span.error(format!("host `{}`: {message}", self.name)),
+            None if self.vars.extra().contains_key(var) => host_error(self.name, format!("{message} (from -e)")),
+            None => host_error(self.name, message),
+        }
+    }
+
     fn text(&self, var: &str) -> Result<Option<String>, Diagnostic> {
         match self.vars.get(self.h, var) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(host_error(
-                self.name,
-                format!("`{var}` must be a string, found `{other}`"),
-            )),
+            Some(other) => Err(self.error(var, format!("`{var}` must be a string, found `{other}`"))),
         }
     }
 
@@ -79,7 +85,7 @@ impl HostVars<'_> {
             None | Some(Value::Null) => Ok(None),
             Some(v) => crate::settings::boolean(v).map(Some).ok_or_else(|| {
                 let found = v.as_str().map_or_else(|| v.to_string(), str::to_string);
-                host_error(self.name, format!("`{var}` must be a boolean, found `{found}`"))
+                self.error(var, format!("`{var}` must be a boolean, found `{found}`"))
                     .with_hint("write yes/no, true/false, on/off or 1/0")
             }),
         }
@@ -131,20 +137,24 @@ impl Target {
         if let Some(method) = host.text("ansible_become_method")?
             && method != "sudo"
         {
-            return Err(
-                host_error(name, format!("`ansible_become_method: {method}` is not supported"))
-                    .with_hint("tend escalates with `sudo`; remove the variable or set it to `sudo`"),
-            );
+            return Err(host
+                .error(
+                    "ansible_become_method",
+                    format!("`ansible_become_method: {method}` is not supported"),
+                )
+                .with_hint("tend escalates with `sudo`; remove the variable or set it to `sudo`"));
         }
         let connection = host.text("ansible_connection")?.unwrap_or_else(|| "ssh".into());
         let kind = match connection.as_str() {
             "ssh" | "smart" | "paramiko" => ConnectionKind::Ssh(ssh_target(&host)?),
             "local" => ConnectionKind::Local,
             other => {
-                return Err(
-                    host_error(name, format!("`ansible_connection: {other}` is not supported"))
-                        .with_hint("use `ssh` (the default) or `local`"),
-                );
+                return Err(host
+                    .error(
+                        "ansible_connection",
+                        format!("`ansible_connection: {other}` is not supported"),
+                    )
+                    .with_hint("use `ssh` (the default) or `local`"));
             }
         };
         Ok(Self {
@@ -177,8 +187,8 @@ fn ssh_target(host: &HostVars<'_>) -> Result<SshTarget, Diagnostic> {
     };
     if let Some(port) = host.text("ansible_port")?.or(host.text("ansible_ssh_port")?) {
         t.port = Some(port.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| {
-            host_error(
-                name,
+            host.error(
+                "ansible_port",
                 format!("`ansible_port` must be a port number (1-65535), found `{port}`"),
             )
         })?);
@@ -186,7 +196,7 @@ fn ssh_target(host: &HostVars<'_>) -> Result<SshTarget, Diagnostic> {
     for var in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
         if let Some(args) = host.text(var)? {
             apply_ssh_args(&mut t, &args).map_err(|m| {
-                host_error(name, format!("`{var}`: {m}"))
+                host.error(var, format!("`{var}`: {m}"))
                     .with_hint("put other ssh settings in `~/.ssh/config` (tend reads it) or a file passed with `-F`")
             })?;
         }
@@ -281,6 +291,7 @@ mod tests {
             hosts: vec![crate::inventory::Host {
                 name: "h1".into(),
                 vars: vars.as_object().cloned().unwrap_or_default(),
+                origins: Default::default(),
                 groups: vec![],
             }],
             groups: vec![],

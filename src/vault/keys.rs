@@ -218,7 +218,13 @@ fn from_file(path: &Path, label: &str) -> Result<Vec<u8>, KeyError> {
         error: e.to_string(),
     })?;
     let bytes = if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-        let mut cmd = std::process::Command::new(path);
+        // A bare name would be looked for in $PATH; the file meant is this one.
+        let program = if path.is_relative() && path.components().count() == 1 {
+            Path::new(".").join(path)
+        } else {
+            path.to_path_buf()
+        };
+        let mut cmd = std::process::Command::new(program);
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())

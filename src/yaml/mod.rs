@@ -30,7 +30,13 @@ pub fn read_source(path: &Path) -> Result<Source, Diagnostic> {
     if crate::vault::is_vault(&bytes) {
         return Ok(Source::sealed(path, crate::vault::open_file(path, &bytes)?));
     }
-    let text = String::from_utf8(bytes).map_err(|_| Diagnostic::in_file(path, "cannot read file: not UTF-8 text"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        Source::new(path, "")
+            .error(line as u32, 0, "cannot read file: not UTF-8 text")
+            .with_hint("save it as UTF-8")
+    })?;
     Ok(Source::new(path, text))
 }
 
@@ -66,9 +72,15 @@ pub fn parse(source: &Source) -> Result<Node, Diagnostic> {
     };
     let mut node = serde_saphyr::from_str_with_options::<Node>(&source.text, options).map_err(|e| {
         let message = syntax_message(&e);
-        match e.location() {
+        let tabs = message.contains("tab");
+        let d = match e.location() {
             Some(loc) => source.error(loc.line() as u32, loc.column() as u32, message),
             None => Diagnostic::in_file(&source.path, message),
+        };
+        if tabs {
+            d.with_hint("YAML is indented with spaces; replace the tab")
+        } else {
+            d
         }
     })?;
     let lines: Vec<&str> = source.text.lines().collect();
@@ -162,6 +174,9 @@ fn syntax_message(e: &serde_saphyr::Error) -> String {
     if let Some(rest) = trimmed.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(", set DuplicateKeyPolicy").next().unwrap_or(rest);
         return format!("duplicate key `{key}`: a key may appear only once in a mapping");
+    }
+    if trimmed.starts_with("multiple YAML documents detected") {
+        return "invalid YAML: a second document starts here (after a `---`); the file must hold one".to_string();
     }
     format!("invalid YAML: {trimmed}")
 }

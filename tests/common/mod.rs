@@ -318,46 +318,6 @@ impl Run {
     }
 }
 
-/// Runs `tend` on every `.yaml` case in `dir` (arguments from `args_for(file name)`) and compares
-/// stderr with the case's `.expected` file; every case must exit 4. `TEND_BLESS=1` rewrites the
-/// expectations after a deliberate change. Returns the failures, one text each.
-pub fn pinned_error_cases(dir: &Path, min_cases: usize, args_for: impl Fn(&str) -> Vec<String>) -> Vec<String> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read cases")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    cases.sort();
-    assert!(
-        cases.len() >= min_cases,
-        "expected at least {min_cases} cases in {}",
-        dir.display()
-    );
-    let mut failures = Vec::new();
-    for case in cases {
-        let name = case
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let args = args_for(&name);
-        let r = run_in(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-        let expected_path = case.with_extension("expected");
-        if std::env::var_os("TEND_BLESS").is_some() {
-            std::fs::write(&expected_path, &r.stderr).expect("bless");
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-        if r.code != 4 || r.stderr != expected || !r.stdout.is_empty() || r.stderr.contains("panicked") {
-            failures.push(format!(
-                "{name} ({}): expected exit 4 and\n{expected}got {r:?}",
-                args.join(" ")
-            ));
-        }
-    }
-    failures
-}
-
 /// The shop's hosts by role (lab numbers), read from the lab inventory (`tend inventory --list`).
 pub struct Shop {
     pub lb: u32,

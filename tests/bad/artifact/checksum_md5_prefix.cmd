@@ -1,0 +1,13 @@
+deploy
+-i
+{lab}
+--group
+lab
+--limit
+h1
+--release-id
+r1
+--artifact
+ok.war
+--checksum
+md5:00000000000000000000000000000000

@@ -1,0 +1,11 @@
+deploy
+-i
+{lab}
+--group
+lab
+--limit
+h1
+--release-id
+r1
+--artifact
+.

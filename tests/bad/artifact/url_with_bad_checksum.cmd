@@ -1,0 +1,13 @@
+deploy
+-i
+{lab}
+--group
+lab
+--limit
+h1
+--release-id
+r1
+--artifact
+https://repo.example.com/shop-2.war
+--checksum
+sha256:xyz

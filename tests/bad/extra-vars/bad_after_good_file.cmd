@@ -1,0 +1,11 @@
+exec
+h1
+-i
+{lab}
+-e
+@good.yaml
+-e
+@list.yaml
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+-e
+2fa=on
+--
+touch
+/tmp/tend-bad-marker

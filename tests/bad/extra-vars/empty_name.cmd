@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+-e
+=2
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+-e
+@broken.yaml
+--
+touch
+/tmp/tend-bad-marker

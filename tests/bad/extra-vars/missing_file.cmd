@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+-e
+@vars/prod.yaml
+--
+touch
+/tmp/tend-bad-marker

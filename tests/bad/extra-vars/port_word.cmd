@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+-e
+ansible_port=ssh
+--
+touch
+/tmp/tend-bad-marker

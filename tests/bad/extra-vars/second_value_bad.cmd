@@ -1,0 +1,11 @@
+exec
+h1
+-i
+{lab}
+-e
+release=2
+-e
+debug
+--
+touch
+/tmp/tend-bad-marker

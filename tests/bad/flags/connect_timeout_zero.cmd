@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--connect-timeout
+0
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,13 @@
+deploy
+-i
+{lab}
+--group
+lab
+--limit
+h1
+--artifact
+../marker.yaml
+--release-id
+r1
+--batch
+half

@@ -1,0 +1,9 @@
+deploy
+-i
+{lab}
+--group
+webservers
+--artifact
+../marker.yaml
+--release-id
+r1

@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--forks
+-3
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+-f
+many
+--
+touch
+/tmp/tend-bad-marker

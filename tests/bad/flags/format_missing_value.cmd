@@ -1,0 +1,5 @@
+exec
+h1
+-i
+{lab}
+--format

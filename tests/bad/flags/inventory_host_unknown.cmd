@@ -1,0 +1,5 @@
+inventory
+-i
+{lab}
+--host
+h1x

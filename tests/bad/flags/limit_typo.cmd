@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--limit
+h1x
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,12 @@
+migrate
+up
+-i
+{lab}
+--target
+h1
+--database
+shop
+--dir
+../migration/ok
+--to
+newest

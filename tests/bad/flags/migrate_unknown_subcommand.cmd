@@ -1,0 +1,4 @@
+migrate
+upp
+-i
+{lab}

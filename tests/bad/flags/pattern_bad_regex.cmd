@@ -1,0 +1,7 @@
+exec
+~h(1
+-i
+{lab}
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,7 @@
+exec
+lab:&nowhere
+-i
+{lab}
+--
+touch
+/tmp/tend-bad-marker

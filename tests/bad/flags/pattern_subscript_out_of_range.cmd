@@ -1,0 +1,9 @@
+exec
+pair[5]
+-i
+{lab}
+-i
+pair.yaml
+--
+touch
+/tmp/tend-bad-marker

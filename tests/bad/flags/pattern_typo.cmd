@@ -1,0 +1,7 @@
+exec
+hh1
+-i
+{lab}
+--
+touch
+/tmp/tend-bad-marker

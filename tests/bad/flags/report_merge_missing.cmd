@@ -1,0 +1,3 @@
+report
+merge
+shard-1.jsonl

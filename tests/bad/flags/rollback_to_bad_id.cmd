@@ -1,0 +1,9 @@
+rollback
+-i
+{lab}
+--group
+lab
+--limit
+h1
+--to
+r 1

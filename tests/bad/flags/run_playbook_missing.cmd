@@ -1,0 +1,4 @@
+run
+site.yml
+-i
+{lab}

@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--shard
+5/4
+--
+touch
+/tmp/tend-bad-marker

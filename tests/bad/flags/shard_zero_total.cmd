@@ -1,0 +1,8 @@
+run
+../marker.yaml
+-i
+{lab}
+--limit
+h1
+--shard
+1/0

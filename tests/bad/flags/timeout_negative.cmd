@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--timeout
+-1
+--
+touch
+/tmp/tend-bad-marker

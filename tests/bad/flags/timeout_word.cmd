@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--timeout
+5m
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,7 @@
+exce
+h1
+-i
+{lab}
+--
+touch
+/tmp/tend-bad-marker

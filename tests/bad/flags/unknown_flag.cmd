@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--forcks
+5
+--
+touch
+/tmp/tend-bad-marker

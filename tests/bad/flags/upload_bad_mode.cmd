@@ -1,0 +1,8 @@
+upload
+h1
+../marker.yaml
+/tmp/tend-bad-marker
+-i
+{lab}
+--mode
+0999

@@ -1,0 +1,6 @@
+upload
+h1
+release.war
+/tmp/tend-bad-marker
+-i
+{lab}

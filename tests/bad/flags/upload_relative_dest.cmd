@@ -1,0 +1,6 @@
+upload
+h1
+../marker.yaml
+tend-bad-marker
+-i
+{lab}

@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--vault-id
+prod
+--
+touch
+/tmp/tend-bad-marker

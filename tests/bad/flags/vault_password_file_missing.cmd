@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+--vault-password-file
+~/.vault_pass
+--
+touch
+/tmp/tend-bad-marker

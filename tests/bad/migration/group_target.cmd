@@ -1,0 +1,10 @@
+migrate
+up
+-i
+{lab}
+--target
+h1,h2
+--database
+shop
+--dir
+ok

@@ -1,0 +1,10 @@
+migrate
+up
+-i
+{lab}
+--target
+h1
+--database
+shop
+--dir
+nowhere

@@ -1,0 +1,3 @@
+-- ALTER TABLE orders ADD COLUMN note TEXT;
+# later
+/* later */

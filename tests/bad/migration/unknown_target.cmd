@@ -1,0 +1,10 @@
+migrate
+up
+-i
+{lab}
+--target
+h1x
+--database
+shop
+--dir
+ok

@@ -1,0 +1,3 @@
+SELECT 1;
+/* TODO: orders
+SELECT 2;

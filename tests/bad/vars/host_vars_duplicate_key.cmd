@@ -1,0 +1,9 @@
+exec
+h1
+-i
+{lab}
+-i
+{case}/inventory
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,5 @@
+vault
+decrypt
+{case}/secrets.yaml
+--vault-password-file
+password

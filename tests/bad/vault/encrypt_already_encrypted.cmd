@@ -1,0 +1,5 @@
+vault
+encrypt
+{case}/secret.yaml
+--vault-password-file
+password

@@ -1,0 +1,7 @@
+vault
+encrypt-string
+--name
+shop-db-password
+s3cret
+--vault-password-file
+password

@@ -1,0 +1,11 @@
+exec
+h1
+-i
+{lab}
+-e
+@{case}/secret.yaml
+--vault-password-file
+password
+--
+touch
+/tmp/tend-bad-marker

@@ -1,0 +1,11 @@
+exec
+h1
+-i
+{lab}
+-i
+{case}/hosts.yaml
+--vault-password-file
+password
+--
+touch
+/tmp/tend-bad-marker

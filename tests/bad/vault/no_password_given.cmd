@@ -1,0 +1,7 @@
+run
+../marker.yaml
+{case}/playbook.yaml
+-i
+{lab}
+--limit
+h1

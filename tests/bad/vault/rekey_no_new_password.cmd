@@ -1,0 +1,5 @@
+vault
+rekey
+{case}/secret.yaml
+--vault-password-file
+password

@@ -1,0 +1,9 @@
+run
+../marker.yaml
+{case}/playbook.yaml
+-i
+{lab}
+--limit
+h1
+--vault-id
+staging@wrong-password

@@ -1,0 +1,5 @@
+vault
+view
+{case}/plain.yaml
+--vault-password-file
+password

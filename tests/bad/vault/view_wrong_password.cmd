@@ -1,0 +1,5 @@
+vault
+view
+{case}/secret.yaml
+--vault-password-file
+password

@@ -788,7 +788,10 @@ fn a_store_that_fills_up_marks_the_backup_failed_and_spares_the_source() {
     );
     let r = backup(&lab, &store, &["run"]);
     let list = backup(&lab, &store, &["list"]);
-    let left = lab.sh(store_host(&lab), &format!("find {store} -type f | grep -v /catalog/ | wc -l"));
+    let left = lab.sh(
+        store_host(&lab),
+        &format!("find {store} -type f | grep -v /catalog/ | wc -l"),
+    );
     lab.sh(store_host(&lab), &format!("umount {store}; rm -rf {store}"));
     sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
     assert_eq!(r.code, 2, "{r:?}");

@@ -18,7 +18,10 @@ fn a_full_disk_during_an_upload_keeps_the_old_file_and_says_why() {
     ));
     std::fs::write(pf.dir.path().join("big.bin"), vec![b'x'; 4 << 20]).expect("write");
     let r = pf.run(&lab, &[]);
-    let state = lab.sh(2, &format!("cat {mnt}/app.conf; ls -A {mnt}; umount {mnt}; rmdir {mnt}"));
+    let state = lab.sh(
+        2,
+        &format!("cat {mnt}/app.conf; ls -A {mnt}; umount {mnt}; rmdir {mnt}"),
+    );
     assert_eq!(r.code, 2, "{r:?}");
     let res = r.result("big", "h2");
     assert_eq!(res["status"], "failed");

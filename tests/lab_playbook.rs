@@ -1056,7 +1056,10 @@ fn ctrl_c_on_a_fleet_of_51_leaves_no_process_or_file_behind() {
         lab.key().display(),
     );
     for n in 1..=51u32 {
-        inv.push_str(&format!("    a{n:02}:\n      ansible_host: {}\n", lab.address(1 + n % 3)));
+        inv.push_str(&format!(
+            "    a{n:02}:\n      ansible_host: {}\n",
+            lab.address(1 + n % 3)
+        ));
     }
     let pf = PlaybookFile::new(&format!(
         r#"- hosts: all
@@ -1095,7 +1098,11 @@ fn ctrl_c_on_a_fleet_of_51_leaves_no_process_or_file_behind() {
         .args(["-f", &format!("UserKnownHostsFile={run_tag}")])
         .output()
         .expect("pgrep");
-    assert!(masters.stdout.is_empty(), "masters left: {}", String::from_utf8_lossy(&masters.stdout));
+    assert!(
+        masters.stdout.is_empty(),
+        "masters left: {}",
+        String::from_utf8_lossy(&masters.stdout)
+    );
     for (i, files) in [(1, 16), (2, 17), (3, 17)] {
         // No script of the run still on the host, no temporary file, and the files in place.
         assert_eq!(

@@ -4,6 +4,8 @@
 
 mod load;
 pub(crate) mod words;
+/// Ansible's `k=v` argument strings, public for the fuzz tests.
+pub use words::parse_kv;
 
 pub use load::{LoadOptions, load};
 

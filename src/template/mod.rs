@@ -308,6 +308,60 @@ pub fn is_template(s: &str) -> bool {
 /// back-reference for `regex_replace`); minijinja would read an octal escape. Doubles those
 /// backslashes inside the string literals of expressions and tags (`code`: all of `text` is an
 /// expression).
+/// Chains of prefix operators (`- - - x`, `not not not x`) longer than any template needs.
+/// minijinja's parser guards its recursion for brackets and nested blocks but not for these, and
+/// 50,000 of them overflow the stack (the fuzz tests found it): they are refused first.
+const MAX_PREFIX_CHAIN: usize = 64;
+
+/// Refuses code (`{{ }}`/`{% %}` of `text`, or all of it when `code`) with a chain of more than
+/// [`MAX_PREFIX_CHAIN`] prefix operators; string literals are not looked into.
+fn prefix_chain_guard(text: &str, code: bool) -> Result<(), TemplateError> {
+    if !text.contains(['-', '+']) && !text.contains("not") {
+        return Ok(());
+    }
+    let b = text.as_bytes();
+    let (mut in_code, mut quote, mut run, mut i) = (code, None::<u8>, 0usize, 0usize);
+    while i < b.len() {
+        let c = b[i];
+        match quote {
+            Some(_) if c == b'\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if !in_code => {
+                if c == b'{' && matches!(b.get(i + 1), Some(b'{' | b'%')) {
+                    in_code = true;
+                    run = 0;
+                    i += 1;
+                }
+            }
+            None if !code && (c == b'}' || c == b'%') && b.get(i + 1) == Some(&b'}') => {
+                in_code = false;
+                i += 1;
+            }
+            None if c == b'"' || c == b'\'' => {
+                quote = Some(c);
+                run = 0;
+            }
+            None if c == b'-' || c == b'+' => run += 1,
+            None if c.is_ascii_whitespace() => {}
+            None if b[i..].starts_with(b"not")
+                && !b.get(i + 3).is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'_') =>
+            {
+                run += 1;
+                i += 2;
+            }
+            None => run = 0,
+        }
+        if run > MAX_PREFIX_CHAIN {
+            return Err(TemplateError(format!(
+                "more than {MAX_PREFIX_CHAIN} prefix operators (`-`, `+`, `not`) in a row: the expression is nested too deeply"
+            )));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 /// The length of the `{% raw %}…{% endraw %}` block `text` starts with, if it starts with one.
 fn raw_block_end(text: &str) -> Option<usize> {
     static RAW: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
@@ -420,6 +474,7 @@ impl Engine {
         if !is_template(text) {
             return Ok(());
         }
+        prefix_chain_guard(text, false)?;
         self.env
             .template_from_str(&keep_backreferences(text, false))
             .map(|_| ())
@@ -430,6 +485,7 @@ impl Engine {
 
     /// Checks an expression (`when:`, `that:`) without evaluating it.
     pub fn check_expression(&self, expr: &str) -> Result<(), TemplateError> {
+        prefix_chain_guard(expr, true)?;
         self.env
             .compile_expression(&keep_backreferences(expr, true))
             .map(|_| ())
@@ -441,6 +497,11 @@ impl Engine {
     /// Checks a template file (`template` module's `src`) as [`Engine::check`] does, with the
     /// line and column of the problem in the file.
     pub fn check_file(&self, text: &str) -> Result<(), FileError> {
+        prefix_chain_guard(text, false).map_err(|e| FileError {
+            line: 0,
+            column: 0,
+            message: e.0,
+        })?;
         let code = keep_backreferences(text, false);
         let at = |offset: usize, message: String| {
             let (line, column) = position(&code, offset);
@@ -523,6 +584,7 @@ impl Engine {
     /// Renders to text (template files use `files = true`: Ansible's `trim_blocks`).
     pub fn render_string(&self, text: &str, scope: &Scope, files: bool) -> Result<String, TemplateError> {
         let env = if files { &self.files } else { &self.env };
+        prefix_chain_guard(text, false)?;
         let text = keep_backreferences(text, false);
         let tmpl = env.template_from_str(&text).map_err(|e| TemplateError(describe(&e)))?;
         let mut names = with_looked_up_vars(&text, tmpl.undeclared_variables(false));
@@ -533,6 +595,7 @@ impl Engine {
 
     /// Evaluates a bare expression (`when: x is defined and x > 1`).
     pub fn eval(&self, expr: &str, scope: &Scope) -> Result<Json, TemplateError> {
+        prefix_chain_guard(expr, true)?;
         let expr = keep_backreferences(expr, true);
         let compiled = self
             .env
@@ -613,6 +676,15 @@ mod tests {
         assert_eq!(
             keep_backreferences(r"{% set a = '\n\d' %}", false),
             r"{% set a = '\n\d' %}"
+        );
+        assert!(prefix_chain_guard(&format!("{{{{ {}x }}}}", "- ".repeat(65)), false).is_err());
+        assert!(prefix_chain_guard(&format!("{{{{ {}x }}}}", "not ".repeat(65)), true).is_err());
+        assert!(
+            prefix_chain_guard(
+                &format!("{} {{{{ '{}' }}}} - -x", "-".repeat(200), "-".repeat(200)),
+                false
+            )
+            .is_ok()
         );
         let raw = r#"{% raw %}{{ "\1" }}{% endraw %} {{ "\2" }}"#;
         assert_eq!(

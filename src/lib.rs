@@ -28,6 +28,7 @@ pub mod modules;
 pub mod ops;
 pub mod output;
 pub mod playbook;
+pub mod private;
 pub mod release;
 pub mod settings;
 pub mod template;

@@ -129,3 +129,38 @@ fn secrets_are_masked_in_every_output_and_the_audit_log() {
     }
     assert_eq!(audited, 2);
 }
+
+/// The audit log holds what hosts answered: its directory and files are the owner's alone.
+#[test]
+fn the_audit_log_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = common::scratch();
+    std::fs::write(
+        dir.path().join("inventory.yaml"),
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+    )
+    .expect("inventory");
+    std::fs::write(
+        dir.path().join("p.yaml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: 'true'\n",
+    )
+    .expect("playbook");
+    let logs = dir.path().join("state/tend/runs");
+    let r = common::run_in(
+        dir.path(),
+        &[
+            "run",
+            "p.yaml",
+            "-i",
+            "inventory.yaml",
+            "--log-dir",
+            logs.to_str().unwrap_or_default(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&logs), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&logs).expect("logs").filter_map(Result::ok).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(mode(&files[0].path()), 0o600);
+}

@@ -63,12 +63,6 @@ echo "$(stat -c %s -- "$f") $(tend_sha256 < "$f")"
 
 const SHORT: Duration = Duration::from_secs(120);
 
-/// Creates a directory (and its parents) that only its owner can enter.
-fn private_dir(path: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt as _;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
-}
-
 /// A failure of the store on the control node.
 fn local_failure(message: String) -> StepError {
     StepError::remote("localhost", "store", Failure::message(message, "write to the store"))
@@ -77,20 +71,9 @@ fn local_failure(message: String) -> StepError {
 /// Creates the directory a store file goes in (owner only).
 fn private_parent(path: &std::path::Path) -> Result<(), String> {
     match path.parent() {
-        Some(parent) => private_dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display())),
+        Some(parent) => crate::private::dir(parent).map_err(|e| format!("cannot create {}: {e}", parent.display())),
         None => Ok(()),
     }
-}
-
-/// A new file only its owner can read.
-fn private_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
 }
 
 fn not_connected(host: &str) -> StepError {
@@ -160,8 +143,8 @@ impl Store {
             (Self::Local(dir), _) => {
                 let path = dir.join(format!("{rel}.part"));
                 private_parent(&path).map_err(local_failure)?;
-                let file =
-                    private_file(&path).map_err(|e| local_failure(format!("cannot create {}: {e}", path.display())))?;
+                let file = crate::private::file(&path)
+                    .map_err(|e| local_failure(format!("cannot create {}: {e}", path.display())))?;
                 let mut file = tokio::fs::File::from_std(file);
                 let result = from.to_file(command, input, &mut file).await;
                 let synced = file.sync_all().await;
@@ -234,7 +217,7 @@ impl Store {
                 let path = dir.join(rel);
                 private_parent(&path).map_err(local_failure)?;
                 let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-                let written = private_file(&tmp).and_then(|mut f| {
+                let written = crate::private::file(&tmp).and_then(|mut f| {
                     use std::io::Write as _;
                     f.write_all(bytes)?;
                     f.sync_all()

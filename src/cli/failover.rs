@@ -1068,11 +1068,12 @@ fn rejoin(a: RejoinArgs) -> Result<Code, CliError> {
                     // The errant transactions are on disk (synced) before anything is discarded.
                     let mut written = false;
                     let mut keep = |text: &str| -> Result<(), String> {
+                        // The shop's own rows: owner-only.
                         if let Some(dir) = sql_file.parent() {
-                            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                            crate::private::dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                         }
                         let mut f =
-                            std::fs::File::create(&sql_file).map_err(|e| format!("{}: {e}", sql_file.display()))?;
+                            crate::private::file(&sql_file).map_err(|e| format!("{}: {e}", sql_file.display()))?;
                         use std::io::Write as _;
                         f.write_all(text.as_bytes())
                             .and_then(|()| f.sync_all())

@@ -166,11 +166,12 @@ pub async fn take(db: &Db, scope: &Scope, dir: &Path) -> Result<Snapshot, StepEr
         None => before.tables.iter().cloned().collect(),
         Some(t) => t.into_iter().filter(|t| before.tables.contains(t)).collect(),
     };
-    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    // The shop's rows: owner-only.
+    crate::private::dir(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let path = dir.join(format!("{host}-{}-{stamp}-{}.sql", db.database, std::process::id()));
-    let mut file = tokio::fs::File::create(&path)
-        .await
+    let mut file = crate::private::file(&path)
+        .map(tokio::fs::File::from_std)
         .map_err(|e| fail(format!("cannot create {}: {e}", path.display())))?;
     // Table names travel as arguments, each quoted once; no table means routines only.
     let names = crate::transport::shell::join(&tables);

@@ -670,13 +670,10 @@ pub struct Audit {
 impl Audit {
     /// Opens `DIR/<run>.jsonl`; a log that cannot be written is a warning, not a failure.
     pub fn open(dir: &std::path::Path, run: &str) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // What hosts answered is no business of the machine's other users: owner-only.
+        crate::private::dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let path = dir.join(format!("{run}.jsonl"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = crate::private::append(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         Ok(Self {
             file: Some(file),
             path,

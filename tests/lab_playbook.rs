@@ -1089,10 +1089,21 @@ fn ctrl_c_on_a_fleet_of_51_leaves_no_process_or_file_behind() {
     let r = common::run_interrupted(&args, std::time::Duration::from_millis(2500));
     assert_eq!(r.code, 99, "{r:?}");
     assert!(r.results("never").is_empty(), "{r:?}");
-    // 50 hosts at once (the default `--forks`): the 51st never started, and the recap says so.
-    assert_eq!(r.results("file").len(), 50, "{r:?}");
+    // 50 hosts at once (the default `--forks`): the 51st cannot have started (no host had
+    // finished its slow task when Ctrl-C came), and every host that did not start is named
+    // `interrupted` in the recap (on a loaded machine, some of the first 50 may not have yet).
+    let started: Vec<String> = r
+        .results("file")
+        .iter()
+        .filter_map(|v| v["host"].as_str().map(str::to_string))
+        .collect();
+    assert!(!started.is_empty() && started.len() <= 50, "{r:?}");
     assert_eq!(r.recap("a51")["interrupted"], 1, "{r:?}");
-    assert_eq!(r.recap("a50")["changed"], 2, "{r:?}");
+    for n in 1..=51u32 {
+        let name = format!("a{n:02}");
+        let want = if started.contains(&name) { 0 } else { 1 };
+        assert_eq!(r.recap(&name)["interrupted"], want, "{name}: {r:?}");
+    }
     // No SSH master of this run on the control node.
     let masters = std::process::Command::new("pgrep")
         .args(["-f", &format!("UserKnownHostsFile={run_tag}")])
@@ -1103,7 +1114,11 @@ fn ctrl_c_on_a_fleet_of_51_leaves_no_process_or_file_behind() {
         "masters left: {}",
         String::from_utf8_lossy(&masters.stdout)
     );
-    for (i, files) in [(1, 16), (2, 17), (3, 17)] {
+    for i in 1..=3u32 {
+        let files = started
+            .iter()
+            .filter(|h| h[1..].parse::<u32>().is_ok_and(|n| 1 + n % 3 == i))
+            .count();
         // No script of the run still on the host, no temporary file, and the files in place.
         assert_eq!(
             lab.sh(

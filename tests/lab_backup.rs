@@ -811,3 +811,135 @@ fn a_store_that_fills_up_marks_the_backup_failed_and_spares_the_source() {
     let status = lab.sh(s.replica, "mariadb -e 'SHOW SLAVE STATUS\\G'");
     assert!(status.contains("Slave_SQL_Running: Yes"), "{status}");
 }
+
+/// `tend backup run` from the replica (JSON, in the background), cut off by `cut` once the
+/// store holds part of its file; returns tend's exit code.
+fn cut_off_backup(lab: &Lab, store: &str, cut: &dyn Fn(&mut std::process::Child)) -> Option<i32> {
+    let inv = lab.inventory();
+    let host = format!("backup_store_host=h{}", store_host(lab));
+    let dir = format!("backup_store_dir={store}");
+    let mut child = common::tend()
+        .current_dir(repo())
+        .args(["backup", "run", "-i", &inv, "-e", &host, "-e", &dir, "--format", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tend");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no part of the backup reached the store"
+        );
+        let part = lab.sh(
+            store_host(lab),
+            &format!("find {store} -name '*.part' -size +256k 2>/dev/null | wc -l"),
+        );
+        if part.trim() != "0" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cut(&mut child);
+    child.wait().expect("wait").code()
+}
+
+/// Waits until the replica's SQL thread runs again (a backup's applier session starts it when
+/// its connection ends, whoever ends it).
+fn applier_running(lab: &Lab, i: u32) -> bool {
+    for _ in 0..100 {
+        if lab
+            .sh(i, "mariadb -e 'SHOW SLAVE STATUS\\G'")
+            .contains("Slave_SQL_Running: Yes")
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// A backup cut off by the source's sshd dying, and by `tend` itself being SIGKILLed, while its
+/// file streams into the store: never listed as good (the first is listed `failed`, the
+/// second not at all), the replica replicating again, and the next `backup run` sweeps what the
+/// killed run left in the store and takes a good backup.
+#[test]
+fn a_backup_cut_off_by_sshd_or_a_killed_tend_is_never_listed_good() {
+    let lab = Lab::get();
+    let s = provision_databases(&lab);
+    let tag = std::process::id();
+    let db = format!("cut_{tag}");
+    let store = format!("/var/backups/tend-cut-{tag}");
+    // Enough incompressible rows that the stream takes a few seconds.
+    sql(
+        &lab,
+        s.primary,
+        &format!(
+            "CREATE DATABASE {db}; CREATE TABLE {db}.t (id INT PRIMARY KEY, b BLOB); USE {db}; INSERT INTO t SELECT seq, RANDOM_BYTES(1024) FROM seq_1_to_150000"
+        ),
+    );
+    let pos = sql(&lab, s.primary, "SELECT @@gtid_binlog_pos");
+    assert_eq!(
+        sql(&lab, s.replica, &format!("SELECT MASTER_GTID_WAIT('{pos}', 120)")),
+        "0"
+    );
+    let replica = s.replica.to_string();
+    let states = |lab: &Lab| -> Vec<String> {
+        backup(lab, &store, &["list"])
+            .events("row")
+            .iter()
+            .map(|row| row["state"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let files = |lab: &Lab| -> String {
+        lab.sh(
+            store_host(lab),
+            &format!("find {store} -type f | grep -v /catalog/ | wc -l"),
+        )
+        .trim()
+        .to_string()
+    };
+
+    // The source's sshd dies mid-stream.
+    let code = cut_off_backup(&lab, &store, &|_| {
+        let r = lab.lab_sh(&["sshd-stop", &replica]);
+        assert_eq!(r.code, 0, "{r:?}");
+    });
+    let start = lab.lab_sh(&["sshd-start", &replica]);
+    assert_eq!(start.code, 0, "{start:?}");
+    assert!(matches!(code, Some(2 | 3)), "{code:?}");
+    assert_eq!(states(&lab), ["failed"]);
+    assert_eq!(files(&lab), "0", "files of the failed backup stay in the store");
+    assert!(
+        applier_running(&lab, s.replica),
+        "the replica's SQL thread stayed stopped"
+    );
+
+    // tend itself killed mid-stream: nothing lists it; its part file stays until the next run.
+    let code = cut_off_backup(&lab, &store, &|child| child.kill().expect("kill"));
+    assert_eq!(code, None);
+    assert_eq!(states(&lab), ["failed"]);
+    assert!(
+        applier_running(&lab, s.replica),
+        "the replica's SQL thread stayed stopped"
+    );
+    assert_ne!(files(&lab), "0");
+
+    // The next run takes over the dead run's lock, sweeps its files and backs up.
+    let r = backup(&lab, &store, &["run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.events("note").iter().any(|n| n["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("its run ended before listing it")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(record(&r)["state"], "complete");
+    assert_eq!(states(&lab), ["failed", "complete"]);
+    assert_eq!(files(&lab), "1");
+    assert!(applier_running(&lab, s.replica));
+    lab.sh(store_host(&lab), &format!("rm -rf {store}"));
+    sql(&lab, s.primary, &format!("DROP DATABASE {db}"));
+}

@@ -718,3 +718,178 @@ fn the_migrate_module_applies_migrations_from_a_playbook() {
     assert_eq!(lab.sql(s.primary, &format!("SHOW TABLES FROM {db} LIKE 'extra'")), "");
     lab.sql(s.primary, &format!("DROP DATABASE {db}"));
 }
+
+/// Runs `tend migrate up` in the background and cuts it off once `statements` statements of
+/// `script` are in the journal on the primary, by `cut` (stopping the primary's sshd, or
+/// SIGKILLing tend); returns tend's exit code.
+fn cut_off_up(
+    lab: &Lab,
+    s: &Shop,
+    db: &str,
+    dir: &Path,
+    script: &str,
+    statements: u32,
+    cut: &dyn Fn(&mut std::process::Child),
+) -> Option<i32> {
+    let inv = lab.inventory();
+    let mut child = common::tend()
+        .current_dir(repo())
+        .args(["migrate", "up", "-i", &inv, "--database", db, "--format", "json"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tend");
+    let journal = format!(
+        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'tend_migrate_journal'"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{script} never reached statement {statements}"
+        );
+        if lab.sql(s.primary, &journal).trim() == "1" {
+            let done = lab.sql(
+                s.primary,
+                &format!("SELECT COUNT(*) FROM {db}.tend_migrate_journal WHERE script = '{script}'"),
+            );
+            if done.trim().parse::<u32>().unwrap_or(0) >= statements {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cut(&mut child);
+    child.wait().expect("wait").code()
+}
+
+/// The documented repair after a cut-off `up`: `up` again, which waits for a cut-off session
+/// the server is still running and finds its work done; or, when the session died with the
+/// connection, refuses and names `--resume`, which finishes the migration.
+fn repair(lab: &Lab, db: &str, dir: &Path, what: &str) {
+    let again = migrate(lab, "up", db, dir, &[]);
+    eprintln!("{what}; the next up exits {}", again.code);
+    if again.code != 0 {
+        assert_eq!(again.code, 2, "{again:?}");
+        assert!(error_messages(&again).join("\n").contains("--resume"), "{again:?}");
+        let resumed = migrate(lab, "up", db, dir, &["--resume"]);
+        assert_eq!(resumed.code, 0, "{resumed:?}");
+    }
+}
+
+/// The history of `db` as `version:success` in rank order, failed rows included.
+fn history_rows(lab: &Lab, s: &Shop, db: &str) -> String {
+    lab.sql(
+        s.primary,
+        &format!(
+            "SELECT GROUP_CONCAT(CONCAT(version, ':', success) ORDER BY installed_rank) FROM {db}.flyway_schema_history WHERE version IS NOT NULL"
+        ),
+    )
+    .trim()
+    .to_string()
+}
+
+/// A migration cut off part-way, by the primary's sshd dying and by `tend` itself being
+/// SIGKILLed: the history never shows it applied while it is not (it is `failed` from its
+/// first statement until its last), the statements it completed are not run again, a new run
+/// waits for the cut-off session if the server is still running it, and the documented
+/// command (`up --resume`) finishes the job with every statement applied exactly once, on the
+/// replica too.
+#[test]
+fn a_migration_cut_off_by_sshd_or_a_killed_tend_is_recorded_and_resumed() {
+    let lab = Lab::get();
+    let s = provision_databases(&lab);
+    let db = format!("mig_cut_{}", std::process::id());
+    let d = Dir::new();
+    d.file("V1__t.sql", "CREATE TABLE t (n INT NOT NULL);\n");
+    let slow = |from: u32| -> String {
+        (from..from + 4)
+            .map(|n| format!("INSERT INTO t VALUES ({n});\nDO SLEEP(1);\n"))
+            .collect()
+    };
+    d.file("V2__sshd.sql", &slow(1));
+    let primary = s.primary.to_string();
+
+    // The primary's sshd dies after the second statement.
+    let code = cut_off_up(&lab, &s, &db, &d.path, "V2__sshd.sql", 2, &|_| {
+        let r = lab.lab_sh(&["sshd-stop", &primary]);
+        assert_eq!(r.code, 0, "{r:?}");
+    });
+    let start = lab.lab_sh(&["sshd-start", &primary]);
+    assert_eq!(start.code, 0, "{start:?}");
+    assert_ne!(code, Some(0), "tend said the migration went through");
+    // Recorded as failed, never as applied, while the server may still be running it.
+    let h = history_rows(&lab, &s, &db);
+    assert!(h == "1:1,2:0" || h == "1:1,2:1", "{h}");
+    repair(
+        &lab,
+        &db,
+        &d.path,
+        &format!("sshd stopped: tend exit {code:?}, history {h}"),
+    );
+    assert_eq!(history_rows(&lab, &s, &db), "1:1,2:1");
+    assert_eq!(
+        lab.sql(s.primary, &format!("SELECT GROUP_CONCAT(n ORDER BY n) FROM {db}.t"))
+            .trim(),
+        "1,2,3,4"
+    );
+
+    // tend itself SIGKILLed after the second statement of the next migration.
+    d.file("V3__killed.sql", &slow(5));
+    let code = cut_off_up(&lab, &s, &db, &d.path, "V3__killed.sql", 2, &|child| {
+        child.kill().expect("kill");
+    });
+    assert_eq!(code, None, "tend was not killed");
+    let h = history_rows(&lab, &s, &db);
+    assert!(h == "1:1,2:1,3:0" || h == "1:1,2:1,3:1", "{h}");
+    repair(&lab, &db, &d.path, &format!("tend killed: history {h}"));
+    assert_eq!(history_rows(&lab, &s, &db), "1:1,2:1,3:1");
+    assert_eq!(
+        lab.sql(s.primary, &format!("SELECT GROUP_CONCAT(n ORDER BY n) FROM {db}.t"))
+            .trim(),
+        "1,2,3,4,5,6,7,8"
+    );
+
+    // The host's side dies with the connection (sshd and the SQL client killed, as a crash
+    // of the host's processes would): the server stops after the statement it was running;
+    // the history says failed, and `up --resume` runs only what did not run.
+    d.file("V4__crashed.sql", &slow(9));
+    let code = cut_off_up(&lab, &s, &db, &d.path, "V4__crashed.sql", 2, &|_| {
+        let r = lab.lab_sh(&["sshd-stop", &primary]);
+        assert_eq!(r.code, 0, "{r:?}");
+        lab.sh(
+            s.primary,
+            "me=$(readlink /proc/self/ns/net); for p in $(pgrep -x mariadb); do [ \"$(readlink /proc/$p/ns/net)\" = \"$me\" ] && kill -KILL $p; done; true",
+        );
+    });
+    let start = lab.lab_sh(&["sshd-start", &primary]);
+    assert_eq!(start.code, 0, "{start:?}");
+    assert_ne!(code, Some(0));
+    assert_eq!(history_rows(&lab, &s, &db), "1:1,2:1,3:1,4:0");
+    let ran = lab.sql(
+        s.primary,
+        &format!("SELECT GROUP_CONCAT(n ORDER BY n) FROM {db}.t WHERE n > 8"),
+    );
+    let again = migrate(&lab, "up", &db, &d.path, &[]);
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(error_messages(&again).join("\n").contains("--resume"), "{again:?}");
+    let resumed = migrate(&lab, "up", &db, &d.path, &["--resume"]);
+    assert_eq!(resumed.code, 0, "{resumed:?} (had run: {ran})");
+    assert_eq!(history_rows(&lab, &s, &db), "1:1,2:1,3:1,4:1");
+    assert_eq!(
+        lab.sql(s.primary, &format!("SELECT GROUP_CONCAT(n ORDER BY n) FROM {db}.t"))
+            .trim(),
+        "1,2,3,4,5,6,7,8,9,10,11,12"
+    );
+    assert_eq!(
+        lab.sql(s.primary, &format!("SELECT COUNT(*) FROM {db}.tend_migrate_journal"))
+            .trim(),
+        "0"
+    );
+    synced(&lab, &s);
+    assert_eq!(dump(&lab, s.replica, &db, true), dump(&lab, s.primary, &db, true));
+    assert_eq!(migrate(&lab, "validate", &db, &d.path, &[]).code, 0);
+    lab.sql(s.primary, &format!("DROP DATABASE {db}"));
+}

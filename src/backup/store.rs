@@ -229,6 +229,46 @@ impl Store {
         }
     }
 
+    /// Removes the directories of backups the catalog does not list: what a run that was
+    /// killed before it could list or discard its backup left behind. Only called under the
+    /// cluster lock, so no run that is still writing is swept. Returns the ids removed.
+    pub async fn sweep(&self, store_host: Option<&Host>) -> Result<Vec<String>, StepError> {
+        let removed = match (self, store_host) {
+            (Self::Remote { dir, .. }, Some(to)) => {
+                let script = format!(
+                    "cd -- {} 2>/dev/null || exit 0\nfor d in [0-9]*T*Z-*; do\n  [ -d \"$d\" ] && [ ! -e \"catalog/$d.json\" ] || continue\n  rm -rf -- \"$d\" && printf '%s\\n' \"$d\"\ndone\n",
+                    quote(dir)
+                );
+                let out = to
+                    .step("store", &format!("sweep {dir}"), script, Input::None, SHORT)
+                    .await?;
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .map(str::to_string)
+                    .collect()
+            }
+            (Self::Local(dir), _) => {
+                let mut removed = Vec::new();
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let id = e.file_name().to_string_lossy().into_owned();
+                    let looks =
+                        id.as_bytes().first().is_some_and(u8::is_ascii_digit) && id.contains('T') && id.contains("Z-");
+                    if looks
+                        && catalog::valid_id(&id)
+                        && e.path().is_dir()
+                        && !dir.join(Backup::entry_path(&id)).exists()
+                        && std::fs::remove_dir_all(e.path()).is_ok()
+                    {
+                        removed.push(id);
+                    }
+                }
+                removed
+            }
+            (Self::Remote { host, .. }, None) => return Err(not_connected(host)),
+        };
+        Ok(removed.into_iter().filter(|id| catalog::valid_id(id)).collect())
+    }
+
     /// Removes what a failed backup left of its files (its directory).
     pub async fn discard(&self, store_host: Option<&Host>, id: &str) {
         if !catalog::valid_id(id) {

@@ -431,6 +431,19 @@ fn backup_run(a: RunArgs) -> Result<Code, CliError> {
                 if src.replica { " (replica)" } else { "" },
                 r.settings.store.describe()
             ));
+            match r.settings.store.sweep(store_host).await {
+                Ok(ids) => {
+                    for old in ids {
+                        s.events().note(format!(
+                            "removed the files of backup {old}: its run ended before listing it (killed, or its control node lost)"
+                        ));
+                    }
+                }
+                Err(e) => s.events().warn(format!(
+                    "cannot look for files of interrupted backups in the store: {}",
+                    e.message()
+                )),
+            }
             let result = take::run(s, &src, &r.settings.store, store_host, &id).await;
             record(s, started, (&src, &id), result)
         },

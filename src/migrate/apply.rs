@@ -177,6 +177,38 @@ async fn server_lock(db: &Db) -> Result<super::db::Held, Abort> {
     })
 }
 
+/// How long a run waits for the session of an interrupted run to end.
+const ORPHAN_WAIT_S: u64 = 240;
+
+/// A migration's session outlives the connection that started it: when the control node or
+/// the host's sshd dies, the server goes on with the statements it was sent. Each session
+/// holds this lock while it runs, and a new run waits for it, so it never reads a history
+/// that is still being written.
+async fn no_orphan_session(db: &Db) -> Result<(), Abort> {
+    let name = text(&history::session_lock_name(&db.database));
+    let sql = format!(
+        "SELECT GET_LOCK({name}, {ORPHAN_WAIT_S}) AS l, RELEASE_LOCK({name}) AS r, (SELECT ID FROM information_schema.PROCESSLIST WHERE ID = IS_USED_LOCK({name})) AS holder"
+    );
+    let row = db
+        .one("wait for an interrupted run's session", &sql)
+        .await
+        .map_err(|e| Abort::step("cannot check for an interrupted run's session", &e))?;
+    if row.first("l") == Some("1") {
+        return Ok(());
+    }
+    let holder = row.first("holder").unwrap_or("?").to_string();
+    Err(Abort::new(
+        Code::Locked,
+        format!(
+            "a session of an interrupted run (connection {holder}) is still applying a migration to `{}` after {ORPHAN_WAIT_S} s; nothing was changed",
+            db.database
+        ),
+    )
+    .hint(format!(
+        "wait for it to end, or stop it with `KILL {holder}` on the server; then run the command again"
+    )))
+}
+
 /// Ensures the schema, the history table and the journal exist (Flyway's schema row when the
 /// schema is created here).
 async fn prepare(db: &Db, state: &State) -> Result<(), Abort> {
@@ -275,7 +307,8 @@ pub async fn up(
     locked(db, up_locked(progress, db, replicas, files, opts)).await
 }
 
-/// Runs `work` holding Flyway's server lock on the schema.
+/// Runs `work` holding Flyway's server lock on the schema, once no session of an interrupted
+/// run is still applying statements.
 async fn locked(
     db: &Db,
     work: impl std::future::Future<Output = Result<Report, (Abort, Report)>>,
@@ -284,6 +317,10 @@ async fn locked(
         Ok(l) => l,
         Err(e) => return Err((e, Report::default())),
     };
+    if let Err(e) = no_orphan_session(db).await {
+        let _ = lock.release().await;
+        return Err((e, Report::default()));
+    }
     let result = work.await;
     let _ = lock.release().await;
     result
@@ -327,7 +364,7 @@ async fn up_locked(
             format!("validation failed; nothing was changed:\n  {}", list.join("\n  ")),
         );
         if info.failed().is_some() {
-            stop = stop.hint("fix the failed migration's file, then `tend migrate up --resume`");
+            stop = stop.hint("fix the failed statement in its file (a run that was cut off needs no fix), then `tend migrate up --resume`");
         } else {
             stop = stop
                 .hint("`tend migrate info` shows every migration's state; `tend migrate repair` re-aligns checksums");
@@ -504,7 +541,6 @@ async fn apply_all(
     for m in pending {
         let resuming = resumed == Some(m.script.as_str());
         let start = if resuming { resume_from } else { 0 };
-        let before = if resuming { delete_failed(db, m) } else { String::new() };
         let row = NewRow {
             version: m.version.as_ref().map(Version::as_str),
             description: &m.description,
@@ -514,7 +550,7 @@ async fn apply_all(
             execution_ms: ELAPSED_MS,
             success: true,
         };
-        let (s, last) = migration_script(db, m, start, true, &before, &row);
+        let (s, last) = migration_script(db, m, start, true, &row);
         let started = Instant::now();
         match db.session("migrate", &s, None).await {
             Ok(reply) => {
@@ -559,22 +595,31 @@ async fn apply_all(
 /// The milliseconds since the session's start, as SQL (Flyway's `execution_time`).
 const ELAPSED_MS: &str = "ROUND((UNIX_TIMESTAMP(NOW(6)) - @tend_t0) * 1000)";
 
-/// The one session of a migration: `before`, its statements from `start` (each followed by
-/// its journal row when `journal`), its history row, and after the returned mark the
-/// primary's binlog position, for the replicas to catch up to.
-fn migration_script(
-    db: &Db,
-    m: &Migration,
-    start: usize,
-    journal: bool,
-    before: &str,
-    row: &NewRow<'_>,
-) -> (Script, usize) {
+/// The one session of a migration: the session lock (see [`no_orphan_session`]), then with
+/// `journal` a failed row for the migration in the history (what a Flyway or tend reading the
+/// history while it runs, or after the session was cut, must see), its statements from
+/// `start` (each followed by its journal row when `journal`), its history row replacing the
+/// failed one in one transaction, and after the returned mark the primary's binlog position,
+/// for the replicas to catch up to.
+fn migration_script(db: &Db, m: &Migration, start: usize, journal: bool, row: &NewRow<'_>) -> (Script, usize) {
     let mut s = Script::new();
     s.sql(&format!("USE {}", db.schema()));
+    s.sql(&format!(
+        "DO GET_LOCK({}, 0)",
+        text(&history::session_lock_name(&db.database))
+    ));
     s.sql("SET @tend_t0 = UNIX_TIMESTAMP(NOW(6))");
-    if !before.is_empty() {
-        s.sql(before);
+    if journal {
+        s.sql(&delete_failed(db, m));
+        history::insert(
+            &mut s,
+            db,
+            &NewRow {
+                execution_ms: "0",
+                success: false,
+                ..*row
+            },
+        );
     }
     for (k, st) in m.statements.iter().enumerate().skip(start) {
         s.statement(&st.raw);
@@ -590,6 +635,10 @@ fn migration_script(
         }
         s.mark();
     }
+    s.sql("START TRANSACTION");
+    if journal {
+        s.sql(&delete_failed(db, m));
+    }
     history::insert(&mut s, db, row);
     if journal {
         s.sql(&format!(
@@ -598,6 +647,7 @@ fn migration_script(
             text(&m.script)
         ));
     }
+    s.sql("COMMIT");
     let last = s.mark();
     s.sql("SELECT @@gtid_binlog_pos AS pos");
     (s, last)
@@ -797,7 +847,7 @@ async fn undo_locked(
             execution_ms: ELAPSED_MS,
             success: true,
         };
-        let (s, last) = migration_script(db, u, 0, false, "", &row);
+        let (s, last) = migration_script(db, u, 0, false, &row);
         let started = Instant::now();
         match db.session("undo", &s, None).await {
             Ok(reply) => {

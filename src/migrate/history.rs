@@ -45,6 +45,12 @@ pub fn lock_name(database: &str) -> String {
     format!("Flyway-{hash}")
 }
 
+/// The lock each migration session holds while it runs (see `apply`): tend's own, beside
+/// Flyway's.
+pub fn session_lock_name(database: &str) -> String {
+    format!("tend-session-{}", lock_name(database).trim_start_matches("Flyway-"))
+}
+
 /// Who installed a row: the login user without its host, as Flyway records it on MySQL.
 const INSTALLED_BY: &str = "SUBSTRING_INDEX(USER(),'@',1)";
 
@@ -127,6 +133,7 @@ pub fn create_journal(s: &mut Script, db: &Db) {
 }
 
 /// A new row, ranked after the last one. `execution_ms` is SQL (a number or an expression).
+#[derive(Debug, Clone, Copy)]
 pub struct NewRow<'a> {
     /// `None` for repeatable migrations.
     pub version: Option<&'a str>,

@@ -234,7 +234,7 @@ impl Info {
                     self.current.as_ref().map(Version::to_string).unwrap_or_default()
                 ),
                 Status::Failed => format!(
-                    "{what} failed part-way; fix the file and run `tend migrate up --resume`, or undo its changes by hand and run `tend migrate repair`"
+                    "{what} failed or was cut off part-way; fix the file if a statement failed (an interrupted run needs no fix) and run `tend migrate up --resume`, or undo its changes by hand and run `tend migrate repair`"
                 ),
                 _ => continue,
             };

@@ -506,7 +506,7 @@ fn point_in_time_restores(kind: &str, file: &str) {
 }
 
 #[test]
-fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction() {
+fn a_restore_cut_off_by_a_killed_tend_or_sshd_resumes_after_the_last_committed_transaction() {
     use std::io::BufRead;
     let lab = Lab::get();
     let s = common::provision_shop(&lab);
@@ -584,6 +584,7 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
     let _ = child.wait();
     assert!(!marked.is_empty(), "the replay committed nothing while watched");
     let partial = rows(&lab, p, &db);
+    let after_kill = sql(&lab, p, "SELECT gtid FROM mysql.tend_restore WHERE id = 1");
     // The proxy lets writes through again without tend.
     let mut upstream = String::new();
     for _ in 0..50 {
@@ -594,8 +595,33 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     assert!(!upstream.contains("down"), "{upstream}");
-    // The same command again: resumes (the lock of the dead run is taken over) and ends at the
-    // point.
+    // The same command again resumes (the lock of the dead run is taken over); this time the
+    // target's sshd dies once the resumed replay has committed more.
+    let mut child = common::tend()
+        .current_dir(repo())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tend");
+    let mut later = after_kill.clone();
+    for _ in 0..500 {
+        later = sql(&lab, p, "SELECT gtid FROM mysql.tend_restore WHERE id = 1");
+        if later != after_kill {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let stop = lab.lab_sh(&["sshd-stop", &p.to_string()]);
+    assert_eq!(stop.code, 0, "{stop:?}");
+    let code = child.wait().expect("wait").code();
+    let start = lab.lab_sh(&["sshd-start", &p.to_string()]);
+    assert_eq!(start.code, 0, "{start:?}");
+    assert_ne!(later, after_kill, "the resumed replay committed nothing while watched");
+    assert!(matches!(code, Some(2 | 3)), "sshd stopped mid-replay: exit {code:?}");
+    let cut = rows(&lab, p, &db);
+    eprintln!("killed at {partial}, sshd stopped at {cut}");
+    // And again: resumes after the last committed transaction and ends at the point.
     let r = with_store(
         &lab,
         &store,
@@ -611,7 +637,11 @@ fn a_restore_killed_while_replaying_resumes_after_the_last_committed_transaction
     );
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stdout.contains("resuming"), "{r:?}");
-    assert_eq!(rows(&lab, p, &db), "20000 20000", "after a kill at {partial}");
+    assert_eq!(
+        rows(&lab, p, &db),
+        "20000 20000",
+        "after a kill at {partial} and sshd stopped at {cut}"
+    );
     // The replica, seeded again from a backup of the restored primary.
     let r = backup(&lab, &store, &["run", "--from", &primary]);
     assert_eq!(r.code, 0, "{r:?}");

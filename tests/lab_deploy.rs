@@ -424,6 +424,22 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
     assert_serving(&lab, &s, "1");
 }
 
+/// Every app host's `current` is a complete release (its manifest exists and its files say
+/// which release it is), and the shop answers through the load balancer.
+fn assert_complete_releases_answering(lab: &Lab, s: &Shop) {
+    for &a in &s.apps {
+        let cur = current(lab, a);
+        let rel = cur
+            .strip_prefix("releases/")
+            .unwrap_or_else(|| panic!("h{a}: current -> {cur}"));
+        lab.sh(a, &format!("test -f /srv/shop/.tend/manifests/{rel}"));
+        let inside = lab.sh(a, &format!("cat /srv/shop/releases/{rel}/WEB-INF/release.txt"));
+        assert_eq!(inside.trim(), rel, "h{a}");
+    }
+    let (code, body) = page(&format!("http://{}/", lab.address(s.lb)));
+    assert_eq!(code, 200, "{body}");
+}
+
 #[test]
 fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs() {
     let lab = Lab::get();
@@ -440,19 +456,7 @@ fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs(
     child.kill().expect("kill");
     let _ = child.wait();
 
-    for &a in &s.apps {
-        let cur = current(&lab, a);
-        let rel = cur
-            .strip_prefix("releases/")
-            .unwrap_or_else(|| panic!("h{a}: current -> {cur}"));
-        // A complete release: its manifest exists and its files say which release it is.
-        lab.sh(a, &format!("test -f /srv/shop/.tend/manifests/{rel}"));
-        let inside = lab.sh(a, &format!("cat /srv/shop/releases/{rel}/WEB-INF/release.txt"));
-        assert_eq!(inside.trim(), rel, "h{a}");
-    }
-    // The shop still answers through the load balancer meanwhile.
-    let (code, body) = page(&format!("http://{}/", lab.address(s.lb)));
-    assert_eq!(code, 200, "{body}");
+    assert_complete_releases_answering(&lab, &s);
 
     // The same deploy again takes over the dead run's lock and finishes the job.
     let r = deploy(&lab, &w, &id, &[]);
@@ -464,6 +468,45 @@ fn killing_tend_mid_deploy_leaves_complete_releases_and_the_next_deploy_repairs(
         "{}",
         r.stdout
     );
+    assert_serving(&lab, &s, &id);
+    let r = tend_json(&lab, &["rollback", "--to", "1", "--batch", "100%"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, "1");
+}
+
+/// The next batch's host loses its sshd after the first host switched: tend stops with the host
+/// named, every app host stays on a complete release, the shop answers, and once sshd is back
+/// the same deploy finishes the job.
+#[test]
+fn a_deploy_whose_next_host_loses_sshd_leaves_complete_releases_and_is_finished_again() {
+    let lab = Lab::get();
+    let s = shop(&lab);
+    let scratch = common::scratch();
+    provision_shop(&lab);
+    let id = format!("nossh-{}", std::process::id());
+    let w = war(scratch.path(), &id);
+    let (mut child, mut out) = spawn_deploy(&lab, &w, &id);
+    wait_for_line(&mut out, |v| {
+        v["event"] == "step" && v["step"] == "switch" && v["status"] == "changed"
+    });
+    let last = *s.apps.last().expect("app hosts");
+    let stop = lab.lab_sh(&["sshd-stop", &last.to_string()]);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    let code = child.wait().expect("wait").code();
+    let start = lab.lab_sh(&["sshd-start", &last.to_string()]);
+    assert_eq!(stop.code, 0, "{stop:?}");
+    assert_eq!(start.code, 0, "{start:?}");
+    assert!(matches!(code, Some(2 | 3)), "exit {code:?}\n{rest}");
+    assert!(
+        rest.lines()
+            .any(|l| l.contains("\"event\":\"error\"") && l.contains(&format!("h{last}"))),
+        "{rest}"
+    );
+    assert_complete_releases_answering(&lab, &s);
+
+    let r = deploy(&lab, &w, &id, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
     assert_serving(&lab, &s, &id);
     let r = tend_json(&lab, &["rollback", "--to", "1", "--batch", "100%"]);
     assert_eq!(r.code, 0, "{r:?}");

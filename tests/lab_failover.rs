@@ -573,35 +573,29 @@ fn a_second_switchover_within_the_cooldown_is_refused_unless_forced() {
     assert_primary(&lab, &s, (s.primary, s.replica), true);
 }
 
+/// `tend failover switchover --to TO` in the background, its JSON lines on a pipe.
+fn spawn_switchover(lab: &Lab, to: &str) -> std::process::Child {
+    common::tend()
+        .current_dir(repo())
+        .args(["failover", "switchover", "--to", to, "-i", &lab.inventory()])
+        .args(["-e", "failover_cooldown=0", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tend")
+}
+
 #[test]
 fn a_switchover_killed_part_way_is_finished_by_running_it_again() {
     use std::io::BufRead as _;
     let lab = Lab::get();
     let s = provision_shop(&lab);
     let _restore = Restore(&lab, s.primary);
-    let inv = lab.inventory();
     let (mut target, mut other) = (s.replica, s.primary);
     // Killed (SIGKILL) as soon as each step in turn has been reported.
     for after in ["demote", "catch up", "promote", "repoint", "commit"] {
         let to = format!("h{target}");
-        let mut child = common::tend()
-            .current_dir(repo())
-            .args([
-                "failover",
-                "switchover",
-                "--to",
-                &to,
-                "-i",
-                &inv,
-                "-e",
-                "failover_cooldown=0",
-                "--format",
-                "json",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start tend");
+        let mut child = spawn_switchover(&lab, &to);
         let out = child.stdout.take().expect("stdout");
         let mut seen = false;
         for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
@@ -616,7 +610,7 @@ fn a_switchover_killed_part_way_is_finished_by_running_it_again() {
         assert!(seen, "the switchover never reported `{after}`");
         if after == "demote" {
             // The dead run's lock is on the balancer, where `tend lock show --db` finds it.
-            let show = common::run(&["lock", "show", "--db", "-i", &inv]);
+            let show = common::run(&["lock", "show", "--db", "-i", &lab.inventory()]);
             assert_eq!(show.code, 0, "{show:?}");
             assert!(show.stdout.contains("failover switchover"), "{show:?}");
             assert!(show.stdout.contains(&format!("h{}", s.lb)), "{show:?}");
@@ -628,5 +622,58 @@ fn a_switchover_killed_part_way_is_finished_by_running_it_again() {
         assert_eq!(again.code, 0, "killed after `{after}`; then: {st:?}\n{again:?}");
         assert_primary(&lab, &s, (target, other), true);
         std::mem::swap(&mut target, &mut other);
+    }
+}
+
+/// A switchover whose new primary's sshd dies right after each step in turn (tend reaches it
+/// no more; its server goes on): tend stops with an error naming the host, `status` still reads
+/// both servers, and once sshd is back, running the switchover again finishes it.
+#[test]
+fn a_switchover_whose_target_loses_sshd_is_finished_by_running_it_again() {
+    use std::io::BufRead as _;
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let _restore = Restore(&lab, s.primary);
+    let (mut target, mut other) = (s.replica, s.primary);
+    for after in ["demote", "catch up", "promote"] {
+        let to = format!("h{target}");
+        let mut child = spawn_switchover(&lab, &to);
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = Vec::new();
+        let mut seen = false;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let e: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if !seen && e["event"] == "step" && e["step"] == after {
+                let stop = lab.lab_sh(&["sshd-stop", &target.to_string()]);
+                assert_eq!(stop.code, 0, "{stop:?}");
+                seen = true;
+            }
+            lines.push(e);
+        }
+        let code = child.wait().expect("wait").code();
+        let start = lab.lab_sh(&["sshd-start", &target.to_string()]);
+        assert_eq!(start.code, 0, "{start:?}");
+        assert!(seen, "the switchover never reported `{after}`");
+        assert!(
+            matches!(code, Some(2 | 3)),
+            "sshd stopped after `{after}`: exit {code:?}"
+        );
+        let errors: Vec<String> = lines
+            .iter()
+            .filter(|e| e["event"] == "error")
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.iter().any(|e| e.contains(&to)), "{errors:?}");
+        let (st, rows) = status(&lab);
+        assert!(rows.len() == 2, "{st:?}");
+        let again = failover(&lab, &["switchover", "--to", &to]);
+        assert_eq!(again.code, 0, "sshd stopped after `{after}`; then: {st:?}\n{again:?}");
+        assert_primary(&lab, &s, (target, other), true);
+        std::mem::swap(&mut target, &mut other);
+    }
+    // The inventory's primary back for the next test (three switchovers left it a replica).
+    if target == s.primary {
+        let back = failover(&lab, &["switchover", "--to", &format!("h{}", s.primary)]);
+        assert_eq!(back.code, 0, "{back:?}");
     }
 }

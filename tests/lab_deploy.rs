@@ -387,6 +387,14 @@ fn a_second_deploy_is_refused_while_the_first_holds_the_lock() {
     );
     let show = common::run(&["lock", "show", "-i", &lab.inventory()]);
     assert!(show.stdout.contains(&format!("pid {pid}")), "{show:?}");
+    // The lock's files keep other local users out.
+    assert_eq!(
+        lab.sh(
+            s.apps[0],
+            "stat -c '%a %U' /var/lib/tend/locks /var/lib/tend/locks/app.lock"
+        ),
+        "700 root\n600 root\n"
+    );
 
     // Drain the first deploy's output so it never blocks on a full pipe.
     let drain = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
@@ -511,6 +519,13 @@ fn a_deploy_whose_next_host_loses_sshd_leaves_complete_releases_and_is_finished_
     let r = tend_json(&lab, &["rollback", "--to", "1", "--batch", "100%"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_serving(&lab, &s, "1");
+    // Its release goes, so the other tests' releases stay within the hosts' keep count.
+    for &a in &s.apps {
+        lab.sh(
+            a,
+            &format!("rm -rf /srv/shop/releases/{id} /srv/shop/.tend/manifests/{id}"),
+        );
+    }
 }
 
 #[test]

@@ -481,6 +481,20 @@ fn a_killed_primary_is_replaced_fenced_and_rejoined() {
             .any(|e| e["kind"] == "drill kill-primary" && e["rto_ms"].is_u64()),
         "{h:?}"
     );
+    // The drill history (in the lab's store, on the control node) is its owner's alone.
+    let inv = std::fs::read_to_string(lab.inventory()).expect("inventory");
+    let store = inv
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("backup_store_dir: "))
+        .expect("the lab's store");
+    for (path, want) in [("failover", 0o700), ("failover/history.jsonl", 0o600)] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(std::path::Path::new(store).join(path))
+            .expect("history")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, want, "{path}");
+    }
 }
 
 #[test]

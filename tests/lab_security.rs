@@ -181,3 +181,96 @@ fn shell_syntax_in_parameters_arrives_as_literal_text() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
+
+/// Gives h4 a new host key for a test and its own one back after (sshd restarted each time).
+struct NewHostKey<'a>(&'a Lab);
+
+impl<'a> NewHostKey<'a> {
+    fn keep(lab: &'a Lab) -> Self {
+        lab.sh(
+            4,
+            "mkdir -p /root/tend-hostkey && cp -a /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub /root/tend-hostkey/",
+        );
+        Self(lab)
+    }
+
+    fn change(&self) {
+        let stop = self.0.lab_sh(&["sshd-stop", "4"]);
+        assert_eq!(stop.code, 0, "{stop:?}");
+        self.0.sh(
+            4,
+            "rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub && ssh-keygen -q -t ed25519 -N '' -C reinstalled -f /etc/ssh/ssh_host_ed25519_key",
+        );
+        let start = self.0.lab_sh(&["sshd-start", "4"]);
+        assert_eq!(start.code, 0, "{start:?}");
+    }
+}
+
+impl Drop for NewHostKey<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.lab_sh(&["sshd-stop", "4"]);
+        let _ = self.0.on_host(
+            4,
+            &[
+                "sh",
+                "-c",
+                "cp -a /root/tend-hostkey/ssh_host_ed25519_key* /etc/ssh/ && rm -rf /root/tend-hostkey",
+            ],
+        );
+        let _ = self.0.lab_sh(&["sshd-start", "4"]);
+    }
+}
+
+/// h4's host key changes between two tasks (its sshd restarted with a new key while a task runs
+/// on the control node, so tend has to connect again): h4 stops there, unreachable with the words of a changed key and no later task
+/// run on it; h1 finishes its play.
+#[test]
+fn a_host_key_changed_mid_run_stops_h4_and_only_h4() {
+    use std::io::BufRead as _;
+    let lab = Lab::get();
+    let key = NewHostKey::keep(&lab);
+    let mark = format!("/tmp/tend-hostkey-{}", std::process::id());
+    let pf = PlaybookFile::new(&format!(
+        "- hosts: h1,h4\n  gather_facts: false\n  tasks:\n\
+         \x20   - {{name: t1, command: 'echo 1'}}\n\
+         \x20   - {{name: t2, command: 'sleep 5', delegate_to: localhost}}\n\
+         \x20   - {{name: t3, file: {{path: '{mark}', state: touch}}}}\n"
+    ));
+    let mut child = common::tend()
+        .args(pf.args(&lab, &[]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tend");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = Vec::new();
+    let mut t1 = 0;
+    for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+        let e: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if e["event"] == "result" && e["task"] == "t1" {
+            t1 += 1;
+            if t1 == 2 {
+                key.change();
+            }
+        }
+        lines.push(e);
+    }
+    let code = child.wait().expect("wait").code();
+    let on_h4 = lab.on_host(4, &["test", "-e", &mark]).code;
+    lab.sh(1, &format!("test -e {mark} && rm -f {mark}"));
+    drop(key);
+    assert_eq!(t1, 2, "{lines:?}");
+    assert_eq!(code, Some(3), "{lines:?}");
+    let t3 = |host: &str| {
+        lines
+            .iter()
+            .find(|e| e["event"] == "result" && e["task"] == "t3" && e["host"] == host)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(t3("h1")["status"], "changed", "{lines:?}");
+    assert_eq!(t3("h4")["status"], "unreachable", "{lines:?}");
+    let msg = t3("h4")["msg"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("has changed"), "{msg}");
+    assert_ne!(on_h4, 0, "t3 ran on h4 with its changed key");
+}

@@ -1,14 +1,36 @@
 //! Ansible host ranges in inventory names: `web[01:10].shop`, `db-[a:c]`, `node[0:20:5]`.
 
+/// The most hosts one name may expand to: far past any fleet, and a bound on the memory a
+/// name such as `h[1:9][1:9]...` or `h[0:99999999999]` could otherwise take.
+pub const MAX_HOSTS: usize = 100_000;
+
 /// Expands every `[start:end(:step)]` in a host name; a name without brackets is itself.
 pub fn expand_host_range(name: &str) -> Result<Vec<String>, String> {
-    let Some(open) = name.find('[') else {
-        return Ok(vec![name.to_string()]);
-    };
-    let Some(close) = name[open..].find(']').map(|i| open + i) else {
-        return Err(format!("host range in `{name}` has no closing `]`"));
-    };
-    let (head, spec, tail) = (&name[..open], &name[open + 1..close], &name[close + 1..]);
+    let mut out = vec![String::new()];
+    let mut rest = name;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|i| open + i) else {
+            return Err(format!("host range in `{name}` has no closing `]`"));
+        };
+        let items = range_items(name, &rest[open + 1..close])?;
+        if out.len().saturating_mul(items.len()) > MAX_HOSTS {
+            return Err(format!("host range in `{name}` expands to more than {MAX_HOSTS} hosts"));
+        }
+        let head = &rest[..open];
+        out = out
+            .iter()
+            .flat_map(|before| items.iter().map(move |item| format!("{before}{head}{item}")))
+            .collect();
+        rest = &rest[close + 1..];
+    }
+    for n in &mut out {
+        n.push_str(rest);
+    }
+    Ok(out)
+}
+
+/// The items of one range's `spec` (what is between the brackets) of host name `name`.
+fn range_items(name: &str, spec: &str) -> Result<Vec<String>, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (start, end, step) = match parts.as_slice() {
         [s, e] => (*s, *e, 1usize),
@@ -26,36 +48,29 @@ pub fn expand_host_range(name: &str) -> Result<Vec<String>, String> {
             ));
         }
     };
-    let items: Vec<String> = if let (Ok(a), Ok(b)) = (start.parse::<usize>(), end.parse::<usize>()) {
+    if let (Ok(a), Ok(b)) = (start.parse::<usize>(), end.parse::<usize>()) {
         if a > b {
             return Err(format!("host range `[{spec}]` in `{name}` goes backwards"));
+        }
+        if (b - a) / step >= MAX_HOSTS {
+            return Err(format!("host range in `{name}` expands to more than {MAX_HOSTS} hosts"));
         }
         let width = if start.len() > 1 && start.starts_with('0') {
             start.len()
         } else {
             0
         };
-        (a..=b).step_by(step).map(|n| format!("{n:0width$}")).collect()
-    } else {
-        let (mut a, mut b) = (start.chars(), end.chars());
-        match (a.next(), a.next(), b.next(), b.next()) {
-            (Some(x), None, Some(y), None) if x.is_ascii_alphabetic() && y.is_ascii_alphabetic() && x <= y => {
-                (x..=y).step_by(step).map(String::from).collect()
-            }
-            _ => {
-                return Err(format!(
-                    "host range `[{spec}]` in `{name}` must be numbers or single letters"
-                ));
-            }
-        }
-    };
-    let mut out = Vec::new();
-    for rest in expand_host_range(tail)? {
-        for item in &items {
-            out.push(format!("{head}{item}{rest}"));
-        }
+        return Ok((a..=b).step_by(step).map(|n| format!("{n:0width$}")).collect());
     }
-    Ok(out)
+    let (mut a, mut b) = (start.chars(), end.chars());
+    match (a.next(), a.next(), b.next(), b.next()) {
+        (Some(x), None, Some(y), None) if x.is_ascii_alphabetic() && y.is_ascii_alphabetic() && x <= y => {
+            Ok((x..=y).step_by(step).map(String::from).collect())
+        }
+        _ => Err(format!(
+            "host range `[{spec}]` in `{name}` must be numbers or single letters"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +86,20 @@ mod tests {
         assert_eq!(x("db-[a:c]").unwrap(), ["db-a", "db-b", "db-c"]);
         assert_eq!(x("n[0:10:5]").unwrap(), ["n0", "n5", "n10"]);
         assert_eq!(x("plain").unwrap(), ["plain"]);
+        // Ansible's order: the first range varies slowest.
+        assert_eq!(x("r[1:2]c[a:b]").unwrap(), ["r1ca", "r1cb", "r2ca", "r2cb"]);
+    }
+
+    #[test]
+    fn ranges_past_the_host_limit_are_errors() {
+        assert_eq!(x("h[1:100000]").map(|v| v.len()), Ok(100_000));
+        let many = "h[1:3]".repeat(70);
+        assert_eq!(
+            x(&many),
+            Err(format!("host range in `{many}` expands to more than 100000 hosts"))
+        );
+        assert!(x("h[0:99999999999999]").is_err());
+        assert!(x("h[1:1000]x[1:1000]").is_err());
     }
 
     #[test]

@@ -173,10 +173,14 @@ pub enum LockError {
     Interrupted,
 }
 
+/// The lock's files are root's alone (0700 directory, 0600 files): who holds the fleet and why
+/// is nobody else's to read, and nobody else's to write.
 const SCRIPT: &str = r#"set -u
+umask 077
 d=/var/lib/tend/locks
 f=$d/$name.lock
 mkdir -p -- "$d" 2>/dev/null || { cat > /dev/null; echo "cannot create $d (are you root? try --become)" >&2; exit 3; }
+chmod 700 -- "$d" 2>/dev/null || true
 exec 9>>"$d/.guard" || exit 3
 flock -w 10 9 || { cat > /dev/null; echo "timed out waiting for $d/.guard" >&2; exit 3; }
 now=$(date +%s)

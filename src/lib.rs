@@ -23,6 +23,7 @@ pub mod executor;
 pub mod exit;
 pub mod failover;
 pub mod inventory;
+pub mod logs;
 pub mod migrate;
 pub mod modules;
 pub mod ops;

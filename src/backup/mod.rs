@@ -177,7 +177,5 @@ pub fn settings(vars: &Variables, inv: &Inventory, h: usize) -> Result<Settings,
 /// The control node's store when none is configured: `$XDG_STATE_HOME/tend/backups`, else
 /// `~/.local/state/tend/backups`.
 pub fn default_store() -> PathBuf {
-    let runs = crate::output::default_log_dir();
-    runs.parent()
-        .map_or_else(|| PathBuf::from("backups"), |p| p.join("backups"))
+    crate::output::state_dir("backups")
 }

@@ -7,6 +7,7 @@ mod deploy;
 mod exec;
 mod failover;
 mod inventory;
+mod logs;
 mod migrate;
 mod report;
 mod restore;
@@ -63,6 +64,8 @@ enum Command {
     Vault(vault::VaultCommand),
     #[command(subcommand)]
     Report(report::ReportCommand),
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Failover(cmd) => failover::run(cmd),
         Command::Vault(cmd) => vault::run(cmd),
         Command::Report(cmd) => report::run(cmd),
+        Command::Logs(cmd) => logs::run(cmd),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

@@ -143,7 +143,5 @@ pub const DEFAULT_LAG: u64 = 30;
 /// Where safety snapshots go: `$XDG_STATE_HOME/tend/snapshots`, else
 /// `~/.local/state/tend/snapshots`.
 pub fn snapshot_dir() -> PathBuf {
-    let runs = crate::output::default_log_dir();
-    runs.parent()
-        .map_or_else(|| PathBuf::from("snapshots"), |p| p.join("snapshots"))
+    crate::output::state_dir("snapshots")
 }

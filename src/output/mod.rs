@@ -59,13 +59,19 @@ pub struct OutputSettings {
 /// Where audit logs go unless `--log-dir` says otherwise: `$XDG_STATE_HOME/tend/runs`, else
 /// `~/.local/state/tend/runs`.
 pub fn default_log_dir() -> PathBuf {
+    state_dir("runs")
+}
+
+/// tend's own directory `name` on the control node (audit logs, snapshots, backups, logs):
+/// `$XDG_STATE_HOME/tend/NAME`, else `~/.local/state/tend/NAME`.
+pub fn state_dir(name: &str) -> PathBuf {
     if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
-        return PathBuf::from(state).join("tend/runs");
+        return PathBuf::from(state).join("tend").join(name);
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".local/state/tend/runs")
+    home.join(".local/state/tend").join(name)
 }
 
 /// The one event stream of a command. Cheap to clone; every clone feeds the same monitor.

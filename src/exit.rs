@@ -17,6 +17,10 @@ pub enum Code {
     InvalidInput = 4,
     /// Another run holds the lock of the target (deploy, rollback, ...); nothing was changed.
     Locked = 5,
+    /// `tend check`: a check past its warning threshold, none past its critical one.
+    CheckWarning = 6,
+    /// `tend check`: a check past its critical threshold, a service down, a host unreachable.
+    CheckCritical = 7,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted = 99,
 }

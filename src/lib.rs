@@ -17,6 +17,7 @@
 //!   opened as they are loaded, and what they held is a secret of the run.
 
 pub mod backup;
+pub mod check;
 pub mod cli;
 pub mod diagnostic;
 pub mod executor;

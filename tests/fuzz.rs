@@ -376,3 +376,12 @@ fn fuzz_vault_files() {
         }
     });
 }
+
+#[test]
+fn fuzz_log_lines() {
+    fuzz("log-lines", &["tests/fixtures"], |input, _| {
+        for line in input.split(|&b| b == b'\n') {
+            let _ = tend::logs::line_day(line);
+        }
+    });
+}

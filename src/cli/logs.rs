@@ -111,15 +111,7 @@ fn collect(a: CollectArgs) -> Result<Code, CliError> {
         let events = Events::start("logs collect", plan.len(), &settings);
         let fleet = a.connection.fleet(options);
         let targets: Vec<Target> = plan.iter().map(|(t, _)| t.clone()).collect();
-        let request = Request {
-            command: "logs collect".into(),
-            reason: String::new(),
-            lock: None,
-            check: false,
-            forks: a.connection.forks as usize,
-            // An unreachable host is reported; the others are collected.
-            optional: targets.iter().map(|t| t.name.clone()).collect(),
-        };
+        let request = Request::survey("logs collect", a.connection.forks as usize, &targets);
         let code = ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
             gather(s, &plan, &store, follow, interval).await
         })

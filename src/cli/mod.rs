@@ -2,6 +2,7 @@
 //! This is the edge where typed errors become messages.
 
 mod backup;
+mod check;
 pub mod common;
 mod deploy;
 mod exec;
@@ -66,6 +67,7 @@ enum Command {
     Report(report::ReportCommand),
     #[command(subcommand)]
     Logs(logs::LogsCommand),
+    Check(check::CheckArgs),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -115,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Vault(cmd) => vault::run(cmd),
         Command::Report(cmd) => report::run(cmd),
         Command::Logs(cmd) => logs::run(cmd),
+        Command::Check(args) => check::run(args),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

@@ -232,6 +232,21 @@ pub struct Request {
     pub optional: Vec<String>,
 }
 
+impl Request {
+    /// A read-only look at `targets` (checks, log collection): no lock, and a host that cannot
+    /// be reached is reported while the others are worked on.
+    pub fn survey(command: &str, forks: usize, targets: &[Target]) -> Self {
+        Self {
+            command: command.into(),
+            reason: String::new(),
+            lock: None,
+            check: false,
+            forks,
+            optional: targets.iter().map(|t| t.name.clone()).collect(),
+        }
+    }
+}
+
 /// What an operation's work came to.
 #[derive(Debug)]
 pub struct Outcome {

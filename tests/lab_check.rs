@@ -95,6 +95,28 @@ fn check_turns_warning_and_critical_when_the_shop_misbehaves() {
     assert_eq!(crit.code, 7, "{crit:?}");
     assert_eq!(level(&crit, s.lb, &format!("disk:{mnt}")), "critical");
 
+    // A certificate served on the balancer that ends in 20 days (warning), then in 3
+    // (critical).
+    for (days, want, code) in [(20, "warning", 6), (3, "critical", 7)] {
+        let d = format!("/tmp/tend-tls-{}", std::process::id());
+        lab.sh(
+            s.lb,
+            &format!(
+                "mkdir -p {d} && openssl req -x509 -newkey rsa:2048 -nodes -keyout {d}/k.pem -out {d}/c.pem -days {days} -subj /CN=shop.test 2>/dev/null && \
+                 (setsid openssl s_server -quiet -accept 8443 -cert {d}/c.pem -key {d}/k.pem -www >/dev/null 2>&1 < /dev/null &) && \
+                 for i in $(seq 50); do ss -ltn | grep -q ':8443 ' && exit 0; sleep 0.1; done; exit 1"
+            ),
+        );
+        let tls = r#"{"check_tls": ["127.0.0.1:8443"]}"#;
+        let r = check(&lab, &lb, &["-e", tls]);
+        lab.sh(
+            s.lb,
+            &format!("pkill -f 'openssl [s]_server -quiet -accept 8443'; rm -rf {d}"),
+        );
+        assert_eq!(r.code, code, "{r:?}");
+        assert_eq!(level(&r, s.lb, "tls:127.0.0.1:8443"), want, "{r:?}");
+    }
+
     // The replica's SQL thread stopped: critical.
     lab.sql(s.replica, "STOP SLAVE SQL_THREAD");
     let r = check(&lab, "db", &[]);

@@ -78,6 +78,7 @@ pub struct Plan {
     urls: Vec<String>,
     replica: Option<Login>,
     access_log: Option<String>,
+    tls: Vec<String>,
     error_window_min: u64,
     disk: Limits,
     inodes: Limits,
@@ -86,6 +87,7 @@ pub struct Plan {
     lag: Limits,
     errors: Limits,
     clock: Limits,
+    tls_days: Limits,
 }
 
 /// Thresholds and their defaults: (variable, warning, critical).
@@ -97,6 +99,7 @@ const THRESHOLDS: &[(&str, &str, &str)] = &[
     ("check_replication_lag", "30", "300"),
     ("check_error_rate", "1", "5"),
     ("check_clock_offset", "1", "5"),
+    ("check_tls_days", "30", "7"),
 ];
 
 fn limits(v: &HostVars, name: &str, above: bool) -> Result<Limits, Diagnostic> {
@@ -171,6 +174,18 @@ pub fn plan(vars: &Variables, inv: &Inventory, h: usize, db_login: Option<&Login
         lag: limits(&v, "check_replication_lag", true)?,
         errors: limits(&v, "check_error_rate", true)?,
         clock: limits(&v, "check_clock_offset", true)?,
+        tls_days: limits(&v, "check_tls_days", false)?,
+        tls: match v.value("check_tls")? {
+            serde_json::Value::Null => Vec::new(),
+            serde_json::Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    serde_json::Value::String(s) if endpoint(&s) => Ok(s),
+                    other => Err(v.error("check_tls", format!("`{other}` is not `host:port`"))),
+                })
+                .collect::<Result<_, _>>()?,
+            other => Err(v.error("check_tls", format!("must be a list of `host:port`, found {other}")))?,
+        },
     };
     if member("lb") {
         let http = port("shop_http_port")?;
@@ -196,6 +211,16 @@ pub fn plan(vars: &Variables, inv: &Inventory, h: usize, db_login: Option<&Login
         p.replica = Some(db_login.cloned().unwrap_or_default());
     }
     Ok(p)
+}
+
+/// `host:port` with a port number and a host of letters, digits, `.`, `-`, `_`, `:` (IPv6).
+fn endpoint(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.is_empty()
+            && p.parse::<u16>().is_ok()
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
+    })
 }
 
 /// The host's side: one line per finding, `kind fields... [path or url last]`.
@@ -233,6 +258,15 @@ fn script(p: &Plan) -> String {
     }
     if p.replica.is_some() {
         s.push_str("\"$client\" --defaults-extra-file=\"$cnf\" -e 'SHOW SLAVE STATUS\\G' 2>/dev/null | awk -F': ' '/ Slave_IO_Running:/ {io=$2} / Slave_SQL_Running:/ {sq=$2} / Seconds_Behind_Master:/ {lag=$2} END {print \"repl\", (io == \"\" ? \"-\" : io), (sq == \"\" ? \"-\" : sq), (lag == \"\" ? \"-\" : lag)}'\n");
+    }
+    for t in &p.tls {
+        // The certificate's end, as the host sees it (`notAfter=Dec 13 10:00:00 2026 GMT`).
+        let host = t.rsplit_once(':').map_or(t.as_str(), |(h, _)| h);
+        s.push_str(&format!(
+            "e=$(openssl s_client -connect {0} -servername {1} </dev/null 2>/dev/null | openssl x509 -noout -enddate 2>/dev/null); echo \"tls ${{e#notAfter=}}|\"{0}\n",
+            quote(t),
+            quote(host.trim_start_matches('[').trim_end_matches(']'))
+        ));
     }
     if let Some(log) = &p.access_log {
         // The last lines' times and statuses: the window is cut on the control node.
@@ -386,6 +420,23 @@ fn findings(p: &Plan, text: &str, local: f64, now: jiff::Timestamp) -> Vec<Findi
                 }
             }
             ["req-missing"] => access_missing = true,
+            ["tls", ..] => {
+                let rest = line.trim_start_matches("tls ");
+                let (end, target) = rest.split_once('|').unwrap_or(("", rest));
+                let check = format!("tls:{target}");
+                match tls_end(end) {
+                    Some(t) => {
+                        let days = (t - now.as_second()) as f64 / 86_400.0;
+                        push(
+                            check,
+                            Some(days),
+                            format!("certificate ends in {days:.1} days ({end})"),
+                            p.tls_days.level(days),
+                        );
+                    }
+                    None => push(check, None, "no certificate read".into(), Level::Critical),
+                }
+            }
             ["req", time, status] if access_time(time).is_some_and(|t| t >= cutoff) => {
                 requests += 1;
                 if status.starts_with('5') {
@@ -419,6 +470,14 @@ fn findings(p: &Plan, text: &str, local: f64, now: jiff::Timestamp) -> Vec<Findi
     out
 }
 
+/// Seconds since the epoch of OpenSSL's `Dec 13 10:00:00 2026 GMT` (the day may be padded).
+fn tls_end(text: &str) -> Option<i64> {
+    let t = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let t = t.strip_suffix(" GMT")?;
+    let dt = jiff::civil::DateTime::strptime("%b %d %H:%M:%S %Y", t).ok()?;
+    jiff::tz::TimeZone::UTC.to_timestamp(dt).ok().map(|x| x.as_second())
+}
+
 /// Seconds since the epoch of an access log's `[03/Dec/2026:10:00:00` (its zone follows in the
 /// next field; the shop's hosts log in UTC).
 fn access_time(field: &str) -> Option<i64> {
@@ -444,6 +503,8 @@ mod tests {
             urls: vec![],
             replica: Some(Login::default()),
             access_log: Some("/var/log/nginx/access.log".into()),
+            tls: vec![],
+            tls_days: l(30.0, 7.0, false),
             error_window_min: 5,
             disk: l(80.0, 90.0, true),
             inodes: l(80.0, 90.0, true),
@@ -465,7 +526,7 @@ mod tests {
                 .to_string()
         };
         let text = format!(
-            "clock 1796300000.2\ndisk 85 10 /\nmem 4.5\nload 1.0 2\nproc 0 nginx\nport 1 80\nhttp 502 0.010 http://127.0.0.1:80/\nrepl Yes No 0\nreq {} 200\nreq {} 503\nreq {} 500\n",
+            "clock 1796300000.2\ndisk 85 10 /\nmem 4.5\nload 1.0 2\nproc 0 nginx\nport 1 80\nhttp 502 0.010 http://127.0.0.1:80/\nrepl Yes No 0\ntls Dec  9 10:00:00 2026 GMT|shop.example:443\ntls |down.example:443\nreq {} 200\nreq {} 503\nreq {} 500\n",
             stamp(10),
             stamp(20),
             stamp(600)
@@ -481,6 +542,9 @@ mod tests {
         assert_eq!(level("port:80"), Some(Level::Ok));
         assert_eq!(level("http:http://127.0.0.1:80/"), Some(Level::Critical));
         assert_eq!(level("replication"), Some(Level::Critical));
+        // 1_796_300_000 is 2026-12-03 12:13:20 UTC: under six days left.
+        assert_eq!(level("tls:shop.example:443"), Some(Level::Critical));
+        assert_eq!(level("tls:down.example:443"), Some(Level::Critical));
         // Two requests in the window, one 5xx: 50 %.
         let rate = f.iter().find(|x| x.check == "error_rate").and_then(|x| x.value);
         assert_eq!(rate, Some(50.0));

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 /// page; `db`: mariadbd and port 3306; `db_replica`: replication running and its lag).
 /// Thresholds are inventory variables `check_<name>_warn` and `check_<name>_crit`: disk and
 /// inodes (% used, 80/90), memory_available (% left, 15/5), load_per_cpu (2/4),
-/// replication_lag (s, 30/300), error_rate (% 5xx, 1/5), clock_offset (s, 1/5). A service or
+/// replication_lag (s, 30/300), error_rate (% 5xx, 1/5), clock_offset (s, 1/5), tls_days (days
+/// left on the certificate of each `host:port` in `check_tls`, 30/7). A service or
 /// port down, a page not answering 2xx/3xx, a stopped replica or an unreachable host is
 /// critical.
 ///

@@ -32,6 +32,7 @@ pub mod output;
 pub mod playbook;
 pub mod private;
 pub mod release;
+pub mod report;
 pub mod settings;
 pub mod template;
 pub mod transport;

@@ -276,3 +276,63 @@ fn the_shops_logs_are_collected_by_group() {
     assert!(all(s.lb, "nginx_access").contains(&format!("GET /?{tag} ")));
     assert!(all(s.primary, "mariadb_slow").contains(&tag));
 }
+
+/// A client loop against the shop's balancer, collected and reported: the report counts
+/// exactly the product clicks the loop made, in their category, with their latency.
+#[test]
+fn a_client_loop_against_the_shop_is_counted_by_the_daily_report() {
+    let lab = Lab::get();
+    let s = common::provision_shop(&lab);
+    let store = common::scratch();
+    let category = format!("loop{}", std::process::id());
+    for i in 0..37 {
+        common::http_get(&format!("http://{}/product/{category}/{}", lab.address(s.lb), i % 5));
+    }
+    let lb = format!("h{}", s.lb);
+    let r = common::run(&[
+        "logs",
+        "collect",
+        &lb,
+        "-i",
+        &lab.inventory(),
+        "--store",
+        store.path().to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let r = common::run(&[
+        "report",
+        "daily",
+        "--date",
+        &today,
+        "--store",
+        store.path().to_str().unwrap_or_default(),
+        "--top",
+        "999",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    let clicks = v["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .find(|c| c["category"] == category.as_str())
+        .map(|c| c["clicks"].as_u64().unwrap_or(0));
+    assert_eq!(clicks, Some(37), "{}", v["categories"]);
+    let products: u64 = v["products"]
+        .as_array()
+        .expect("products")
+        .iter()
+        .filter(|p| p["category"] == category.as_str())
+        .map(|p| p["clicks"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(products, 37);
+    // The shipped site logs the request time: the day has latency figures.
+    assert!(
+        v["latency_ms"]["count"].as_u64().unwrap_or(0) >= 37,
+        "{}",
+        v["latency_ms"]
+    );
+}

@@ -14,6 +14,44 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Subcommand)]
 pub enum ReportCommand {
     Merge(MergeArgs),
+    Daily(DailyArgs),
+}
+
+/// The day's statistics from the collected access logs
+///
+/// Reads every host's `nginx_access/<DATE>.log.gz` in the log store (`tend logs collect`
+/// fills it; the store is --store, else ~/.local/state/tend/logs) in Nginx's `combined` format
+/// followed by `$request_time` and `"$upstream_addr"` (the shipped site logs them): requests,
+/// unique visitors (address and user agent), status classes, bytes, requests per hour, top
+/// URLs, referrers and user agents, 5xx answers by upstream server, clicks per product category
+/// and product (--product-pattern), the share of product viewers who reached --checkout-path,
+/// latency percentiles (p50, p95, p99, max) overall, per hour and per URL group from a
+/// mergeable histogram, and the same day's headline a day and a week before.
+///
+/// With --format json: one object, `requests`, `visitors`, `status` (`1xx`..`5xx`),
+/// `latency_ms` (`p50`, `p95`, `p99`, `max`) first, then the sections. Exit 4 when the store
+/// has no log of the day.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct DailyArgs {
+    /// The day, YYYY-MM-DD [default: yesterday, UTC]
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<jiff::civil::Date>,
+    /// The log store [default: ~/.local/state/tend/logs]
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// The shop's product pages; `{category}` and `{id}` stand for path segments
+    #[arg(long, default_value = "/product/{category}/{id}", value_name = "PATTERN")]
+    pub product_pattern: String,
+    /// The checkout page's path
+    #[arg(long, default_value = "/checkout", value_name = "PATH")]
+    pub checkout_path: String,
+    /// Rows in each top list
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1000))]
+    pub top: u64,
+    /// Output format: `human` or `json` (one JSON object on stdout)
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 /// Join the JSON Lines of a sharded job into one recap
@@ -49,7 +87,126 @@ struct ShardRecap {
 pub fn run(cmd: ReportCommand) -> Result<Code, CliError> {
     match cmd {
         ReportCommand::Merge(args) => merge(args),
+        ReportCommand::Daily(args) => daily(args),
     }
+}
+
+fn daily(a: DailyArgs) -> Result<Code, CliError> {
+    if !a.product_pattern.starts_with('/') || !a.product_pattern.contains("{category}") {
+        return Err(Diagnostic::plain(format!(
+            "--product-pattern `{}` must be a path with `{{category}}` in it",
+            a.product_pattern
+        ))
+        .with_hint("for example `/product/{category}/{id}`")
+        .into());
+    }
+    let date = match a.date {
+        Some(d) => d,
+        None => jiff::Timestamp::now()
+            .strftime("%Y-%m-%d")
+            .to_string()
+            .parse::<jiff::civil::Date>()
+            .and_then(|d| d.yesterday())
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let store = a.store.clone().unwrap_or_else(crate::logs::default_store);
+    let opts = crate::report::Options {
+        product_pattern: a.product_pattern.clone(),
+        checkout_path: a.checkout_path.clone(),
+        top: a.top as usize,
+    };
+    let report = crate::report::daily(&store, date, &opts)
+        .map_err(|e| anyhow::anyhow!("reading the log store {}: {e}", store.display()))?;
+    let Some(report) = report else {
+        return Err(
+            Diagnostic::plain(format!("the log store {} has no access log of {date}", store.display()))
+                .with_hint("`tend logs collect` fills it; --store names another store, --date another day")
+                .into(),
+        );
+    };
+    if a.format == Format::Json {
+        println!("{report}");
+    } else {
+        print!("{}", summary(&report));
+    }
+    Ok(Code::Ok)
+}
+
+/// The report for people: the headline, then each section as a short list.
+fn summary(r: &serde_json::Value) -> String {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let lat = |v: &serde_json::Value| {
+        format!(
+            "p50 {} ms, p95 {} ms, p99 {} ms, max {} ms",
+            v["p50"], v["p95"], v["p99"], v["max"]
+        )
+    };
+    let mut out = format!(
+        "{}: {} requests from {} visitors ({} host(s)), {} bytes\n",
+        r["date"].as_str().unwrap_or_default(),
+        n(&r["requests"]),
+        n(&r["visitors"]),
+        n(&r["hosts"]),
+        n(&r["bytes"])
+    );
+    out.push_str(&format!(
+        "status: 2xx {}, 3xx {}, 4xx {}, 5xx {}\nlatency: {}\n",
+        n(&r["status"]["2xx"]),
+        n(&r["status"]["3xx"]),
+        n(&r["status"]["4xx"]),
+        n(&r["status"]["5xx"]),
+        lat(&r["latency_ms"])
+    ));
+    for (key, title) in [("previous_day", "day before"), ("week_before", "a week before")] {
+        let c = &r["compare"][key];
+        if !c.is_null() {
+            out.push_str(&format!(
+                "{title} ({}): {} requests, {} visitors, p95 {} ms\n",
+                c["date"].as_str().unwrap_or_default(),
+                n(&c["requests"]),
+                n(&c["visitors"]),
+                c["latency_ms"]["p95"]
+            ));
+        }
+    }
+    let c = &r["conversion"];
+    out.push_str(&format!(
+        "conversion: {} of {} product viewers reached checkout\n",
+        n(&c["reached_checkout"]),
+        n(&c["product_viewers"])
+    ));
+    for (key, title, name, count) in [
+        ("categories", "clicks per category", "category", "clicks"),
+        ("top_urls", "top URLs", "url", "requests"),
+        ("top_referrers", "top referrers", "referrer", "requests"),
+        ("top_agents", "top user agents", "agent", "requests"),
+        ("upstream_errors", "5xx by upstream", "upstream", "requests"),
+    ] {
+        let rows = r[key].as_array().cloned().unwrap_or_default();
+        if rows.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("{title}:\n"));
+        for row in rows {
+            out.push_str(&format!(
+                "  {:>8}  {}\n",
+                n(&row[count]),
+                row[name].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    out.push_str("requests per hour:\n");
+    for h in r["hours"].as_array().cloned().unwrap_or_default() {
+        if n(&h["requests"]) > 0 {
+            out.push_str(&format!(
+                "  {:02}:00  {:>8}  {}\n",
+                n(&h["hour"]),
+                n(&h["requests"]),
+                lat(&h["latency_ms"])
+            ));
+        }
+    }
+    out
 }
 
 /// The last recap of `path`, or `None` when the shard's output has none.

@@ -379,9 +379,14 @@ fn fuzz_vault_files() {
 
 #[test]
 fn fuzz_log_lines() {
+    // The log store's day of a line and the daily report's access-log reader.
     fuzz("log-lines", &["tests/fixtures"], |input, _| {
+        let opts = tend::report::Options::default();
+        let mut day = tend::report::Day::default();
         for line in input.split(|&b| b == b'\n') {
             let _ = tend::logs::line_day(line);
+            day.add_line(line, &opts);
         }
+        let _ = day.to_json("2026-12-03", &opts);
     });
 }

@@ -45,6 +45,9 @@ INVENTORY="$GEN_DIR/inventory.yaml"
 # memcached, haproxy and apache2 are for the corpus roles that tests/lab_corpus.rs runs.
 PACKAGES=(openssh-server sudo mariadb-server mariadb-client mariadb-backup nginx libnginx-mod-stream tomcat10
           libmariadb-java curl rsync memcached haproxy apache2)
+# Packages a test removes inside a host and installs again, offline: their .deb must be in the
+# cache even when the machine has them installed (docker-clean deletes what an install fetched).
+REINSTALLED=(rsync)
 PARALLEL=${TENDLAB_PARALLEL:-24}
 HOST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -173,9 +176,10 @@ wait_port() {  # address seconds
 # ---------------------------------------------------------------------------------------------
 # Packages
 
-pkg_ready() {  # installed on the machine, or its .deb is in the apt cache
-    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]] && return 0
-    compgen -G "$ARCHIVES/$1_*.deb" >/dev/null
+pkg_ready() {  # its .deb is in the apt cache, or it is installed on the machine and no test reinstalls it
+    compgen -G "$ARCHIVES/$1_*.deb" >/dev/null && return 0
+    [[ " ${REINSTALLED[*]} " == *" $1 "* ]] && return 1
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
 
 packages_ready() {
@@ -228,6 +232,8 @@ ensure_packages() {
     fi
     info "downloading packages for offline installs inside hosts into $ARCHIVES"
     apt_get install -y --download-only "${PACKAGES[@]}"
+    # An installed package at its candidate version is not fetched without --reinstall.
+    apt_get install -y --download-only --reinstall "${REINSTALLED[@]}"
     compgen -G "$ARCHIVES/mariadb-server_*.deb" >/dev/null \
         || die "no mariadb-server*.deb in $ARCHIVES after the download (something deleted it; see /etc/apt/apt.conf.d/docker-clean)"
     local p missing=()

@@ -6,7 +6,8 @@
 # at a time behind the load balancer, take a logical and a physical backup of the database, ship
 # its binlogs, prove a backup by restoring it into a scratch server, plan a point-in-time
 # restore, and drill a failover (RTO and RPO measured by a write probe, an HTML report) and
-# switch back. It also shows the example inventory's vaulted passwords staying hidden.
+# switch back; then collect the hosts' logs, run the routine checks and report today's traffic.
+# It also shows the example inventory's vaulted passwords staying hidden.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -66,6 +67,11 @@ echo "== and back to h4, a planned switchover (--force: the cool-down holds afte
 "$tend" failover switchover --to h4 --force -i "$inv"
 "$tend" failover history -i "$inv"
 curl -s "http://$lb/" | head -2
+
+echo "== the daily work: the hosts' logs into the local store, the routine checks, today's traffic"
+"$tend" logs collect -i "$inv"
+"$tend" check -i "$inv" || echo "(tend check exited $?: 6 is a warning, 7 critical)"
+"$tend" report daily --date "$(date -u +%F)"
 
 cat <<EOT
 

@@ -27,6 +27,11 @@ use std::path::{Path, PathBuf};
 /// Output: a table per host (human), a `row` per check (JSON), and with `--prometheus FILE`
 /// the node_exporter textfile format (written whole, then renamed into place). Exit 0 when
 /// every check is ok, 6 when the worst is a warning, 7 when one is critical.
+///
+/// Examples:
+///   tend check -i inventory.yaml
+///   tend check db -i inventory.yaml -e check_replication_lag_warn=10 --format json
+///   tend check -i inventory.yaml --prometheus /var/lib/node_exporter/textfile/tend.prom
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct CheckArgs {

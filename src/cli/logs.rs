@@ -32,6 +32,11 @@ pub enum LogsCommand {
 /// one holds the lock exits 5 at once.
 ///
 /// The store is `--store`, else `logs_store_dir`, else ~/.local/state/tend/logs (owner-only).
+///
+/// Examples:
+///   tend logs collect -i inventory.yaml
+///   tend logs collect lb -i inventory.yaml --follow
+///   * * * * * tend logs collect -i /etc/tend/inventory.yaml   (crontab: every minute)
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct CollectArgs {

@@ -31,6 +31,10 @@ pub enum ReportCommand {
 /// With --format json: one object, `requests`, `visitors`, `status` (`1xx`..`5xx`),
 /// `latency_ms` (`p50`, `p95`, `p99`, `max`) first, then the sections. Exit 4 when the store
 /// has no log of the day.
+///
+/// Examples:
+///   tend report daily
+///   tend report daily --date 2026-12-02 --format json > day.json
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DailyArgs {

@@ -388,5 +388,15 @@ fn fuzz_log_lines() {
             day.add_line(line, &opts);
         }
         let _ = day.to_json("2026-12-03", &opts);
+        // The first line as `log_format` text, the others read with it.
+        let mut lines = input.split(|&b| b == b'\n');
+        if let Some(Ok(format)) = lines
+            .next()
+            .map(|f| tend::report::access::Format::nginx(&String::from_utf8_lossy(f)))
+        {
+            for line in lines {
+                let _ = format.parse(line);
+            }
+        }
     });
 }

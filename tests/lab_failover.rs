@@ -162,32 +162,13 @@ fn assert_primary(lab: &Lab, s: &Shop, (primary, replica): (u32, u32), roles: bo
 
 /// The drill's HTML report opens in headless Chromium and shows the chart: the screenshot
 /// holds the probe's green marks and the first step's colour.
-fn assert_report_renders(report: &std::path::Path, dir: &std::path::Path) {
-    let text = std::fs::read_to_string(report).unwrap_or_default();
-    assert!(text.contains("<svg") && !text.contains("<script"), "{text}");
-    let shot = dir.join("report.png");
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1000,700",
-        ])
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", report.display()))
-        .output()
-        .expect("chromium (installed by .ci/run)");
-    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("png")));
-    let mut reader = decoder.read_info().expect("png header");
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).expect("png frame");
-    let step = info.color_type.samples();
-    let pixels: Vec<&[u8]> = buf[..info.buffer_size()].chunks(step).collect();
-    let count = |rgb: [u8; 3]| pixels.iter().filter(|p| p[..3] == rgb).count();
-    assert!(count([0x2e, 0x7d, 0x32]) > 20, "no acknowledged writes drawn");
-    assert!(count([0x4e, 0x79, 0xa7]) > 20, "no step drawn");
+fn assert_report_renders(report: &std::path::Path) {
+    let pixels = common::screenshot(report, 1000, 700);
+    assert!(
+        common::pixels_of(&pixels, "#2e7d32") > 20,
+        "no acknowledged writes drawn"
+    );
+    assert!(common::pixels_of(&pixels, "#4e79a7") > 20, "no step drawn");
 }
 
 #[test]
@@ -219,7 +200,7 @@ fn a_switchover_drill_loses_nothing_and_switching_back_works() {
         ],
     );
     assert_eq!(d.code, 0, "{d:?}");
-    assert_report_renders(&report, dir.path());
+    assert_report_renders(&report);
     let rec = record(&d);
     assert_eq!(rec["from"], p.as_str());
     assert_eq!(rec["to"], r.as_str());

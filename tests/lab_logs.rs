@@ -335,4 +335,84 @@ fn a_client_loop_against_the_shop_is_counted_by_the_daily_report() {
         "{}",
         v["latency_ms"]
     );
+
+    // Sales come from the database (the replica by default): a schema of this test's own,
+    // made by a real `tend migrate up` of the shop's migrations, whose run the page marks.
+    let schema = format!("rpt{}", std::process::id());
+    let runs = common::scratch();
+    let inv = lab.inventory();
+    let db_var = format!("migrate_database={schema}");
+    let migrations = common::repo().join("migrations");
+    let up = common::run(&[
+        "migrate",
+        "up",
+        "-i",
+        &inv,
+        "-e",
+        &db_var,
+        "--dir",
+        migrations.to_str().unwrap_or_default(),
+        "--log-dir",
+        runs.path().to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(up.code, 0, "{up:?}");
+    // Two orders today: 3 teas at 6.90 and a coffee at 19.90.
+    lab.sql(
+        s.primary,
+        &format!("CALL {schema}.place_order(1, 3); CALL {schema}.place_order(3, 1)"),
+    );
+    let pos = lab.sql(s.primary, "SELECT @@gtid_binlog_pos");
+    assert_eq!(
+        lab.sql(s.replica, &format!("SELECT MASTER_GTID_WAIT('{}', 30)", pos.trim()))
+            .trim(),
+        "0"
+    );
+    let page = runs.path().join("day.html");
+    let r = common::run(&[
+        "report",
+        "daily",
+        "--date",
+        &today,
+        "--store",
+        store.path().to_str().unwrap_or_default(),
+        "-i",
+        &inv,
+        "-e",
+        &db_var,
+        "--log-dir",
+        runs.path().to_str().unwrap_or_default(),
+        "--html",
+        page.to_str().unwrap_or_default(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(v["sales_from"], format!("h{}", s.replica), "{}", v["sales"]);
+    assert_eq!(
+        v["sales"],
+        serde_json::json!([
+            {"category": "tea", "orders": 1, "items": 3, "revenue": 20.7},
+            {"category": "coffee", "orders": 1, "items": 1, "revenue": 19.9}
+        ])
+    );
+    let runs_marked: Vec<&str> = v["tend_runs"]
+        .as_array()
+        .expect("tend_runs")
+        .iter()
+        .filter_map(|m| m["command"].as_str())
+        .collect();
+    assert_eq!(runs_marked, ["migrate up"], "{}", v["tend_runs"]);
+    let pixels = common::screenshot(&page, 1000, 800);
+    assert!(common::pixels_of(&pixels, "#4e79a7") > 200, "no hourly bars drawn");
+    assert!(
+        common::pixels_of(&pixels, "#b07aa1") > 100,
+        "the migration is not marked"
+    );
+    let html = std::fs::read_to_string(&page).unwrap_or_default();
+    assert!(
+        html.contains("<td>tea</td><td class=\"n\">1</td><td class=\"n\">3</td><td class=\"n\">20.7</td>"),
+        "{html}"
+    );
+    lab.sql(s.primary, &format!("DROP DATABASE {schema}"));
 }

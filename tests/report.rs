@@ -298,3 +298,169 @@ fn the_daily_report_counts_a_fixture_exactly() {
     assert_eq!(none.code, 4, "{none:?}");
     assert!(none.stderr.contains("has no access log of 2026-11-01"), "{none:?}");
 }
+
+/// An audit log as tend writes it: a start line, and a recap unless the run did not finish.
+fn audit_log(dir: &Path, id: &str, command: &str, start: &str, exit: Option<u8>) {
+    let mut text = format!(
+        "{{\"event\":\"start\",\"schema_version\":1,\"command\":\"{command}\",\"run_id\":\"{id}\",\"hosts\":1,\"run\":\"{id}\",\"time\":\"{start}\"}}\n"
+    );
+    if let Some(code) = exit {
+        text.push_str(&format!(
+            "{{\"event\":\"recap\",\"hosts\":{{}},\"duration_ms\":5,\"exit_code\":{code},\"run\":\"{id}\",\"time\":\"{start}\"}}\n"
+        ));
+    }
+    std::fs::write(dir.join(format!("{id}.jsonl")), text).expect("audit log");
+}
+
+/// The page: what the JSON says, drawn (headless Chromium's screenshot holds the hourly bars,
+/// the category bars and the marks of tend's runs of the day, in their colours).
+#[test]
+fn the_daily_page_shows_the_fixtures_numbers_and_tends_runs() {
+    let dir = common::scratch();
+    let store = dir.path().join("store");
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(&runs).expect("mkdir");
+    let l = |time: &str, request: &str, status: u16, secs: &str| {
+        line("10.0.0.1", "A", time, request, status, 100, "-", secs, "10.0.1.1:8080")
+    };
+    let lines = vec![
+        l("08:00:00", "GET /product/tea/1 HTTP/1.1", 200, "0.010"),
+        l("08:30:00", "GET /product/tea/2 HTTP/1.1", 200, "0.020"),
+        l("09:00:00", "GET /product/coffee/3 HTTP/1.1", 200, "0.030"),
+        l("14:00:00", "GET / HTTP/1.1", 502, "0.040"),
+    ];
+    store_day(&store, "lb1", "2026-12-02", &lines);
+    audit_log(&runs, "20261202T103005Z-1", "deploy", "2026-12-02T10:30:05Z", Some(0));
+    audit_log(&runs, "20261202T231000Z-2", "backup run", "2026-12-02T23:10:00Z", None);
+    // Not marked: a listing, and a run of another day.
+    audit_log(
+        &runs,
+        "20261202T110000Z-3",
+        "migrate info",
+        "2026-12-02T11:00:00Z",
+        Some(0),
+    );
+    audit_log(&runs, "20261203T000100Z-4", "deploy", "2026-12-03T00:01:00Z", Some(0));
+    let page = dir.path().join("day.html");
+    let r = daily(
+        &store,
+        "2026-12-02",
+        &[
+            "--format",
+            "json",
+            "--html",
+            page.to_str().unwrap_or_default(),
+            "--log-dir",
+            runs.to_str().unwrap_or_default(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    let marks: Vec<(String, String, u64, serde_json::Value)> = v["tend_runs"]
+        .as_array()
+        .expect("tend_runs")
+        .iter()
+        .map(|m| {
+            (
+                m["command"].as_str().unwrap_or_default().to_string(),
+                m["kind"].as_str().unwrap_or_default().to_string(),
+                m["minute"].as_u64().unwrap_or(0),
+                m["exit_code"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            ("deploy".into(), "deploy".into(), 630, serde_json::json!(0)),
+            ("backup run".into(), "backup".into(), 1390, serde_json::Value::Null)
+        ]
+    );
+    let html = std::fs::read_to_string(&page).expect("page");
+    for want in [
+        "Requests<b>4</b>",
+        "5xx<b>25.00 %</b>",
+        "0 of 1 product viewers",
+        "<title>08:00 2 requests",
+        "deploy at 2026-12-02T10:30:05Z (exit 0)",
+        "backup run at 2026-12-02T23:10:00Z (exit -)",
+    ] {
+        assert!(html.contains(want), "{want} not in the page:\n{html}");
+    }
+    assert!(
+        !html.contains("src=") && !html.contains("<link"),
+        "the page fetches nothing"
+    );
+    let pixels = common::screenshot(&page, 1000, 900);
+    // Hours 08, 09 and 14 drawn as bars; the tallest (2 requests) is twice the others.
+    assert!(common::pixels_of(&pixels, "#4e79a7") > 2000, "no hourly bars drawn");
+    assert!(common::pixels_of(&pixels, "#59a14f") > 2000, "no category bars drawn");
+    assert!(common::pixels_of(&pixels, "#2e7d32") > 200, "the deploy is not marked");
+    assert!(common::pixels_of(&pixels, "#0277bd") > 200, "the backup is not marked");
+}
+
+/// Another `log_format`: the same requests logged differently count the same, given as a
+/// file, with the format as the directive copied from nginx.conf.
+#[test]
+fn another_log_format_counts_the_same_requests() {
+    let dir = common::scratch();
+    let file = dir.path().join("access.log");
+    std::fs::write(
+        &file,
+        [
+            "2026-12-02T08:00:00+01:00|tea-shop|10.0.0.1|GET /product/tea/1?x=2 HTTP/2.0|200|100|0.010|A b|10.0.1.1:8080\n",
+            "2026-12-02T08:30:00+01:00|tea-shop|10.0.0.2|GET /product/coffee/2 HTTP/2.0|200|50|0.020|B|10.0.1.2:8080\n",
+            "2026-12-02T21:00:00+01:00|tea-shop|10.0.0.2|POST /checkout HTTP/2.0|302|0|1.500|B|10.0.1.2:8080\n",
+            "2026-12-02T21:00:01+01:00|tea-shop|10.0.0.3|GET / HTTP/2.0|503|0|0.100|C|10.0.1.1:8080, 10.0.1.2:8080\n",
+            "a line of something else\n",
+        ]
+        .concat(),
+    )
+    .expect("log");
+    let format = "log_format pipes '$time_iso8601|$host|$remote_addr|$request|$status|'\n    '$body_bytes_sent|$request_time|$http_user_agent|$upstream_addr';";
+    let r = common::run(&[
+        "report",
+        "daily",
+        "--date",
+        "2026-12-02",
+        "--log-format",
+        format,
+        "--format",
+        "json",
+        file.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
+    assert_eq!(v["requests"], 4);
+    assert_eq!(v["unparsed_lines"], 1);
+    assert_eq!(v["visitors"], 3);
+    assert_eq!(v["bytes"], 150);
+    assert_eq!(v["zone_minutes"], 60);
+    assert_eq!(
+        v["status"],
+        serde_json::json!({"1xx": 0, "2xx": 2, "3xx": 1, "4xx": 0, "5xx": 1})
+    );
+    assert_eq!(
+        v["categories"],
+        serde_json::json!([{"category": "coffee", "clicks": 1}, {"category": "tea", "clicks": 1}])
+    );
+    assert_eq!(v["conversion"]["reached_checkout"], 1);
+    assert_eq!(
+        v["upstream_errors"],
+        serde_json::json!([{"upstream": "10.0.1.2:8080", "requests": 1}])
+    );
+    assert_eq!(v["latency_ms"]["max"], 1500.0);
+    assert_eq!(v["top_agents"][0], serde_json::json!({"agent": "B", "requests": 2}));
+    // A format the report cannot use: exit 4 naming what is missing.
+    let bad = common::run(&[
+        "report",
+        "daily",
+        "--date",
+        "2026-12-02",
+        "--log-format",
+        "$remote_addr $request",
+        file.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(bad.code, 4, "{bad:?}");
+    assert!(bad.stderr.contains("has no `$status`"), "{bad:?}");
+}

@@ -263,3 +263,10 @@ pub fn choose(question: &str, n: usize) -> Option<usize> {
     }
     a.parse::<usize>().ok().filter(|i| (1..=n).contains(i)).map(|i| i - 1)
 }
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error of ours.
+pub fn print_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

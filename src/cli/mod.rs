@@ -185,7 +185,7 @@ fn list_modules() -> Code {
         } else {
             params.join(" ")
         };
-        println!("{name:<14} {params}");
+        common::print_out(&format!("{name:<14} {params}\n"));
     }
     Code::Ok
 }

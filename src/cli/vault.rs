@@ -368,7 +368,7 @@ fn encrypt_string(a: &StringArgs) -> Result<Code, CliError> {
         return Err(Diagnostic::plain(format!("`{n}` is not a variable name")).into());
     }
     let text = vault::encrypt(&plain, key.password(), Some(key.label()));
-    print!("{}", vault::yaml_value(name.map(String::as_str), &text));
+    super::common::print_out(&vault::yaml_value(name.map(String::as_str), &text));
     Ok(Code::Ok)
 }
 

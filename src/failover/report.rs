@@ -5,6 +5,7 @@
 
 use super::probe::Attempt;
 use super::switch::Phase;
+use crate::output::html::{esc, page};
 use std::fmt::Write as _;
 
 /// What the report shows.
@@ -33,22 +34,6 @@ pub struct Drill<'a> {
     pub attempts: &'a [Attempt],
     /// Every step.
     pub phases: &'a [Phase],
-}
-
-/// HTML text: `&`, `<`, `>`, `"` and `'` escaped.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 /// Colours of the steps, in turn.
@@ -178,23 +163,14 @@ pub fn html(d: &Drill<'_>) -> String {
             esc(&a.error)
         );
     }
-    format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>tend {kind}: {from} → {to}</title>
-<style>
-body {{ font: 15px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
-h1 {{ font-size: 20px; margin: 0 0 4px; }}
-.meta {{ color: #666; margin-bottom: 16px; }}
-.big {{ display: flex; gap: 32px; margin: 12px 0 20px; }}
-.big div {{ border: 1px solid #ddd; border-radius: 6px; padding: 10px 16px; }}
-.big b {{ display: block; font-size: 26px; }}
-.lab {{ font-size: 12px; text-anchor: end; fill: #333; }}
-.tick {{ font-size: 11px; text-anchor: middle; fill: #555; }}
-.rto {{ font-size: 12px; fill: #c62828; font-weight: bold; }}
-table {{ border-collapse: collapse; margin: 8px 0 20px; }}
-td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; font-size: 13px; }}
-</style></head><body>
-<h1>tend {kind}: {from} → {to}</h1>
+    let title = format!(
+        "tend {}: {} → {}",
+        d.kind,
+        d.from,
+        if d.to.is_empty() { "?" } else { d.to }
+    );
+    let body = format!(
+        r#"<h1>{title}</h1>
 <div class="meta">cluster {cluster} · {at} · outcome: {outcome}</div>
 <div class="big"><div>RTO<b>{rto} ms</b>from the last acknowledged write before the outage to the first after it</div>
 <div>RPO<b>{rpo_n}</b>{rpo}</div>
@@ -203,12 +179,8 @@ td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; font-size:
 <h2>Steps</h2>
 <table><tr><th>step</th><th>host</th><th>start (ms)</th><th>end (ms)</th><th>took (ms)</th></tr>{phases}</table>
 <h2>Failed writes</h2>
-<table><tr><th>seq</th><th>at (ms)</th><th>error</th></tr>{failed}</table>
-</body></html>
-"#,
-        kind = esc(d.kind),
-        from = esc(d.from),
-        to = esc(if d.to.is_empty() { "?" } else { d.to }),
+<table><tr><th>seq</th><th>at (ms)</th><th>error</th></tr>{failed}</table>"#,
+        title = esc(&title),
         cluster = esc(d.cluster),
         at = esc(d.at),
         outcome = esc(d.outcome),
@@ -216,7 +188,8 @@ td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; font-size:
         rpo_n = d.rpo_missing.map_or_else(|| "?".to_string(), |m| m.len().to_string()),
         total = d.attempts.len(),
         interval = d.interval_ms,
-    )
+    );
+    page(&title, &body)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! them. Data goes to stdout, messages for people to stderr.
 
 pub mod events;
+pub mod html;
 pub mod monitor;
 mod style;
 

@@ -6,6 +6,9 @@
 
 pub mod access;
 pub mod histogram;
+pub mod html;
+pub mod records;
+pub mod sales;
 
 use histogram::Histogram;
 use serde_json::{Value as Json, json};
@@ -14,28 +17,107 @@ use std::hash::{Hash, Hasher};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-/// What the report looks for in URLs.
+/// The most URL groups a report keeps latencies for; further first path segments (a scan of
+/// random paths) are counted together as `(other)`.
+const MAX_GROUPS: usize = 100;
+
+/// Maps keyed by what the lines say: a fast hash, seeded per process.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A product-page pattern (`/product/{category}/{id}`), split once.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    text: String,
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(Vec<u8>),
+    Category,
+    Id,
+    Any,
+}
+
+impl Pattern {
+    /// `{category}` and `{id}` stand for one path segment each, `{...}` for any other.
+    pub fn new(text: &str) -> Self {
+        let segments = text
+            .split('/')
+            .map(|s| match s {
+                "{category}" => Segment::Category,
+                "{id}" => Segment::Id,
+                s if s.starts_with('{') && s.ends_with('}') => Segment::Any,
+                s => Segment::Literal(s.as_bytes().to_vec()),
+            })
+            .collect();
+        Self {
+            text: text.to_string(),
+            segments,
+        }
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// `path`'s category and id.
+    fn matches<'a>(&self, path: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+        let mut s = path.split(|&b| b == b'/');
+        let (mut category, mut id) = (None, None);
+        for seg in &self.segments {
+            let part = s.next()?;
+            match seg {
+                Segment::Literal(l) if l.as_slice() == part => {}
+                Segment::Literal(_) => return None,
+                _ if part.is_empty() => return None,
+                Segment::Category => category = Some(part),
+                Segment::Id => id = Some(part),
+                Segment::Any => {}
+            }
+        }
+        if s.next().is_some() {
+            return None;
+        }
+        Some((category?, id.unwrap_or_default()))
+    }
+}
+
+/// What the report looks for in URLs, and how lines are read.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The shop's product pages, `{category}` and `{id}` standing for path segments
-    /// (`/product/{category}/{id}`).
-    pub product_pattern: String,
+    /// The shop's product pages (`/product/{category}/{id}`).
+    pub product_pattern: Pattern,
     /// The checkout page's path (`/checkout`): conversion is the share of the visitors who
     /// viewed a product that reached it.
     pub checkout_path: String,
     /// Rows in each top list.
     pub top: usize,
+    /// The access log's format.
+    pub format: access::Format,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            product_pattern: "/product/{category}/{id}".into(),
+            product_pattern: Pattern::new("/product/{category}/{id}"),
             checkout_path: "/checkout".into(),
             top: 10,
+            format: access::Format::default(),
         }
     }
 }
+
+/// Requests and latencies of one URL group.
+#[derive(Debug, Clone, Default)]
+struct Group {
+    requests: u64,
+    latency: Histogram,
+}
+
+/// (category, id) and clicks.
+type ProductClicks<'a> = ((&'a Vec<u8>, &'a Vec<u8>), u64);
 
 /// A day's counts; days and hosts add up.
 #[derive(Debug, Clone)]
@@ -44,19 +126,24 @@ pub struct Day {
     unparsed: u64,
     bytes: u64,
     status: [u64; 6],
-    visitors: HashSet<u64>,
+    visitors: HashSet<u64, foldhash::fast::RandomState>,
     hours: Vec<(u64, Histogram)>,
     latency: Histogram,
-    urls: HashMap<Vec<u8>, u64>,
-    referers: HashMap<Vec<u8>, u64>,
-    agents: HashMap<Vec<u8>, u64>,
-    upstream_errors: HashMap<Vec<u8>, u64>,
-    categories: HashMap<Vec<u8>, u64>,
-    products: HashMap<(Vec<u8>, Vec<u8>), u64>,
-    groups: HashMap<String, Histogram>,
-    group_requests: HashMap<String, u64>,
-    viewers: HashSet<u64>,
-    buyers: HashSet<u64>,
+    urls: Map<Vec<u8>, u64>,
+    referers: Map<Vec<u8>, u64>,
+    agents: Map<Vec<u8>, u64>,
+    upstream_errors: Map<Vec<u8>, u64>,
+    categories: Map<Vec<u8>, u64>,
+    /// Clicks per id, per category.
+    products: Map<Vec<u8>, Map<Vec<u8>, u64>>,
+    /// Keyed by the path's first segment.
+    groups: Map<Vec<u8>, Group>,
+    product_group: Group,
+    other_group: Group,
+    viewers: HashSet<u64, foldhash::fast::RandomState>,
+    buyers: HashSet<u64, foldhash::fast::RandomState>,
+    /// The first line's time zone (minutes east of UTC).
+    zone_minutes: Option<i32>,
 }
 
 impl Default for Day {
@@ -66,24 +153,26 @@ impl Default for Day {
             unparsed: 0,
             bytes: 0,
             status: [0; 6],
-            visitors: HashSet::new(),
+            visitors: HashSet::default(),
             hours: vec![(0, Histogram::default()); 24],
             latency: Histogram::default(),
-            urls: HashMap::new(),
-            referers: HashMap::new(),
-            agents: HashMap::new(),
-            upstream_errors: HashMap::new(),
-            categories: HashMap::new(),
-            products: HashMap::new(),
-            groups: HashMap::new(),
-            group_requests: HashMap::new(),
-            viewers: HashSet::new(),
-            buyers: HashSet::new(),
+            urls: Map::default(),
+            referers: Map::default(),
+            agents: Map::default(),
+            upstream_errors: Map::default(),
+            categories: Map::default(),
+            products: Map::default(),
+            groups: Map::default(),
+            product_group: Group::default(),
+            other_group: Group::default(),
+            viewers: HashSet::default(),
+            buyers: HashSet::default(),
+            zone_minutes: None,
         }
     }
 }
 
-fn bump(map: &mut HashMap<Vec<u8>, u64>, key: &[u8]) {
+fn bump(map: &mut Map<Vec<u8>, u64>, key: &[u8]) {
     match map.get_mut(key) {
         Some(n) => *n += 1,
         None => {
@@ -92,27 +181,19 @@ fn bump(map: &mut HashMap<Vec<u8>, u64>, key: &[u8]) {
     }
 }
 
-/// `path`'s category and id under `pattern` (`/product/{category}/{id}`).
-fn product<'a>(pattern: &str, path: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
-    let mut p = pattern.split('/');
-    let mut s = path.split(|&b| b == b'/');
-    let (mut category, mut id) = (None, None);
-    loop {
-        match (p.next(), s.next()) {
-            (None, None) => break,
-            (Some("{category}"), Some(seg)) if !seg.is_empty() => category = Some(seg),
-            (Some("{id}"), Some(seg)) if !seg.is_empty() => id = Some(seg),
-            (Some(lit), Some(seg)) if lit.as_bytes() == seg => {}
-            _ => return None,
-        }
-    }
-    Some((category?, id.unwrap_or_default()))
+/// One visitor: address and user agent, hashed the same way in every day of a report.
+fn visitor(addr: &[u8], agent: &[u8]) -> u64 {
+    use std::hash::BuildHasher as _;
+    let mut h = foldhash::fast::FixedState::with_seed(0x7e4d).build_hasher();
+    addr.hash(&mut h);
+    agent.hash(&mut h);
+    h.finish()
 }
 
 impl Day {
     /// Counts one line.
     pub fn add_line(&mut self, line: &[u8], opts: &Options) {
-        let Some(a) = access::parse(line) else {
+        let Some(a) = opts.format.parse(line) else {
             if !line.is_empty() {
                 self.unparsed += 1;
             }
@@ -120,17 +201,18 @@ impl Day {
         };
         self.requests += 1;
         self.bytes += a.bytes;
+        if self.zone_minutes.is_none() {
+            self.zone_minutes = a.zone_minutes;
+        }
         if let Some(c) = self.status.get_mut(usize::from(a.status / 100)) {
             *c += 1;
         }
-        let visitor = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            a.addr.hash(&mut h);
-            a.agent.hash(&mut h);
-            h.finish()
-        };
+        let visitor = visitor(a.addr, a.agent);
         self.visitors.insert(visitor);
-        let path = a.target.split(|&b| b == b'?').next().unwrap_or_default();
+        let path = match memchr::memchr(b'?', a.target) {
+            Some(i) => &a.target[..i],
+            None => a.target,
+        };
         bump(&mut self.urls, path);
         if a.referer != b"-" {
             bump(&mut self.referers, a.referer);
@@ -139,28 +221,36 @@ impl Day {
         if a.status >= 500 {
             bump(&mut self.upstream_errors, a.upstream.unwrap_or(b"-"));
         }
-        let group = match product(&opts.product_pattern, path) {
+        let group = match opts.product_pattern.matches(path) {
             Some((category, id)) => {
                 bump(&mut self.categories, category);
-                *self.products.entry((category.to_vec(), id.to_vec())).or_default() += 1;
+                if !self.products.contains_key(category) {
+                    self.products.insert(category.to_vec(), Map::default());
+                }
+                if let Some(ids) = self.products.get_mut(category) {
+                    bump(ids, id);
+                }
                 self.viewers.insert(visitor);
-                opts.product_pattern.clone()
+                &mut self.product_group
             }
             None => {
                 if path == opts.checkout_path.as_bytes() {
                     self.buyers.insert(visitor);
                 }
-                let first = path.split(|&b| b == b'/').find(|s| !s.is_empty());
-                format!("/{}", String::from_utf8_lossy(first.unwrap_or_default()))
+                let first = path.split(|&b| b == b'/').find(|s| !s.is_empty()).unwrap_or_default();
+                if !self.groups.contains_key(first) && self.groups.len() < MAX_GROUPS {
+                    self.groups.insert(first.to_vec(), Group::default());
+                }
+                self.groups.get_mut(first).unwrap_or(&mut self.other_group)
             }
         };
-        *self.group_requests.entry(group.clone()).or_default() += 1;
+        group.requests += 1;
         let hour = &mut self.hours[usize::from(a.hour)];
         hour.0 += 1;
         if let Some(us) = a.micros {
+            group.latency.add(us);
             self.latency.add(us);
             hour.1.add(us);
-            self.groups.entry(group).or_default().add(us);
         }
     }
 
@@ -198,7 +288,7 @@ impl Day {
     pub fn to_json(&self, date: &str, opts: &Options) -> Json {
         let status: serde_json::Map<String, Json> =
             (1..=5).map(|c| (format!("{c}xx"), json!(self.status[c]))).collect();
-        let top = |m: &HashMap<Vec<u8>, u64>, key: &str| -> Json {
+        let top = |m: &Map<Vec<u8>, u64>, key: &str| -> Json {
             let mut v: Vec<(&Vec<u8>, &u64)> = m.iter().collect();
             v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             Json::Array(
@@ -208,12 +298,25 @@ impl Day {
                     .collect(),
             )
         };
-        let mut products: Vec<_> = self.products.iter().collect();
-        products.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut products: Vec<ProductClicks> = self
+            .products
+            .iter()
+            .flat_map(|(c, ids)| ids.iter().map(move |(id, n)| ((c, id), *n)))
+            .collect();
+        products.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let mut categories: Vec<_> = self.categories.iter().collect();
         categories.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let mut groups: Vec<_> = self.group_requests.iter().collect();
-        groups.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut groups: Vec<(String, &Group)> = self
+            .groups
+            .iter()
+            .map(|(first, g)| (format!("/{}", String::from_utf8_lossy(first)), g))
+            .chain([
+                (opts.product_pattern.as_str().to_string(), &self.product_group),
+                ("(other)".to_string(), &self.other_group),
+            ])
+            .filter(|(_, g)| g.requests > 0)
+            .collect();
+        groups.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
         let converted = self.viewers.intersection(&self.buyers).count();
         json!({
             "requests": self.requests,
@@ -223,6 +326,7 @@ impl Day {
             "date": date,
             "bytes": self.bytes,
             "unparsed_lines": self.unparsed,
+            "zone_minutes": self.zone_minutes,
             "hours": self.hours.iter().enumerate().map(|(h, (n, hist))| json!({
                 "hour": h, "requests": n, "latency_ms": latency(hist),
             })).collect::<Vec<_>>(),
@@ -241,9 +345,8 @@ impl Day {
                 "reached_checkout": converted,
                 "rate": if self.viewers.is_empty() { 0.0 } else { converted as f64 / self.viewers.len() as f64 },
             },
-            "url_groups": groups.iter().map(|(g, n)| json!({
-                "group": g, "requests": n,
-                "latency_ms": latency(self.groups.get(*g).unwrap_or(&Histogram::default())),
+            "url_groups": groups.iter().map(|(name, g)| json!({
+                "group": name, "requests": g.requests, "latency_ms": latency(&g.latency),
             })).collect::<Vec<_>>(),
         })
     }
@@ -274,43 +377,54 @@ pub fn files_of_day(store: &Path, date: &str) -> Vec<PathBuf> {
     files
 }
 
-/// The day's report of `store`, with the day before and the same weekday a week before when
-/// the store has them. `Ok(None)`: no log of that day.
-pub fn daily(store: &Path, date: jiff::civil::Date, opts: &Options) -> std::io::Result<Option<Json>> {
+/// Where a report's lines come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The log store `tend logs collect` fills: the day's files of every host, and the days
+    /// compared with.
+    Store(PathBuf),
+    /// Access-log files given by name (plain or gzip), all of one day; nothing to compare with.
+    Files(Vec<PathBuf>),
+}
+
+/// Reads `files` into one day.
+pub fn read_files(files: &[PathBuf], opts: &Options) -> std::io::Result<Day> {
+    let mut day = Day::default();
+    for f in files {
+        day.add_file(f, opts)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", f.display())))?;
+    }
+    Ok(day)
+}
+
+/// The day's report, with the day before and the same weekday a week before when the store
+/// has them. `Ok(None)`: no log of that day.
+pub fn daily(source: &Source, date: jiff::civil::Date, opts: &Options) -> std::io::Result<Option<Json>> {
     let read = |d: jiff::civil::Date| -> std::io::Result<Option<(Day, usize)>> {
-        let files = files_of_day(store, &d.to_string());
+        let files = match source {
+            Source::Store(store) => files_of_day(store, &d.to_string()),
+            Source::Files(_) if d != date => return Ok(None),
+            Source::Files(files) => files.clone(),
+        };
         if files.is_empty() {
             return Ok(None);
         }
-        let mut day = Day::default();
-        for f in &files {
-            day.add_file(f, opts)?;
-        }
-        Ok(Some((day, files.len())))
+        Ok(Some((read_files(&files, opts)?, files.len())))
     };
-    let Some((day, hosts)) = read(date)? else {
+    let Some((day, files)) = read(date)? else {
         return Ok(None);
     };
     let mut report = day.to_json(&date.to_string(), opts);
     let mut compare = serde_json::Map::new();
     for (key, days) in [("previous_day", 1), ("week_before", 7)] {
-        let other = date
-            .checked_sub(jiff::Span::new().days(days))
-            .ok()
-            .map(read)
-            .transpose()?
-            .flatten();
-        let value = other.map_or(Json::Null, |(d, _)| {
+        let Ok(other) = date.checked_sub(jiff::Span::new().days(days)) else {
+            compare.insert(key.into(), Json::Null);
+            continue;
+        };
+        let value = read(other)?.map_or(Json::Null, |(d, _)| {
             let mut h = d.headline();
             if let Some(o) = h.as_object_mut() {
-                o.insert(
-                    "date".into(),
-                    json!(
-                        date.checked_sub(jiff::Span::new().days(days))
-                            .map(|x| x.to_string())
-                            .unwrap_or_default()
-                    ),
-                );
+                o.insert("date".into(), json!(other.to_string()));
             }
             h
         });
@@ -318,7 +432,8 @@ pub fn daily(store: &Path, date: jiff::civil::Date, opts: &Options) -> std::io::
     }
     if let Some(o) = report.as_object_mut() {
         o.insert("compare".into(), Json::Object(compare));
-        o.insert("hosts".into(), json!(hosts));
+        // Files read: one per host from the store.
+        o.insert("hosts".into(), json!(files));
     }
     Ok(Some(report))
 }
@@ -329,10 +444,20 @@ mod tests {
 
     #[test]
     fn product_pages_match_the_pattern() {
-        let p = "/product/{category}/{id}";
-        assert_eq!(product(p, b"/product/tea/7"), Some((&b"tea"[..], &b"7"[..])));
-        for other in [&b"/product/tea"[..], b"/product/tea/7/x", b"/products/tea/7", b"/"] {
-            assert_eq!(product(p, other), None, "{}", String::from_utf8_lossy(other));
+        let p = Pattern::new("/product/{category}/{id}");
+        assert_eq!(p.matches(b"/product/tea/7"), Some((&b"tea"[..], &b"7"[..])));
+        for other in [
+            &b"/product/tea"[..],
+            b"/product/tea/7/x",
+            b"/products/tea/7",
+            b"/",
+            b"/product//7",
+        ] {
+            assert_eq!(p.matches(other), None, "{}", String::from_utf8_lossy(other));
         }
+        let q = Pattern::new("/shop/{lang}/{category}/p{id}");
+        assert_eq!(q.matches(b"/shop/de/tea/p7"), None, "a literal is a whole segment");
+        let q = Pattern::new("/shop/{lang}/{category}/{id}");
+        assert_eq!(q.matches(b"/shop/de/tea/7"), Some((&b"tea"[..], &b"7"[..])));
     }
 }

@@ -383,3 +383,41 @@ pub fn http_get(url: &str) -> (u32, String) {
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
+
+/// A page opened in headless Chromium (installed by .ci/run), as its screenshot's pixels
+/// (RGB); fails when the page has a script or Chromium draws nothing.
+pub fn screenshot(page: &Path, width: u32, height: u32) -> Vec<[u8; 3]> {
+    let text = std::fs::read_to_string(page).unwrap_or_default();
+    assert!(text.contains("<svg") && !text.contains("<script"), "{text}");
+    let dir = scratch();
+    let shot = dir.path().join("page.png");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            &format!("--window-size={width},{height}"),
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (installed by .ci/run)");
+    assert!(shot.exists(), "no screenshot: {}", String::from_utf8_lossy(&out.stderr));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&shot).expect("png")));
+    let mut reader = decoder.read_info().expect("png header");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    let step = info.color_type.samples();
+    buf[..info.buffer_size()]
+        .chunks(step)
+        .map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+/// Pixels of colour `#rrggbb`.
+pub fn pixels_of(pixels: &[[u8; 3]], hex: &str) -> usize {
+    let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).expect("#rrggbb");
+    let rgb = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
+    pixels.iter().filter(|p| **p == rgb).count()
+}

@@ -731,6 +731,37 @@ fn verify_proves_a_good_backup_fails_a_damaged_one_and_prune_keeps_what_is_neede
     assert_eq!(r.events("row")[0]["newest_verified"], ids[2].as_str());
     let r = backup(&lab, &store, &["status", "-e", "backup_max_age=0s"]);
     assert_eq!(r.code, 2, "{r:?}");
+    // `tend check` reads the same catalog for the primary's row (the store is on another
+    // host, read over its connection): fresh, a warning at 0 hours, critical with none verified.
+    let primary = format!("h{p}");
+    let backup_row = |extra: &[&str], store: &str| -> serde_json::Value {
+        let mut args = vec!["check", primary.as_str()];
+        args.extend_from_slice(extra);
+        let r = with_store(&lab, store, &args);
+        assert!(matches!(r.code, 0 | 6 | 7), "{r:?}");
+        r.events("row")
+            .into_iter()
+            .find(|row| row["check"] == "backup_age")
+            .unwrap_or_else(|| panic!("no backup_age row:\n{r:?}"))
+    };
+    let row = backup_row(&[], &store);
+    assert_eq!(row["level"], "ok", "{row}");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("{} verified", ids[2])),
+        "{row}"
+    );
+    assert!(row["value"].as_f64().is_some_and(|h| h < 1.0), "{row}");
+    let row = backup_row(&["-e", "check_backup_age_warn=0"], &store);
+    assert_eq!(row["level"], "warning", "{row}");
+    let row = backup_row(&[], &format!("{store}-empty"));
+    assert_eq!(
+        (row["level"].as_str(), row["detail"].as_str()),
+        (Some("critical"), Some("no backup has been verified")),
+        "{row}"
+    );
 
     // Retention of one day: the newest (also the newest verified) stays with the binlogs from
     // its position on; the others and the binlogs before it go, exactly as planned.

@@ -8,9 +8,21 @@ use common::{Lab, Run, provision_shop, repo, run_in};
 /// Thresholds the shared lab machine cannot trip by being busy (other tests' load and 5xx).
 const CALM: &str = r#"{"check_load_per_cpu_warn": 1000, "check_load_per_cpu_crit": 1000, "check_error_rate_warn": 101, "check_error_rate_crit": 101}"#;
 
+/// This test's backup store on the control node: `-e backup_store_dir=...`.
+fn backup_store() -> String {
+    format!("backup_store_dir={}", backup_dir().display())
+}
+
+fn backup_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tend-check-backups-{}", std::process::id()))
+}
+
 fn check(lab: &Lab, pattern: &str, extra: &[&str]) -> Run {
     let inv = lab.inventory();
-    let mut args = vec!["check", pattern, "-i", &inv, "-e", CALM, "--format", "json"];
+    let store = backup_store();
+    let mut args = vec![
+        "check", pattern, "-i", &inv, "-e", CALM, "-e", &store, "--format", "json",
+    ];
     args.extend_from_slice(extra);
     run_in(&repo(), &args)
 }
@@ -40,6 +52,7 @@ struct Heal<'a>(&'a Lab, u32);
 impl Drop for Heal<'_> {
     fn drop(&mut self) {
         let _ = self.0.on_host(self.1, &["mariadb", "-e", "START SLAVE SQL_THREAD"]);
+        let _ = std::fs::remove_dir_all(backup_dir());
         provision_shop(self.0);
     }
 }
@@ -50,6 +63,16 @@ fn check_turns_warning_and_critical_when_the_shop_misbehaves() {
     let s = provision_shop(&lab);
     let _heal = Heal(&lab, s.replica);
     let shop = "lb:app:db";
+
+    // A verified backup, as the shop's cron makes every night: the primary's backup_age.
+    let inv = lab.inventory();
+    let store = backup_store();
+    let none = check(&lab, &format!("h{}", s.primary), &[]);
+    assert_eq!(level(&none, s.primary, "backup_age"), "critical", "no backup yet");
+    for step in ["run", "binlogs", "verify"] {
+        let r = run_in(&repo(), &["backup", step, "-i", &inv, "-e", &store]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
 
     // Healthy: every check of every shop host ok, exit 0, and the Prometheus file says so.
     let scratch = common::scratch();
@@ -65,6 +88,7 @@ fn check_turns_warning_and_critical_when_the_shop_misbehaves() {
         (s.apps[1], "port:8080"),
         (s.primary, "service:mariadbd"),
         (s.replica, "replication"),
+        (s.primary, "backup_age"),
     ] {
         assert_eq!(level(&r, i, c), "ok");
     }

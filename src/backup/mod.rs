@@ -91,6 +91,16 @@ pub fn parse_age(s: &str) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_secs(secs))
 }
 
+/// The newest complete backup that a verification proved, and its start (Unix seconds): what
+/// `backup status` and `check` measure the age of.
+pub fn newest_verified(backups: &[catalog::Backup]) -> Option<(&catalog::Backup, i64)> {
+    backups
+        .iter()
+        .rev()
+        .find(|b| b.state == catalog::State::Complete && b.verified().is_some())
+        .map(|b| (b, restore::started(b)))
+}
+
 /// Reads host `h`'s settings; the store host must be a host of the inventory.
 pub fn settings(vars: &Variables, inv: &Inventory, h: usize) -> Result<Settings, Diagnostic> {
     let v = HostVars::new(vars, inv, h, VARIABLES);

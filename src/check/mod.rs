@@ -88,6 +88,8 @@ pub struct Plan {
     errors: Limits,
     clock: Limits,
     tls_days: Limits,
+    /// Hours since the newest verified backup started (on the `db_primary` host).
+    backup_age: Option<Limits>,
 }
 
 /// Thresholds and their defaults: (variable, warning, critical).
@@ -100,6 +102,7 @@ const THRESHOLDS: &[(&str, &str, &str)] = &[
     ("check_error_rate", "1", "5"),
     ("check_clock_offset", "1", "5"),
     ("check_tls_days", "30", "7"),
+    ("check_backup_age", "26", "50"),
 ];
 
 fn limits(v: &HostVars, name: &str, above: bool) -> Result<Limits, Diagnostic> {
@@ -175,6 +178,7 @@ pub fn plan(vars: &Variables, inv: &Inventory, h: usize, db_login: Option<&Login
         errors: limits(&v, "check_error_rate", true)?,
         clock: limits(&v, "check_clock_offset", true)?,
         tls_days: limits(&v, "check_tls_days", false)?,
+        backup_age: None,
         tls: match v.value("check_tls")? {
             serde_json::Value::Null => Vec::new(),
             serde_json::Value::Array(items) => items
@@ -210,7 +214,53 @@ pub fn plan(vars: &Variables, inv: &Inventory, h: usize, db_login: Option<&Login
     if member("db_replica") {
         p.replica = Some(db_login.cloned().unwrap_or_default());
     }
+    if member("db_primary") {
+        p.backup_age = Some(limits(&v, "check_backup_age", true)?);
+    }
     Ok(p)
+}
+
+impl Plan {
+    /// Whether this host's row carries the age of the cluster's newest verified backup.
+    pub fn checks_backups(&self) -> bool {
+        self.backup_age.is_some()
+    }
+
+    /// The `backup_age` finding from the backup catalog (or why it could not be read): hours
+    /// since the newest verified backup started; none verified is critical.
+    pub fn backup_finding(
+        &self,
+        catalog: Result<&[crate::backup::catalog::Backup], String>,
+        now: i64,
+    ) -> Option<Finding> {
+        let limits = self.backup_age?;
+        let check = "backup_age".to_string();
+        Some(match catalog {
+            Err(e) => Finding {
+                check,
+                value: None,
+                detail: format!("cannot read the backup catalog: {e}"),
+                level: Level::Critical,
+            },
+            Ok(backups) => match crate::backup::newest_verified(backups) {
+                None => Finding {
+                    check,
+                    value: None,
+                    detail: "no backup has been verified".into(),
+                    level: Level::Critical,
+                },
+                Some((b, started)) => {
+                    let hours = (now - started).max(0) as f64 / 3600.0;
+                    Finding {
+                        check,
+                        value: Some((hours * 100.0).round() / 100.0),
+                        detail: format!("{} verified, {hours:.1} h old", b.id),
+                        level: limits.level(hours),
+                    }
+                }
+            },
+        })
+    }
 }
 
 /// `host:port` with a port number and a host of letters, digits, `.`, `-`, `_`, `:` (IPv6).
@@ -505,6 +555,7 @@ mod tests {
             access_log: Some("/var/log/nginx/access.log".into()),
             tls: vec![],
             tls_days: l(30.0, 7.0, false),
+            backup_age: None,
             error_window_min: 5,
             disk: l(80.0, 90.0, true),
             inodes: l(80.0, 90.0, true),

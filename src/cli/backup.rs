@@ -938,8 +938,8 @@ fn status(a: StatusArgs) -> Result<Code, CliError> {
             let now = jiff::Timestamp::now().as_second();
             let complete: Vec<&Backup> = backups.iter().filter(|b| b.state == catalog::State::Complete).collect();
             let newest = complete.last();
-            let verified = complete.iter().rev().find(|b| b.verified().is_some());
-            let age = verified.map(|b| now - crate::backup::restore::started(b));
+            let verified = crate::backup::newest_verified(&backups).map(|(b, _)| b);
+            let age = crate::backup::newest_verified(&backups).map(|(_, started)| now - started);
             // The window: from the oldest backup whose binlog was shipped to the newest shipped
             // transaction (or the newest backup's own point without binlogs).
             let from = complete

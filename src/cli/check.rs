@@ -16,13 +16,15 @@ use std::path::{Path, PathBuf};
 /// `/var`), available memory, load per CPU, the host's clock against the control node's; the
 /// shop's services by group (`lb`: nginx, its port and front page, the share of 5xx answers in
 /// the last `check_error_window` minutes of the access log; `app`: Tomcat's java, its port and
-/// page; `db`: mariadbd and port 3306; `db_replica`: replication running and its lag).
+/// page; `db`: mariadbd and port 3306; `db_replica`: replication running and its lag;
+/// `db_primary`: backup_age, the hours since the newest verified backup of the backup store
+/// started).
 /// Thresholds are inventory variables `check_<name>_warn` and `check_<name>_crit`: disk and
 /// inodes (% used, 80/90), memory_available (% left, 15/5), load_per_cpu (2/4),
 /// replication_lag (s, 30/300), error_rate (% 5xx, 1/5), clock_offset (s, 1/5), tls_days (days
-/// left on the certificate of each `host:port` in `check_tls`, 30/7). A service or
-/// port down, a page not answering 2xx/3xx, a stopped replica or an unreachable host is
-/// critical.
+/// left on the certificate of each `host:port` in `check_tls`, 30/7), backup_age (hours,
+/// 26/50). A service or port down, a page not answering 2xx/3xx, a stopped replica, no
+/// verified backup or an unreachable host is critical.
 ///
 /// Output: a table per host (human), a `row` per check (JSON), and with `--prometheus FILE`
 /// the node_exporter textfile format (written whole, then renamed into place). Exit 0 when
@@ -53,13 +55,14 @@ pub struct CheckArgs {
 pub fn run(a: CheckArgs) -> Result<Code, CliError> {
     let (inv, vars) = a.inventory.load()?;
     let chosen = crate::inventory::select(&inv, &a.pattern, a.connection.limit.as_deref())?;
-    let login = match inv
+    let backup = match inv
         .group_index("db_primary")
         .and_then(|g| inv.hosts_of_group(g).first().copied())
     {
-        Some(p) => Some(crate::backup::settings(&vars, &inv, p)?.login),
+        Some(p) => Some(crate::backup::settings(&vars, &inv, p)?),
         None => None,
     };
+    let login = backup.as_ref().map(|b| b.login.clone());
     let mut plan: Vec<(Target, Plan)> = Vec::new();
     for &h in &chosen {
         plan.push((
@@ -67,22 +70,53 @@ pub fn run(a: CheckArgs) -> Result<Code, CliError> {
             check::plan(&vars, &inv, h, login.as_ref())?,
         ));
     }
+    // The backup catalog, read once for the primary's `backup_age`; a store on a host is read
+    // over that host's connection.
+    let store = backup
+        .map(|b| b.store)
+        .filter(|_| plan.iter().any(|(_, p)| p.checks_backups()));
+    let mut targets: Vec<Target> = plan.iter().map(|(t, _)| t.clone()).collect();
+    if let Some(crate::backup::store::Store::Remote { host, .. }) = &store
+        && targets.iter().all(|t| &t.name != host)
+        && let Some(h) = inv.hosts.iter().position(|x| &x.name == host)
+    {
+        targets.push(a.connection.target(&inv, &vars, h)?);
+    }
     let options = a.connection.connect_options()?;
     let settings = a.output.settings(Layout::Listing);
     let prometheus = a.prometheus.clone();
     block_on(async move {
         let events = Events::start("check", plan.len(), &settings);
         let fleet = a.connection.fleet(options);
-        let targets: Vec<Target> = plan.iter().map(|(t, _)| t.clone()).collect();
         let request = Request::survey("check", a.connection.forks as usize, &targets);
         ops::run(&events, &fleet, request, targets, async |s: &Session<'_>| {
-            checks(s, &plan, prometheus.as_deref()).await
+            checks(s, &plan, store.as_ref(), prometheus.as_deref()).await
         })
         .await
     })
 }
 
-async fn checks(s: &Session<'_>, plan: &[(Target, Plan)], prometheus: Option<&Path>) -> Outcome {
+async fn checks(
+    s: &Session<'_>,
+    plan: &[(Target, Plan)],
+    store: Option<&crate::backup::store::Store>,
+    prometheus: Option<&Path>,
+) -> Outcome {
+    let catalog = match store {
+        None => Ok(Vec::new()),
+        Some(store) => {
+            let host = match store {
+                crate::backup::store::Store::Remote { host, .. } => s.host(host),
+                crate::backup::store::Store::Local(_) => None,
+            };
+            match (store, host) {
+                (crate::backup::store::Store::Remote { host, .. }, None) => Err(format!("{host} is unreachable")),
+                _ => store.list(host).await.map(|(b, _)| b).map_err(|e| e.message()),
+            }
+        }
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let catalog = &catalog;
     let results = s
         .each(plan, |(t, p)| async move {
             let found = match s.host(&t.name) {
@@ -102,6 +136,8 @@ async fn checks(s: &Session<'_>, plan: &[(Target, Plan)], prometheus: Option<&Pa
                     }],
                 },
             };
+            let mut found = found;
+            found.extend(p.backup_finding(catalog.as_deref().map_err(Clone::clone), now));
             (t.name.clone(), found)
         })
         .await;

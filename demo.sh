@@ -71,7 +71,11 @@ curl -s "http://$lb/" | head -2
 echo "== the daily work: the hosts' logs into the local store, the routine checks, today's traffic"
 "$tend" logs collect -i "$inv"
 "$tend" check -i "$inv" || echo "(tend check exited $?: 6 is a warning, 7 critical)"
-"$tend" report daily --date "$(date -u +%F)"
+echo "   two orders placed on the primary, then today's report with its sales (read from the replica)"
+"$tend" exec h4 -i "$inv" -- mariadb shop -e 'CALL place_order(1, 2); CALL place_order(3, 1)'
+sleep 1
+daily="$(dirname "$inv")/daily-report.html"
+"$tend" report daily --date "$(date -u +%F)" -i "$inv" --html "$daily"
 
 cat <<EOT
 
@@ -86,5 +90,6 @@ Next:
   $tend backup prune --plan -i $inv
   $tend failover drill --kind kill-primary -i $inv    the primary killed; start it and rejoin it
   open $report                                   the drill's report
+  open $daily                                    today's report: traffic, sales, tend's runs marked
   tests/lab/lab.sh down                          remove the lab
 EOT

@@ -413,6 +413,7 @@ fn another_log_format_counts_the_same_requests() {
             "2026-12-02T21:00:00+01:00|tea-shop|10.0.0.2|POST /checkout HTTP/2.0|302|0|1.500|B|10.0.1.2:8080\n",
             "2026-12-02T21:00:01+01:00|tea-shop|10.0.0.3|GET / HTTP/2.0|503|0|0.100|C|10.0.1.1:8080, 10.0.1.2:8080\n",
             "a line of something else\n",
+            "2026-12-03T00:00:01+01:00|tea-shop|10.0.0.2|GET /product/tea/1 HTTP/2.0|200|9|0.010|B|10.0.1.2:8080\n",
         ]
         .concat(),
     )
@@ -433,6 +434,7 @@ fn another_log_format_counts_the_same_requests() {
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("json");
     assert_eq!(v["requests"], 4);
     assert_eq!(v["unparsed_lines"], 1);
+    assert_eq!(v["other_days_lines"], 1, "the next day's line is not counted");
     assert_eq!(v["visitors"], 3);
     assert_eq!(v["bytes"], 150);
     assert_eq!(v["zone_minutes"], 60);

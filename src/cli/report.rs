@@ -195,7 +195,9 @@ fn from_inventory(a: &DailyArgs, date: jiff::civil::Date) -> Result<(Found, Opti
         found,
         Some(SalesSource {
             target: a.connection.target(&inv, &vars, h)?,
-            db: crate::migrate::settings(&vars, &inv, h, &Default::default())?,
+            db: crate::migrate::settings(&vars, &inv, h, &Default::default()).map_err(|d| {
+                d.with_hint("sales are read from the shop's schema: set `migrate_database` (or `shop_db_name`), or `report_sales_query: \"\"` to leave sales out")
+            })?,
             query: crate::report::sales::query(&query, date),
         }),
     ))
@@ -278,6 +280,8 @@ fn daily(a: DailyArgs) -> Result<Code, CliError> {
             .unwrap_or_else(|| "/checkout".into()),
         top: a.top as usize,
         format,
+        // Files given by name may hold other days (a rotated log spans midnight).
+        only: (!a.files.is_empty()).then_some(date),
     };
     let store = a
         .store

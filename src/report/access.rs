@@ -28,6 +28,9 @@ pub struct Access<'a> {
     pub upstream: Option<&'a [u8]>,
     /// The time zone's offset from UTC in minutes (`+0100`: 60), when the time names one.
     pub zone_minutes: Option<i32>,
+    /// The day as the line writes it: `02/Dec/2026` (`$time_local`) or `2026-12-02`
+    /// (`$time_iso8601`).
+    pub day: &'a [u8],
 }
 
 /// Splits at the first `c`: (before, after it).
@@ -123,6 +126,7 @@ pub fn parse(line: &[u8]) -> Option<Access<'_>> {
     let (_, rest) = until(rest, b'[')?;
     let (time, rest) = until(rest, b']')?;
     let (hour, zone_minutes) = time_local(time)?;
+    let day = &time[..11];
     let rest = rest.strip_prefix(b" \"")?;
     let (req, rest) = until(rest, b'"')?;
     let (method, target) = request(req);
@@ -159,6 +163,7 @@ pub fn parse(line: &[u8]) -> Option<Access<'_>> {
         micros,
         upstream,
         zone_minutes,
+        day,
     })
 }
 
@@ -327,6 +332,7 @@ impl Format {
             micros: None,
             upstream: None,
             zone_minutes: None,
+            day: b"",
         };
         let (mut timed, mut statused) = (false, false);
         let mut rest = line;
@@ -351,10 +357,12 @@ impl Format {
                 Field::Addr => a.addr = value,
                 Field::TimeLocal => {
                     (a.hour, a.zone_minutes) = time_local(value)?;
+                    a.day = &value[..11];
                     timed = true;
                 }
                 Field::TimeIso => {
                     (a.hour, a.zone_minutes) = time_iso(value)?;
+                    a.day = &value[..10];
                     timed = true;
                 }
                 Field::Request => (a.method, a.target) = request(value),

@@ -96,6 +96,8 @@ pub struct Options {
     pub top: usize,
     /// The access log's format.
     pub format: access::Format,
+    /// Only lines of this day count (files given by name may hold several days).
+    pub only: Option<jiff::civil::Date>,
 }
 
 impl Default for Options {
@@ -105,6 +107,7 @@ impl Default for Options {
             checkout_path: "/checkout".into(),
             top: 10,
             format: access::Format::default(),
+            only: None,
         }
     }
 }
@@ -124,6 +127,7 @@ type ProductClicks<'a> = ((&'a Vec<u8>, &'a Vec<u8>), u64);
 pub struct Day {
     requests: u64,
     unparsed: u64,
+    other_days: u64,
     bytes: u64,
     status: [u64; 6],
     visitors: HashSet<u64, foldhash::fast::RandomState>,
@@ -151,6 +155,7 @@ impl Default for Day {
         Self {
             requests: 0,
             unparsed: 0,
+            other_days: 0,
             bytes: 0,
             status: [0; 6],
             visitors: HashSet::default(),
@@ -181,6 +186,32 @@ fn bump(map: &mut Map<Vec<u8>, u64>, key: &[u8]) {
     }
 }
 
+/// Whether `day` (`02/Dec/2026` or `2026-12-02`) is `date`.
+fn same_day(day: &[u8], date: jiff::civil::Date) -> bool {
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+    ];
+    let num = |s: &[u8]| {
+        s.iter()
+            .try_fold(0i32, |n, &b| b.is_ascii_digit().then(|| n * 10 + i32::from(b - b'0')))
+    };
+    let (y, m, d) = match day {
+        [d1, d2, b'/', m @ ..] if m.len() == 8 => (
+            num(&m[4..8]),
+            MONTHS.iter().position(|x| *x == &m[..3]).map(|i| i as i32 + 1),
+            num(&[*d1, *d2]),
+        ),
+        y if y.len() == 10 && y[4] == b'-' => (num(&y[..4]), num(&y[5..7]), num(&y[8..10])),
+        _ => return false,
+    };
+    (y, m, d)
+        == (
+            Some(i32::from(date.year())),
+            Some(i32::from(date.month())),
+            Some(i32::from(date.day())),
+        )
+}
+
 /// One visitor: address and user agent, hashed the same way in every day of a report.
 fn visitor(addr: &[u8], agent: &[u8]) -> u64 {
     use std::hash::BuildHasher as _;
@@ -199,6 +230,12 @@ impl Day {
             }
             return;
         };
+        if let Some(d) = opts.only
+            && !same_day(a.day, d)
+        {
+            self.other_days += 1;
+            return;
+        }
         self.requests += 1;
         self.bytes += a.bytes;
         if self.zone_minutes.is_none() {
@@ -327,6 +364,7 @@ impl Day {
             "bytes": self.bytes,
             "unparsed_lines": self.unparsed,
             "zone_minutes": self.zone_minutes,
+            "other_days_lines": self.other_days,
             "hours": self.hours.iter().enumerate().map(|(h, (n, hist))| json!({
                 "hour": h, "requests": n, "latency_ms": latency(hist),
             })).collect::<Vec<_>>(),

@@ -21,6 +21,8 @@ pub enum Code {
     CheckWarning = 6,
     /// `tend check`: a check past its critical threshold, a service down, a host unreachable.
     CheckCritical = 7,
+    /// `tend loadtest`: a threshold broke (`p95 < 300ms` did not hold).
+    ThresholdBroken = 8,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted = 99,
 }

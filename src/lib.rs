@@ -24,6 +24,7 @@ pub mod executor;
 pub mod exit;
 pub mod failover;
 pub mod inventory;
+pub mod loadtest;
 pub mod logs;
 pub mod migrate;
 pub mod modules;

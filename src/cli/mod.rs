@@ -8,6 +8,7 @@ mod deploy;
 mod exec;
 mod failover;
 mod inventory;
+mod loadtest;
 mod logs;
 mod migrate;
 mod report;
@@ -69,6 +70,7 @@ enum Command {
     #[command(subcommand)]
     Logs(logs::LogsCommand),
     Check(check::CheckArgs),
+    Loadtest(Box<loadtest::LoadtestArgs>),
     /// List the modules tend has, with their parameters
     Modules,
 }
@@ -119,6 +121,7 @@ pub fn main() -> ExitCode {
         Command::Report(cmd) => report::run(cmd),
         Command::Logs(cmd) => logs::run(cmd),
         Command::Check(args) => check::run(args),
+        Command::Loadtest(args) => loadtest::run(*args),
         Command::Modules => Ok(list_modules()),
     };
     if std::env::var_os("TEND_STATS").is_some_and(|v| !v.is_empty() && v != "0") {

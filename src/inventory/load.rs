@@ -92,18 +92,6 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostic> {
     Ok(files)
 }
 
-fn mapping<'a>(node: &'a Node, source: &Source, what: &str) -> Result<&'a [(Node, Node)], Diagnostic> {
-    match &node.value {
-        Value::Map(entries) => Ok(entries),
-        Value::Null => Ok(&[]),
-        _ => Err(source.error(
-            node.line,
-            node.column,
-            format!("{what} must be a mapping, found {}", node.kind()),
-        )),
-    }
-}
-
 fn key_text(key: &Node, source: &Source) -> Result<String, Diagnostic> {
     match key.scalar_text() {
         Some(s) if s.is_empty() => Err(source.error(key.line, key.column, "a name cannot be empty")),
@@ -117,7 +105,7 @@ fn key_text(key: &Node, source: &Source) -> Result<String, Diagnostic> {
 }
 
 fn vars_of(node: &Node, source: &Source, what: &str) -> Result<Vec<(String, Node)>, Diagnostic> {
-    mapping(node, source, what)?
+    yaml::entries(node, source, what)?
         .iter()
         .map(|(k, v)| Ok((key_text(k, source)?, v.clone())))
         .collect()
@@ -153,7 +141,7 @@ impl Builder {
             parsed?
         };
         yaml::reveal_sealed(&source, &root);
-        let top = mapping(&root, &source, "an inventory file")
+        let top = yaml::entries(&root, &source, "an inventory file")
             .map_err(|d| d.with_hint("a YAML inventory starts with `all:` and lists `hosts`, `vars` and `children`"))?;
         for (name, body) in top {
             let name_text = key_text(name, &source)?;
@@ -181,7 +169,7 @@ impl Builder {
             let k = key_text(key, source)?;
             match k.as_str() {
                 "hosts" => {
-                    for (host_key, host_body) in mapping(value, source, &format!("`hosts` of group `{name}`"))? {
+                    for (host_key, host_body) in yaml::entries(value, source, &format!("`hosts` of group `{name}`"))? {
                         let pattern = key_text(host_key, source)?;
                         let names =
                             expand_host_range(&pattern).map_err(|m| source.error(host_key.line, host_key.column, m))?;
@@ -201,7 +189,9 @@ impl Builder {
                     }
                 }
                 "children" => {
-                    for (child_key, child_body) in mapping(value, source, &format!("`children` of group `{name}`"))? {
+                    for (child_key, child_body) in
+                        yaml::entries(value, source, &format!("`children` of group `{name}`"))?
+                    {
                         let child_name = key_text(child_key, source)?;
                         let c = self.read_group(source, &child_name, child_body)?;
                         if !self.groups[g].children.iter().any(|(x, _)| *x == c) {

@@ -575,13 +575,18 @@ impl Monitor for Human {
             Event::Record(r) => {
                 self.end_bar();
                 let changed = r.hosts.iter().filter(|h| h.status == Status::Changed).count();
-                let line = format!(
-                    "{}: {} — {changed} of {} host(s) changed in {:.1}s",
-                    r.command,
-                    r.outcome,
-                    r.hosts.len(),
-                    self.started.elapsed().as_secs_f64()
-                );
+                let took = self.started.elapsed().as_secs_f64();
+                // A record of work on no host (a load test) has no host count to tell.
+                let line = if r.hosts.is_empty() && r.group.is_empty() {
+                    format!("{}: {} in {took:.1}s", r.command, r.outcome)
+                } else {
+                    format!(
+                        "{}: {} — {changed} of {} host(s) changed in {took:.1}s",
+                        r.command,
+                        r.outcome,
+                        r.hosts.len()
+                    )
+                };
                 let bad = r.error.is_some() || r.hosts.iter().any(|h| h.status.is_bad());
                 self.say(&if bad { s.red(&line) } else { s.green(&line) });
             }

@@ -6,7 +6,7 @@ use super::{Flag, Meta, Play, PlayConnection, Playbook, Serial, Strategy, Task, 
 use crate::diagnostic::{Diagnostic, Source, Span, did_you_mean};
 use crate::modules::{self, check_literal_args};
 use crate::template::Engine;
-use crate::yaml::{self, Node, Value};
+use crate::yaml::{self, Node, Value, entries, items, number, text};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
@@ -175,42 +175,6 @@ struct Place {
     search_paths: Vec<PathBuf>,
 }
 
-fn entries<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [(Node, Node)], Diagnostic> {
-    match &node.value {
-        Value::Map(e) => Ok(e),
-        Value::Null => Ok(&[]),
-        _ => Err(source.error(
-            node.line,
-            node.column,
-            format!("{what} must be a mapping, found {}", node.kind()),
-        )),
-    }
-}
-
-fn items<'n>(node: &'n Node, source: &Source, what: &str) -> Result<&'n [Node], Diagnostic> {
-    match &node.value {
-        Value::Seq(i) => Ok(i),
-        Value::Null => Ok(&[]),
-        _ => Err(source.error(
-            node.line,
-            node.column,
-            format!("{what} must be a list, found {}", node.kind()),
-        )),
-    }
-}
-
-fn text(node: &Node, source: &Source, what: &str) -> Result<String, Diagnostic> {
-    match &node.value {
-        Value::Str(s) => Ok(s.clone()),
-        Value::Int(_) | Value::Float(_) | Value::Bool(_) => Ok(node.scalar_text().unwrap_or_default()),
-        _ => Err(source.error(
-            node.line,
-            node.column,
-            format!("{what} must be a string, found {}", node.kind()),
-        )),
-    }
-}
-
 fn boolean(node: &Node, source: &Source, what: &str) -> Result<bool, Diagnostic> {
     match &node.value {
         Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) => crate::settings::boolean(&node.to_json())
@@ -250,22 +214,6 @@ fn flag(opts: &mut TaskOpts, which: Flag, node: &Node, source: &Source, what: &s
     }
     opts.set_flag(which, boolean(node, source, what)?);
     Ok(())
-}
-
-fn number(node: &Node, source: &Source, what: &str) -> Result<f64, Diagnostic> {
-    match &node.value {
-        Value::Int(i) => Ok(*i as f64),
-        Value::Float(f) => Ok(*f),
-        Value::Str(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| source.error(node.line, node.column, format!("{what} must be a number, found `{s}`"))),
-        _ => Err(source.error(
-            node.line,
-            node.column,
-            format!("{what} must be a number, found {}", node.kind()),
-        )),
-    }
 }
 
 /// A string or a list of strings (`tags: a,b` splits on commas when `split_commas`).

@@ -2,8 +2,10 @@
 //! (YAML 1.1 booleans such as `yes`, legacy octal such as `0644`).
 
 mod node;
+pub mod read;
 
 pub use node::{Node, Value};
+pub use read::{entries, items, number, text};
 
 use crate::diagnostic::{Diagnostic, Source};
 use std::path::Path;

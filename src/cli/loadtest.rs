@@ -1,0 +1,362 @@
+//! `tend loadtest`: the shop's own load generator, driven by a scenario file and the
+//! inventory, with latencies that do not hide a slow server's tail.
+
+use super::CliError;
+use super::common::{InventoryOpts, OutputOpts, block_on};
+use crate::diagnostic::Diagnostic;
+use crate::exit::Code;
+use crate::loadtest::engine::{self, Figures, Model, Plan, Results};
+use crate::loadtest::scenario;
+use crate::loadtest::threshold::{self, Metric, Threshold, Verdict};
+use crate::output::{Event, Events, Layout};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Simulate the shop's users and measure response times and throughput
+///
+/// Runs the journeys of SCENARIO (a YAML file: `name`, `base_url`, `vars`, `journeys` of
+/// weighted `steps` with `method`, `path`, `headers`, `json`/`form`/`body`, `extract`,
+/// `expect`, or `think: 1s`, and `thresholds`) against the shop.
+///
+/// Open model (--rate N/s): N journeys start every second, ramped up over --ramp, whatever the
+/// server does; each request's latency counts from when it was due, so a slow server shows its
+/// tail instead of slowing the generator down (coordinated omission). Closed model (--users N):
+/// N users run journeys back to back, latency counted from the send, as most tools measure; it
+/// under-reports a slow server. Results say which model ran.
+///
+/// Reported per step and overall: requests, errors by kind (connect, timeout, status, other,
+/// dropped), achieved rate, and latency p50, p90, p95, p99, p99.9 and max from a mergeable
+/// histogram (within 1/32); per second over the run in JSON. Thresholds (the scenario's and
+/// each --threshold: `p95 < 300ms`, `p999 < 2s`, `errors < 0.1%`, `errors <= 3`, `rate >= 50/s`)
+/// are checked at the end: exit 8 when one broke, 0 when all held.
+///
+/// The base URL is --base-url, else the scenario's `base_url`, else the first `lb` host of the
+/// inventory (-i, TEND_INVENTORY or ./inventory.yaml) on `shop_http_port`.
+///
+/// Examples:
+///   tend loadtest shop-browse.yaml --rate 50/s --duration 30s -i inventory.yaml
+///   tend loadtest shop-browse.yaml --users 20 --duration 1m --ramp 10s
+///   tend loadtest checkout.yaml --rate 10/s --threshold 'p99 < 800ms' --format json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct LoadtestArgs {
+    /// The scenario file
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Open model: journeys started per second (`50`, `50/s`, `3000/m`)
+    #[arg(
+        long,
+        value_name = "N/s",
+        conflicts_with = "users",
+        required_unless_present = "users"
+    )]
+    pub rate: Option<String>,
+    /// Closed model: users running journeys back to back
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1_000_000))]
+    pub users: Option<u64>,
+    /// How long journeys are started (`30s`, `2m`)
+    #[arg(long, default_value = "30s", value_name = "TIME")]
+    pub duration: String,
+    /// How long the rate (or the users) take to reach full
+    #[arg(long, default_value = "0s", value_name = "TIME")]
+    pub ramp: String,
+    /// A threshold, added to the scenario's (`p95 < 300ms`, `errors < 0.1%`); repeatable
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+    /// Where requests go [default: the scenario's `base_url`, else the first `lb` host]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// A request not answered in this time is a timeout error
+    #[arg(long, default_value = "10s", value_name = "TIME")]
+    pub timeout: String,
+    /// Open model: journeys under way at most; an arrival past it is a `dropped` error
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1_000_000))]
+    pub max_in_flight: u64,
+    #[command(flatten)]
+    pub inventory: InventoryOpts,
+    #[command(flatten)]
+    pub output: OutputOpts,
+}
+
+fn time_flag(flag: &str, text: &str) -> Result<Duration, CliError> {
+    scenario::duration(text).ok_or_else(|| {
+        Diagnostic::plain(format!("{flag} `{text}` is not a duration"))
+            .with_hint("write e.g. 30s, 2m or 500ms")
+            .into()
+    })
+}
+
+/// `50`, `50/s`, `3000/m` as per second.
+fn rate_flag(text: &str) -> Result<f64, CliError> {
+    let t = text.trim();
+    let (n, per) = match t.split_once('/') {
+        Some((n, "s")) => (n, 1.0),
+        Some((n, "m" | "min")) => (n, 60.0),
+        Some(_) => (t, f64::NAN),
+        None => (t, 1.0),
+    };
+    match n.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && per.is_finite() && v / per <= 1_000_000.0 => Ok(v / per),
+        _ => Err(Diagnostic::plain(format!("--rate `{text}` is not a rate"))
+            .with_hint("write e.g. 50, 50/s or 3000/m (at most 1,000,000/s)")
+            .into()),
+    }
+}
+
+/// The base URL from the inventory: the first `lb` host on `shop_http_port`.
+fn from_inventory(inv: &InventoryOpts) -> Result<Option<String>, CliError> {
+    if inv.inventory.is_empty() && !std::path::Path::new("inventory.yaml").exists() {
+        return Ok(None);
+    }
+    let (inventory, vars) = inv.load()?;
+    let Some(h) = inventory
+        .group_index("lb")
+        .and_then(|g| inventory.hosts_of_group(g).first().copied())
+    else {
+        return Ok(None);
+    };
+    let v = crate::settings::HostVars::new(&vars, &inventory, h, &[("shop_http_port", "80")]);
+    let address = v
+        .optional("ansible_host")?
+        .unwrap_or_else(|| inventory.hosts[h].name.clone());
+    let port = v.text("shop_http_port")?;
+    Ok(Some(if port == "80" {
+        format!("http://{address}")
+    } else {
+        format!("http://{address}:{port}")
+    }))
+}
+
+fn ms(us: u64) -> f64 {
+    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// p50..max in milliseconds.
+fn latency(f: &Figures) -> serde_json::Value {
+    let q = |x: f64| ms(f.latency.quantile(x));
+    json!({
+        "p50": q(0.5), "p90": q(0.9), "p95": q(0.95), "p99": q(0.99), "p999": q(0.999),
+        "max": ms(f.latency.max()),
+    })
+}
+
+/// The value a threshold reads from the results.
+fn measure(t: &Threshold, all: &Figures, rate: f64) -> f64 {
+    match t.metric {
+        Metric::Latency(q) if q >= 1.0 => ms(all.latency.max()),
+        Metric::Latency(q) => ms(all.latency.quantile(q)),
+        Metric::ErrorCount => all.errors.total() as f64,
+        Metric::ErrorShare if all.requests + all.errors.dropped == 0 => 0.0,
+        Metric::ErrorShare => all.errors.total() as f64 / (all.requests + all.errors.dropped) as f64 * 100.0,
+        Metric::Rate => rate,
+    }
+}
+
+/// Runs `tend loadtest`.
+pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
+    let sc = scenario::load(&a.scenario)?;
+    let mut thresholds = Vec::new();
+    for (text, _) in &sc.thresholds {
+        thresholds.push(Threshold::parse(text).map_err(|e| Diagnostic::plain(e).with_hint(threshold::HINT))?);
+    }
+    for text in &a.thresholds {
+        thresholds.push(
+            Threshold::parse(text)
+                .map_err(|e| Diagnostic::plain(format!("--threshold `{text}`: {e}")).with_hint(threshold::HINT))?,
+        );
+    }
+    let model = match (&a.rate, a.users) {
+        (Some(r), _) => Model::Open { rate: rate_flag(r)? },
+        (None, Some(u)) => Model::Closed { users: u as usize },
+        (None, None) => {
+            return Err(Diagnostic::plain("give --rate N/s (open model) or --users N (closed model)").into());
+        }
+    };
+    let base_url = match a.base_url.clone().or_else(|| sc.base_url.clone()) {
+        Some(u) => u,
+        None => from_inventory(&a.inventory)?.ok_or_else(|| {
+            Diagnostic::plain("no base URL: the scenario has no `base_url` and the inventory no `lb` host")
+                .with_hint("give --base-url http://HOST[:PORT], or `base_url:` in the scenario")
+        })?,
+    };
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(Diagnostic::plain(format!("--base-url `{base_url}` is not an http:// or https:// URL")).into());
+    }
+    let plan = Plan {
+        scenario: sc,
+        base_url: base_url.trim_end_matches('/').to_string(),
+        model,
+        duration: time_flag("--duration", &a.duration)?,
+        ramp: time_flag("--ramp", &a.ramp)?,
+        timeout: time_flag("--timeout", &a.timeout)?,
+        max_in_flight: a.max_in_flight as usize,
+    };
+    if plan.duration.is_zero() {
+        return Err(Diagnostic::plain("--duration must be more than 0").into());
+    }
+    let settings = a.output.settings(Layout::Listing);
+    block_on(async move {
+        let events = Events::start("loadtest", 0, &settings);
+        let cancel = crate::transport::interrupt_token();
+        let started = crate::output::now_rfc3339();
+        let what = match plan.model {
+            Model::Open { rate } => format!("open model, {rate} journeys/s"),
+            Model::Closed { users } => format!("closed model, {users} users"),
+        };
+        events.note(format!(
+            "{}: {} journey(s) against {} for {:?} ({what})",
+            plan.scenario.name,
+            plan.scenario.journeys.len(),
+            plan.base_url,
+            plan.duration
+        ));
+        let progress_events = events.clone();
+        let result = engine::run(plan.clone(), cancel.clone(), move |t, f| {
+            if t.as_secs() % 5 == 0 {
+                progress_events.note(format!(
+                    "{:>3} s: {} requests, {} errors, p99 {} ms",
+                    t.as_secs(),
+                    f.requests,
+                    f.errors.total(),
+                    ms(f.latency.quantile(0.99))
+                ));
+            }
+        })
+        .await;
+        let results = match result {
+            Ok(r) => r,
+            Err(e) => {
+                events.error(crate::output::ErrorEvent::new(e));
+                return events.finish(Default::default(), Code::Internal);
+            }
+        };
+        let code = report(&events, &plan, &results, &thresholds, &started, cancel.is_cancelled());
+        events.finish(Default::default(), code)
+    })
+}
+
+/// The steps' table and the record; the exit code.
+fn report(
+    events: &Events,
+    plan: &Plan,
+    r: &Results,
+    thresholds: &[Threshold],
+    started: &str,
+    interrupted: bool,
+) -> Code {
+    let all = r.overall();
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    let rate = ((all.requests as f64 / secs) * 100.0).round() / 100.0;
+    let row = |name: &str, f: &Figures| {
+        let l = latency(f);
+        json!({
+            "step": name, "requests": f.requests, "errors": f.errors.total(),
+            "p50": l["p50"], "p90": l["p90"], "p95": l["p95"], "p99": l["p99"], "p999": l["p999"], "max": l["max"],
+        })
+    };
+    let mut rows: Vec<serde_json::Value> = r.steps.iter().map(|(n, f)| row(n, f)).collect();
+    rows.push(row("(all)", &all));
+    events.table(
+        "steps",
+        &[
+            ("step", "STEP"),
+            ("requests", "REQUESTS"),
+            ("errors", "ERRORS"),
+            ("p50", "P50 MS"),
+            ("p95", "P95"),
+            ("p99", "P99"),
+            ("p999", "P99.9"),
+            ("max", "MAX"),
+        ],
+        rows,
+    );
+    let verdicts: Vec<Verdict> = thresholds
+        .iter()
+        .map(|t| {
+            let value = (measure(t, &all, rate) * 1000.0).round() / 1000.0;
+            Verdict {
+                threshold: t.text.clone(),
+                value,
+                ok: t.holds(value),
+            }
+        })
+        .collect();
+    for v in verdicts.iter().filter(|v| v.ok) {
+        events.note(format!("threshold {}: held (measured {})", v.threshold, v.value));
+    }
+    let broken_list: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.ok)
+        .map(|v| format!("{} (measured {})", v.threshold, v.value))
+        .collect();
+    let broken = !broken_list.is_empty();
+    let error = broken.then(|| format!("threshold broken: {}", broken_list.join(", ")));
+    if let Some(e) = &error {
+        events.error(crate::output::ErrorEvent::new(e.clone()));
+    }
+    let mut details = serde_json::Map::new();
+    details.insert("scenario".into(), json!(plan.scenario.name));
+    details.insert("base_url".into(), json!(plan.base_url));
+    details.insert("model".into(), json!(plan.model.name()));
+    match plan.model {
+        Model::Open { rate } => details.insert("target_rate".into(), json!(rate)),
+        Model::Closed { users } => details.insert("users".into(), json!(users)),
+    };
+    details.insert("requests".into(), json!(all.requests));
+    details.insert("errors".into(), json!(all.errors.total()));
+    details.insert("errors_by_kind".into(), json!(all.errors));
+    details.insert("rate".into(), json!(rate));
+    details.insert("journeys".into(), json!(r.journeys));
+    details.insert("latency_ms".into(), latency(&all));
+    details.insert(
+        "steps".into(),
+        serde_json::Value::Object(
+            r.steps
+                .iter()
+                .map(|(n, f)| {
+                    (
+                        n.clone(),
+                        json!({"requests": f.requests, "errors": f.errors.total(), "errors_by_kind": f.errors, "latency_ms": latency(f)}),
+                    )
+                })
+                .collect(),
+        ),
+    );
+    details.insert(
+        "seconds".into(),
+        json!(
+            r.seconds
+                .iter()
+                .enumerate()
+                .map(|(i, f)| json!({"second": i, "requests": f.requests, "errors": f.errors.total(), "p50": ms(f.latency.quantile(0.5)), "p99": ms(f.latency.quantile(0.99)), "max": ms(f.latency.max())}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    details.insert("thresholds".into(), json!(verdicts));
+    let code = if interrupted {
+        Code::Interrupted
+    } else if broken {
+        Code::ThresholdBroken
+    } else {
+        Code::Ok
+    };
+    let me = crate::ops::lock::Me::current();
+    let record = crate::output::events::Record {
+        command: "loadtest".into(),
+        group: String::new(),
+        user: me.user,
+        control_host: me.control_host,
+        started: started.to_string(),
+        finished: crate::output::now_rfc3339(),
+        seconds: (secs * 10.0).round() / 10.0,
+        check: false,
+        outcome: if broken { "thresholds broken" } else { "passed" }.into(),
+        error,
+        hosts: Vec::new(),
+        details,
+    };
+    events.emit(Event::Record(Box::new(record)));
+    code
+}

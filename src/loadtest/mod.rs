@@ -1,0 +1,6 @@
+//! Load tests of the shop: scenarios of user journeys, an open-model generator that measures
+//! latency from when each request was due (and a closed model to compare), thresholds for CI.
+
+pub mod engine;
+pub mod scenario;
+pub mod threshold;

@@ -1,0 +1,194 @@
+//! `tend loadtest` against the lab shop through its load balancer: a fixed rate held (counted
+//! by the balancer's own access log), thresholds that hold and that break with their exit
+//! code, a journey's extracted value sent on, and bad scenarios refused with their line.
+
+mod common;
+use common::{Lab, provision_shop};
+use std::path::Path;
+
+fn scenario(dir: &Path, text: &str) -> String {
+    let path = dir.join("scenario.yaml");
+    std::fs::write(&path, text).expect("scenario");
+    path.to_str().unwrap_or_default().to_string()
+}
+
+fn loadtest(lab: &Lab, args: &[&str]) -> common::Run {
+    let inv = lab.inventory();
+    let mut all = vec!["loadtest"];
+    all.extend_from_slice(args);
+    all.extend(["-i", &inv, "--format", "json"]);
+    common::run(&all)
+}
+
+fn record(r: &common::Run) -> serde_json::Value {
+    r.events("record")
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no record:\n{r:?}"))
+}
+
+/// Seconds since midnight of an access-log line's `[dd/Mon/yyyy:HH:MM:SS +zone]`.
+fn second_of(line: &str) -> Option<u32> {
+    let t = &line[line.find('[')? + 13..];
+    let n = |a: usize| t.get(a..a + 2)?.parse::<u32>().ok();
+    Some(n(0)? * 3600 + n(3)? * 60 + n(6)?)
+}
+
+#[test]
+fn a_fixed_rate_is_held_and_thresholds_decide_the_exit_code() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let dir = common::scratch();
+    let tag = format!("tend-lt-{}", std::process::id());
+    let file = scenario(
+        dir.path(),
+        &format!(
+            "name: front\njourneys:\n  - name: home\n    steps:\n      - {{name: home, path: /, headers: {{User-Agent: {tag}}}}}\nthresholds: [\"errors < 1%\"]\n"
+        ),
+    );
+    // Open model, 50 journeys a second for 30 s, the base URL from the inventory's balancer.
+    let r = loadtest(
+        &lab,
+        &[&file, "--rate", "50/s", "--duration", "30s", "--threshold", "p99 < 5s"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let rec = record(&r);
+    assert_eq!(rec["model"], "open");
+    assert_eq!(rec["requests"], 1500, "{rec}");
+    assert_eq!(rec["errors"], 0, "{rec}");
+    let rate = rec["rate"].as_f64().unwrap_or(0.0);
+    assert!((rate - 50.0).abs() <= 1.0, "rate {rate}");
+    for key in ["p50", "p90", "p95", "p99", "p999", "max"] {
+        assert!(rec["latency_ms"][key].as_f64().is_some_and(|v| v > 0.0), "{key}: {rec}");
+    }
+    assert!(
+        rec["thresholds"]
+            .as_array()
+            .is_some_and(|t| t.len() == 2 && t.iter().all(|v| v["ok"] == true)),
+        "{rec}"
+    );
+    // The balancer saw every request, spread over the 30 s at 50 a second (within 2 %).
+    let lines: Vec<String> = lab
+        .sh(s.lb, &format!("grep -F '\"{tag}\"' /var/log/nginx/access.log || true"))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 1500);
+    let seconds: Vec<u32> = lines.iter().filter_map(|l| second_of(l)).collect();
+    let (first, last) = (
+        seconds.iter().min().copied().unwrap_or(0),
+        seconds.iter().max().copied().unwrap_or(0),
+    );
+    let span = last.saturating_sub(first) + 1;
+    assert!((30..=31).contains(&span), "spread over {span} s");
+    let full: Vec<usize> = (first + 1..last)
+        .map(|sec| seconds.iter().filter(|&&x| x == sec).count())
+        .collect();
+    let mean = full.iter().sum::<usize>() as f64 / full.len().max(1) as f64;
+    assert!((mean - 50.0).abs() <= 1.0, "{mean} a second at the balancer: {full:?}");
+
+    // A threshold that cannot hold: exit 8, the verdict in the record.
+    let r = loadtest(
+        &lab,
+        &[
+            &file,
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--threshold",
+            "p50 < 0.001ms",
+        ],
+    );
+    assert_eq!(r.code, 8, "{r:?}");
+    let rec = record(&r);
+    let broken: Vec<&serde_json::Value> = rec["thresholds"]
+        .as_array()
+        .map(|t| t.iter().filter(|v| v["ok"] == false).collect())
+        .unwrap_or_default();
+    assert_eq!(broken.len(), 1, "{rec}");
+    assert_eq!(broken[0]["threshold"], "p50 < 0.001ms");
+    assert!(r.stderr.contains("threshold broken: p50 < 0.001ms (measured "), "{r:?}");
+
+    // Closed model: 4 users back to back; answers of a page that is not there are errors of
+    // kind `status`, and `errors < 1%` breaks.
+    let missing = scenario(
+        dir.path(),
+        &format!(
+            "journeys:\n  - steps:\n      - {{path: /no-such-page-{tag}, headers: {{User-Agent: {tag}}}}}\nthresholds: [\"errors < 1%\"]\n"
+        ),
+    );
+    let r = loadtest(&lab, &[&missing, "--users", "4", "--duration", "2s"]);
+    assert_eq!(r.code, 8, "{r:?}");
+    let rec = record(&r);
+    assert_eq!(rec["model"], "closed");
+    assert_eq!(rec["users"], 4);
+    assert!(rec["requests"].as_u64().is_some_and(|n| n > 4), "{rec}");
+    assert_eq!(rec["errors_by_kind"]["status"], rec["requests"], "{rec}");
+}
+
+#[test]
+fn journeys_carry_extracted_values_and_bad_scenarios_name_their_line() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let dir = common::scratch();
+    let tag = format!("tend-ex-{}", std::process::id());
+    // The front page's answer has a `Content-Type` header; its value goes into the next path.
+    let file = scenario(
+        dir.path(),
+        &format!(
+            "name: carry\nvars:\n  category: [tea]\njourneys:\n  - weight: 1\n    steps:\n      - {{path: /, extract: {{ct: {{header: Content-Type}}}}, headers: {{User-Agent: {tag}}}}}\n      - {{think: 10ms}}\n      - {{path: \"/product/{{{{ category }}}}/x?ct={{{{ ct }}}}\", expect: [200, 404], headers: {{User-Agent: {tag}}}}}\n"
+        ),
+    );
+    let r = loadtest(&lab, &[&file, "--rate", "5/s", "--duration", "2s"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let rec = record(&r);
+    assert_eq!(rec["requests"], 20, "{rec}");
+    let seen = lab.sh(
+        s.lb,
+        &format!("grep -F '\"{tag}\"' /var/log/nginx/access.log | grep -c 'GET /product/tea/x?ct=text/' || true"),
+    );
+    assert_eq!(seen.trim(), "10", "the extracted header was sent on");
+
+    // The shipped scenario runs as it is.
+    let shipped = common::repo().join("loadtests/shop-browse.yaml");
+    let r = loadtest(
+        &lab,
+        &[
+            shipped.to_str().unwrap_or_default(),
+            "--rate",
+            "4/s",
+            "--duration",
+            "2s",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let rec = record(&r);
+    assert_eq!(rec["journeys"], 8, "{rec}");
+    assert_eq!(
+        rec["requests"], 14,
+        "6 browse journeys of 2 requests and 2 health checks: {rec}"
+    );
+
+    // Mistakes: file, line and column, exit 4, nothing sent.
+    for (text, want) in [
+        (
+            "journeys:\n  - steps:\n      - {path: /, methd: GET}\n",
+            "scenario.yaml:3:",
+        ),
+        ("journeys:\n  - steps:\n      - {path: nope}\n", "must start with `/`"),
+        ("journeys:\n  - steps:\n      - {think: 1s}\n", "has no request"),
+        ("journeys: []\n", "`journeys` is empty"),
+        (
+            "thresholds: [\"p95 < fast\"]\njourneys:\n  - steps: [{path: /}]\n",
+            "scenario.yaml:1:",
+        ),
+    ] {
+        let bad = scenario(dir.path(), text);
+        let r = loadtest(&lab, &[&bad, "--rate", "1", "--duration", "1s"]);
+        assert_eq!(r.code, 4, "{text}\n{r:?}");
+        assert!(r.stderr.contains(want), "{want} not in:\n{}", r.stderr);
+    }
+    let r = loadtest(&lab, &[&file, "--duration", "1s"]);
+    assert_eq!(r.code, 4, "neither --rate nor --users\n{r:?}");
+}

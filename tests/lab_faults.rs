@@ -42,13 +42,12 @@ struct BadLinks;
 
 impl BadLinks {
     fn new(lab: &Lab) -> Self {
-        let proxy = std::fs::read(common::repo().join("tests/lab/delay-proxy.py")).expect("proxy");
+        common::put_delay_proxy(lab, 4);
         let addr = lab.address(4);
         lab.sh(
             4,
             &format!(
-                "echo {} | base64 -d > /tmp/delay-proxy.py && \
-                 for p in '12201 500' '12203 3000'; do set -- $p; setsid python3 /tmp/delay-proxy.py $1 {addr} 22 $2 >/dev/null 2>&1 < /dev/null & done; \
+                "for p in '12201 500' '12203 3000'; do set -- $p; setsid python3 /tmp/delay-proxy.py $1 {addr} 22 $2 >/dev/null 2>&1 < /dev/null & done; \
                  nft -f - <<'EOF'\n\
 table inet tendfaults {{\n\
   chain pre {{ type nat hook prerouting priority dstnat; tcp dport 2201 redirect to :12201; tcp dport 2203 redirect to :12203; tcp dport 2202 redirect to :22; }}\n\
@@ -56,8 +55,7 @@ table inet tendfaults {{\n\
   chain out {{ type filter hook output priority 0; meta l4proto tcp ct original proto-dst 2202 numgen random mod 100 < 5 counter drop; }}\n\
 }}\n\
 EOF\n\
-                 [ $? = 0 ] || exit 1; for i in $(seq 50); do ss -ltn | grep -q ':12203 ' && ss -ltn | grep -q ':12201 ' && exit 0; sleep 0.1; done; exit 1",
-                base64_encode(&proxy)
+                 [ $? = 0 ] || exit 1; for i in $(seq 50); do ss -ltn | grep -q ':12203 ' && ss -ltn | grep -q ':12201 ' && exit 0; sleep 0.1; done; exit 1"
             ),
         );
         Self
@@ -76,11 +74,6 @@ impl Drop for BadLinks {
             ],
         );
     }
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// One playbook under `strategy: free` over four names of h4: straight (port 22), slow (500 ms

@@ -192,3 +192,91 @@ fn journeys_carry_extracted_values_and_bad_scenarios_name_their_line() {
     let r = loadtest(&lab, &[&file, "--duration", "1s"]);
     assert_eq!(r.code, 4, "neither --rate nor --users\n{r:?}");
 }
+
+/// One app host made slow inside its namespace (the kernel has no `netem`): Tomcat's port
+/// redirected by nft to the lab's delaying proxy, which serves one request at a time and holds
+/// each answer 300 ms (a saturated server: its requests queue). Removed when dropped.
+struct SlowApp<'a>(&'a Lab, u32);
+
+impl<'a> SlowApp<'a> {
+    fn new(lab: &'a Lab, i: u32) -> Self {
+        common::put_delay_proxy(lab, i);
+        let addr = lab.address(i);
+        lab.sh(
+            i,
+            &format!(
+                "setsid python3 /tmp/delay-proxy.py 18080 {addr} 8080 300 serial >/dev/null 2>&1 < /dev/null & \
+                 nft -f - <<'EOF'\n\
+table inet tendslow {{\n\
+  chain pre {{ type nat hook prerouting priority dstnat; tcp dport 8080 redirect to :18080; }}\n\
+}}\n\
+EOF\n\
+                 [ $? = 0 ] || exit 1; for i in $(seq 50); do ss -ltn | grep -q ':18080 ' && exit 0; sleep 0.1; done; exit 1"
+            ),
+        );
+        Self(lab, i)
+    }
+}
+
+impl Drop for SlowApp<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.on_host(
+            self.1,
+            &[
+                "sh",
+                "-c",
+                "nft delete table inet tendslow; pkill -f 'python3 /tmp/[d]elay-proxy.py 18080'",
+            ],
+        );
+    }
+}
+
+/// Coordinated omission, measured: with one app host slow, the open model (requests due at a
+/// fixed rate, latency from when they were due) shows the queue's tail; a closed model of a
+/// few users over the same time waits for each answer before asking again, sends less while
+/// the server is slow, and reports a far shorter p99.
+#[test]
+fn a_slow_app_host_shows_its_tail_in_the_open_model_and_the_closed_model_hides_it() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let dir = common::scratch();
+    let file = scenario(
+        dir.path(),
+        "journeys:\n  - steps:\n      - {name: home, path: /, headers: {User-Agent: tend-co}}\n",
+    );
+    let slow = SlowApp::new(&lab, s.apps[0]);
+    let open = loadtest(&lab, &[&file, "--rate", "10/s", "--duration", "8s"]);
+    let closed = loadtest(&lab, &[&file, "--users", "4", "--duration", "8s"]);
+    drop(slow);
+    assert_eq!(open.code, 0, "{open:?}");
+    assert_eq!(closed.code, 0, "{closed:?}");
+    let (o, c) = (record(&open), record(&closed));
+    assert_eq!(
+        (o["model"].as_str(), c["model"].as_str()),
+        (Some("open"), Some("closed"))
+    );
+    assert_eq!(o["requests"], 80, "{o}");
+    assert_eq!(
+        (o["errors"].as_u64(), c["errors"].as_u64()),
+        (Some(0), Some(0)),
+        "{o}\n{c}"
+    );
+    let p99 = |r: &serde_json::Value| r["latency_ms"]["p99"].as_f64().unwrap_or(0.0);
+    let p50 = |r: &serde_json::Value| r["latency_ms"]["p50"].as_f64().unwrap_or(0.0);
+    // Half the requests queue on the slow host: arriving at 5 a second where it serves 3.3,
+    // the last of them wait seconds. The closed model's 4 users are never more than 4 deep.
+    assert!(p99(&o) > 2000.0, "open p99 {} ms: {o}", p99(&o));
+    assert!(p99(&c) < 1500.0, "closed p99 {} ms: {c}", p99(&c));
+    assert!(p99(&o) > 2.0 * p99(&c), "open {} vs closed {}", p99(&o), p99(&c));
+    // The closed model sent less than the open one asked for in the same time.
+    assert!(c["requests"].as_u64() < o["requests"].as_u64(), "{o}\n{c}");
+    eprintln!(
+        "open: {} requests, p50 {} ms, p99 {} ms; closed: {} requests, p50 {} ms, p99 {} ms",
+        o["requests"],
+        p50(&o),
+        p99(&o),
+        c["requests"],
+        p50(&c),
+        p99(&c)
+    );
+}

@@ -421,3 +421,17 @@ pub fn pixels_of(pixels: &[[u8; 3]], hex: &str) -> usize {
     let rgb = [(v >> 16) as u8, (v >> 8) as u8, v as u8];
     pixels.iter().filter(|p| **p == rgb).count()
 }
+
+/// Puts the lab's delaying proxy (tests/lab/delay-proxy.py) at /tmp/delay-proxy.py inside host
+/// hI, for slow links and slow servers made with an nft redirect.
+pub fn put_delay_proxy(lab: &Lab, i: u32) {
+    use base64::Engine as _;
+    let proxy = std::fs::read(repo().join("tests/lab/delay-proxy.py")).expect("proxy");
+    lab.sh(
+        i,
+        &format!(
+            "echo {} | base64 -d > /tmp/delay-proxy.py",
+            base64::engine::general_purpose::STANDARD.encode(proxy)
+        ),
+    );
+}

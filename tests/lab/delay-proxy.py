@@ -3,7 +3,10 @@
 for the lab, whose kernel has no `netem`. Used by the fault tests inside a host's namespace,
 behind an nft redirect.
 
-usage: delay-proxy.py LISTEN_PORT TARGET_HOST TARGET_PORT DELAY_MS
+With `serial`, connections are served one at a time, each held DELAY_MS: a saturated server
+whose requests queue (the load tests' slow app host).
+
+usage: delay-proxy.py LISTEN_PORT TARGET_HOST TARGET_PORT DELAY_MS [serial]
 """
 import asyncio
 import sys
@@ -37,8 +40,17 @@ async def pump(reader, writer, delay):
     await asyncio.gather(read(), write(), return_exceptions=True)
 
 
-async def main(port, host, target_port, delay):
+async def main(port, host, target_port, delay, serial):
+    one_at_a_time = asyncio.Lock()
+
     async def handle(client_r, client_w):
+        if serial:
+            async with one_at_a_time:
+                await serve(client_r, client_w)
+        else:
+            await serve(client_r, client_w)
+
+    async def serve(client_r, client_w):
         try:
             server_r, server_w = await asyncio.open_connection(host, target_port)
         except OSError:
@@ -59,4 +71,4 @@ async def main(port, host, target_port, delay):
 
 if __name__ == "__main__":
     listen, host, target, ms = sys.argv[1:5]
-    asyncio.run(main(int(listen), host, int(target), int(ms) / 1000.0))
+    asyncio.run(main(int(listen), host, int(target), int(ms) / 1000.0, sys.argv[5:6] == ["serial"]))

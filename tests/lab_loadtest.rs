@@ -245,7 +245,19 @@ fn a_slow_app_host_shows_its_tail_in_the_open_model_and_the_closed_model_hides_i
         "journeys:\n  - steps:\n      - {name: home, path: /, headers: {User-Agent: tend-co}}\n",
     );
     let slow = SlowApp::new(&lab, s.apps[0]);
-    let open = loadtest(&lab, &[&file, "--rate", "10/s", "--duration", "8s"]);
+    let page = dir.path().join("open.html");
+    let open = loadtest(
+        &lab,
+        &[
+            &file,
+            "--rate",
+            "10/s",
+            "--duration",
+            "8s",
+            "--html",
+            page.to_str().unwrap_or_default(),
+        ],
+    );
     let closed = loadtest(&lab, &[&file, "--users", "4", "--duration", "8s"]);
     drop(slow);
     assert_eq!(open.code, 0, "{open:?}");
@@ -268,6 +280,25 @@ fn a_slow_app_host_shows_its_tail_in_the_open_model_and_the_closed_model_hides_i
     assert!(p99(&o) > 2000.0, "open p99 {} ms: {o}", p99(&o));
     assert!(p99(&c) < 1500.0, "closed p99 {} ms: {c}", p99(&c));
     assert!(p99(&o) > 2.0 * p99(&c), "open {} vs closed {}", p99(&o), p99(&c));
+    // The page: latency over time drawn from the same record (its p99 in the headline), the
+    // queue's climb visible as the p99 and max lines over the requests per second.
+    let html = std::fs::read_to_string(&page).expect("page");
+    assert!(
+        html.contains(&format!("Latency p99<b>{} ms</b>", o["latency_ms"]["p99"])),
+        "{html}"
+    );
+    assert!(
+        html.contains("open model: latency from when each request was due"),
+        "{html}"
+    );
+    let pixels = common::screenshot(&page, 1000, 700);
+    for (colour, what) in [
+        ("#f28e2b", "p99 line"),
+        ("#4e79a7", "p50 line"),
+        ("#bab0ac", "requests"),
+    ] {
+        assert!(common::pixels_of(&pixels, colour) > 200, "no {what} drawn");
+    }
     // The closed model sent less than the open one asked for in the same time.
     assert!(c["requests"].as_u64() < o["requests"].as_u64(), "{o}\n{c}");
     eprintln!(

@@ -30,7 +30,8 @@ use std::time::Duration;
 /// dropped), achieved rate, and latency p50, p90, p95, p99, p99.9 and max from a mergeable
 /// histogram (within 1/32); per second over the run in JSON. Thresholds (the scenario's and
 /// each --threshold: `p95 < 300ms`, `p999 < 2s`, `errors < 0.1%`, `errors <= 3`, `rate >= 50/s`)
-/// are checked at the end: exit 8 when one broke, 0 when all held.
+/// are checked at the end: exit 8 when one broke, 0 when all held. --html FILE writes the
+/// results as one self-contained page with latency over time.
 ///
 /// The base URL is --base-url, else the scenario's `base_url`, else the first `lb` host of the
 /// inventory (-i, TEND_INVENTORY or ./inventory.yaml) on `shop_http_port`.
@@ -71,6 +72,9 @@ pub struct LoadtestArgs {
     /// A request not answered in this time is a timeout error
     #[arg(long, default_value = "10s", value_name = "TIME")]
     pub timeout: String,
+    /// Also write the results as a self-contained HTML page (latency over time)
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Open model: journeys under way at most; an arrival past it is a `dropped` error
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1_000_000))]
     pub max_in_flight: u64,
@@ -197,6 +201,7 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
         return Err(Diagnostic::plain("--duration must be more than 0").into());
     }
     let settings = a.output.settings(Layout::Listing);
+    let html = a.html.clone();
     block_on(async move {
         let events = Events::start("loadtest", 0, &settings);
         let cancel = crate::transport::interrupt_token();
@@ -232,7 +237,15 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
                 return events.finish(Default::default(), Code::Internal);
             }
         };
-        let code = report(&events, &plan, &results, &thresholds, &started, cancel.is_cancelled());
+        let code = report(
+            &events,
+            &plan,
+            &results,
+            &thresholds,
+            &started,
+            cancel.is_cancelled(),
+            html.as_deref(),
+        );
         events.finish(Default::default(), code)
     })
 }
@@ -245,6 +258,7 @@ fn report(
     thresholds: &[Threshold],
     started: &str,
     interrupted: bool,
+    html: Option<&std::path::Path>,
 ) -> Code {
     let all = r.overall();
     let secs = r.elapsed.as_secs_f64().max(1e-9);
@@ -325,7 +339,7 @@ fn report(
         ),
     );
     details.insert(
-        "seconds".into(),
+        "per_second".into(),
         json!(
             r.seconds
                 .iter()
@@ -357,6 +371,13 @@ fn report(
         hosts: Vec::new(),
         details,
     };
+    if let Some(path) = html {
+        let page = crate::loadtest::html::render(&serde_json::to_value(&record).unwrap_or_default());
+        match std::fs::write(path, page) {
+            Ok(()) => events.note(format!("report: {}", path.display())),
+            Err(e) => events.warn(format!("cannot write the report {}: {e}", path.display())),
+        }
+    }
     events.emit(Event::Record(Box::new(record)));
     code
 }

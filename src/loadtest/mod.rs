@@ -2,5 +2,6 @@
 //! latency from when each request was due (and a closed model to compare), thresholds for CI.
 
 pub mod engine;
+pub mod html;
 pub mod scenario;
 pub mod threshold;

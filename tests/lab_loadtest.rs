@@ -311,3 +311,49 @@ fn a_slow_app_host_shows_its_tail_in_the_open_model_and_the_closed_model_hides_i
         p99(&c)
     );
 }
+
+/// `--from app`: the generator runs on the two app hosts (tend uploaded to them), each at
+/// half the rate; their histograms are merged here. The balancer's log shows both as clients.
+#[test]
+fn generators_on_two_hosts_are_merged() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let dir = common::scratch();
+    let tag = format!("tend-from-{}", std::process::id());
+    let file = scenario(
+        dir.path(),
+        &format!("journeys:\n  - steps:\n      - {{name: home, path: /, headers: {{User-Agent: {tag}}}}}\n"),
+    );
+    let r = loadtest(
+        &lab,
+        &[
+            &file,
+            "--from",
+            "app",
+            "--rate",
+            "20/s",
+            "--duration",
+            "5s",
+            "--threshold",
+            "errors < 1%",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let rec = record(&r);
+    assert_eq!(rec["requests"], 100, "{rec}");
+    assert_eq!(rec["errors"], 0, "{rec}");
+    assert!(rec["latency_ms"]["p99"].as_f64().is_some_and(|v| v > 0.0), "{rec}");
+    let per_second: u64 = rec["per_second"]
+        .as_array()
+        .map(|v| v.iter().map(|x| x["requests"].as_u64().unwrap_or(0)).sum())
+        .unwrap_or(0);
+    assert_eq!(per_second, 100, "the seconds of both generators add up: {rec}");
+    for app in &s.apps {
+        let addr = lab.address(*app);
+        let n = lab.sh(
+            s.lb,
+            &format!("grep -F '\"{tag}\"' /var/log/nginx/access.log | grep -c '^{addr} ' || true"),
+        );
+        assert_eq!(n.trim(), "50", "requests from h{app} ({addr})");
+    }
+}

@@ -2,7 +2,7 @@
 //! inventory, with latencies that do not hide a slow server's tail.
 
 use super::CliError;
-use super::common::{InventoryOpts, OutputOpts, block_on};
+use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::loadtest::engine::{self, Figures, Model, Plan, Results};
@@ -75,11 +75,21 @@ pub struct LoadtestArgs {
     /// Also write the results as a self-contained HTML page (latency over time)
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Run the generator on the hosts of GROUP (a pattern) instead of here: the same tend
+    /// binary is uploaded to them (once: it is kept by its checksum), the rate or the users are
+    /// split between them, and their histograms are merged exactly
+    #[arg(long, value_name = "GROUP")]
+    pub from: Option<String>,
+    /// For a coordinating tend (`--from`): print the raw results, check no threshold
+    #[arg(long, hide = true)]
+    pub raw_results: bool,
     /// Open model: journeys under way at most; an arrival past it is a `dropped` error
     #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1_000_000))]
     pub max_in_flight: u64,
     #[command(flatten)]
     pub inventory: InventoryOpts,
+    #[command(flatten)]
+    pub connection: ConnectionOpts,
     #[command(flatten)]
     pub output: OutputOpts,
 }
@@ -202,6 +212,10 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
     }
     let settings = a.output.settings(Layout::Listing);
     let html = a.html.clone();
+    if let Some(group) = a.from.clone() {
+        return distributed(&a, &group, plan, thresholds, settings);
+    }
+    let raw = a.raw_results;
     block_on(async move {
         let events = Events::start("loadtest", 0, &settings);
         let cancel = crate::transport::interrupt_token();
@@ -237,6 +251,11 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
                 return events.finish(Default::default(), Code::Internal);
             }
         };
+        if raw {
+            // For the coordinator: the results whole, one JSON line, nothing judged here.
+            crate::cli::common::print_out(&format!("{}\n", json!({"event": "results", "results": results})));
+            return events.finish(Default::default(), Code::Ok);
+        }
         let code = report(
             &events,
             &plan,
@@ -247,6 +266,202 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
             html.as_deref(),
         );
         events.finish(Default::default(), code)
+    })
+}
+
+/// The plan's share for generator `i` of `n`: the rate divided, the users dealt out.
+fn share(model: Model, i: usize, n: usize) -> Model {
+    match model {
+        Model::Open { rate } => Model::Open { rate: rate / n as f64 },
+        Model::Closed { users } => Model::Closed {
+            users: users / n + usize::from(i < users % n),
+        },
+    }
+}
+
+/// What a generator host sends back: its results, or why it failed.
+async fn generate(
+    host: &crate::transport::Host,
+    exe: &std::path::Path,
+    hashed: &crate::transport::Hashed,
+    scenario_text: &[u8],
+    plan: &Plan,
+    model: Model,
+    run_id: &str,
+) -> Result<Results, String> {
+    use crate::transport::{Content, FileSpec, Input, RemoteCommand, shell::quote};
+    let binary = format!("/var/tmp/tend-{}", &hashed.sha256[..16]);
+    let mut spec = FileSpec::new(
+        &binary,
+        Content::File {
+            path: exe,
+            hashed: hashed.clone(),
+        },
+    );
+    spec.mode = Some(0o755);
+    host.upload(&spec, false)
+        .await
+        .map_err(|e| format!("cannot upload tend to {binary}: {e}"))?;
+    let scenario = format!("/var/tmp/tend-loadtest-{run_id}.yaml");
+    host.upload(&FileSpec::new(&scenario, Content::Bytes(scenario_text)), false)
+        .await
+        .map_err(|e| format!("cannot upload the scenario to {scenario}: {e}"))?;
+    let load = match model {
+        Model::Open { rate } => format!("--rate {rate}"),
+        Model::Closed { users } if users == 0 => return Ok(empty_results(plan)),
+        Model::Closed { users } => format!("--users {users}"),
+    };
+    let secs = |d: Duration| format!("{}ms", d.as_millis());
+    let script = format!(
+        "{} loadtest {} {load} --duration {} --ramp {} --timeout {} --max-in-flight {} --base-url {} --raw-results --format json --log-dir /var/tmp/tend-loadtest-runs; rc=$?; rm -f {}; exit $rc",
+        quote(&binary),
+        quote(&scenario),
+        secs(plan.duration),
+        secs(plan.ramp),
+        secs(plan.timeout),
+        plan.max_in_flight,
+        quote(&plan.base_url),
+        quote(&scenario),
+    );
+    let out = host
+        .run(&RemoteCommand::new(script), Input::None)
+        .await
+        .map_err(|e| format!("the generator did not run: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let results = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "results")
+        .and_then(|v| serde_json::from_value::<Results>(v["results"].clone()).ok());
+    match results {
+        Some(r) if out.success() => Ok(r),
+        _ => Err(format!(
+            "the generator exited {}: {}",
+            out.rc.map_or_else(|| "by a signal".to_string(), |c| c.to_string()),
+            crate::transport::tail(&String::from_utf8_lossy(&out.stderr), 5)
+        )),
+    }
+}
+
+/// Results with the plan's steps and nothing measured (a generator given no users).
+fn empty_results(plan: &Plan) -> Results {
+    Results {
+        steps: plan
+            .scenario
+            .journeys
+            .iter()
+            .flat_map(|j| {
+                j.steps.iter().filter_map(move |s| match s {
+                    crate::loadtest::scenario::Step::Request(r) => {
+                        Some((format!("{}/{}", j.name, r.name), Figures::default()))
+                    }
+                    crate::loadtest::scenario::Step::Think(_) => None,
+                })
+            })
+            .collect(),
+        seconds: Vec::new(),
+        journeys: 0,
+        dropped: 0,
+        elapsed: Duration::ZERO,
+    }
+}
+
+/// `--from GROUP`: the generators on the group's hosts, their results merged and judged here.
+fn distributed(
+    a: &LoadtestArgs,
+    group: &str,
+    plan: Plan,
+    thresholds: Vec<Threshold>,
+    settings: crate::output::OutputSettings,
+) -> Result<Code, CliError> {
+    let (inv, vars) = a.inventory.load()?;
+    let chosen = crate::inventory::select(&inv, group, a.connection.limit.as_deref())?;
+    if chosen.is_empty() {
+        return Err(Diagnostic::plain(format!("--from `{group}` matches no host of the inventory")).into());
+    }
+    let mut targets = Vec::new();
+    for &h in &chosen {
+        targets.push(a.connection.target(&inv, &vars, h)?);
+    }
+    let scenario_text =
+        std::fs::read(&a.scenario).map_err(|e| Diagnostic::plain(format!("{}: {e}", a.scenario.display())))?;
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find tend's own binary: {e}"))?;
+    let options = a.connection.connect_options()?;
+    let html = a.html.clone();
+    block_on(async move {
+        let events = Events::start("loadtest", targets.len(), &settings);
+        let hashed = match crate::transport::hash_file(&exe).await {
+            Ok(h) => h,
+            Err(e) => {
+                events.error(crate::output::ErrorEvent::new(format!(
+                    "cannot read {}: {e}",
+                    exe.display()
+                )));
+                return events.finish(Default::default(), Code::Internal);
+            }
+        };
+        let fleet = a.connection.fleet(options);
+        let request = crate::ops::Request::survey("loadtest", targets.len(), &targets);
+        let started = crate::output::now_rfc3339();
+        let run_id = format!("{}", std::process::id());
+        let n = targets.len();
+        events.note(format!(
+            "{}: {} generator(s) on {group} against {} for {:?}",
+            plan.scenario.name, n, plan.base_url, plan.duration
+        ));
+        crate::ops::run(
+            &events,
+            &fleet,
+            request,
+            targets.clone(),
+            async |s: &crate::ops::Session<'_>| {
+                let parts = s
+                    .each(targets.iter().enumerate(), |(i, t)| {
+                        let (plan, hashed, exe, text, run_id) = (&plan, &hashed, &exe, &scenario_text, &run_id);
+                        async move {
+                            let Some(host) = s.host(&t.name) else {
+                                return (t.name.clone(), Err("unreachable".to_string()));
+                            };
+                            let r = generate(host, exe, hashed, text, plan, share(plan.model, i, n), run_id).await;
+                            (t.name.clone(), r)
+                        }
+                    })
+                    .await;
+                let mut merged: Option<Results> = None;
+                let mut failed = false;
+                for (host, part) in &parts {
+                    s.touch(host);
+                    match part {
+                        Ok(r) => match merged.as_mut() {
+                            Some(m) => m.merge(r),
+                            None => merged = Some(r.clone()),
+                        },
+                        Err(e) => {
+                            failed = true;
+                            s.events()
+                                .error(crate::output::ErrorEvent::new(format!("generator {host}: {e}")));
+                        }
+                    }
+                }
+                let Some(results) = merged.filter(|_| !failed) else {
+                    return crate::ops::Outcome {
+                        code: Code::HostFailed,
+                        record: None,
+                    };
+                };
+                let code = report(
+                    s.events(),
+                    &plan,
+                    &results,
+                    &thresholds,
+                    &started,
+                    s.cancel.is_cancelled(),
+                    html.as_deref(),
+                );
+                crate::ops::Outcome { code, record: None }
+            },
+        )
+        .await
     })
 }
 

@@ -55,7 +55,7 @@ pub struct Plan {
 }
 
 /// Errors by kind.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Errors {
     /// The connection could not be made.
     pub connect: u64,
@@ -85,7 +85,7 @@ impl Errors {
 }
 
 /// One step's (or the whole run's) figures.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Figures {
     /// Requests sent (answered or not).
     pub requests: u64,
@@ -96,15 +96,16 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn merge(&mut self, o: &Figures) {
+    /// Adds another's figures (another step, another generator).
+    pub fn merge(&mut self, o: &Figures) {
         self.requests += o.requests;
         self.errors.add(&o.errors);
         self.latency.merge(&o.latency);
     }
 }
 
-/// What a run measured.
-#[derive(Debug, Clone)]
+/// What a run measured; generators' results merge exactly.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Results {
     /// Per request step: its name and figures, in the scenario's order.
     pub steps: Vec<(String, Figures)>,
@@ -119,6 +120,22 @@ pub struct Results {
 }
 
 impl Results {
+    /// Adds another generator's results of the same scenario (steps in the same order).
+    pub fn merge(&mut self, o: &Results) {
+        for (mine, (_, theirs)) in self.steps.iter_mut().zip(&o.steps) {
+            mine.1.merge(theirs);
+        }
+        if self.seconds.len() < o.seconds.len() {
+            self.seconds.resize_with(o.seconds.len(), Figures::default);
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(&o.seconds) {
+            mine.merge(theirs);
+        }
+        self.journeys += o.journeys;
+        self.dropped += o.dropped;
+        self.elapsed = self.elapsed.max(o.elapsed);
+    }
+
     /// Every step together.
     pub fn overall(&self) -> Figures {
         let mut all = Figures::default();

@@ -9,7 +9,9 @@ const SUB_BITS: u32 = 5;
 /// Enough buckets for 2^48 µs (nine years).
 const BUCKETS: usize = 64 + (48 - 6) * 32;
 
-/// Counts of microsecond values.
+/// Counts of microsecond values. Serialized sparse (`{"buckets": [[index, count], ...],
+/// "max": µs}`), so another process's histogram (a load generator on another host) merges
+/// exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Histogram {
     counts: Vec<u64>,
@@ -47,6 +49,46 @@ fn value(i: usize) -> u64 {
     let m = (j & ((1 << SUB_BITS) - 1)) as u64;
     let low = (1u64 << e) + (m << (e - SUB_BITS));
     low + (1u64 << (e - SUB_BITS)) / 2
+}
+
+/// The sparse form.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sparse {
+    buckets: Vec<(usize, u64)>,
+    max: u64,
+}
+
+impl serde::Serialize for Histogram {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Sparse {
+            buckets: self
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i, *c))
+                .collect(),
+            max: self.max,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Histogram {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let sparse = Sparse::deserialize(deserializer)?;
+        let mut h = Histogram::default();
+        for (i, c) in sparse.buckets {
+            let slot = h
+                .counts
+                .get_mut(i)
+                .ok_or_else(|| serde::de::Error::custom(format!("bucket {i} out of range")))?;
+            *slot += c;
+            h.total += c;
+        }
+        h.max = sparse.max;
+        Ok(h)
+    }
 }
 
 impl Histogram {
@@ -119,5 +161,9 @@ mod tests {
             assert!((got - v as f64).abs() <= (v as f64 / 32.0).max(0.5), "{v}: {got}");
         }
         assert_eq!(Histogram::default().quantile(0.5), 0);
+        let text = serde_json::to_string(&all).expect("serializes");
+        let back: Histogram = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back, all);
+        assert!(serde_json::from_str::<Histogram>(r#"{"buckets": [[99999, 1]], "max": 1}"#).is_err());
     }
 }

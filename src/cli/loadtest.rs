@@ -308,7 +308,7 @@ async fn generate(
         .map_err(|e| format!("cannot upload the scenario to {scenario}: {e}"))?;
     let load = match model {
         Model::Open { rate } => format!("--rate {rate}"),
-        Model::Closed { users } if users == 0 => return Ok(empty_results(plan)),
+        Model::Closed { users: 0 } => return Ok(empty_results(plan)),
         Model::Closed { users } => format!("--users {users}"),
     };
     let secs = |d: Duration| format!("{}ms", d.as_millis());

@@ -162,6 +162,8 @@ struct Shared {
 struct Run {
     plan: Plan,
     client: reqwest::Client,
+    /// The fast path for `http://` base URLs.
+    http: Option<super::http1::Pool>,
     start: Instant,
     shared: Mutex<Shared>,
     /// The index of each journey's request steps into `steps`.
@@ -276,39 +278,55 @@ fn render_json(v: &serde_json::Value, vars: &HashMap<String, serde_json::Value>)
 
 /// Sends one request; the outcome, and the values it extracts.
 async fn send(run: &Run, req: &Request, vars: &mut HashMap<String, serde_json::Value>) -> Outcome {
-    let url = format!("{}{}", run.plan.base_url, render(&req.path, vars));
-    let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut rb = run.client.request(method, url).timeout(run.plan.timeout);
-    for (k, v) in &req.headers {
-        rb = rb.header(k.as_str(), render(v, vars));
-    }
-    rb = match &req.body {
-        None => rb,
-        Some(Body::Json(v)) => rb
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(render_json(v, vars).to_string()),
+    let path = render(&req.path, vars);
+    let headers: Vec<(String, String)> = req.headers.iter().map(|(k, v)| (k.clone(), render(v, vars))).collect();
+    let body: Option<(Option<&'static str>, Vec<u8>)> = match &req.body {
+        None => None,
+        Some(Body::Json(v)) => Some((Some("application/json"), render_json(v, vars).to_string().into_bytes())),
         Some(Body::Form(fields)) => {
             let mut enc = form_urlencoded::Serializer::new(String::new());
             for (k, v) in fields {
                 enc.append_pair(k, &render(v, vars));
             }
-            rb.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(enc.finish())
+            Some((Some("application/x-www-form-urlencoded"), enc.finish().into_bytes()))
         }
-        Some(Body::Text(t)) => rb.body(render(t, vars)),
+        Some(Body::Text(t)) => Some((None, render(t, vars).into_bytes())),
     };
-    let answer = match rb.send().await {
-        Ok(a) => a,
-        Err(e) if e.is_timeout() => return Outcome::Error(|e| e.timeout += 1),
-        Err(e) if e.is_connect() => return Outcome::Error(|e| e.connect += 1),
-        Err(_) => return Outcome::Error(|e| e.other += 1),
-    };
-    let status = answer.status().as_u16();
-    let headers = answer.headers().clone();
-    let body = match answer.bytes().await {
-        Ok(b) => b,
-        Err(e) if e.is_timeout() => return Outcome::Error(|e| e.timeout += 1),
-        Err(_) => return Outcome::Error(|e| e.other += 1),
+    let (status, headers, body) = match &run.http {
+        Some(pool) => match tokio::time::timeout(run.plan.timeout, pool.send(&req.method, &path, &headers, body)).await
+        {
+            Err(_) => return Outcome::Error(|e| e.timeout += 1),
+            Ok(Err(super::http1::Failure::Connect)) => return Outcome::Error(|e| e.connect += 1),
+            Ok(Err(super::http1::Failure::Other)) => return Outcome::Error(|e| e.other += 1),
+            Ok(Ok(a)) => (a.status, a.headers, a.body),
+        },
+        None => {
+            let url = format!("{}{path}", run.plan.base_url);
+            let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+            let mut rb = run.client.request(method, url).timeout(run.plan.timeout);
+            for (k, v) in &headers {
+                rb = rb.header(k.as_str(), v.as_str());
+            }
+            if let Some((content_type, b)) = body {
+                if let Some(t) = content_type {
+                    rb = rb.header(reqwest::header::CONTENT_TYPE, t);
+                }
+                rb = rb.body(b);
+            }
+            let answer = match rb.send().await {
+                Ok(a) => a,
+                Err(e) if e.is_timeout() => return Outcome::Error(|e| e.timeout += 1),
+                Err(e) if e.is_connect() => return Outcome::Error(|e| e.connect += 1),
+                Err(_) => return Outcome::Error(|e| e.other += 1),
+            };
+            let status = answer.status().as_u16();
+            let headers = answer.headers().clone();
+            match answer.bytes().await {
+                Ok(b) => (status, headers, b),
+                Err(e) if e.is_timeout() => return Outcome::Error(|e| e.timeout += 1),
+                Err(_) => return Outcome::Error(|e| e.other += 1),
+            }
+        }
     };
     let expected = match &req.expect {
         Some(codes) => codes.contains(&status),
@@ -442,6 +460,7 @@ pub async fn run(
     let run = Arc::new(Run {
         plan: plan.clone(),
         client,
+        http: super::http1::Pool::new(&plan.base_url, plan.timeout),
         start,
         shared: Mutex::new(Shared {
             steps,
@@ -511,17 +530,18 @@ pub async fn run(
         }
         Model::Closed { users } => {
             let users = users.max(1);
-            let (tx, mut done) = tokio::sync::mpsc::unbounded_channel::<()>();
+            // Journeys are counted in one atomic: no wake-up of this loop per journey.
+            let count = Arc::new(std::sync::atomic::AtomicU64::new(0));
             for u in 0..users {
                 let run = run.clone();
                 let cancel = cancel.clone();
+                let count = count.clone();
                 let delay = plan.ramp.mul_f64(u as f64 / users as f64);
                 let mut picker = Picker::new(&plan.scenario.journeys);
                 for _ in 0..u {
                     picker.next();
                 }
                 let mut r = Rng(rng.0 ^ ((u as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
-                let tx = tx.clone();
                 tasks.spawn(async move {
                     tokio::time::sleep(delay).await;
                     while Instant::now() < end && !cancel.is_cancelled() {
@@ -529,24 +549,21 @@ pub async fn run(
                         let seed = Rng(r.0);
                         r.below(2);
                         journey(run.clone(), j, Instant::now(), false, seed).await;
-                        let _ = tx.send(());
+                        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 });
             }
-            drop(tx);
             loop {
                 tokio::select! {
-                    m = done.recv() => match m {
-                        Some(()) => journeys += 1,
-                        None => break,
-                    },
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    done = tasks.join_next() => if done.is_none() { break },
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 if last_progress.elapsed() >= Duration::from_secs(1) {
                     last_progress = Instant::now();
                     progress(start.elapsed(), &snapshot(&run));
                 }
             }
+            journeys = count.load(std::sync::atomic::Ordering::Relaxed);
         }
     }
     // Journeys under way finish (each request has its timeout).

@@ -3,5 +3,6 @@
 
 pub mod engine;
 pub mod html;
+pub mod http1;
 pub mod scenario;
 pub mod threshold;

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# tend's load generator against oha (crates.io) and wrk (Debian) on the same target, side by
+# side in one run:
+#   1. the most requests a second each makes on one core (50 connections, closed loop);
+#   2. latency percentiles at a fixed rate below saturation (tend's open model and oha's
+#      --latency-correction; wrk cannot hold a rate, and wrk2 is not in Debian);
+#   3. memory per concurrent user (peak RSS with 100 and with 1000 users).
+# The target is nginx from Debian's package, unpacked here (not installed), one worker pinned
+# to core 1 answering "ok" from memory; every generator is pinned to core 0.
+#
+#   bench/loadtest.sh [SECONDS] [RATE]     # default 10 s per run, 2000 requests/s (root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-10}
+rate=${2:-2000}
+work=$PWD/target/bench/loadtest
+mkdir -p "$work"
+export DEBIAN_FRONTEND=noninteractive
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
+if [ ! -x "$work/nginx/usr/sbin/nginx" ]; then
+    (cd "$work" && apt-get download -qq nginx 2>/dev/null && dpkg -x nginx_*.deb nginx)
+fi
+if [ ! -x "$work/oha/bin/oha" ]; then
+    echo "building oha from crates.io (once)" >&2
+    CARGO_TARGET_DIR="$work/oha-build" cargo install oha --locked --quiet --root "$work/oha"
+fi
+cargo build --release --locked -q
+tend=$PWD/target/release/tend
+oha=$work/oha/bin/oha
+
+port=18088
+mkdir -p "$work/www"
+cat > "$work/www/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/www/nginx.pid;
+error_log $work/www/error.log;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path $work/www/body; proxy_temp_path $work/www/proxy;
+  fastcgi_temp_path $work/www/fcgi; uwsgi_temp_path $work/www/uwsgi; scgi_temp_path $work/www/scgi;
+  server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+}
+CONF
+taskset -c 1 "$work/nginx/usr/sbin/nginx" -p "$work/www" -c "$work/www/nginx.conf" &
+nginx_pid=$!
+trap 'kill $nginx_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
+url="http://127.0.0.1:$port/"
+printf 'name: hello\njourneys:\n  - steps:\n      - {path: /}\n' > "$work/hello.yaml"
+one() { TOKIO_WORKER_THREADS=1 taskset -c 0 "$@"; }
+
+echo "== 1. most requests a second, one core, 50 connections, ${secs}s each" >&2
+one wrk -t1 -c50 -d"${secs}s" "$url" > "$work/wrk.txt"
+one "$oha" -z "${secs}s" -c 50 --no-tui --output-format json "$url" > "$work/oha-max.json"
+one "$tend" loadtest "$work/hello.yaml" --users 50 --duration "${secs}s" --base-url "${url%/}" --format json --log-dir "$work/runs" > "$work/tend-max.jsonl"
+
+echo "== 2. latency at $rate requests/s, ${secs}s each" >&2
+one "$oha" -z "${secs}s" -q "$rate" -c 200 --latency-correction --no-tui --output-format json "$url" > "$work/oha-rate.json"
+one "$tend" loadtest "$work/hello.yaml" --rate "$rate/s" --duration "${secs}s" --base-url "${url%/}" --format json --log-dir "$work/runs" > "$work/tend-rate.jsonl"
+
+echo "== 3. memory per concurrent user" >&2
+for users in 100 1000; do
+    /usr/bin/time -f "%M" -o "$work/tend-rss-$users" taskset -c 0 "$tend" loadtest "$work/hello.yaml" --users "$users" --duration 5s --base-url "${url%/}" --format json --log-dir "$work/runs" > /dev/null
+    /usr/bin/time -f "%M" -o "$work/oha-rss-$users" taskset -c 0 "$oha" -z 5s -c "$users" --no-tui --output-format json "$url" > /dev/null
+done
+
+python3 - "$work" "$rate" <<'PY'
+import json, re, sys
+work, rate = sys.argv[1], int(sys.argv[2])
+def record(path):
+    for line in open(path):
+        v = json.loads(line)
+        if v.get("event") == "record":
+            return v
+    sys.exit(f"no record in {path}")
+wrk = float(re.search(r"Requests/sec:\s+([\d.]+)", open(f"{work}/wrk.txt").read()).group(1))
+oha_max = json.load(open(f"{work}/oha-max.json"))["summary"]["requestsPerSec"]
+tend_max = record(f"{work}/tend-max.jsonl")["rate"]
+best = max(wrk, oha_max)
+print("1. most requests a second on one core (50 connections)")
+print(f"   {'tool':<6} {'req/s':>10} {'vs the faster':>14}")
+for name, v in [("wrk", wrk), ("oha", oha_max), ("tend", tend_max)]:
+    print(f"   {name:<6} {v:>10,.0f} {v / best:>13.2f}x")
+oha = json.load(open(f"{work}/oha-rate.json"))
+op = oha["latencyPercentiles"]
+t = record(f"{work}/tend-rate.jsonl")
+tp = t["latency_ms"]
+print(f"2. latency at {rate} requests/s (ms): tend {t['requests']} requests, oha {oha['summary'].get('total', '?')}")
+print(f"   {'':<5} {'tend':>8} {'oha':>8} {'tend/oha':>9}")
+for key, okey in [("p50", "p50"), ("p90", "p90"), ("p99", "p99")]:
+    o = op[okey] * 1000
+    print(f"   {key:<5} {tp[key]:>8.3f} {o:>8.3f} {tp[key] / o if o else 0:>9.2f}")
+def rss(tool, users):
+    return int(open(f"{work}/{tool}-rss-{users}").read().split()[-1])
+print("3. memory per concurrent user (peak RSS, 100 and 1000 users)")
+for tool in ["tend", "oha"]:
+    a, b = rss(tool, 100), rss(tool, 1000)
+    print(f"   {tool:<5} {a / 1024:>7.1f} MiB / {b / 1024:>7.1f} MiB: {(b - a) / 900:>6.1f} KiB a user")
+PY

@@ -89,7 +89,7 @@ oha = json.load(open(f"{work}/oha-rate.json"))
 op = oha["latencyPercentiles"]
 t = record(f"{work}/tend-rate.jsonl")
 tp = t["latency_ms"]
-print(f"2. latency at {rate} requests/s (ms): tend {t['requests']} requests, oha {oha['summary'].get('total', '?')}")
+print(f"2. latency at {rate} requests/s (ms), from when each request was due")
 print(f"   {'':<5} {'tend':>8} {'oha':>8} {'tend/oha':>9}")
 for key, okey in [("p50", "p50"), ("p90", "p90"), ("p99", "p99")]:
     o = op[okey] * 1000

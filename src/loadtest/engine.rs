@@ -472,8 +472,8 @@ pub async fn run(
     let mut picker = Picker::new(&plan.scenario.journeys);
     let rng = Rng::new();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut journeys = 0u64;
-    let mut dropped = 0u64;
+    let journeys: u64;
+    let dropped: u64;
     let mut last_progress = start;
     let snapshot = |run: &Run| -> Figures {
         let s = match run.shared.lock() {
@@ -490,7 +490,7 @@ pub async fn run(
         Model::Open { rate } => {
             // Arrival k is due when the ramped rate's integral reaches k.
             let ramp = plan.ramp.as_secs_f64();
-            let due_of = |k: f64| -> f64 {
+            let due_of = move |k: f64| -> f64 {
                 if ramp > 0.0 && k < rate * ramp / 2.0 {
                     (2.0 * k * ramp / rate).sqrt()
                 } else if ramp > 0.0 {
@@ -499,6 +499,7 @@ pub async fn run(
                     k / rate
                 }
             };
+            let (mut journeys_n, mut dropped_n) = (0u64, 0u64);
             let mut k = 0.0;
             loop {
                 let due = start + Duration::from_secs_f64(due_of(k));
@@ -514,11 +515,11 @@ pub async fn run(
                 }
                 while tasks.try_join_next().is_some() {}
                 if tasks.len() >= plan.max_in_flight {
-                    dropped += 1;
+                    dropped_n += 1;
                 } else {
                     let j = picker.next();
-                    journeys += 1;
-                    let r = Rng(rng.0 ^ (journeys.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+                    journeys_n += 1;
+                    let r = Rng(rng.0 ^ (journeys_n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
                     tasks.spawn(journey(run.clone(), j, due, true, r));
                 }
                 k += 1.0;
@@ -527,6 +528,8 @@ pub async fn run(
                     progress(start.elapsed(), &snapshot(&run));
                 }
             }
+            journeys = journeys_n;
+            dropped = dropped_n;
         }
         Model::Closed { users } => {
             let users = users.max(1);
@@ -564,6 +567,7 @@ pub async fn run(
                 }
             }
             journeys = count.load(std::sync::atomic::Ordering::Relaxed);
+            dropped = 0;
         }
     }
     // Journeys under way finish (each request has its timeout).

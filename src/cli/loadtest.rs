@@ -303,7 +303,10 @@ async fn generate(
         .await
         .map_err(|e| format!("cannot upload tend to {binary}: {e}"))?;
     let scenario = format!("/var/tmp/tend-loadtest-{run_id}.yaml");
-    host.upload(&FileSpec::new(&scenario, Content::Bytes(scenario_text)), false)
+    // The scenario may carry credentials (headers, form fields): owner-only, removed after.
+    let mut scenario_spec = FileSpec::new(&scenario, Content::Bytes(scenario_text));
+    scenario_spec.mode = Some(0o600);
+    host.upload(&scenario_spec, false)
         .await
         .map_err(|e| format!("cannot upload the scenario to {scenario}: {e}"))?;
     let load = match model {

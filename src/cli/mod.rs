@@ -31,7 +31,8 @@ use std::process::ExitCode;
 /// Exit codes: 0 ok, 1 internal error, 2 a host failed, 3 a host was unreachable (none failed),
 /// 4 invalid input (inventory, pattern, flags; nothing was run), 5 the target is locked by another
 /// run (deploy, rollback, migrate, backup, restore, failover, logs collect; nothing was changed),
-/// 6 and 7 `check` found a warning or a critical problem, 99 interrupted.
+/// 6 and 7 `check` found a warning or a critical problem, 8 a `loadtest` threshold broke, 99
+/// interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "tend", version, max_term_width = 100)]
 struct Cli {

@@ -357,3 +357,69 @@ fn generators_on_two_hosts_are_merged() {
         assert_eq!(n.trim(), "50", "requests from h{app} ({addr})");
     }
 }
+
+/// `--find-knee` against a shop with one slow app host (one request at a time, 300 ms each:
+/// about 3 a second): 2 and 4 journeys a second hold p95 < 1 s, the queue builds from 8 or
+/// 16, and the search reports the last rate that held with each step's server figures (CPU
+/// of the app and db hosts, MariaDB's running threads on the primary).
+#[test]
+fn the_knee_is_the_last_rate_that_held_with_the_servers_figures() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let dir = common::scratch();
+    let file = scenario(
+        dir.path(),
+        "journeys:\n  - steps:\n      - {name: home, path: /, headers: {User-Agent: tend-knee}}\n",
+    );
+    let slow = SlowApp::new(&lab, s.apps[0]);
+    let r = loadtest(
+        &lab,
+        &[
+            &file,
+            "--find-knee",
+            "--rate",
+            "2/s",
+            "--knee-factor",
+            "2",
+            "--knee-steps",
+            "4",
+            "--duration",
+            "4s",
+            "--threshold",
+            "p95 < 1s",
+        ],
+    );
+    drop(slow);
+    assert_eq!(r.code, 0, "{r:?}");
+    let knee = &record(&r)["knee"];
+    let max = knee["max_rate"].as_f64().unwrap_or(0.0);
+    let broke = knee["broke_at"].as_f64().unwrap_or(0.0);
+    assert!(max == 4.0 || max == 8.0, "{knee}");
+    assert_eq!(broke, max * 2.0, "{knee}");
+    assert!(
+        knee["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("max {max:.2} journeys/s")),
+        "{knee}"
+    );
+    let steps = knee["steps"].as_array().cloned().unwrap_or_default();
+    assert_eq!(steps.len() as f64, (broke / 2.0).log2() + 1.0, "{knee}");
+    for st in &steps {
+        let servers = st["servers"].as_array().cloned().unwrap_or_default();
+        for h in s.apps.iter().chain([&s.primary, &s.replica]) {
+            let cpu = servers
+                .iter()
+                .find(|x| x["host"] == format!("h{h}") && x.get("cpu_percent").is_some())
+                .and_then(|x| x["cpu_percent"].as_f64());
+            assert!(cpu.is_some_and(|c| (0.0..=100.0).contains(&c)), "h{h} cpu in {st}");
+        }
+        assert!(
+            servers
+                .iter()
+                .any(|x| x["host"] == format!("h{}", s.primary)
+                    && x["threads_running"].as_f64().is_some_and(|t| t >= 1.0)),
+            "threads running on the primary in {st}"
+        );
+    }
+}

@@ -33,6 +33,12 @@ use std::time::Duration;
 /// are checked at the end: exit 8 when one broke, 0 when all held. --html FILE writes the
 /// results as one self-contained page with latency over time.
 ///
+/// --find-knee raises --rate by --knee-factor each --duration until a threshold breaks and
+/// reports the highest rate that held ("max 410 journeys/min at p95 < 500ms"), with the CPU
+/// of the inventory's `app` and `db` hosts and MariaDB's running threads at each step (exit 8
+/// when even the first rate broke). --from GROUP runs the generator on those hosts instead
+/// (tend uploaded once) and merges their histograms.
+///
 /// The base URL is --base-url, else the scenario's `base_url`, else the first `lb` host of the
 /// inventory (-i, TEND_INVENTORY or ./inventory.yaml) on `shop_http_port`.
 ///
@@ -40,6 +46,8 @@ use std::time::Duration;
 ///   tend loadtest shop-browse.yaml --rate 50/s --duration 30s -i inventory.yaml
 ///   tend loadtest shop-browse.yaml --users 20 --duration 1m --ramp 10s
 ///   tend loadtest checkout.yaml --rate 10/s --threshold 'p99 < 800ms' --format json
+///   tend loadtest checkout.yaml --rate 5/s --find-knee --duration 20s --threshold 'p95 < 500ms' -i inventory.yaml
+///   tend loadtest shop-browse.yaml --rate 2000/s --from app -i inventory.yaml
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LoadtestArgs {
@@ -80,6 +88,17 @@ pub struct LoadtestArgs {
     /// split between them, and their histograms are merged exactly
     #[arg(long, value_name = "GROUP")]
     pub from: Option<String>,
+    /// Raise --rate step by step (each step --duration long) until a threshold breaks, and
+    /// report the highest rate that held, with the app and db hosts' CPU and MariaDB's
+    /// running threads at each step (over SSH, when the inventory has them)
+    #[arg(long, requires = "rate", conflicts_with = "from")]
+    pub find_knee: bool,
+    /// --find-knee: each step's rate is the last one's times this
+    #[arg(long, default_value_t = 1.5, value_name = "X")]
+    pub knee_factor: f64,
+    /// --find-knee: at most this many steps
+    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u64).range(1..100))]
+    pub knee_steps: u64,
     /// For a coordinating tend (`--from`): print the raw results, check no threshold
     #[arg(long, hide = true)]
     pub raw_results: bool,
@@ -215,6 +234,9 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
     if let Some(group) = a.from.clone() {
         return distributed(&a, &group, plan, thresholds, settings);
     }
+    if a.find_knee {
+        return knee(&a, plan, thresholds, settings);
+    }
     let raw = a.raw_results;
     block_on(async move {
         let events = Events::start("loadtest", 0, &settings);
@@ -267,6 +289,296 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
         );
         events.finish(Default::default(), code)
     })
+}
+
+/// One step of a knee search: its rate, results and the servers' figures.
+struct KneeStep {
+    rate: f64,
+    all: Figures,
+    rate_achieved: f64,
+    verdicts: Vec<Verdict>,
+    servers: Vec<(String, String, f64)>,
+}
+
+/// The primary's name and how its client logs in.
+type PrimaryLogin = (String, crate::modules::mysql::Login);
+
+/// The hosts whose figures a knee search takes: `app` and `db` members, and the primary's
+/// login for its running threads.
+fn knee_servers(a: &LoadtestArgs) -> Result<(Vec<crate::transport::Target>, Option<PrimaryLogin>), CliError> {
+    if a.inventory.inventory.is_empty() && !std::path::Path::new("inventory.yaml").exists() {
+        return Ok((Vec::new(), None));
+    }
+    let (inv, vars) = a.inventory.load()?;
+    let mut targets = Vec::new();
+    for g in ["app", "db"] {
+        if let Some(gi) = inv.group_index(g) {
+            for h in inv.hosts_of_group(gi) {
+                if targets
+                    .iter()
+                    .all(|t: &crate::transport::Target| t.name != inv.hosts[h].name)
+                {
+                    targets.push(a.connection.target(&inv, &vars, h)?);
+                }
+            }
+        }
+    }
+    let primary = match inv
+        .group_index("db_primary")
+        .and_then(|g| inv.hosts_of_group(g).first().copied())
+    {
+        Some(p) => Some((
+            inv.hosts[p].name.clone(),
+            crate::backup::settings(&vars, &inv, p)?.login,
+        )),
+        None => None,
+    };
+    Ok((targets, primary))
+}
+
+/// `--find-knee`.
+fn knee(
+    a: &LoadtestArgs,
+    plan: Plan,
+    thresholds: Vec<Threshold>,
+    settings: crate::output::OutputSettings,
+) -> Result<Code, CliError> {
+    if thresholds.is_empty() {
+        return Err(
+            Diagnostic::plain("--find-knee needs a threshold to find where the shop gives way")
+                .with_hint("add --threshold 'p95 < 500ms' (or `thresholds:` in the scenario)")
+                .into(),
+        );
+    }
+    if !(a.knee_factor.is_finite() && a.knee_factor > 1.0) {
+        return Err(Diagnostic::plain(format!("--knee-factor {} must be more than 1", a.knee_factor)).into());
+    }
+    let (targets, primary) = knee_servers(a)?;
+    let options = a.connection.connect_options()?;
+    let (factor, max_steps) = (a.knee_factor, a.knee_steps as usize);
+    block_on(async move {
+        let events = Events::start("loadtest", targets.len(), &settings);
+        let fleet = a.connection.fleet(options);
+        let request = crate::ops::Request::survey("loadtest", targets.len().max(1), &targets);
+        let started = crate::output::now_rfc3339();
+        let Model::Open { rate: first } = plan.model else {
+            return events.finish(Default::default(), Code::InvalidInput);
+        };
+        crate::ops::run(
+            &events,
+            &fleet,
+            request,
+            targets.clone(),
+            async |s: &crate::ops::Session<'_>| {
+                let mut steps: Vec<KneeStep> = Vec::new();
+                let mut rate = first;
+                for _ in 0..max_steps {
+                    let step_plan = Plan {
+                        model: Model::Open { rate },
+                        ..plan.clone()
+                    };
+                    s.events().note(format!(
+                        "step {}: {rate:.2} journeys/s for {:?}",
+                        steps.len() + 1,
+                        plan.duration
+                    ));
+                    let hosts: Vec<&crate::transport::Host> = targets.iter().filter_map(|t| s.host(&t.name)).collect();
+                    let before = s.each(hosts.iter(), |h| crate::loadtest::knee::cpu_counters(h)).await;
+                    let threads = async {
+                        tokio::time::sleep(plan.duration / 2).await;
+                        let (name, login) = primary.as_ref()?;
+                        let db = crate::migrate::db::Db {
+                            host: s.host(name)?.clone(),
+                            login: login.clone(),
+                            database: String::new(),
+                        };
+                        let set = db
+                            .one("threads running", "SHOW GLOBAL STATUS LIKE 'Threads_running'")
+                            .await
+                            .ok()?;
+                        set.first("Value")
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .map(|v| (name.clone(), v))
+                    };
+                    let (result, threads) = tokio::join!(engine::run(step_plan, s.cancel.clone(), |_, _| {}), threads);
+                    let after = s.each(hosts.iter(), |h| crate::loadtest::knee::cpu_counters(h)).await;
+                    let Ok(results) = result else {
+                        return crate::ops::Outcome {
+                            code: Code::Internal,
+                            record: None,
+                        };
+                    };
+                    let all = results.overall();
+                    let achieved = all.requests as f64 / results.elapsed.as_secs_f64().max(1e-9);
+                    let verdicts: Vec<Verdict> = thresholds
+                        .iter()
+                        .map(|t| {
+                            let value = (measure(t, &all, achieved) * 1000.0).round() / 1000.0;
+                            Verdict {
+                                threshold: t.text.clone(),
+                                value,
+                                ok: t.holds(value),
+                            }
+                        })
+                        .collect();
+                    let mut servers: Vec<(String, String, f64)> = hosts
+                        .iter()
+                        .zip(before.iter().zip(&after))
+                        .filter_map(|(h, (b, a))| {
+                            crate::loadtest::knee::busy_percent((*b)?, (*a)?)
+                                .map(|p| (h.name().to_string(), "cpu_percent".to_string(), p))
+                        })
+                        .collect();
+                    if let Some((name, v)) = threads {
+                        servers.push((name, "threads_running".into(), v));
+                    }
+                    let held = verdicts.iter().all(|v| v.ok);
+                    steps.push(KneeStep {
+                        rate,
+                        all,
+                        rate_achieved: achieved,
+                        verdicts,
+                        servers,
+                    });
+                    if !held || s.cancel.is_cancelled() {
+                        break;
+                    }
+                    rate *= factor;
+                }
+                let code = knee_report(s.events(), &plan, &steps, &started);
+                crate::ops::Outcome { code, record: None }
+            },
+        )
+        .await
+    })
+}
+
+/// A load test's record: on no host, by this user and control node.
+fn loadtest_record(
+    started: &str,
+    seconds: f64,
+    outcome: &str,
+    error: Option<String>,
+    details: serde_json::Map<String, serde_json::Value>,
+) -> crate::output::events::Record {
+    let me = crate::ops::lock::Me::current();
+    crate::output::events::Record {
+        command: "loadtest".into(),
+        group: String::new(),
+        user: me.user,
+        control_host: me.control_host,
+        started: started.to_string(),
+        finished: crate::output::now_rfc3339(),
+        seconds: (seconds * 10.0).round() / 10.0,
+        check: false,
+        outcome: outcome.into(),
+        error,
+        hosts: Vec::new(),
+        details,
+    }
+}
+
+/// The knee search's table and record.
+fn knee_report(events: &Events, plan: &Plan, steps: &[KneeStep], started: &str) -> Code {
+    let rows: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|st| {
+            let l = latency(&st.all);
+            json!({
+                "rate": (st.rate * 100.0).round() / 100.0,
+                "requests": st.all.requests,
+                "errors": st.all.errors.total(),
+                "p50": l["p50"], "p95": l["p95"], "p99": l["p99"],
+                "held": st.verdicts.iter().all(|v| v.ok),
+                "servers": st.servers.iter().map(|(h, k, v)| format!("{h} {} {v}", if k == "cpu_percent" { "cpu %" } else { "threads" })).collect::<Vec<_>>().join(", "),
+            })
+        })
+        .collect();
+    events.table(
+        "knee",
+        &[
+            ("rate", "RATE/S"),
+            ("requests", "REQUESTS"),
+            ("errors", "ERRORS"),
+            ("p95", "P95 MS"),
+            ("p99", "P99"),
+            ("held", "HELD"),
+            ("servers", "SERVERS"),
+        ],
+        rows,
+    );
+    let held: Vec<&KneeStep> = steps.iter().filter(|s| s.verdicts.iter().all(|v| v.ok)).collect();
+    let broke = steps.iter().find(|s| s.verdicts.iter().any(|v| !v.ok));
+    let max = held.last().map(|s| s.rate);
+    // What ran out: the busiest host at the step that broke (else the last step).
+    let limit = broke.or(steps.last()).and_then(|s| {
+        s.servers
+            .iter()
+            .filter(|(_, k, _)| k == "cpu_percent")
+            .max_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(h, _, v)| format!("{h} CPU {v} %"))
+    });
+    let thresholds: Vec<String> = steps
+        .first()
+        .map(|s| s.verdicts.iter().map(|v| v.threshold.clone()).collect())
+        .unwrap_or_default();
+    let summary = match (max, broke) {
+        (Some(m), Some(b)) => format!(
+            "max {:.2} journeys/s ({:.0}/min) at {}; at {:.2}/s {} broke{}",
+            m,
+            m * 60.0,
+            thresholds.join(", "),
+            b.rate,
+            b.verdicts
+                .iter()
+                .filter(|v| !v.ok)
+                .map(|v| format!("{} (measured {})", v.threshold, v.value))
+                .collect::<Vec<_>>()
+                .join(", "),
+            limit.as_ref().map_or(String::new(), |l| format!("; busiest: {l}"))
+        ),
+        (Some(m), None) => format!("every step held, up to {m:.2} journeys/s: raise --knee-steps or --knee-factor"),
+        (None, _) => format!(
+            "even {:.2} journeys/s broke a threshold: start lower",
+            steps.first().map_or(0.0, |s| s.rate)
+        ),
+    };
+    events.note(summary.clone());
+    let mut details = serde_json::Map::new();
+    details.insert("scenario".into(), json!(plan.scenario.name));
+    details.insert("base_url".into(), json!(plan.base_url));
+    details.insert("model".into(), json!("open"));
+    details.insert(
+        "knee".into(),
+        json!({
+            "max_rate": max,
+            "max_per_minute": max.map(|m| (m * 60.0).round()),
+            "broke_at": broke.map(|b| b.rate),
+            "limit": limit,
+            "summary": summary,
+            "steps": steps.iter().map(|st| json!({
+                "rate": st.rate,
+                "achieved": (st.rate_achieved * 100.0).round() / 100.0,
+                "requests": st.all.requests,
+                "errors": st.all.errors.total(),
+                "latency_ms": latency(&st.all),
+                "thresholds": st.verdicts,
+                "servers": st.servers.iter().map(|(h, k, v)| json!({"host": h, k.as_str(): v})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        }),
+    );
+    let code = if max.is_some() { Code::Ok } else { Code::ThresholdBroken };
+    let outcome = match (max, broke) {
+        (Some(_), Some(_)) => "knee found",
+        (Some(_), None) => "every step held",
+        (None, _) => "no rate held",
+    };
+    let seconds = steps.len() as f64 * plan.duration.as_secs_f64();
+    let error = max.is_none().then(|| summary.clone());
+    events.emit(Event::Record(Box::new(loadtest_record(
+        started, seconds, outcome, error, details,
+    ))));
+    code
 }
 
 /// The plan's share for generator `i` of `n`: the rate divided, the users dealt out.
@@ -574,21 +886,8 @@ fn report(
     } else {
         Code::Ok
     };
-    let me = crate::ops::lock::Me::current();
-    let record = crate::output::events::Record {
-        command: "loadtest".into(),
-        group: String::new(),
-        user: me.user,
-        control_host: me.control_host,
-        started: started.to_string(),
-        finished: crate::output::now_rfc3339(),
-        seconds: (secs * 10.0).round() / 10.0,
-        check: false,
-        outcome: if broken { "thresholds broken" } else { "passed" }.into(),
-        error,
-        hosts: Vec::new(),
-        details,
-    };
+    let outcome = if broken { "thresholds broken" } else { "passed" };
+    let record = loadtest_record(started, secs, outcome, error, details);
     if let Some(path) = html {
         let page = crate::loadtest::html::render(&serde_json::to_value(&record).unwrap_or_default());
         match std::fs::write(path, page) {

@@ -4,5 +4,6 @@
 pub mod engine;
 pub mod html;
 pub mod http1;
+pub mod knee;
 pub mod scenario;
 pub mod threshold;

@@ -141,13 +141,15 @@ fn slow_and_lossy_links_to_h4_hold_up_no_other_host_and_timeouts_name_theirs() {
             "{host}"
         );
     }
-    // Packets to and from the lossy host were dropped (the ordering above shows the slow one).
+    // Packets of the lossy link were dropped (the ordering above shows the slow one). Each
+    // direction alone can see none: the kernel merges the copy's segments into a few large
+    // packets (GRO), and 5 % of a few dozen is often zero; both directions together never do.
     let counters = lab.sh(4, "nft list table inet tendfaults");
     let dropped: Vec<u64> = counters
         .lines()
         .filter_map(|l| l.split("packets ").nth(1)?.split_whitespace().next()?.parse().ok())
         .collect();
-    assert!(dropped.len() == 2 && dropped.iter().all(|&n| n > 0), "{counters}");
+    assert!(dropped.len() == 2 && dropped.iter().sum::<u64>() > 0, "{counters}");
     assert_eq!(r.recap("timeout")["unreachable"], 1, "{r:?}");
     let msg = r.result("t1", "timeout")["msg"].to_string();
     assert!(

@@ -28,6 +28,12 @@ pub struct InventoryOpts {
 }
 
 impl InventoryOpts {
+    /// Whether an inventory was given (`-i`, TEND_INVENTORY) or `inventory.yaml` is here: for
+    /// commands that use one only when there is one.
+    pub fn given(&self) -> bool {
+        !self.inventory.is_empty() || std::path::Path::new("inventory.yaml").exists()
+    }
+
     /// Loads the inventory (default: `inventory.yaml` in the current directory) and the
     /// variables of its hosts with `-e` over them.
     pub fn load(&self) -> Result<(Inventory, Variables), CliError> {

@@ -140,7 +140,7 @@ fn rate_flag(text: &str) -> Result<f64, CliError> {
 
 /// The base URL from the inventory: the first `lb` host on `shop_http_port`.
 fn from_inventory(inv: &InventoryOpts) -> Result<Option<String>, CliError> {
-    if inv.inventory.is_empty() && !std::path::Path::new("inventory.yaml").exists() {
+    if !inv.given() {
         return Ok(None);
     }
     let (inventory, vars) = inv.load()?;
@@ -306,7 +306,7 @@ type PrimaryLogin = (String, crate::modules::mysql::Login);
 /// The hosts whose figures a knee search takes: `app` and `db` members, and the primary's
 /// login for its running threads.
 fn knee_servers(a: &LoadtestArgs) -> Result<(Vec<crate::transport::Target>, Option<PrimaryLogin>), CliError> {
-    if a.inventory.inventory.is_empty() && !std::path::Path::new("inventory.yaml").exists() {
+    if !a.inventory.given() {
         return Ok((Vec::new(), None));
     }
     let (inv, vars) = a.inventory.load()?;

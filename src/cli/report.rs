@@ -143,8 +143,7 @@ type Found = Vec<(String, String)>;
 /// The report's settings from the inventory, when there is one: (variables of the first `lb`
 /// host, where sales are read).
 fn from_inventory(a: &DailyArgs, date: jiff::civil::Date) -> Result<(Found, Option<SalesSource>), CliError> {
-    let given = !a.inventory.inventory.is_empty() || std::path::Path::new("inventory.yaml").exists();
-    if !given {
+    if !a.inventory.given() {
         return Ok((Vec::new(), None));
     }
     let (inv, vars) = a.inventory.load()?;

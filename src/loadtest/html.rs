@@ -3,7 +3,7 @@
 //! requests and errors of each second under them), and the steps' table. Drawn from the run's
 //! record, so page and JSON never disagree.
 
-use crate::output::html::{esc, page};
+use crate::output::html::{esc, line_with_dots, page};
 use serde_json::Value as Json;
 use std::fmt::Write as _;
 
@@ -61,22 +61,13 @@ fn over_time(seconds: &[Json]) -> String {
         }
     }
     for (key, colour) in [("max", MAX), ("p99", P99), ("p50", P50)] {
-        let points: Vec<String> = seconds
+        let points: Vec<(f64, f64)> = seconds
             .iter()
             .enumerate()
             .filter(|(_, sec)| f(&sec["requests"]) > 0.0)
-            .map(|(i, sec)| format!("{:.1},{:.1}", left + (i as f64 + 0.5) * slot, y(f(&sec[key]))))
+            .map(|(i, sec)| (left + (i as f64 + 0.5) * slot, y(f(&sec[key]))))
             .collect();
-        let _ = write!(
-            s,
-            r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="3"/>"#,
-            points.join(" ")
-        );
-        for p in &points {
-            if let Some((cx, cy)) = p.split_once(',') {
-                let _ = write!(s, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>"#);
-            }
-        }
+        s.push_str(&line_with_dots(&points, colour, 3));
     }
     let _ = write!(
         s,

@@ -18,6 +18,22 @@ pub fn esc(s: &str) -> String {
     o
 }
 
+/// An SVG line through `points` with a dot of `radius` on each, in `colour`: the charts'
+/// series (hourly p95, latency per second).
+pub fn line_with_dots(points: &[(f64, f64)], colour: &str, radius: u32) -> String {
+    let path: Vec<String> = points.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    let mut s = format!(
+        r#"<polyline points="{}" fill="none" stroke="{colour}" stroke-width="3"/>"#,
+        path.join(" ")
+    );
+    for (x, y) in points {
+        s.push_str(&format!(
+            r#"<circle cx="{x:.1}" cy="{y:.1}" r="{radius}" fill="{colour}"/>"#
+        ));
+    }
+    s
+}
+
 /// The style of every report: text, headline boxes (`.big`), chart labels and tables.
 const STYLE: &str = "
 body { font: 15px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }

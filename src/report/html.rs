@@ -3,7 +3,7 @@
 //! migrations, backups and failovers marked where they happened, clicks and sales per
 //! category, then the tables. Drawn from the report's JSON, so page and JSON never disagree.
 
-use crate::output::html::{esc, page};
+use crate::output::html::{esc, line_with_dots, page};
 use serde_json::Value as Json;
 use std::fmt::Write as _;
 
@@ -85,28 +85,18 @@ fn hourly(r: &Json) -> String {
             top + plot_h + 16.0
         );
     }
-    let points: Vec<String> = hours
+    let points: Vec<(f64, f64)> = hours
         .iter()
         .enumerate()
         .filter(|(_, x)| n(&x["requests"]) > 0)
         .map(|(i, x)| {
-            format!(
-                "{:.1},{:.1}",
+            (
                 left + (i as f64 + 0.5) * slot,
-                top + plot_h - f(&x["latency_ms"]["p95"]) / max_p95 * plot_h
+                top + plot_h - f(&x["latency_ms"]["p95"]) / max_p95 * plot_h,
             )
         })
         .collect();
-    let _ = write!(
-        s,
-        r#"<polyline points="{}" fill="none" stroke="{LINE}" stroke-width="3"/>"#,
-        points.join(" ")
-    );
-    for p in &points {
-        if let Some((x, y)) = p.split_once(',') {
-            let _ = write!(s, r#"<circle cx="{x}" cy="{y}" r="4" fill="{LINE}"/>"#);
-        }
-    }
+    s.push_str(&line_with_dots(&points, LINE, 4));
     // Axes: requests on the left, p95 on the right.
     let _ = write!(
         s,

@@ -76,6 +76,9 @@ echo "   two orders placed on the primary, then today's report with its sales (r
 sleep 1
 daily="$(dirname "$inv")/daily-report.html"
 "$tend" report daily --date "$(date -u +%F)" -i "$inv" --html "$daily"
+echo "== a load test through the balancer: 10 visitors a second for 10 s (open model)"
+"$tend" loadtest loadtests/shop-browse.yaml --rate 10/s --duration 10s -i "$inv" \
+    || echo "(tend loadtest exited $?: 8 is a broken threshold)"
 
 cat <<EOT
 
@@ -91,5 +94,6 @@ Next:
   $tend failover drill --kind kill-primary -i $inv    the primary killed; start it and rejoin it
   open $report                                   the drill's report
   open $daily                                    today's report: traffic, sales, tend's runs marked
+  $tend loadtest loadtests/shop-browse.yaml --find-knee --rate 5/s --duration 10s -i $inv
   tests/lab/lab.sh down                          remove the lab
 EOT

@@ -3,7 +3,11 @@
 # side in one run:
 #   1. the most requests a second each makes on one core (50 connections, closed loop);
 #   2. latency percentiles at a fixed rate below saturation (tend's open model and oha's
-#      --latency-correction; wrk cannot hold a rate, and wrk2 is not in Debian);
+#      --latency-correction; wrk cannot hold a rate, and wrk2 is not in Debian), against two
+#      pages: one answered from memory (~0.1 ms: what is left is each generator's own overhead,
+#      compared in microseconds), and one held 1-9 ms by nginx's echo module, the delay drawn
+#      uniformly by each generator from the same nine URLs (a page of a shop's speed: compared
+#      as ratios, the goal is within 10 %);
 #   3. memory per concurrent user (peak RSS with 100 and with 1000 users).
 # The target is nginx from Debian's package, unpacked here (not installed), one worker pinned
 # to core 1 answering "ok" from memory; every generator is pinned to core 0.
@@ -18,8 +22,9 @@ mkdir -p "$work"
 export DEBIAN_FRONTEND=noninteractive
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
-if [ ! -x "$work/nginx/usr/sbin/nginx" ]; then
-    (cd "$work" && apt-get download -qq nginx 2>/dev/null && dpkg -x nginx_*.deb nginx)
+if [ ! -f "$work/nginx/usr/lib/nginx/modules/ngx_http_echo_module.so" ]; then
+    (cd "$work" && apt-get download -qq nginx libnginx-mod-http-echo 2>/dev/null \
+        && dpkg -x nginx_*.deb nginx && dpkg -x libnginx-mod-http-echo_*.deb nginx)
 fi
 if [ ! -x "$work/oha/bin/oha" ]; then
     echo "building oha from crates.io (once)" >&2
@@ -32,6 +37,7 @@ oha=$work/oha/bin/oha
 port=18088
 mkdir -p "$work/www"
 cat > "$work/www/nginx.conf" <<CONF
+load_module $work/nginx/usr/lib/nginx/modules/ngx_http_echo_module.so;
 worker_processes 1;
 daemon off;
 pid $work/www/nginx.pid;
@@ -42,7 +48,11 @@ http {
   keepalive_requests 10000000;
   client_body_temp_path $work/www/body; proxy_temp_path $work/www/proxy;
   fastcgi_temp_path $work/www/fcgi; uwsgi_temp_path $work/www/uwsgi; scgi_temp_path $work/www/scgi;
-  server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+  server {
+    listen 127.0.0.1:$port;
+    location / { return 200 "ok\n"; }
+    location ~ ^/sleep/([1-9])\$ { echo_sleep 0.00\$1; echo ok; }
+  }
 }
 CONF
 taskset -c 1 "$work/nginx/usr/sbin/nginx" -p "$work/www" -c "$work/www/nginx.conf" &
@@ -51,6 +61,8 @@ trap 'kill $nginx_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
 url="http://127.0.0.1:$port/"
 printf 'name: hello\njourneys:\n  - steps:\n      - {path: /}\n' > "$work/hello.yaml"
+printf 'name: sleep\nvars: {ms: [1, 2, 3, 4, 5, 6, 7, 8, 9]}\njourneys:\n  - steps:\n      - {path: "/sleep/{{ ms }}"}\n' > "$work/sleep.yaml"
+curl -sf "http://127.0.0.1:$port/sleep/1" >/dev/null
 one() { TOKIO_WORKER_THREADS=1 taskset -c 0 "$@"; }
 
 echo "== 1. most requests a second, one core, 50 connections, ${secs}s each" >&2
@@ -61,6 +73,8 @@ one "$tend" loadtest "$work/hello.yaml" --users 50 --duration "${secs}s" --base-
 echo "== 2. latency at $rate requests/s, ${secs}s each" >&2
 one "$oha" -z "${secs}s" -q "$rate" -c 200 --latency-correction --no-tui --output-format json "$url" > "$work/oha-rate.json"
 one "$tend" loadtest "$work/hello.yaml" --rate "$rate/s" --duration "${secs}s" --base-url "${url%/}" --format json --log-dir "$work/runs" > "$work/tend-rate.jsonl"
+one "$oha" -z "${secs}s" -q "$rate" -c 200 --latency-correction --no-tui --output-format json --rand-regex-url "${url}sleep/[1-9]" > "$work/oha-sleep.json"
+one "$tend" loadtest "$work/sleep.yaml" --rate "$rate/s" --duration "${secs}s" --base-url "${url%/}" --format json --log-dir "$work/runs" > "$work/tend-sleep.jsonl"
 
 echo "== 3. memory per concurrent user" >&2
 for users in 100 1000; do
@@ -85,15 +99,19 @@ print("1. most requests a second on one core (50 connections)")
 print(f"   {'tool':<6} {'req/s':>10} {'vs the faster':>14}")
 for name, v in [("wrk", wrk), ("oha", oha_max), ("tend", tend_max)]:
     print(f"   {name:<6} {v:>10,.0f} {v / best:>13.2f}x")
-oha = json.load(open(f"{work}/oha-rate.json"))
-op = oha["latencyPercentiles"]
-t = record(f"{work}/tend-rate.jsonl")
-tp = t["latency_ms"]
-print(f"2. latency at {rate} requests/s (ms), from when each request was due")
-print(f"   {'':<5} {'tend':>8} {'oha':>8} {'tend/oha':>9}")
-for key, okey in [("p50", "p50"), ("p90", "p90"), ("p99", "p99")]:
-    o = op[okey] * 1000
-    print(f"   {key:<5} {tp[key]:>8.3f} {o:>8.3f} {tp[key] / o if o else 0:>9.2f}")
+print(f"2. latency at {rate} requests/s (ms; tend from when each request was due, oha from when its timer fired)")
+for page, o_file, t_file in [("/ (from memory)", "oha-rate.json", "tend-rate.jsonl"), ("/sleep/1-9 ms", "oha-sleep.json", "tend-sleep.jsonl")]:
+    oha = json.load(open(f"{work}/{o_file}"))
+    op = oha["latencyPercentiles"]
+    t = record(f"{work}/{t_file}")
+    tp = t["latency_ms"]
+    oks = oha["summary"]["successRate"]
+    if set(oha["statusCodeDistribution"]) != {"200"} or t["errors"]:
+        sys.exit(f"{page}: not every answer was 200 (oha {oha['statusCodeDistribution']}, tend {t['errors']} errors)")
+    print(f"   {page:<16} {'tend':>8} {'oha':>8} {'tend/oha':>9} {'tend-oha':>9}   (requests: tend {t['requests']}, {t['errors']} errors; oha success {oks:.3f})")
+    for key in ["p50", "p90", "p99"]:
+        o = op[key] * 1000
+        print(f"   {key:<16} {tp[key]:>8.3f} {o:>8.3f} {tp[key] / o if o else 0:>8.2f}x {tp[key] - o:>+9.3f}")
 def rss(tool, users):
     return int(open(f"{work}/{tool}-rss-{users}").read().split()[-1])
 print("3. memory per concurrent user (peak RSS, 100 and 1000 users)")

@@ -423,3 +423,128 @@ fn the_knee_is_the_last_rate_that_held_with_the_servers_figures() {
         );
     }
 }
+
+/// `--from-logs DAY`: a day of real traffic through the balancer (three GETs of one URL to one
+/// of another, plus a POST and a 404 that must not be replayed), collected into a store with
+/// `tend logs collect`, is replayed: the balancer then sees the two URLs in the day's
+/// proportion, and without --rate the replay runs at the day's busiest minute's rate.
+#[test]
+fn a_day_of_the_logs_is_replayed_in_its_proportions() {
+    let lab = Lab::get();
+    let s = provision_shop(&lab);
+    let tag = format!("replay{}", std::process::id());
+    let lb = lab.address(s.lb);
+    for i in 0..40 {
+        let url = if i % 4 == 3 {
+            format!("http://{lb}/health.jsp?{tag}=b")
+        } else {
+            format!("http://{lb}/?{tag}=a")
+        };
+        assert_eq!(common::http_get(&url).0, 200, "{url}");
+    }
+    let post = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-X",
+            "POST",
+            &format!("http://{lb}/?{tag}=post"),
+        ])
+        .status()
+        .expect("curl");
+    assert!(post.success());
+    assert_eq!(common::http_get(&format!("http://{lb}/missing-{tag}")).0, 404);
+    let store = common::scratch();
+    let store_dir = store.path().to_str().unwrap_or_default().to_string();
+    let r = common::run(&[
+        "logs",
+        "collect",
+        &format!("h{}", s.lb),
+        "-i",
+        &lab.inventory(),
+        "--store",
+        &store_dir,
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // The store keeps this test's lines only: other tests' traffic of the day would change the mix.
+    let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let day_file = store
+        .path()
+        .join(format!("h{}", s.lb))
+        .join("nginx_access")
+        .join(format!("{today}.log.gz"));
+    let kept = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "zcat {0} | grep -F '{tag}' | gzip > {0}.new && mv {0}.new {0} && zcat {0} | wc -l",
+            day_file.display()
+        ))
+        .output()
+        .expect("sh");
+    assert_eq!(String::from_utf8_lossy(&kept.stdout).trim(), "42", "{kept:?}");
+
+    let count = |url_part: &str| -> usize {
+        lab.sh(
+            s.lb,
+            &format!("grep -F 'tend-loadtest/' /var/log/nginx/access.log | grep -cF '{url_part}' || true"),
+        )
+        .trim()
+        .parse()
+        .unwrap_or(0)
+    };
+    let r = loadtest(
+        &lab,
+        &[
+            "--from-logs",
+            &today,
+            "--store",
+            &store_dir,
+            "--rate",
+            "40/s",
+            "--duration",
+            "10s",
+            "--threshold",
+            "errors < 1%",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("40 GET/HEAD requests answered 2xx/3xx in 1 file(s) (2 others left out); 2 URLs"),
+        "{r:?}"
+    );
+    let rec = record(&r);
+    assert_eq!(rec["requests"], 400, "{rec}");
+    assert_eq!(rec["scenario"], format!("logs of {today}"));
+    // Steps are named by URL group, as the daily report groups URLs.
+    let steps: Vec<&str> = rec["steps"]
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(steps, ["replay/GET /", "replay/GET /health.jsp"], "{rec}");
+    assert_eq!(count(&format!("/?{tag}=a ")), 300);
+    assert_eq!(count(&format!("/health.jsp?{tag}=b ")), 100);
+    assert_eq!(count(&format!("{tag}=post")), 0);
+
+    // Without --rate: the busiest minute's rate (the 40 GETs fell in one or two minutes).
+    let r = loadtest(
+        &lab,
+        &["--from-logs", &today, "--store", &store_dir, "--duration", "2s"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let rec = record(&r);
+    let target = rec["target_rate"].as_f64().unwrap_or(0.0);
+    assert!(
+        (20.0 / 60.0..=40.0 / 60.0 + 1e-9).contains(&target),
+        "busiest minute's rate: {target} ({rec})"
+    );
+
+    // A day the store does not have: exit 4, naming the store.
+    let r = loadtest(
+        &lab,
+        &["--from-logs", "2001-01-01", "--store", &store_dir, "--rate", "1"],
+    );
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(r.stderr.contains("has no access log of 2001-01-01"), "{r:?}");
+}

@@ -6,8 +6,9 @@ use super::common::{ConnectionOpts, InventoryOpts, OutputOpts, block_on};
 use crate::diagnostic::Diagnostic;
 use crate::exit::Code;
 use crate::loadtest::engine::{self, Figures, Model, Plan, Results};
+use crate::loadtest::replay::Replay;
 use crate::loadtest::scenario;
-use crate::loadtest::threshold::{self, Metric, Threshold, Verdict};
+use crate::loadtest::threshold::{self, Threshold, Verdict, ms};
 use crate::output::{Event, Events, Layout};
 use clap::Args;
 use serde_json::json;
@@ -52,14 +53,30 @@ use std::time::Duration;
 #[command(verbatim_doc_comment)]
 pub struct LoadtestArgs {
     /// The scenario file
-    #[arg(value_name = "SCENARIO")]
-    pub scenario: PathBuf,
+    #[arg(
+        value_name = "SCENARIO",
+        required_unless_present = "from_logs",
+        conflicts_with = "from_logs"
+    )]
+    pub scenario: Option<PathBuf>,
+    /// Replay a day instead of a scenario: the URLs of that day's access logs in the log store
+    /// (GET and HEAD answered 2xx/3xx, each URL as often as it was requested), at the day's
+    /// busiest minute's rate unless --rate or --users says otherwise
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from_logs: Option<jiff::civil::Date>,
+    /// --from-logs: the log store [default: `logs_store_dir`, else ~/.local/state/tend/logs]
+    #[arg(long, value_name = "DIR", requires = "from_logs")]
+    pub store: Option<PathBuf>,
+    /// --from-logs: the access logs' Nginx `log_format` text [default: `report_log_format`,
+    /// else the shipped site's]
+    #[arg(long, value_name = "TEXT", requires = "from_logs")]
+    pub log_format: Option<String>,
     /// Open model: journeys started per second (`50`, `50/s`, `3000/m`)
     #[arg(
         long,
         value_name = "N/s",
         conflicts_with = "users",
-        required_unless_present = "users"
+        required_unless_present_any = ["users", "from_logs"]
     )]
     pub rate: Option<String>,
     /// Closed model: users running journeys back to back
@@ -162,10 +179,6 @@ fn from_inventory(inv: &InventoryOpts) -> Result<Option<String>, CliError> {
     }))
 }
 
-fn ms(us: u64) -> f64 {
-    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
-}
-
 /// p50..max in milliseconds.
 fn latency(f: &Figures) -> serde_json::Value {
     let q = |x: f64| ms(f.latency.quantile(x));
@@ -175,35 +188,123 @@ fn latency(f: &Figures) -> serde_json::Value {
     })
 }
 
-/// The value a threshold reads from the results.
-fn measure(t: &Threshold, all: &Figures, rate: f64) -> f64 {
-    match t.metric {
-        Metric::Latency(q) if q >= 1.0 => ms(all.latency.max()),
-        Metric::Latency(q) => ms(all.latency.quantile(q)),
-        Metric::ErrorCount => all.errors.total() as f64,
-        Metric::ErrorShare if all.requests + all.errors.dropped == 0 => 0.0,
-        Metric::ErrorShare => all.errors.total() as f64 / (all.requests + all.errors.dropped) as f64 * 100.0,
-        Metric::Rate => rate,
+/// The scenario of the file, or of the day's logs (with what the logs said, for the output).
+fn scenario_of(a: &LoadtestArgs) -> Result<(scenario::Scenario, Option<Replay>), CliError> {
+    let day = match (&a.scenario, a.from_logs) {
+        (Some(path), _) => return Ok((scenario::load(path)?, None)),
+        (None, Some(day)) => day,
+        (None, None) => return Err(Diagnostic::plain("give a SCENARIO file or --from-logs DAY").into()),
+    };
+    let logs = super::report::LogSettings::resolve(&a.inventory, a.store.clone(), a.log_format.clone(), None)?;
+    let files = crate::report::files_of_day(&logs.store, &day.to_string());
+    let opts = crate::report::Options {
+        product_pattern: logs.product_pattern,
+        format: logs.format,
+        ..Default::default()
+    };
+    let replay = crate::loadtest::replay::read(&files, day, &opts)
+        .map_err(|e| anyhow::anyhow!("reading the access logs: {e}"))?
+        .ok_or_else(|| {
+            Diagnostic::plain(if files.is_empty() {
+                format!("the log store {} has no access log of {day}", logs.store.display())
+            } else {
+                format!("the access logs of {day} have no GET or HEAD request answered 2xx or 3xx")
+            })
+            .with_hint("`tend logs collect` fills the store; --store names another, --log-format the logs' format")
+        })?;
+    Ok((replay.scenario.clone(), Some(replay)))
+}
+
+/// What a replay took from the logs, in words.
+fn replay_note(r: &Replay) -> String {
+    format!(
+        "from the logs of {}: {} GET/HEAD requests answered 2xx/3xx in {} file(s) ({} others left out); {} URLs{}; busiest minute {:02}:{:02} with {} ({}/s), the day's mean {}/s",
+        r.scenario.name.trim_start_matches("logs of "),
+        r.requests,
+        r.files,
+        r.skipped,
+        r.urls,
+        if r.urls > crate::loadtest::replay::MAX_URLS {
+            format!(
+                ", the {} most requested kept ({:.1} % of the requests)",
+                crate::loadtest::replay::MAX_URLS,
+                r.covered * 100.0
+            )
+        } else {
+            String::new()
+        },
+        r.busiest.0,
+        r.busiest.1,
+        r.busiest.2,
+        figure(r.peak_rate()),
+        figure(r.day_rate),
+    )
+}
+
+/// A rate with as many decimals as a small one needs (`0.67`, `0.0046`, `12`).
+fn figure(x: f64) -> String {
+    match x {
+        x if x >= 10.0 => format!("{x:.0}"),
+        x if x >= 0.1 => format!("{x:.2}"),
+        x => format!("{x:.4}"),
     }
 }
 
-/// Runs `tend loadtest`.
-pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
-    let sc = scenario::load(&a.scenario)?;
+/// The scenario's thresholds and those of `flag` (`--threshold`).
+fn thresholds_of(sc: &scenario::Scenario, flag: &str, extra: &[String]) -> Result<Vec<Threshold>, CliError> {
     let mut thresholds = Vec::new();
     for (text, _) in &sc.thresholds {
         thresholds.push(Threshold::parse(text).map_err(|e| Diagnostic::plain(e).with_hint(threshold::HINT))?);
     }
-    for text in &a.thresholds {
+    for text in extra {
         thresholds.push(
             Threshold::parse(text)
-                .map_err(|e| Diagnostic::plain(format!("--threshold `{text}`: {e}")).with_hint(threshold::HINT))?,
+                .map_err(|e| Diagnostic::plain(format!("{flag} `{text}`: {e}")).with_hint(threshold::HINT))?,
         );
     }
-    let model = match (&a.rate, a.users) {
-        (Some(r), _) => Model::Open { rate: rate_flag(r)? },
-        (None, Some(u)) => Model::Closed { users: u as usize },
-        (None, None) => {
+    Ok(thresholds)
+}
+
+/// `deploy --load-gate`'s settings, checked before the deploy touches a host.
+pub fn gate(
+    path: &std::path::Path,
+    rate: &str,
+    duration: &str,
+    extra: &[String],
+) -> Result<crate::loadtest::gate::Gate, CliError> {
+    let sc = scenario::load(path)?;
+    let thresholds = thresholds_of(&sc, "--load-gate-threshold", extra)?;
+    if thresholds.is_empty() {
+        return Err(
+            Diagnostic::plain(format!("the load gate {} has no threshold to hold", path.display()))
+                .with_hint("add --load-gate-threshold 'p95 < 500ms' (or `thresholds:` in the scenario)")
+                .into(),
+        );
+    }
+    let duration = time_flag("--load-gate-duration", duration)?;
+    if duration.is_zero() {
+        return Err(Diagnostic::plain("--load-gate-duration must be more than 0").into());
+    }
+    Ok(crate::loadtest::gate::Gate {
+        scenario: sc,
+        rate: rate_flag(rate).map_err(|_| {
+            Diagnostic::plain(format!("--load-gate-rate `{rate}` is not a rate"))
+                .with_hint("write e.g. 10, 10/s or 600/m")
+        })?,
+        duration,
+        thresholds,
+    })
+}
+
+/// Runs `tend loadtest`.
+pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
+    let (sc, replay) = scenario_of(&a)?;
+    let thresholds = thresholds_of(&sc, "--threshold", &a.thresholds)?;
+    let model = match (&a.rate, a.users, &replay) {
+        (Some(r), _, _) => Model::Open { rate: rate_flag(r)? },
+        (None, Some(u), _) => Model::Closed { users: u as usize },
+        (None, None, Some(r)) => Model::Open { rate: r.peak_rate() },
+        (None, None, None) => {
             return Err(Diagnostic::plain("give --rate N/s (open model) or --users N (closed model)").into());
         }
     };
@@ -231,15 +332,19 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
     }
     let settings = a.output.settings(Layout::Listing);
     let html = a.html.clone();
+    let intro = replay.as_ref().map(replay_note);
     if let Some(group) = a.from.clone() {
-        return distributed(&a, &group, plan, thresholds, settings);
+        return distributed(&a, &group, plan, thresholds, settings, intro);
     }
     if a.find_knee {
-        return knee(&a, plan, thresholds, settings);
+        return knee(&a, plan, thresholds, settings, intro);
     }
     let raw = a.raw_results;
     block_on(async move {
         let events = Events::start("loadtest", 0, &settings);
+        if let Some(n) = intro {
+            events.note(n);
+        }
         let cancel = crate::transport::interrupt_token();
         let started = crate::output::now_rfc3339();
         let what = match plan.model {
@@ -342,6 +447,7 @@ fn knee(
     plan: Plan,
     thresholds: Vec<Threshold>,
     settings: crate::output::OutputSettings,
+    intro: Option<String>,
 ) -> Result<Code, CliError> {
     if thresholds.is_empty() {
         return Err(
@@ -358,6 +464,9 @@ fn knee(
     let (factor, max_steps) = (a.knee_factor, a.knee_steps as usize);
     block_on(async move {
         let events = Events::start("loadtest", targets.len(), &settings);
+        if let Some(n) = intro.clone() {
+            events.note(n);
+        }
         let fleet = a.connection.fleet(options);
         let request = crate::ops::Request::survey("loadtest", targets.len().max(1), &targets);
         let started = crate::output::now_rfc3339();
@@ -408,19 +517,9 @@ fn knee(
                             record: None,
                         };
                     };
+                    let verdicts = threshold::judge(&thresholds, &results);
                     let all = results.overall();
                     let achieved = all.requests as f64 / results.elapsed.as_secs_f64().max(1e-9);
-                    let verdicts: Vec<Verdict> = thresholds
-                        .iter()
-                        .map(|t| {
-                            let value = (measure(t, &all, achieved) * 1000.0).round() / 1000.0;
-                            Verdict {
-                                threshold: t.text.clone(),
-                                value,
-                                ok: t.holds(value),
-                            }
-                        })
-                        .collect();
                     let mut servers: Vec<(String, String, f64)> = hosts
                         .iter()
                         .zip(before.iter().zip(&after))
@@ -688,6 +787,7 @@ fn distributed(
     plan: Plan,
     thresholds: Vec<Threshold>,
     settings: crate::output::OutputSettings,
+    intro: Option<String>,
 ) -> Result<Code, CliError> {
     let (inv, vars) = a.inventory.load()?;
     let chosen = crate::inventory::select(&inv, group, a.connection.limit.as_deref())?;
@@ -698,13 +798,16 @@ fn distributed(
     for &h in &chosen {
         targets.push(a.connection.target(&inv, &vars, h)?);
     }
-    let scenario_text =
-        std::fs::read(&a.scenario).map_err(|e| Diagnostic::plain(format!("{}: {e}", a.scenario.display())))?;
+    // The scenario as read (from its file or the logs), in its file's JSON form.
+    let scenario_text = plan.scenario.to_json().to_string().into_bytes();
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find tend's own binary: {e}"))?;
     let options = a.connection.connect_options()?;
     let html = a.html.clone();
     block_on(async move {
         let events = Events::start("loadtest", targets.len(), &settings);
+        if let Some(n) = intro.clone() {
+            events.note(n);
+        }
         let hashed = match crate::transport::hash_file(&exe).await {
             Ok(h) => h,
             Err(e) => {
@@ -816,17 +919,7 @@ fn report(
         ],
         rows,
     );
-    let verdicts: Vec<Verdict> = thresholds
-        .iter()
-        .map(|t| {
-            let value = (measure(t, &all, rate) * 1000.0).round() / 1000.0;
-            Verdict {
-                threshold: t.text.clone(),
-                value,
-                ok: t.holds(value),
-            }
-        })
-        .collect();
+    let verdicts = threshold::judge(thresholds, r);
     for v in verdicts.iter().filter(|v| v.ok) {
         events.note(format!("threshold {}: held (measured {})", v.threshold, v.value));
     }

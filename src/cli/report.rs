@@ -140,17 +140,15 @@ struct SalesSource {
 /// `report_*` variables found, by name.
 type Found = Vec<(String, String)>;
 
-/// The report's settings from the inventory, when there is one: (variables of the first `lb`
-/// host, where sales are read).
-fn from_inventory(a: &DailyArgs, date: jiff::civil::Date) -> Result<(Found, Option<SalesSource>), CliError> {
-    if !a.inventory.given() {
-        return Ok((Vec::new(), None));
-    }
-    let (inv, vars) = a.inventory.load()?;
-    let first = |g: &str| inv.group_index(g).and_then(|g| inv.hosts_of_group(g).first().copied());
+/// The `report_*` and `logs_store_dir` variables of the inventory's first `lb` host (else its
+/// first host).
+fn report_vars(inv: &crate::inventory::Inventory, vars: &crate::settings::Variables) -> Result<Found, CliError> {
+    let first = inv
+        .group_index("lb")
+        .and_then(|g| inv.hosts_of_group(g).first().copied());
     let mut found = Vec::new();
-    if let Some(h) = first("lb").or(if inv.hosts.is_empty() { None } else { Some(0) }) {
-        let v = crate::settings::HostVars::new(&vars, &inv, h, &[]);
+    if let Some(h) = first.or(if inv.hosts.is_empty() { None } else { Some(0) }) {
+        let v = crate::settings::HostVars::new(vars, inv, h, &[]);
         for name in [
             "report_product_pattern",
             "report_checkout_path",
@@ -162,6 +160,84 @@ fn from_inventory(a: &DailyArgs, date: jiff::civil::Date) -> Result<(Found, Opti
             }
         }
     }
+    Ok(found)
+}
+
+/// Where the access logs are and how they are read, for `report daily` and
+/// `loadtest --from-logs` alike: each flag, else the inventory's variable, else the default.
+pub struct LogSettings {
+    /// The log store.
+    pub store: PathBuf,
+    /// The access logs' format.
+    pub format: crate::report::access::Format,
+    /// The product pages' pattern.
+    pub product_pattern: crate::report::Pattern,
+    /// The inventory's variables found (the report reads `report_checkout_path` from them).
+    found: Found,
+}
+
+impl LogSettings {
+    /// Resolves the flags against the inventory (when there is one).
+    pub fn resolve(
+        inventory: &InventoryOpts,
+        store: Option<PathBuf>,
+        log_format: Option<String>,
+        product_pattern: Option<String>,
+    ) -> Result<Self, CliError> {
+        let found = if inventory.given() {
+            let (inv, vars) = inventory.load()?;
+            report_vars(&inv, &vars)?
+        } else {
+            Vec::new()
+        };
+        Self::from_found(found, store, log_format, product_pattern)
+    }
+
+    fn from_found(
+        found: Found,
+        store: Option<PathBuf>,
+        log_format: Option<String>,
+        product_pattern: Option<String>,
+    ) -> Result<Self, CliError> {
+        let var = |name: &str| found.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let pattern = product_pattern
+            .or_else(|| var("report_product_pattern"))
+            .unwrap_or_else(|| "/product/{category}/{id}".into());
+        if !pattern.starts_with('/') || !pattern.contains("{category}") {
+            return Err(Diagnostic::plain(format!(
+                "product pattern `{pattern}` must be a path with `{{category}}` in it"
+            ))
+            .with_hint("for example `/product/{category}/{id}` (--product-pattern, `report_product_pattern`)")
+            .into());
+        }
+        let format = match log_format.or_else(|| var("report_log_format")) {
+            None => crate::report::access::Format::default(),
+            Some(text) => crate::report::access::Format::nginx(&text).map_err(|e| {
+                Diagnostic::plain(format!("log format `{text}`: {e}"))
+                    .with_hint("give Nginx `log_format` text with $status and $time_local (or $time_iso8601), e.g. '$remote_addr [$time_local] \"$request\" $status'")
+            })?,
+        };
+        let store = store
+            .or_else(|| var("logs_store_dir").map(PathBuf::from))
+            .unwrap_or_else(crate::logs::default_store);
+        Ok(Self {
+            store,
+            format,
+            product_pattern: crate::report::Pattern::new(&pattern),
+            found,
+        })
+    }
+}
+
+/// The report's settings from the inventory, when there is one: (variables of the first `lb`
+/// host, where sales are read).
+fn from_inventory(a: &DailyArgs, date: jiff::civil::Date) -> Result<(Found, Option<SalesSource>), CliError> {
+    if !a.inventory.given() {
+        return Ok((Vec::new(), None));
+    }
+    let (inv, vars) = a.inventory.load()?;
+    let found = report_vars(&inv, &vars)?;
+    let first = |g: &str| inv.group_index(g).and_then(|g| inv.hosts_of_group(g).first().copied());
     let Some(primary) = first("db_primary") else {
         return Ok((found, None));
     };
@@ -249,44 +325,22 @@ fn daily(a: DailyArgs) -> Result<Code, CliError> {
             .and_then(|d| d.yesterday())
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
-    let (vars, sales) = from_inventory(&a, date)?;
-    let var = |name: &str| vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-    let pattern = a
-        .product_pattern
-        .clone()
-        .or_else(|| var("report_product_pattern"))
-        .unwrap_or_else(|| "/product/{category}/{id}".into());
-    if !pattern.starts_with('/') || !pattern.contains("{category}") {
-        return Err(Diagnostic::plain(format!(
-            "product pattern `{pattern}` must be a path with `{{category}}` in it"
-        ))
-        .with_hint("for example `/product/{category}/{id}` (--product-pattern, `report_product_pattern`)")
-        .into());
-    }
-    let format = match a.log_format.clone().or_else(|| var("report_log_format")) {
-        None => crate::report::access::Format::default(),
-        Some(text) => crate::report::access::Format::nginx(&text).map_err(|e| {
-            Diagnostic::plain(format!("log format `{text}`: {e}"))
-                .with_hint("give Nginx `log_format` text with $status and $time_local (or $time_iso8601), e.g. '$remote_addr [$time_local] \"$request\" $status'")
-        })?,
-    };
+    let (found, sales) = from_inventory(&a, date)?;
+    let logs = LogSettings::from_found(found, a.store.clone(), a.log_format.clone(), a.product_pattern.clone())?;
+    let var = |name: &str| logs.found.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let opts = crate::report::Options {
-        product_pattern: crate::report::Pattern::new(&pattern),
+        product_pattern: logs.product_pattern.clone(),
         checkout_path: a
             .checkout_path
             .clone()
             .or_else(|| var("report_checkout_path"))
             .unwrap_or_else(|| "/checkout".into()),
         top: a.top as usize,
-        format,
+        format: logs.format.clone(),
         // Files given by name may hold other days (a rotated log spans midnight).
         only: (!a.files.is_empty()).then_some(date),
     };
-    let store = a
-        .store
-        .clone()
-        .or_else(|| var("logs_store_dir").map(PathBuf::from))
-        .unwrap_or_else(crate::logs::default_store);
+    let store = logs.store.clone();
     let source = if a.files.is_empty() {
         crate::report::Source::Store(store.clone())
     } else {

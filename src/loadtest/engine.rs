@@ -444,14 +444,21 @@ pub async fn run(
     progress: impl Fn(Duration, &Figures),
 ) -> Result<Results, String> {
     let client = client(&plan)?;
-    let mut steps = Vec::new();
+    // Steps of the same name (journey/step) share their figures: a replay of the logs has a
+    // journey per URL and a step name per URL group.
+    let mut steps: Vec<(String, Figures)> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut step_index = Vec::new();
     for j in &plan.scenario.journeys {
         let mut idx = Vec::new();
         for s in &j.steps {
             if let Step::Request(r) = s {
-                idx.push(steps.len());
-                steps.push((format!("{}/{}", j.name, r.name), Figures::default()));
+                let name = format!("{}/{}", j.name, r.name);
+                let i = *by_name.entry(name.clone()).or_insert_with(|| {
+                    steps.push((name, Figures::default()));
+                    steps.len() - 1
+                });
+                idx.push(i);
             }
         }
         step_index.push(idx);
@@ -469,7 +476,6 @@ pub async fn run(
         step_index,
     });
     let end = start + plan.duration;
-    let mut picker = Picker::new(&plan.scenario.journeys);
     let rng = Rng::new();
     let mut tasks = tokio::task::JoinSet::new();
     let journeys: u64;
@@ -499,37 +505,58 @@ pub async fn run(
                     k / rate
                 }
             };
-            let (mut journeys_n, mut dropped_n) = (0u64, 0u64);
-            let mut k = 0.0;
-            loop {
-                let due = start + Duration::from_secs_f64(due_of(k));
-                if due >= end || cancel.is_cancelled() {
-                    break;
-                }
-                let now = Instant::now();
-                if due > now {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(due.into()) => {}
-                        _ = cancel.cancelled() => break,
+            // The arrivals are released by a task of the runtime, not by this caller's thread:
+            // on one core a second thread handing each arrival over costs a context switch and
+            // the scheduler's slice in latency.
+            let releaser = {
+                let run = run.clone();
+                let cancel = cancel.clone();
+                let max_in_flight = plan.max_in_flight;
+                let mut picker = Picker::new(&plan.scenario.journeys);
+                tokio::spawn(async move {
+                    let mut alarm = super::alarm::Alarm::default();
+                    let mut tasks = tokio::task::JoinSet::new();
+                    let (mut journeys_n, mut dropped_n) = (0u64, 0u64);
+                    let mut k = 0.0;
+                    loop {
+                        let due = start + Duration::from_secs_f64(due_of(k));
+                        if due >= end || cancel.is_cancelled() {
+                            break;
+                        }
+                        if due > Instant::now() {
+                            tokio::select! {
+                                _ = alarm.until(due) => {}
+                                _ = cancel.cancelled() => break,
+                            }
+                        }
+                        while tasks.try_join_next().is_some() {}
+                        if tasks.len() >= max_in_flight {
+                            dropped_n += 1;
+                        } else {
+                            let j = picker.next();
+                            journeys_n += 1;
+                            let r = Rng(rng.0 ^ (journeys_n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+                            tasks.spawn(journey(run.clone(), j, due, true, r));
+                        }
+                        k += 1.0;
                     }
+                    // Journeys under way finish (each request has its timeout).
+                    while tasks.join_next().await.is_some() {}
+                    (journeys_n, dropped_n)
+                })
+            };
+            tokio::pin!(releaser);
+            let counts = loop {
+                tokio::select! {
+                    done = &mut releaser => break done,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-                while tasks.try_join_next().is_some() {}
-                if tasks.len() >= plan.max_in_flight {
-                    dropped_n += 1;
-                } else {
-                    let j = picker.next();
-                    journeys_n += 1;
-                    let r = Rng(rng.0 ^ (journeys_n.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
-                    tasks.spawn(journey(run.clone(), j, due, true, r));
-                }
-                k += 1.0;
                 if last_progress.elapsed() >= Duration::from_secs(1) {
                     last_progress = Instant::now();
                     progress(start.elapsed(), &snapshot(&run));
                 }
-            }
-            journeys = journeys_n;
-            dropped = dropped_n;
+            };
+            (journeys, dropped) = counts.map_err(|e| format!("the load generator stopped: {e}"))?;
         }
         Model::Closed { users } => {
             let users = users.max(1);

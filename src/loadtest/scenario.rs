@@ -96,6 +96,79 @@ pub struct Scenario {
     pub thresholds: Vec<(String, Option<(u32, u32)>)>,
 }
 
+impl Scenario {
+    /// The scenario in its file's own form, as JSON (which a scenario file may be): what a
+    /// coordinating tend hands its generators, whether it read a file or the logs.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let step = |s: &Step| -> Value {
+            let r = match s {
+                Step::Think(d) => return json!({"think": format!("{}ms", d.as_secs_f64() * 1000.0)}),
+                Step::Request(r) => r,
+            };
+            let mut m = Map::new();
+            m.insert("name".into(), json!(r.name));
+            m.insert("method".into(), json!(r.method));
+            m.insert("path".into(), json!(r.path));
+            if !r.headers.is_empty() {
+                m.insert(
+                    "headers".into(),
+                    Value::Object(r.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
+                );
+            }
+            match &r.body {
+                None => {}
+                Some(Body::Json(v)) => {
+                    m.insert("json".into(), v.clone());
+                }
+                Some(Body::Form(f)) => {
+                    m.insert(
+                        "form".into(),
+                        Value::Object(f.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
+                    );
+                }
+                Some(Body::Text(t)) => {
+                    m.insert("body".into(), json!(t));
+                }
+            }
+            if !r.extract.is_empty() {
+                let rules = r.extract.iter().map(|(var, rule)| {
+                    let rule = match &rule.kind {
+                        ExtractKind::Regex(re) => json!({"regex": re.as_str()}),
+                        ExtractKind::Json(p) => json!({"json": p}),
+                        ExtractKind::Header(h) => json!({"header": h}),
+                    };
+                    (var.clone(), rule)
+                });
+                m.insert("extract".into(), Value::Object(rules.collect()));
+            }
+            if let Some(codes) = &r.expect {
+                m.insert("expect".into(), json!(codes));
+            }
+            Value::Object(m)
+        };
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        if let Some(u) = &self.base_url {
+            m.insert("base_url".into(), json!(u));
+        }
+        if !self.vars.is_empty() {
+            m.insert("vars".into(), Value::Object(self.vars.iter().cloned().collect()));
+        }
+        let journeys = self.journeys.iter().map(
+            |j| json!({"name": j.name, "weight": j.weight, "steps": j.steps.iter().map(step).collect::<Vec<_>>()}),
+        );
+        m.insert("journeys".into(), Value::Array(journeys.collect()));
+        if !self.thresholds.is_empty() {
+            m.insert(
+                "thresholds".into(),
+                json!(self.thresholds.iter().map(|(t, _)| t).collect::<Vec<_>>()),
+            );
+        }
+        Value::Object(m)
+    }
+}
+
 const TOP_KEYS: [&str; 5] = ["name", "base_url", "vars", "journeys", "thresholds"];
 const JOURNEY_KEYS: [&str; 3] = ["name", "weight", "steps"];
 const STEP_KEYS: [&str; 10] = [
@@ -348,4 +421,55 @@ pub fn parse(source: &Source, root: &Node) -> Result<Scenario, Diagnostic> {
             .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
     }
     Ok(sc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_form_reads_back_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let every = dir.path().join("every.yaml");
+        std::fs::write(
+            &every,
+            r#"
+name: every
+base_url: http://shop.test:8080
+vars: {sku: [a, b], n: 3}
+journeys:
+  - name: buy
+    weight: 2
+    steps:
+      - {path: "/cart?sku={{ sku }}", method: post, form: {sku: "{{ sku }}", qty: "1"}, expect: [201, 302]}
+      - {think: 250ms}
+      - name: pay
+        method: PUT
+        path: /pay
+        headers: {X-Token: t}
+        json: {sku: "{{ sku }}", n: "{{ n }}", nested: [1, {a: b}]}
+        extract: {order: {regex: 'order=(\d+)'}, id: {json: /id}, loc: {header: Location}}
+      - {path: /done, body: "raw {{ order }}"}
+thresholds: ["p99 < 1s"]
+"#,
+        )
+        .expect("write");
+        let shipped = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/loadtests/shop-browse.yaml"));
+        for file in [shipped, every.as_path()] {
+            let first = load(file).expect("loads");
+            let again = dir.path().join("again.yaml");
+            std::fs::write(&again, serde_json::to_vec(&first.to_json()).expect("json")).expect("write");
+            let mut back = load(&again).expect("reads back");
+            back.thresholds.iter_mut().for_each(|t| t.1 = None);
+            let mut want = first.clone();
+            want.thresholds.iter_mut().for_each(|t| t.1 = None);
+            assert_eq!(back, want, "{}", file.display());
+            assert!(
+                want.journeys
+                    .iter()
+                    .flat_map(|j| &j.steps)
+                    .any(|s| matches!(s, Step::Think(_)))
+            );
+        }
+    }
 }

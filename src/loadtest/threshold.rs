@@ -1,6 +1,8 @@
 //! Pass/fail lines for a load test (`p95 < 300ms`, `errors < 0.1%`, `rate >= 50/s`), so a CI
 //! step fails when the shop got slower, as it fails when a test breaks.
 
+use super::engine::{Figures, Results};
+
 /// What `--threshold` and a scenario's `thresholds` accept.
 pub const HINT: &str =
     "write METRIC OP VALUE: p50|p90|p95|p99|p999|max < 300ms (or 1s), errors < 0.1% (or a count), rate >= 50/s";
@@ -110,6 +112,42 @@ impl Threshold {
             _ => value >= self.limit,
         }
     }
+}
+
+/// Milliseconds, to the microsecond, from microseconds.
+pub fn ms(us: u64) -> f64 {
+    (us as f64 / 1000.0 * 1000.0).round() / 1000.0
+}
+
+/// The value a threshold reads from a run's figures (`rate`: requests a second achieved).
+fn measure(t: &Threshold, all: &Figures, rate: f64) -> f64 {
+    match t.metric {
+        Metric::Latency(q) if q >= 1.0 => ms(all.latency.max()),
+        Metric::Latency(q) => ms(all.latency.quantile(q)),
+        Metric::ErrorCount => all.errors.total() as f64,
+        Metric::ErrorShare if all.requests + all.errors.dropped == 0 => 0.0,
+        Metric::ErrorShare => all.errors.total() as f64 / (all.requests + all.errors.dropped) as f64 * 100.0,
+        Metric::Rate => rate,
+    }
+}
+
+/// Each threshold against a run's results: what `tend loadtest`, each step of `--find-knee`
+/// and a deploy's load gate decide by.
+pub fn judge(thresholds: &[Threshold], results: &Results) -> Vec<Verdict> {
+    let all = results.overall();
+    let rate = all.requests as f64 / results.elapsed.as_secs_f64().max(1e-9);
+    let rate = (rate * 100.0).round() / 100.0;
+    thresholds
+        .iter()
+        .map(|t| {
+            let value = (measure(t, &all, rate) * 1000.0).round() / 1000.0;
+            Verdict {
+                threshold: t.text.clone(),
+                value,
+                ok: t.holds(value),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

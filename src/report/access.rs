@@ -10,6 +10,8 @@ pub struct Access<'a> {
     pub addr: &'a [u8],
     /// The hour of `$time_local` (0-23).
     pub hour: u8,
+    /// Its minute (0-59).
+    pub minute: u8,
     /// The method of `$request` (empty when the request line was not one).
     pub method: &'a [u8],
     /// Its path, query string included.
@@ -88,16 +90,20 @@ fn zone(s: &[u8]) -> Option<i32> {
     Some(sign * (h * 60 + m))
 }
 
-/// The hour and zone of `$time_local` (`02/Dec/2026:14:05:09 +0000`).
-fn time_local(t: &[u8]) -> Option<(u8, Option<i32>)> {
+/// The hour, minute and zone of `$time_local` (`02/Dec/2026:14:05:09 +0000`).
+fn time_local(t: &[u8]) -> Option<(u8, u8, Option<i32>)> {
     let hour = number(t.get(12..14)?)?;
-    (hour < 24 && t.get(2) == Some(&b'/')).then(|| (hour as u8, t.get(21..).and_then(zone)))
+    let minute = number(t.get(15..17)?)?;
+    (hour < 24 && minute < 60 && t.get(2) == Some(&b'/'))
+        .then(|| (hour as u8, minute as u8, t.get(21..).and_then(zone)))
 }
 
-/// The hour and zone of `$time_iso8601` (`2026-12-02T14:05:09+00:00`).
-fn time_iso(t: &[u8]) -> Option<(u8, Option<i32>)> {
+/// The hour, minute and zone of `$time_iso8601` (`2026-12-02T14:05:09+00:00`).
+fn time_iso(t: &[u8]) -> Option<(u8, u8, Option<i32>)> {
     let hour = number(t.get(11..13)?)?;
-    (hour < 24 && t.get(10) == Some(&b'T')).then(|| (hour as u8, t.get(19..).and_then(zone)))
+    let minute = number(t.get(14..16)?)?;
+    (hour < 24 && minute < 60 && t.get(10) == Some(&b'T'))
+        .then(|| (hour as u8, minute as u8, t.get(19..).and_then(zone)))
 }
 
 /// `$request` as method and target.
@@ -125,7 +131,7 @@ pub fn parse(line: &[u8]) -> Option<Access<'_>> {
     let (addr, rest) = until(line, b' ')?;
     let (_, rest) = until(rest, b'[')?;
     let (time, rest) = until(rest, b']')?;
-    let (hour, zone_minutes) = time_local(time)?;
+    let (hour, minute, zone_minutes) = time_local(time)?;
     let day = &time[..11];
     let rest = rest.strip_prefix(b" \"")?;
     let (req, rest) = until(rest, b'"')?;
@@ -154,6 +160,7 @@ pub fn parse(line: &[u8]) -> Option<Access<'_>> {
     Some(Access {
         addr,
         hour,
+        minute,
         method,
         target,
         status,
@@ -323,6 +330,7 @@ impl Format {
         let mut a = Access {
             addr: b"",
             hour: 0,
+            minute: 0,
             method: b"",
             target: b"",
             status: 0,
@@ -356,12 +364,12 @@ impl Format {
             match field {
                 Field::Addr => a.addr = value,
                 Field::TimeLocal => {
-                    (a.hour, a.zone_minutes) = time_local(value)?;
+                    (a.hour, a.minute, a.zone_minutes) = time_local(value)?;
                     a.day = &value[..11];
                     timed = true;
                 }
                 Field::TimeIso => {
-                    (a.hour, a.zone_minutes) = time_iso(value)?;
+                    (a.hour, a.minute, a.zone_minutes) = time_iso(value)?;
                     a.day = &value[..10];
                     timed = true;
                 }
@@ -393,7 +401,7 @@ mod tests {
         let line = br#"10.0.0.9 - - [03/Dec/2026:14:05:09 +0000] "GET /product/tea/7?x=1 HTTP/1.1" 200 512 "http://shop/" "Mozilla/5.0 (X11)" 0.042 "10.0.0.2:8080, 10.0.0.3:8080""#;
         let a = parse(line).expect("parses");
         assert_eq!(a.addr, b"10.0.0.9");
-        assert_eq!(a.hour, 14);
+        assert_eq!((a.hour, a.minute), (14, 5));
         assert_eq!(a.method, b"GET");
         assert_eq!(a.target, b"/product/tea/7?x=1");
         assert_eq!((a.status, a.bytes), (200, 512));
@@ -445,8 +453,8 @@ mod tests {
             Format::nginx("log_format x escape=json '[$time_iso8601] $status ' \"$request_time\";").expect("compiles");
         let a = iso.parse(b"[2026-12-02T23:59:59-05:30] 404 0.5").expect("parses");
         assert_eq!(
-            (a.hour, a.status, a.micros, a.zone_minutes),
-            (23, 404, Some(500_000), Some(-330))
+            (a.hour, a.minute, a.status, a.micros, a.zone_minutes),
+            (23, 59, 404, Some(500_000), Some(-330))
         );
         assert!(
             iso.parse(b"2026-12-02T23:59:59-05:30 404 0.5").is_none(),

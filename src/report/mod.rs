@@ -63,7 +63,7 @@ impl Pattern {
     }
 
     /// `path`'s category and id.
-    fn matches<'a>(&self, path: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+    pub fn matches<'a>(&self, path: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
         let mut s = path.split(|&b| b == b'/');
         let (mut category, mut id) = (None, None);
         for seg in &self.segments {
@@ -186,8 +186,35 @@ fn bump(map: &mut Map<Vec<u8>, u64>, key: &[u8]) {
     }
 }
 
+/// Calls `f` with each line of a log file (gzip members, or plain text), without its newline.
+pub fn each_line(path: &Path, mut f: impl FnMut(&[u8])) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    let reader: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut r = BufReader::with_capacity(1 << 20, reader);
+    let mut line = Vec::with_capacity(512);
+    loop {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        f(&line);
+    }
+}
+
+/// A path's first segment (`/static/app.css`: `static`; `/`: empty): the report's URL groups.
+pub fn first_segment(path: &[u8]) -> &[u8] {
+    path.split(|&b| b == b'/').find(|s| !s.is_empty()).unwrap_or_default()
+}
+
 /// Whether `day` (`02/Dec/2026` or `2026-12-02`) is `date`.
-fn same_day(day: &[u8], date: jiff::civil::Date) -> bool {
+pub fn same_day(day: &[u8], date: jiff::civil::Date) -> bool {
     const MONTHS: [&[u8]; 12] = [
         b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
     ];
@@ -274,7 +301,7 @@ impl Day {
                 if path == opts.checkout_path.as_bytes() {
                     self.buyers.insert(visitor);
                 }
-                let first = path.split(|&b| b == b'/').find(|s| !s.is_empty()).unwrap_or_default();
+                let first = first_segment(path);
                 if !self.groups.contains_key(first) && self.groups.len() < MAX_GROUPS {
                     self.groups.insert(first.to_vec(), Group::default());
                 }
@@ -293,24 +320,7 @@ impl Day {
 
     /// Reads a stored log file (gzip members, or plain text).
     pub fn add_file(&mut self, path: &Path, opts: &Options) -> std::io::Result<()> {
-        let file = std::fs::File::open(path)?;
-        let reader: Box<dyn std::io::Read> = if path.extension().is_some_and(|e| e == "gz") {
-            Box::new(flate2::read::MultiGzDecoder::new(file))
-        } else {
-            Box::new(file)
-        };
-        let mut r = BufReader::with_capacity(1 << 20, reader);
-        let mut line = Vec::with_capacity(512);
-        loop {
-            line.clear();
-            if r.read_until(b'\n', &mut line)? == 0 {
-                return Ok(());
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            self.add_line(&line, opts);
-        }
+        each_line(path, |line| self.add_line(line, opts))
     }
 
     fn headline(&self) -> Json {

@@ -610,3 +610,128 @@ fn deploys_with_migrations_keep_the_schema_version_and_guard_rollbacks() {
     assert_serving(&lab, &s, &m1);
     lab.sh(s.primary, &format!("mariadb -e 'DROP DATABASE {db}'"));
 }
+
+/// A war whose front page takes `ms` milliseconds to answer; its health page is as quick as
+/// ever, so only a load gate can catch it.
+fn slow_war(dir: &Path, id: &str, ms: u32) -> PathBuf {
+    let stage = dir.join(format!("slow-{id}"));
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(repo().join("app/webapp"))
+        .arg(&stage)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    std::fs::write(stage.join("WEB-INF/release.txt"), format!("{id}\n")).expect("release.txt");
+    let index = std::fs::read_to_string(stage.join("index.jsp")).expect("index.jsp");
+    let slow = index.replacen("%><%", &format!("%><% Thread.sleep({ms});"), 1);
+    assert_ne!(slow, index);
+    std::fs::write(stage.join("index.jsp"), slow).expect("index.jsp");
+    let out = dir.join(format!("shop-{id}.war"));
+    let st = Command::new("jar")
+        .args(["--create", "--file"])
+        .arg(&out)
+        .args(["--no-manifest", "-C"])
+        .arg(&stage)
+        .arg(".")
+        .status()
+        .expect("jar");
+    assert!(st.success());
+    out
+}
+
+/// `deploy --load-gate`: a release whose front page answers in 400 ms passes its health gate
+/// on the first host, then breaks `p95 < 200ms` under 10 journeys a second and is switched
+/// back, the second host never touched; a quick release passes the same gate and goes out.
+#[test]
+fn a_load_gate_rolls_back_a_release_that_is_slow_under_load() {
+    let lab = Lab::get();
+    let s = shop(&lab);
+    let scratch = common::scratch();
+    provision_shop(&lab);
+    let tag = std::process::id();
+    let (quick, slow) = (format!("gq-{tag}"), format!("gs-{tag}"));
+    let gate = scratch.path().join("gate.yaml");
+    std::fs::write(
+        &gate,
+        format!(
+            "journeys:\n  - steps:\n      - {{name: front, path: \"/?gate-{tag}\"}}\nthresholds: [\"errors < 1%\"]\n"
+        ),
+    )
+    .expect("gate");
+    let gate = gate.to_str().unwrap_or_default().to_string();
+    let flags = [
+        "--batch",
+        "1",
+        "--load-gate",
+        &gate,
+        "--load-gate-rate",
+        "10/s",
+        "--load-gate-duration",
+        "5s",
+        "--load-gate-threshold",
+        "p95 < 200ms",
+    ];
+
+    let w = war(scratch.path(), &quick);
+    let r = deploy(&lab, &w, &quick, &flags);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, &quick);
+    let gated: Vec<serde_json::Value> = r
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["event"] == "step" && l["step"] == "load-gate")
+        .collect();
+    assert_eq!(gated.len(), 1, "only the first batch is gated: {gated:?}");
+    assert_eq!(gated[0]["status"], "ok", "{gated:?}");
+    // The gate's 50 requests went to the first batch's host itself (its Tomcat logged them),
+    // none to the other host.
+    let logged = |i: u32| -> String {
+        lab.sh(
+            i,
+            &format!("cat /var/log/tomcat10/localhost_access_log.*.txt | grep -c 'GET /?gate-{tag} ' || true"),
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(logged(s.apps[0]), "50");
+    assert_eq!(logged(s.apps[1]), "0");
+    assert!(
+        gated[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("50 requests at 10/s for 5s, 0 errors") && m.contains("p95 < 200ms held")),
+        "{gated:?}"
+    );
+
+    let w = slow_war(scratch.path(), &slow, 400);
+    let r = deploy(&lab, &w, &slow, &flags);
+    assert_eq!(r.code, 2, "{r:?}");
+    let gated: Vec<serde_json::Value> = r
+        .json_lines()
+        .into_iter()
+        .filter(|l| l["event"] == "step" && l["step"] == "load-gate")
+        .collect();
+    assert_eq!(gated.len(), 1, "{gated:?}");
+    assert_eq!(gated[0]["status"], "failed", "{gated:?}");
+    assert!(
+        gated[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("p95 < 200ms broke (measured ")),
+        "{gated:?}"
+    );
+    assert!(
+        r.stdout.contains("load gate failed: switching this batch back"),
+        "{r:?}"
+    );
+    let rec = record(&r);
+    assert!(
+        rec["error"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("h{}: load gate: ", s.apps[0]))
+                && m.contains("every switched host was switched back")),
+        "{rec}"
+    );
+    assert_eq!(rec["hosts"][0]["outcome"], "rolled_back", "{rec}");
+    // Every host serves the quick release again, through the balancer too.
+    assert_serving(&lab, &s, &quick);
+}

@@ -54,9 +54,12 @@ pub struct FleetOpts {
 ///   3. per batch: drain the hosts from the Nginx upstream on the balancer hosts (in-flight
 ///      requests finish), point `current` at the release (atomic rename), restart the app, wait
 ///      for the health URL, put the hosts back
-///   4. a batch that fails its health gate is switched back, and so is every earlier batch
-///      unless `--keep-partial`
-///   5. keep `deploy_keep_releases` releases, log the deploy on each host
+///   4. with --load-gate SCENARIO, the first batch, once it serves again, gets a short load at a
+///      fixed rate (--load-gate-rate on each of its hosts, at the health URL's host and port, for
+///      --load-gate-duration); a broken threshold fails the batch as a failed health check does
+///   5. a batch that fails its health or load gate is switched back, and so is every earlier
+///      batch unless `--keep-partial`
+///   6. keep `deploy_keep_releases` releases, log the deploy on each host
 ///      (`.tend/deploys.log`), release the lock
 ///
 /// Running the same deploy again finishes an interrupted one: hosts already serving the release
@@ -73,6 +76,7 @@ pub struct FleetOpts {
 ///   tend deploy --artifact build/shop.war --release-id 42
 ///   tend deploy --artifact https://ci.example/shop-42.war --checksum sha256:… --batch 25%
 ///   tend deploy --artifact shop.war --check --format json
+///   tend deploy --artifact shop.war --load-gate loadtests/shop-browse.yaml --load-gate-threshold 'p95 < 500ms'
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DeployArgs {
@@ -90,6 +94,20 @@ pub struct DeployArgs {
     /// before any host is switched; the release's manifest keeps the schema version
     #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
     pub migrate: Option<String>,
+    /// After the first batch passes its health gate and serves again, run this load-test
+    /// scenario against each of its hosts (at the health URL's host and port) and switch every
+    /// host back when one of its thresholds breaks (`tend loadtest` explains scenarios)
+    #[arg(long, value_name = "SCENARIO")]
+    pub load_gate: Option<PathBuf>,
+    /// --load-gate: journeys started per second on each host of the first batch
+    #[arg(long, default_value = "10/s", value_name = "N/s", requires = "load_gate")]
+    pub load_gate_rate: String,
+    /// --load-gate: how long
+    #[arg(long, default_value = "15s", value_name = "TIME", requires = "load_gate")]
+    pub load_gate_duration: String,
+    /// --load-gate: a threshold, added to the scenario's (`p95 < 300ms`); repeatable
+    #[arg(long = "load-gate-threshold", value_name = "EXPR", requires = "load_gate")]
+    pub load_gate_thresholds: Vec<String>,
     #[command(flatten)]
     pub fleet: FleetOpts,
 }
@@ -170,6 +188,14 @@ pub fn deploy(args: DeployArgs) -> Result<Code, CliError> {
     let source = args.artifact.clone();
     let reason = format!("release {id}");
     let (mut plan, batch) = Plan::new(&args.fleet, &id)?;
+    if let Some(path) = &args.load_gate {
+        plan.load_gate = Some(super::loadtest::gate(
+            path,
+            &args.load_gate_rate,
+            &args.load_gate_duration,
+            &args.load_gate_thresholds,
+        )?);
+    }
     if let Some(dir) = &args.migrate {
         let over = Overrides {
             dir: (!dir.is_empty()).then(|| PathBuf::from(dir)),
@@ -223,6 +249,8 @@ struct Plan {
     migrate: Option<super::migrate::Resolved>,
     /// `rollback --force`.
     force: bool,
+    /// `deploy --load-gate`.
+    load_gate: Option<crate::loadtest::gate::Gate>,
 }
 
 impl Plan {
@@ -351,6 +379,7 @@ impl Plan {
                     by: format!("{}@{}", me.user, me.control_host),
                     schema,
                     force: self.force,
+                    load_gate: self.load_gate.clone(),
                 },
                 session,
             }
@@ -427,6 +456,7 @@ fn resolve(opts: &GroupOpts, release: &str, limited: bool) -> Result<Plan, CliEr
         options: conn.connect_options()?,
         migrate: None,
         force: false,
+        load_gate: None,
     })
 }
 

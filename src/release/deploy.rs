@@ -90,6 +90,9 @@ pub struct Options {
     pub schema: Option<String>,
     /// Roll back to a release deployed with an older schema version than the current one.
     pub force: bool,
+    /// `deploy --load-gate`: load the first batch's hosts once they serve, and switch back
+    /// when a threshold breaks.
+    pub load_gate: Option<crate::loadtest::gate::Gate>,
 }
 
 /// Where each app host stands at the start.
@@ -329,10 +332,20 @@ impl Run<'_, '_> {
             let names: Vec<&str> = batch.iter().map(|&i| self.hosts[i].node.name()).collect();
             events.note(format!("batch {}/{}: {}", n + 1, batches.len(), names.join(" ")));
             let results = self.switch_batch(batch, &targets, rec).await?;
-            let failed: Vec<(usize, String)> = results
+            let mut failed: Vec<(usize, String)> = results
                 .into_iter()
                 .filter_map(|(i, r)| r.err().map(|e| (i, e)))
                 .collect();
+            // The load gate runs on the first batch, back behind the balancer and serving.
+            let mut serving = false;
+            if failed.is_empty()
+                && n == 0
+                && !self.session.cancel.is_cancelled()
+                && let Some(gate) = &self.options.load_gate
+            {
+                failed = self.load_gate(gate, batch, &targets).await;
+                serving = true;
+            }
             if self.session.cancel.is_cancelled() {
                 return Err(self.interrupted(rec));
             }
@@ -346,8 +359,12 @@ impl Run<'_, '_> {
                     h.error = Some(why.clone());
                 }
             }
-            events.note("health gate failed: switching this batch back");
-            self.revert_batch(batch, &starts, rec, false).await;
+            events.note(if serving {
+                "load gate failed: switching this batch back"
+            } else {
+                "health gate failed: switching this batch back"
+            });
+            self.revert_batch(batch, &starts, rec, serving).await;
             if !self.options.keep_partial {
                 for earlier in done.iter().rev() {
                     events.note(format!(
@@ -722,6 +739,54 @@ impl Run<'_, '_> {
             return Err(Abort::step("putting the hosts back failed", &e));
         }
         Ok(out)
+    }
+
+    /// The load gate on each host of `batch` at once: the hosts whose thresholds broke, and why.
+    async fn load_gate(
+        &self,
+        gate: &crate::loadtest::gate::Gate,
+        batch: &[usize],
+        targets: &[String],
+    ) -> Vec<(usize, String)> {
+        let runs = batch.iter().map(|&i| async move {
+            let h = &self.hosts[i];
+            let name = h.node.name();
+            let Some(base) = (h.health_of)(&targets[i]).and_then(|c| crate::loadtest::gate::origin(&c.url)) else {
+                let why = "load gate: no health URL to aim at (set `deploy_health_url`)".to_string();
+                self.session
+                    .step(StepEvent::new(name, "load-gate", Status::Failed, why.clone()));
+                return Some((i, why));
+            };
+            let t = Instant::now();
+            match gate.run(&base, self.session.cancel.clone()).await {
+                Ok(f) if f.held => {
+                    self.session.step(
+                        StepEvent::new(name, "load-gate", Status::Ok, format!("{base}: {}", f.summary))
+                            .took(t.elapsed()),
+                    );
+                    None
+                }
+                Ok(f) => {
+                    let why = format!("load gate: {}", f.summary);
+                    self.session.step(
+                        StepEvent::new(name, "load-gate", Status::Failed, format!("{base}: {}", f.summary))
+                            .took(t.elapsed()),
+                    );
+                    Some((i, why))
+                }
+                Err(e) => {
+                    let why = format!("load gate: {e}");
+                    self.session
+                        .step(StepEvent::new(name, "load-gate", Status::Failed, why.clone()));
+                    Some((i, why))
+                }
+            }
+        });
+        futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Switch, restart and health-gate one host.

@@ -21,10 +21,10 @@ fn war(dir: &Path, id: &str) -> PathBuf {
     out
 }
 
-/// A war whose health page answers 500 on app host `host` (and is fine elsewhere): the deploy
-/// must stop there and switch every host back.
-fn broken_war(dir: &Path, id: &str, host: &str) -> PathBuf {
-    let stage = dir.join(format!("broken-{id}"));
+/// A war of the sample app whose pages say release `id`, changed by `change` (given the
+/// unpacked tree) before it is packed.
+fn war_with(dir: &Path, id: &str, kind: &str, change: impl FnOnce(&Path)) -> PathBuf {
+    let stage = dir.join(format!("{kind}-{id}"));
     let st = Command::new("cp")
         .arg("-r")
         .arg(repo().join("app/webapp"))
@@ -33,13 +33,7 @@ fn broken_war(dir: &Path, id: &str, host: &str) -> PathBuf {
         .expect("cp");
     assert!(st.success());
     std::fs::write(stage.join("WEB-INF/release.txt"), format!("{id}\n")).expect("release.txt");
-    std::fs::write(
-        stage.join("health.jsp"),
-        format!(
-            "<%@ page contentType=\"text/plain\" %><% if (java.net.InetAddress.getLocalHost().getHostName().equals(\"{host}\")) {{ response.setStatus(500); out.println(\"database unreachable\"); }} else {{ out.println(\"ok {id}\"); }} %>\n"
-        ),
-    )
-    .expect("health.jsp");
+    change(&stage);
     let out = dir.join(format!("shop-{id}.war"));
     let st = Command::new("jar")
         .args(["--create", "--file"])
@@ -51,6 +45,20 @@ fn broken_war(dir: &Path, id: &str, host: &str) -> PathBuf {
         .expect("jar");
     assert!(st.success());
     out
+}
+
+/// A war whose health page answers 500 on app host `host` (and is fine elsewhere): the deploy
+/// must stop there and switch every host back.
+fn broken_war(dir: &Path, id: &str, host: &str) -> PathBuf {
+    war_with(dir, id, "broken", |stage| {
+        std::fs::write(
+            stage.join("health.jsp"),
+            format!(
+                "<%@ page contentType=\"text/plain\" %><% if (java.net.InetAddress.getLocalHost().getHostName().equals(\"{host}\")) {{ response.setStatus(500); out.println(\"database unreachable\"); }} else {{ out.println(\"ok {id}\"); }} %>\n"
+            ),
+        )
+        .expect("health.jsp");
+    })
 }
 
 fn deploy(lab: &Lab, war: &Path, id: &str, extra: &[&str]) -> Run {
@@ -614,30 +622,12 @@ fn deploys_with_migrations_keep_the_schema_version_and_guard_rollbacks() {
 /// A war whose front page takes `ms` milliseconds to answer; its health page is as quick as
 /// ever, so only a load gate can catch it.
 fn slow_war(dir: &Path, id: &str, ms: u32) -> PathBuf {
-    let stage = dir.join(format!("slow-{id}"));
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(repo().join("app/webapp"))
-        .arg(&stage)
-        .status()
-        .expect("cp");
-    assert!(st.success());
-    std::fs::write(stage.join("WEB-INF/release.txt"), format!("{id}\n")).expect("release.txt");
-    let index = std::fs::read_to_string(stage.join("index.jsp")).expect("index.jsp");
-    let slow = index.replacen("%><%", &format!("%><% Thread.sleep({ms});"), 1);
-    assert_ne!(slow, index);
-    std::fs::write(stage.join("index.jsp"), slow).expect("index.jsp");
-    let out = dir.join(format!("shop-{id}.war"));
-    let st = Command::new("jar")
-        .args(["--create", "--file"])
-        .arg(&out)
-        .args(["--no-manifest", "-C"])
-        .arg(&stage)
-        .arg(".")
-        .status()
-        .expect("jar");
-    assert!(st.success());
-    out
+    war_with(dir, id, "slow", |stage| {
+        let index = std::fs::read_to_string(stage.join("index.jsp")).expect("index.jsp");
+        let slow = index.replacen("%><%", &format!("%><% Thread.sleep({ms});"), 1);
+        assert_ne!(slow, index);
+        std::fs::write(stage.join("index.jsp"), slow).expect("index.jsp");
+    })
 }
 
 /// `deploy --load-gate`: a release whose front page answers in 400 ms passes its health gate

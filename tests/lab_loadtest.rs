@@ -61,6 +61,19 @@ fn a_fixed_rate_is_held_and_thresholds_decide_the_exit_code() {
     for key in ["p50", "p90", "p95", "p99", "p999", "max"] {
         assert!(rec["latency_ms"][key].as_f64().is_some_and(|v| v > 0.0), "{key}: {rec}");
     }
+    // The live view: a `progress` event each second, its requests growing by about 50.
+    let progress = r.events("progress");
+    assert!((28..=31).contains(&progress.len()), "{progress:?}");
+    let counts: Vec<u64> = progress
+        .iter()
+        .filter_map(|p| p["message"].as_str()?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), progress.len(), "{progress:?}");
+    assert!(
+        counts.windows(2).all(|w| (40..=60).contains(&(w[1] - w[0]))),
+        "{counts:?}"
+    );
+    assert!(progress.iter().all(|p| p["total"] == 30), "{progress:?}");
     assert!(
         rec["thresholds"]
             .as_array()

@@ -296,6 +296,32 @@ pub fn gate(
     })
 }
 
+/// The live view of a run: each second, the figures so far and the last second's (a bar at a
+/// terminal, a line every 5 s in a log, a `progress` event in JSON).
+fn live(events: &Events, duration: Duration, label: String) -> impl Fn(&engine::Snapshot) + use<> {
+    let events = events.clone();
+    let total = duration.as_secs().max(1);
+    move |snap: &engine::Snapshot| {
+        let done = snap.elapsed.as_secs();
+        let (all, last) = (&snap.all, &snap.last_second);
+        let rate = all.requests as f64 / snap.elapsed.as_secs_f64().max(1e-9);
+        events.emit(Event::Progress {
+            message: format!(
+                "{label}{} requests ({rate:.1}/s), {} errors, p50 {} p99 {} ms; last second: {} requests, p99 {} ms",
+                all.requests,
+                all.errors.total(),
+                ms(all.latency.quantile(0.5)),
+                ms(all.latency.quantile(0.99)),
+                last.requests,
+                ms(last.latency.quantile(0.99)),
+            ),
+            done,
+            total,
+            line: done.is_multiple_of(5),
+        });
+    }
+}
+
 /// Runs `tend loadtest`.
 pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
     let (sc, replay) = scenario_of(&a)?;
@@ -358,18 +384,11 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
             plan.base_url,
             plan.duration
         ));
-        let progress_events = events.clone();
-        let result = engine::run(plan.clone(), cancel.clone(), move |t, f| {
-            if t.as_secs() % 5 == 0 {
-                progress_events.note(format!(
-                    "{:>3} s: {} requests, {} errors, p99 {} ms",
-                    t.as_secs(),
-                    f.requests,
-                    f.errors.total(),
-                    ms(f.latency.quantile(0.99))
-                ));
-            }
-        })
+        let result = engine::run(
+            plan.clone(),
+            cancel.clone(),
+            live(&events, plan.duration, String::new()),
+        )
         .await;
         let results = match result {
             Ok(r) => r,
@@ -509,7 +528,14 @@ fn knee(
                             .and_then(|v| v.parse::<f64>().ok())
                             .map(|v| (name.clone(), v))
                     };
-                    let (result, threads) = tokio::join!(engine::run(step_plan, s.cancel.clone(), |_, _| {}), threads);
+                    let (result, threads) = tokio::join!(
+                        engine::run(
+                            step_plan,
+                            s.cancel.clone(),
+                            live(s.events(), plan.duration, format!("{rate:.2}/s: "))
+                        ),
+                        threads
+                    );
                     let after = s.each(hosts.iter(), |h| crate::loadtest::knee::cpu_counters(h)).await;
                     let Ok(results) = result else {
                         return crate::ops::Outcome {

@@ -437,11 +437,22 @@ fn client(plan: &Plan) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot make the HTTP client: {e}"))
 }
 
+/// What a run has measured so far, for a live view.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Since the start.
+    pub elapsed: Duration,
+    /// Every request so far.
+    pub all: Figures,
+    /// The requests due in the last whole second.
+    pub last_second: Figures,
+}
+
 /// Runs the plan; `progress` is called about once a second with the figures so far.
 pub async fn run(
     plan: Plan,
     cancel: tokio_util::sync::CancellationToken,
-    progress: impl Fn(Duration, &Figures),
+    progress: impl Fn(&Snapshot),
 ) -> Result<Results, String> {
     let client = client(&plan)?;
     // Steps of the same name (journey/step) share their figures: a replay of the logs has a
@@ -481,7 +492,8 @@ pub async fn run(
     let journeys: u64;
     let dropped: u64;
     let mut last_progress = start;
-    let snapshot = |run: &Run| -> Figures {
+    let snapshot = |run: &Run| -> Snapshot {
+        let elapsed = start.elapsed();
         let s = match run.shared.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
@@ -490,7 +502,12 @@ pub async fn run(
         for (_, f) in &s.steps {
             all.merge(f);
         }
-        all
+        let last = (elapsed.as_secs() as usize).checked_sub(1);
+        Snapshot {
+            elapsed,
+            all,
+            last_second: last.and_then(|i| s.seconds.get(i)).cloned().unwrap_or_default(),
+        }
     };
     match plan.model {
         Model::Open { rate } => {
@@ -553,7 +570,7 @@ pub async fn run(
                 }
                 if last_progress.elapsed() >= Duration::from_secs(1) {
                     last_progress = Instant::now();
-                    progress(start.elapsed(), &snapshot(&run));
+                    progress(&snapshot(&run));
                 }
             };
             (journeys, dropped) = counts.map_err(|e| format!("the load generator stopped: {e}"))?;
@@ -590,7 +607,7 @@ pub async fn run(
                 }
                 if last_progress.elapsed() >= Duration::from_secs(1) {
                     last_progress = Instant::now();
-                    progress(start.elapsed(), &snapshot(&run));
+                    progress(&snapshot(&run));
                 }
             }
             journeys = count.load(std::sync::atomic::Ordering::Relaxed);

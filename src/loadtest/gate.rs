@@ -50,7 +50,7 @@ impl Gate {
             timeout: Duration::from_secs(10),
             max_in_flight: 10_000,
         };
-        let results = engine::run(plan, cancel, |_, _| {}).await?;
+        let results = engine::run(plan, cancel, |_| {}).await?;
         let verdicts = threshold::judge(&self.thresholds, &results);
         let all = results.overall();
         let said: Vec<String> = verdicts

@@ -452,6 +452,19 @@ pub enum Event {
     },
     /// One step of an operation on one host.
     Step(Box<StepEvent>),
+    /// How far a long measurement has got (a load test, each second): a live bar at a
+    /// terminal, a line now and then elsewhere.
+    Progress {
+        /// The figures so far, in words.
+        message: String,
+        /// Done so far (seconds of a load test).
+        done: u64,
+        /// Of how many.
+        total: u64,
+        /// Worth a line of its own where no bar can be drawn (every few seconds).
+        #[serde(skip)]
+        line: bool,
+    },
     /// Progress of an operation (what it is about to do).
     Note {
         /// The text.
@@ -541,7 +554,7 @@ impl Event {
                 f(&mut s.message);
                 cause(&mut s.cause, f);
             }
-            Event::Note { message } | Event::Warning { message } => f(message),
+            Event::Note { message } | Event::Warning { message } | Event::Progress { message, .. } => f(message),
             Event::Error(e) => {
                 f(&mut e.message);
                 cause(&mut e.cause, f);

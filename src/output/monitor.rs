@@ -37,6 +37,8 @@ pub struct Human {
     diff: bool,
     terminal: bool,
     bar: Option<ProgressBar>,
+    /// The bar is a measurement's (`Progress`), updated in place.
+    measuring: bool,
     task: Option<TaskLine>,
     started: std::time::Instant,
     stdout_closed: bool,
@@ -75,6 +77,7 @@ impl Human {
             diff,
             terminal: std::io::stderr().is_terminal(),
             bar: None,
+            measuring: false,
             task: None,
             started: std::time::Instant::now(),
             stdout_closed: false,
@@ -120,14 +123,41 @@ impl Human {
         }
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
+        self.measuring = false;
         if let Some(old) = self.bar.replace(bar) {
             old.finish_and_clear();
         }
     }
 
     fn end_bar(&mut self) {
+        self.measuring = false;
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
+        }
+    }
+
+    /// A measurement's live bar: drawn once, then moved and relabelled each time.
+    fn progress(&mut self, message: &str, done: u64, total: u64, line: bool) {
+        if !self.terminal {
+            if line {
+                self.say(&format!("{done:>3}/{total} s: {message}"));
+            }
+            return;
+        }
+        if !self.measuring || self.bar.is_none() {
+            self.end_bar();
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(st) = ProgressStyle::with_template("{spinner} [{bar:20}] {pos}/{len} s  {msg}") {
+                bar.set_style(st.progress_chars("=> "));
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            self.bar = Some(bar);
+            self.measuring = true;
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done.min(total));
+            bar.set_message(message.to_string());
         }
     }
 
@@ -567,6 +597,12 @@ impl Monitor for Human {
                 self.say(&s.bold(message));
                 self.bar(None, message);
             }
+            Event::Progress {
+                message,
+                done,
+                total,
+                line,
+            } => self.progress(message, *done, *total, *line),
             Event::Warning { message } => self.say(&format!("{}: {message}", s.yellow("warning"))),
             Event::Error(e) => {
                 let text = format!("{}: {}{}", s.red("error"), e.message, cause_lines(&e.cause, "  "));
@@ -592,7 +628,13 @@ impl Monitor for Human {
             }
             Event::Table {
                 columns, rows, mark, ..
-            } => self.table(columns, rows, mark.as_ref()),
+            } => {
+                // A measurement is over when its results are listed.
+                if self.measuring {
+                    self.end_bar();
+                }
+                self.table(columns, rows, mark.as_ref());
+            }
             Event::Recap { hosts, duration_ms, .. } => self.recap(hosts, *duration_ms),
         }
     }
@@ -691,7 +733,11 @@ impl Monitor for Audit {
     fn event(&mut self, event: &Event) {
         if matches!(
             event,
-            Event::TaskStart { .. } | Event::TaskEnd { .. } | Event::Output { .. } | Event::Note { .. }
+            Event::TaskStart { .. }
+                | Event::TaskEnd { .. }
+                | Event::Output { .. }
+                | Event::Note { .. }
+                | Event::Progress { .. }
         ) {
             return;
         }

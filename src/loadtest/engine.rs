@@ -279,7 +279,19 @@ fn render_json(v: &serde_json::Value, vars: &HashMap<String, serde_json::Value>)
 /// Sends one request; the outcome, and the values it extracts.
 async fn send(run: &Run, req: &Request, vars: &mut HashMap<String, serde_json::Value>) -> Outcome {
     let path = render(&req.path, vars);
-    let headers: Vec<(String, String)> = req.headers.iter().map(|(k, v)| (k.clone(), render(v, vars))).collect();
+    // Header values without a template are borrowed: no copy per request.
+    let headers: Vec<(&str, std::borrow::Cow<'_, str>)> = req
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let value = if v.contains("{{") {
+                std::borrow::Cow::Owned(render(v, vars))
+            } else {
+                std::borrow::Cow::Borrowed(v.as_str())
+            };
+            (k.as_str(), value)
+        })
+        .collect();
     let body: Option<(Option<&'static str>, Vec<u8>)> = match &req.body {
         None => None,
         Some(Body::Json(v)) => Some((Some("application/json"), render_json(v, vars).to_string().into_bytes())),
@@ -293,19 +305,20 @@ async fn send(run: &Run, req: &Request, vars: &mut HashMap<String, serde_json::V
         Some(Body::Text(t)) => Some((None, render(t, vars).into_bytes())),
     };
     let (status, headers, body) = match &run.http {
-        Some(pool) => match tokio::time::timeout(run.plan.timeout, pool.send(&req.method, &path, &headers, body)).await
-        {
-            Err(_) => return Outcome::Error(|e| e.timeout += 1),
-            Ok(Err(super::http1::Failure::Connect)) => return Outcome::Error(|e| e.connect += 1),
-            Ok(Err(super::http1::Failure::Other)) => return Outcome::Error(|e| e.other += 1),
-            Ok(Ok(a)) => (a.status, a.headers, a.body),
-        },
+        Some(pool) => {
+            match tokio::time::timeout(run.plan.timeout, pool.send(&req.method, path, &headers, body)).await {
+                Err(_) => return Outcome::Error(|e| e.timeout += 1),
+                Ok(Err(super::http1::Failure::Connect)) => return Outcome::Error(|e| e.connect += 1),
+                Ok(Err(super::http1::Failure::Other)) => return Outcome::Error(|e| e.other += 1),
+                Ok(Ok(a)) => (a.status, a.headers, a.body),
+            }
+        }
         None => {
             let url = format!("{}{path}", run.plan.base_url);
             let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
             let mut rb = run.client.request(method, url).timeout(run.plan.timeout);
             for (k, v) in &headers {
-                rb = rb.header(k.as_str(), v.as_str());
+                rb = rb.header(*k, v.as_ref());
             }
             if let Some((content_type, b)) = body {
                 if let Some(t) = content_type {

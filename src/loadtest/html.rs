@@ -60,6 +60,13 @@ fn over_time(seconds: &[Json]) -> String {
             );
         }
     }
+    // The axis first, the lines over it: a latency near 0 lies on the axis and must show.
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#555"/>"##,
+        top + plot_h,
+        w - right,
+    );
     for (key, colour) in [("max", MAX), ("p99", P99), ("p50", P50)] {
         let points: Vec<(f64, f64)> = seconds
             .iter()
@@ -71,9 +78,8 @@ fn over_time(seconds: &[Json]) -> String {
     }
     let _ = write!(
         s,
-        r##"<line x1="{left}" y1="{0:.1}" x2="{1:.1}" y2="{0:.1}" stroke="#555"/><text x="{2:.1}" y="{3:.1}" class="lab">{top_ms:.0} ms</text><text x="{2:.1}" y="{0:.1}" class="lab">0</text><text x="{2:.1}" y="{4:.1}" class="lab">{top_req:.0}/s</text>"##,
+        r##"<text x="{1:.1}" y="{2:.1}" class="lab">{top_ms:.0} ms</text><text x="{1:.1}" y="{0:.1}" class="lab">0</text><text x="{1:.1}" y="{3:.1}" class="lab">{top_req:.0}/s</text>"##,
         top + plot_h,
-        w - right,
         left - 6.0,
         top + 10.0,
         band + 10.0,

@@ -1,11 +1,13 @@
 //! Plain HTTP/1.1 for the load generator: kept-alive connections, each carrying one request at
 //! a time, taken from and given back to a small idle list. A general client's pool costs
 //! several times more per request; a generator must stay cheaper than the server it measures.
-//! (`https://` goes through reqwest.)
+//! The task sending a request also drives its connection (no task per connection, no wake-up
+//! between two tasks per request). (`https://` goes through reqwest.)
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -32,12 +34,18 @@ pub enum Failure {
 pub struct Pool {
     /// `host:port` to connect to.
     addr: String,
-    /// The `Host` header.
-    authority: String,
+    /// The `Host` header, made once.
+    host_value: hyper::header::HeaderValue,
     /// A path the base URL starts with (`/shop`), put before every request's path.
     prefix: String,
     connect_timeout: Duration,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    idle: Mutex<Vec<Kept>>,
+}
+
+/// A connection: the request side and the connection itself, driven by whoever holds it.
+struct Kept {
+    sender: SendRequest<Full<Bytes>>,
+    conn: Connection<hyper_util::rt::TokioIo<tokio::net::TcpStream>, Full<Bytes>>,
 }
 
 impl Pool {
@@ -62,43 +70,40 @@ impl Pool {
         };
         Some(Pool {
             addr,
-            authority: authority.to_string(),
+            host_value: hyper::header::HeaderValue::from_str(authority).ok()?,
             prefix: prefix.to_string(),
             connect_timeout,
             idle: Mutex::new(Vec::new()),
         })
     }
 
-    fn take(&self) -> Option<SendRequest<Full<Bytes>>> {
+    fn take(&self) -> Option<Kept> {
         match self.idle.lock() {
             Ok(mut v) => v.pop(),
             Err(p) => p.into_inner().pop(),
         }
     }
 
-    fn give_back(&self, s: SendRequest<Full<Bytes>>) {
-        if s.is_closed() {
+    fn give_back(&self, k: Kept) {
+        if k.sender.is_closed() {
             return;
         }
         match self.idle.lock() {
-            Ok(mut v) => v.push(s),
-            Err(p) => p.into_inner().push(s),
+            Ok(mut v) => v.push(k),
+            Err(p) => p.into_inner().push(k),
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
+    async fn connect(&self) -> Result<Kept, Failure> {
         let stream = tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&self.addr))
             .await
             .map_err(|_| Failure::Connect)?
             .map_err(|_| Failure::Connect)?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|_| Failure::Connect)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
+        Ok(Kept { sender, conn })
     }
 
     /// Sends one request (`path` after the base URL's prefix) and reads the whole answer. A
@@ -106,38 +111,38 @@ impl Pool {
     pub async fn send(
         &self,
         method: &str,
-        path: &str,
-        headers: &[(String, String)],
+        path: String,
+        headers: &[(&str, std::borrow::Cow<'_, str>)],
         body: Option<(Option<&'static str>, Vec<u8>)>,
     ) -> Result<Answer, Failure> {
+        // The path as given becomes the request's target without a copy when there is no prefix.
+        let target = if self.prefix.is_empty() {
+            path
+        } else {
+            format!("{}{path}", self.prefix)
+        };
+        let uri = hyper::Uri::try_from(target).map_err(|_| Failure::Other)?;
+        const AGENT: hyper::header::HeaderValue =
+            hyper::header::HeaderValue::from_static(concat!("tend-loadtest/", env!("CARGO_PKG_VERSION")));
         let body = body.map(|(t, b)| (t, Bytes::from(b)));
         let mut reused = self.take();
         loop {
             let was_reused = reused.is_some();
-            let mut sender = match reused.take() {
-                Some(s) => s,
+            let mut kept = match reused.take() {
+                Some(k) => k,
                 None => self.connect().await?,
             };
-            if sender.ready().await.is_err() {
-                if was_reused {
-                    continue;
-                }
-                return Err(Failure::Other);
-            }
             let mut rb = hyper::Request::builder()
                 .method(method)
-                .uri(format!("{}{path}", self.prefix))
-                .header(hyper::header::HOST, &self.authority);
+                .uri(uri.clone())
+                .header(hyper::header::HOST, self.host_value.clone());
             let mut agent = false;
             for (k, v) in headers {
                 agent |= k.eq_ignore_ascii_case("user-agent");
-                rb = rb.header(k.as_str(), v.as_str());
+                rb = rb.header(*k, v.as_ref());
             }
             if !agent {
-                rb = rb.header(
-                    hyper::header::USER_AGENT,
-                    concat!("tend-loadtest/", env!("CARGO_PKG_VERSION")),
-                );
+                rb = rb.header(hyper::header::USER_AGENT, AGENT);
             }
             let payload = match &body {
                 Some((content_type, b)) => {
@@ -149,21 +154,44 @@ impl Pool {
                 None => Full::new(Bytes::new()),
             };
             let request = rb.body(payload).map_err(|_| Failure::Other)?;
-            let response = match sender.send_request(request).await {
-                Ok(r) => r,
+            let outcome = {
+                let Kept { sender, conn } = &mut kept;
+                let exchange = async {
+                    sender.ready().await?;
+                    let response = sender.send_request(request).await?;
+                    let (parts, incoming) = response.into_parts();
+                    let body = incoming.collect().await?.to_bytes();
+                    Ok::<_, hyper::Error>((parts, body))
+                };
+                // The connection is driven while the request goes out and the answer comes in. It
+                // may end first: after delivering its answer (the server's `Connection: close`),
+                // which is then read at once, or without one (a kept connection the server had
+                // closed), which nothing would ever answer.
+                tokio::pin!(exchange);
+                tokio::select! {
+                    biased;
+                    r = &mut exchange => Some(r),
+                    _ = conn => exchange.now_or_never(),
+                }
+            };
+            let outcome = match outcome {
+                Some(r) => r,
+                None if was_reused => continue,
+                None => return Err(Failure::Other),
+            };
+            match outcome {
+                Ok((parts, body)) => {
+                    self.give_back(kept);
+                    return Ok(Answer {
+                        status: parts.status.as_u16(),
+                        headers: parts.headers,
+                        body,
+                    });
+                }
                 // The server closed a kept connection just as it was reused: a new one.
                 Err(e) if was_reused && (e.is_canceled() || e.is_incomplete_message() || e.is_closed()) => continue,
                 Err(_) => return Err(Failure::Other),
-            };
-            let status = response.status().as_u16();
-            let (parts, incoming) = response.into_parts();
-            let body = incoming.collect().await.map_err(|_| Failure::Other)?.to_bytes();
-            self.give_back(sender);
-            return Ok(Answer {
-                status,
-                headers: parts.headers,
-                body,
-            });
+            }
         }
     }
 }
@@ -176,7 +204,11 @@ mod tests {
     fn base_urls_split_into_address_host_and_prefix() {
         let p = Pool::new("http://10.0.0.7", Duration::from_secs(1)).expect("http");
         assert_eq!(
-            (p.addr.as_str(), p.authority.as_str(), p.prefix.as_str()),
+            (
+                p.addr.as_str(),
+                p.host_value.to_str().unwrap_or_default(),
+                p.prefix.as_str()
+            ),
             ("10.0.0.7:80", "10.0.0.7", "")
         );
         let p = Pool::new("http://shop.internal:8080/api/", Duration::from_secs(1)).expect("http");

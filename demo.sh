@@ -79,6 +79,9 @@ daily="$(dirname "$inv")/daily-report.html"
 echo "== a load test through the balancer: 10 visitors a second for 10 s (open model)"
 "$tend" loadtest loadtests/shop-browse.yaml --rate 10/s --duration 10s -i "$inv" \
     || echo "(tend loadtest exited $?: 8 is a broken threshold)"
+echo "== and today's traffic replayed from the collected logs: each URL as often as it came"
+"$tend" loadtest --from-logs "$(date -u +%F)" --rate 10/s --duration 5s -i "$inv" \
+    || echo "(tend loadtest exited $?)"
 
 cat <<EOT
 
@@ -95,5 +98,6 @@ Next:
   open $report                                   the drill's report
   open $daily                                    today's report: traffic, sales, tend's runs marked
   $tend loadtest loadtests/shop-browse.yaml --find-knee --rate 5/s --duration 10s -i $inv
+  $tend deploy --artifact app/build/shop-$release.war --release-id $release-gated --load-gate loadtests/shop-browse.yaml -i $inv
   tests/lab/lab.sh down                          remove the lab
 EOT

@@ -40,6 +40,14 @@ use std::time::Duration;
 /// when even the first rate broke). --from GROUP runs the generator on those hosts instead
 /// (tend uploaded once) and merges their histograms.
 ///
+/// --from-logs DAY replays a day of the shop's traffic instead of a scenario: the GET and HEAD
+/// requests answered 2xx/3xx in that day's access logs in the log store (`tend logs collect`),
+/// each URL as often as it was requested, at the day's busiest minute's rate unless --rate or
+/// --users says otherwise.
+///
+/// While it runs: a live bar at a terminal (figures so far and the last second's), a line every
+/// 5 s in a log, a `progress` event each second in JSON.
+///
 /// The base URL is --base-url, else the scenario's `base_url`, else the first `lb` host of the
 /// inventory (-i, TEND_INVENTORY or ./inventory.yaml) on `shop_http_port`.
 ///
@@ -49,6 +57,7 @@ use std::time::Duration;
 ///   tend loadtest checkout.yaml --rate 10/s --threshold 'p99 < 800ms' --format json
 ///   tend loadtest checkout.yaml --rate 5/s --find-knee --duration 20s --threshold 'p95 < 500ms' -i inventory.yaml
 ///   tend loadtest shop-browse.yaml --rate 2000/s --from app -i inventory.yaml
+///   tend loadtest --from-logs 2026-12-02 --duration 5m -i inventory.yaml
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LoadtestArgs {

@@ -524,7 +524,7 @@ fn a_day_of_the_logs_is_replayed_in_its_proportions() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stdout
-            .contains("40 GET/HEAD requests answered 2xx/3xx in 1 file(s) (2 others left out); 2 URLs"),
+            .contains("40 GET/HEAD requests answered 2xx/3xx in 1 file(s) (2 others left out); 2 URL(s)"),
         "{r:?}"
     );
     let rec = record(&r);

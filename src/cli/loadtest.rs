@@ -227,7 +227,7 @@ fn scenario_of(a: &LoadtestArgs) -> Result<(scenario::Scenario, Option<Replay>),
 /// What a replay took from the logs, in words.
 fn replay_note(r: &Replay) -> String {
     format!(
-        "from the logs of {}: {} GET/HEAD requests answered 2xx/3xx in {} file(s) ({} others left out); {} URLs{}; busiest minute {:02}:{:02} with {} ({}/s), the day's mean {}/s",
+        "from the logs of {}: {} GET/HEAD requests answered 2xx/3xx in {} file(s) ({} others left out); {} URL(s){}; busiest minute {:02}:{:02} with {} ({}/s), the day's mean {}/s",
         r.scenario.name.trim_start_matches("logs of "),
         r.requests,
         r.files,

@@ -724,4 +724,19 @@ fn a_load_gate_rolls_back_a_release_that_is_slow_under_load() {
     assert_eq!(rec["hosts"][0]["outcome"], "rolled_back", "{rec}");
     // Every host serves the quick release again, through the balancer too.
     assert_serving(&lab, &s, &quick);
+
+    // Release 1 back and this test's two releases gone, as the other deploy tests expect to
+    // find release 1 kept (each deploy keeps only the newest few).
+    let one = repo().join("app/build/shop-1.war");
+    let r = deploy(&lab, &one, "1", &["--batch", "100%"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_serving(&lab, &s, "1");
+    for &a in &s.apps {
+        lab.sh(
+            a,
+            &format!(
+                "cd /srv/shop && rm -rf releases/{quick} releases/{slow} .tend/manifests/{quick} .tend/manifests/{slow}"
+            ),
+        );
+    }
 }

@@ -211,7 +211,7 @@ fn scenario_of(a: &LoadtestArgs) -> Result<(scenario::Scenario, Option<Replay>),
         format: logs.format,
         ..Default::default()
     };
-    let replay = crate::loadtest::replay::read(&files, day, &opts)
+    let (scenario, replay) = crate::loadtest::replay::read(&files, day, &opts)
         .map_err(|e| anyhow::anyhow!("reading the access logs: {e}"))?
         .ok_or_else(|| {
             Diagnostic::plain(if files.is_empty() {
@@ -221,14 +221,14 @@ fn scenario_of(a: &LoadtestArgs) -> Result<(scenario::Scenario, Option<Replay>),
             })
             .with_hint("`tend logs collect` fills the store; --store names another, --log-format the logs' format")
         })?;
-    Ok((replay.scenario.clone(), Some(replay)))
+    Ok((scenario, Some(replay)))
 }
 
 /// What a replay took from the logs, in words.
 fn replay_note(r: &Replay) -> String {
     format!(
         "from the logs of {}: {} GET/HEAD requests answered 2xx/3xx in {} file(s) ({} others left out); {} URL(s){}; busiest minute {:02}:{:02} with {} ({}/s), the day's mean {}/s",
-        r.scenario.name.trim_start_matches("logs of "),
+        r.date,
         r.requests,
         r.files,
         r.skipped,
@@ -331,6 +331,15 @@ fn live(events: &Events, duration: Duration, label: String) -> impl Fn(&engine::
     }
 }
 
+/// The event stream of a load test, opened with what a replay took from the logs.
+fn start(hosts: usize, settings: &crate::output::OutputSettings, intro: Option<String>) -> Events {
+    let events = Events::start("loadtest", hosts, settings);
+    if let Some(n) = intro {
+        events.note(n);
+    }
+    events
+}
+
 /// Runs `tend loadtest`.
 pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
     let (sc, replay) = scenario_of(&a)?;
@@ -376,10 +385,7 @@ pub fn run(a: LoadtestArgs) -> Result<Code, CliError> {
     }
     let raw = a.raw_results;
     block_on(async move {
-        let events = Events::start("loadtest", 0, &settings);
-        if let Some(n) = intro {
-            events.note(n);
-        }
+        let events = start(0, &settings, intro);
         let cancel = crate::transport::interrupt_token();
         let started = crate::output::now_rfc3339();
         let what = match plan.model {
@@ -491,10 +497,7 @@ fn knee(
     let options = a.connection.connect_options()?;
     let (factor, max_steps) = (a.knee_factor, a.knee_steps as usize);
     block_on(async move {
-        let events = Events::start("loadtest", targets.len(), &settings);
-        if let Some(n) = intro.clone() {
-            events.note(n);
-        }
+        let events = start(targets.len(), &settings, intro);
         let fleet = a.connection.fleet(options);
         let request = crate::ops::Request::survey("loadtest", targets.len().max(1), &targets);
         let started = crate::output::now_rfc3339();
@@ -839,10 +842,7 @@ fn distributed(
     let options = a.connection.connect_options()?;
     let html = a.html.clone();
     block_on(async move {
-        let events = Events::start("loadtest", targets.len(), &settings);
-        if let Some(n) = intro.clone() {
-            events.note(n);
-        }
+        let events = start(targets.len(), &settings, intro);
         let hashed = match crate::transport::hash_file(&exe).await {
             Ok(h) => h,
             Err(e) => {

@@ -49,9 +49,18 @@ impl Alarm {
         let Some(left) = fire.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
             return;
         };
-        let Some(fd) = &self.fd else {
+        if !self.wait(left).await {
             tokio::time::sleep_until(due.into()).await;
             return;
+        }
+        let late = Instant::now().saturating_duration_since(fire).min(MAX_LEAD);
+        self.lead = (self.lead * 7 + late) / 8;
+    }
+
+    /// Waits `left` on the timerfd; false when there is none or it failed (nothing waited).
+    async fn wait(&self, left: Duration) -> bool {
+        let Some(fd) = &self.fd else {
+            return false;
         };
         let spec = Itimerspec {
             it_interval: Timespec { tv_sec: 0, tv_nsec: 0 },
@@ -61,21 +70,19 @@ impl Alarm {
             },
         };
         if rustix::time::timerfd_settime(fd.get_ref(), TimerfdTimerFlags::empty(), &spec).is_err() {
-            tokio::time::sleep_until(due.into()).await;
-            return;
+            return false;
         }
         let mut expirations = [0u8; 8];
         loop {
             let Ok(mut ready) = fd.readable().await else {
-                tokio::time::sleep_until(due.into()).await;
-                return;
+                return false;
             };
-            match ready.try_io(|fd| rustix::io::read(fd.get_ref(), &mut expirations).map_err(std::io::Error::from)) {
-                Ok(_) => break,
-                Err(_would_block) => continue,
+            if ready
+                .try_io(|fd| rustix::io::read(fd.get_ref(), &mut expirations).map_err(std::io::Error::from))
+                .is_ok()
+            {
+                return true;
             }
         }
-        let late = Instant::now().saturating_duration_since(fire).min(MAX_LEAD);
-        self.lead = (self.lead * 7 + late) / 8;
     }
 }

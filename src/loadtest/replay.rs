@@ -11,11 +11,11 @@ use std::path::PathBuf;
 /// At most this many URLs become journeys (the most requested ones).
 pub const MAX_URLS: usize = 1000;
 
-/// A day's traffic, and the scenario that replays it.
+/// What a day's traffic came to (the scenario that replays it is returned beside it).
 #[derive(Debug, Clone)]
 pub struct Replay {
-    /// One journey per URL, weighted by its requests; steps named by URL group.
-    pub scenario: Scenario,
+    /// The day.
+    pub date: jiff::civil::Date,
     /// Requests of the day that can be replayed (GET or HEAD, answered 2xx or 3xx).
     pub requests: u64,
     /// Other requests of the day, left out.
@@ -58,8 +58,10 @@ fn group(method: &str, path: &[u8], opts: &Options) -> String {
     }
 }
 
-/// Reads the day's `files` into a replay; `Ok(None)` when none of their lines can be replayed.
-pub fn read(files: &[PathBuf], date: jiff::civil::Date, opts: &Options) -> std::io::Result<Option<Replay>> {
+/// Reads the day's `files` into the scenario that replays them (one journey per URL, weighted
+/// by its requests; steps named by URL group) and what they came to; `Ok(None)` when none of
+/// their lines can be replayed.
+pub fn read(files: &[PathBuf], date: jiff::civil::Date, opts: &Options) -> std::io::Result<Option<(Scenario, Replay)>> {
     let mut urls: foldhash::HashMap<(bool, Vec<u8>), u64> = Default::default();
     let mut minutes = vec![0u64; 24 * 60];
     let (mut requests, mut skipped) = (0u64, 0u64);
@@ -126,22 +128,26 @@ pub fn read(files: &[PathBuf], date: jiff::civil::Date, opts: &Options) -> std::
         .enumerate()
         .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(&a.0)))
         .map_or((0, 0), |(i, n)| (i, *n));
-    Ok(Some(Replay {
-        scenario: Scenario {
-            name: format!("logs of {date}"),
-            base_url: None,
-            vars: Vec::new(),
-            journeys,
-            thresholds: Vec::new(),
+    let scenario = Scenario {
+        name: format!("logs of {date}"),
+        base_url: None,
+        vars: Vec::new(),
+        journeys,
+        thresholds: Vec::new(),
+    };
+    Ok(Some((
+        scenario,
+        Replay {
+            date,
+            requests,
+            skipped,
+            urls: distinct,
+            covered: kept as f64 / requests as f64,
+            busiest: ((at / 60) as u8, (at % 60) as u8, most),
+            day_rate: requests as f64 / 86_400.0,
+            files: files.len(),
         },
-        requests,
-        skipped,
-        urls: distinct,
-        covered: kept as f64 / requests as f64,
-        busiest: ((at / 60) as u8, (at % 60) as u8, most),
-        day_rate: requests as f64 / 86_400.0,
-        files: files.len(),
-    }))
+    )))
 }
 
 #[cfg(test)]
@@ -170,15 +176,15 @@ mod tests {
         lines.push(r#"10.0.0.9 - - [03/Dec/2026:00:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "ua""#.into());
         std::fs::write(&log, lines.join("\n")).expect("write");
         let date: jiff::civil::Date = "2026-12-02".parse().expect("date");
-        let r = read(&[log], date, &Options::default())
+        let (scenario, r) = read(&[log], date, &Options::default())
             .expect("reads")
             .expect("replayable");
         assert_eq!((r.requests, r.skipped, r.urls), (41, 2, 3));
         assert_eq!(r.busiest, (14, 5, 30));
         assert!((r.peak_rate() - 0.5).abs() < 1e-9);
         assert!((r.covered - 1.0).abs() < 1e-9);
-        let mix: Vec<(u32, String, String, String)> = r
-            .scenario
+        assert_eq!(scenario.name, "logs of 2026-12-02");
+        let mix: Vec<(u32, String, String, String)> = scenario
             .journeys
             .iter()
             .map(|j| match &j.steps[0] {

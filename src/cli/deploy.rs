@@ -56,7 +56,8 @@ pub struct FleetOpts {
 ///      for the health URL, put the hosts back
 ///   4. with --load-gate SCENARIO, the first batch, once it serves again, gets a short load at a
 ///      fixed rate (--load-gate-rate on each of its hosts, at the health URL's host and port, for
-///      --load-gate-duration); a broken threshold fails the batch as a failed health check does
+///      --load-gate-duration, after a 2 s warm-up that is not measured); a broken threshold
+///      fails the batch as a failed health check does
 ///   5. a batch that fails its health or load gate is switched back, and so is every earlier
 ///      batch unless `--keep-partial`
 ///   6. keep `deploy_keep_releases` releases, log the deploy on each host

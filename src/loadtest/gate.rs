@@ -8,6 +8,9 @@ use super::scenario::Scenario;
 use super::threshold::{self, Threshold, ms};
 use std::time::Duration;
 
+/// How long the gate warms a host up before it measures.
+pub const WARM_UP: Duration = Duration::from_secs(2);
+
 /// The gate's settings, checked before the deploy starts.
 #[derive(Debug, Clone)]
 pub struct Gate {
@@ -39,16 +42,27 @@ pub fn origin(url: &str) -> Option<String> {
 }
 
 impl Gate {
-    /// Runs the load against `base_url` and judges it.
+    /// Runs the load against `base_url` and judges it, after a warm-up that is not measured:
+    /// one user for [`WARM_UP`], so that a freshly started app's first requests (a JSP compiled
+    /// on its first call, caches filled) do not fail a release that is quick once warm.
     pub async fn run(&self, base_url: &str, cancel: tokio_util::sync::CancellationToken) -> Result<Finding, String> {
         let plan = Plan {
             scenario: self.scenario.clone(),
             base_url: base_url.trim_end_matches('/').to_string(),
-            model: Model::Open { rate: self.rate },
-            duration: self.duration,
+            model: Model::Closed { users: 1 },
+            duration: WARM_UP,
             ramp: Duration::ZERO,
             timeout: Duration::from_secs(10),
             max_in_flight: 10_000,
+        };
+        let warm = engine::run(plan.clone(), cancel.clone(), |_| {})
+            .await?
+            .overall()
+            .requests;
+        let plan = Plan {
+            model: Model::Open { rate: self.rate },
+            duration: self.duration,
+            ..plan
         };
         let results = engine::run(plan, cancel, |_| {}).await?;
         let verdicts = threshold::judge(&self.thresholds, &results);
@@ -66,7 +80,7 @@ impl Gate {
         Ok(Finding {
             held: verdicts.iter().all(|v| v.ok),
             summary: format!(
-                "{} requests at {}/s for {}s, {} errors, p50 {} ms, p95 {} ms, p99 {} ms: {}",
+                "{warm} warm-up requests, then {} requests at {}/s for {}s, {} errors, p50 {} ms, p95 {} ms, p99 {} ms: {}",
                 all.requests,
                 self.rate,
                 self.duration.as_secs_f64(),
